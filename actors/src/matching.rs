@@ -1,0 +1,158 @@
+//! Which endpoints an event goes to: event-type patterns and the subscription index.
+
+use crate::model::EndpointConfig;
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// `*` matches every type; `a.*` matches every type that starts with `a.` (any depth);
+/// anything else matches itself exactly.
+pub fn type_matches(pattern: &str, event_type: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix('*') {
+        Some(prefix) if prefix.ends_with('.') => event_type.len() > prefix.len() && event_type.starts_with(prefix),
+        _ => pattern == event_type,
+    }
+}
+
+/// An endpoint as the router sees it: enough to match, nothing else.
+#[derive(Debug, Clone)]
+struct Subscription {
+    endpoint_id: String,
+    patterns: Vec<String>,
+    shard: u32,
+}
+
+/// In-memory index tenant → subscriptions. Shared by the router and the ingest path (which
+/// reports how many deliveries an event will have); kept fresh by change notifications and a
+/// periodic resync. Reads take a short read lock on one map.
+#[derive(Debug, Default)]
+pub struct SubscriptionIndex {
+    by_tenant: RwLock<HashMap<String, Vec<Subscription>>>,
+}
+
+impl SubscriptionIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Endpoints of `tenant` that receive `event_type`, as `(endpoint id, shard)`.
+    /// Disabled endpoints still receive (their queue holds the work until they are enabled).
+    pub fn matching(&self, tenant: &str, event_type: &str) -> Vec<(String, u32)> {
+        let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
+        map.get(tenant)
+            .map(|subs| {
+                subs.iter()
+                    .filter(|s| s.patterns.iter().any(|p| type_matches(p, event_type)))
+                    .map(|s| (s.endpoint_id.clone(), s.shard))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn upsert(&self, cfg: &EndpointConfig, shard: u32) {
+        let sub = Subscription {
+            endpoint_id: cfg.id.clone(),
+            patterns: cfg.event_types.clone(),
+            shard,
+        };
+        let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
+        let subs = map.entry(cfg.tenant.clone()).or_default();
+        match subs.iter_mut().find(|s| s.endpoint_id == cfg.id) {
+            Some(existing) => *existing = sub,
+            None => subs.push(sub),
+        }
+    }
+
+    pub fn remove(&self, endpoint_id: &str) {
+        let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
+        for subs in map.values_mut() {
+            subs.retain(|s| s.endpoint_id != endpoint_id);
+        }
+        map.retain(|_, subs| !subs.is_empty());
+    }
+
+    /// Replace everything (periodic resync).
+    pub fn replace_all(&self, endpoints: &[EndpointConfig], shard_of: impl Fn(&str) -> u32) {
+        let mut fresh: HashMap<String, Vec<Subscription>> = HashMap::new();
+        for cfg in endpoints {
+            fresh.entry(cfg.tenant.clone()).or_default().push(Subscription {
+                endpoint_id: cfg.id.clone(),
+                patterns: cfg.event_types.clone(),
+                shard: shard_of(&cfg.id),
+            });
+        }
+        *self.by_tenant.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn star_matches_everything() {
+        assert!(type_matches("*", "order.created"));
+        assert!(type_matches("*", "x"));
+    }
+
+    #[test]
+    fn prefix_wildcard_matches_any_depth_but_not_the_prefix_itself() {
+        assert!(type_matches("order.*", "order.created"));
+        assert!(type_matches("order.*", "order.item.added"));
+        assert!(!type_matches("order.*", "order"));
+        assert!(!type_matches("order.*", "order."));
+        assert!(!type_matches("order.*", "orders.created"));
+        assert!(!type_matches("order.*", "payment.succeeded"));
+    }
+
+    #[test]
+    fn exact_patterns_match_only_themselves() {
+        assert!(type_matches("payment.succeeded", "payment.succeeded"));
+        assert!(!type_matches("payment.succeeded", "payment.succeeded.v2"));
+        assert!(!type_matches("payment", "payment.succeeded"));
+    }
+
+    fn cfg(id: &str, tenant: &str, types: &[&str]) -> EndpointConfig {
+        EndpointConfig {
+            id: id.into(),
+            tenant: tenant.into(),
+            url: "http://x".into(),
+            event_types: types.iter().map(|s| s.to_string()).collect(),
+            description: None,
+            secret: "whsec_x".into(),
+            previous_secrets: vec![],
+            rate_limit_per_s: None,
+            max_in_flight: None,
+            timeout_ms: None,
+            retry_schedule_s: None,
+            headers: Default::default(),
+            ordered: false,
+            disabled: false,
+            disabled_reason: None,
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn index_matches_per_tenant_and_follows_updates() {
+        let idx = SubscriptionIndex::new();
+        idx.upsert(&cfg("ep_a", "t1", &["order.*"]), 1);
+        idx.upsert(&cfg("ep_b", "t1", &["payment.succeeded"]), 2);
+        idx.upsert(&cfg("ep_c", "t2", &["*"]), 3);
+        assert_eq!(idx.matching("t1", "order.created"), vec![("ep_a".to_string(), 1)]);
+        assert_eq!(idx.matching("t2", "order.created"), vec![("ep_c".to_string(), 3)]);
+        assert!(idx.matching("t3", "order.created").is_empty());
+
+        idx.upsert(&cfg("ep_a", "t1", &["refund.*"]), 1);
+        assert!(idx.matching("t1", "order.created").is_empty());
+        idx.remove("ep_c");
+        assert!(idx.matching("t2", "order.created").is_empty());
+
+        idx.replace_all(&[cfg("ep_z", "t9", &["*"])], |_| 7);
+        assert_eq!(idx.matching("t9", "a"), vec![("ep_z".to_string(), 7)]);
+        assert!(idx.matching("t1", "refund.x").is_empty());
+    }
+}

@@ -1,0 +1,159 @@
+//! The router: reads the events stream through a consumer group (so any node routes), matches
+//! each event against the subscription index, writes one delivery per matched endpoint into that
+//! endpoint's durable queue, and acks the events only after those writes
+//! (`Store::route`). Delivery ids are a function of (event, endpoint) and routing creates
+//! nothing that already exists, so re-reading an event after a crash is harmless.
+//!
+//! The router never holds work in memory beyond one batch: what it has not acked stays in the
+//! stream's pending list, re-read first when it restarts (`pending` phase), or claimed by another
+//! node's router once it has been idle for `router_claim_idle_ms`.
+
+use crate::model::{RoutedEvent, StreamEvent};
+use crate::shards::ShardsMsg;
+use crate::supervisor::Ctx;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::sync::Arc;
+use std::time::Duration;
+
+const RETRY_AFTER_ERROR: Duration = Duration::from_millis(500);
+
+pub enum RouterMsg {
+    Poll,
+    Claim,
+    Resync,
+    EndpointChanged(String),
+}
+
+pub struct Router;
+
+pub struct RouterArgs {
+    pub ctx: Arc<Ctx>,
+    pub shards: ActorRef<ShardsMsg>,
+}
+
+pub struct RouterState {
+    ctx: Arc<Ctx>,
+    shards: ActorRef<ShardsMsg>,
+    /// Re-reading this consumer's own unacked entries (after a restart) before new ones.
+    pending_phase: bool,
+}
+
+impl Router {
+    async fn route_batch(state: &RouterState, events: Vec<StreamEvent>) -> Result<(), crate::StoreError> {
+        let routed: Vec<RoutedEvent> = events
+            .into_iter()
+            .map(|event| {
+                let endpoints = state.ctx.index.matching(&event.tenant, &event.event_type);
+                RoutedEvent { event, endpoints }
+            })
+            .collect();
+        state.ctx.store.route(&routed).await?;
+        let woken: Vec<(String, u32)> = routed.into_iter().flat_map(|r| r.endpoints).collect();
+        if !woken.is_empty() {
+            state.shards.send_message(ShardsMsg::Wake(woken)).ok();
+        }
+        Ok(())
+    }
+}
+
+impl Actor for Router {
+    type Msg = RouterMsg;
+    type State = RouterState;
+    type Arguments = RouterArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        args: RouterArgs,
+    ) -> Result<RouterState, ActorProcessingErr> {
+        myself.send_message(RouterMsg::Resync)?;
+        myself.send_message(RouterMsg::Poll)?;
+        let claim_every = Duration::from_millis((args.ctx.settings.router_claim_idle_ms / 2).max(500));
+        myself.send_interval(claim_every, || RouterMsg::Claim);
+        let resync_every = Duration::from_millis(args.ctx.settings.resync_interval_ms.max(1_000));
+        myself.send_interval(resync_every, || RouterMsg::Resync);
+        Ok(RouterState {
+            ctx: args.ctx,
+            shards: args.shards,
+            pending_phase: true,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RouterMsg>,
+        msg: RouterMsg,
+        state: &mut RouterState,
+    ) -> Result<(), ActorProcessingErr> {
+        let settings = &state.ctx.settings;
+        match msg {
+            RouterMsg::Poll => {
+                let block = if state.pending_phase {
+                    0
+                } else {
+                    settings.router_block_ms
+                };
+                let read = state
+                    .ctx
+                    .store
+                    .read_events(&settings.node_id, state.pending_phase, settings.router_batch, block)
+                    .await;
+                match read {
+                    Ok(events) if events.is_empty() => {
+                        state.pending_phase = false;
+                        myself.send_message(RouterMsg::Poll)?;
+                    }
+                    Ok(events) => match Self::route_batch(state, events).await {
+                        Ok(()) => myself.send_message(RouterMsg::Poll)?,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "routing failed; will re-read the batch");
+                            // What was not acked is re-read from the pending list.
+                            state.pending_phase = true;
+                            myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
+                        }
+                    },
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the events stream failed");
+                        myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
+                    }
+                }
+            }
+            RouterMsg::Claim => {
+                let claimed = state
+                    .ctx
+                    .store
+                    .claim_stale_events(&settings.node_id, settings.router_claim_idle_ms, settings.router_batch)
+                    .await;
+                match claimed {
+                    Ok(events) if !events.is_empty() => {
+                        tracing::info!(count = events.len(), "routing events a dead consumer left behind");
+                        if let Err(e) = Self::route_batch(state, events).await {
+                            tracing::warn!(error = %e, "routing claimed events failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "claiming stale events failed"),
+                }
+            }
+            RouterMsg::Resync => match state.ctx.store.load_endpoints().await {
+                Ok(endpoints) => {
+                    let ctx = state.ctx.clone();
+                    state.ctx.index.replace_all(&endpoints, |id| ctx.shard_of(id));
+                }
+                Err(e) => tracing::warn!(error = %e, "subscription resync failed"),
+            },
+            RouterMsg::EndpointChanged(id) => {
+                match state.ctx.store.get_endpoint(&id).await {
+                    Ok(Some(cfg)) => state.ctx.index.upsert(&cfg, state.ctx.shard_of(&id)),
+                    Ok(None) => state.ctx.index.remove(&id),
+                    Err(e) => {
+                        tracing::warn!(error = %e, endpoint_id = %id, "endpoint reload failed; the next resync repairs it")
+                    }
+                }
+                let shard = state.ctx.shard_of(&id);
+                state.shards.send_message(ShardsMsg::ConfigChanged(id, shard)).ok();
+            }
+        }
+        Ok(())
+    }
+}

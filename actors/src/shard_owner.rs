@@ -1,0 +1,178 @@
+//! One shard owner per leased shard: it starts endpoint actors on demand — when the router
+//! wakes an endpoint, or when the shard's due set (kept in Redis) says an endpoint has work due
+//! (a retry time reached, work routed by another node, or work left by a crashed owner) — and
+//! supervises them. An endpoint actor that fails is restarted from its durable queue; one that
+//! keeps failing waits for the next due poll instead of spinning.
+
+use crate::endpoint::{EndpointActor, EndpointArgs, EndpointMsg};
+use crate::supervisor::Ctx;
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MAX_RESTARTS: u32 = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+const DUE_BATCH: usize = 1_000;
+
+pub enum ShardOwnerMsg {
+    Wake(String),
+    Poll,
+    ConfigChanged(String),
+    Drain(RpcReplyPort<()>),
+}
+
+pub struct ShardOwner;
+
+pub struct ShardOwnerArgs {
+    pub ctx: Arc<Ctx>,
+    pub shard: u32,
+}
+
+pub struct ShardOwnerState {
+    ctx: Arc<Ctx>,
+    shard: u32,
+    endpoints: HashMap<String, ActorRef<EndpointMsg>>,
+    by_actor: HashMap<ActorId, String>,
+    failures: HashMap<String, (u32, Instant)>,
+    draining: bool,
+}
+
+impl ShardOwnerState {
+    async fn ensure_running(&mut self, myself: &ActorRef<ShardOwnerMsg>, endpoint_id: &str) {
+        if self.draining {
+            return;
+        }
+        if let Some(actor) = self.endpoints.get(endpoint_id) {
+            actor.send_message(EndpointMsg::Wake).ok();
+            return;
+        }
+        if let Some((count, since)) = self.failures.get(endpoint_id) {
+            if *count >= MAX_RESTARTS && since.elapsed() < RESTART_WINDOW {
+                return;
+            }
+        }
+        let args = EndpointArgs {
+            ctx: self.ctx.clone(),
+            endpoint_id: endpoint_id.to_string(),
+            shard: self.shard,
+        };
+        match Actor::spawn_linked(None, EndpointActor, args, myself.get_cell()).await {
+            Ok((actor, _)) => {
+                self.by_actor.insert(actor.get_id(), endpoint_id.to_string());
+                self.endpoints.insert(endpoint_id.to_string(), actor);
+                metrics::gauge!(crate::names::ENDPOINT_ACTORS).increment(1.0);
+            }
+            Err(e) => tracing::warn!(endpoint_id, error = %e, "could not start endpoint actor"),
+        }
+    }
+
+    fn forget(&mut self, id: &ActorId) -> Option<String> {
+        let endpoint_id = self.by_actor.remove(id)?;
+        if self.endpoints.get(&endpoint_id).is_some_and(|a| a.get_id() == *id) {
+            self.endpoints.remove(&endpoint_id);
+            metrics::gauge!(crate::names::ENDPOINT_ACTORS).decrement(1.0);
+        }
+        Some(endpoint_id)
+    }
+}
+
+impl Actor for ShardOwner {
+    type Msg = ShardOwnerMsg;
+    type State = ShardOwnerState;
+    type Arguments = ShardOwnerArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<ShardOwnerMsg>,
+        args: ShardOwnerArgs,
+    ) -> Result<ShardOwnerState, ActorProcessingErr> {
+        myself.send_message(ShardOwnerMsg::Poll)?;
+        myself.send_interval(Duration::from_millis(args.ctx.settings.due_poll_ms.max(10)), || {
+            ShardOwnerMsg::Poll
+        });
+        Ok(ShardOwnerState {
+            ctx: args.ctx,
+            shard: args.shard,
+            endpoints: HashMap::new(),
+            by_actor: HashMap::new(),
+            failures: HashMap::new(),
+            draining: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<ShardOwnerMsg>,
+        msg: ShardOwnerMsg,
+        state: &mut ShardOwnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            ShardOwnerMsg::Wake(endpoint_id) => state.ensure_running(&myself, &endpoint_id).await,
+            ShardOwnerMsg::Poll if !state.draining => {
+                let due = state
+                    .ctx
+                    .store
+                    .due_endpoints(state.shard, crate::now_ms(), DUE_BATCH)
+                    .await;
+                match due {
+                    Ok(ids) => {
+                        for id in ids {
+                            if !state.endpoints.contains_key(&id) {
+                                state.ensure_running(&myself, &id).await;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(shard = state.shard, error = %e, "due poll failed"),
+                }
+            }
+            ShardOwnerMsg::Poll => {}
+            ShardOwnerMsg::ConfigChanged(endpoint_id) => {
+                if let Some(actor) = state.endpoints.get(&endpoint_id) {
+                    actor.send_message(EndpointMsg::ConfigChanged).ok();
+                }
+            }
+            ShardOwnerMsg::Drain(reply) => {
+                state.draining = true;
+                let timeout = Duration::from_millis(state.ctx.settings.drain_timeout_ms);
+                let drains: Vec<_> = state
+                    .endpoints
+                    .values()
+                    .cloned()
+                    .map(|actor| tokio::spawn(async move { actor.call(EndpointMsg::Drain, Some(timeout)).await.ok() }))
+                    .collect();
+                for d in drains {
+                    d.await.ok();
+                }
+                reply.send(()).ok();
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<ShardOwnerMsg>,
+        evt: SupervisionEvent,
+        state: &mut ShardOwnerState,
+    ) -> Result<(), ActorProcessingErr> {
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.forget(&cell.get_id());
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                if let Some(endpoint_id) = state.forget(&cell.get_id()) {
+                    tracing::error!(endpoint_id, error = %err, "endpoint actor failed; restarting it from its queue");
+                    let entry = state.failures.entry(endpoint_id.clone()).or_insert((0, Instant::now()));
+                    if entry.1.elapsed() >= RESTART_WINDOW {
+                        *entry = (0, Instant::now());
+                    }
+                    entry.0 += 1;
+                    state.ensure_running(&myself, &endpoint_id).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,77 @@
+//! The storage operations the actors need, and nothing more. `hookline::store` implements them
+//! on Redis; no actor knows a Redis command.
+
+use crate::model::{AttemptRecord, EndpointConfig, Next, QueuedDelivery, RoutedEvent, StreamEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("durable store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Read events for routing as `consumer`: its own unacked entries first (`pending = true`),
+    /// then new ones. Recreates the consumer group if Redis lost it.
+    async fn read_events(
+        &self,
+        consumer: &str,
+        pending: bool,
+        count: usize,
+        block_ms: u64,
+    ) -> StoreResult<Vec<StreamEvent>>;
+
+    /// Take over entries that other consumers left unacked for longer than `min_idle_ms`
+    /// (a node that died mid-routing).
+    async fn claim_stale_events(&self, consumer: &str, min_idle_ms: u64, count: usize)
+        -> StoreResult<Vec<StreamEvent>>;
+
+    /// Write one delivery per (event, endpoint) into each endpoint's queue — creating nothing
+    /// that already exists, so routing an event twice is harmless — then ack the events.
+    async fn route(&self, events: &[RoutedEvent]) -> StoreResult<()>;
+
+    async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>>;
+    async fn get_endpoint(&self, endpoint_id: &str) -> StoreResult<Option<EndpointConfig>>;
+
+    /// Up to `limit` deliveries of the endpoint that are due at `now_ms`, oldest first,
+    /// skipping the ones in `exclude` (in flight).
+    async fn pull_window(
+        &self,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        now_ms: u64,
+        limit: usize,
+        exclude: &[String],
+    ) -> StoreResult<Vec<QueuedDelivery>>;
+
+    /// Log attempt number `number` and move the delivery to its next state, atomically.
+    async fn record_attempt(
+        &self,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        event_id: &str,
+        number: u32,
+        attempt: &AttemptRecord,
+        next: &Next,
+    ) -> StoreResult<()>;
+
+    /// The endpoint actor is about to stop: set the shard's due entry for the endpoint to its
+    /// earliest queued delivery (or remove it), atomically with reading the queue. Returns
+    /// that earliest due time.
+    async fn settle_idle(&self, endpoint_id: &str, shard: u32, paused: bool) -> StoreResult<Option<u64>>;
+
+    /// Endpoints of a shard with work due at `now_ms`.
+    async fn due_endpoints(&self, shard: u32, now_ms: u64, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// Record this node as alive; returns the number of live nodes (this one included).
+    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize>;
+    /// Take or renew the shard's lease for `node_id`. True while the node holds it.
+    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
+    async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()>;
+    /// Remove the node from the live set (clean shutdown).
+    async fn leave(&self, node_id: &str) -> StoreResult<()>;
+}

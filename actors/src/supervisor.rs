@@ -1,0 +1,234 @@
+//! The node supervisor: the root of the actor tree.
+//!
+//! ```text
+//! NodeSupervisor ─┬─ Router            (restarted on failure; reloads the subscription index,
+//!                 │                      re-reads its own unacked stream entries)
+//!                 └─ Shards            (restarted on failure; re-takes leases it still holds)
+//!                      └─ ShardOwner × leased shard
+//!                           └─ EndpointActor × endpoint with work
+//! ```
+//! A child that fails is restarted from durable state; more than `MAX_RESTARTS` failures in
+//! `RESTART_WINDOW` means something is wrong beyond one child, and the supervisor stops so
+//! the process exits and its orchestrator can restart it.
+
+use crate::matching::SubscriptionIndex;
+use crate::router::{Router, RouterArgs, RouterMsg};
+use crate::shards::{Shards, ShardsMsg};
+use crate::store::Store;
+use crate::transport::Transport;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const MAX_RESTARTS: usize = 10;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Everything the actors need to know about the node, resolved from config.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub node_id: String,
+    pub shard_count: u32,
+    pub lease_ttl_ms: u64,
+    pub due_poll_ms: u64,
+    pub router_batch: usize,
+    pub router_block_ms: u64,
+    pub router_claim_idle_ms: u64,
+    pub resync_interval_ms: u64,
+    pub default_timeout_ms: u64,
+    pub default_retry_schedule_s: Vec<u64>,
+    pub default_max_in_flight: u32,
+    /// How many due deliveries an endpoint actor holds in memory at most.
+    pub window: usize,
+    /// How long an endpoint actor with nothing to do but a retry soon stays alive for it.
+    pub idle_keepalive_ms: u64,
+    pub drain_timeout_ms: u64,
+}
+
+/// Shared by every actor of the node.
+pub struct Ctx {
+    pub store: Arc<dyn Store>,
+    pub transport: Arc<dyn Transport>,
+    pub settings: NodeSettings,
+    pub index: Arc<SubscriptionIndex>,
+    /// True once the node has taken part in one lease cycle; cleared while it cannot.
+    pub ready: AtomicBool,
+}
+
+impl Ctx {
+    pub fn shard_of(&self, endpoint_id: &str) -> u32 {
+        crate::shard::shard_of(endpoint_id, self.settings.shard_count)
+    }
+}
+
+pub enum NodeMsg {
+    EndpointChanged(String),
+    Shutdown(RpcReplyPort<()>),
+}
+
+struct NodeSupervisor;
+
+struct NodeState {
+    ctx: Arc<Ctx>,
+    router: Option<ActorRef<RouterMsg>>,
+    shards: Option<ActorRef<ShardsMsg>>,
+    failures: Vec<Instant>,
+    stopping: bool,
+}
+
+impl NodeState {
+    async fn spawn_router(&mut self, myself: &ActorRef<NodeMsg>) -> Result<(), ActorProcessingErr> {
+        let shards = self.shards.clone().ok_or("shards actor missing")?;
+        let args = RouterArgs {
+            ctx: self.ctx.clone(),
+            shards,
+        };
+        let (router, _) = Actor::spawn_linked(None, Router, args, myself.get_cell()).await?;
+        self.router = Some(router);
+        Ok(())
+    }
+
+    async fn spawn_shards(&mut self, myself: &ActorRef<NodeMsg>) -> Result<(), ActorProcessingErr> {
+        let (shards, _) = Actor::spawn_linked(None, Shards, self.ctx.clone(), myself.get_cell()).await?;
+        self.shards = Some(shards);
+        Ok(())
+    }
+}
+
+impl Actor for NodeSupervisor {
+    type Msg = NodeMsg;
+    type State = NodeState;
+    type Arguments = Arc<Ctx>;
+
+    async fn pre_start(&self, myself: ActorRef<NodeMsg>, ctx: Arc<Ctx>) -> Result<NodeState, ActorProcessingErr> {
+        let mut state = NodeState {
+            ctx,
+            router: None,
+            shards: None,
+            failures: Vec::new(),
+            stopping: false,
+        };
+        state.spawn_shards(&myself).await?;
+        state.spawn_router(&myself).await?;
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<NodeMsg>,
+        msg: NodeMsg,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            NodeMsg::EndpointChanged(id) => {
+                if let Some(router) = &state.router {
+                    router.send_message(RouterMsg::EndpointChanged(id)).ok();
+                }
+            }
+            NodeMsg::Shutdown(reply) => {
+                state.stopping = true;
+                if let Some(router) = state.router.take() {
+                    router.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+                }
+                if let Some(shards) = state.shards.take() {
+                    let timeout = Duration::from_millis(state.ctx.settings.drain_timeout_ms + 2_000);
+                    if let Err(e) = shards.call(ShardsMsg::Shutdown, Some(timeout)).await {
+                        tracing::warn!(error = %e, "shard shutdown did not finish in time");
+                    }
+                    shards.stop(None);
+                }
+                reply.send(()).ok();
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<NodeMsg>,
+        evt: SupervisionEvent,
+        state: &mut NodeState,
+    ) -> Result<(), ActorProcessingErr> {
+        let SupervisionEvent::ActorFailed(cell, err) = evt else {
+            return Ok(());
+        };
+        if state.stopping {
+            return Ok(());
+        }
+        let now = Instant::now();
+        state.failures.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        state.failures.push(now);
+        if state.failures.len() > MAX_RESTARTS {
+            tracing::error!(error = %err, "node actors keep failing; stopping the node");
+            myself.stop(Some("restart budget exhausted".into()));
+            return Ok(());
+        }
+        let id = cell.get_id();
+        if state.shards.as_ref().is_some_and(|s| s.get_id() == id) {
+            tracing::error!(error = %err, "shards actor failed; restarting it");
+            state.spawn_shards(&myself).await?;
+            // The router holds the shards handle: restart it too so it wakes the new one.
+            if let Some(router) = state.router.take() {
+                router.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+            }
+            state.spawn_router(&myself).await?;
+        } else if state.router.as_ref().is_some_and(|r| r.get_id() == id) {
+            tracing::error!(error = %err, "router failed; restarting it");
+            state.spawn_router(&myself).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The running node's actors, as the rest of the process sees them.
+#[derive(Clone)]
+pub struct Node {
+    supervisor: ActorRef<NodeMsg>,
+    ctx: Arc<Ctx>,
+}
+
+impl Node {
+    /// Start the actor tree. The returned join handle ends when the supervisor stops.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        transport: Arc<dyn Transport>,
+        settings: NodeSettings,
+        index: Arc<SubscriptionIndex>,
+    ) -> Result<(Node, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
+        let ctx = Arc::new(Ctx {
+            store,
+            transport,
+            settings,
+            index,
+            ready: AtomicBool::new(false),
+        });
+        let (supervisor, join) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
+        Ok((Node { supervisor, ctx }, join))
+    }
+
+    /// An endpoint was created, changed or deleted (by this node or, via the change channel,
+    /// by another): refresh the subscription index and tell a running actor.
+    pub fn endpoint_changed(&self, endpoint_id: &str) {
+        self.supervisor
+            .send_message(NodeMsg::EndpointChanged(endpoint_id.to_string()))
+            .ok();
+    }
+
+    /// True once the node takes part in the shard lease cycle.
+    pub fn is_ready(&self) -> bool {
+        self.ctx.ready.load(Ordering::Relaxed)
+    }
+
+    pub fn shard_of(&self, endpoint_id: &str) -> u32 {
+        self.ctx.shard_of(endpoint_id)
+    }
+
+    /// Stop routing, finish (or hand back) in-flight attempts, give back leases.
+    pub async fn shutdown(&self) {
+        let timeout = Duration::from_millis(self.ctx.settings.drain_timeout_ms + 5_000);
+        if let Err(e) = self.supervisor.call(NodeMsg::Shutdown, Some(timeout)).await {
+            tracing::warn!(error = %e, "node shutdown incomplete");
+        }
+        self.supervisor.stop(None);
+    }
+}

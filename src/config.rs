@@ -1,0 +1,374 @@
+//! One `Config`: built-in defaults, then a TOML file, then `HOOKLINE__SECTION__KEY` environment
+//! variables, then validation. A bad value stops the node with a message naming the key.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config: {0}")]
+    Load(Box<figment::Error>),
+    #[error("config: `{key}` {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: Server,
+    pub node: NodeCfg,
+    pub redis: Redis,
+    pub auth: Auth,
+    pub delivery: Delivery,
+    pub retention: Retention,
+    pub ingest: Ingest,
+    pub shards: Shards,
+    pub router: RouterCfg,
+    pub log: Log,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    pub listen: String,
+    /// Longest a graceful shutdown may take before the node exits anyway.
+    pub shutdown_timeout_s: u64,
+}
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:8080".into(),
+            shutdown_timeout_s: 25,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeCfg {
+    /// Stable name of this node (consumer name and lease holder). Must differ between live
+    /// nodes. Empty = `<hostname>-<random>`, new at each start.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redis {
+    pub url: String,
+    pub prefix: String,
+    pub pool_size: usize,
+    pub command_timeout_ms: u64,
+}
+impl Default for Redis {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "hookline".into(),
+            pool_size: 4,
+            command_timeout_ms: 3_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Auth {
+    pub admin_tokens: Vec<String>,
+    pub insecure_no_auth: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Delivery {
+    pub allow_private_networks: bool,
+    pub timeout_ms: u64,
+    pub retry_schedule_s: Vec<u64>,
+    /// Attempts in flight per endpoint when the endpoint does not say.
+    pub max_in_flight: u32,
+    /// Due deliveries an endpoint actor holds in memory at most.
+    pub window: usize,
+}
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            timeout_ms: 10_000,
+            retry_schedule_s: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            max_in_flight: 10,
+            window: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    pub days: u64,
+}
+impl Default for Retention {
+    fn default() -> Self {
+        Self { days: 30 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ingest {
+    pub idempotency_window_s: u64,
+    pub max_payload_bytes: usize,
+}
+impl Default for Ingest {
+    fn default() -> Self {
+        Self {
+            idempotency_window_s: 86_400,
+            max_payload_bytes: 262_144,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Shards {
+    /// Fixed for the life of a deployment: every node must use the same number.
+    pub count: u32,
+    pub lease_ttl_ms: u64,
+    /// How often a shard owner looks for endpoints with work due (retries, work routed by
+    /// other nodes).
+    pub due_poll_ms: u64,
+}
+impl Default for Shards {
+    fn default() -> Self {
+        Self {
+            count: 64,
+            lease_ttl_ms: 10_000,
+            due_poll_ms: 500,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterCfg {
+    pub batch: usize,
+    pub block_ms: u64,
+    /// Unacked stream entries idle this long are taken over from their (dead) consumer.
+    pub claim_idle_ms: u64,
+    pub resync_s: u64,
+}
+impl Default for RouterCfg {
+    fn default() -> Self {
+        Self {
+            batch: 256,
+            block_ms: 1_000,
+            claim_idle_ms: 30_000,
+            resync_s: 30,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// A `tracing` filter (`info`, `hookline=debug,info`); `RUST_LOG` wins when set.
+    pub level: String,
+}
+impl Default for Log {
+    fn default() -> Self {
+        Self { level: "info".into() }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (or `config/default.toml` if it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid {
+                        key: "--config",
+                        problem: format!("file {} does not exist", path.display()),
+                    });
+                }
+                figment = figment.merge(Toml::file(path));
+            }
+            None if Path::new("config/default.toml").exists() => {
+                figment = figment.merge(Toml::file("config/default.toml"));
+            }
+            None => {}
+        }
+        Self::from_figment(figment.merge(Env::prefixed("HOOKLINE__").split("__")))
+    }
+
+    pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
+        let config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn bad(key: &'static str, problem: impl Into<String>) -> Result<(), ConfigError> {
+            Err(ConfigError::Invalid {
+                key,
+                problem: problem.into(),
+            })
+        }
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return bad(
+                "server.listen",
+                format!("must be an address like 0.0.0.0:8080, got {:?}", self.server.listen),
+            );
+        }
+        if !(self.redis.url.starts_with("redis://")
+            || self.redis.url.starts_with("rediss://")
+            || self.redis.url.starts_with("redis-cluster://"))
+        {
+            return bad("redis.url", "must start with redis://, rediss:// or redis-cluster://");
+        }
+        if crate::store::redis_config(&self.redis.url).is_err() {
+            return bad("redis.url", format!("is not a valid Redis URL: {:?}", self.redis.url));
+        }
+        if self.redis.prefix.is_empty() || self.redis.prefix.contains(['{', '}', ' ']) {
+            return bad("redis.prefix", "must be non-empty, without braces or spaces");
+        }
+        if self.redis.pool_size == 0 || self.redis.pool_size > 64 {
+            return bad("redis.pool_size", "must be between 1 and 64");
+        }
+        if self.redis.command_timeout_ms < 100 {
+            return bad("redis.command_timeout_ms", "must be at least 100");
+        }
+        if self.auth.admin_tokens.is_empty() && !self.auth.insecure_no_auth {
+            return bad(
+                "auth.admin_tokens",
+                "is empty: set at least one token, or auth.insecure_no_auth = true for local development",
+            );
+        }
+        if self.auth.admin_tokens.iter().any(|t| t.len() < 8) {
+            return bad("auth.admin_tokens", "every token must be at least 8 characters");
+        }
+        if !(100..=300_000).contains(&self.delivery.timeout_ms) {
+            return bad("delivery.timeout_ms", "must be between 100 and 300000");
+        }
+        if self.delivery.retry_schedule_s.len() > 50 || self.delivery.retry_schedule_s.iter().any(|s| *s > 7 * 86_400) {
+            return bad("delivery.retry_schedule_s", "at most 50 delays, each at most 604800 s");
+        }
+        if !(1..=1_000).contains(&self.delivery.max_in_flight) {
+            return bad("delivery.max_in_flight", "must be between 1 and 1000");
+        }
+        if !(1..=10_000).contains(&self.delivery.window) {
+            return bad("delivery.window", "must be between 1 and 10000");
+        }
+        if self.retention.days == 0 || self.retention.days > 3650 {
+            return bad("retention.days", "must be between 1 and 3650");
+        }
+        if self.ingest.idempotency_window_s == 0 {
+            return bad("ingest.idempotency_window_s", "must be at least 1");
+        }
+        if !(1_024..=16 * 1024 * 1024).contains(&self.ingest.max_payload_bytes) {
+            return bad("ingest.max_payload_bytes", "must be between 1024 and 16777216");
+        }
+        if !(1..=4_096).contains(&self.shards.count) {
+            return bad("shards.count", "must be between 1 and 4096");
+        }
+        if self.shards.lease_ttl_ms < 300 {
+            return bad("shards.lease_ttl_ms", "must be at least 300");
+        }
+        if self.shards.due_poll_ms < 10 {
+            return bad("shards.due_poll_ms", "must be at least 10");
+        }
+        if !(1..=10_000).contains(&self.router.batch) {
+            return bad("router.batch", "must be between 1 and 10000");
+        }
+        if self.router.block_ms == 0 || self.router.block_ms > 10_000 {
+            return bad("router.block_ms", "must be between 1 and 10000");
+        }
+        if self.router.claim_idle_ms < 1_000 {
+            return bad("router.claim_idle_ms", "must be at least 1000");
+        }
+        if self.router.resync_s == 0 {
+            return bad("router.resync_s", "must be at least 1");
+        }
+        if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
+            return bad("log.level", format!("is not a valid filter: {:?}", self.log.level));
+        }
+        if self.router.claim_idle_ms <= self.router.block_ms {
+            return bad(
+                "router.claim_idle_ms",
+                "must be longer than router.block_ms, or live consumers' work is taken from them",
+            );
+        }
+        Ok(())
+    }
+
+    pub fn retention_s(&self) -> u64 {
+        self.retention.days * 86_400
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::providers::Toml;
+
+    fn from_toml(s: &str) -> Result<Config, ConfigError> {
+        Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)))
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = from_toml("[auth]\nadmin_tokens = [\"0123456789\"]").unwrap();
+        assert_eq!(c.server.listen, "0.0.0.0:8080");
+        assert_eq!(c.redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(c.redis.prefix, "hookline");
+        assert_eq!(c.delivery.timeout_ms, 10_000);
+        assert_eq!(
+            c.delivery.retry_schedule_s,
+            vec![5, 300, 1800, 7200, 18000, 36000, 36000]
+        );
+        assert_eq!(c.retention.days, 30);
+        assert_eq!(c.ingest.idempotency_window_s, 86_400);
+        assert_eq!(c.ingest.max_payload_bytes, 262_144);
+        assert!(!c.delivery.allow_private_networks);
+    }
+
+    #[test]
+    fn refuses_to_start_without_auth() {
+        let err = from_toml("").unwrap_err().to_string();
+        assert!(err.contains("auth.admin_tokens"), "{err}");
+        assert!(from_toml("[auth]\ninsecure_no_auth = true").is_ok());
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            ("[server]\nlisten = \"nope\"", "server.listen"),
+            ("[delivery]\ntimeout_ms = 5", "delivery.timeout_ms"),
+            ("[redis]\nurl = \"http://x\"", "redis.url"),
+            ("[shards]\ncount = 0", "shards.count"),
+            ("[delivery]\ntimeout_ms = \"fast\"", "delivery.timeout_ms"),
+            ("[delivery]\nbogus = 1", "bogus"),
+        ];
+        for (toml, key) in cases {
+            let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn environment_overrides_use_double_underscores() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("HOOKLINE__REDIS__URL", "redis://127.0.0.1:6380");
+            jail.set_env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true");
+            jail.set_env("HOOKLINE__DELIVERY__RETRY_SCHEDULE_S", "[1, 2]");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.redis.url, "redis://127.0.0.1:6380");
+            assert_eq!(c.delivery.retry_schedule_s, vec![1, 2]);
+            Ok(())
+        });
+    }
+}

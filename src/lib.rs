@@ -1,0 +1,160 @@
+//! Hookline: a webhook delivery node.
+//!
+//! The map (see docs/ARCHITECTURE.md for the whole picture):
+//! - [`config`] — one `Config`: defaults, TOML file, `HOOKLINE__…` environment, validation.
+//! - [`api`] — the HTTP API of API.md (axum), one file per resource.
+//! - [`store`] — everything that talks to Redis: keys, Lua scripts, typed operations; it
+//!   implements the actors' `Store` trait.
+//! - [`delivery`] — the outbound HTTP client: signing, SSRF guard, bounded response reads; it
+//!   implements the actors' `Transport` trait.
+//! - [`telemetry`] — JSON logs and the Prometheus recorder.
+//! - `hookline_actors` (the `actors/` crate) — router, shard leases, endpoint actors.
+//!
+//! [`run`] wires them together and serves until the shutdown future resolves.
+
+pub mod api;
+pub mod config;
+pub mod delivery;
+pub mod ids;
+pub mod store;
+pub mod telemetry;
+
+use config::Config;
+use hookline_actors::matching::SubscriptionIndex;
+use hookline_actors::{Node, NodeSettings};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("actors: {0}")]
+    Actors(#[from] ractor::SpawnErr),
+    #[error("the node's actors stopped unexpectedly")]
+    ActorsStopped,
+}
+
+fn node_settings(cfg: &Config) -> NodeSettings {
+    let node_id = if cfg.node.id.is_empty() {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}-{}", &ids::new_key_id()[4..12])
+    } else {
+        cfg.node.id.clone()
+    };
+    NodeSettings {
+        node_id,
+        shard_count: cfg.shards.count,
+        lease_ttl_ms: cfg.shards.lease_ttl_ms,
+        due_poll_ms: cfg.shards.due_poll_ms,
+        router_batch: cfg.router.batch,
+        router_block_ms: cfg.router.block_ms,
+        router_claim_idle_ms: cfg.router.claim_idle_ms,
+        resync_interval_ms: cfg.router.resync_s * 1000,
+        default_timeout_ms: cfg.delivery.timeout_ms,
+        default_retry_schedule_s: cfg.delivery.retry_schedule_s.clone(),
+        default_max_in_flight: cfg.delivery.max_in_flight,
+        window: cfg.delivery.window,
+        idle_keepalive_ms: 10_000,
+        drain_timeout_ms: cfg.server.shutdown_timeout_s.saturating_sub(3).max(1) * 1000,
+    }
+}
+
+/// Run a node until `shutdown` resolves, then stop gracefully: refuse new work, finish or hand
+/// back in-flight attempts, give back shard leases.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    let cfg = Arc::new(cfg);
+    let store = store::RedisStore::connect(&cfg).await?;
+    if !store.wait_connected(Duration::from_secs(5)).await {
+        tracing::warn!(url = %cfg.redis.url, "Redis does not answer yet; serving 503 until it does");
+    }
+    let transport = Arc::new(delivery::HttpTransport::new(cfg.delivery.allow_private_networks)?);
+    let index = Arc::new(SubscriptionIndex::new());
+    let settings = node_settings(&cfg);
+    tracing::info!(node_id = %settings.node_id, shards = settings.shard_count, "starting node");
+    let (node, mut supervisor) = Node::start(store.clone(), transport, settings, index.clone()).await?;
+
+    let watcher_node = node.clone();
+    let watcher_store = store.clone();
+    tokio::spawn(async move {
+        // Keep trying until the change channel is subscribed (Redis may be down at start).
+        loop {
+            let node = watcher_node.clone();
+            match watcher_store.watch_changes(move |id| node.endpoint_changed(&id)).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscribing to endpoint changes failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: cfg.server.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| RunError::Listen {
+        addr: cfg.server.listen.clone(),
+        source,
+    })?;
+    tracing::info!(addr = %addr, "listening");
+
+    let accepting = Arc::new(AtomicBool::new(true));
+    let state = api::AppState {
+        config: cfg.clone(),
+        store: store.clone(),
+        node: node.clone(),
+        index,
+        admin_digests: Arc::new(cfg.auth.admin_tokens.iter().map(|t| api::auth::digest(t)).collect()),
+        metrics: telemetry::metrics_handle(),
+        accepting: accepting.clone(),
+    };
+
+    let (actors_died_tx, actors_died_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = {
+        let accepting = accepting.clone();
+        async move {
+            tokio::select! {
+                _ = shutdown => tracing::info!("shutdown requested"),
+                _ = actors_died_rx => tracing::error!("actors stopped; shutting down"),
+            }
+            accepting.store(false, Ordering::Relaxed);
+        }
+    };
+    let watchdog = tokio::spawn(async move {
+        (&mut supervisor).await.ok();
+        actors_died_tx.send(()).ok();
+    });
+
+    let served = axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(stop)
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "http server failed");
+    }
+    let actors_alive = !watchdog.is_finished();
+    if actors_alive {
+        watchdog.abort();
+        node.shutdown().await;
+    }
+    store.shutdown().await;
+    tracing::info!("stopped");
+    if actors_alive {
+        Ok(())
+    } else {
+        Err(RunError::ActorsStopped)
+    }
+}

@@ -1,0 +1,801 @@
+//! Everything that talks to Redis. No Redis command appears outside this module.
+//!
+//! `RedisStore` implements the actors' [`Store`] trait (what the router, shard owners and
+//! endpoint actors need) and the API's operations (ingest, endpoints, keys, queries). One pooled
+//! client serves ordinary commands (fred pipelines concurrent commands on each connection);
+//! a dedicated client serves the router's blocking `XREADGROUP`, which holds its connection.
+
+pub mod keys;
+mod scripts;
+
+use crate::config::Config;
+use fred::clients::SubscriberClient;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::Value;
+use hookline_actors::model::{AttemptRecord, Next, QueuedDelivery};
+use hookline_actors::store::StoreResult;
+use hookline_actors::{EndpointConfig, RoutedEvent, Store, StoreError, StreamEvent};
+pub use keys::Keys;
+use keys::ROUTER_GROUP;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
+pub fn redis_config(url: &str) -> Result<fred::types::config::Config, fred::error::Error> {
+    if let Some(rest) = url.strip_prefix("redis-cluster://") {
+        // Accept a comma-separated host list; fred wants extra hosts as `?node=` parameters.
+        let (auth, hosts) = match rest.rsplit_once('@') {
+            Some((auth, hosts)) => (format!("{auth}@"), hosts),
+            None => (String::new(), rest),
+        };
+        let mut hosts = hosts.split(',');
+        let first = hosts.next().unwrap_or_default();
+        let others: Vec<String> = hosts.map(|h| format!("node={h}")).collect();
+        let query = if others.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", others.join("&"))
+        };
+        return fred::types::config::Config::from_url(&format!("redis-cluster://{auth}{first}{query}"));
+    }
+    fred::types::config::Config::from_url(url)
+}
+
+fn unavailable(e: fred::error::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// A Redis reply that is a string (or bytes), if it is one.
+fn text(v: &Value) -> Option<String> {
+    v.as_string()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub tenant: String,
+    pub created_at_ms: u64,
+}
+
+/// What ingest answered.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub event_id: String,
+    pub duplicate: bool,
+}
+
+/// A stored event, as `GET …/events/{id}` needs it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub body: String,
+    pub endpoint_ids: Vec<String>,
+}
+
+/// A delivery record, as `GET …/deliveries/{id}` needs it.
+#[derive(Debug, Clone)]
+pub struct StoredDelivery {
+    pub status: String,
+    pub attempts: Vec<AttemptRecord>,
+    pub created_ms: u64,
+    pub next_ms: Option<u64>,
+    pub reason: Option<String>,
+}
+
+pub struct RedisStore {
+    pool: Pool,
+    reader: Client,
+    subscriber: SubscriberClient,
+    keys: Keys,
+    retention_s: u64,
+    idempotency_window_s: u64,
+}
+
+impl RedisStore {
+    /// Build the clients and start connecting. Does not wait for Redis: a node whose Redis is
+    /// down starts, answers 503 where it needs Redis, and recovers when Redis comes back.
+    pub async fn connect(cfg: &Config) -> Result<Arc<RedisStore>, fred::error::Error> {
+        let config = redis_config(&cfg.redis.url)?;
+        let timeout = Duration::from_millis(cfg.redis.command_timeout_ms);
+        let mut builder = Builder::from_config(config);
+        builder
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = timeout;
+                c.max_command_attempts = 2;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+        let pool = builder.build_pool(cfg.redis.pool_size)?;
+        // The blocking read must outlive its BLOCK time, so it gets a longer timeout.
+        let reader = builder
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout + Duration::from_millis(cfg.router.block_ms);
+            })
+            .build()?;
+        let subscriber = builder.build_subscriber_client()?;
+        pool.connect();
+        reader.connect();
+        subscriber.connect();
+        Ok(Arc::new(RedisStore {
+            pool,
+            reader,
+            subscriber,
+            keys: Keys::new(&cfg.redis.prefix),
+            retention_s: cfg.retention_s(),
+            idempotency_window_s: cfg.ingest.idempotency_window_s,
+        }))
+    }
+
+    /// Wait (bounded) for the first connection; false if Redis did not answer in time.
+    pub async fn wait_connected(&self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.pool.wait_for_connect())
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    fn client(&self) -> &Client {
+        self.pool.next()
+    }
+
+    async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> StoreResult<Value> {
+        script
+            .evalsha_with_reload(self.client(), keys, args)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn ping(&self) -> bool {
+        self.client().ping::<String>(None).await.is_ok()
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.subscriber.quit().await;
+        let _ = self.reader.quit().await;
+        let _ = self.pool.quit().await;
+    }
+
+    /// Calls `on_change(endpoint_id)` for every change notification, from any node, for as long
+    /// as the process runs; re-subscribes after reconnects.
+    pub async fn watch_changes(&self, on_change: impl Fn(String) + Send + 'static) -> StoreResult<()> {
+        let mut rx = self.subscriber.message_rx();
+        let channel = self.keys.changes_channel();
+        self.subscriber.manage_subscriptions();
+        self.subscriber.subscribe(channel.clone()).await.map_err(unavailable)?;
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(msg) if *msg.channel == *channel => {
+                        if let Some(id) = msg.value.as_string() {
+                            on_change(id);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn ensure_group(&self) -> StoreResult<()> {
+        let created: Result<Value, _> = self
+            .client()
+            .xgroup_create(self.keys.events_stream(), ROUTER_GROUP, "0", true)
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    // ---- ingest -------------------------------------------------------------------------
+
+    /// Store an event durably and append it for routing; with an idempotency key, a key seen
+    /// within the window returns the first event's id instead.
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        event_id: &str,
+        event_type: &str,
+        body: &str,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<Ingested> {
+        let mut keys = vec![self.keys.events_stream(), self.keys.event(event_id)];
+        if let Some(key) = idempotency_key {
+            keys.push(self.keys.idempotency(tenant, key));
+        }
+        let args = vec![
+            event_id.to_string(),
+            tenant.to_string(),
+            event_type.to_string(),
+            body.to_string(),
+            self.retention_s.to_string(),
+            self.idempotency_window_s.to_string(),
+        ];
+        let reply = self.eval(&scripts::INGEST, keys, args).await?.into_array();
+        match reply.as_slice() {
+            [id, dup] => Ok(Ingested {
+                event_id: text(id).ok_or_else(|| StoreError::Corrupt("ingest reply".into()))?,
+                duplicate: dup.as_u64() == Some(1),
+            }),
+            _ => Err(StoreError::Corrupt("ingest reply".into())),
+        }
+    }
+
+    pub async fn get_event(&self, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+        let fields: Vec<Option<String>> = self
+            .client()
+            .hmget(self.keys.event(event_id), vec!["body", "eps"])
+            .await
+            .map_err(unavailable)?;
+        let mut it = fields.into_iter();
+        let Some(Some(body)) = it.next() else { return Ok(None) };
+        let endpoint_ids = it
+            .next()
+            .flatten()
+            .map(|s| s.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        Ok(Some(StoredEvent { body, endpoint_ids }))
+    }
+
+    // ---- endpoints ----------------------------------------------------------------------
+
+    /// Create or replace an endpoint, then tell every node.
+    pub async fn put_endpoint(&self, cfg: &EndpointConfig) -> StoreResult<()> {
+        let json = serde_json::to_string(cfg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let client = self.client();
+        let _: Value = client
+            .hset(self.keys.endpoints(), (cfg.id.as_str(), json))
+            .await
+            .map_err(unavailable)?;
+        let _: Value = client
+            .zadd(
+                self.keys.tenant_endpoints(&cfg.tenant),
+                None,
+                None,
+                false,
+                false,
+                (cfg.created_at_ms as f64, cfg.id.as_str()),
+            )
+            .await
+            .map_err(unavailable)?;
+        self.announce_change(&cfg.id).await
+    }
+
+    async fn announce_change(&self, endpoint_id: &str) -> StoreResult<()> {
+        let _: Value = self
+            .client()
+            .publish(self.keys.changes_channel(), endpoint_id)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    /// Delete an endpoint and its pending work; returns how many pending deliveries were dropped.
+    pub async fn delete_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> StoreResult<u64> {
+        let client = self.client();
+        let _: Value = client
+            .hdel(self.keys.endpoints(), cfg.id.as_str())
+            .await
+            .map_err(unavailable)?;
+        let _: Value = client
+            .zrem(self.keys.tenant_endpoints(&cfg.tenant), cfg.id.as_str())
+            .await
+            .map_err(unavailable)?;
+        let keys = vec![
+            self.keys.queue(shard, &cfg.id),
+            self.keys.due(shard),
+            self.keys.dead_letters(shard, &cfg.id),
+        ];
+        let dropped = self
+            .eval(&scripts::DELETE_ENDPOINT_WORK, keys, vec![cfg.id.clone()])
+            .await?;
+        self.announce_change(&cfg.id).await?;
+        Ok(dropped.as_u64().unwrap_or(0))
+    }
+
+    /// A page of a tenant's endpoints, oldest first: `(endpoints, next offset)`.
+    pub async fn list_endpoints(
+        &self,
+        tenant: &str,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<(Vec<EndpointConfig>, Option<usize>)> {
+        let client = self.client();
+        let ids: Vec<String> = client
+            .zrange(
+                self.keys.tenant_endpoints(tenant),
+                offset as i64,
+                (offset + limit) as i64,
+                None,
+                false,
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        let more = ids.len() > limit;
+        let ids: Vec<String> = ids.into_iter().take(limit).collect();
+        if ids.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let configs: Vec<Option<String>> = client.hmget(self.keys.endpoints(), ids).await.map_err(unavailable)?;
+        let endpoints = configs
+            .into_iter()
+            .flatten()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect();
+        Ok((endpoints, more.then_some(offset + limit)))
+    }
+
+    /// Pending deliveries queued for an endpoint.
+    pub async fn backlog(&self, endpoint_id: &str, shard: u32) -> StoreResult<u64> {
+        self.client()
+            .zcard(self.keys.queue(shard, endpoint_id))
+            .await
+            .map_err(unavailable)
+    }
+
+    // ---- tenant keys --------------------------------------------------------------------
+
+    pub async fn put_api_key(&self, key_hash: &str, record: &ApiKeyRecord) -> StoreResult<()> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _: Value = self
+            .client()
+            .hset(self.keys.api_keys(), (key_hash, json))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn get_api_key(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let json: Option<String> = self
+            .client()
+            .hget(self.keys.api_keys(), key_hash)
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    // ---- deliveries ---------------------------------------------------------------------
+
+    pub async fn get_delivery(
+        &self,
+        shard: u32,
+        endpoint_id: &str,
+        event_id: &str,
+    ) -> StoreResult<Option<StoredDelivery>> {
+        let fields: std::collections::HashMap<String, String> = self
+            .client()
+            .hgetall(self.keys.delivery(shard, endpoint_id, event_id))
+            .await
+            .map_err(unavailable)?;
+        let Some(status) = fields.get("status").cloned() else {
+            return Ok(None);
+        };
+        let count: u32 = fields.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0);
+        let attempts = (1..=count)
+            .filter_map(|n| fields.get(&format!("a{n}")))
+            .filter_map(|j| serde_json::from_str(j).ok())
+            .collect();
+        Ok(Some(StoredDelivery {
+            status,
+            attempts,
+            created_ms: fields.get("created_ms").and_then(|v| v.parse().ok()).unwrap_or(0),
+            next_ms: fields.get("next_ms").and_then(|v| v.parse().ok()).filter(|v| *v > 0),
+            reason: fields.get("reason").cloned().filter(|r| !r.is_empty()),
+        }))
+    }
+
+    /// Status and attempt count of several deliveries of one event, in order.
+    pub async fn delivery_summaries(
+        &self,
+        shards_and_endpoints: &[(u32, String)],
+        event_id: &str,
+    ) -> StoreResult<Vec<Option<(String, u32)>>> {
+        let pipeline = self.client().pipeline();
+        for (shard, endpoint_id) in shards_and_endpoints {
+            let _: () = pipeline
+                .hmget(
+                    self.keys.delivery(*shard, endpoint_id, event_id),
+                    vec!["status", "attempts"],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                let fields = reply.into_array();
+                let status = fields.first().and_then(text)?;
+                let attempts = fields.get(1).and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0);
+                Some((status, attempts))
+            })
+            .collect())
+    }
+}
+
+/// Parse XREADGROUP / XAUTOCLAIM entries: `[[id, [k, v, …]], …]`. Entries whose data was
+/// trimmed come back without fields; they are returned with empty fields so they get acked.
+fn parse_entries(entries: Vec<Value>) -> Vec<StreamEvent> {
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let mut parts = entry.into_array().into_iter();
+            let stream_id = text(&parts.next()?)?;
+            let fields = parts.next().map(|f| f.into_array()).unwrap_or_default();
+            let mut event = StreamEvent {
+                stream_id,
+                event_id: String::new(),
+                tenant: String::new(),
+                event_type: String::new(),
+            };
+            for pair in fields.chunks(2) {
+                if let [k, v] = pair {
+                    let v = text(v).unwrap_or_default();
+                    match text(k).as_deref() {
+                        Some("e") => event.event_id = v,
+                        Some("t") => event.tenant = v,
+                        Some("y") => event.event_type = v,
+                        _ => {}
+                    }
+                }
+            }
+            Some(event)
+        })
+        .collect()
+}
+
+/// XREADGROUP replies as `[[stream, entries]]` (RESP2) or `{stream: entries}` (RESP3).
+fn xread_entries(reply: Value) -> Vec<StreamEvent> {
+    match reply {
+        Value::Null => Vec::new(),
+        Value::Map(map) => map
+            .inner()
+            .into_iter()
+            .flat_map(|(_, entries)| parse_entries(entries.into_array()))
+            .collect(),
+        other => other
+            .into_array()
+            .into_iter()
+            .flat_map(|stream| {
+                let mut parts = stream.into_array().into_iter();
+                let _name = parts.next();
+                parts.next().map(|e| parse_entries(e.into_array())).unwrap_or_default()
+            })
+            .collect(),
+    }
+}
+
+fn is_nogroup(e: &fred::error::Error) -> bool {
+    e.details().contains("NOGROUP")
+}
+
+#[async_trait::async_trait]
+impl Store for RedisStore {
+    async fn read_events(
+        &self,
+        consumer: &str,
+        pending: bool,
+        count: usize,
+        block_ms: u64,
+    ) -> StoreResult<Vec<StreamEvent>> {
+        let id = if pending { "0" } else { ">" };
+        let block = (!pending && block_ms > 0).then_some(block_ms);
+        let stream = self.keys.events_stream();
+        let read = |client: Client| {
+            let stream = stream.clone();
+            let consumer = consumer.to_string();
+            async move {
+                client
+                    .xreadgroup::<Value, _, _, _, _>(
+                        ROUTER_GROUP,
+                        consumer,
+                        Some(count as u64),
+                        block,
+                        false,
+                        stream,
+                        id,
+                    )
+                    .await
+            }
+        };
+        match read(self.reader.clone()).await {
+            Ok(reply) => Ok(xread_entries(reply)),
+            Err(e) if is_nogroup(&e) => {
+                // Redis lost the group (restarted empty, or a fresh deployment): make it again.
+                self.ensure_group().await?;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn claim_stale_events(
+        &self,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> StoreResult<Vec<StreamEvent>> {
+        let reply: Result<Value, _> = self
+            .client()
+            .xautoclaim(
+                self.keys.events_stream(),
+                ROUTER_GROUP,
+                consumer,
+                min_idle_ms,
+                "0-0",
+                Some(count as u64),
+                false,
+            )
+            .await;
+        match reply {
+            Ok(reply) => Ok(reply
+                .into_array()
+                .into_iter()
+                .nth(1)
+                .map(|e| parse_entries(e.into_array()))
+                .unwrap_or_default()),
+            Err(e) if is_nogroup(&e) => self.ensure_group().await.map(|_| Vec::new()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn route(&self, events: &[RoutedEvent]) -> StoreResult<()> {
+        use std::collections::BTreeMap;
+        let now = hookline_actors::now_ms();
+        // One script call per endpoint for the whole batch.
+        let mut per_endpoint: BTreeMap<(&str, u32), Vec<&StreamEvent>> = BTreeMap::new();
+        for routed in events {
+            for (endpoint_id, shard) in &routed.endpoints {
+                per_endpoint
+                    .entry((endpoint_id.as_str(), *shard))
+                    .or_default()
+                    .push(&routed.event);
+            }
+        }
+        let calls = per_endpoint.into_iter().map(|((endpoint_id, shard), evts)| {
+            let mut keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
+            let mut args = vec![endpoint_id.to_string(), self.retention_s.to_string(), now.to_string()];
+            for evt in evts {
+                keys.push(self.keys.delivery(shard, endpoint_id, &evt.event_id));
+                args.push(evt.event_id.clone());
+                args.push(evt.ingest_ms().to_string());
+            }
+            self.eval(&scripts::ROUTE, keys, args)
+        });
+        for result in join_all(calls).await {
+            result?;
+        }
+        // Remember which endpoints each event went to (for GET …/events/{id}).
+        let client = self.client();
+        let pipeline = client.pipeline();
+        let mut any = false;
+        for routed in events.iter().filter(|r| !r.endpoints.is_empty()) {
+            let eps: Vec<&str> = routed.endpoints.iter().map(|(id, _)| id.as_str()).collect();
+            let _: () = pipeline
+                .hset(self.keys.event(&routed.event.event_id), ("eps", eps.join(",")))
+                .await
+                .map_err(unavailable)?;
+            any = true;
+        }
+        if any {
+            let _: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        }
+        let ids: Vec<String> = events.iter().map(|r| r.event.stream_id.clone()).collect();
+        if !ids.is_empty() {
+            let _: Value = client
+                .xack(self.keys.events_stream(), ROUTER_GROUP, ids)
+                .await
+                .map_err(unavailable)?;
+        }
+        metrics::counter!(hookline_actors::names::EVENTS_ROUTED).increment(events.len() as u64);
+        Ok(())
+    }
+
+    async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>> {
+        let all: std::collections::HashMap<String, String> = self
+            .client()
+            .hgetall(self.keys.endpoints())
+            .await
+            .map_err(unavailable)?;
+        Ok(all
+            .into_values()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect())
+    }
+
+    async fn get_endpoint(&self, endpoint_id: &str) -> StoreResult<Option<EndpointConfig>> {
+        let json: Option<String> = self
+            .client()
+            .hget(self.keys.endpoints(), endpoint_id)
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn pull_window(
+        &self,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        now_ms: u64,
+        limit: usize,
+        exclude: &[String],
+    ) -> StoreResult<Vec<QueuedDelivery>> {
+        let client = self.client();
+        let ids: Vec<String> = client
+            .zrangebyscore(
+                self.keys.queue(shard, &endpoint.id),
+                "-inf".to_string(),
+                now_ms as i64,
+                false,
+                Some((0, (limit + exclude.len()) as i64)),
+            )
+            .await
+            .map_err(unavailable)?;
+        let ids: Vec<String> = ids.into_iter().filter(|id| !exclude.contains(id)).take(limit).collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = client.pipeline();
+        for id in &ids {
+            let _: () = pipeline
+                .hget(self.keys.delivery(shard, &endpoint.id, id), "attempts")
+                .await
+                .map_err(unavailable)?;
+            let _: () = pipeline.hget(self.keys.event(id), "body").await.map_err(unavailable)?;
+        }
+        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        Ok(ids
+            .into_iter()
+            .zip(replies.chunks(2))
+            .map(|(event_id, pair)| QueuedDelivery {
+                event_id,
+                attempts: pair.first().and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0),
+                body: pair.get(1).and_then(text).map(Arc::from),
+            })
+            .collect())
+    }
+
+    async fn record_attempt(
+        &self,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        event_id: &str,
+        number: u32,
+        attempt: &AttemptRecord,
+        next: &Next,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (status, next_ms, reason) = match next {
+            Next::Delivered => ("delivered", 0, String::new()),
+            Next::RetryAt(at) => ("failed", *at, String::new()),
+            Next::Dead(reason) => ("dead", 0, reason.clone()),
+        };
+        let keys = vec![
+            self.keys.queue(shard, &endpoint.id),
+            self.keys.delivery(shard, &endpoint.id, event_id),
+            self.keys.dead_letters(shard, &endpoint.id),
+        ];
+        let args = vec![
+            event_id.to_string(),
+            status.to_string(),
+            number.to_string(),
+            json,
+            attempt.at_ms.to_string(),
+            next_ms.to_string(),
+            reason,
+            self.retention_s.to_string(),
+        ];
+        self.eval(&scripts::RECORD_ATTEMPT, keys, args).await.map(|_| ())
+    }
+
+    async fn settle_idle(&self, endpoint_id: &str, shard: u32, paused: bool) -> StoreResult<Option<u64>> {
+        let keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
+        let reply = self
+            .eval(
+                &scripts::SETTLE_IDLE,
+                keys,
+                vec![endpoint_id.to_string(), (paused as u8).to_string()],
+            )
+            .await?;
+        Ok(text(&reply)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(|f| f as u64)
+            .or(reply.as_u64()))
+    }
+
+    async fn due_endpoints(&self, shard: u32, now_ms: u64, limit: usize) -> StoreResult<Vec<String>> {
+        self.client()
+            .zrangebyscore(
+                self.keys.due(shard),
+                "-inf".to_string(),
+                now_ms as i64,
+                false,
+                Some((0, limit as i64)),
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize> {
+        let now = hookline_actors::now_ms();
+        let reply = self
+            .eval(
+                &scripts::HEARTBEAT,
+                vec![self.keys.nodes()],
+                vec![node_id.to_string(), now.to_string(), ttl_ms.to_string()],
+            )
+            .await?;
+        Ok(reply.as_u64().unwrap_or(1) as usize)
+    }
+
+    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {
+        let reply = self
+            .eval(
+                &scripts::HOLD_LEASE,
+                vec![self.keys.lease(shard)],
+                vec![node_id.to_string(), ttl_ms.to_string()],
+            )
+            .await?;
+        Ok(reply.as_u64() == Some(1))
+    }
+
+    async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()> {
+        self.eval(
+            &scripts::RELEASE_LEASE,
+            vec![self.keys.lease(shard)],
+            vec![node_id.to_string()],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn leave(&self, node_id: &str) -> StoreResult<()> {
+        let _: Value = self
+            .client()
+            .zrem(self.keys.nodes(), node_id)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Await futures concurrently (fred pipelines their commands onto its connections), without
+/// requiring them to be `'static` as spawned tasks would.
+async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    use std::task::Poll;
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (future, slot) in pending.iter_mut().zip(results.iter_mut()) {
+            if slot.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *slot = Some(value),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().flatten().collect()
+}

@@ -1,0 +1,141 @@
+//! The Lua scripts: each one is a step that must be atomic (or saves round trips). Every key a
+//! script touches is passed in KEYS and shares one hash tag (see `keys`).
+
+use fred::types::scripts::Script;
+use std::sync::LazyLock;
+
+/// KEYS: stream, event[, idempotency]. ARGV: event id, tenant, type, body, retention s,
+/// idempotency window s. Returns {event id, duplicate 0|1}. The idempotency check and the
+/// append are one step, so concurrent posts of one key store one event.
+pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if #KEYS == 3 then
+  local existing = redis.call('GET', KEYS[3])
+  if existing then return {existing, 1} end
+end
+redis.call('HSET', KEYS[2], 'body', ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+redis.call('XADD', KEYS[1], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3])
+if #KEYS == 3 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[6]) end
+return {ARGV[1], 0}
+"#,
+    )
+});
+
+/// KEYS: queue, due, delivery record × n. ARGV: endpoint id, retention s, now ms, then
+/// (event id, score) × n. Creates each delivery only if its record does not exist yet, so
+/// routing an event twice queues nothing twice. Returns the number created.
+pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local created = 0
+local earliest = nil
+for i = 3, #KEYS do
+  local j = 4 + (i - 3) * 2
+  if redis.call('HSETNX', KEYS[i], 'status', 'pending') == 1 then
+    redis.call('HSET', KEYS[i], 'attempts', 0, 'created_ms', ARGV[3])
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    redis.call('ZADD', KEYS[1], ARGV[j + 1], ARGV[j])
+    created = created + 1
+    local score = tonumber(ARGV[j + 1])
+    if earliest == nil or score < earliest then earliest = score end
+  end
+end
+if earliest then redis.call('ZADD', KEYS[2], 'LT', earliest, ARGV[1]) end
+return created
+"#,
+    )
+});
+
+/// KEYS: queue, delivery record, dead letters. ARGV: event id, status
+/// (delivered|failed|dead), attempts, attempt JSON, now ms, next due ms, reason, retention s.
+pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('HSET', KEYS[2], 'status', ARGV[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4],
+  'updated_ms', ARGV[5], 'next_ms', ARGV[6], 'reason', ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+if ARGV[2] == 'delivered' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+elseif ARGV[2] == 'failed' then
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[6], ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
+  redis.call('EXPIRE', KEYS[3], ARGV[8])
+end
+return 1
+"#,
+    )
+});
+
+/// KEYS: queue, due. ARGV: endpoint id, paused 0|1. Sets the endpoint's due entry to its
+/// earliest queued delivery (or removes it) in the same step as reading the queue, so work
+/// routed while the actor stops is never missed. Returns that earliest time or nil.
+pub static SETTLE_IDLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #head == 0 or ARGV[2] == '1' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  if #head == 0 then return false end
+  return head[2]
+end
+redis.call('ZADD', KEYS[2], head[2], ARGV[1])
+return head[2]
+"#,
+    )
+});
+
+/// KEYS: lease. ARGV: node id, ttl ms. Takes a free lease or renews our own. 1 = held.
+pub static HOLD_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});
+
+/// KEYS: lease. ARGV: node id. Deletes the lease only if we hold it.
+pub static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns the number of live nodes.
+pub static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+return redis.call('ZCARD', KEYS[1])
+"#,
+    )
+});
+
+/// KEYS: queue, due, dead letters. ARGV: endpoint id. Drops an endpoint's pending work and
+/// dead letters. Returns how many pending deliveries were dropped.
+pub static DELETE_ENDPOINT_WORK: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local dropped = redis.call('ZCARD', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return dropped
+"#,
+    )
+});

@@ -1,0 +1,98 @@
+//! Logs and metrics set-up.
+//!
+//! Logs are JSON lines on stdout: `{"ts":…,"level":…,"msg":…,"target":…, <fields>}`. The message
+//! key is `msg` (tests and log shippers look for `{"msg":"listening",…}`). Metric names live in
+//! `hookline_actors::names`, re-exported here.
+
+pub use hookline_actors::names;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::sync::OnceLock;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+struct JsonLines;
+
+struct Fields(Map<String, Value>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.insert(key(field), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(key(field), Value::String(value.to_string()));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(key(field), Value::from(value));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(key(field), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(key(field), Value::from(value));
+    }
+}
+
+fn key(field: &Field) -> String {
+    match field.name() {
+        "message" => "msg".to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut fields = Fields(Map::new());
+        fields.0.insert(
+            "ts".into(),
+            Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
+        );
+        fields.0.insert(
+            "level".into(),
+            Value::String(event.metadata().level().to_string().to_lowercase()),
+        );
+        event.record(&mut fields);
+        fields
+            .0
+            .insert("target".into(), Value::String(event.metadata().target().to_string()));
+        let line = serde_json::to_string(&Value::Object(fields.0)).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{line}")
+    }
+}
+
+/// Install the JSON log subscriber (once per process; later calls do nothing).
+pub fn init_logging(level: &str) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse::<EnvFilter>().ok())
+        .unwrap_or_else(|| EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(JsonLines)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
+
+/// The process-wide Prometheus recorder (installed on first use).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (an embedding program's): then this
+            // handle renders an empty page rather than failing the node.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
