@@ -10,7 +10,7 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config: {0}")]
-    Load(Box<figment::Error>),
+    Load(String),
     #[error("config: `{key}` {problem}")]
     Invalid { key: &'static str, problem: String },
 }
@@ -181,6 +181,28 @@ impl Default for Log {
     }
 }
 
+/// Each figment error as "`section.key`: what is wrong (from where)", with the key spelled as
+/// in the TOML file whether the value came from the file or the environment.
+fn describe(err: figment::Error) -> ConfigError {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".").to_lowercase();
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("`{key}`: {}{source}", e.kind)
+            }
+        })
+        .collect();
+    ConfigError::Load(lines.join("; "))
+}
+
 impl Config {
     /// Defaults, then `file` (or `config/default.toml` if it exists), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
@@ -204,7 +226,7 @@ impl Config {
     }
 
     pub fn from_figment(figment: Figment) -> Result<Config, ConfigError> {
-        let config: Config = figment.extract().map_err(|e| ConfigError::Load(Box::new(e)))?;
+        let config: Config = figment.extract().map_err(describe)?;
         config.validate()?;
         Ok(config)
     }
@@ -335,6 +357,19 @@ mod tests {
     }
 
     #[test]
+    fn shipped_config_files_are_valid() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let dev = Config::load(Some(Path::new(&format!("{root}/config/default.toml")))).unwrap();
+        assert!(dev.delivery.allow_private_networks);
+        // The production example has no admin token on purpose: it must come from the env.
+        let prod = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(format!("{root}/config/production.example.toml")))
+            .merge(Serialized::default("auth.admin_tokens", vec!["a-long-enough-token"]));
+        let prod = Config::from_figment(prod).unwrap();
+        assert!(!prod.delivery.allow_private_networks);
+    }
+
+    #[test]
     fn refuses_to_start_without_auth() {
         let err = from_toml("").unwrap_err().to_string();
         assert!(err.contains("auth.admin_tokens"), "{err}");
@@ -360,6 +395,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error type
     fn environment_overrides_use_double_underscores() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("HOOKLINE__REDIS__URL", "redis://127.0.0.1:6380");

@@ -24,6 +24,9 @@ use std::time::Duration;
 
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
+/// A pending `send_after` wake-up.
+type Timer = tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>;
+
 pub enum EndpointMsg {
     Wake,
     ConfigChanged,
@@ -53,10 +56,7 @@ pub struct EndpointState {
     cfg: Option<EndpointConfig>,
     window: VecDeque<QueuedDelivery>,
     in_flight: HashSet<String>,
-    timer: Option<(
-        u64,
-        tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>,
-    )>,
+    timer: Option<(u64, Timer)>,
     drain_waiters: Vec<RpcReplyPort<()>>,
     draining: bool,
 }

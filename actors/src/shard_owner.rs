@@ -127,11 +127,15 @@ impl Actor for ShardOwner {
                 }
             }
             ShardOwnerMsg::Poll => {}
-            ShardOwnerMsg::ConfigChanged(endpoint_id) => {
-                if let Some(actor) = state.endpoints.get(&endpoint_id) {
+            ShardOwnerMsg::ConfigChanged(endpoint_id) => match state.endpoints.get(&endpoint_id) {
+                Some(actor) => {
                     actor.send_message(EndpointMsg::ConfigChanged).ok();
                 }
-            }
+                // Not running: start it, so that an endpoint that was just enabled (whose due
+                // entry was removed while it was disabled) looks at its queue again. With
+                // nothing due it settles and stops at once.
+                None => state.ensure_running(&myself, &endpoint_id).await,
+            },
             ShardOwnerMsg::Drain(reply) => {
                 state.draining = true;
                 let timeout = Duration::from_millis(state.ctx.settings.drain_timeout_ms);

@@ -464,8 +464,8 @@ fn xread_entries(reply: Value) -> Vec<StreamEvent> {
         Value::Null => Vec::new(),
         Value::Map(map) => map
             .inner()
-            .into_iter()
-            .flat_map(|(_, entries)| parse_entries(entries.into_array()))
+            .into_values()
+            .flat_map(|entries| parse_entries(entries.into_array()))
             .collect(),
         other => other
             .into_array()

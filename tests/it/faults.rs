@@ -1,0 +1,255 @@
+//! Durability under faults: kill -9 of the node, Redis restarts (with and without data),
+//! Redis down, and two nodes sharing one Redis.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Post `count` events from `concurrency` tasks; returns the ids the node acknowledged.
+async fn post_many(api: &Api, tenant: &str, count: usize, concurrency: usize, acked: Arc<Mutex<Vec<String>>>) {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (api, next, acked, tenant) = (api.clone(), next.clone(), acked.clone(), tenant.to_string());
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
+                if let Some(id) = api.post_event(&tenant, "load.item", json!({"n": 1})).await {
+                    acked.lock().unwrap().push(id);
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// Invariants 1 and 2: a kill -9 while thousands of events are being ingested and delivered
+/// loses no acknowledged event; duplicates are only attempts in flight at the kill.
+#[tokio::test]
+async fn kill_9_mid_delivery_loses_no_acknowledged_event() {
+    let redis = shared_redis_url();
+    let opts = NodeOpts::new(&redis, &unique_prefix("kill9")).node_id("kill9-node");
+    let mut node = Node::start_ready(&opts).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    // 4 in flight × 20 ms: about 200 deliveries a second, so 2,500 take many seconds.
+    node.api
+        .create_endpoint("k", json!({"url": sink.url("sleep/20/k"), "max_in_flight": 4}))
+        .await;
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    post_many(&node.api, "k", 2_500, 16, acked.clone()).await;
+    assert_eq!(acked.lock().unwrap().len(), 2_500);
+    // Keep ingesting while the node dies: whatever it acknowledged must survive too.
+    let poster = {
+        let (api, acked) = (node.api.clone(), acked.clone());
+        tokio::spawn(async move { post_many(&api, "k", 1_000, 4, acked).await })
+    };
+    wait_for(Duration::from_secs(30), "ingest under way", || {
+        acked.lock().unwrap().len() >= 2_600
+    })
+    .await;
+    node.kill9().await;
+    poster.await.unwrap();
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    let delivered_at_kill = sink.delivered_ids("k").len();
+    assert!(
+        acked.len() - delivered_at_kill >= 2_000,
+        "at least 2,000 events still to deliver at the kill ({delivered_at_kill} of {} done)",
+        acked.len()
+    );
+
+    let node = Node::start_ready(&opts).await;
+    wait_for(Duration::from_secs(60), "every acknowledged event to arrive", || {
+        acked.is_subset(&sink.delivered_ids("k"))
+    })
+    .await;
+    let requests = sink.received_by("k").len();
+    let unique = sink.delivered_ids("k").len();
+    println!(
+        "kill -9: {} acknowledged, {delivered_at_kill} delivered before the kill, {} duplicates",
+        acked.len(),
+        requests - unique
+    );
+    // At most the attempts in flight at the kill (max_in_flight = 4) plus the window being
+    // recorded can be repeated; allow a generous margin, but not a re-delivery of everything.
+    assert!(requests - unique <= 50, "too many duplicates: {}", requests - unique);
+    drop(node);
+}
+
+/// Invariant 1 across a Redis crash: with AOF `appendfsync always`, a kill -9 of Redis between
+/// ingest and delivery loses nothing, and the node reconnects without a restart.
+#[tokio::test]
+async fn redis_restart_with_aof_between_ingest_and_delivery_loses_nothing() {
+    let mut redis = RedisServer::start(true);
+    let node = Node::start_ready(&NodeOpts::new(&redis.url(), "aof")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("aof", 503);
+    node.api.create_endpoint("a", json!({"url": sink.url("switch/aof"), "retry_schedule_s": [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]})).await;
+    let mut acked = HashSet::new();
+    for i in 0..50 {
+        acked.insert(
+            node.api
+                .post_event("a", "thing.happened", json!({"i": i}))
+                .await
+                .expect("ingest"),
+        );
+    }
+    wait_for(Duration::from_secs(10), "first (failing) attempts", || {
+        sink.arrivals("aof") >= 10
+    })
+    .await;
+    redis.restart();
+    sink.set_switch("aof", 200);
+    wait_for(Duration::from_secs(60), "every event after the Redis restart", || {
+        acked.is_subset(&sink.delivered_ids("aof"))
+    })
+    .await;
+}
+
+/// While Redis is down, ingest answers 503 (never a 2xx it cannot keep) and /readyz is 503;
+/// when Redis is back, ingest and delivery resume without restarting the node.
+#[tokio::test]
+async fn redis_down_means_503_then_recovery() {
+    let mut redis = RedisServer::start(true);
+    let node = Node::start_ready(&NodeOpts::new(&redis.url(), "down")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api.create_endpoint("d", json!({"url": sink.url("ok/down")})).await;
+
+    redis.kill9();
+    let (status, body, headers) = node
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/tenants/d/events",
+            Some(r#"{"type":"a.b","payload":{}}"#),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable");
+    assert!(headers.contains_key("retry-after"));
+    let (status, _) = node.api.get("/readyz").await;
+    assert_eq!(status, 503);
+    let (status, _) = node.api.get("/healthz").await;
+    assert_eq!(status, 200, "the process itself is healthy");
+
+    redis.start_again();
+    let mut id = None;
+    for _ in 0..200 {
+        if let Some(got) = node.api.post_event("d", "a.b", json!({})).await {
+            id = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = id.expect("ingest did not recover after Redis came back");
+    wait_for(Duration::from_secs(20), "delivery after recovery", || {
+        sink.delivered_ids("down").contains(&id)
+    })
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !node.api.ready().await {
+        assert!(std::time::Instant::now() < deadline, "/readyz did not recover");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Redis restarted empty: the node recreates its consumer group and leases by itself and goes
+/// on delivering new events (a consumer group made only at start-up would be dead now).
+#[tokio::test]
+async fn redis_restarted_empty_is_recovered_without_a_node_restart() {
+    let mut redis = RedisServer::start(false);
+    let node = Node::start_ready(&NodeOpts::new(&redis.url(), "empty")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint("e", json!({"url": sink.url("ok/before")}))
+        .await;
+    let first = node.api.post_event("e", "a.b", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "delivery before the restart", || {
+        sink.delivered_ids("before").contains(&first)
+    })
+    .await;
+
+    redis.restart(); // no persistence: everything is gone, the group included
+    let mut ep = None;
+    for _ in 0..100 {
+        let (status, body) = node
+            .api
+            .post("/v1/tenants/e/endpoints", json!({"url": sink.url("ok/after")}))
+            .await;
+        if status == 201 {
+            ep = Some(body);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ep.is_some(), "endpoint creation did not recover");
+    let mut id = None;
+    for _ in 0..100 {
+        if let Some(got) = node.api.post_event("e", "a.b", json!({})).await {
+            id = Some(got);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = id.unwrap();
+    wait_for(Duration::from_secs(20), "delivery after Redis came back empty", || {
+        sink.delivered_ids("after").contains(&id)
+    })
+    .await;
+}
+
+/// Two nodes on one Redis and prefix, the second joining mid-load so shards move while
+/// attempts are in flight: no endpoint ever has two attempts in flight at once (each endpoint
+/// allows one), so no endpoint was worked by both nodes at the same time. Everything arrives.
+#[tokio::test]
+async fn two_nodes_never_work_one_endpoint_at_once() {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix("two");
+    let a = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("node-a")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let names: Vec<String> = (0..12).map(|i| format!("ep{i}")).collect();
+    for name in &names {
+        a.api
+            .create_endpoint(
+                "two",
+                json!({"url": sink.url(&format!("sleep/40/{name}")), "max_in_flight": 1}),
+            )
+            .await;
+    }
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    post_many(&a.api, "two", 25, 4, acked.clone()).await;
+    wait_for(Duration::from_secs(10), "deliveries under way", || sink.count() >= 24).await;
+
+    let b = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("node-b")).await;
+    // Post through both nodes while shards rebalance.
+    let (x, y) = (acked.clone(), acked.clone());
+    let (api_a, api_b) = (a.api.clone(), b.api.clone());
+    let t1 = tokio::spawn(async move { post_many(&api_a, "two", 15, 2, x).await });
+    let t2 = tokio::spawn(async move { post_many(&api_b, "two", 15, 2, y).await });
+    t1.await.unwrap();
+    t2.await.unwrap();
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert_eq!(acked.len(), 55);
+    wait_for(Duration::from_secs(60), "every event at every endpoint", || {
+        names.iter().all(|n| acked.is_subset(&sink.delivered_ids(n)))
+    })
+    .await;
+    for name in &names {
+        assert_eq!(
+            sink.max_in_flight(name),
+            1,
+            "{name} had attempts in flight from two places at once"
+        );
+    }
+    // Both nodes did work: shards really were shared.
+    let worked = |node: &Node| node.logs().iter().any(|l| l.contains("attempt finished"));
+    assert!(
+        worked(&a) && worked(&b),
+        "both nodes should own shards after the rebalance"
+    );
+}

@@ -1,0 +1,90 @@
+//! Process lifecycle: configuration errors, graceful shutdown on SIGTERM.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn run_with_env(env: &[(&str, &str)]) -> std::process::Output {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"));
+    cmd.current_dir(cwd.path())
+        .env("HOOKLINE__SERVER__LISTEN", "127.0.0.1:0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn a_bad_setting_stops_the_node_naming_the_key() {
+    let cases = [
+        (
+            vec![
+                ("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true"),
+                ("HOOKLINE__DELIVERY__TIMEOUT_MS", "fast"),
+            ],
+            "delivery.timeout_ms",
+        ),
+        (
+            vec![
+                ("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true"),
+                ("HOOKLINE__REDIS__URL", "http://nope"),
+            ],
+            "redis.url",
+        ),
+        (vec![], "auth.admin_tokens"),
+    ];
+    for (env, key) in cases {
+        let out = run_with_env(&env);
+        assert_eq!(out.status.code(), Some(2), "{env:?}");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(text.contains(key), "{env:?}: {text}");
+    }
+}
+
+/// SIGTERM: stop accepting, let the attempt in flight finish, give leases back, exit 0 — and
+/// the finished attempt is recorded, so a restarted node does not send it again.
+#[tokio::test]
+async fn sigterm_finishes_in_flight_attempts_and_exits_zero() {
+    let redis = shared_redis_url();
+    let opts = NodeOpts::new(&redis, &unique_prefix("term"));
+    let mut node = Node::start_ready(&opts).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint("g", json!({"url": sink.url("sleep/2000/term")}))
+        .await;
+    let id = node.api.post_event("g", "a.b", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "the attempt to start", || {
+        sink.arrivals("term") == 1
+    })
+    .await;
+
+    let started = Instant::now();
+    node.sigterm();
+    let status = node
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("node did not exit within 30 s");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        sink.delivered_ids("term").contains(&id),
+        "the in-flight attempt was cut off"
+    );
+    assert!(node.logs().iter().any(|l| l.contains("\"msg\":\"stopped\"")));
+
+    // A new node on the same prefix finds nothing left to send.
+    let next = Node::start_ready(&opts).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sink.arrivals("term"),
+        1,
+        "the delivery was made again after a clean shutdown"
+    );
+    drop(next);
+}

@@ -1,0 +1,10 @@
+//! Integration tests: a real Redis, the real node binary, real HTTP receivers on loopback.
+//! One binary with a module per area (each file in tests/ would be its own link).
+
+mod support;
+
+mod auth;
+mod faults;
+mod lifecycle;
+mod pipeline;
+mod validation;

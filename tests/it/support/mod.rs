@@ -1,0 +1,150 @@
+//! Shared test helpers: the node as a real process, a private Redis, an API client, waiting.
+
+pub mod node;
+pub mod redis;
+
+pub use node::{Node, NodeOpts};
+pub use redis::RedisServer;
+
+use reqwest::Method;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+pub const ADMIN: &str = "test-admin-token";
+
+/// The machine's Redis, or `HOOKLINE_TEST_REDIS`. A missing Redis fails the test with the
+/// command that starts one, never a silent skip.
+pub fn shared_redis_url() -> String {
+    let url = std::env::var("HOOKLINE_TEST_REDIS").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let hostport = url.trim_start_matches("redis://").trim_end_matches('/');
+    if !redis::ping(hostport) {
+        panic!(
+            "no Redis answers at {url}: start one with `redis-server --daemonize yes --port 6379 --save '' --appendonly no` \
+             (or set HOOKLINE_TEST_REDIS)"
+        );
+    }
+    url
+}
+
+/// A key prefix no other test uses.
+pub fn unique_prefix(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("test-{name}-{}-{nanos}", std::process::id())
+}
+
+/// Poll `check` every 50 ms until it is true; panic naming `what` after `timeout`.
+pub async fn wait_for(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !check() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A small client for the node's API.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    pub base: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Api {
+            http,
+            base: base.to_string(),
+            token: Some(ADMIN.to_string()),
+        }
+    }
+
+    pub fn with_token(&self, token: Option<&str>) -> Api {
+        Api {
+            token: token.map(String::from),
+            ..self.clone()
+        }
+    }
+
+    /// Send `body` (raw text) with `content_type`; returns status and the JSON answer
+    /// (`Value::Null` when the answer is empty or not JSON).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        content_type: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(b) = body {
+            req = req.body(b.to_string());
+        }
+        let resp = req.send().await.expect("request to node failed");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null), headers)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let text = body.map(|b| b.to_string());
+        let ct = text.as_ref().map(|_| "application/json");
+        let (status, value, _) = self.raw(method, path, text.as_deref(), ct).await;
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Create an endpoint; panics unless 201.
+    pub async fn create_endpoint(&self, tenant: &str, body: Value) -> Value {
+        let (status, ep) = self.post(&format!("/v1/tenants/{tenant}/endpoints"), body).await;
+        assert_eq!(status, 201, "endpoint creation failed: {ep}");
+        ep
+    }
+
+    /// Post an event; returns its id if the node acknowledged it (2xx).
+    pub async fn post_event(&self, tenant: &str, event_type: &str, payload: Value) -> Option<String> {
+        let body = serde_json::json!({"type": event_type, "payload": payload}).to_string();
+        let req = self
+            .http
+            .post(format!("{}/v1/tenants/{tenant}/events", self.base))
+            .bearer_auth(self.token.as_deref().unwrap_or_default())
+            .header("content-type", "application/json")
+            .body(body);
+        let resp = req.send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: Value = resp.json().await.ok()?;
+        v["id"].as_str().map(String::from)
+    }
+
+    /// Is the node ready (`/readyz` 200)?
+    pub async fn ready(&self) -> bool {
+        self.http
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    }
+}

@@ -1,0 +1,151 @@
+//! The node as a real process (`CARGO_BIN_EXE_hookline`), on port 0, with its own key prefix.
+
+use super::Api;
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(Clone, Debug)]
+pub struct NodeOpts {
+    pub redis_url: String,
+    pub prefix: String,
+    pub node_id: Option<String>,
+    /// Extra `HOOKLINE__…` settings (section__key, value).
+    pub env: Vec<(String, String)>,
+}
+
+impl NodeOpts {
+    pub fn new(redis_url: &str, prefix: &str) -> NodeOpts {
+        NodeOpts {
+            redis_url: redis_url.into(),
+            prefix: prefix.into(),
+            node_id: None,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn set(mut self, key: &str, value: &str) -> NodeOpts {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn node_id(mut self, id: &str) -> NodeOpts {
+        self.node_id = Some(id.to_string());
+        self
+    }
+}
+
+pub struct Node {
+    child: Child,
+    pub api: Api,
+    logs: Arc<Mutex<Vec<String>>>,
+    _cwd: tempfile::TempDir,
+}
+
+impl Node {
+    pub async fn start(opts: &NodeOpts) -> Node {
+        // An empty working directory, so config/default.toml of the checkout is not read.
+        let cwd = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookline"));
+        cmd.arg("serve")
+            .current_dir(cwd.path())
+            .env_remove("RUST_LOG")
+            .env("HOOKLINE__SERVER__LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE__REDIS__URL", &opts.redis_url)
+            .env("HOOKLINE__REDIS__PREFIX", &opts.prefix)
+            .env("HOOKLINE__AUTH__ADMIN_TOKENS", format!("[\"{}\"]", super::ADMIN))
+            .env("HOOKLINE__DELIVERY__ALLOW_PRIVATE_NETWORKS", "true")
+            // Fast clocks so fault tests run in seconds.
+            .env("HOOKLINE__SHARDS__COUNT", "16")
+            .env("HOOKLINE__SHARDS__LEASE_TTL_MS", "3000")
+            .env("HOOKLINE__SHARDS__DUE_POLL_MS", "100")
+            .env("HOOKLINE__ROUTER__CLAIM_IDLE_MS", "3000")
+            .env("HOOKLINE__ROUTER__BLOCK_MS", "200")
+            .env("HOOKLINE__REDIS__COMMAND_TIMEOUT_MS", "1500")
+            .env("HOOKLINE__LOG__LEVEL", "info,hookline_actors=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        if let Some(id) = &opts.node_id {
+            cmd.env("HOOKLINE__NODE__ID", id);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(format!("HOOKLINE__{}", k.to_uppercase()), v);
+        }
+        let mut child = cmd.spawn().expect("start hookline");
+        let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let sink = logs.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut addr_tx = Some(addr_tx);
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if v["msg"] == "listening" {
+                        if let Some(tx) = addr_tx.take() {
+                            tx.send(v["addr"].as_str().unwrap_or_default().to_string()).ok();
+                        }
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr: SocketAddr = tokio::time::timeout(Duration::from_secs(20), addr_rx)
+            .await
+            .expect("node did not log its address within 20 s")
+            .expect("node exited before listening")
+            .parse()
+            .unwrap();
+        let api = Api::new(&format!("http://{addr}"));
+        Node {
+            child,
+            api,
+            logs,
+            _cwd: cwd,
+        }
+    }
+
+    /// Start and wait until `/readyz` says the node has joined the lease cycle.
+    pub async fn start_ready(opts: &NodeOpts) -> Node {
+        let node = Node::start(opts).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !node.api.ready().await {
+            assert!(std::time::Instant::now() < deadline, "node not ready within 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        node
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("node already exited")
+    }
+
+    /// SIGKILL: no chance to clean up.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().ok();
+        self.child.wait().await.ok();
+    }
+
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}

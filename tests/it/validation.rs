@@ -1,0 +1,460 @@
+//! A table of bad inputs for every route: each gets the right 4xx and the JSON error shape,
+//! and the node stays healthy and delivers afterwards.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use reqwest::Method;
+use serde_json::json;
+use std::time::Duration;
+
+const JSON: Option<&str> = Some("application/json");
+
+/// method, path, body, content type, expected status, error code, text the message must contain
+type Case<'a> = (Method, String, Option<String>, Option<&'a str>, u16, &'a str, &'a str);
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
+    let redis = shared_redis_url();
+    let node =
+        Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("bad")).set("ingest__max_payload_bytes", "2048")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let api = &node.api;
+    let ep = api
+        .create_endpoint("v", json!({"url": sink.url("ok/v"), "event_types": ["good.*"]}))
+        .await;
+    let ep_id = ep["id"].as_str().unwrap();
+    let accepted = api.post_event("v", "good.before", json!({})).await.unwrap();
+
+    let big = format!(r#"{{"type":"good.big","payload":"{}"}}"#, "x".repeat(5_000));
+    let ep_path = format!("/v1/tenants/v/endpoints/{ep_id}");
+    let cases: Vec<Case> = vec![
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some("{".into()),
+            JSON,
+            400,
+            "invalid_json",
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"type":"a.b","payload":{}}"#.into()),
+            Some("text/plain"),
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            None,
+            None,
+            415,
+            "unsupported_media_type",
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"payload":{}}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "type",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"type":"a.b"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "payload",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"type":"has space","payload":{}}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "type",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"type":7,"payload":{}}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "type",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"type":"a.b","payload":{},"extra":1}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "extra",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"{"type":"a.b","payload":{},"idempotency_key":""}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "idempotency_key",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"[1,2]"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(big),
+            JSON,
+            413,
+            "payload_too_large",
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/bad%20tenant/events".into(),
+            Some(r#"{"type":"a.b","payload":{}}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "tenant",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/events/evt_nope".into(),
+            None,
+            None,
+            404,
+            "not_found",
+            "event",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/events/evt_00000000000000000000000000".into(),
+            None,
+            None,
+            404,
+            "not_found",
+            "event",
+        ),
+        (
+            Method::DELETE,
+            "/v1/tenants/v/events".into(),
+            None,
+            None,
+            405,
+            "method_not_allowed",
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some("{}".into()),
+            JSON,
+            400,
+            "invalid_request",
+            "url",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"ftp://x.example"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "url",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"not a url"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "url",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","event_types":[]}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "event_types",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","event_types":["a*"]}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "event_types",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","secret":"whsec_short"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "secret",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","rate_limit_per_s":0}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "rate_limit_per_s",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","max_in_flight":-1}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "max_in_flight",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","timeout_ms":1}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "timeout_ms",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","headers":{"webhook-id":"x"}}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "headers",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","headers":{"bad name":"x"}}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "headers",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","ordered":"yes"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "ordered",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/endpoints".into(),
+            Some(r#"{"url":"https://x.example","colour":"red"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "colour",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/endpoints?limit=0".into(),
+            None,
+            None,
+            400,
+            "invalid_request",
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/endpoints?limit=501".into(),
+            None,
+            None,
+            400,
+            "invalid_request",
+            "limit",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/endpoints?cursor=zzz".into(),
+            None,
+            None,
+            400,
+            "invalid_request",
+            "cursor",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/endpoints/ep_missing".into(),
+            None,
+            None,
+            404,
+            "not_found",
+            "endpoint",
+        ),
+        (
+            Method::PATCH,
+            ep_path.clone(),
+            Some(r#"{"url":"gopher://x"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "url",
+        ),
+        (
+            Method::PATCH,
+            ep_path.clone(),
+            Some(r#"{"id":"ep_other"}"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "id",
+        ),
+        (
+            Method::PATCH,
+            ep_path.clone(),
+            Some("nope".into()),
+            JSON,
+            400,
+            "invalid_json",
+            "",
+        ),
+        (
+            Method::PUT,
+            ep_path.clone(),
+            Some("{}".into()),
+            JSON,
+            405,
+            "method_not_allowed",
+            "",
+        ),
+        (
+            Method::DELETE,
+            "/v1/tenants/v/endpoints/ep_missing".into(),
+            None,
+            None,
+            404,
+            "not_found",
+            "endpoint",
+        ),
+        (
+            Method::GET,
+            "/v1/tenants/v/deliveries/dlv_nope".into(),
+            None,
+            None,
+            404,
+            "not_found",
+            "delivery",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/keys".into(),
+            Some("{}".into()),
+            JSON,
+            201,
+            "",
+            "",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/bad!/keys".into(),
+            None,
+            None,
+            400,
+            "invalid_request",
+            "tenant",
+        ),
+        (
+            Method::GET,
+            "/v2/nothing".into(),
+            None,
+            None,
+            404,
+            "not_found",
+            "/v2/nothing",
+        ),
+        (
+            Method::POST,
+            "/healthz".into(),
+            None,
+            None,
+            405,
+            "method_not_allowed",
+            "",
+        ),
+    ];
+    for (method, path, body, ct, status, code, needle) in cases {
+        let (got, answer, _) = api.raw(method.clone(), &path, body.as_deref(), ct).await;
+        assert_eq!(got, status, "{method} {path} {body:?}: {answer}");
+        if status >= 400 {
+            assert_eq!(answer["error"]["code"], code, "{method} {path} {body:?}: {answer}");
+            let message = answer["error"]["message"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}: no message in {answer}"));
+            assert!(
+                message.contains(needle),
+                "{method} {path}: message {message:?} should name {needle:?}"
+            );
+        }
+    }
+
+    // SSRF default: a node without allow_private_networks refuses literal private addresses.
+    let strict = Node::start_ready(
+        &NodeOpts::new(&redis, &unique_prefix("ssrf")).set("delivery__allow_private_networks", "false"),
+    )
+    .await;
+    for url in [
+        "http://127.0.0.1/x",
+        "http://10.0.0.1/x",
+        "http://169.254.169.254/latest",
+        "http://[::1]/x",
+        "http://localhost:8080/x",
+        "http://192.168.1.1/x",
+    ] {
+        let (status, body) = strict.api.post("/v1/tenants/v/endpoints", json!({"url": url})).await;
+        assert_eq!(status, 400, "{url}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("url"), "{body}");
+    }
+    let (status, _) = strict
+        .api
+        .post("/v1/tenants/v/endpoints", json!({"url": "https://hooks.example.com/x"}))
+        .await;
+    assert_eq!(status, 201);
+
+    // Still healthy, and what was accepted before is delivered, and new events too.
+    assert!(api.ready().await);
+    let after = api.post_event("v", "good.after", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "deliveries after the bad input", || {
+        let ids = sink.delivered_ids("v");
+        ids.contains(&accepted) && ids.contains(&after)
+    })
+    .await;
+    assert!(
+        node.logs().iter().all(|l| !l.contains("panicked")),
+        "a request made the node panic"
+    );
+}
