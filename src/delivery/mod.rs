@@ -137,3 +137,83 @@ impl Transport for HttpTransport {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::routing::post;
+    use std::collections::BTreeMap;
+
+    async fn receiver() -> String {
+        let app = axum::Router::new()
+            .route(
+                "/redirect",
+                post(|| async { (axum::http::StatusCode::FOUND, [("location", "/elsewhere")], "") }),
+            )
+            .route("/huge", post(|| async { "x".repeat(1_000_000) }))
+            .route(
+                "/busy",
+                post(|| async { (axum::http::StatusCode::TOO_MANY_REQUESTS, [("retry-after", "30")], "") }),
+            )
+            .route(
+                "/slow",
+                post(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.ok() });
+        format!("http://{addr}")
+    }
+
+    fn request(url: String) -> AttemptRequest {
+        AttemptRequest {
+            url,
+            event_id: "evt_1".into(),
+            body: Arc::from("{}"),
+            secrets: vec![sign::new_secret()],
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn blocked_destinations_fail_permanently_without_a_connection() {
+        let strict = HttpTransport::new(false).unwrap();
+        for url in [
+            "http://localhost:9/hook",
+            "http://127.0.0.1:9/hook",
+            "http://[::1]:9/hook",
+        ] {
+            let r = strict.send(request(url.into())).await;
+            assert_eq!(r.failure, Some(FailureKind::Blocked), "{url}: {r:?}");
+            assert!(r.error.unwrap().contains("destination_blocked"));
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_and_reads_are_bounded() {
+        let base = receiver().await;
+        let t = HttpTransport::new(true).unwrap();
+        let r = t.send(request(format!("{base}/redirect"))).await;
+        assert_eq!(r.status, Some(302));
+        let r = t.send(request(format!("{base}/huge"))).await;
+        assert_eq!(r.status, Some(200));
+        assert_eq!(r.excerpt.len(), EXCERPT);
+        let r = t.send(request(format!("{base}/busy"))).await;
+        assert_eq!((r.status, r.retry_after), (Some(429), Some(Duration::from_secs(30))));
+    }
+
+    #[tokio::test]
+    async fn slow_receivers_time_out() {
+        let base = receiver().await;
+        let t = HttpTransport::new(true).unwrap();
+        let r = t.send(request(format!("{base}/slow"))).await;
+        assert_eq!(r.failure, Some(FailureKind::Timeout), "{r:?}");
+        assert!(r.latency_ms >= 1_900 && r.latency_ms < 4_000, "{}", r.latency_ms);
+        let refused = t.send(request("http://127.0.0.1:9/closed".into())).await;
+        assert_eq!(refused.failure, Some(FailureKind::Connect), "{refused:?}");
+    }
+}

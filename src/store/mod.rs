@@ -221,6 +221,10 @@ impl RedisStore {
             body.to_string(),
             self.retention_s.to_string(),
             self.idempotency_window_s.to_string(),
+            format!(
+                "{}-0",
+                hookline_actors::now_ms().saturating_sub(self.retention_s * 1000)
+            ),
         ];
         let reply = self.eval(&scripts::INGEST, keys, args).await?.into_array();
         match reply.as_slice() {

@@ -7,4 +7,6 @@ mod auth;
 mod faults;
 mod lifecycle;
 mod pipeline;
+mod store;
+mod supervision;
 mod validation;

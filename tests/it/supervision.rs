@@ -1,0 +1,196 @@
+//! A crashed endpoint actor is restarted by its shard owner from Redis state, and no other
+//! actor notices. The node runs in-process on the real Redis store and HTTP transport; the
+//! only addition is a store wrapper that panics once inside one endpoint actor's handler.
+
+use crate::support::*;
+use hookline::config::Config;
+use hookline::delivery::HttpTransport;
+use hookline::store::RedisStore;
+use hookline_actors::matching::SubscriptionIndex;
+use hookline_actors::model::{AttemptRecord, Next, QueuedDelivery};
+use hookline_actors::store::StoreResult;
+use hookline_actors::{EndpointConfig, Node, NodeSettings, RoutedEvent, Store, StreamEvent};
+use hookline_loadtest::sink::Sink;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The real store, plus one injected panic in `record_attempt` for one endpoint.
+struct PanicOnce {
+    inner: Arc<RedisStore>,
+    target: std::sync::Mutex<String>,
+    armed: AtomicBool,
+    records_after_panic: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Store for PanicOnce {
+    async fn read_events(&self, c: &str, p: bool, n: usize, b: u64) -> StoreResult<Vec<StreamEvent>> {
+        self.inner.read_events(c, p, n, b).await
+    }
+    async fn claim_stale_events(&self, c: &str, i: u64, n: usize) -> StoreResult<Vec<StreamEvent>> {
+        self.inner.claim_stale_events(c, i, n).await
+    }
+    async fn route(&self, events: &[RoutedEvent]) -> StoreResult<()> {
+        self.inner.route(events).await
+    }
+    async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>> {
+        self.inner.load_endpoints().await
+    }
+    async fn get_endpoint(&self, id: &str) -> StoreResult<Option<EndpointConfig>> {
+        self.inner.get_endpoint(id).await
+    }
+    async fn pull_window(
+        &self,
+        e: &EndpointConfig,
+        s: u32,
+        now: u64,
+        l: usize,
+        x: &[String],
+    ) -> StoreResult<Vec<QueuedDelivery>> {
+        self.inner.pull_window(e, s, now, l, x).await
+    }
+    async fn record_attempt(
+        &self,
+        e: &EndpointConfig,
+        s: u32,
+        id: &str,
+        n: u32,
+        a: &AttemptRecord,
+        next: &Next,
+    ) -> StoreResult<()> {
+        if *self.target.lock().unwrap() == e.id {
+            if self.armed.swap(false, Ordering::SeqCst) {
+                panic!("injected crash of the endpoint actor");
+            }
+            self.records_after_panic.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.record_attempt(e, s, id, n, a, next).await
+    }
+    async fn settle_idle(&self, id: &str, s: u32, p: bool) -> StoreResult<Option<u64>> {
+        self.inner.settle_idle(id, s, p).await
+    }
+    async fn due_endpoints(&self, s: u32, now: u64, l: usize) -> StoreResult<Vec<String>> {
+        self.inner.due_endpoints(s, now, l).await
+    }
+    async fn heartbeat(&self, n: &str, t: u64) -> StoreResult<usize> {
+        self.inner.heartbeat(n, t).await
+    }
+    async fn hold_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
+        self.inner.hold_lease(s, n, t).await
+    }
+    async fn release_lease(&self, s: u32, n: &str) -> StoreResult<()> {
+        self.inner.release_lease(s, n).await
+    }
+    async fn leave(&self, n: &str) -> StoreResult<()> {
+        self.inner.leave(n).await
+    }
+}
+
+fn endpoint(id: &str, url: String) -> EndpointConfig {
+    EndpointConfig {
+        id: id.into(),
+        tenant: "sup".into(),
+        url,
+        event_types: vec!["*".into()],
+        description: None,
+        secret: hookline::delivery::sign::new_secret(),
+        previous_secrets: vec![],
+        rate_limit_per_s: None,
+        max_in_flight: Some(1),
+        timeout_ms: None,
+        retry_schedule_s: None,
+        headers: BTreeMap::new(),
+        ordered: false,
+        disabled: false,
+        disabled_reason: None,
+        created_at_ms: 0,
+        updated_at_ms: 0,
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
+    let mut cfg = Config::default();
+    cfg.redis.url = shared_redis_url();
+    cfg.redis.prefix = unique_prefix("sup");
+    cfg.auth.insecure_no_auth = true;
+    let redis = RedisStore::connect(&cfg).await.unwrap();
+    assert!(redis.wait_connected(Duration::from_secs(5)).await);
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let (crashy, steady) = (hookline::ids::new_endpoint_id(), hookline::ids::new_endpoint_id());
+    redis
+        .put_endpoint(&endpoint(&crashy, sink.url("sleep/5/crashy")))
+        .await
+        .unwrap();
+    redis
+        .put_endpoint(&endpoint(&steady, sink.url("sleep/5/steady")))
+        .await
+        .unwrap();
+
+    let store = Arc::new(PanicOnce {
+        inner: redis.clone(),
+        target: std::sync::Mutex::new(crashy.clone()),
+        armed: AtomicBool::new(true),
+        records_after_panic: AtomicUsize::new(0),
+    });
+    let settings = NodeSettings {
+        node_id: "sup-node".into(),
+        shard_count: 4,
+        lease_ttl_ms: 3_000,
+        due_poll_ms: 100,
+        router_batch: 64,
+        router_block_ms: 100,
+        router_claim_idle_ms: 3_000,
+        resync_interval_ms: 60_000,
+        default_timeout_ms: 5_000,
+        default_retry_schedule_s: vec![1],
+        default_max_in_flight: 1,
+        window: 10,
+        idle_keepalive_ms: 5_000,
+        drain_timeout_ms: 3_000,
+    };
+    let index = Arc::new(SubscriptionIndex::new());
+    let transport = Arc::new(HttpTransport::new(true).unwrap());
+    let (node, _join) = Node::start(store.clone(), transport, settings, index).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !node.is_ready() {
+        assert!(std::time::Instant::now() < deadline, "node not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The router resyncs the index at start; give it the endpoints explicitly too.
+    node.endpoint_changed(&crashy);
+    node.endpoint_changed(&steady);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let mut ids = HashSet::new();
+    for i in 0..20 {
+        let id = hookline::ids::new_event_id(hookline_actors::now_ms());
+        let body = format!(r#"{{"id":"{id}","type":"a.b","timestamp":"x","tenant":"sup","data":{i}}}"#);
+        assert!(!redis.ingest("sup", &id, "a.b", &body, None).await.unwrap().duplicate);
+        ids.insert(id);
+    }
+    wait_for(Duration::from_secs(30), "both endpoints to get every event", || {
+        sink.delivered_ids("crashy") == ids && sink.delivered_ids("steady") == ids
+    })
+    .await;
+    assert!(!store.armed.load(Ordering::SeqCst), "the injected crash never happened");
+    assert!(
+        store.records_after_panic.load(Ordering::SeqCst) >= 19,
+        "the restarted actor went on recording attempts"
+    );
+    // The attempt whose recording crashed is made again (at least once); nothing else repeats.
+    let crashy_requests = sink.received_by("crashy").len();
+    assert!(
+        (20..=21).contains(&crashy_requests),
+        "crashy got {crashy_requests} requests"
+    );
+    assert_eq!(
+        sink.received_by("steady").len(),
+        20,
+        "the neighbour endpoint was disturbed"
+    );
+    node.shutdown().await;
+    redis.shutdown().await;
+}
