@@ -18,7 +18,7 @@ use crate::outcome::{classify, Outcome};
 use crate::supervisor::Ctx;
 use crate::transport::{AttemptRequest, AttemptResponse};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +26,17 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// A pending `send_after` wake-up.
 type Timer = tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>;
+
+/// An attempt's task, aborted if the actor goes away before the attempt ends (its state is
+/// dropped when it stops or is killed): once the node gives the shard up, nothing it started
+/// may still be talking to the receiver while the next owner starts.
+struct InFlight(tokio::task::AbortHandle);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 pub enum EndpointMsg {
     Wake,
@@ -55,7 +66,7 @@ pub struct EndpointState {
     /// `None` once the endpoint was deleted.
     cfg: Option<EndpointConfig>,
     window: VecDeque<QueuedDelivery>,
-    in_flight: HashSet<String>,
+    in_flight: HashMap<String, InFlight>,
     timer: Option<(u64, Timer)>,
     drain_waiters: Vec<RpcReplyPort<()>>,
     draining: bool,
@@ -98,7 +109,15 @@ impl EndpointState {
         }
         let Some(cfg) = self.cfg.clone() else {
             if self.in_flight.is_empty() {
-                myself.stop(Some("endpoint deleted".into()));
+                // Work routed after the deletion (by a node whose index was stale) is dropped
+                // with the due entry, so the due poll does not restart this actor forever.
+                match self.ctx.store.forget_endpoint(&self.endpoint_id, self.shard).await {
+                    Ok(_) => myself.stop(Some("endpoint deleted".into())),
+                    Err(e) => {
+                        tracing::warn!(endpoint_id = %self.endpoint_id, error = %e, "forgetting a deleted endpoint failed");
+                        self.wake_at(myself, crate::now_ms() + STORE_RETRY.as_millis() as u64);
+                    }
+                }
             }
             return;
         };
@@ -109,13 +128,13 @@ impl EndpointState {
             }
             return;
         }
-        let room = self.max_in_flight(&cfg).saturating_sub(self.in_flight.len());
-        if room == 0 {
+        let max = self.max_in_flight(&cfg);
+        if self.in_flight.len() >= max {
             return;
         }
         if self.window.is_empty() {
-            let exclude: Vec<String> = self.in_flight.iter().cloned().collect();
-            let limit = self.ctx.settings.window.max(room);
+            let exclude: Vec<String> = self.in_flight.keys().cloned().collect();
+            let limit = self.ctx.settings.window.max(max);
             match self
                 .ctx
                 .store
@@ -130,7 +149,8 @@ impl EndpointState {
                 }
             }
         }
-        for _ in 0..room {
+        // Deliveries whose event expired are settled without an attempt and take no slot.
+        while self.in_flight.len() < max {
             let Some(delivery) = self.window.pop_front() else { break };
             self.start_attempt(myself, &cfg, delivery).await;
         }
@@ -168,7 +188,6 @@ impl EndpointState {
             }
             return;
         };
-        self.in_flight.insert(delivery.event_id.clone());
         let request = AttemptRequest {
             url: cfg.url.clone(),
             event_id: delivery.event_id.clone(),
@@ -180,8 +199,8 @@ impl EndpointState {
         let transport = self.ctx.transport.clone();
         let reply_to = myself.clone();
         let attempts_before = delivery.attempts;
-        let event_id = delivery.event_id;
-        tokio::spawn(async move {
+        let event_id = delivery.event_id.clone();
+        let task = tokio::spawn(async move {
             let response = transport.send(request).await;
             reply_to
                 .send_message(EndpointMsg::AttemptDone {
@@ -192,6 +211,17 @@ impl EndpointState {
                 })
                 .ok();
         });
+        self.in_flight.insert(delivery.event_id, InFlight(task.abort_handle()));
+    }
+
+    /// The receiver answered 410 Gone: it asks to stop, so the endpoint is disabled (its
+    /// queue is kept; `enable` resumes it).
+    async fn disable_gone(&mut self, cfg: &EndpointConfig) {
+        tracing::warn!(tenant = %cfg.tenant, endpoint_id = %cfg.id, "receiver answered 410 Gone; disabling the endpoint");
+        match self.ctx.store.disable_endpoint(&cfg.id, "gone").await {
+            Ok(updated) => self.cfg = updated,
+            Err(e) => tracing::warn!(endpoint_id = %cfg.id, error = %e, "disabling a gone endpoint failed"),
+        }
     }
 
     /// Nothing to start now: keep a timer for a retry due soon, otherwise stop (the due set in
@@ -225,7 +255,11 @@ impl EndpointState {
         response: AttemptResponse,
     ) {
         self.in_flight.remove(&event_id);
-        let Some(cfg) = self.cfg.clone() else { return };
+        let Some(cfg) = self.cfg.clone() else {
+            // Deleted meanwhile: nothing to record; stop (or finish a drain) once idle.
+            self.fill(myself).await;
+            return;
+        };
         let attempts = attempts_before + 1;
         let outcome = classify(&response);
         let schedule = cfg
@@ -268,6 +302,9 @@ impl EndpointState {
             .await
         {
             Ok(()) => {
+                if outcome == Outcome::Gone {
+                    self.disable_gone(&cfg).await;
+                }
                 if let Next::RetryAt(at) = next {
                     if at.saturating_sub(crate::now_ms()) <= self.ctx.settings.idle_keepalive_ms {
                         self.wake_at(myself, at);
@@ -306,7 +343,7 @@ impl Actor for EndpointActor {
             shard: args.shard,
             cfg,
             window: VecDeque::new(),
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
             timer: None,
             drain_waiters: Vec::new(),
             draining: false,

@@ -22,6 +22,18 @@ struct Subscription {
     endpoint_id: String,
     patterns: Vec<String>,
     shard: u32,
+    updated_at_ms: u64,
+}
+
+impl Subscription {
+    fn of(cfg: &EndpointConfig, shard: u32) -> Self {
+        Subscription {
+            endpoint_id: cfg.id.clone(),
+            patterns: cfg.event_types.clone(),
+            shard,
+            updated_at_ms: cfg.updated_at_ms,
+        }
+    }
 }
 
 /// In-memory index tenant → subscriptions. Shared by the router and the ingest path (which
@@ -52,11 +64,7 @@ impl SubscriptionIndex {
     }
 
     pub fn upsert(&self, cfg: &EndpointConfig, shard: u32) {
-        let sub = Subscription {
-            endpoint_id: cfg.id.clone(),
-            patterns: cfg.event_types.clone(),
-            shard,
-        };
+        let sub = Subscription::of(cfg, shard);
         let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
         let subs = map.entry(cfg.tenant.clone()).or_default();
         match subs.iter_mut().find(|s| s.endpoint_id == cfg.id) {
@@ -73,17 +81,37 @@ impl SubscriptionIndex {
         map.retain(|_, subs| !subs.is_empty());
     }
 
-    /// Replace everything (periodic resync).
-    pub fn replace_all(&self, endpoints: &[EndpointConfig], shard_of: impl Fn(&str) -> u32) {
+    /// Replace everything (periodic resync). Returns the ids of endpoints that were added,
+    /// changed or removed since the index last saw them: change notifications that were missed
+    /// (a node reconnecting to Redis) are repaired here.
+    pub fn replace_all(&self, endpoints: &[EndpointConfig], shard_of: impl Fn(&str) -> u32) -> Vec<String> {
         let mut fresh: HashMap<String, Vec<Subscription>> = HashMap::new();
         for cfg in endpoints {
-            fresh.entry(cfg.tenant.clone()).or_default().push(Subscription {
-                endpoint_id: cfg.id.clone(),
-                patterns: cfg.event_types.clone(),
-                shard: shard_of(&cfg.id),
-            });
+            fresh
+                .entry(cfg.tenant.clone())
+                .or_default()
+                .push(Subscription::of(cfg, shard_of(&cfg.id)));
         }
-        *self.by_tenant.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
+        let before: HashMap<String, u64> = map
+            .values()
+            .flatten()
+            .map(|s| (s.endpoint_id.clone(), s.updated_at_ms))
+            .collect();
+        let after: HashMap<String, u64> = fresh
+            .values()
+            .flatten()
+            .map(|s| (s.endpoint_id.clone(), s.updated_at_ms))
+            .collect();
+        let mut changed: Vec<String> = after
+            .iter()
+            .filter(|(id, at)| before.get(*id) != Some(*at))
+            .map(|(id, _)| id.clone())
+            .chain(before.keys().filter(|id| !after.contains_key(*id)).cloned())
+            .collect();
+        changed.sort();
+        *map = fresh;
+        changed
     }
 }
 
@@ -151,8 +179,21 @@ mod tests {
         idx.remove("ep_c");
         assert!(idx.matching("t2", "order.created").is_empty());
 
-        idx.replace_all(&[cfg("ep_z", "t9", &["*"])], |_| 7);
+        let changed = idx.replace_all(
+            &[cfg("ep_b", "t1", &["payment.succeeded"]), cfg("ep_z", "t9", &["*"])],
+            |_| 7,
+        );
+        assert_eq!(
+            changed,
+            vec!["ep_a".to_string(), "ep_z".to_string()],
+            "ep_a removed, ep_z added, ep_b unchanged"
+        );
         assert_eq!(idx.matching("t9", "a"), vec![("ep_z".to_string(), 7)]);
         assert!(idx.matching("t1", "refund.x").is_empty());
+
+        let mut newer = cfg("ep_b", "t1", &["payment.*"]);
+        newer.updated_at_ms = 5;
+        let changed = idx.replace_all(&[newer, cfg("ep_z", "t9", &["*"])], |_| 7);
+        assert_eq!(changed, vec!["ep_b".to_string()]);
     }
 }

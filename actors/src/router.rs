@@ -36,6 +36,9 @@ pub struct RouterState {
     shards: ActorRef<ShardsMsg>,
     /// Re-reading this consumer's own unacked entries (after a restart) before new ones.
     pending_phase: bool,
+    /// The subscription index has been loaded once. Until then nothing is read from the
+    /// stream: routing against an empty index would ack events to no endpoint and lose them.
+    synced: bool,
 }
 
 impl Router {
@@ -66,8 +69,8 @@ impl Actor for Router {
         myself: ActorRef<RouterMsg>,
         args: RouterArgs,
     ) -> Result<RouterState, ActorProcessingErr> {
+        // Poll starts after the first successful resync.
         myself.send_message(RouterMsg::Resync)?;
-        myself.send_message(RouterMsg::Poll)?;
         let claim_every = Duration::from_millis((args.ctx.settings.router_claim_idle_ms / 2).max(500));
         myself.send_interval(claim_every, || RouterMsg::Claim);
         let resync_every = Duration::from_millis(args.ctx.settings.resync_interval_ms.max(1_000));
@@ -76,6 +79,7 @@ impl Actor for Router {
             ctx: args.ctx,
             shards: args.shards,
             pending_phase: true,
+            synced: false,
         })
     }
 
@@ -118,6 +122,7 @@ impl Actor for Router {
                     }
                 }
             }
+            RouterMsg::Claim if !state.synced => {}
             RouterMsg::Claim => {
                 let claimed = state
                     .ctx
@@ -138,9 +143,24 @@ impl Actor for Router {
             RouterMsg::Resync => match state.ctx.store.load_endpoints().await {
                 Ok(endpoints) => {
                     let ctx = state.ctx.clone();
-                    state.ctx.index.replace_all(&endpoints, |id| ctx.shard_of(id));
+                    let changed = state.ctx.index.replace_all(&endpoints, |id| ctx.shard_of(id));
+                    if !state.synced {
+                        state.synced = true;
+                        myself.send_message(RouterMsg::Poll)?;
+                    } else {
+                        // Changes whose notification this node missed reach running actors too.
+                        for id in changed {
+                            let shard = state.ctx.shard_of(&id);
+                            state.shards.send_message(ShardsMsg::ConfigChanged(id, shard)).ok();
+                        }
+                    }
                 }
-                Err(e) => tracing::warn!(error = %e, "subscription resync failed"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "subscription resync failed");
+                    if !state.synced {
+                        myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Resync);
+                    }
+                }
             },
             RouterMsg::EndpointChanged(id) => {
                 match state.ctx.store.get_endpoint(&id).await {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 const MAX_RESTARTS: u32 = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
 const DUE_BATCH: usize = 1_000;
+const DUE_PAGES: usize = 20;
 
 pub enum ShardOwnerMsg {
     Wake(String),
@@ -110,20 +111,30 @@ impl Actor for ShardOwner {
         match msg {
             ShardOwnerMsg::Wake(endpoint_id) => state.ensure_running(&myself, &endpoint_id).await,
             ShardOwnerMsg::Poll if !state.draining => {
-                let due = state
-                    .ctx
-                    .store
-                    .due_endpoints(state.shard, crate::now_ms(), DUE_BATCH)
-                    .await;
-                match due {
-                    Ok(ids) => {
-                        for id in ids {
-                            if !state.endpoints.contains_key(&id) {
+                // Page through everything due: running actors are woken too (their work may
+                // have been routed by another node), so none of them hides the rest.
+                let now = crate::now_ms();
+                for page in 0..DUE_PAGES {
+                    let due = state
+                        .ctx
+                        .store
+                        .due_endpoints(state.shard, now, page * DUE_BATCH, DUE_BATCH)
+                        .await;
+                    match due {
+                        Ok(ids) => {
+                            let full = ids.len() == DUE_BATCH;
+                            for id in ids {
                                 state.ensure_running(&myself, &id).await;
                             }
+                            if !full {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::debug!(shard = state.shard, error = %e, "due poll failed");
+                            break;
                         }
                     }
-                    Err(e) => tracing::debug!(shard = state.shard, error = %e, "due poll failed"),
                 }
             }
             ShardOwnerMsg::Poll => {}

@@ -3,13 +3,16 @@
 //! Endpoints are split into `shard_count` shards. A node works a shard only while it holds the
 //! shard's lease in Redis (set-if-absent with expiry, renewed every third of the TTL). Live nodes
 //! announce themselves by heartbeat; each aims at `ceil(shards / live nodes)` leases, takes free
-//! ones up to that share and gives back extras — after draining them, so two nodes never have
-//! attempts in flight for one endpoint. A lone node holds every shard.
+//! ones up to that share and gives back extras. A shard given back is *drained* first — its
+//! endpoint actors start nothing new and finish what is in flight, or have it aborted at the
+//! drain timeout — and its lease is renewed all the while, so two nodes never have attempts in
+//! flight for one endpoint. Drains run beside this actor, never inside a handler, so lease
+//! renewal never waits for a slow receiver. A lone node holds every shard.
 
 use crate::shard_owner::{ShardOwner, ShardOwnerArgs, ShardOwnerMsg};
 use crate::supervisor::Ctx;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,8 @@ pub enum ShardsMsg {
     /// New work for these `(endpoint id, shard)` pairs.
     Wake(Vec<(String, u32)>),
     ConfigChanged(String, u32),
+    /// A shard being given back has drained: release its lease.
+    Drained(u32),
     Shutdown(RpcReplyPort<()>),
 }
 
@@ -27,45 +32,69 @@ pub struct Shards;
 pub struct ShardsState {
     ctx: Arc<Ctx>,
     owned: BTreeMap<u32, ActorRef<ShardOwnerMsg>>,
+    /// Shards draining before their lease is released; their leases are still renewed.
+    releasing: BTreeSet<u32>,
     stopping: bool,
 }
 
+/// Drain a shard owner (bounded by the drain timeout), then stop it: stopping kills its
+/// endpoint actors, which aborts any attempt still running.
+async fn drain(owner: ActorRef<ShardOwnerMsg>, timeout: Duration) {
+    if let Err(e) = owner.call(ShardOwnerMsg::Drain, Some(timeout)).await {
+        tracing::warn!(error = %e, "a shard did not drain in time; aborting its attempts");
+    }
+    owner.stop_and_wait(None, Some(Duration::from_secs(2))).await.ok();
+}
+
 impl ShardsState {
-    async fn drain_and_release(&mut self, shard: u32) {
-        if let Some(owner) = self.owned.remove(&shard) {
-            let timeout = Duration::from_millis(self.ctx.settings.drain_timeout_ms);
-            if let Err(e) = owner.call(ShardOwnerMsg::Drain, Some(timeout)).await {
-                tracing::warn!(shard, error = %e, "shard did not drain in time");
-            }
-            owner.stop_and_wait(None, Some(Duration::from_secs(2))).await.ok();
-        }
-        if let Err(e) = self.ctx.store.release_lease(shard, &self.ctx.settings.node_id).await {
+    fn node_id(&self) -> &str {
+        &self.ctx.settings.node_id
+    }
+
+    fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.ctx.settings.drain_timeout_ms)
+    }
+
+    async fn release(&self, shard: u32) {
+        if let Err(e) = self.ctx.store.release_lease(shard, self.node_id()).await {
             tracing::warn!(shard, error = %e, "lease release failed; it will expire");
         }
+    }
+
+    /// Renew every lease this node holds or is still draining; stop work on lost ones.
+    async fn renew(&mut self) -> Result<(), crate::StoreError> {
+        let (store, ttl) = (self.ctx.store.clone(), self.ctx.settings.lease_ttl_ms);
+        let held: Vec<u32> = self.owned.keys().chain(self.releasing.iter()).copied().collect();
+        for shard in held {
+            if !store.hold_lease(shard, self.node_id(), ttl).await? {
+                tracing::warn!(shard, "lost the lease of a shard; stopping its work");
+                if let Some(owner) = self.owned.remove(&shard) {
+                    owner.stop(Some("lease lost".into()));
+                }
+                self.releasing.remove(&shard);
+            }
+        }
+        Ok(())
     }
 
     async fn lease_cycle(&mut self, myself: &ActorRef<ShardsMsg>) -> Result<(), crate::StoreError> {
         let ctx = self.ctx.clone();
         let s = &ctx.settings;
-        let store = self.ctx.store.clone();
-        let live = store.heartbeat(&s.node_id, s.lease_ttl_ms).await?.max(1);
+        let live = ctx.store.heartbeat(&s.node_id, s.lease_ttl_ms).await?.max(1);
         let target = (s.shard_count as usize).div_ceil(live);
+        self.renew().await?;
 
-        let held: Vec<u32> = self.owned.keys().copied().collect();
-        for shard in held {
-            if !store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
-                tracing::warn!(shard, "lost the lease of a shard; stopping its work");
-                if let Some(owner) = self.owned.remove(&shard) {
-                    owner.stop(Some("lease lost".into()));
-                }
-            }
-        }
         while self.owned.len() > target {
-            let Some(&shard) = self.owned.keys().next_back() else {
+            let Some((shard, owner)) = self.owned.pop_last() else {
                 break;
             };
             tracing::info!(shard, target, "giving a shard back to rebalance");
-            self.drain_and_release(shard).await;
+            self.releasing.insert(shard);
+            let (timeout, notify) = (self.drain_timeout(), myself.clone());
+            tokio::spawn(async move {
+                drain(owner, timeout).await;
+                notify.send_message(ShardsMsg::Drained(shard)).ok();
+            });
         }
         if self.owned.len() < target {
             // Start the scan at a node-specific offset so joining nodes do not all race for
@@ -76,12 +105,12 @@ impl ShardsState {
                     break;
                 }
                 let shard = (offset + i) % s.shard_count;
-                if self.owned.contains_key(&shard) {
+                if self.owned.contains_key(&shard) || self.releasing.contains(&shard) {
                     continue;
                 }
-                if store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
+                if ctx.store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
                     let args = ShardOwnerArgs {
-                        ctx: self.ctx.clone(),
+                        ctx: ctx.clone(),
                         shard,
                     };
                     match Actor::spawn_linked(None, ShardOwner, args, myself.get_cell()).await {
@@ -90,7 +119,7 @@ impl ShardsState {
                         }
                         Err(e) => {
                             tracing::error!(shard, error = %e, "could not start a shard owner");
-                            store.release_lease(shard, &s.node_id).await?;
+                            self.release(shard).await;
                         }
                     }
                 }
@@ -98,6 +127,32 @@ impl ShardsState {
         }
         metrics::gauge!(crate::names::SHARDS_OWNED).set(self.owned.len() as f64);
         Ok(())
+    }
+
+    /// Drain every shard at once while renewing their leases, then release them all.
+    async fn shut_down(&mut self) {
+        let owned = std::mem::take(&mut self.owned);
+        self.releasing.extend(owned.keys().copied());
+        let timeout = self.drain_timeout();
+        let mut drains = tokio::task::JoinSet::new();
+        for owner in owned.into_values() {
+            drains.spawn(drain(owner, timeout));
+        }
+        let mut renewal = tokio::time::interval(Duration::from_millis((self.ctx.settings.lease_ttl_ms / 3).max(100)));
+        loop {
+            tokio::select! {
+                next = drains.join_next() => if next.is_none() { break },
+                _ = renewal.tick() => {
+                    if let Err(e) = self.renew().await {
+                        tracing::warn!(error = %e, "renewing leases during shutdown failed");
+                    }
+                }
+            }
+        }
+        for shard in std::mem::take(&mut self.releasing) {
+            self.release(shard).await;
+        }
+        self.ctx.store.leave(self.node_id()).await.ok();
     }
 }
 
@@ -114,6 +169,7 @@ impl Actor for Shards {
         Ok(ShardsState {
             ctx,
             owned: BTreeMap::new(),
+            releasing: BTreeSet::new(),
             stopping: false,
         })
     }
@@ -145,35 +201,15 @@ impl Actor for Shards {
                     owner.send_message(ShardOwnerMsg::ConfigChanged(endpoint_id)).ok();
                 }
             }
+            ShardsMsg::Drained(shard) => {
+                if state.releasing.remove(&shard) {
+                    state.release(shard).await;
+                }
+            }
             ShardsMsg::Shutdown(reply) => {
                 state.stopping = true;
                 state.ctx.ready.store(false, Ordering::Relaxed);
-                let shards: Vec<u32> = state.owned.keys().copied().collect();
-                // Drain every shard at once: the slowest attempt bounds the whole shutdown.
-                let drains: Vec<_> = shards
-                    .iter()
-                    .filter_map(|s| state.owned.get(s).cloned())
-                    .map(|owner| {
-                        let timeout = Duration::from_millis(state.ctx.settings.drain_timeout_ms);
-                        tokio::spawn(async move {
-                            owner.call(ShardOwnerMsg::Drain, Some(timeout)).await.ok();
-                            owner.stop_and_wait(None, Some(Duration::from_secs(2))).await.ok();
-                        })
-                    })
-                    .collect();
-                for d in drains {
-                    d.await.ok();
-                }
-                state.owned.clear();
-                for shard in shards {
-                    state
-                        .ctx
-                        .store
-                        .release_lease(shard, &state.ctx.settings.node_id)
-                        .await
-                        .ok();
-                }
-                state.ctx.store.leave(&state.ctx.settings.node_id).await.ok();
+                state.shut_down().await;
                 reply.send(()).ok();
             }
         }
@@ -198,12 +234,7 @@ impl Actor for Shards {
             for shard in failed {
                 tracing::error!(shard, error = %err, "shard owner failed; restarting it");
                 state.owned.remove(&shard);
-                state
-                    .ctx
-                    .store
-                    .release_lease(shard, &state.ctx.settings.node_id)
-                    .await
-                    .ok();
+                state.release(shard).await;
             }
             if !state.stopping {
                 myself.send_message(ShardsMsg::Tick).ok();

@@ -64,8 +64,16 @@ pub trait Store: Send + Sync + 'static {
     /// that earliest due time.
     async fn settle_idle(&self, endpoint_id: &str, shard: u32, paused: bool) -> StoreResult<Option<u64>>;
 
-    /// Endpoints of a shard with work due at `now_ms`.
-    async fn due_endpoints(&self, shard: u32, now_ms: u64, limit: usize) -> StoreResult<Vec<String>>;
+    /// Endpoints of a shard with work due at `now_ms`, earliest first, from position `offset`.
+    async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>>;
+
+    /// The endpoint no longer exists: drop whatever was queued for it since (routed by a node
+    /// whose index was stale) and its due entry. Returns how many deliveries were dropped.
+    async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> StoreResult<u64>;
+
+    /// Disable an endpoint (the receiver asked to stop, e.g. with 410) and tell every node.
+    /// Returns the updated config, or `None` if the endpoint is gone.
+    async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>>;
 
     /// Record this node as alive; returns the number of live nodes (this one included).
     async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize>;

@@ -226,7 +226,7 @@ async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<EndpointCon
 }
 
 async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
-    state.store.put_endpoint(cfg).await?;
+    state.store.put_endpoint(cfg, state.node.shard_of(&cfg.id)).await?;
     // This node sees its own change at once; others hear of it on the change channel.
     state.index.upsert(cfg, state.node.shard_of(&cfg.id));
     state.node.endpoint_changed(&cfg.id);
@@ -281,7 +281,9 @@ async fn list(
         None | Some("") => 0,
         Some(c) => c
             .parse::<usize>()
-            .map_err(|_| ApiError::invalid("cursor: not a cursor this API returned"))?,
+            .ok()
+            .filter(|offset| *offset <= 100_000_000)
+            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned"))?,
     };
     let (endpoints, next) = state.store.list_endpoints(&tenant, offset, limit).await?;
     let mut data = Vec::with_capacity(endpoints.len());

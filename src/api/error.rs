@@ -54,7 +54,9 @@ impl From<StoreError> for ApiError {
                 ApiError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     code: "store_unavailable",
-                    message: "the durable store is unavailable; nothing was stored, retry later".into(),
+                    message: "the durable store is unavailable or did not confirm the write; retry later \
+                              (with an idempotency key, a retry never stores an event twice)"
+                        .into(),
                     retry_after_s: Some(1),
                 }
             }

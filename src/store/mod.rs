@@ -90,13 +90,16 @@ pub struct RedisStore {
     keys: Keys,
     retention_s: u64,
     idempotency_window_s: u64,
+    shard_count: u32,
 }
 
 impl RedisStore {
     /// Build the clients and start connecting. Does not wait for Redis: a node whose Redis is
     /// down starts, answers 503 where it needs Redis, and recovers when Redis comes back.
     pub async fn connect(cfg: &Config) -> Result<Arc<RedisStore>, fred::error::Error> {
-        let config = redis_config(&cfg.redis.url)?;
+        let mut config = redis_config(&cfg.redis.url)?;
+        // Retry the first connection like any later one: a node may start before its Redis.
+        config.fail_fast = false;
         let timeout = Duration::from_millis(cfg.redis.command_timeout_ms);
         let mut builder = Builder::from_config(config);
         builder
@@ -127,6 +130,7 @@ impl RedisStore {
             keys: Keys::new(&cfg.redis.prefix),
             retention_s: cfg.retention_s(),
             idempotency_window_s: cfg.ingest.idempotency_window_s,
+            shard_count: cfg.shards.count,
         }))
     }
 
@@ -254,8 +258,10 @@ impl RedisStore {
 
     // ---- endpoints ----------------------------------------------------------------------
 
-    /// Create or replace an endpoint, then tell every node.
-    pub async fn put_endpoint(&self, cfg: &EndpointConfig) -> StoreResult<()> {
+    /// Create or replace an endpoint, then tell every node. An enabled endpoint also gets a
+    /// due entry in its shard, so the shard's owner looks at its queue again even if the change
+    /// notification is lost (that is what resumes an endpoint that was just enabled).
+    pub async fn put_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> StoreResult<()> {
         let json = serde_json::to_string(cfg).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let client = self.client();
         let _: Value = client
@@ -273,6 +279,20 @@ impl RedisStore {
             )
             .await
             .map_err(unavailable)?;
+        if !cfg.disabled {
+            let now = hookline_actors::now_ms() as f64;
+            let _: Value = client
+                .zadd(
+                    self.keys.due(shard),
+                    None,
+                    Some(fred::types::sorted_sets::Ordering::LessThan),
+                    false,
+                    false,
+                    (now, cfg.id.as_str()),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
         self.announce_change(&cfg.id).await
     }
 
@@ -722,17 +742,43 @@ impl Store for RedisStore {
             .or(reply.as_u64()))
     }
 
-    async fn due_endpoints(&self, shard: u32, now_ms: u64, limit: usize) -> StoreResult<Vec<String>> {
+    async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>> {
         self.client()
             .zrangebyscore(
                 self.keys.due(shard),
                 "-inf".to_string(),
                 now_ms as i64,
                 false,
-                Some((0, limit as i64)),
+                Some((offset as i64, limit as i64)),
             )
             .await
             .map_err(unavailable)
+    }
+
+    async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> StoreResult<u64> {
+        let keys = vec![
+            self.keys.queue(shard, endpoint_id),
+            self.keys.due(shard),
+            self.keys.dead_letters(shard, endpoint_id),
+        ];
+        let dropped = self
+            .eval(&scripts::DELETE_ENDPOINT_WORK, keys, vec![endpoint_id.to_string()])
+            .await?;
+        Ok(dropped.as_u64().unwrap_or(0))
+    }
+
+    async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
+        // Only the endpoint's owner node does this, and API writes are last-writer-wins like
+        // every other endpoint change.
+        let Some(mut cfg) = self.get_endpoint(endpoint_id).await? else {
+            return Ok(None);
+        };
+        cfg.disabled = true;
+        cfg.disabled_reason = Some(reason.to_string());
+        cfg.updated_at_ms = hookline_actors::now_ms();
+        let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
+        self.put_endpoint(&cfg, shard).await?;
+        Ok(Some(cfg))
     }
 
     async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize> {

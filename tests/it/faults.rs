@@ -35,21 +35,21 @@ async fn kill_9_mid_delivery_loses_no_acknowledged_event() {
     let opts = NodeOpts::new(&redis, &unique_prefix("kill9")).node_id("kill9-node");
     let mut node = Node::start_ready(&opts).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    // 4 in flight × 20 ms: about 200 deliveries a second, so 2,500 take many seconds.
+    // 4 in flight × 20 ms: about 200 deliveries a second, so 3,000 take many seconds.
     node.api
         .create_endpoint("k", json!({"url": sink.url("sleep/20/k"), "max_in_flight": 4}))
         .await;
 
     let acked = Arc::new(Mutex::new(Vec::new()));
-    post_many(&node.api, "k", 2_500, 16, acked.clone()).await;
-    assert_eq!(acked.lock().unwrap().len(), 2_500);
+    post_many(&node.api, "k", 3_000, 16, acked.clone()).await;
+    assert_eq!(acked.lock().unwrap().len(), 3_000);
     // Keep ingesting while the node dies: whatever it acknowledged must survive too.
     let poster = {
         let (api, acked) = (node.api.clone(), acked.clone());
         tokio::spawn(async move { post_many(&api, "k", 1_000, 4, acked).await })
     };
     wait_for(Duration::from_secs(30), "ingest under way", || {
-        acked.lock().unwrap().len() >= 2_600
+        acked.lock().unwrap().len() >= 3_100
     })
     .await;
     node.kill9().await;
@@ -217,7 +217,7 @@ async fn two_nodes_never_work_one_endpoint_at_once() {
         a.api
             .create_endpoint(
                 "two",
-                json!({"url": sink.url(&format!("sleep/40/{name}")), "max_in_flight": 1}),
+                json!({"url": sink.url(&format!("sleep/100/{name}")), "max_in_flight": 1}),
             )
             .await;
     }
@@ -252,4 +252,47 @@ async fn two_nodes_never_work_one_endpoint_at_once() {
         worked(&a) && worked(&b),
         "both nodes should own shards after the rebalance"
     );
+}
+
+/// A node draining on SIGTERM keeps renewing its leases until its attempts finish, even when an
+/// attempt outlasts the lease TTL (3 s here): the other node does not take the endpoint over
+/// and send what is still in flight.
+#[tokio::test]
+async fn a_draining_node_keeps_its_leases_until_attempts_finish() {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix("drain");
+    let mut a = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("drain-a")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    a.api
+        .create_endpoint(
+            "dr",
+            json!({"url": sink.url("sleep/6000/drain"), "max_in_flight": 1, "timeout_ms": 20000}),
+        )
+        .await;
+    let first = a.api.post_event("dr", "a.b", json!({})).await.unwrap();
+    let second = a.api.post_event("dr", "a.b", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "the first attempt to start", || {
+        sink.arrivals("drain") == 1
+    })
+    .await;
+    let b = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("drain-b")).await;
+    a.sigterm();
+    let status = a.wait_exit(Duration::from_secs(30)).await.expect("node a did not exit");
+    assert!(status.success());
+    wait_for(Duration::from_secs(30), "both events", || {
+        let ids = sink.delivered_ids("drain");
+        ids.contains(&first) && ids.contains(&second)
+    })
+    .await;
+    assert_eq!(
+        sink.max_in_flight("drain"),
+        1,
+        "two nodes had attempts in flight at once"
+    );
+    assert_eq!(
+        sink.arrivals("drain"),
+        2,
+        "an attempt in flight during the drain was sent again"
+    );
+    drop(b);
 }

@@ -7,6 +7,7 @@ mod auth;
 mod faults;
 mod lifecycle;
 mod pipeline;
+mod repair;
 mod store;
 mod supervision;
 mod validation;

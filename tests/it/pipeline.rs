@@ -359,3 +359,35 @@ async fn patch_and_delete_take_effect() {
         "3 pending deliveries dropped"
     );
 }
+
+/// 410 Gone: the receiver asks to stop. The delivery is dead-lettered and the endpoint is
+/// disabled with `disabled_reason: "gone"`; later events wait in its queue.
+#[tokio::test]
+async fn gone_disables_the_endpoint() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("gone"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let api = &node.api;
+    let ep = api
+        .create_endpoint("g", json!({"url": sink.url("status/410/gone")}))
+        .await;
+    let path = format!("/v1/tenants/g/endpoints/{}", ep["id"].as_str().unwrap());
+    let first = api.post_event("g", "a.b", json!({})).await.unwrap();
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        let (_, e) = api.get(&path).await;
+        if e["disabled"] == true {
+            state = e;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"]["disabled_reason"], "gone", "{state}");
+    let (_, evt) = api.get(&format!("/v1/tenants/g/events/{first}")).await;
+    assert_eq!(evt["deliveries"][0]["status"], "dead");
+    api.post_event("g", "a.b", json!({})).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sink.arrivals("gone"), 1, "a gone endpoint kept receiving");
+    let (_, e) = api.get(&path).await;
+    assert_eq!(e["state"]["backlog"], 1);
+}

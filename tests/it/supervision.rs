@@ -71,8 +71,14 @@ impl Store for PanicOnce {
     async fn settle_idle(&self, id: &str, s: u32, p: bool) -> StoreResult<Option<u64>> {
         self.inner.settle_idle(id, s, p).await
     }
-    async fn due_endpoints(&self, s: u32, now: u64, l: usize) -> StoreResult<Vec<String>> {
-        self.inner.due_endpoints(s, now, l).await
+    async fn due_endpoints(&self, s: u32, now: u64, o: usize, l: usize) -> StoreResult<Vec<String>> {
+        self.inner.due_endpoints(s, now, o, l).await
+    }
+    async fn forget_endpoint(&self, id: &str, s: u32) -> StoreResult<u64> {
+        self.inner.forget_endpoint(id, s).await
+    }
+    async fn disable_endpoint(&self, id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
+        self.inner.disable_endpoint(id, reason).await
     }
     async fn heartbeat(&self, n: &str, t: u64) -> StoreResult<usize> {
         self.inner.heartbeat(n, t).await
@@ -121,11 +127,17 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let (crashy, steady) = (hookline::ids::new_endpoint_id(), hookline::ids::new_endpoint_id());
     redis
-        .put_endpoint(&endpoint(&crashy, sink.url("sleep/5/crashy")))
+        .put_endpoint(
+            &endpoint(&crashy, sink.url("sleep/5/crashy")),
+            hookline_actors::shard::shard_of(&crashy, 4),
+        )
         .await
         .unwrap();
     redis
-        .put_endpoint(&endpoint(&steady, sink.url("sleep/5/steady")))
+        .put_endpoint(
+            &endpoint(&steady, sink.url("sleep/5/steady")),
+            hookline_actors::shard::shard_of(&steady, 4),
+        )
         .await
         .unwrap();
 
