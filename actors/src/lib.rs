@@ -9,7 +9,9 @@
 //! random numbers) as arguments, so their unit tests are exact.
 
 pub mod backoff;
+pub mod breaker;
 pub mod endpoint;
+pub mod limiter;
 pub mod matching;
 pub mod model;
 pub mod names;
