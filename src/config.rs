@@ -27,6 +27,7 @@ pub struct Config {
     pub ingest: Ingest,
     pub shards: Shards,
     pub router: RouterCfg,
+    pub health: Health,
     pub log: Log,
 }
 
@@ -165,6 +166,40 @@ impl Default for RouterCfg {
             block_ms: 1_000,
             claim_idle_ms: 30_000,
             resync_s: 30,
+        }
+    }
+}
+
+/// Endpoint health: the circuit breaker, the ramp after recovery, auto-disable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// An endpoint failing without a single success this long is disabled (5 days).
+    pub disable_after_s: u64,
+    /// The breaker opens when at least this many attempts finished within the window…
+    pub breaker_min_attempts: usize,
+    /// …and at least this share of them failed.
+    pub breaker_failure_ratio: f64,
+    pub breaker_window_s: u64,
+    /// Waits between probes while the breaker is open; the last one repeats.
+    pub probe_intervals_s: Vec<u64>,
+    /// After a good probe the rate grows from `ramp_start_per_s` to the endpoint's rate limit
+    /// (or `ramp_full_per_s` if it has none, then no limit) over this long.
+    pub ramp_s: u64,
+    pub ramp_start_per_s: f64,
+    pub ramp_full_per_s: f64,
+}
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            disable_after_s: 5 * 86_400,
+            breaker_min_attempts: 10,
+            breaker_failure_ratio: 0.5,
+            breaker_window_s: 60,
+            probe_intervals_s: vec![30, 60, 300, 1800],
+            ramp_s: 60,
+            ramp_start_per_s: 1.0,
+            ramp_full_per_s: 100.0,
         }
     }
 }
@@ -315,6 +350,27 @@ impl Config {
         }
         if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return bad("log.level", format!("is not a valid filter: {:?}", self.log.level));
+        }
+        if self.health.disable_after_s == 0 {
+            return bad("health.disable_after_s", "must be at least 1");
+        }
+        if self.health.breaker_min_attempts == 0 {
+            return bad("health.breaker_min_attempts", "must be at least 1");
+        }
+        if !(self.health.breaker_failure_ratio > 0.0 && self.health.breaker_failure_ratio <= 1.0) {
+            return bad("health.breaker_failure_ratio", "must be more than 0 and at most 1");
+        }
+        if self.health.breaker_window_s == 0 {
+            return bad("health.breaker_window_s", "must be at least 1");
+        }
+        if self.health.probe_intervals_s.is_empty() || self.health.probe_intervals_s.contains(&0) {
+            return bad("health.probe_intervals_s", "at least one interval, each at least 1 s");
+        }
+        if !(self.health.ramp_start_per_s > 0.0 && self.health.ramp_full_per_s >= self.health.ramp_start_per_s) {
+            return bad(
+                "health.ramp_start_per_s",
+                "must be more than 0 and at most health.ramp_full_per_s",
+            );
         }
         if self.router.claim_idle_ms <= self.router.block_ms {
             return bad(

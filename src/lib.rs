@@ -67,6 +67,16 @@ fn node_settings(cfg: &Config) -> NodeSettings {
         window: cfg.delivery.window,
         idle_keepalive_ms: 10_000,
         drain_timeout_ms: cfg.server.shutdown_timeout_s.saturating_sub(3).max(1) * 1000,
+        breaker: hookline_actors::breaker::BreakerSettings {
+            min_attempts: cfg.health.breaker_min_attempts,
+            failure_ratio: cfg.health.breaker_failure_ratio,
+            window_ms: cfg.health.breaker_window_s * 1000,
+            probe_intervals_ms: cfg.health.probe_intervals_s.iter().map(|s| s * 1000).collect(),
+            ramp_ms: cfg.health.ramp_s * 1000,
+            ramp_start_per_s: cfg.health.ramp_start_per_s,
+            ramp_full_per_s: cfg.health.ramp_full_per_s,
+        },
+        disable_after_ms: cfg.health.disable_after_s * 1000,
     }
 }
 

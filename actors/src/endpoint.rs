@@ -2,18 +2,26 @@
 //!
 //! It owns everything that protects other endpoints from this one: a bounded window of due
 //! deliveries pulled from the endpoint's durable queue (only when it has room), at most
-//! `max_in_flight` attempts at once, and the timer for its next retry. Attempts run in spawned
-//! tasks and come back as `AttemptDone`, so a slow receiver never blocks the actor, and one
-//! endpoint's actor never waits for another's.
+//! `max_in_flight` attempts at once, the rate limiter, the circuit breaker, and the timer for
+//! its next retry. Attempts run in spawned tasks and come back as `AttemptDone`, so a slow
+//! receiver never blocks the actor, and one endpoint's actor never waits for another's.
 //!
-//! States: *working* (attempts in flight or due work in the window) → *waiting* (nothing due,
-//! a retry due within `idle_keepalive_ms`: a timer wakes it) → *stopped* (nothing due soon: the
-//! shard's due set in Redis holds the next due time and the shard owner restarts it then).
-//! A delivery stays in the durable queue until its attempt is recorded, so a crash at any point
-//! loses nothing; the attempt in flight at a crash may be made twice.
+//! Before an attempt starts it is admitted twice: by the breaker (closed: yes; open: not before
+//! the next probe; half-open: only the one probe) and by the token bucket (the endpoint's
+//! `rate_limit_per_s`, or the ramp after a recovery, whichever is lower).
+//!
+//! States: *working* (attempts in flight or admitted work in the window) → *waiting* (nothing
+//! admissible now, but within `idle_keepalive_ms`: a timer wakes it) → *stopped* (nothing due
+//! soon: the shard's due set in Redis holds the next due time — a retry, or an open breaker's
+//! next probe — and the shard owner restarts it then). A delivery stays in the durable queue
+//! until its attempt is recorded, so a crash at any point loses nothing; the attempt in flight
+//! at a crash may be made twice. The breaker's state and the start of a run of failures are
+//! stored (`HealthRecord`), so they survive a change of owner.
 
 use crate::backoff::{honour_retry_after, retry_delay};
-use crate::model::{AttemptRecord, EndpointConfig, Next, QueuedDelivery};
+use crate::breaker::{Admit, Breaker};
+use crate::limiter::TokenBucket;
+use crate::model::{AttemptRecord, EndpointConfig, HealthRecord, Next, QueuedDelivery};
 use crate::outcome::{classify, Outcome};
 use crate::supervisor::Ctx;
 use crate::transport::{AttemptRequest, AttemptResponse};
@@ -23,6 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// The event the tenant's subscribers get when an endpoint is disabled for failing.
+pub const ENDPOINT_DISABLED_EVENT: &str = "hookline.endpoint.disabled";
 
 /// A pending `send_after` wake-up.
 type Timer = tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>;
@@ -70,6 +81,20 @@ pub struct EndpointState {
     timer: Option<(u64, Timer)>,
     drain_waiters: Vec<RpcReplyPort<()>>,
     draining: bool,
+    breaker: Breaker,
+    failing_since_ms: Option<u64>,
+    /// Present while a rate applies (the endpoint's limit or a recovery ramp).
+    limiter: Option<TokenBucket>,
+}
+
+/// Why the fill loop stopped starting attempts.
+enum Blocked {
+    /// Nothing stops it but room or work.
+    No,
+    /// Not before this time (open breaker, rate limit).
+    Until(u64),
+    /// A probe is in flight; its result decides.
+    Probe,
 }
 
 impl EndpointState {
@@ -77,6 +102,24 @@ impl EndpointState {
         cfg.max_in_flight
             .unwrap_or(self.ctx.settings.default_max_in_flight)
             .max(1) as usize
+    }
+
+    fn health(&self) -> HealthRecord {
+        HealthRecord {
+            breaker: self.breaker.record().clone(),
+            failing_since_ms: self.failing_since_ms,
+        }
+    }
+
+    async fn save_health(&self) {
+        if let Err(e) = self
+            .ctx
+            .store
+            .save_health(&self.endpoint_id, self.shard, &self.health())
+            .await
+        {
+            tracing::warn!(endpoint_id = %self.endpoint_id, error = %e, "saving endpoint health failed");
+        }
     }
 
     /// Wake at `due_ms` unless a timer already wakes the actor sooner.
@@ -103,6 +146,24 @@ impl EndpointState {
         true
     }
 
+    /// Take a token if a rate applies now. `Err(ms)`: wait that long.
+    fn take_token(&mut self, cfg: &EndpointConfig, now: u64) -> Result<(), u64> {
+        let limit = cfg.rate_limit_per_s.map(f64::from);
+        let rate = match (limit, self.breaker.ramp_rate(now, limit)) {
+            (_, Some(ramp)) => ramp,
+            (Some(limit), None) => limit,
+            (None, None) => {
+                self.limiter = None;
+                return Ok(());
+            }
+        };
+        let bucket = self.limiter.get_or_insert_with(|| TokenBucket::new(rate, now));
+        if (bucket.rate() - rate).abs() > f64::EPSILON {
+            bucket.set_rate(rate, now);
+        }
+        bucket.try_take(now)
+    }
+
     async fn fill(&mut self, myself: &ActorRef<EndpointMsg>) {
         if self.finish_drain_if_idle(myself) || self.draining {
             return;
@@ -124,7 +185,7 @@ impl EndpointState {
         if cfg.disabled {
             self.window.clear();
             if self.in_flight.is_empty() {
-                self.go_idle(myself, true).await;
+                self.go_idle(myself, true, 0).await;
             }
             return;
         }
@@ -149,45 +210,72 @@ impl EndpointState {
                 }
             }
         }
-        // Deliveries whose event expired are settled without an attempt and take no slot.
+        let mut blocked = Blocked::No;
         while self.in_flight.len() < max {
+            let Some(front) = self.window.front() else { break };
+            if front.body.is_none() {
+                // The event expired: settled without an attempt, and without admission.
+                let Some(delivery) = self.window.pop_front() else { break };
+                self.settle_expired(&cfg, delivery).await;
+                continue;
+            }
+            let now = crate::now_ms();
+            if let Err(wait) = self.take_token(&cfg, now) {
+                blocked = Blocked::Until(now + wait);
+                break;
+            }
+            match self.breaker.admit(now) {
+                Admit::Yes | Admit::Probe => {}
+                Admit::NotBefore(t) => {
+                    blocked = Blocked::Until(t);
+                    break;
+                }
+                Admit::AwaitProbe => {
+                    blocked = Blocked::Probe;
+                    break;
+                }
+            }
             let Some(delivery) = self.window.pop_front() else { break };
-            self.start_attempt(myself, &cfg, delivery).await;
+            self.start_attempt(myself, &cfg, delivery);
         }
-        if self.in_flight.is_empty() && self.window.is_empty() {
-            self.go_idle(myself, false).await;
+        match blocked {
+            Blocked::Until(t)
+                if self.in_flight.is_empty() && t > crate::now_ms() + self.ctx.settings.idle_keepalive_ms =>
+            {
+                // Long wait (an open breaker): stop, and let the due set bring us back then.
+                self.window.clear();
+                self.go_idle(myself, false, t).await;
+            }
+            Blocked::Until(t) => self.wake_at(myself, t),
+            Blocked::Probe => {}
+            Blocked::No if self.in_flight.is_empty() && self.window.is_empty() => self.go_idle(myself, false, 0).await,
+            Blocked::No => {}
         }
     }
 
-    async fn start_attempt(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, delivery: QueuedDelivery) {
-        let started_ms = crate::now_ms();
-        let Some(body) = delivery.body else {
-            // The event outlived retention before it could be delivered.
-            let record = AttemptRecord {
-                at_ms: started_ms,
-                status_code: None,
-                latency_ms: 0,
-                response_excerpt: String::new(),
-                error: Some("event expired before delivery".into()),
-            };
-            let next = Next::Dead("event_expired".into());
-            if let Err(e) = self
-                .ctx
-                .store
-                .record_attempt(
-                    cfg,
-                    self.shard,
-                    &delivery.event_id,
-                    delivery.attempts + 1,
-                    &record,
-                    &next,
-                )
-                .await
-            {
-                tracing::warn!(endpoint_id = %cfg.id, error = %e, "recording an expired delivery failed");
-            }
-            return;
+    async fn settle_expired(&mut self, cfg: &EndpointConfig, delivery: QueuedDelivery) {
+        let record = AttemptRecord {
+            at_ms: crate::now_ms(),
+            status_code: None,
+            latency_ms: 0,
+            response_excerpt: String::new(),
+            error: Some("event expired before delivery".into()),
         };
+        let next = Next::Dead("event_expired".into());
+        let number = delivery.attempts + 1;
+        if let Err(e) = self
+            .ctx
+            .store
+            .record_attempt(cfg, self.shard, &delivery.event_id, number, &record, &next)
+            .await
+        {
+            tracing::warn!(endpoint_id = %cfg.id, error = %e, "recording an expired delivery failed");
+        }
+    }
+
+    fn start_attempt(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, delivery: QueuedDelivery) {
+        let Some(body) = delivery.body else { return };
+        let started_ms = crate::now_ms();
         let request = AttemptRequest {
             url: cfg.url.clone(),
             event_id: delivery.event_id.clone(),
@@ -214,20 +302,45 @@ impl EndpointState {
         self.in_flight.insert(delivery.event_id, InFlight(task.abort_handle()));
     }
 
-    /// The receiver answered 410 Gone: it asks to stop, so the endpoint is disabled (its
-    /// queue is kept; `enable` resumes it).
-    async fn disable_gone(&mut self, cfg: &EndpointConfig) {
-        tracing::warn!(tenant = %cfg.tenant, endpoint_id = %cfg.id, "receiver answered 410 Gone; disabling the endpoint");
-        match self.ctx.store.disable_endpoint(&cfg.id, "gone").await {
+    /// Disable the endpoint (its queue is kept; `enable` resumes it). `gone`: the receiver
+    /// answered 410. `failing`: it failed without a break for `health.disable_after_s`; the
+    /// tenant's endpoints subscribed to `hookline.endpoint.disabled` are told.
+    async fn disable(&mut self, cfg: &EndpointConfig, reason: &str) {
+        tracing::warn!(tenant = %cfg.tenant, endpoint_id = %cfg.id, reason, "disabling the endpoint");
+        match self.ctx.store.disable_endpoint(&cfg.id, reason).await {
             Ok(updated) => self.cfg = updated,
-            Err(e) => tracing::warn!(endpoint_id = %cfg.id, error = %e, "disabling a gone endpoint failed"),
+            Err(e) => {
+                tracing::warn!(endpoint_id = %cfg.id, error = %e, "disabling the endpoint failed");
+                return;
+            }
+        }
+        if reason == "failing" {
+            let data = serde_json::json!({
+                "endpoint_id": cfg.id,
+                "url": cfg.url,
+                "reason": reason,
+                "failing_since": self.failing_since_ms,
+            });
+            if let Err(e) = self
+                .ctx
+                .store
+                .emit_event(&cfg.tenant, ENDPOINT_DISABLED_EVENT, data)
+                .await
+            {
+                tracing::warn!(endpoint_id = %cfg.id, error = %e, "emitting the endpoint-disabled event failed");
+            }
         }
     }
 
-    /// Nothing to start now: keep a timer for a retry due soon, otherwise stop (the due set in
-    /// Redis remembers when this endpoint has work again).
-    async fn go_idle(&mut self, myself: &ActorRef<EndpointMsg>, paused: bool) {
-        match self.ctx.store.settle_idle(&self.endpoint_id, self.shard, paused).await {
+    /// Nothing to start now: keep a timer for work due soon, otherwise stop (the due set in
+    /// Redis remembers when this endpoint has work again, not before `not_before_ms`).
+    async fn go_idle(&mut self, myself: &ActorRef<EndpointMsg>, paused: bool, not_before_ms: u64) {
+        match self
+            .ctx
+            .store
+            .settle_idle(&self.endpoint_id, self.shard, paused, not_before_ms)
+            .await
+        {
             Ok(Some(due)) if !paused => {
                 let now = crate::now_ms();
                 if due <= now {
@@ -242,6 +355,36 @@ impl EndpointState {
             Err(e) => {
                 tracing::warn!(endpoint_id = %self.endpoint_id, error = %e, "settling the queue failed");
                 self.wake_at(myself, crate::now_ms() + STORE_RETRY.as_millis() as u64);
+            }
+        }
+    }
+
+    /// Feed an attempt's result to the breaker and the failure clock; disable the endpoint
+    /// once it has failed without a break for `disable_after_ms`.
+    async fn observe_health(&mut self, cfg: &EndpointConfig, outcome: &Outcome) {
+        let now = crate::now_ms();
+        let (success, failure) = match outcome {
+            Outcome::Delivered => (true, false),
+            Outcome::Retry { .. } => (false, true),
+            // A receiver refusing one event (4xx) or gone (410) is not an outage.
+            Outcome::Permanent { .. } | Outcome::Gone => (false, false),
+        };
+        if !success && !failure {
+            return;
+        }
+        let mut changed = self.breaker.observe(now, success);
+        if success {
+            changed |= self.failing_since_ms.take().is_some();
+        } else if self.failing_since_ms.is_none() {
+            self.failing_since_ms = Some(now);
+            changed = true;
+        }
+        if changed {
+            self.save_health().await;
+        }
+        if let Some(since) = self.failing_since_ms {
+            if failure && now.saturating_sub(since) >= self.ctx.settings.disable_after_ms {
+                self.disable(cfg, "failing").await;
             }
         }
     }
@@ -302,9 +445,6 @@ impl EndpointState {
             .await
         {
             Ok(()) => {
-                if outcome == Outcome::Gone {
-                    self.disable_gone(&cfg).await;
-                }
                 if let Next::RetryAt(at) = next {
                     if at.saturating_sub(crate::now_ms()) <= self.ctx.settings.idle_keepalive_ms {
                         self.wake_at(myself, at);
@@ -321,6 +461,10 @@ impl EndpointState {
                 return;
             }
         }
+        self.observe_health(&cfg, &outcome).await;
+        if outcome == Outcome::Gone {
+            self.disable(&cfg, "gone").await;
+        }
         self.fill(myself).await;
     }
 }
@@ -336,8 +480,11 @@ impl Actor for EndpointActor {
         args: EndpointArgs,
     ) -> Result<EndpointState, ActorProcessingErr> {
         let cfg = args.ctx.store.get_endpoint(&args.endpoint_id).await?;
+        let health = args.ctx.store.load_health(&args.endpoint_id, args.shard).await?;
         myself.send_message(EndpointMsg::Wake)?;
         Ok(EndpointState {
+            breaker: Breaker::new(args.ctx.settings.breaker.clone(), health.breaker),
+            failing_since_ms: health.failing_since_ms,
             ctx: args.ctx,
             endpoint_id: args.endpoint_id,
             shard: args.shard,
@@ -347,6 +494,7 @@ impl Actor for EndpointActor {
             timer: None,
             drain_waiters: Vec::new(),
             draining: false,
+            limiter: None,
         })
     }
 
@@ -365,6 +513,13 @@ impl Actor for EndpointActor {
                 match state.ctx.store.get_endpoint(&state.endpoint_id).await {
                     Ok(cfg) => state.cfg = cfg,
                     Err(e) => tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "config reload failed"),
+                }
+                // Enabling an endpoint resets its health in Redis: take that too.
+                if let Ok(health) = state.ctx.store.load_health(&state.endpoint_id, state.shard).await {
+                    if health != state.health() {
+                        state.breaker = Breaker::new(state.ctx.settings.breaker.clone(), health.breaker);
+                        state.failing_since_ms = health.failing_since_ms;
+                    }
                 }
                 state.window.clear();
                 state.fill(&myself).await;

@@ -116,3 +116,13 @@ pub struct AttemptRecord {
     pub response_excerpt: String,
     pub error: Option<String>,
 }
+
+/// What the endpoint actor keeps about an endpoint's health between owners (stored in Redis).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    #[serde(default)]
+    pub breaker: crate::breaker::BreakerRecord,
+    /// Start of the current run of failed attempts (none since the last success).
+    #[serde(default)]
+    pub failing_since_ms: Option<u64>,
+}

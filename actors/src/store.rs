@@ -1,7 +1,7 @@
 //! The storage operations the actors need, and nothing more. `hookline::store` implements them
 //! on Redis; no actor knows a Redis command.
 
-use crate::model::{AttemptRecord, EndpointConfig, Next, QueuedDelivery, RoutedEvent, StreamEvent};
+use crate::model::{AttemptRecord, EndpointConfig, HealthRecord, Next, QueuedDelivery, RoutedEvent, StreamEvent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,9 +60,23 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// The endpoint actor is about to stop: set the shard's due entry for the endpoint to its
-    /// earliest queued delivery (or remove it), atomically with reading the queue. Returns
-    /// that earliest due time.
-    async fn settle_idle(&self, endpoint_id: &str, shard: u32, paused: bool) -> StoreResult<Option<u64>>;
+    /// earliest queued delivery, but not before `not_before_ms` (an open breaker's next probe),
+    /// or remove it (empty queue, or `paused`), atomically with reading the queue. Returns
+    /// that due time.
+    async fn settle_idle(
+        &self,
+        endpoint_id: &str,
+        shard: u32,
+        paused: bool,
+        not_before_ms: u64,
+    ) -> StoreResult<Option<u64>>;
+
+    async fn load_health(&self, endpoint_id: &str, shard: u32) -> StoreResult<HealthRecord>;
+    async fn save_health(&self, endpoint_id: &str, shard: u32, health: &HealthRecord) -> StoreResult<()>;
+
+    /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`) for
+    /// `tenant`; it is routed like any other. Returns its id.
+    async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String>;
 
     /// Endpoints of a shard with work due at `now_ms`, earliest first, from position `offset`.
     async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>>;

@@ -43,6 +43,9 @@ pub struct NodeSettings {
     /// How long an endpoint actor with nothing to do but a retry soon stays alive for it.
     pub idle_keepalive_ms: u64,
     pub drain_timeout_ms: u64,
+    pub breaker: crate::breaker::BreakerSettings,
+    /// An endpoint failing without a break this long is disabled (`health.disable_after_s`).
+    pub disable_after_ms: u64,
 }
 
 /// Shared by every actor of the node.

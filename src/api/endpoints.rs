@@ -7,7 +7,7 @@ use super::{page_limit, rfc3339, AppState, ListQuery};
 use crate::delivery::{sign, ssrf};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use hookline_actors::EndpointConfig;
 use serde::{Deserialize, Deserializer};
@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
             "/v1/tenants/{tenant}/endpoints/{id}",
             get(fetch).patch(update).delete(remove),
         )
+        .route("/v1/tenants/{tenant}/endpoints/{id}/enable", post(enable))
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -191,7 +192,10 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
 }
 
 async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<Value> {
-    let backlog = state.store.backlog(&cfg.id, state.node.shard_of(&cfg.id)).await?;
+    use hookline_actors::Store;
+    let shard = state.node.shard_of(&cfg.id);
+    let backlog = state.store.backlog(&cfg.id, shard).await?;
+    let health = state.store.load_health(&cfg.id, shard).await?;
     Ok(json!({
         "id": cfg.id,
         "url": cfg.url,
@@ -207,8 +211,12 @@ async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<Value> {
         "disabled": cfg.disabled,
         "created_at": rfc3339(cfg.created_at_ms),
         "updated_at": rfc3339(cfg.updated_at_ms),
-        // The circuit breaker is not built yet: until it is, no endpoint is ever held back by one.
-        "state": {"breaker": "closed", "backlog": backlog, "disabled_reason": cfg.disabled_reason},
+        "state": {
+            "breaker": health.breaker.state.name(),
+            "backlog": backlog,
+            "disabled_reason": cfg.disabled_reason,
+            "failing_since": health.failing_since_ms.map(rfc3339),
+        },
     }))
 }
 
@@ -332,4 +340,23 @@ async fn remove(
     state.node.endpoint_changed(&cfg.id);
     tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, dropped, "endpoint deleted with its pending deliveries");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Re-enable an endpoint disabled by hand, by a 410 or for failing: its queued work resumes,
+/// with a fresh health record (closed breaker, no failure run).
+async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Value>> {
+    use hookline_actors::Store;
+    caller.authorize(&tenant)?;
+    let mut cfg = load(&state, &tenant, &id).await?;
+    cfg.disabled = false;
+    cfg.disabled_reason = None;
+    cfg.updated_at_ms = hookline_actors::now_ms();
+    let shard = state.node.shard_of(&cfg.id);
+    state.store.save_health(&cfg.id, shard, &Default::default()).await?;
+    saved(&state, &cfg).await?;
+    Ok(axum::Json(to_json(&state, &cfg).await?))
 }

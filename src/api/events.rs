@@ -6,7 +6,7 @@
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path};
-use super::{rfc3339, AppState};
+use super::AppState;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -29,19 +29,6 @@ struct EventIn {
     event_type: String,
     payload: Box<RawValue>,
     idempotency_key: Option<String>,
-}
-
-/// The exact body every endpoint receives for this event.
-fn body(event_id: &str, event_type: &str, timestamp: &str, tenant: &str, payload: &RawValue) -> String {
-    let q = |s: &str| Value::String(s.to_string()).to_string();
-    format!(
-        r#"{{"id":{},"type":{},"timestamp":{},"tenant":{},"data":{}}}"#,
-        q(event_id),
-        q(event_type),
-        q(timestamp),
-        q(tenant),
-        payload.get()
-    )
 }
 
 async fn ingest(
@@ -95,8 +82,7 @@ async fn ingest_one(
     }
     let now = hookline_actors::now_ms();
     let event_id = crate::ids::new_event_id(now);
-    let timestamp = rfc3339(now);
-    let body = body(&event_id, &event.event_type, &timestamp, tenant, &event.payload);
+    let body = crate::store::event_body(&event_id, &event.event_type, now, tenant, event.payload.get());
     let stored = state
         .store
         .ingest(tenant, &event_id, &event.event_type, &body, key.as_deref())

@@ -21,6 +21,7 @@
 //! | `P:{shN}:ep:<ep>:q` | zset | event ids of pending deliveries → due time (ms) |
 //! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs |
 //! | `P:{shN}:ep:<ep>:dead` | zset | dead-lettered event ids → time |
+//! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
 
 use sha2::{Digest, Sha256};
 
@@ -75,6 +76,9 @@ impl Keys {
     }
     pub fn delivery(&self, shard: u32, endpoint_id: &str, event_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:d:{event_id}", self.p)
+    }
+    pub fn health(&self, shard: u32, endpoint_id: &str) -> String {
+        format!("{}:{{sh{shard}}}:ep:{endpoint_id}:health", self.p)
     }
     pub fn dead_letters(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:dead", self.p)

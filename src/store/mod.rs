@@ -13,7 +13,7 @@ use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::Value;
-use hookline_actors::model::{AttemptRecord, Next, QueuedDelivery};
+use hookline_actors::model::{AttemptRecord, HealthRecord, Next, QueuedDelivery};
 use hookline_actors::store::StoreResult;
 use hookline_actors::{EndpointConfig, RoutedEvent, Store, StoreError, StreamEvent};
 pub use keys::Keys;
@@ -21,6 +21,20 @@ use keys::ROUTER_GROUP;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The exact body every endpoint receives for an event:
+/// `{"id","type","timestamp","tenant","data"}`, with `payload` (JSON text) kept byte for byte.
+pub fn event_body(event_id: &str, event_type: &str, at_ms: u64, tenant: &str, payload: &str) -> String {
+    let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    format!(
+        r#"{{"id":{},"type":{},"timestamp":{},"tenant":{},"data":{}}}"#,
+        q(event_id),
+        q(event_type),
+        q(&crate::api::rfc3339(at_ms)),
+        q(tenant),
+        payload
+    )
+}
 
 /// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
 pub fn redis_config(url: &str) -> Result<fred::types::config::Config, fred::error::Error> {
@@ -316,16 +330,10 @@ impl RedisStore {
             .zrem(self.keys.tenant_endpoints(&cfg.tenant), cfg.id.as_str())
             .await
             .map_err(unavailable)?;
-        let keys = vec![
-            self.keys.queue(shard, &cfg.id),
-            self.keys.due(shard),
-            self.keys.dead_letters(shard, &cfg.id),
-        ];
-        let dropped = self
-            .eval(&scripts::DELETE_ENDPOINT_WORK, keys, vec![cfg.id.clone()])
-            .await?;
+        use hookline_actors::Store;
+        let dropped = self.forget_endpoint(&cfg.id, shard).await?;
         self.announce_change(&cfg.id).await?;
-        Ok(dropped.as_u64().unwrap_or(0))
+        Ok(dropped)
     }
 
     /// A page of a tenant's endpoints, oldest first: `(endpoints, next offset)`.
@@ -727,19 +735,53 @@ impl Store for RedisStore {
         self.eval(&scripts::RECORD_ATTEMPT, keys, args).await.map(|_| ())
     }
 
-    async fn settle_idle(&self, endpoint_id: &str, shard: u32, paused: bool) -> StoreResult<Option<u64>> {
+    async fn settle_idle(
+        &self,
+        endpoint_id: &str,
+        shard: u32,
+        paused: bool,
+        not_before_ms: u64,
+    ) -> StoreResult<Option<u64>> {
         let keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
-        let reply = self
-            .eval(
-                &scripts::SETTLE_IDLE,
-                keys,
-                vec![endpoint_id.to_string(), (paused as u8).to_string()],
-            )
-            .await?;
+        let args = vec![
+            endpoint_id.to_string(),
+            (paused as u8).to_string(),
+            not_before_ms.to_string(),
+        ];
+        let reply = self.eval(&scripts::SETTLE_IDLE, keys, args).await?;
         Ok(text(&reply)
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f as u64)
             .or(reply.as_u64()))
+    }
+
+    async fn load_health(&self, endpoint_id: &str, shard: u32) -> StoreResult<HealthRecord> {
+        let json: Option<String> = self
+            .client()
+            .get(self.keys.health(shard, endpoint_id))
+            .await
+            .map_err(unavailable)?;
+        // A record this version cannot read starts the endpoint healthy rather than stuck.
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+    }
+
+    async fn save_health(&self, endpoint_id: &str, shard: u32, health: &HealthRecord) -> StoreResult<()> {
+        let json = serde_json::to_string(health).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _: Value = self
+            .client()
+            .set(self.keys.health(shard, endpoint_id), json, None, None, false)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String> {
+        let now = hookline_actors::now_ms();
+        let event_id = crate::ids::new_event_id(now);
+        let body = event_body(&event_id, event_type, now, tenant, &data.to_string());
+        self.ingest(tenant, &event_id, event_type, &body, None)
+            .await
+            .map(|i| i.event_id)
     }
 
     async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>> {
@@ -760,6 +802,7 @@ impl Store for RedisStore {
             self.keys.queue(shard, endpoint_id),
             self.keys.due(shard),
             self.keys.dead_letters(shard, endpoint_id),
+            self.keys.health(shard, endpoint_id),
         ];
         let dropped = self
             .eval(&scripts::DELETE_ENDPOINT_WORK, keys, vec![endpoint_id.to_string()])

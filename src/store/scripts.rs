@@ -71,9 +71,10 @@ return 1
     )
 });
 
-/// KEYS: queue, due. ARGV: endpoint id, paused 0|1. Sets the endpoint's due entry to its
-/// earliest queued delivery (or removes it) in the same step as reading the queue, so work
-/// routed while the actor stops is never missed. Returns that earliest time or nil.
+/// KEYS: queue, due. ARGV: endpoint id, paused 0|1, not-before ms (0: none). Sets the
+/// endpoint's due entry to its earliest queued delivery (but not before not-before), or removes
+/// it, in the same step as reading the queue, so work routed while the actor stops is never
+/// missed. Returns that due time or nil.
 pub static SETTLE_IDLE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -83,8 +84,11 @@ if #head == 0 or ARGV[2] == '1' then
   if #head == 0 then return false end
   return head[2]
 end
-redis.call('ZADD', KEYS[2], head[2], ARGV[1])
-return head[2]
+local due = tonumber(head[2])
+local not_before = tonumber(ARGV[3])
+if not_before > due then due = not_before end
+redis.call('ZADD', KEYS[2], due, ARGV[1])
+return tostring(due)
 "#,
     )
 });
@@ -128,13 +132,13 @@ return redis.call('ZCARD', KEYS[1])
     )
 });
 
-/// KEYS: queue, due, dead letters. ARGV: endpoint id. Drops an endpoint's pending work and
-/// dead letters. Returns how many pending deliveries were dropped.
+/// KEYS: queue, due, dead letters, health. ARGV: endpoint id. Drops an endpoint's pending
+/// work, dead letters and health. Returns how many pending deliveries were dropped.
 pub static DELETE_ENDPOINT_WORK: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local dropped = redis.call('ZCARD', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return dropped
 "#,

@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod faults;
+mod health;
 mod lifecycle;
 mod pipeline;
 mod repair;

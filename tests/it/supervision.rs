@@ -7,7 +7,7 @@ use hookline::config::Config;
 use hookline::delivery::HttpTransport;
 use hookline::store::RedisStore;
 use hookline_actors::matching::SubscriptionIndex;
-use hookline_actors::model::{AttemptRecord, Next, QueuedDelivery};
+use hookline_actors::model::{AttemptRecord, HealthRecord, Next, QueuedDelivery};
 use hookline_actors::store::StoreResult;
 use hookline_actors::{EndpointConfig, Node, NodeSettings, RoutedEvent, Store, StreamEvent};
 use hookline_loadtest::sink::Sink;
@@ -68,8 +68,17 @@ impl Store for PanicOnce {
         }
         self.inner.record_attempt(e, s, id, n, a, next).await
     }
-    async fn settle_idle(&self, id: &str, s: u32, p: bool) -> StoreResult<Option<u64>> {
-        self.inner.settle_idle(id, s, p).await
+    async fn settle_idle(&self, id: &str, s: u32, p: bool, nb: u64) -> StoreResult<Option<u64>> {
+        self.inner.settle_idle(id, s, p, nb).await
+    }
+    async fn load_health(&self, id: &str, s: u32) -> StoreResult<HealthRecord> {
+        self.inner.load_health(id, s).await
+    }
+    async fn save_health(&self, id: &str, s: u32, h: &HealthRecord) -> StoreResult<()> {
+        self.inner.save_health(id, s, h).await
+    }
+    async fn emit_event(&self, t: &str, ty: &str, data: serde_json::Value) -> StoreResult<String> {
+        self.inner.emit_event(t, ty, data).await
     }
     async fn due_endpoints(&self, s: u32, now: u64, o: usize, l: usize) -> StoreResult<Vec<String>> {
         self.inner.due_endpoints(s, now, o, l).await
@@ -162,6 +171,8 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         window: 10,
         idle_keepalive_ms: 5_000,
         drain_timeout_ms: 3_000,
+        breaker: Default::default(),
+        disable_after_ms: 3_600_000,
     };
     let index = Arc::new(SubscriptionIndex::new());
     let transport = Arc::new(HttpTransport::new(true).unwrap());

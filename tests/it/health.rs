@@ -1,0 +1,203 @@
+//! Endpoint health (API.md, "Endpoint health"): rate limit, circuit breaker with sparse probes
+//! and a ramp after recovery, auto-disable with the `hookline.endpoint.disabled` event.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Most arrivals within any `window_ms` sliding window.
+fn max_in_window(mut arrivals: Vec<u64>, window_ms: u64) -> usize {
+    arrivals.sort_unstable();
+    (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|t| **t < arrivals[i] + window_ms)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+async fn endpoint_state(api: &Api, tenant: &str, id: &str) -> Value {
+    api.get(&format!("/v1/tenants/{tenant}/endpoints/{id}")).await.1
+}
+
+#[tokio::test]
+async fn rate_limit_holds_in_every_one_second_window() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("rate"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint(
+            "rl",
+            json!({"url": sink.url("ok/limited"), "rate_limit_per_s": 5, "max_in_flight": 20}),
+        )
+        .await;
+    for _ in 0..30 {
+        node.api.post_event("rl", "a.b", json!({})).await.unwrap();
+    }
+    wait_for(Duration::from_secs(20), "30 rate-limited deliveries", || {
+        sink.delivered_ids("limited").len() == 30
+    })
+    .await;
+    let arrivals: Vec<u64> = sink.received_by("limited").iter().map(|r| r.arrived_ms).collect();
+    let worst = max_in_window(arrivals.clone(), 1_000);
+    assert!(
+        worst <= 10,
+        "{worst} deliveries in one second; the limit is 5/s with a burst of 5"
+    );
+    let span = arrivals.iter().max().unwrap() - arrivals.iter().min().unwrap();
+    assert!(
+        span >= 4_000,
+        "30 deliveries at 5/s (burst 5) take at least 5 s, took {span} ms"
+    );
+}
+
+#[tokio::test]
+async fn breaker_opens_probes_sparsely_and_ramps_after_recovery() {
+    let redis = shared_redis_url();
+    let opts = NodeOpts::new(&redis, &unique_prefix("breaker"))
+        .set("health__probe_intervals_s", "[1, 2]")
+        .set("health__ramp_s", "4")
+        .set("health__ramp_start_per_s", "2")
+        .set("health__ramp_full_per_s", "20");
+    let node = Node::start_ready(&opts).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("sick", 503);
+    let sick = node
+        .api
+        .create_endpoint(
+            "br",
+            json!({"url": sink.url("switch/sick"), "max_in_flight": 10, "retry_schedule_s": vec![1; 30]}),
+        )
+        .await;
+    let sick_id = sick["id"].as_str().unwrap().to_string();
+    node.api
+        .create_endpoint("br", json!({"url": sink.url("ok/healthy")}))
+        .await;
+    let mut ids = std::collections::HashSet::new();
+    for _ in 0..30 {
+        ids.insert(node.api.post_event("br", "a.b", json!({})).await.unwrap());
+    }
+    let mut opened = false;
+    for _ in 0..200 {
+        if endpoint_state(&node.api, "br", &sick_id).await["state"]["breaker"] == "open" {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(opened, "the breaker never opened");
+    wait_for(
+        Duration::from_secs(10),
+        "the healthy endpoint to get everything",
+        || sink.delivered_ids("healthy") == ids,
+    )
+    .await;
+
+    // While open: only sparse probes (after 1 s, then 2 s later).
+    let at_open = sink.arrivals("sick");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let probes = sink.arrivals("sick") - at_open;
+    assert!(
+        (1..=3).contains(&probes),
+        "{probes} requests while open; expected only probes"
+    );
+    assert!(
+        at_open <= 25,
+        "the breaker let {at_open} attempts through before opening"
+    );
+
+    // Recovery: the next probe succeeds and the backlog drains at the ramp, not at once.
+    sink.set_switch("sick", 200);
+    wait_for(Duration::from_secs(30), "the backlog after recovery", || {
+        sink.delivered_ids("sick") == ids
+    })
+    .await;
+    let ok: Vec<u64> = sink
+        .received_by("sick")
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.arrived_ms)
+        .collect();
+    let (first, last) = (*ok.iter().min().unwrap(), *ok.iter().max().unwrap());
+    // The ramp (2/s rising to 20/s over 4 s, burst 2) drains the 29 after the probe in about
+    // 3 s with about 7 in the first second; without it all 30 would land within milliseconds.
+    assert!(
+        last - first >= 2_000,
+        "30 deliveries drained in {} ms: no ramp",
+        last - first
+    );
+    let first_second = ok.iter().filter(|t| **t < first + 1_000).count();
+    assert!(
+        first_second <= 10,
+        "{first_second} deliveries in the first second after recovery"
+    );
+    assert_eq!(
+        endpoint_state(&node.api, "br", &sick_id).await["state"]["breaker"],
+        "closed"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_endpoint_is_disabled_announced_and_can_be_enabled() {
+    let redis = shared_redis_url();
+    let node =
+        Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("autodisable")).set("health__disable_after_s", "2"))
+            .await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("down", 503);
+    let down = node
+        .api
+        .create_endpoint(
+            "ad",
+            json!({"url": sink.url("switch/down"), "event_types": ["order.*"], "retry_schedule_s": vec![1; 20]}),
+        )
+        .await;
+    let down_id = down["id"].as_str().unwrap().to_string();
+    node.api
+        .create_endpoint(
+            "ad",
+            json!({"url": sink.url("ok/watcher"), "event_types": ["hookline.endpoint.disabled"]}),
+        )
+        .await;
+    let event = node.api.post_event("ad", "order.created", json!({})).await.unwrap();
+
+    wait_for(Duration::from_secs(20), "the disabled notice", || {
+        !sink.received_by("watcher").is_empty()
+    })
+    .await;
+    let notice: Value = serde_json::from_str(&sink.received_by("watcher")[0].body).unwrap();
+    assert_eq!(notice["type"], "hookline.endpoint.disabled");
+    assert_eq!(notice["tenant"], "ad");
+    assert_eq!(notice["data"]["endpoint_id"], down_id.as_str());
+    assert_eq!(notice["data"]["reason"], "failing");
+    let state = endpoint_state(&node.api, "ad", &down_id).await;
+    assert_eq!(
+        (state["disabled"].clone(), state["state"]["disabled_reason"].clone()),
+        (json!(true), json!("failing"))
+    );
+    let attempts = sink.arrivals("down");
+    assert!(
+        attempts >= 2,
+        "it failed for 2 s before being disabled ({attempts} attempts)"
+    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(sink.arrivals("down"), attempts, "a disabled endpoint kept receiving");
+
+    sink.set_switch("down", 200);
+    let (status, enabled) = node
+        .api
+        .post(&format!("/v1/tenants/ad/endpoints/{down_id}/enable"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{enabled}");
+    assert_eq!(enabled["disabled"], false);
+    assert_eq!(enabled["state"]["disabled_reason"], Value::Null);
+    assert_eq!(enabled["state"]["failing_since"], Value::Null);
+    wait_for(Duration::from_secs(10), "the held event after enabling", || {
+        sink.delivered_ids("down").contains(&event)
+    })
+    .await;
+}
