@@ -55,6 +55,7 @@ pub enum EndpointMsg {
     AttemptDone {
         event_id: String,
         attempts_before: u32,
+        cycle_base: u32,
         started_ms: u64,
         response: AttemptResponse,
     },
@@ -286,7 +287,7 @@ impl EndpointState {
         };
         let transport = self.ctx.transport.clone();
         let reply_to = myself.clone();
-        let attempts_before = delivery.attempts;
+        let (attempts_before, cycle_base) = (delivery.attempts, delivery.cycle_base);
         let event_id = delivery.event_id.clone();
         let task = tokio::spawn(async move {
             let response = transport.send(request).await;
@@ -294,6 +295,7 @@ impl EndpointState {
                 .send_message(EndpointMsg::AttemptDone {
                     event_id,
                     attempts_before,
+                    cycle_base,
                     started_ms,
                     response,
                 })
@@ -394,6 +396,7 @@ impl EndpointState {
         myself: &ActorRef<EndpointMsg>,
         event_id: String,
         attempts_before: u32,
+        cycle_base: u32,
         started_ms: u64,
         response: AttemptResponse,
     ) {
@@ -411,12 +414,14 @@ impl EndpointState {
             .unwrap_or(&self.ctx.settings.default_retry_schedule_s);
         let next = match &outcome {
             Outcome::Delivered => Next::Delivered,
-            Outcome::Retry { retry_after } => match retry_delay(schedule, attempts, rand::random::<f64>()) {
-                Some(delay) => {
-                    Next::RetryAt(crate::now_ms() + honour_retry_after(delay, *retry_after).as_millis() as u64)
+            Outcome::Retry { retry_after } => {
+                match retry_delay(schedule, attempts.saturating_sub(cycle_base), rand::random::<f64>()) {
+                    Some(delay) => {
+                        Next::RetryAt(crate::now_ms() + honour_retry_after(delay, *retry_after).as_millis() as u64)
+                    }
+                    None => Next::Dead("retries_exhausted".into()),
                 }
-                None => Next::Dead("retries_exhausted".into()),
-            },
+            }
             Outcome::Permanent { reason } => Next::Dead(reason.clone()),
             Outcome::Gone => Next::Dead("gone".into()),
         };
@@ -527,11 +532,12 @@ impl Actor for EndpointActor {
             EndpointMsg::AttemptDone {
                 event_id,
                 attempts_before,
+                cycle_base,
                 started_ms,
                 response,
             } => {
                 state
-                    .attempt_done(&myself, event_id, attempts_before, started_ms, response)
+                    .attempt_done(&myself, event_id, attempts_before, cycle_base, started_ms, response)
                     .await;
             }
             EndpointMsg::Drain(reply) => {

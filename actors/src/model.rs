@@ -92,6 +92,9 @@ pub struct QueuedDelivery {
     pub event_id: String,
     /// The attempts made so far.
     pub attempts: u32,
+    /// Attempts made before the current cycle (a replay starts a new one): the retry schedule
+    /// counts from here.
+    pub cycle_base: u32,
     /// The exact body receivers get, or `None` when the event is gone (retention).
     pub body: Option<std::sync::Arc<str>>,
 }

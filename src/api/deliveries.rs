@@ -5,13 +5,16 @@ use super::error::{ApiError, ApiResult};
 use super::extract::Path;
 use super::{rfc3339, AppState};
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::Router;
 use hookline_actors::Store;
 use serde_json::{json, Value};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenants/{tenant}/deliveries/{id}", get(fetch))
+    Router::new()
+        .route("/v1/tenants/{tenant}/deliveries/{id}", get(fetch))
+        .route("/v1/tenants/{tenant}/deliveries/{id}/replay", post(replay))
 }
 
 async fn fetch(
@@ -54,4 +57,36 @@ async fn fetch(
         "reason": delivery.reason,
         "attempts": attempts,
     })))
+}
+
+/// Start a new attempt cycle for one delivery, whatever its state (a delivered one is sent
+/// again). 409 if its event is past retention.
+async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    caller.authorize(&tenant)?;
+    let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
+    match state.store.get_endpoint(&endpoint_id).await? {
+        Some(cfg) if cfg.tenant == tenant => {}
+        _ => return Err(ApiError::not_found("delivery")),
+    }
+    if !state.store.event_exists(&event_id).await? {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "event_expired",
+            "the event is past retention and cannot be sent again",
+        ));
+    }
+    let shard = state.node.shard_of(&endpoint_id);
+    if state
+        .store
+        .replay(shard, &endpoint_id, std::slice::from_ref(&event_id))
+        .await?
+        == 0
+    {
+        return Err(ApiError::not_found("delivery"));
+    }
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "status": "pending"}))))
 }

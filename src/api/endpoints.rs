@@ -22,6 +22,11 @@ pub fn router() -> Router<AppState> {
             get(fetch).patch(update).delete(remove),
         )
         .route("/v1/tenants/{tenant}/endpoints/{id}/enable", post(enable))
+        .route("/v1/tenants/{tenant}/endpoints/{id}/dead-letters", get(dead_letters))
+        .route(
+            "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
+            post(replay_dead_letters),
+        )
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -285,14 +290,7 @@ async fn list(
 ) -> ApiResult<axum::Json<Value>> {
     caller.authorize(&tenant)?;
     let limit = page_limit(q.limit)?;
-    let offset = match q.cursor.as_deref() {
-        None | Some("") => 0,
-        Some(c) => c
-            .parse::<usize>()
-            .ok()
-            .filter(|offset| *offset <= 100_000_000)
-            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned"))?,
-    };
+    let offset = parse_cursor(q.cursor.as_deref())?;
     let (endpoints, next) = state.store.list_endpoints(&tenant, offset, limit).await?;
     let mut data = Vec::with_capacity(endpoints.len());
     for cfg in &endpoints {
@@ -359,4 +357,93 @@ async fn enable(
     state.store.save_health(&cfg.id, shard, &Default::default()).await?;
     saved(&state, &cfg).await?;
     Ok(axum::Json(to_json(&state, &cfg).await?))
+}
+
+async fn dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.authorize(&tenant)?;
+    let cfg = load(&state, &tenant, &id).await?;
+    let limit = page_limit(q.limit)?;
+    let offset = parse_cursor(q.cursor.as_deref())?;
+    let shard = state.node.shard_of(&cfg.id);
+    let (letters, next) = state.store.dead_letters(shard, &cfg.id, offset, limit).await?;
+    let data: Vec<Value> = letters
+        .iter()
+        .map(|d| {
+            json!({
+                "delivery_id": crate::ids::delivery_id(&cfg.id, &d.event_id),
+                "event_id": d.event_id,
+                "dead_at": rfc3339(d.dead_at_ms),
+                "reason": d.reason,
+                "attempts": d.attempts,
+            })
+        })
+        .collect();
+    Ok(axum::Json(
+        json!({"data": data, "next_cursor": next.map(|n| n.to_string())}),
+    ))
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    since: Option<String>,
+}
+
+/// Replay every dead letter of the endpoint (dead since `since`, if given): each starts a new
+/// attempt cycle. The body is optional.
+async fn replay_dead_letters(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    caller.authorize(&tenant)?;
+    let cfg = load(&state, &tenant, &id).await?;
+    let request: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
+    };
+    let since_ms = match request.since.as_deref() {
+        None => 0,
+        Some(text) => humantime::parse_rfc3339_weak(text)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as u64)
+            .ok_or_else(|| ApiError::invalid("since: an RFC 3339 time in UTC, like 2026-01-31T12:00:00Z"))?,
+    };
+    let shard = state.node.shard_of(&cfg.id);
+    let mut replayed = 0;
+    // Replayed letters leave the set, so each batch reads from the start; bounded all the same.
+    for _ in 0..1_000 {
+        let ids = state.store.dead_letter_ids_since(shard, &cfg.id, since_ms, 500).await?;
+        if ids.is_empty() {
+            break;
+        }
+        let n = state.store.replay(shard, &cfg.id, &ids).await?;
+        replayed += n;
+        if n == 0 {
+            break;
+        }
+    }
+    tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, replayed, "dead letters replayed");
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"replayed": replayed}))))
+}
+
+/// `?cursor=`: an offset this API returned.
+fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|offset| *offset <= 100_000_000)
+            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
+    }
 }

@@ -73,6 +73,15 @@ pub struct ApiKeyRecord {
     pub created_at_ms: u64,
 }
 
+/// One dead letter, as `GET …/dead-letters` lists it.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    pub event_id: String,
+    pub dead_at_ms: u64,
+    pub reason: String,
+    pub attempts: u32,
+}
+
 /// What ingest answered.
 #[derive(Debug, Clone)]
 pub struct Ingested {
@@ -430,6 +439,107 @@ impl RedisStore {
         }))
     }
 
+    /// A page of an endpoint's dead letters, newest first, and the next offset.
+    pub async fn dead_letters(
+        &self,
+        shard: u32,
+        endpoint_id: &str,
+        offset: usize,
+        limit: usize,
+    ) -> StoreResult<(Vec<DeadLetter>, Option<usize>)> {
+        let client = self.client();
+        let entries: Vec<(String, f64)> = client
+            .zrange(
+                self.keys.dead_letters(shard, endpoint_id),
+                offset as i64,
+                (offset + limit) as i64,
+                None,
+                true,
+                None,
+                true,
+            )
+            .await
+            .map_err(unavailable)?;
+        let more = entries.len() > limit;
+        let entries: Vec<(String, f64)> = entries.into_iter().take(limit).collect();
+        if entries.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let pipeline = client.pipeline();
+        for (event_id, _) in &entries {
+            let _: () = pipeline
+                .hmget(
+                    self.keys.delivery(shard, endpoint_id, event_id),
+                    vec!["reason", "attempts"],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let details: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        let letters = entries
+            .into_iter()
+            .zip(details)
+            .map(|((event_id, at), detail)| {
+                let fields = detail.into_array();
+                DeadLetter {
+                    event_id,
+                    dead_at_ms: at as u64,
+                    reason: fields.first().and_then(text).unwrap_or_default(),
+                    attempts: fields.get(1).and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0),
+                }
+            })
+            .collect();
+        Ok((letters, more.then_some(offset + limit)))
+    }
+
+    /// Event ids of an endpoint's dead letters from `since_ms` on, oldest first.
+    pub async fn dead_letter_ids_since(
+        &self,
+        shard: u32,
+        endpoint_id: &str,
+        since_ms: u64,
+        limit: usize,
+    ) -> StoreResult<Vec<String>> {
+        self.client()
+            .zrangebyscore(
+                self.keys.dead_letters(shard, endpoint_id),
+                since_ms as i64,
+                "+inf".to_string(),
+                false,
+                Some((0, limit as i64)),
+            )
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Start a new attempt cycle for these deliveries of one endpoint (dead or not); returns
+    /// how many exist and were replayed.
+    pub async fn replay(&self, shard: u32, endpoint_id: &str, event_ids: &[String]) -> StoreResult<u64> {
+        let mut replayed = 0;
+        for chunk in event_ids.chunks(500) {
+            let mut keys = vec![
+                self.keys.queue(shard, endpoint_id),
+                self.keys.due(shard),
+                self.keys.dead_letters(shard, endpoint_id),
+            ];
+            keys.extend(chunk.iter().map(|id| self.keys.delivery(shard, endpoint_id, id)));
+            let mut args = vec![endpoint_id.to_string(), hookline_actors::now_ms().to_string()];
+            args.extend(chunk.iter().cloned());
+            replayed += self.eval(&scripts::REPLAY, keys, args).await?.as_u64().unwrap_or(0);
+        }
+        Ok(replayed)
+    }
+
+    /// Is the event still stored (not past retention)?
+    pub async fn event_exists(&self, event_id: &str) -> StoreResult<bool> {
+        let n: u64 = self
+            .client()
+            .exists(self.keys.event(event_id))
+            .await
+            .map_err(unavailable)?;
+        Ok(n == 1)
+    }
+
     /// Status and attempt count of several deliveries of one event, in order.
     pub async fn delivery_summaries(
         &self,
@@ -685,7 +795,10 @@ impl Store for RedisStore {
         let pipeline = client.pipeline();
         for id in &ids {
             let _: () = pipeline
-                .hget(self.keys.delivery(shard, &endpoint.id, id), "attempts")
+                .hmget(
+                    self.keys.delivery(shard, &endpoint.id, id),
+                    vec!["attempts", "cycle_from"],
+                )
                 .await
                 .map_err(unavailable)?;
             let _: () = pipeline.hget(self.keys.event(id), "body").await.map_err(unavailable)?;
@@ -694,10 +807,15 @@ impl Store for RedisStore {
         Ok(ids
             .into_iter()
             .zip(replies.chunks(2))
-            .map(|(event_id, pair)| QueuedDelivery {
-                event_id,
-                attempts: pair.first().and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0),
-                body: pair.get(1).and_then(text).map(Arc::from),
+            .map(|(event_id, pair)| {
+                let counts = pair.first().cloned().map(Value::into_array).unwrap_or_default();
+                let count = |i: usize| counts.get(i).and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0);
+                QueuedDelivery {
+                    event_id,
+                    attempts: count(0),
+                    cycle_base: count(1),
+                    body: pair.get(1).and_then(text).map(Arc::from),
+                }
             })
             .collect())
     }

@@ -144,3 +144,26 @@ return dropped
 "#,
     )
 });
+
+/// KEYS: queue, due, dead letters, delivery record × n. ARGV: endpoint id, now ms, event id × n.
+/// Starts a new attempt cycle for each delivery that exists: out of the dead letters, status
+/// pending, due now, retry schedule counted afresh from here. Returns how many were replayed.
+pub static REPLAY: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local replayed = 0
+for i = 4, #KEYS do
+  local event_id = ARGV[i - 1]
+  local attempts = redis.call('HGET', KEYS[i], 'attempts')
+  if attempts then
+    redis.call('ZREM', KEYS[3], event_id)
+    redis.call('HSET', KEYS[i], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', attempts)
+    redis.call('ZADD', KEYS[1], ARGV[2], event_id)
+    replayed = replayed + 1
+  end
+end
+if replayed > 0 then redis.call('ZADD', KEYS[2], 'LT', ARGV[2], ARGV[1]) end
+return replayed
+"#,
+    )
+});

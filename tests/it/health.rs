@@ -201,3 +201,117 @@ async fn a_failing_endpoint_is_disabled_announced_and_can_be_enabled() {
     })
     .await;
 }
+
+/// Dead letters are listed newest first with their reason; a single delivery, then those dead
+/// since a time, then all the rest are replayed and delivered.
+#[tokio::test]
+async fn dead_letters_are_listed_and_replayed() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("dead"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("dl", 400);
+    let api = &node.api;
+    let ep = api.create_endpoint("dl", json!({"url": sink.url("switch/dl")})).await;
+    let ep_id = ep["id"].as_str().unwrap().to_string();
+    let list_path = format!("/v1/tenants/dl/endpoints/{ep_id}/dead-letters");
+    let dead_count = |v: &Value| v["data"].as_array().map(Vec::len).unwrap_or(0);
+
+    let e1 = api.post_event("dl", "a.b", json!({"n": 1})).await.unwrap();
+    let e2 = api.post_event("dl", "a.b", json!({"n": 2})).await.unwrap();
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = api.get(&list_path).await.1;
+        if dead_count(&listed) == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead_count(&listed), 2, "{listed}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let mid = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    let e3 = api.post_event("dl", "a.b", json!({"n": 3})).await.unwrap();
+    for _ in 0..100 {
+        listed = api.get(&list_path).await.1;
+        if dead_count(&listed) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listed["data"][0]["event_id"], e3.as_str(), "newest first: {listed}");
+    assert_eq!(listed["data"][0]["reason"], "http_400");
+    assert_eq!(listed["data"][0]["attempts"], 1);
+    assert_eq!(listed["next_cursor"], Value::Null);
+    let (_, page) = api.get(&format!("{list_path}?limit=2")).await;
+    assert_eq!(dead_count(&page), 2);
+    let (_, rest) = api
+        .get(&format!(
+            "{list_path}?limit=2&cursor={}",
+            page["next_cursor"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(dead_count(&rest), 1);
+
+    sink.set_switch("dl", 200);
+    let dlv1 = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["event_id"] == e1.as_str())
+        .unwrap()["delivery_id"]
+        .clone();
+    let (status, r) = api
+        .post(
+            &format!("/v1/tenants/dl/deliveries/{}/replay", dlv1.as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, r["status"].clone()), (202, json!("pending")), "{r}");
+    wait_for(Duration::from_secs(10), "the single replay", || {
+        sink.delivered_ids("dl").contains(&e1)
+    })
+    .await;
+
+    let (status, r) = api.post(&format!("{list_path}/replay"), json!({"since": mid})).await;
+    assert_eq!((status, r["replayed"].clone()), (202, json!(1)), "{r}");
+    wait_for(Duration::from_secs(10), "the since-time replay", || {
+        sink.delivered_ids("dl").contains(&e3)
+    })
+    .await;
+    assert!(
+        !sink.delivered_ids("dl").contains(&e2),
+        "replayed more than was dead since the time"
+    );
+
+    let (status, r, _) = api
+        .raw(reqwest::Method::POST, &format!("{list_path}/replay"), None, None)
+        .await;
+    assert_eq!((status, r["replayed"].clone()), (202, json!(1)), "{r}");
+    wait_for(Duration::from_secs(10), "the replay of the rest", || {
+        sink.delivered_ids("dl").contains(&e2)
+    })
+    .await;
+    assert_eq!(dead_count(&api.get(&list_path).await.1), 0);
+    let (_, d) = api
+        .get(&format!("/v1/tenants/dl/deliveries/{}", dlv1.as_str().unwrap()))
+        .await;
+    assert_eq!(d["status"], "delivered");
+    assert_eq!(
+        d["attempts"].as_array().unwrap().len(),
+        2,
+        "both attempts are logged: {d}"
+    );
+
+    let (status, r) = api
+        .post(&format!("{list_path}/replay"), json!({"since": "yesterday"}))
+        .await;
+    assert_eq!(
+        (status, r["error"]["code"].clone()),
+        (400, json!("invalid_request")),
+        "{r}"
+    );
+    let bogus = hookline::ids::delivery_id(&ep_id, &hookline::ids::new_event_id(1));
+    let (status, _) = api
+        .post(&format!("/v1/tenants/dl/deliveries/{bogus}/replay"), json!({}))
+        .await;
+    assert_eq!(status, 409, "an unknown (expired) event cannot be replayed");
+}
