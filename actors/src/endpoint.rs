@@ -99,7 +99,11 @@ enum Blocked {
 }
 
 impl EndpointState {
+    /// Ordered endpoints take one attempt at a time, whatever `max_in_flight` says.
     fn max_in_flight(&self, cfg: &EndpointConfig) -> usize {
+        if cfg.ordered {
+            return 1;
+        }
         cfg.max_in_flight
             .unwrap_or(self.ctx.settings.default_max_in_flight)
             .max(1) as usize
@@ -221,6 +225,12 @@ impl EndpointState {
                 continue;
             }
             let now = crate::now_ms();
+            if front.not_before_ms > now {
+                // An ordered endpoint's head is waiting for its retry time.
+                blocked = Blocked::Until(front.not_before_ms);
+                self.window.clear();
+                break;
+            }
             if let Err(wait) = self.take_token(&cfg, now) {
                 blocked = Blocked::Until(now + wait);
                 break;

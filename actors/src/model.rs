@@ -67,14 +67,16 @@ pub struct StreamEvent {
 }
 
 impl StreamEvent {
-    /// Milliseconds part of the stream entry id: the ingest time, used as the queue score so
-    /// that deliveries of one endpoint come out in ingest order.
-    pub fn ingest_ms(&self) -> u64 {
-        self.stream_id
-            .split('-')
-            .next()
-            .and_then(|ms| ms.parse().ok())
-            .unwrap_or(0)
+    /// The queue score of a new delivery of this event: the ingest time in ms (so it is due at
+    /// once) plus the stream sequence number in 1/4096 ms, so deliveries of one endpoint sort in
+    /// exact ingest order. The sum is exactly representable in an f64 for any date before
+    /// 2039 (41 bits of ms + 12 bits of sequence); sequences past 4095 within one ms share the
+    /// last slot (ties then sort by event id, whose first part is the ingest time too).
+    pub fn order_score(&self) -> f64 {
+        let mut parts = self.stream_id.split('-');
+        let ms: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let seq: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        ms as f64 + seq.min(4095) as f64 / 4096.0
     }
 }
 
@@ -97,6 +99,9 @@ pub struct QueuedDelivery {
     pub cycle_base: u32,
     /// The exact body receivers get, or `None` when the event is gone (retention).
     pub body: Option<std::sync::Arc<str>>,
+    /// Not to be attempted before this time (ms). Only ordered endpoints see a head delivery
+    /// that is not due yet (its retry keeps its place in line).
+    pub not_before_ms: u64,
 }
 
 /// What happens to a delivery after an attempt.
@@ -128,4 +133,37 @@ pub struct HealthRecord {
     /// Start of the current run of failed attempts (none since the last success).
     #[serde(default)]
     pub failing_since_ms: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(stream_id: &str) -> StreamEvent {
+        StreamEvent {
+            stream_id: stream_id.into(),
+            event_id: String::new(),
+            tenant: String::new(),
+            event_type: String::new(),
+        }
+    }
+
+    #[test]
+    fn order_scores_follow_the_stream_exactly() {
+        let ids = [
+            "1763870000000-0",
+            "1763870000000-1",
+            "1763870000000-4095",
+            "1763870000001-0",
+            "2200000000000-7",
+        ];
+        let scores: Vec<f64> = ids.iter().map(|id| event(id).order_score()).collect();
+        assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
+        assert_eq!(event("1763870000000-1").order_score(), 1763870000000.0 + 1.0 / 4096.0);
+        // The score is due when its ms is: the fraction never reaches the next ms.
+        assert!(event("1763870000000-9999").order_score() < 1763870000001.0);
+        // And it survives the trip through text to Redis and back.
+        let s = event("1763870000123-77").order_score();
+        assert_eq!(s.to_string().parse::<f64>().unwrap(), s);
+    }
 }

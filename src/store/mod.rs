@@ -714,7 +714,7 @@ impl Store for RedisStore {
             for evt in evts {
                 keys.push(self.keys.delivery(shard, endpoint_id, &evt.event_id));
                 args.push(evt.event_id.clone());
-                args.push(evt.ingest_ms().to_string());
+                args.push(evt.order_score().to_string());
             }
             self.eval(&scripts::ROUTE, keys, args)
         });
@@ -778,16 +778,26 @@ impl Store for RedisStore {
         exclude: &[String],
     ) -> StoreResult<Vec<QueuedDelivery>> {
         let client = self.client();
-        let ids: Vec<String> = client
-            .zrangebyscore(
-                self.keys.queue(shard, &endpoint.id),
-                "-inf".to_string(),
-                now_ms as i64,
-                false,
-                Some((0, (limit + exclude.len()) as i64)),
-            )
-            .await
-            .map_err(unavailable)?;
+        let queue = self.keys.queue(shard, &endpoint.id);
+        // An ordered endpoint works its head only, due or not: a head waiting for its retry
+        // holds back the rest (its due time comes back as `not_before_ms`).
+        let ids: Vec<String> = if endpoint.ordered {
+            client
+                .zrange(queue, 0, 0, None, false, None, false)
+                .await
+                .map_err(unavailable)?
+        } else {
+            client
+                .zrangebyscore(
+                    queue,
+                    "-inf".to_string(),
+                    now_ms as i64,
+                    false,
+                    Some((0, (limit + exclude.len()) as i64)),
+                )
+                .await
+                .map_err(unavailable)?
+        };
         let ids: Vec<String> = ids.into_iter().filter(|id| !exclude.contains(id)).take(limit).collect();
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -797,7 +807,7 @@ impl Store for RedisStore {
             let _: () = pipeline
                 .hmget(
                     self.keys.delivery(shard, &endpoint.id, id),
-                    vec!["attempts", "cycle_from"],
+                    vec!["attempts", "cycle_from", "next_ms"],
                 )
                 .await
                 .map_err(unavailable)?;
@@ -809,12 +819,19 @@ impl Store for RedisStore {
             .zip(replies.chunks(2))
             .map(|(event_id, pair)| {
                 let counts = pair.first().cloned().map(Value::into_array).unwrap_or_default();
-                let count = |i: usize| counts.get(i).and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0);
+                let count = |i: usize| {
+                    counts
+                        .get(i)
+                        .and_then(text)
+                        .and_then(|a| a.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
                 QueuedDelivery {
                     event_id,
-                    attempts: count(0),
-                    cycle_base: count(1),
+                    attempts: count(0) as u32,
+                    cycle_base: count(1) as u32,
                     body: pair.get(1).and_then(text).map(Arc::from),
+                    not_before_ms: if endpoint.ordered { count(2) } else { 0 },
                 }
             })
             .collect())
@@ -849,6 +866,7 @@ impl Store for RedisStore {
             next_ms.to_string(),
             reason,
             self.retention_s.to_string(),
+            (endpoint.ordered as u8).to_string(),
         ];
         self.eval(&scripts::RECORD_ATTEMPT, keys, args).await.map(|_| ())
     }

@@ -50,7 +50,10 @@ return created
 });
 
 /// KEYS: queue, delivery record, dead letters. ARGV: event id, status
-/// (delivered|failed|dead), attempts, attempt JSON, now ms, next due ms, reason, retention s.
+/// (delivered|failed|dead), attempts, attempt JSON, now ms, next due ms, reason, retention s,
+/// keep place 0|1. A retry moves the delivery to its due time in the queue, except for ordered
+/// endpoints (keep place = 1): there it keeps its place in line, and the due time is only in
+/// the record, so a failing head holds back everything behind it.
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -60,7 +63,7 @@ redis.call('EXPIRE', KEYS[2], ARGV[8])
 if ARGV[2] == 'delivered' then
   redis.call('ZREM', KEYS[1], ARGV[1])
 elseif ARGV[2] == 'failed' then
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[6], ARGV[1])
+  if ARGV[9] ~= '1' then redis.call('ZADD', KEYS[1], 'XX', ARGV[6], ARGV[1]) end
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
