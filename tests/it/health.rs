@@ -348,3 +348,67 @@ async fn ordered_endpoints_deliver_in_ingest_order_through_failures() {
     let failures = sink.received_by("ord").iter().filter(|r| r.status == 503).count();
     println!("ordered: 20 delivered in order through {failures} failures");
 }
+
+/// p99 of (arrival − ingest timestamp) over every healthy delivery, in ms.
+fn healthy_p99(sink: &Sink, names: &[String]) -> u64 {
+    let mut latencies: Vec<u64> = names
+        .iter()
+        .flat_map(|n| sink.received_by(n))
+        .filter(|r| r.status == 200)
+        .map(|r| {
+            let body: Value = serde_json::from_str(&r.body).unwrap();
+            let ingested = humantime::parse_rfc3339(body["timestamp"].as_str().unwrap()).unwrap();
+            r.arrived_ms
+                .saturating_sub(ingested.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64)
+        })
+        .collect();
+    latencies.sort_unstable();
+    latencies[(latencies.len() - 1) * 99 / 100]
+}
+
+/// A slow endpoint (10 s per request) beside ten healthy ones: the healthy ones get every event,
+/// and their latency stays close to a run without the slow one.
+#[tokio::test]
+async fn a_slow_endpoint_does_not_slow_down_its_neighbours() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("noisy"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let mut p99 = Vec::new();
+    for (tenant, with_slow) in [("calm", false), ("noisy", true)] {
+        let names: Vec<String> = (0..10).map(|i| format!("{tenant}{i}")).collect();
+        for name in &names {
+            node.api
+                .create_endpoint(tenant, json!({"url": sink.url(&format!("ok/{name}"))}))
+                .await;
+        }
+        if with_slow {
+            node.api
+                .create_endpoint(
+                    tenant,
+                    json!({"url": sink.url("sleep/10000/slow"), "timeout_ms": 15000}),
+                )
+                .await;
+        }
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..300 {
+            ids.insert(node.api.post_event(tenant, "a.b", json!({})).await.unwrap());
+        }
+        wait_for(Duration::from_secs(60), "every healthy delivery", || {
+            names.iter().all(|n| sink.delivered_ids(n) == ids)
+        })
+        .await;
+        p99.push(healthy_p99(&sink, &names));
+    }
+    println!(
+        "healthy e2e p99: {} ms alone, {} ms beside a 10 s endpoint",
+        p99[0], p99[1]
+    );
+    assert!(sink.arrivals("slow") > 0, "the slow endpoint was being worked");
+    // 2x, with a floor for scheduler noise on a small shared machine.
+    assert!(
+        p99[1] <= (2 * p99[0]).max(p99[0] + 100),
+        "p99 {} ms beside the slow endpoint vs {} ms alone",
+        p99[1],
+        p99[0]
+    );
+}
