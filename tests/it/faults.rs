@@ -10,13 +10,26 @@ use std::time::Duration;
 
 /// Post `count` events from `concurrency` tasks; returns the ids the node acknowledged.
 async fn post_many(api: &Api, tenant: &str, count: usize, concurrency: usize, acked: Arc<Mutex<Vec<String>>>) {
+    post_many_of(api, tenant, "load.item", count, concurrency, acked).await
+}
+
+/// `post_many` with an event type of choice.
+async fn post_many_of(
+    api: &Api,
+    tenant: &str,
+    event_type: &str,
+    count: usize,
+    concurrency: usize,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (api, next, acked, tenant) = (api.clone(), next.clone(), acked.clone(), tenant.to_string());
+        let event_type = event_type.to_string();
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
-                if let Some(id) = api.post_event(&tenant, "load.item", json!({"n": 1})).await {
+                if let Some(id) = api.post_event(&tenant, &event_type, json!({"n": 1})).await {
                     acked.lock().unwrap().push(id);
                 }
             }
@@ -356,4 +369,72 @@ async fn retries_scheduled_before_a_kill_9_fire_on_time_after_restart() {
         );
     }
     drop(node);
+}
+
+/// A dead endpoint with a large backlog (20,000 here; 200,000 in the load tests): node memory
+/// stays flat (the backlog is in Redis), its neighbours deliver normally, and after revival the
+/// backlog drains.
+#[tokio::test]
+async fn a_dead_endpoint_backlog_lives_in_redis_not_in_the_node() {
+    const BACKLOG: usize = 20_000;
+    let redis = shared_redis_url();
+    let opts = NodeOpts::new(&redis, &unique_prefix("backlog"))
+        .set("health__probe_intervals_s", "[1]")
+        .set("health__ramp_s", "2")
+        .set("health__ramp_start_per_s", "100")
+        .set("health__ramp_full_per_s", "10000");
+    let node = Node::start_ready(&opts).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("dead", 503);
+    let dead = node
+        .api
+        .create_endpoint(
+            "bl",
+            json!({"url": sink.url("switch/dead"), "event_types": ["bulk.*"], "max_in_flight": 50}),
+        )
+        .await;
+    node.api
+        .create_endpoint("bl", json!({"url": sink.url("ok/alive"), "event_types": ["alive.*"]}))
+        .await;
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    post_many_of(&node.api, "bl", "bulk.item", 1_000, 16, acked.clone()).await;
+    let rss_before = node.rss_kib();
+    post_many_of(&node.api, "bl", "bulk.item", BACKLOG - 1_000, 16, acked.clone()).await;
+    assert_eq!(acked.lock().unwrap().len(), BACKLOG);
+    let path = format!("/v1/tenants/bl/endpoints/{}", dead["id"].as_str().unwrap());
+    let mut backlog = 0;
+    for _ in 0..200 {
+        backlog = node.api.get(&path).await.1["state"]["backlog"].as_u64().unwrap_or(0);
+        if backlog as usize == BACKLOG {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(backlog as usize, BACKLOG, "the whole backlog is queued in Redis");
+    let rss_after = node.rss_kib();
+    println!("node RSS: {rss_before} KiB with 1,000 queued, {rss_after} KiB with {BACKLOG} queued");
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "node memory grew with the backlog: {rss_before} → {rss_after} KiB"
+    );
+
+    let mut alive = HashSet::new();
+    for _ in 0..20 {
+        let (_, r) = node
+            .api
+            .post("/v1/tenants/bl/events", json!({"type": "alive.ping", "payload": {}}))
+            .await;
+        alive.insert(r["id"].as_str().unwrap().to_string());
+    }
+    wait_for(Duration::from_secs(10), "the healthy neighbour", || {
+        sink.delivered_ids("alive") == alive
+    })
+    .await;
+
+    sink.set_switch("dead", 200);
+    wait_for(Duration::from_secs(120), "the backlog to drain after revival", || {
+        sink.delivered_ids("dead").len() == BACKLOG
+    })
+    .await;
 }
