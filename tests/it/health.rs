@@ -412,3 +412,47 @@ async fn a_slow_endpoint_does_not_slow_down_its_neighbours() {
         p99[0]
     );
 }
+
+/// The breaker's state moves with the endpoint: after its owner dies, the next owner (another
+/// node) keeps it open and sends only probes, instead of flooding the sick receiver.
+#[tokio::test]
+async fn an_open_breaker_survives_a_change_of_owner() {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix("breakermove");
+    let opts = NodeOpts::new(&redis, &prefix).set("health__probe_intervals_s", "[3]");
+    let mut first = Node::start_ready(&opts.clone().node_id("owner-1")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("sick", 503);
+    let ep = first
+        .api
+        .create_endpoint(
+            "bm",
+            json!({"url": sink.url("switch/sick"), "max_in_flight": 10, "retry_schedule_s": vec![1; 30]}),
+        )
+        .await;
+    let path = format!("/v1/tenants/bm/endpoints/{}", ep["id"].as_str().unwrap());
+    for _ in 0..30 {
+        first.api.post_event("bm", "a.b", json!({})).await.unwrap();
+    }
+    let mut opened = false;
+    for _ in 0..200 {
+        if first.api.get(&path).await.1["state"]["breaker"] == "open" {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(opened, "the breaker never opened");
+    first.kill9().await;
+    let before = sink.arrivals("sick");
+    let second = Node::start_ready(&opts.node_id("owner-2")).await;
+    // The new owner takes the shard when the dead node's lease expires (3 s) and must not
+    // start from a closed breaker: at most the probes of the next few seconds arrive.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let sent = sink.arrivals("sick") - before;
+    assert!(
+        sent <= 3,
+        "the new owner sent {sent} requests to an endpoint whose breaker was open"
+    );
+    assert_ne!(second.api.get(&path).await.1["state"]["breaker"], "closed");
+}
