@@ -29,7 +29,10 @@ pub struct Received {
     /// The path without its behaviour part: `/ok/a` → `a`, `/sleep/10/a` → `a`.
     pub name: String,
     pub path: String,
+    pub webhook_id: String,
+    /// Empty in lean mode.
     pub headers: BTreeMap<String, String>,
+    /// Empty in lean mode.
     pub body: String,
     pub arrived_ms: u64,
     pub status: u16,
@@ -37,12 +40,14 @@ pub struct Received {
 
 impl Received {
     pub fn webhook_id(&self) -> &str {
-        self.headers.get("webhook-id").map(String::as_str).unwrap_or("")
+        &self.webhook_id
     }
 }
 
 #[derive(Default)]
 struct Inner {
+    /// Keep only id, status and time of each request (for long load runs).
+    lean: bool,
     received: Vec<Received>,
     arrivals: HashMap<String, usize>,
     in_flight: HashMap<String, usize>,
@@ -73,11 +78,22 @@ fn now_ms() -> u64 {
 }
 
 impl Sink {
-    /// Start on `addr` (use `127.0.0.1:0` for a free port).
+    /// Start on `addr` (use `127.0.0.1:0` for a free port), recording every request whole.
     pub async fn start(addr: &str) -> std::io::Result<Sink> {
+        Self::start_with(addr, false).await
+    }
+
+    /// Start recording only id, status and arrival time (no headers, no body): for load runs
+    /// of hundreds of thousands of requests.
+    pub async fn start_lean(addr: &str) -> std::io::Result<Sink> {
+        Self::start_with(addr, true).await
+    }
+
+    async fn start_with(addr: &str, lean: bool) -> std::io::Result<Sink> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Shared::default();
+        shared.lock().lean = lean;
         let app = Router::new()
             .route("/stats", get(stats))
             .route("/{*path}", post(receive))
@@ -198,19 +214,32 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
     if let Some(ms) = sleep_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
+    let lean = shared.lock().lean;
+    let webhook_id = headers
+        .get("webhook-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let record = Received {
         name: name.clone(),
-        path: path.clone(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: String::from_utf8_lossy(&body).into_owned(),
+        path: if lean { String::new() } else { path.clone() },
+        webhook_id: webhook_id.unwrap_or_default(),
+        headers: if lean {
+            BTreeMap::new()
+        } else {
+            headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect()
+        },
+        body: if lean {
+            String::new()
+        } else {
+            String::from_utf8_lossy(&body).into_owned()
+        },
         arrived_ms,
         status,
     };
