@@ -120,12 +120,15 @@ impl Default for Retention {
 pub struct Ingest {
     pub idempotency_window_s: u64,
     pub max_payload_bytes: usize,
+    /// The largest request body of `POST …/events/batch`.
+    pub max_batch_bytes: usize,
 }
 impl Default for Ingest {
     fn default() -> Self {
         Self {
             idempotency_window_s: 86_400,
             max_payload_bytes: 262_144,
+            max_batch_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -326,6 +329,12 @@ impl Config {
         }
         if !(1_024..=16 * 1024 * 1024).contains(&self.ingest.max_payload_bytes) {
             return bad("ingest.max_payload_bytes", "must be between 1024 and 16777216");
+        }
+        if !(self.ingest.max_payload_bytes..=256 * 1024 * 1024).contains(&self.ingest.max_batch_bytes) {
+            return bad(
+                "ingest.max_batch_bytes",
+                "must be at least ingest.max_payload_bytes and at most 268435456",
+            );
         }
         if !(1..=4_096).contains(&self.shards.count) {
             return bad("shards.count", "must be between 1 and 4096");

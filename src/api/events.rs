@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Json, Path};
 use super::AppState;
+use crate::store::{Ingested, NewEvent};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -16,9 +17,17 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::time::Instant;
 
-pub fn router() -> Router<AppState> {
+/// Most events in one batch.
+const MAX_BATCH: usize = 1_000;
+
+/// `max_batch_bytes`: the largest batch request body (`ingest.max_batch_bytes`).
+pub fn router(max_batch_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/v1/tenants/{tenant}/events", post(ingest))
+        .route(
+            "/v1/tenants/{tenant}/events/batch",
+            post(ingest_batch).layer(axum::extract::DefaultBodyLimit::max(max_batch_bytes)),
+        )
         .route("/v1/tenants/{tenant}/events/{id}", get(fetch))
 }
 
@@ -52,12 +61,8 @@ async fn ingest(
     outcome
 }
 
-async fn ingest_one(
-    state: &AppState,
-    tenant: &str,
-    headers: &HeaderMap,
-    event: EventIn,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+/// Check one event and turn it into what the store takes: id minted, body built.
+fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<String>) -> ApiResult<NewEvent> {
     if !crate::ids::is_event_type(&event.event_type) {
         return Err(ApiError::invalid("type: must match ^[a-zA-Z0-9_.:-]{1,128}$"));
     }
@@ -68,6 +73,40 @@ async fn ingest_one(
             format!("payload: larger than {} bytes", state.config.ingest.max_payload_bytes),
         ));
     }
+    let key = event.idempotency_key.or(header_key);
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+        return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
+    }
+    let now = hookline_actors::now_ms();
+    let event_id = crate::ids::new_event_id(now);
+    let body = crate::store::event_body(&event_id, &event.event_type, now, tenant, event.payload.get());
+    Ok(NewEvent {
+        event_id,
+        event_type: event.event_type,
+        body,
+        idempotency_key: key,
+    })
+}
+
+/// The answer for one stored event: `(200, duplicate)` or `(202, accepted)`.
+fn answer(state: &AppState, tenant: &str, event: &NewEvent, stored: Ingested) -> (StatusCode, Value) {
+    if stored.duplicate {
+        return (StatusCode::OK, json!({"id": stored.event_id, "duplicate": true}));
+    }
+    let deliveries = state.index.matching(tenant, &event.event_type).len();
+    tracing::debug!(tenant, event_id = %event.event_id, event_type = %event.event_type, deliveries, "event accepted");
+    (
+        StatusCode::ACCEPTED,
+        json!({"id": event.event_id, "deliveries": deliveries}),
+    )
+}
+
+async fn ingest_one(
+    state: &AppState,
+    tenant: &str,
+    headers: &HeaderMap,
+    event: EventIn,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     let header_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -76,29 +115,95 @@ async fn ingest_one(
         ),
         None => None,
     };
-    let key = event.idempotency_key.or(header_key);
-    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
-        return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
-    }
-    let now = hookline_actors::now_ms();
-    let event_id = crate::ids::new_event_id(now);
-    let body = crate::store::event_body(&event_id, &event.event_type, now, tenant, event.payload.get());
+    let event = prepare(state, tenant, event, header_key)?;
     let stored = state
         .store
-        .ingest(tenant, &event_id, &event.event_type, &body, key.as_deref())
+        .ingest(
+            tenant,
+            &event.event_id,
+            &event.event_type,
+            &event.body,
+            event.idempotency_key.as_deref(),
+        )
         .await?;
-    if stored.duplicate {
-        return Ok((
-            StatusCode::OK,
-            axum::Json(json!({"id": stored.event_id, "duplicate": true})),
-        ));
+    let (status, body) = answer(state, tenant, &event, stored);
+    Ok((status, axum::Json(body)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchIn {
+    events: Vec<Box<RawValue>>,
+}
+
+/// Up to 1,000 events in one request, stored in one pipelined round trip. Each item is checked
+/// on its own: a bad item gets its error in its place and costs the others nothing. 202 with
+/// one result per item, in order; 503 only if the store answered for none of them.
+async fn ingest_batch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    Json(batch): Json<BatchIn>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    let started = Instant::now();
+    caller.authorize(&tenant)?;
+    if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!("events: between 1 and {MAX_BATCH} events")));
     }
-    let deliveries = state.index.matching(tenant, &event.event_type).len();
-    tracing::debug!(tenant, event_id = %event_id, event_type = %event.event_type, deliveries, "event accepted");
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(json!({"id": event_id, "deliveries": deliveries})),
-    ))
+    let prepared: Vec<ApiResult<NewEvent>> = batch
+        .events
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let event: EventIn =
+                serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid(format!("events[{i}]: {e}")))?;
+            prepare(&state, &tenant, event, None).map_err(|e| ApiError {
+                message: format!("events[{i}]: {}", e.message),
+                ..e
+            })
+        })
+        .collect();
+    let valid: Vec<NewEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let mut stored = state.store.ingest_batch(&tenant, &valid).await.into_iter();
+    if !valid.is_empty() && stored.as_slice().iter().all(Result::is_err) {
+        // Nothing was confirmed: the same answer as a single ingest that failed.
+        if let Some(Err(e)) = stored.next() {
+            return Err(e.into());
+        }
+    }
+    let mut outcomes = (0, 0, 0);
+    let results: Vec<Value> = prepared
+        .into_iter()
+        .map(|item| {
+            let outcome = item.and_then(|event| {
+                let result = stored
+                    .next()
+                    .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())));
+                Ok((event, result?))
+            });
+            match outcome {
+                Ok((event, ingested)) => {
+                    let (status, body) = answer(&state, &tenant, &event, ingested);
+                    if status == StatusCode::OK {
+                        outcomes.1 += 1
+                    } else {
+                        outcomes.0 += 1
+                    }
+                    body
+                }
+                Err(e) => {
+                    outcomes.2 += 1;
+                    json!({"error": {"code": e.code, "message": e.message}})
+                }
+            }
+        })
+        .collect();
+    let counter = crate::telemetry::names::EVENTS_INGESTED;
+    metrics::counter!(counter, "outcome" => "accepted").increment(outcomes.0);
+    metrics::counter!(counter, "outcome" => "duplicate").increment(outcomes.1);
+    metrics::counter!(counter, "outcome" => "rejected").increment(outcomes.2);
+    metrics::histogram!(crate::telemetry::names::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({"results": results}))))
 }
 
 async fn fetch(

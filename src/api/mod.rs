@@ -40,7 +40,7 @@ pub fn app(state: AppState) -> Router {
     // The request body may hold the payload plus the envelope fields around it.
     let body_limit = state.config.ingest.max_payload_bytes + 16 * 1024;
     Router::new()
-        .merge(events::router())
+        .merge(events::router(state.config.ingest.max_batch_bytes))
         .merge(endpoints::router())
         .merge(deliveries::router())
         .merge(keys::router())

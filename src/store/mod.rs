@@ -82,6 +82,15 @@ pub struct DeadLetter {
     pub attempts: u32,
 }
 
+/// An event ready to be stored: id minted, body built.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub body: String,
+    pub idempotency_key: Option<String>,
+}
+
 /// What ingest answered.
 #[derive(Debug, Clone)]
 pub struct Ingested {
@@ -229,6 +238,37 @@ impl RedisStore {
 
     /// Store an event durably and append it for routing; with an idempotency key, a key seen
     /// within the window returns the first event's id instead.
+    /// KEYS and ARGV of one INGEST script call.
+    fn ingest_call(&self, tenant: &str, event: &NewEvent) -> (Vec<String>, Vec<String>) {
+        let mut keys = vec![self.keys.events_stream(), self.keys.event(&event.event_id)];
+        if let Some(key) = &event.idempotency_key {
+            keys.push(self.keys.idempotency(tenant, key));
+        }
+        let oldest_kept = hookline_actors::now_ms().saturating_sub(self.retention_s * 1000);
+        let args = vec![
+            event.event_id.clone(),
+            tenant.to_string(),
+            event.event_type.clone(),
+            event.body.clone(),
+            self.retention_s.to_string(),
+            self.idempotency_window_s.to_string(),
+            format!("{oldest_kept}-0"),
+        ];
+        (keys, args)
+    }
+
+    fn ingest_reply(reply: Value) -> StoreResult<Ingested> {
+        match reply.into_array().as_slice() {
+            [id, dup] => Ok(Ingested {
+                event_id: text(id).ok_or_else(|| StoreError::Corrupt("ingest reply".into()))?,
+                duplicate: dup.as_u64() == Some(1),
+            }),
+            _ => Err(StoreError::Corrupt("ingest reply".into())),
+        }
+    }
+
+    /// Store an event durably and append it for routing; with an idempotency key, a key seen
+    /// within the window returns the first event's id instead.
     pub async fn ingest(
         &self,
         tenant: &str,
@@ -237,30 +277,32 @@ impl RedisStore {
         body: &str,
         idempotency_key: Option<&str>,
     ) -> StoreResult<Ingested> {
-        let mut keys = vec![self.keys.events_stream(), self.keys.event(event_id)];
-        if let Some(key) = idempotency_key {
-            keys.push(self.keys.idempotency(tenant, key));
-        }
-        let args = vec![
-            event_id.to_string(),
-            tenant.to_string(),
-            event_type.to_string(),
-            body.to_string(),
-            self.retention_s.to_string(),
-            self.idempotency_window_s.to_string(),
-            format!(
-                "{}-0",
-                hookline_actors::now_ms().saturating_sub(self.retention_s * 1000)
-            ),
-        ];
-        let reply = self.eval(&scripts::INGEST, keys, args).await?.into_array();
-        match reply.as_slice() {
-            [id, dup] => Ok(Ingested {
-                event_id: text(id).ok_or_else(|| StoreError::Corrupt("ingest reply".into()))?,
-                duplicate: dup.as_u64() == Some(1),
-            }),
-            _ => Err(StoreError::Corrupt("ingest reply".into())),
-        }
+        let event = NewEvent {
+            event_id: event_id.to_string(),
+            event_type: event_type.to_string(),
+            body: body.to_string(),
+            idempotency_key: idempotency_key.map(String::from),
+        };
+        let (keys, args) = self.ingest_call(tenant, &event);
+        Self::ingest_reply(self.eval(&scripts::INGEST, keys, args).await?)
+    }
+
+    /// Store many events of one tenant in one pipelined round trip: the INGEST calls are
+    /// issued together on one connection (fred pipelines concurrent commands), in order, so a
+    /// repeated idempotency key within the batch is a duplicate of its first use. One result
+    /// per event, in order.
+    pub async fn ingest_batch(&self, tenant: &str, events: &[NewEvent]) -> Vec<StoreResult<Ingested>> {
+        let client = self.client();
+        let calls = events.iter().map(|event| {
+            let (keys, args) = self.ingest_call(tenant, event);
+            async move {
+                let reply = scripts::INGEST
+                    .evalsha_with_reload::<Value, _, _>(client, keys, args)
+                    .await;
+                reply.map_err(unavailable).and_then(Self::ingest_reply)
+            }
+        });
+        join_all(calls).await
     }
 
     pub async fn get_event(&self, event_id: &str) -> StoreResult<Option<StoredEvent>> {

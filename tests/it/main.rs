@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod faults;
 mod health;
+mod ingest;
 mod lifecycle;
 mod pipeline;
 mod repair;

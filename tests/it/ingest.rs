@@ -1,0 +1,168 @@
+//! Ingest beyond one event: idempotency keys under concurrency, batch ingest.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// The idempotency check and the append are one step: 50 concurrent posts of one key (as body
+/// field or `Idempotency-Key` header) make exactly one event, delivered once.
+#[tokio::test]
+async fn concurrent_posts_of_one_idempotency_key_make_one_event() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("idem"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api.create_endpoint("i", json!({"url": sink.url("ok/idem")})).await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let api = node.api.clone();
+        tasks.push(tokio::spawn(async move {
+            if n % 2 == 0 {
+                let body = json!({"type": "a.b", "payload": {"n": n}, "idempotency_key": "order-42"});
+                api.post("/v1/tenants/i/events", body).await
+            } else {
+                let body = json!({"type": "a.b", "payload": {"n": n}}).to_string();
+                let http = reqwest::Client::new();
+                let resp = http
+                    .post(format!("{}/v1/tenants/i/events", api.base))
+                    .bearer_auth(ADMIN)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "order-42")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+            }
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    let accepted: Vec<&Value> = answers.iter().filter(|(s, _)| *s == 202).map(|(_, v)| v).collect();
+    assert_eq!(accepted.len(), 1, "{answers:?}");
+    let id = accepted[0]["id"].as_str().unwrap().to_string();
+    for (status, v) in answers.iter().filter(|(s, _)| *s != 202) {
+        assert_eq!(*status, 200, "{v}");
+        assert_eq!(
+            (v["id"].as_str(), v["duplicate"].as_bool()),
+            (Some(id.as_str()), Some(true))
+        );
+    }
+    wait_for(Duration::from_secs(10), "the one delivery", || {
+        sink.delivered_ids("idem").contains(&id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.received_by("idem").len(),
+        1,
+        "an idempotent event was delivered more than once"
+    );
+    // Another key is another event; keys are per tenant.
+    let (status, _) = node
+        .api
+        .post(
+            "/v1/tenants/i/events",
+            json!({"type": "a.b", "payload": {}, "idempotency_key": "order-43"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, _) = node
+        .api
+        .post(
+            "/v1/tenants/j/events",
+            json!({"type": "a.b", "payload": {}, "idempotency_key": "order-42"}),
+        )
+        .await;
+    assert_eq!(status, 202, "the same key in another tenant is another event");
+}
+
+/// A batch answers one result per item, in order: good items are stored and delivered, bad
+/// items get their own error, a key repeated within the batch is a duplicate of its first use.
+#[tokio::test]
+async fn batch_ingest_answers_per_item_in_order() {
+    let redis = shared_redis_url();
+    let node =
+        Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("batch")).set("ingest__max_payload_bytes", "2048"))
+            .await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint("b", json!({"url": sink.url("ok/batch"), "event_types": ["order.*"]}))
+        .await;
+    let batch = json!({"events": [
+        {"type": "order.created", "payload": {"n": 0}},
+        {"type": "not valid", "payload": {}},
+        {"type": "order.paid", "payload": {"n": 2}, "idempotency_key": "k1"},
+        {"type": "order.paid"},
+        {"type": "order.paid", "payload": {"n": 4}, "idempotency_key": "k1"},
+        {"type": "user.created", "payload": "x".repeat(3000)},
+        7,
+    ]});
+    let (status, answer) = node.api.post("/v1/tenants/b/events/batch", batch).await;
+    assert_eq!(status, 202, "{answer}");
+    let r = answer["results"].as_array().unwrap();
+    assert_eq!(r.len(), 7);
+    assert!(r[0]["id"].as_str().unwrap().starts_with("evt_"));
+    assert_eq!(r[0]["deliveries"], 1);
+    assert_eq!(r[1]["error"]["code"], "invalid_request");
+    assert!(
+        r[1]["error"]["message"].as_str().unwrap().contains("events[1]: type"),
+        "{}",
+        r[1]
+    );
+    assert!(r[2]["id"].as_str().is_some());
+    assert!(
+        r[3]["error"]["message"].as_str().unwrap().contains("payload"),
+        "{}",
+        r[3]
+    );
+    assert_eq!(
+        (r[4]["id"].clone(), r[4]["duplicate"].clone()),
+        (r[2]["id"].clone(), json!(true)),
+        "{}",
+        r[4]
+    );
+    assert_eq!(r[5]["error"]["code"], "payload_too_large");
+    assert_eq!(r[6]["error"]["code"], "invalid_request");
+    let want: HashSet<String> = [&r[0], &r[2]]
+        .iter()
+        .map(|v| v["id"].as_str().unwrap().to_string())
+        .collect();
+    wait_for(Duration::from_secs(10), "the batch's deliveries", || {
+        sink.delivered_ids("batch") == want
+    })
+    .await;
+    let (status, evt) = node
+        .api
+        .get(&format!("/v1/tenants/b/events/{}", r[2]["id"].as_str().unwrap()))
+        .await;
+    assert_eq!((status, evt["payload"]["n"].clone()), (200, json!(2)));
+
+    // Limits: 1 to 1,000 events.
+    let (status, v) = node.api.post("/v1/tenants/b/events/batch", json!({"events": []})).await;
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("invalid_request")));
+    let many: Vec<Value> = (0..1001).map(|_| json!({"type": "a.b", "payload": {}})).collect();
+    let (status, v) = node
+        .api
+        .post("/v1/tenants/b/events/batch", json!({"events": many}))
+        .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("events"));
+    // A full batch goes through.
+    let full: Vec<Value> = (0..1000)
+        .map(|i| json!({"type": "order.bulk", "payload": {"i": i}}))
+        .collect();
+    let (status, v) = node
+        .api
+        .post("/v1/tenants/b/events/batch", json!({"events": full}))
+        .await;
+    assert_eq!(status, 202);
+    assert!(v["results"].as_array().unwrap().iter().all(|r| r["id"].is_string()));
+    wait_for(Duration::from_secs(30), "the full batch", || {
+        sink.delivered_ids("batch").len() == 1002
+    })
+    .await;
+}
