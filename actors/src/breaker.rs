@@ -134,7 +134,34 @@ impl Breaker {
         }
     }
 
-    /// Count a finished attempt. Returns true when the stored state changed (save it).
+    /// What `admit` would answer, without taking the probe.
+    pub fn peek(&self, now_ms: u64) -> Admit {
+        match self.record.state {
+            BreakerState::Closed => Admit::Yes,
+            BreakerState::HalfOpen { .. } => Admit::AwaitProbe,
+            BreakerState::Open { next_probe_ms, .. } if now_ms >= next_probe_ms => Admit::Probe,
+            BreakerState::Open { next_probe_ms, .. } => Admit::NotBefore(next_probe_ms),
+        }
+    }
+
+    /// The probe ended without a result worth judging (it could not be recorded): probe again
+    /// at once rather than wait in half-open for a result that will never come.
+    pub fn probe_lost(&mut self) {
+        if let BreakerState::HalfOpen { failed_probes } = self.record.state {
+            self.record.state = BreakerState::Open {
+                next_probe_ms: 0,
+                failed_probes,
+            };
+        }
+    }
+
+    pub fn is_half_open(&self) -> bool {
+        matches!(self.record.state, BreakerState::HalfOpen { .. })
+    }
+
+    /// Count a finished attempt. Returns true when the stored state changed (save it). While
+    /// half-open, only the probe's result may be passed here (the caller knows which attempt
+    /// is the probe); results of older attempts must not be.
     pub fn observe(&mut self, now_ms: u64, success: bool) -> bool {
         match self.record.state {
             BreakerState::Closed => {
@@ -292,6 +319,19 @@ mod tests {
         let mut again = Breaker::new(fast(), serde_json::from_str(&stored).unwrap());
         assert_eq!(again.record().state.name(), "open");
         assert_eq!(again.admit(2_001), Admit::Probe);
+    }
+
+    #[test]
+    fn a_lost_probe_is_made_again_at_once() {
+        let mut b = Breaker::new(fast(), BreakerRecord::default());
+        for i in 0..10 {
+            b.observe(i, false);
+        }
+        assert_eq!(b.admit(2_000), Admit::Probe);
+        assert!(b.is_half_open());
+        b.probe_lost();
+        assert_eq!(b.peek(2_001), Admit::Probe);
+        assert_eq!(b.admit(2_001), Admit::Probe);
     }
 
     #[test]

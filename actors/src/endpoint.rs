@@ -86,6 +86,8 @@ pub struct EndpointState {
     failing_since_ms: Option<u64>,
     /// Present while a rate applies (the endpoint's limit or a recovery ramp).
     limiter: Option<TokenBucket>,
+    /// The event id of the half-open breaker's probe in flight: only its result decides.
+    probe: Option<String>,
 }
 
 /// Why the fill loop stopped starting attempts.
@@ -198,6 +200,16 @@ impl EndpointState {
         if self.in_flight.len() >= max {
             return;
         }
+        // An open breaker: nothing to pull before its probe time.
+        if let Admit::NotBefore(t) = self.breaker.peek(crate::now_ms()) {
+            self.window.clear();
+            if self.in_flight.is_empty() && t > crate::now_ms() + self.ctx.settings.idle_keepalive_ms {
+                self.go_idle(myself, false, t).await;
+            } else {
+                self.wake_at(myself, t);
+            }
+            return;
+        }
         if self.window.is_empty() {
             let exclude: Vec<String> = self.in_flight.keys().cloned().collect();
             let limit = self.ctx.settings.window.max(max);
@@ -235,8 +247,9 @@ impl EndpointState {
                 blocked = Blocked::Until(now + wait);
                 break;
             }
-            match self.breaker.admit(now) {
-                Admit::Yes | Admit::Probe => {}
+            let probe = match self.breaker.admit(now) {
+                Admit::Yes => false,
+                Admit::Probe => true,
                 Admit::NotBefore(t) => {
                     blocked = Blocked::Until(t);
                     break;
@@ -245,8 +258,11 @@ impl EndpointState {
                     blocked = Blocked::Probe;
                     break;
                 }
-            }
+            };
             let Some(delivery) = self.window.pop_front() else { break };
+            if probe {
+                self.probe = Some(delivery.event_id.clone());
+            }
             self.start_attempt(myself, &cfg, delivery);
         }
         match blocked {
@@ -318,6 +334,10 @@ impl EndpointState {
     /// answered 410. `failing`: it failed without a break for `health.disable_after_s`; the
     /// tenant's endpoints subscribed to `hookline.endpoint.disabled` are told.
     async fn disable(&mut self, cfg: &EndpointConfig, reason: &str) {
+        if self.cfg.as_ref().is_none_or(|c| c.disabled) {
+            // Attempts still in flight when it was disabled: once is enough.
+            return;
+        }
         tracing::warn!(tenant = %cfg.tenant, endpoint_id = %cfg.id, reason, "disabling the endpoint");
         match self.ctx.store.disable_endpoint(&cfg.id, reason).await {
             Ok(updated) => self.cfg = updated,
@@ -372,22 +392,32 @@ impl EndpointState {
     }
 
     /// Feed an attempt's result to the breaker and the failure clock; disable the endpoint
-    /// once it has failed without a break for `disable_after_ms`.
-    async fn observe_health(&mut self, cfg: &EndpointConfig, outcome: &Outcome) {
+    /// once it has failed without a break for `disable_after_ms`. While the breaker is half-open
+    /// only the probe's result counts (an older attempt finishing late says nothing new), and
+    /// any answer but a retryable failure shows the receiver is reachable again.
+    async fn observe_health(&mut self, cfg: &EndpointConfig, event_id: &str, outcome: &Outcome) {
         let now = crate::now_ms();
+        let is_probe = self.probe.as_deref() == Some(event_id);
+        if is_probe {
+            self.probe = None;
+        }
         let (success, failure) = match outcome {
             Outcome::Delivered => (true, false),
             Outcome::Retry { .. } => (false, true),
             // A receiver refusing one event (4xx) or gone (410) is not an outage.
             Outcome::Permanent { .. } | Outcome::Gone => (false, false),
         };
-        if !success && !failure {
-            return;
+        let mut changed = false;
+        if self.breaker.is_half_open() {
+            if is_probe {
+                changed |= self.breaker.observe(now, !failure);
+            }
+        } else if success || failure {
+            changed |= self.breaker.observe(now, success);
         }
-        let mut changed = self.breaker.observe(now, success);
         if success {
             changed |= self.failing_since_ms.take().is_some();
-        } else if self.failing_since_ms.is_none() {
+        } else if failure && self.failing_since_ms.is_none() {
             self.failing_since_ms = Some(now);
             changed = true;
         }
@@ -470,13 +500,17 @@ impl EndpointState {
                 // The delivery is still queued at its old time: it is attempted again once the
                 // store answers (at least once, possibly twice).
                 tracing::warn!(endpoint_id = %cfg.id, event_id = %event_id, error = %e, "recording an attempt failed");
+                if self.probe.as_deref() == Some(event_id.as_str()) {
+                    self.probe = None;
+                    self.breaker.probe_lost();
+                }
                 self.window.clear();
                 self.wake_at(myself, crate::now_ms() + STORE_RETRY.as_millis() as u64);
                 self.finish_drain_if_idle(myself);
                 return;
             }
         }
-        self.observe_health(&cfg, &outcome).await;
+        self.observe_health(&cfg, &event_id, &outcome).await;
         if outcome == Outcome::Gone {
             self.disable(&cfg, "gone").await;
         }
@@ -510,6 +544,7 @@ impl Actor for EndpointActor {
             drain_waiters: Vec::new(),
             draining: false,
             limiter: None,
+            probe: None,
         })
     }
 
@@ -529,11 +564,13 @@ impl Actor for EndpointActor {
                     Ok(cfg) => state.cfg = cfg,
                     Err(e) => tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "config reload failed"),
                 }
-                // Enabling an endpoint resets its health in Redis: take that too.
+                // Enabling an endpoint resets its health in Redis: take that reset, and only
+                // that (the stored record lags the live breaker, e.g. during a probe).
                 if let Ok(health) = state.ctx.store.load_health(&state.endpoint_id, state.shard).await {
-                    if health != state.health() {
+                    if health == HealthRecord::default() && state.health() != health {
                         state.breaker = Breaker::new(state.ctx.settings.breaker.clone(), health.breaker);
-                        state.failing_since_ms = health.failing_since_ms;
+                        state.failing_since_ms = None;
+                        state.probe = None;
                     }
                 }
                 state.window.clear();

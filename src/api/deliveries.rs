@@ -68,10 +68,10 @@ async fn replay(
 ) -> ApiResult<(StatusCode, axum::Json<Value>)> {
     caller.authorize(&tenant)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
-    match state.store.get_endpoint(&endpoint_id).await? {
-        Some(cfg) if cfg.tenant == tenant => {}
+    let cfg = match state.store.get_endpoint(&endpoint_id).await? {
+        Some(cfg) if cfg.tenant == tenant => cfg,
         _ => return Err(ApiError::not_found("delivery")),
-    }
+    };
     if !state.store.event_exists(&event_id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -80,12 +80,7 @@ async fn replay(
         ));
     }
     let shard = state.node.shard_of(&endpoint_id);
-    if state
-        .store
-        .replay(shard, &endpoint_id, std::slice::from_ref(&event_id))
-        .await?
-        == 0
-    {
+    if state.store.replay(shard, &cfg, std::slice::from_ref(&event_id)).await? == 0 {
         return Err(ApiError::not_found("delivery"));
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "status": "pending"}))))

@@ -319,9 +319,18 @@ async fn update(
 ) -> ApiResult<axum::Json<Value>> {
     caller.authorize(&tenant)?;
     let mut cfg = load(&state, &tenant, &id).await?;
+    let was_disabled = cfg.disabled;
     fields.apply(&mut cfg);
     cfg.updated_at_ms = hookline_actors::now_ms();
     validate(&cfg, state.config.delivery.allow_private_networks)?;
+    if was_disabled && !cfg.disabled {
+        // Enabling by PATCH is the same as POST …/enable: a fresh start for its health.
+        use hookline_actors::Store;
+        state
+            .store
+            .save_health(&cfg.id, state.node.shard_of(&cfg.id), &Default::default())
+            .await?;
+    }
     saved(&state, &cfg).await?;
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }
@@ -419,18 +428,19 @@ async fn replay_dead_letters(
             .ok_or_else(|| ApiError::invalid("since: an RFC 3339 time in UTC, like 2026-01-31T12:00:00Z"))?,
     };
     let shard = state.node.shard_of(&cfg.id);
+    // Only letters dead before this request: one that dies again while we go is not replayed
+    // twice. Replayed letters leave the set, so each batch reads from the start.
+    let until_ms = hookline_actors::now_ms();
     let mut replayed = 0;
-    // Replayed letters leave the set, so each batch reads from the start; bounded all the same.
     for _ in 0..1_000 {
-        let ids = state.store.dead_letter_ids_since(shard, &cfg.id, since_ms, 500).await?;
+        let ids = state
+            .store
+            .dead_letter_ids_between(shard, &cfg.id, since_ms, until_ms, 500)
+            .await?;
         if ids.is_empty() {
             break;
         }
-        let n = state.store.replay(shard, &cfg.id, &ids).await?;
-        replayed += n;
-        if n == 0 {
-            break;
-        }
+        replayed += state.store.replay(shard, &cfg, &ids).await?;
     }
     tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, replayed, "dead letters replayed");
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"replayed": replayed}))))

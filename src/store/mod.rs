@@ -534,19 +534,20 @@ impl RedisStore {
         Ok((letters, more.then_some(offset + limit)))
     }
 
-    /// Event ids of an endpoint's dead letters from `since_ms` on, oldest first.
-    pub async fn dead_letter_ids_since(
+    /// Event ids of an endpoint's dead letters from `since_ms` up to `until_ms`, oldest first.
+    pub async fn dead_letter_ids_between(
         &self,
         shard: u32,
         endpoint_id: &str,
         since_ms: u64,
+        until_ms: u64,
         limit: usize,
     ) -> StoreResult<Vec<String>> {
         self.client()
             .zrangebyscore(
                 self.keys.dead_letters(shard, endpoint_id),
                 since_ms as i64,
-                "+inf".to_string(),
+                until_ms as i64,
                 false,
                 Some((0, limit as i64)),
             )
@@ -556,7 +557,8 @@ impl RedisStore {
 
     /// Start a new attempt cycle for these deliveries of one endpoint (dead or not); returns
     /// how many exist and were replayed.
-    pub async fn replay(&self, shard: u32, endpoint_id: &str, event_ids: &[String]) -> StoreResult<u64> {
+    pub async fn replay(&self, shard: u32, endpoint: &EndpointConfig, event_ids: &[String]) -> StoreResult<u64> {
+        let endpoint_id = endpoint.id.as_str();
         let mut replayed = 0;
         for chunk in event_ids.chunks(500) {
             let mut keys = vec![
@@ -565,7 +567,11 @@ impl RedisStore {
                 self.keys.dead_letters(shard, endpoint_id),
             ];
             keys.extend(chunk.iter().map(|id| self.keys.delivery(shard, endpoint_id, id)));
-            let mut args = vec![endpoint_id.to_string(), hookline_actors::now_ms().to_string()];
+            let mut args = vec![
+                endpoint_id.to_string(),
+                hookline_actors::now_ms().to_string(),
+                (endpoint.ordered as u8).to_string(),
+            ];
             args.extend(chunk.iter().cloned());
             replayed += self.eval(&scripts::REPLAY, keys, args).await?.as_u64().unwrap_or(0);
         }

@@ -35,7 +35,7 @@ local earliest = nil
 for i = 3, #KEYS do
   local j = 4 + (i - 3) * 2
   if redis.call('HSETNX', KEYS[i], 'status', 'pending') == 1 then
-    redis.call('HSET', KEYS[i], 'attempts', 0, 'created_ms', ARGV[3])
+    redis.call('HSET', KEYS[i], 'attempts', 0, 'created_ms', ARGV[3], 'order', ARGV[j + 1])
     redis.call('EXPIRE', KEYS[i], ARGV[2])
     redis.call('ZADD', KEYS[1], ARGV[j + 1], ARGV[j])
     created = created + 1
@@ -148,20 +148,24 @@ return dropped
     )
 });
 
-/// KEYS: queue, due, dead letters, delivery record × n. ARGV: endpoint id, now ms, event id × n.
-/// Starts a new attempt cycle for each delivery that exists: out of the dead letters, status
-/// pending, due now, retry schedule counted afresh from here. Returns how many were replayed.
+/// KEYS: queue, due, dead letters, delivery record × n. ARGV: endpoint id, now ms, ordered 0|1,
+/// event id × n. Starts a new attempt cycle for each delivery that exists: out of the dead
+/// letters, status pending, due now (for an ordered endpoint: back in its place in line),
+/// retry schedule counted afresh from here. Dead letters whose record expired are dropped.
+/// Returns how many were replayed.
 pub static REPLAY: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local replayed = 0
 for i = 4, #KEYS do
-  local event_id = ARGV[i - 1]
-  local attempts = redis.call('HGET', KEYS[i], 'attempts')
-  if attempts then
-    redis.call('ZREM', KEYS[3], event_id)
-    redis.call('HSET', KEYS[i], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', attempts)
-    redis.call('ZADD', KEYS[1], ARGV[2], event_id)
+  local event_id = ARGV[i]
+  redis.call('ZREM', KEYS[3], event_id)
+  local record = redis.call('HMGET', KEYS[i], 'attempts', 'order')
+  if record[1] then
+    redis.call('HSET', KEYS[i], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', record[1])
+    local score = ARGV[2]
+    if ARGV[3] == '1' and record[2] then score = record[2] end
+    redis.call('ZADD', KEYS[1], score, event_id)
     replayed = replayed + 1
   end
 end

@@ -456,3 +456,93 @@ async fn an_open_breaker_survives_a_change_of_owner() {
     );
     assert_ne!(second.api.get(&path).await.1["state"]["breaker"], "closed");
 }
+
+/// A probe answered with a 4xx shows the receiver is reachable: the breaker closes and the
+/// endpoint goes on (those events are dead-lettered), instead of waiting half-open forever.
+#[tokio::test]
+async fn a_probe_refused_with_a_4xx_still_closes_the_breaker() {
+    let redis = shared_redis_url();
+    let node =
+        Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("probe4xx")).set("health__probe_intervals_s", "[1]"))
+            .await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("p", 503);
+    let ep = node
+        .api
+        .create_endpoint(
+            "p4",
+            json!({"url": sink.url("switch/p"), "max_in_flight": 10, "retry_schedule_s": vec![1; 30]}),
+        )
+        .await;
+    let path = format!("/v1/tenants/p4/endpoints/{}", ep["id"].as_str().unwrap());
+    for _ in 0..12 {
+        node.api.post_event("p4", "a.b", json!({})).await.unwrap();
+    }
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = endpoint_state(&node.api, "p4", ep["id"].as_str().unwrap()).await;
+        if state["state"]["breaker"] == "open" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state["state"]["breaker"], "open");
+    sink.set_switch("p", 400);
+    let mut dead = 0;
+    for _ in 0..300 {
+        let (_, letters) = node.api.get(&format!("{path}/dead-letters")).await;
+        dead = letters["data"].as_array().map(Vec::len).unwrap_or(0);
+        if dead == 12 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(dead, 12, "the endpoint stalled after a 4xx probe");
+    assert_eq!(
+        endpoint_state(&node.api, "p4", ep["id"].as_str().unwrap()).await["state"]["breaker"],
+        "closed"
+    );
+}
+
+/// Replaying an ordered endpoint's head while it waits for its retry keeps it at the head: the
+/// events behind it still come after it.
+#[tokio::test]
+async fn replaying_an_ordered_head_keeps_its_place() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("ordreplay"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch("o", 503);
+    let ep = node
+        .api
+        .create_endpoint(
+            "oq",
+            json!({"url": sink.url("switch/o"), "ordered": true, "retry_schedule_s": [30, 1, 1]}),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(node.api.post_event("oq", "a.b", json!({})).await.unwrap());
+    }
+    wait_for(Duration::from_secs(10), "the head's first failure", || {
+        sink.arrivals("o") == 1
+    })
+    .await;
+    sink.set_switch("o", 200);
+    let dlv = hookline::ids::delivery_id(ep["id"].as_str().unwrap(), &ids[0]);
+    let (status, r) = node
+        .api
+        .post(&format!("/v1/tenants/oq/deliveries/{dlv}/replay"), json!({}))
+        .await;
+    assert_eq!(status, 202, "{r}");
+    wait_for(Duration::from_secs(10), "all three", || {
+        sink.delivered_ids("o").len() == 3
+    })
+    .await;
+    let order: Vec<String> = sink
+        .received_by("o")
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.webhook_id().to_string())
+        .collect();
+    assert_eq!(order, ids, "the replayed head lost its place in line");
+}
