@@ -63,6 +63,15 @@ impl SubscriptionIndex {
             .unwrap_or_default()
     }
 
+    /// `(endpoint id, shard)` if `endpoint_id` is an endpoint of `tenant`.
+    pub fn endpoint_of(&self, tenant: &str, endpoint_id: &str) -> Option<(String, u32)> {
+        let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
+        map.get(tenant)?
+            .iter()
+            .find(|s| s.endpoint_id == endpoint_id)
+            .map(|s| (s.endpoint_id.clone(), s.shard))
+    }
+
     pub fn upsert(&self, cfg: &EndpointConfig, shard: u32) {
         let sub = Subscription::of(cfg, shard);
         let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());

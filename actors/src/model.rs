@@ -57,13 +57,15 @@ impl EndpointConfig {
 }
 
 /// One entry of the events stream, as the router reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamEvent {
     /// The stream entry id (`ms-seq`), used to ack.
     pub stream_id: String,
     pub event_id: String,
     pub tenant: String,
     pub event_type: String,
+    /// Deliver to this endpoint of the tenant only, whatever it subscribes to (test sends).
+    pub only_endpoint: Option<String>,
 }
 
 impl StreamEvent {
@@ -142,9 +144,7 @@ mod tests {
     fn event(stream_id: &str) -> StreamEvent {
         StreamEvent {
             stream_id: stream_id.into(),
-            event_id: String::new(),
-            tenant: String::new(),
-            event_type: String::new(),
+            ..Default::default()
         }
     }
 

@@ -46,7 +46,10 @@ impl Router {
         let routed: Vec<RoutedEvent> = events
             .into_iter()
             .map(|event| {
-                let endpoints = state.ctx.index.matching(&event.tenant, &event.event_type);
+                let endpoints = match &event.only_endpoint {
+                    Some(only) => state.ctx.index.endpoint_of(&event.tenant, only).into_iter().collect(),
+                    None => state.ctx.index.matching(&event.tenant, &event.event_type),
+                };
                 RoutedEvent { event, endpoints }
             })
             .collect();

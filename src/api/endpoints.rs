@@ -22,6 +22,8 @@ pub fn router() -> Router<AppState> {
             get(fetch).patch(update).delete(remove),
         )
         .route("/v1/tenants/{tenant}/endpoints/{id}/enable", post(enable))
+        .route("/v1/tenants/{tenant}/endpoints/{id}/rotate-secret", post(rotate_secret))
+        .route("/v1/tenants/{tenant}/endpoints/{id}/test", post(send_test))
         .route("/v1/tenants/{tenant}/endpoints/{id}/dead-letters", get(dead_letters))
         .route(
             "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
@@ -457,3 +459,76 @@ fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
             .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
     }
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateQuery {
+    overlap_s: Option<String>,
+}
+
+/// Longest overlap a rotated-out secret may keep signing.
+const MAX_OVERLAP_S: u64 = 7 * 86_400;
+
+/// Mint a new secret. The old one keeps signing beside it (a second `v1,` signature) for
+/// `?overlap_s=` seconds (default a day), so receivers can switch without losing a message.
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+    Query(q): Query<RotateQuery>,
+) -> ApiResult<axum::Json<Value>> {
+    caller.authorize(&tenant)?;
+    let overlap_s = match q.overlap_s.as_deref() {
+        None => 86_400,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= MAX_OVERLAP_S)
+            .ok_or_else(|| ApiError::invalid(format!("overlap_s: whole seconds from 0 to {MAX_OVERLAP_S}")))?,
+    };
+    let mut cfg = load(&state, &tenant, &id).await?;
+    let now = hookline_actors::now_ms();
+    let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
+    cfg.previous_secrets.retain(|p| p.expires_at_ms > now);
+    if overlap_s > 0 {
+        cfg.previous_secrets.push(hookline_actors::model::PreviousSecret {
+            secret: old,
+            expires_at_ms: now + overlap_s * 1000,
+        });
+    }
+    cfg.updated_at_ms = now;
+    saved(&state, &cfg).await?;
+    Ok(axum::Json(json!({"secret": cfg.secret})))
+}
+
+/// Send a `webhook.test` event to this endpoint alone (whatever it subscribes to, even if it
+/// is disabled: it waits in the queue then). 202 with the event id.
+async fn send_test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, id)): Path<(String, String)>,
+) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+    caller.authorize(&tenant)?;
+    let cfg = load(&state, &tenant, &id).await?;
+    let now = hookline_actors::now_ms();
+    let event_id = crate::ids::new_event_id(now);
+    let data = json!({"message": "a test event sent by Hookline", "endpoint_id": cfg.id});
+    let event = crate::store::NewEvent {
+        body: crate::store::event_body(&event_id, TEST_EVENT, now, &tenant, &data.to_string()),
+        event_id,
+        event_type: TEST_EVENT.into(),
+        idempotency_key: None,
+        only_endpoint: Some(cfg.id.clone()),
+    };
+    let mut stored = state.store.ingest_batch(&tenant, std::slice::from_ref(&event)).await;
+    stored
+        .pop()
+        .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(json!({"id": event.event_id, "deliveries": 1})),
+    ))
+}
+
+/// The type of test sends.
+const TEST_EVENT: &str = "webhook.test";

@@ -85,6 +85,7 @@ fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<St
         event_type: event.event_type,
         body,
         idempotency_key: key,
+        only_endpoint: None,
     })
 }
 

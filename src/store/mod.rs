@@ -89,6 +89,8 @@ pub struct NewEvent {
     pub event_type: String,
     pub body: String,
     pub idempotency_key: Option<String>,
+    /// Route to this endpoint only (test sends).
+    pub only_endpoint: Option<String>,
 }
 
 /// What ingest answered.
@@ -253,6 +255,7 @@ impl RedisStore {
             self.retention_s.to_string(),
             self.idempotency_window_s.to_string(),
             format!("{oldest_kept}-0"),
+            event.only_endpoint.clone().unwrap_or_default(),
         ];
         (keys, args)
     }
@@ -282,6 +285,7 @@ impl RedisStore {
             event_type: event_type.to_string(),
             body: body.to_string(),
             idempotency_key: idempotency_key.map(String::from),
+            only_endpoint: None,
         };
         let (keys, args) = self.ingest_call(tenant, &event);
         Self::ingest_reply(self.eval(&scripts::INGEST, keys, args).await?)
@@ -628,9 +632,7 @@ fn parse_entries(entries: Vec<Value>) -> Vec<StreamEvent> {
             let fields = parts.next().map(|f| f.into_array()).unwrap_or_default();
             let mut event = StreamEvent {
                 stream_id,
-                event_id: String::new(),
-                tenant: String::new(),
-                event_type: String::new(),
+                ..Default::default()
             };
             for pair in fields.chunks(2) {
                 if let [k, v] = pair {
@@ -639,6 +641,7 @@ fn parse_entries(entries: Vec<Value>) -> Vec<StreamEvent> {
                         Some("e") => event.event_id = v,
                         Some("t") => event.tenant = v,
                         Some("y") => event.event_type = v,
+                        Some("o") => event.only_endpoint = Some(v),
                         _ => {}
                     }
                 }

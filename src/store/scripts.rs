@@ -5,7 +5,7 @@ use fred::types::scripts::Script;
 use std::sync::LazyLock;
 
 /// KEYS: stream, event[, idempotency]. ARGV: event id, tenant, type, body, retention s,
-/// idempotency window s, oldest stream id to keep. Returns {event id, duplicate 0|1}. The
+/// idempotency window s, oldest stream id to keep, only-endpoint id ('' for normal routing). Returns {event id, duplicate 0|1}. The
 /// idempotency check and the append are one step, so concurrent posts of one key store one
 /// event. The append also trims stream entries older than retention (`MINID ~`, amortised).
 pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
@@ -17,7 +17,11 @@ if #KEYS == 3 then
 end
 redis.call('HSET', KEYS[2], 'body', ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
-redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3])
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3], 'o', ARGV[8])
+else
+  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3])
+end
 if #KEYS == 3 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[6]) end
 return {ARGV[1], 0}
 "#,

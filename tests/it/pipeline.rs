@@ -391,3 +391,108 @@ async fn gone_disables_the_endpoint() {
     let (_, e) = api.get(&path).await;
     assert_eq!(e["state"]["backlog"], 1);
 }
+
+/// Rotation: the old secret keeps signing beside the new one for the overlap, then only the new
+/// one signs. Both signatures are checked by the independent implementation above.
+#[tokio::test]
+async fn rotated_secrets_sign_side_by_side_during_the_overlap() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("rotate"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let ep = node
+        .api
+        .create_endpoint("rot", json!({"url": sink.url("ok/rot")}))
+        .await;
+    let old = ep["secret"].as_str().unwrap().to_string();
+    let path = format!("/v1/tenants/rot/endpoints/{}", ep["id"].as_str().unwrap());
+    let (status, rotated) = node
+        .api
+        .post(&format!("{path}/rotate-secret?overlap_s=2"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new = rotated["secret"].as_str().unwrap().to_string();
+    assert!(new.starts_with("whsec_") && new != old);
+    assert_eq!(node.api.get(&path).await.1["secret"], new.as_str());
+
+    let during = node.api.post_event("rot", "a.b", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "the delivery during the overlap", || {
+        sink.delivered_ids("rot").contains(&during)
+    })
+    .await;
+    let got = sink
+        .received_by("rot")
+        .into_iter()
+        .find(|r| r.webhook_id() == during)
+        .unwrap();
+    let ts = &got.headers["webhook-timestamp"];
+    let expected = format!(
+        "{} {}",
+        expected_signature(&new, &during, ts, &got.body),
+        expected_signature(&old, &during, ts, &got.body)
+    );
+    assert_eq!(got.headers["webhook-signature"], expected, "new first, then old");
+
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let after = node.api.post_event("rot", "a.b", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "the delivery after the overlap", || {
+        sink.delivered_ids("rot").contains(&after)
+    })
+    .await;
+    let got = sink
+        .received_by("rot")
+        .into_iter()
+        .find(|r| r.webhook_id() == after)
+        .unwrap();
+    let ts = &got.headers["webhook-timestamp"];
+    assert_eq!(
+        got.headers["webhook-signature"],
+        expected_signature(&new, &after, ts, &got.body)
+    );
+
+    let (status, _) = node
+        .api
+        .post(&format!("{path}/rotate-secret?overlap_s=99999999"), json!({}))
+        .await;
+    assert_eq!(status, 400);
+}
+
+/// A test send reaches that endpoint alone, whatever it subscribes to.
+#[tokio::test]
+async fn test_sends_reach_only_their_endpoint() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("testsend"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let ep = node
+        .api
+        .create_endpoint("ts", json!({"url": sink.url("ok/target"), "event_types": ["order.*"]}))
+        .await;
+    node.api
+        .create_endpoint("ts", json!({"url": sink.url("ok/bystander")}))
+        .await;
+    let (status, r) = node
+        .api
+        .post(
+            &format!("/v1/tenants/ts/endpoints/{}/test", ep["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{r}");
+    let id = r["id"].as_str().unwrap().to_string();
+    wait_for(Duration::from_secs(10), "the test event", || {
+        sink.delivered_ids("target").contains(&id)
+    })
+    .await;
+    let body: Value = serde_json::from_str(&sink.received_by("target")[0].body).unwrap();
+    assert_eq!(body["type"], "webhook.test");
+    assert_eq!(body["data"]["endpoint_id"], ep["id"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        sink.received_by("bystander").is_empty(),
+        "a test send reached another endpoint"
+    );
+    let (status, _) = node
+        .api
+        .post("/v1/tenants/ts/endpoints/ep_missing/test", json!({}))
+        .await;
+    assert_eq!(status, 404);
+}

@@ -105,6 +105,7 @@ async fn expired_deliveries_do_not_stall_an_endpoint() {
                 event_id: hookline::ids::new_event_id(1_000 + i),
                 tenant: "x".into(),
                 event_type: "a.b".into(),
+                only_endpoint: None,
             },
             endpoints: vec![(ep.id.clone(), shard)],
         })
@@ -160,6 +161,7 @@ async fn work_routed_to_a_deleted_endpoint_is_purged() {
             event_id: stale_event.clone(),
             tenant: "o".into(),
             event_type: "a.b".into(),
+            only_endpoint: None,
         },
         endpoints: vec![(ep_id.clone(), shard)],
     };
