@@ -122,6 +122,9 @@ pub struct Ingest {
     pub max_payload_bytes: usize,
     /// The largest request body of `POST …/events/batch`.
     pub max_batch_bytes: usize,
+    /// Events one tenant may ingest per second across all nodes (0: no limit). Past it,
+    /// ingest answers 429 with `Retry-After` and stores nothing.
+    pub tenant_rate_limit_per_s: u32,
 }
 impl Default for Ingest {
     fn default() -> Self {
@@ -129,6 +132,7 @@ impl Default for Ingest {
             idempotency_window_s: 86_400,
             max_payload_bytes: 262_144,
             max_batch_bytes: 16 * 1024 * 1024,
+            tenant_rate_limit_per_s: 0,
         }
     }
 }

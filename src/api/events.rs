@@ -127,6 +127,9 @@ async fn ingest_one(
             event.idempotency_key.as_deref(),
         )
         .await?;
+    if stored.rate_limited {
+        return Err(rate_limited(state));
+    }
     let (status, body) = answer(state, tenant, &event, stored);
     Ok((status, axum::Json(body)))
 }
@@ -180,7 +183,11 @@ async fn ingest_batch(
                 let result = stored
                     .next()
                     .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())));
-                Ok((event, result?))
+                let ingested = result?;
+                if ingested.rate_limited {
+                    return Err(rate_limited(&state));
+                }
+                Ok((event, ingested))
             });
             match outcome {
                 Ok((event, ingested)) => {
@@ -249,4 +256,19 @@ async fn fetch(
         "payload": body["data"],
         "deliveries": deliveries,
     })))
+}
+
+/// The tenant spent its ingest limit for this second: nothing was stored.
+fn rate_limited(state: &AppState) -> ApiError {
+    ApiError {
+        retry_after_s: Some(1),
+        ..ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "this tenant may ingest {} events per second; nothing was stored, retry after 1 s",
+                state.config.ingest.tenant_rate_limit_per_s
+            ),
+        )
+    }
 }

@@ -11,6 +11,7 @@
 //! | `P:{ev0}:events` | stream | `e` event id, `t` tenant, `y` type; consumer group `router` |
 //! | `P:{ev0}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids) |
 //! | `P:{ev0}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
+//! | `P:{ev0}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:endpoints` | hash | endpoint id → config JSON |
 //! | `P:t:<tenant>:endpoints` | zset | endpoint ids by creation time |
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id}` |
@@ -49,6 +50,10 @@ impl Keys {
             self.p,
             hex(&Sha256::digest(key.as_bytes()))
         )
+    }
+    /// Events a tenant ingested in one wall-clock second (for the ingest limit).
+    pub fn tenant_rate(&self, tenant: &str, second: u64) -> String {
+        format!("{}:{{ev0}}:rate:{tenant}:{second}", self.p)
     }
     pub fn endpoints(&self) -> String {
         format!("{}:endpoints", self.p)

@@ -98,6 +98,8 @@ pub struct NewEvent {
 pub struct Ingested {
     pub event_id: String,
     pub duplicate: bool,
+    /// The tenant's ingest limit for this second was spent: nothing was stored.
+    pub rate_limited: bool,
 }
 
 /// A stored event, as `GET …/events/{id}` needs it.
@@ -125,6 +127,7 @@ pub struct RedisStore {
     retention_s: u64,
     idempotency_window_s: u64,
     shard_count: u32,
+    tenant_rate_limit_per_s: u32,
 }
 
 impl RedisStore {
@@ -165,6 +168,7 @@ impl RedisStore {
             retention_s: cfg.retention_s(),
             idempotency_window_s: cfg.ingest.idempotency_window_s,
             shard_count: cfg.shards.count,
+            tenant_rate_limit_per_s: cfg.ingest.tenant_rate_limit_per_s,
         }))
     }
 
@@ -242,7 +246,12 @@ impl RedisStore {
     /// within the window returns the first event's id instead.
     /// KEYS and ARGV of one INGEST script call.
     fn ingest_call(&self, tenant: &str, event: &NewEvent) -> (Vec<String>, Vec<String>) {
-        let mut keys = vec![self.keys.events_stream(), self.keys.event(&event.event_id)];
+        let second = hookline_actors::now_ms() / 1000;
+        let mut keys = vec![
+            self.keys.events_stream(),
+            self.keys.event(&event.event_id),
+            self.keys.tenant_rate(tenant, second),
+        ];
         if let Some(key) = &event.idempotency_key {
             keys.push(self.keys.idempotency(tenant, key));
         }
@@ -256,15 +265,17 @@ impl RedisStore {
             self.idempotency_window_s.to_string(),
             format!("{oldest_kept}-0"),
             event.only_endpoint.clone().unwrap_or_default(),
+            self.tenant_rate_limit_per_s.to_string(),
         ];
         (keys, args)
     }
 
     fn ingest_reply(reply: Value) -> StoreResult<Ingested> {
         match reply.into_array().as_slice() {
-            [id, dup] => Ok(Ingested {
+            [id, outcome] => Ok(Ingested {
                 event_id: text(id).ok_or_else(|| StoreError::Corrupt("ingest reply".into()))?,
-                duplicate: dup.as_u64() == Some(1),
+                duplicate: outcome.as_u64() == Some(1),
+                rate_limited: outcome.as_u64() == Some(2),
             }),
             _ => Err(StoreError::Corrupt("ingest reply".into())),
         }

@@ -4,16 +4,25 @@
 use fred::types::scripts::Script;
 use std::sync::LazyLock;
 
-/// KEYS: stream, event[, idempotency]. ARGV: event id, tenant, type, body, retention s,
-/// idempotency window s, oldest stream id to keep, only-endpoint id ('' for normal routing). Returns {event id, duplicate 0|1}. The
-/// idempotency check and the append are one step, so concurrent posts of one key store one
-/// event. The append also trims stream entries older than retention (`MINID ~`, amortised).
+/// KEYS: stream, event, rate counter[, idempotency]. ARGV: event id, tenant, type, body,
+/// retention s, idempotency window s, oldest stream id to keep, only-endpoint id ('' for
+/// normal routing), tenant rate limit per s (0: none). Returns {event id, 0} when stored,
+/// {first event id, 1} for a duplicate, {'', 2} when the tenant's limit for this second is
+/// spent (nothing stored). The idempotency check, the limit and the append are one step, so
+/// concurrent posts of one key store one event and the limit holds across nodes. The append
+/// also trims stream entries older than retention (`MINID ~`, amortised).
 pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if #KEYS == 3 then
-  local existing = redis.call('GET', KEYS[3])
+if #KEYS == 4 then
+  local existing = redis.call('GET', KEYS[4])
   if existing then return {existing, 1} end
+end
+local limit = tonumber(ARGV[9])
+if limit > 0 then
+  local used = redis.call('INCR', KEYS[3])
+  if used == 1 then redis.call('EXPIRE', KEYS[3], 2) end
+  if used > limit then return {'', 2} end
 end
 redis.call('HSET', KEYS[2], 'body', ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
@@ -22,7 +31,7 @@ if ARGV[8] ~= '' then
 else
   redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3])
 end
-if #KEYS == 3 then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[6]) end
+if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[6]) end
 return {ARGV[1], 0}
 "#,
     )

@@ -166,3 +166,83 @@ async fn batch_ingest_answers_per_item_in_order() {
     })
     .await;
 }
+
+/// `ingest.tenant_rate_limit_per_s`: past the limit, 429 with `Retry-After` and nothing stored;
+/// other tenants are not affected; batch items past the limit get the error in place.
+#[tokio::test]
+async fn the_tenant_ingest_limit_refuses_without_storing() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(
+        &NodeOpts::new(&redis, &unique_prefix("tenantrate")).set("ingest__tenant_rate_limit_per_s", "5"),
+    )
+    .await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint("busy", json!({"url": sink.url("ok/busy")}))
+        .await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let api = node.api.clone();
+        tasks.push(tokio::spawn(async move {
+            api.raw(
+                reqwest::Method::POST,
+                "/v1/tenants/busy/events",
+                Some(r#"{"type":"a.b","payload":{}}"#),
+                Some("application/json"),
+            )
+            .await
+        }));
+    }
+    let mut accepted = HashSet::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (status, body, headers) = t.await.unwrap();
+        match status {
+            202 => {
+                accepted.insert(body["id"].as_str().unwrap().to_string());
+            }
+            429 => {
+                refused += 1;
+                assert_eq!(body["error"]["code"], "rate_limited");
+                assert_eq!(headers["retry-after"], "1");
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(refused >= 10, "only {refused} of 20 refused at 5/s");
+    assert!((5..=10).contains(&accepted.len()), "{} accepted", accepted.len());
+    wait_for(Duration::from_secs(10), "the accepted events", || {
+        sink.delivered_ids("busy") == accepted
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        sink.received_by("busy").len(),
+        accepted.len(),
+        "a refused event was stored and delivered"
+    );
+
+    // Another tenant has its own budget.
+    for _ in 0..3 {
+        let (status, _) = node
+            .api
+            .post("/v1/tenants/calm/events", json!({"type": "a.b", "payload": {}}))
+            .await;
+        assert_eq!(status, 202);
+    }
+    // In a batch, items past the limit are refused one by one.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let items: Vec<Value> = (0..12).map(|_| json!({"type": "a.b", "payload": {}})).collect();
+    let (status, r) = node
+        .api
+        .post("/v1/tenants/busy/events/batch", json!({"events": items}))
+        .await;
+    assert_eq!(status, 202, "{r}");
+    let limited = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["error"]["code"] == "rate_limited")
+        .count();
+    assert!(limited >= 2, "{r}");
+}
