@@ -96,6 +96,8 @@ enum Blocked {
     No,
     /// Not before this time (open breaker, rate limit).
     Until(u64),
+    /// An ordered endpoint's head (this event) waits for its retry time.
+    Head(u64, String),
     /// A probe is in flight; its result decides.
     Probe,
 }
@@ -239,7 +241,7 @@ impl EndpointState {
             let now = crate::now_ms();
             if front.not_before_ms > now {
                 // An ordered endpoint's head is waiting for its retry time.
-                blocked = Blocked::Until(front.not_before_ms);
+                blocked = Blocked::Head(front.not_before_ms, front.event_id.clone());
                 self.window.clear();
                 break;
             }
@@ -273,7 +275,12 @@ impl EndpointState {
                 self.window.clear();
                 self.go_idle(myself, false, t).await;
             }
-            Blocked::Until(t) => self.wake_at(myself, t),
+            Blocked::Head(t, head) if t > crate::now_ms() + self.ctx.settings.idle_keepalive_ms => {
+                // A long retry wait of an ordered head: stop; the store reads the head's due
+                // time itself (a replay may have made it due since we looked).
+                self.go_idle_after(myself, Some(&head)).await;
+            }
+            Blocked::Until(t) | Blocked::Head(t, _) => self.wake_at(myself, t),
             Blocked::Probe => {}
             Blocked::No if self.in_flight.is_empty() && self.window.is_empty() => self.go_idle(myself, false, 0).await,
             Blocked::No => {}
@@ -367,12 +374,31 @@ impl EndpointState {
     /// Nothing to start now: keep a timer for work due soon, otherwise stop (the due set in
     /// Redis remembers when this endpoint has work again, not before `not_before_ms`).
     async fn go_idle(&mut self, myself: &ActorRef<EndpointMsg>, paused: bool, not_before_ms: u64) {
-        match self
+        let settled = self
             .ctx
             .store
-            .settle_idle(&self.endpoint_id, self.shard, paused, not_before_ms)
-            .await
-        {
+            .settle_idle(&self.endpoint_id, self.shard, paused, not_before_ms, None)
+            .await;
+        self.after_settle(myself, paused, settled);
+    }
+
+    /// `go_idle` for an ordered endpoint whose head waits for its retry.
+    async fn go_idle_after(&mut self, myself: &ActorRef<EndpointMsg>, head: Option<&str>) {
+        let settled = self
+            .ctx
+            .store
+            .settle_idle(&self.endpoint_id, self.shard, false, 0, head)
+            .await;
+        self.after_settle(myself, false, settled);
+    }
+
+    fn after_settle(
+        &mut self,
+        myself: &ActorRef<EndpointMsg>,
+        paused: bool,
+        settled: crate::store::StoreResult<Option<u64>>,
+    ) {
+        match settled {
             Ok(Some(due)) if !paused => {
                 let now = crate::now_ms();
                 if due <= now {

@@ -61,14 +61,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The endpoint actor is about to stop: set the shard's due entry for the endpoint to its
     /// earliest queued delivery, but not before `not_before_ms` (an open breaker's next probe),
-    /// or remove it (empty queue, or `paused`), atomically with reading the queue. Returns
-    /// that due time.
+    /// or remove it (empty queue, or `paused`), atomically with reading the queue. An ordered
+    /// endpoint waiting on its head's retry passes the head's event id: the store then reads
+    /// the head's due time itself, in the same step. Returns that due time.
     async fn settle_idle(
         &self,
         endpoint_id: &str,
         shard: u32,
         paused: bool,
         not_before_ms: u64,
+        ordered_head: Option<&str>,
     ) -> StoreResult<Option<u64>>;
 
     async fn load_health(&self, endpoint_id: &str, shard: u32) -> StoreResult<HealthRecord>;

@@ -939,13 +939,18 @@ impl Store for RedisStore {
         shard: u32,
         paused: bool,
         not_before_ms: u64,
+        ordered_head: Option<&str>,
     ) -> StoreResult<Option<u64>> {
-        let keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
-        let args = vec![
+        let mut keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
+        let mut args = vec![
             endpoint_id.to_string(),
             (paused as u8).to_string(),
             not_before_ms.to_string(),
         ];
+        if let Some(head) = ordered_head {
+            keys.push(self.keys.delivery(shard, endpoint_id, head));
+            args.push(head.to_string());
+        }
         let reply = self.eval(&scripts::SETTLE_IDLE, keys, args).await?;
         Ok(text(&reply)
             .and_then(|s| s.parse::<f64>().ok())

@@ -63,16 +63,30 @@ return created
 });
 
 /// KEYS: queue, delivery record, dead letters. ARGV: event id, status
-/// (delivered|failed|dead), attempts, attempt JSON, now ms, next due ms, reason, retention s,
-/// keep place 0|1. A retry moves the delivery to its due time in the queue, except for ordered
-/// endpoints (keep place = 1): there it keeps its place in line, and the due time is only in
-/// the record, so a failing head holds back everything behind it.
+/// (delivered|failed|dead), attempts, attempt JSON, attempt start ms, next due ms, reason,
+/// retention s, keep place 0|1. A retry moves the delivery to its due time in the queue, except
+/// for ordered endpoints (keep place = 1): there it keeps its place in line, and the due time
+/// is only in the record, so a failing head holds back everything behind it. If the delivery
+/// was replayed while this attempt ran, the attempt is logged but the replay wins: the delivery
+/// is queued again at once (a new cycle), whatever this attempt's outcome.
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
+local replayed = tonumber(redis.call('HGET', KEYS[2], 'replayed_ms') or '0')
 redis.call('HSET', KEYS[2], 'status', ARGV[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4],
   'updated_ms', ARGV[5], 'next_ms', ARGV[6], 'reason', ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
+if replayed >= tonumber(ARGV[5]) then
+  redis.call('HSET', KEYS[2], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', ARGV[3])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if not score then
+    score = ARGV[5]
+    if ARGV[9] == '1' then score = redis.call('HGET', KEYS[2], 'order') or ARGV[5] end
+    redis.call('ZADD', KEYS[1], score, ARGV[1])
+  end
+  return 2
+end
 if ARGV[2] == 'delivered' then
   redis.call('ZREM', KEYS[1], ARGV[1])
 elseif ARGV[2] == 'failed' then
@@ -87,10 +101,12 @@ return 1
     )
 });
 
-/// KEYS: queue, due. ARGV: endpoint id, paused 0|1, not-before ms (0: none). Sets the
-/// endpoint's due entry to its earliest queued delivery (but not before not-before), or removes
-/// it, in the same step as reading the queue, so work routed while the actor stops is never
-/// missed. Returns that due time or nil.
+/// KEYS: queue, due[, head delivery record]. ARGV: endpoint id, paused 0|1, not-before ms
+/// (0: none)[, head event id]. Sets the endpoint's due entry to its earliest queued delivery
+/// (but not before not-before), or removes it, in the same step as reading the queue, so work
+/// routed while the actor stops is never missed. For an ordered endpoint waiting on its head's
+/// retry, the head's record is passed and its `next_ms` is read here, not taken from the actor,
+/// so a replay that made the head due meanwhile is not overwritten. Returns the due time or nil.
 pub static SETTLE_IDLE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -102,6 +118,12 @@ if #head == 0 or ARGV[2] == '1' then
 end
 local due = tonumber(head[2])
 local not_before = tonumber(ARGV[3])
+if #KEYS == 3 then
+  not_before = 0
+  if head[1] == ARGV[4] then
+    not_before = tonumber(redis.call('HGET', KEYS[3], 'next_ms') or '0')
+  end
+end
 if not_before > due then due = not_before end
 redis.call('ZADD', KEYS[2], due, ARGV[1])
 return tostring(due)
@@ -175,7 +197,8 @@ for i = 4, #KEYS do
   redis.call('ZREM', KEYS[3], event_id)
   local record = redis.call('HMGET', KEYS[i], 'attempts', 'order')
   if record[1] then
-    redis.call('HSET', KEYS[i], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', record[1])
+    redis.call('HSET', KEYS[i], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', record[1],
+      'replayed_ms', ARGV[2])
     local score = ARGV[2]
     if ARGV[3] == '1' and record[2] then score = record[2] end
     redis.call('ZADD', KEYS[1], score, event_id)

@@ -534,10 +534,24 @@ async fn replaying_an_ordered_head_keeps_its_place() {
         .post(&format!("/v1/tenants/oq/deliveries/{dlv}/replay"), json!({}))
         .await;
     assert_eq!(status, 202, "{r}");
-    wait_for(Duration::from_secs(10), "all three", || {
-        sink.delivered_ids("o").len() == 3
-    })
-    .await;
+    for _ in 0..200 {
+        if sink.delivered_ids("o").len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if sink.delivered_ids("o").len() != 3 {
+        let (_, d) = node.api.get(&format!("/v1/tenants/oq/deliveries/{dlv}")).await;
+        let logs: Vec<String> = node
+            .logs()
+            .into_iter()
+            .filter(|l| l.contains("oq") || l.contains("warn"))
+            .collect();
+        panic!(
+            "not all three delivered; head: {d}; arrivals {}; logs: {logs:#?}",
+            sink.arrivals("o")
+        );
+    }
     let order: Vec<String> = sink
         .received_by("o")
         .iter()
@@ -545,4 +559,50 @@ async fn replaying_an_ordered_head_keeps_its_place() {
         .map(|r| r.webhook_id().to_string())
         .collect();
     assert_eq!(order, ids, "the replayed head lost its place in line");
+}
+
+/// A replay asked for while the delivery's attempt is in flight is not lost when that attempt
+/// is recorded: the delivery is sent again (a new cycle).
+#[tokio::test]
+async fn a_replay_during_an_attempt_is_honoured() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("replayflight"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let ep = node
+        .api
+        .create_endpoint("rf", json!({"url": sink.url("sleep/1500/rf")}))
+        .await;
+    let id = node.api.post_event("rf", "a.b", json!({})).await.unwrap();
+    wait_for(Duration::from_secs(10), "the attempt to start", || {
+        sink.arrivals("rf") == 1
+    })
+    .await;
+    let dlv = hookline::ids::delivery_id(ep["id"].as_str().unwrap(), &id);
+    let (status, _) = node
+        .api
+        .post(&format!("/v1/tenants/rf/deliveries/{dlv}/replay"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        sink.received_by("rf").len(),
+        0,
+        "the replay was asked for while the attempt ran"
+    );
+    wait_for(Duration::from_secs(15), "the replayed attempt", || {
+        sink.received_by("rf").len() == 2
+    })
+    .await;
+    let mut d = Value::Null;
+    for _ in 0..100 {
+        d = node.api.get(&format!("/v1/tenants/rf/deliveries/{dlv}")).await.1;
+        if d["status"] == "delivered" && d["attempts"].as_array().map(Vec::len) == Some(2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        (d["status"].clone(), d["attempts"].as_array().map(Vec::len)),
+        (json!("delivered"), Some(2)),
+        "{d}"
+    );
 }

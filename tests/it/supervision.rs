@@ -68,8 +68,8 @@ impl Store for PanicOnce {
         }
         self.inner.record_attempt(e, s, id, n, a, next).await
     }
-    async fn settle_idle(&self, id: &str, s: u32, p: bool, nb: u64) -> StoreResult<Option<u64>> {
-        self.inner.settle_idle(id, s, p, nb).await
+    async fn settle_idle(&self, id: &str, s: u32, p: bool, nb: u64, h: Option<&str>) -> StoreResult<Option<u64>> {
+        self.inner.settle_idle(id, s, p, nb, h).await
     }
     async fn load_health(&self, id: &str, s: u32) -> StoreResult<HealthRecord> {
         self.inner.load_health(id, s).await
