@@ -43,6 +43,30 @@ pub struct EndpointConfig {
 }
 
 impl EndpointConfig {
+    /// A new endpoint with every optional setting at its default: all event types, no rate
+    /// limit, node defaults for in-flight cap, timeout and retries, enabled.
+    pub fn new(id: String, tenant: String, url: String, secret: String, now_ms: u64) -> Self {
+        EndpointConfig {
+            id,
+            tenant,
+            url,
+            event_types: vec!["*".into()],
+            description: None,
+            secret,
+            previous_secrets: Vec::new(),
+            rate_limit_per_s: None,
+            max_in_flight: None,
+            timeout_ms: None,
+            retry_schedule_s: None,
+            headers: BTreeMap::new(),
+            ordered: false,
+            disabled: false,
+            disabled_reason: None,
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+
     /// Secrets that sign an attempt made at `now_ms`: the current one first.
     pub fn live_secrets(&self, now_ms: u64) -> Vec<String> {
         std::iter::once(self.secret.clone())

@@ -259,25 +259,13 @@ async fn create(
         return Err(ApiError::invalid("url: is required"));
     }
     let now = hookline_actors::now_ms();
-    let mut cfg = EndpointConfig {
-        id: crate::ids::new_endpoint_id(),
+    let mut cfg = EndpointConfig::new(
+        crate::ids::new_endpoint_id(),
         tenant,
-        url: String::new(),
-        event_types: vec!["*".into()],
-        description: None,
-        secret: sign::new_secret(),
-        previous_secrets: Vec::new(),
-        rate_limit_per_s: None,
-        max_in_flight: None,
-        timeout_ms: None,
-        retry_schedule_s: None,
-        headers: BTreeMap::new(),
-        ordered: false,
-        disabled: false,
-        disabled_reason: None,
-        created_at_ms: now,
-        updated_at_ms: now,
-    };
+        String::new(),
+        sign::new_secret(),
+        now,
+    );
     fields.apply(&mut cfg);
     validate(&cfg, state.config.delivery.allow_private_networks)?;
     saved(&state, &cfg).await?;

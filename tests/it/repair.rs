@@ -8,7 +8,7 @@ use hookline_actors::model::{RoutedEvent, StreamEvent};
 use hookline_actors::{EndpointConfig, Store};
 use hookline_loadtest::sink::Sink;
 use serde_json::json;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,24 +27,10 @@ async fn store_for(redis_url: &str, prefix: &str) -> Arc<RedisStore> {
 }
 
 fn endpoint(tenant: &str, url: String) -> EndpointConfig {
+    let secret = hookline::delivery::sign::new_secret();
     EndpointConfig {
-        id: hookline::ids::new_endpoint_id(),
-        tenant: tenant.into(),
-        url,
-        event_types: vec!["*".into()],
-        description: None,
-        secret: hookline::delivery::sign::new_secret(),
-        previous_secrets: vec![],
-        rate_limit_per_s: None,
         max_in_flight: Some(1),
-        timeout_ms: None,
-        retry_schedule_s: None,
-        headers: BTreeMap::new(),
-        ordered: false,
-        disabled: false,
-        disabled_reason: None,
-        created_at_ms: 1,
-        updated_at_ms: 1,
+        ..EndpointConfig::new(hookline::ids::new_endpoint_id(), tenant.into(), url, secret, 1)
     }
 }
 

@@ -11,7 +11,7 @@ use hookline_actors::model::{AttemptRecord, HealthRecord, Next, QueuedDelivery};
 use hookline_actors::store::StoreResult;
 use hookline_actors::{EndpointConfig, Node, NodeSettings, RoutedEvent, Store, StreamEvent};
 use hookline_loadtest::sink::Sink;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,24 +104,10 @@ impl Store for PanicOnce {
 }
 
 fn endpoint(id: &str, url: String) -> EndpointConfig {
+    let secret = hookline::delivery::sign::new_secret();
     EndpointConfig {
-        id: id.into(),
-        tenant: "sup".into(),
-        url,
-        event_types: vec!["*".into()],
-        description: None,
-        secret: hookline::delivery::sign::new_secret(),
-        previous_secrets: vec![],
-        rate_limit_per_s: None,
         max_in_flight: Some(1),
-        timeout_ms: None,
-        retry_schedule_s: None,
-        headers: BTreeMap::new(),
-        ordered: false,
-        disabled: false,
-        disabled_reason: None,
-        created_at_ms: 0,
-        updated_at_ms: 0,
+        ..EndpointConfig::new(id.into(), "sup".into(), url, secret, 0)
     }
 }
 

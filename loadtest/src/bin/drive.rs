@@ -12,6 +12,7 @@
 //! `drive --node http://127.0.0.1:8080 --token dev-admin-token [--events 500] [--concurrency 16]
 //!        [--scenario throughput|backlog] [--node-pid PID] [--timeout-s 600]`
 
+use hookline_loadtest::rss_kib;
 use hookline_loadtest::sink::Sink;
 use serde_json::{json, Value};
 use std::collections::HashSet;
@@ -77,21 +78,6 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
         return 0;
     }
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-/// Resident memory of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))?
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 /// Post `events` events from `concurrency` tasks; the acknowledged ids and ingest latencies (µs).

@@ -147,18 +147,7 @@ impl Node {
 
     /// Resident memory of the node process, in KiB (from /proc).
     pub fn rss_kib(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .ok()
-            .and_then(|status| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with("VmRSS:"))?
-                    .split_whitespace()
-                    .nth(1)?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        hookline_loadtest::rss_kib(self.pid())
     }
 
     pub fn logs(&self) -> Vec<String> {
