@@ -81,15 +81,12 @@ async fn breaker_opens_probes_sparsely_and_ramps_after_recovery() {
     for _ in 0..30 {
         ids.insert(node.api.post_event("br", "a.b", json!({})).await.unwrap());
     }
-    let mut opened = false;
-    for _ in 0..200 {
-        if endpoint_state(&node.api, "br", &sick_id).await["state"]["breaker"] == "open" {
-            opened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(opened, "the breaker never opened");
+    let sick_path = format!("/v1/tenants/br/endpoints/{sick_id}");
+    let state = node
+        .api
+        .get_until(&sick_path, Duration::from_secs(10), |e| e["state"]["breaker"] == "open")
+        .await;
+    assert_eq!(state["state"]["breaker"], "open", "the breaker never opened");
     wait_for(
         Duration::from_secs(10),
         "the healthy endpoint to get everything",
@@ -218,25 +215,16 @@ async fn dead_letters_are_listed_and_replayed() {
 
     let e1 = api.post_event("dl", "a.b", json!({"n": 1})).await.unwrap();
     let e2 = api.post_event("dl", "a.b", json!({"n": 2})).await.unwrap();
-    let mut listed = Value::Null;
-    for _ in 0..100 {
-        listed = api.get(&list_path).await.1;
-        if dead_count(&listed) == 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let listed = api
+        .get_until(&list_path, Duration::from_secs(5), |l| dead_count(l) == 2)
+        .await;
     assert_eq!(dead_count(&listed), 2, "{listed}");
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let mid = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     let e3 = api.post_event("dl", "a.b", json!({"n": 3})).await.unwrap();
-    for _ in 0..100 {
-        listed = api.get(&list_path).await.1;
-        if dead_count(&listed) == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let listed = api
+        .get_until(&list_path, Duration::from_secs(5), |l| dead_count(l) == 3)
+        .await;
     assert_eq!(listed["data"][0]["event_id"], e3.as_str(), "newest first: {listed}");
     assert_eq!(listed["data"][0]["reason"], "http_400");
     assert_eq!(listed["data"][0]["attempts"], 1);
@@ -434,15 +422,11 @@ async fn an_open_breaker_survives_a_change_of_owner() {
     for _ in 0..30 {
         first.api.post_event("bm", "a.b", json!({})).await.unwrap();
     }
-    let mut opened = false;
-    for _ in 0..200 {
-        if first.api.get(&path).await.1["state"]["breaker"] == "open" {
-            opened = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(opened, "the breaker never opened");
+    let state = first
+        .api
+        .get_until(&path, Duration::from_secs(10), |e| e["state"]["breaker"] == "open")
+        .await;
+    assert_eq!(state["state"]["breaker"], "open", "the breaker never opened");
     first.kill9().await;
     let before = sink.arrivals("sick");
     let second = Node::start_ready(&opts.node_id("owner-2")).await;
@@ -478,26 +462,20 @@ async fn a_probe_refused_with_a_4xx_still_closes_the_breaker() {
     for _ in 0..12 {
         node.api.post_event("p4", "a.b", json!({})).await.unwrap();
     }
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        state = endpoint_state(&node.api, "p4", ep["id"].as_str().unwrap()).await;
-        if state["state"]["breaker"] == "open" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let state = node
+        .api
+        .get_until(&path, Duration::from_secs(10), |e| e["state"]["breaker"] == "open")
+        .await;
     assert_eq!(state["state"]["breaker"], "open");
     sink.set_switch("p", 400);
-    let mut dead = 0;
-    for _ in 0..300 {
-        let (_, letters) = node.api.get(&format!("{path}/dead-letters")).await;
-        dead = letters["data"].as_array().map(Vec::len).unwrap_or(0);
-        if dead == 12 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(dead, 12, "the endpoint stalled after a 4xx probe");
+    let dead_count = |l: &Value| l["data"].as_array().map(Vec::len).unwrap_or(0);
+    let letters = node
+        .api
+        .get_until(&format!("{path}/dead-letters"), Duration::from_secs(15), |l| {
+            dead_count(l) == 12
+        })
+        .await;
+    assert_eq!(dead_count(&letters), 12, "the endpoint stalled after a 4xx probe");
     assert_eq!(
         endpoint_state(&node.api, "p4", ep["id"].as_str().unwrap()).await["state"]["breaker"],
         "closed"

@@ -95,15 +95,14 @@ async fn delivers_the_exact_signed_body() {
     let (status, evt) = node.api.get(&format!("/v1/tenants/acme/events/{event_id}")).await;
     assert_eq!(status, 200, "{evt}");
     assert_eq!(evt["payload"]["n"]["deep"], 1.5);
-    let mut delivery = Value::Null;
-    for _ in 0..100 {
-        let (_, evt) = node.api.get(&format!("/v1/tenants/acme/events/{event_id}")).await;
-        if evt["deliveries"][0]["status"] == "delivered" {
-            delivery = evt["deliveries"][0].clone();
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let evt_path = format!("/v1/tenants/acme/events/{event_id}");
+    let evt = node
+        .api
+        .get_until(&evt_path, Duration::from_secs(5), |e| {
+            e["deliveries"][0]["status"] == "delivered"
+        })
+        .await;
+    let delivery = evt["deliveries"][0].clone();
     assert_eq!(delivery["endpoint_id"], ep["id"]);
     assert_eq!(delivery["attempts"], 1);
     let (status, d) = node

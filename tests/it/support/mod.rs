@@ -139,6 +139,19 @@ impl Api {
         v["id"].as_str().map(String::from)
     }
 
+    /// GET `path` every 50 ms until `done` holds for the answer or `timeout` passes; returns the
+    /// last answer either way (the caller asserts on it, so a failure shows what was seen).
+    pub async fn get_until(&self, path: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, value) = self.get(path).await;
+            if done(&value) || start.elapsed() > timeout {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Is the node ready (`/readyz` 200)?
     pub async fn ready(&self) -> bool {
         self.http
