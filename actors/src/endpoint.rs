@@ -278,7 +278,7 @@ impl EndpointState {
             Blocked::Head(t, head) if t > crate::now_ms() + self.ctx.settings.idle_keepalive_ms => {
                 // A long retry wait of an ordered head: stop; the store reads the head's due
                 // time itself (a replay may have made it due since we looked).
-                self.go_idle_after(myself, Some(&head)).await;
+                self.go_idle_waiting_on_head(myself, Some(&head)).await;
             }
             Blocked::Until(t) | Blocked::Head(t, _) => self.wake_at(myself, t),
             Blocked::Probe => {}
@@ -383,7 +383,7 @@ impl EndpointState {
     }
 
     /// `go_idle` for an ordered endpoint whose head waits for its retry.
-    async fn go_idle_after(&mut self, myself: &ActorRef<EndpointMsg>, head: Option<&str>) {
+    async fn go_idle_waiting_on_head(&mut self, myself: &ActorRef<EndpointMsg>, head: Option<&str>) {
         let settled = self
             .ctx
             .store

@@ -90,6 +90,7 @@ async fn kill_9_mid_delivery_loses_no_acknowledged_event() {
     // At most the attempts in flight at the kill (max_in_flight = 4) plus the window being
     // recorded can be repeated; allow a generous margin, but not a re-delivery of everything.
     assert!(requests - unique <= 50, "too many duplicates: {}", requests - unique);
+    assert!(node.assert_delivery_states().await >= 3_000);
     drop(node);
 }
 

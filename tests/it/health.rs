@@ -136,6 +136,7 @@ async fn breaker_opens_probes_sparsely_and_ramps_after_recovery() {
         endpoint_state(&node.api, "br", &sick_id).await["state"]["breaker"],
         "closed"
     );
+    assert_eq!(node.assert_delivery_states().await, 60, "30 events to two endpoints");
 }
 
 #[tokio::test]
@@ -302,6 +303,7 @@ async fn dead_letters_are_listed_and_replayed() {
         .post(&format!("/v1/tenants/dl/deliveries/{bogus}/replay"), json!({}))
         .await;
     assert_eq!(status, 409, "an unknown (expired) event cannot be replayed");
+    assert_eq!(node.assert_delivery_states().await, 3);
 }
 
 /// Ordered mode against a receiver that fails 30% of requests at random: the first successful
@@ -309,7 +311,13 @@ async fn dead_letters_are_listed_and_replayed() {
 #[tokio::test]
 async fn ordered_endpoints_deliver_in_ingest_order_through_failures() {
     let redis = shared_redis_url();
-    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("ordered"))).await;
+    let node = Node::start_ready(
+        // A failure streak may (rightly) open the breaker; probe fast so the test is about order.
+        &NodeOpts::new(&redis, &unique_prefix("ordered"))
+            .set("health__probe_intervals_s", "[1]")
+            .set("health__ramp_s", "1"),
+    )
+    .await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     node.api
         .create_endpoint(
@@ -321,10 +329,20 @@ async fn ordered_endpoints_deliver_in_ingest_order_through_failures() {
     for i in 0..20 {
         ingested.push(node.api.post_event("or", "a.b", json!({"i": i})).await.unwrap());
     }
-    wait_for(Duration::from_secs(90), "every ordered delivery", || {
-        sink.delivered_ids("ord").len() == 20
-    })
-    .await;
+    for _ in 0..1_200 {
+        if sink.delivered_ids("ord").len() == 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if sink.delivered_ids("ord").len() != 20 {
+        let (_, list) = node.api.get("/v1/tenants/or/endpoints").await;
+        panic!(
+            "{} of 20 delivered after 60 s; endpoint: {}",
+            sink.delivered_ids("ord").len(),
+            list["data"][0]
+        );
+    }
     let mut first_success = Vec::new();
     for r in sink.received_by("ord") {
         if r.status == 200 && !first_success.contains(&r.webhook_id().to_string()) {
@@ -335,6 +353,7 @@ async fn ordered_endpoints_deliver_in_ingest_order_through_failures() {
     assert_eq!(sink.max_in_flight("ord"), 1);
     let failures = sink.received_by("ord").iter().filter(|r| r.status == 503).count();
     println!("ordered: 20 delivered in order through {failures} failures");
+    assert_eq!(node.assert_delivery_states().await, 20);
 }
 
 /// p99 of (arrival − ingest timestamp) over every healthy delivery, in ms.
@@ -583,4 +602,5 @@ async fn a_replay_during_an_attempt_is_honoured() {
         (json!("delivered"), Some(2)),
         "{d}"
     );
+    assert_eq!(node.assert_delivery_states().await, 1);
 }

@@ -245,6 +245,7 @@ async fn failed_attempts_are_retried_then_dead_lettered() {
     // Nothing more arrives once dead.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(sink.received_by("flaky").len(), 3);
+    assert_eq!(node.assert_delivery_states().await, 2);
 }
 
 /// An attempt slower than every internal redelivery timer (lease TTL 3 s, stale-claim 3 s) is
@@ -391,6 +392,18 @@ async fn gone_disables_the_endpoint() {
     assert_eq!(e["state"]["backlog"], 1);
 }
 
+/// Wait until the sink has delivered `event_id` under `name`; that request.
+async fn delivered_request(sink: &Sink, name: &str, event_id: &str) -> hookline_loadtest::sink::Received {
+    wait_for(Duration::from_secs(10), "the delivery", || {
+        sink.delivered_ids(name).contains(event_id)
+    })
+    .await;
+    sink.received_by(name)
+        .into_iter()
+        .find(|r| r.webhook_id() == event_id)
+        .expect("delivered above")
+}
+
 /// Rotation: the old secret keeps signing beside the new one for the overlap, then only the new
 /// one signs. Both signatures are checked by the independent implementation above.
 #[tokio::test]
@@ -414,15 +427,7 @@ async fn rotated_secrets_sign_side_by_side_during_the_overlap() {
     assert_eq!(node.api.get(&path).await.1["secret"], new.as_str());
 
     let during = node.api.post_event("rot", "a.b", json!({})).await.unwrap();
-    wait_for(Duration::from_secs(10), "the delivery during the overlap", || {
-        sink.delivered_ids("rot").contains(&during)
-    })
-    .await;
-    let got = sink
-        .received_by("rot")
-        .into_iter()
-        .find(|r| r.webhook_id() == during)
-        .unwrap();
+    let got = delivered_request(&sink, "rot", &during).await;
     let ts = &got.headers["webhook-timestamp"];
     let expected = format!(
         "{} {}",
@@ -433,15 +438,7 @@ async fn rotated_secrets_sign_side_by_side_during_the_overlap() {
 
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     let after = node.api.post_event("rot", "a.b", json!({})).await.unwrap();
-    wait_for(Duration::from_secs(10), "the delivery after the overlap", || {
-        sink.delivered_ids("rot").contains(&after)
-    })
-    .await;
-    let got = sink
-        .received_by("rot")
-        .into_iter()
-        .find(|r| r.webhook_id() == after)
-        .unwrap();
+    let got = delivered_request(&sink, "rot", &after).await;
     let ts = &got.headers["webhook-timestamp"];
     assert_eq!(
         got.headers["webhook-signature"],

@@ -39,6 +39,8 @@ impl NodeOpts {
 }
 
 pub struct Node {
+    pub redis_url: String,
+    pub prefix: String,
     child: Child,
     pub api: Api,
     logs: Arc<Mutex<Vec<String>>>,
@@ -102,6 +104,8 @@ impl Node {
             .unwrap();
         let api = Api::new(&format!("http://{addr}"));
         Node {
+            redis_url: opts.redis_url.clone(),
+            prefix: opts.prefix.clone(),
             child,
             api,
             logs,
@@ -143,6 +147,64 @@ impl Node {
             .await
             .ok()
             .and_then(Result::ok)
+    }
+
+    /// Invariant 3 of DESIGN.md, checked in Redis: every delivery is in exactly one state, and
+    /// its status agrees with where it is — delivered: in neither its endpoint's queue nor its
+    /// dead letters; dead: in the dead letters only; pending or failed (retry scheduled): in the
+    /// queue only. Deliveries of deleted endpoints are skipped (deletion drops the queue; the
+    /// records expire). Returns how many deliveries were checked.
+    pub async fn assert_delivery_states(&self) -> usize {
+        use fred::prelude::*;
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-u",
+                &self.redis_url,
+                "--scan",
+                "--pattern",
+                &format!("{}:*:ep:*:d:*", self.prefix),
+            ])
+            .output()
+            .expect("redis-cli");
+        let records: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        let config = hookline::store::redis_config(&self.redis_url).unwrap();
+        let client = Builder::from_config(config).build().unwrap();
+        client.init().await.unwrap();
+        let endpoints = format!("{}:endpoints", self.prefix);
+        let mut violations = Vec::new();
+        let mut checked = 0;
+        for record in records {
+            let (endpoint_part, event_id) = record.rsplit_once(":d:").unwrap();
+            let endpoint_id = endpoint_part.rsplit_once(":ep:").unwrap().1;
+            let exists: bool = client.hexists(&endpoints, endpoint_id).await.unwrap();
+            if !exists {
+                continue;
+            }
+            let status: Option<String> = client.hget(&record, "status").await.unwrap();
+            let queued: Option<f64> = client.zscore(format!("{endpoint_part}:q"), event_id).await.unwrap();
+            let dead: Option<f64> = client.zscore(format!("{endpoint_part}:dead"), event_id).await.unwrap();
+            let ok = match status.as_deref() {
+                Some("delivered") => queued.is_none() && dead.is_none(),
+                Some("dead") => queued.is_none() && dead.is_some(),
+                Some("pending") | Some("failed") => queued.is_some() && dead.is_none(),
+                _ => false,
+            };
+            if !ok {
+                violations.push(format!(
+                    "{record}: status {status:?}, queued {}, dead {}",
+                    queued.is_some(),
+                    dead.is_some()
+                ));
+            }
+            checked += 1;
+        }
+        client.quit().await.ok();
+        assert!(
+            violations.is_empty(),
+            "deliveries in an inconsistent state:\n{}",
+            violations.join("\n")
+        );
+        checked
     }
 
     /// Resident memory of the node process, in KiB (from /proc).
