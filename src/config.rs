@@ -108,10 +108,21 @@ impl Default for Delivery {
 #[serde(deny_unknown_fields, default)]
 pub struct Retention {
     pub days: u64,
+    /// When above 0, retention in seconds instead of `days` (short-lived setups and tests).
+    pub seconds: u64,
+    /// How often a janitor pass runs (one node per interval does it).
+    pub janitor_interval_s: u64,
+    /// Endpoints one janitor pass trims (their delivery logs and dead letters).
+    pub janitor_batch: usize,
 }
 impl Default for Retention {
     fn default() -> Self {
-        Self { days: 30 }
+        Self {
+            days: 30,
+            seconds: 0,
+            janitor_interval_s: 60,
+            janitor_batch: 500,
+        }
     }
 }
 
@@ -325,8 +336,17 @@ impl Config {
         if !(1..=10_000).contains(&self.delivery.window) {
             return bad("delivery.window", "must be between 1 and 10000");
         }
-        if self.retention.days == 0 || self.retention.days > 3650 {
+        if self.retention.seconds == 0 && (self.retention.days == 0 || self.retention.days > 3650) {
             return bad("retention.days", "must be between 1 and 3650");
+        }
+        if self.retention.seconds > 3650 * 86_400 {
+            return bad("retention.seconds", "must be at most 3650 days (0: use retention.days)");
+        }
+        if self.retention.janitor_interval_s == 0 {
+            return bad("retention.janitor_interval_s", "must be at least 1");
+        }
+        if !(1..=100_000).contains(&self.retention.janitor_batch) {
+            return bad("retention.janitor_batch", "must be between 1 and 100000");
         }
         if self.ingest.idempotency_window_s == 0 {
             return bad("ingest.idempotency_window_s", "must be at least 1");
@@ -395,7 +415,11 @@ impl Config {
     }
 
     pub fn retention_s(&self) -> u64 {
-        self.retention.days * 86_400
+        if self.retention.seconds > 0 {
+            self.retention.seconds
+        } else {
+            self.retention.days * 86_400
+        }
     }
 }
 
@@ -439,6 +463,14 @@ mod tests {
     }
 
     #[test]
+    fn retention_in_seconds_overrides_days() {
+        let base = "[auth]\ninsecure_no_auth = true\n";
+        assert_eq!(from_toml(base).unwrap().retention_s(), 30 * 86_400);
+        let short = from_toml(&format!("{base}[retention]\nseconds = 3\ndays = 0")).unwrap();
+        assert_eq!(short.retention_s(), 3);
+    }
+
+    #[test]
     fn refuses_to_start_without_auth() {
         let err = from_toml("").unwrap_err().to_string();
         assert!(err.contains("auth.admin_tokens"), "{err}");
@@ -454,6 +486,9 @@ mod tests {
             ("[shards]\ncount = 0", "shards.count"),
             ("[delivery]\ntimeout_ms = \"fast\"", "delivery.timeout_ms"),
             ("[delivery]\nbogus = 1", "bogus"),
+            ("[retention]\ndays = 0", "retention.days"),
+            ("[retention]\njanitor_interval_s = 0", "retention.janitor_interval_s"),
+            ("[retention]\njanitor_batch = 0", "retention.janitor_batch"),
         ];
         for (toml, key) in cases {
             let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))

@@ -16,6 +16,7 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod ids;
+pub mod janitor;
 pub mod store;
 pub mod telemetry;
 
@@ -92,6 +93,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let index = Arc::new(SubscriptionIndex::new());
     let settings = node_settings(&cfg);
     tracing::info!(node_id = %settings.node_id, shards = settings.shard_count, "starting node");
+    let settings_node_id = settings.node_id.clone();
     let (node, mut supervisor) = Node::start(store.clone(), transport, settings, index.clone()).await?;
 
     let watcher_node = node.clone();
@@ -109,6 +111,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             }
         }
     });
+
+    let janitor = tokio::spawn(janitor::run(store.clone(), cfg.clone(), settings_node_id));
 
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
@@ -155,6 +159,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     if let Err(e) = served {
         tracing::error!(error = %e, "http server failed");
     }
+    janitor.abort();
     let actors_alive = !watchdog.is_finished();
     if actors_alive {
         watchdog.abort();

@@ -229,7 +229,7 @@ async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<Value> {
 
 /// The endpoint, if it exists and belongs to `tenant` (404 otherwise: ids of other tenants'
 /// endpoints are not confirmed to exist).
-async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<EndpointConfig> {
+pub(super) async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<EndpointConfig> {
     if !crate::ids::is_endpoint_id(id) {
         return Err(ApiError::not_found("endpoint"));
     }
@@ -329,15 +329,19 @@ async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, [(&'static str, String); 1])> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
     let dropped = state.store.delete_endpoint(&cfg, state.node.shard_of(&cfg.id)).await?;
     state.index.remove(&cfg.id);
     state.node.endpoint_changed(&cfg.id);
     tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, dropped, "endpoint deleted with its pending deliveries");
-    Ok(StatusCode::NO_CONTENT)
+    // 204 has no body: the count is in a header (and the log and `hookline_deliveries_dropped_total`).
+    Ok((StatusCode::NO_CONTENT, [(DROPPED_HEADER, dropped.to_string())]))
 }
+
+/// How many pending deliveries a DELETE dropped.
+pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
 
 /// Re-enable an endpoint disabled by hand, by a 410 or for failing: its queued work resumes,
 /// with a fresh health record (closed breaker, no failure run).

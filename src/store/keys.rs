@@ -23,6 +23,11 @@
 //! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs |
 //! | `P:{shN}:ep:<ep>:dead` | zset | dead-lettered event ids → time |
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
+//! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
+//! | `P:{shN}:ep:<ep>:dropped` | zset, TTL retention | a deleted endpoint's pending deliveries, until the janitor marks their records dead |
+//! | `P:dropping` | set | `<shard>:<ep>` of deleted endpoints whose `dropped` set the janitor still has to work off |
+//! | `P:janitor:lock` | string, PX TTL | the node running this janitor pass |
+//! | `P:janitor:cursor` | string | where the janitor's walk over the endpoints continues (HSCAN cursor) |
 
 use sha2::{Digest, Sha256};
 
@@ -88,6 +93,22 @@ impl Keys {
     pub fn dead_letters(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:dead", self.p)
     }
+    /// Every delivery of an endpoint by ingest order, for `GET …/deliveries`.
+    pub fn delivery_log(&self, shard: u32, endpoint_id: &str) -> String {
+        format!("{}:{{sh{shard}}}:ep:{endpoint_id}:log", self.p)
+    }
+    pub fn dropped(&self, shard: u32, endpoint_id: &str) -> String {
+        format!("{}:{{sh{shard}}}:ep:{endpoint_id}:dropped", self.p)
+    }
+    pub fn dropping(&self) -> String {
+        format!("{}:dropping", self.p)
+    }
+    pub fn janitor_lock(&self) -> String {
+        format!("{}:janitor:lock", self.p)
+    }
+    pub fn janitor_cursor(&self) -> String {
+        format!("{}:janitor:cursor", self.p)
+    }
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -115,6 +136,8 @@ mod tests {
             k.queue(s, "ep_a"),
             k.delivery(s, "ep_a", "evt_b"),
             k.dead_letters(s, "ep_a"),
+            k.delivery_log(s, "ep_a"),
+            k.dropped(s, "ep_a"),
         ] {
             assert_eq!(tag(&key), tag(&k.lease(s)), "{key}");
             assert!(key.starts_with("hl:"));

@@ -6,7 +6,12 @@
 //! a dedicated client serves the router's blocking `XREADGROUP`, which holds its connection.
 
 pub mod keys;
+mod janitor;
+mod log;
 mod scripts;
+
+pub use janitor::JanitorReport;
+pub use log::DeliveryRow;
 
 use crate::config::Config;
 use fred::clients::SubscriberClient;
@@ -166,7 +171,8 @@ impl RedisStore {
             subscriber,
             keys: Keys::new(&cfg.redis.prefix),
             retention_s: cfg.retention_s(),
-            idempotency_window_s: cfg.ingest.idempotency_window_s,
+            // A key never outlives the event it names.
+            idempotency_window_s: cfg.ingest.idempotency_window_s.min(cfg.retention_s()),
             shard_count: cfg.shards.count,
             tenant_rate_limit_per_s: cfg.ingest.tenant_rate_limit_per_s,
         }))
@@ -771,7 +777,11 @@ impl Store for RedisStore {
             }
         }
         let calls = per_endpoint.into_iter().map(|((endpoint_id, shard), evts)| {
-            let mut keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
+            let mut keys = vec![
+                self.keys.queue(shard, endpoint_id),
+                self.keys.due(shard),
+                self.keys.delivery_log(shard, endpoint_id),
+            ];
             let mut args = vec![endpoint_id.to_string(), self.retention_s.to_string(), now.to_string()];
             for evt in evts {
                 keys.push(self.keys.delivery(shard, endpoint_id, &evt.event_id));
@@ -1006,11 +1016,26 @@ impl Store for RedisStore {
             self.keys.due(shard),
             self.keys.dead_letters(shard, endpoint_id),
             self.keys.health(shard, endpoint_id),
+            self.keys.delivery_log(shard, endpoint_id),
+            self.keys.dropped(shard, endpoint_id),
         ];
+        let args = vec![endpoint_id.to_string(), self.retention_s.to_string()];
         let dropped = self
-            .eval(&scripts::DELETE_ENDPOINT_WORK, keys, vec![endpoint_id.to_string()])
-            .await?;
-        Ok(dropped.as_u64().unwrap_or(0))
+            .eval(&scripts::DELETE_ENDPOINT_WORK, keys, args)
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if dropped > 0 {
+            // The janitor marks their records dead in bounded steps (a crash before this line
+            // leaves them pending until retention: the `dropped` set has a TTL).
+            let _: Value = self
+                .client()
+                .sadd(self.keys.dropping(), format!("{shard}:{endpoint_id}"))
+                .await
+                .map_err(unavailable)?;
+            metrics::counter!(crate::telemetry::names::DELIVERIES_DROPPED).increment(dropped);
+        }
+        Ok(dropped)
     }
 
     async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {

@@ -37,20 +37,22 @@ return {ARGV[1], 0}
     )
 });
 
-/// KEYS: queue, due, delivery record × n. ARGV: endpoint id, retention s, now ms, then
-/// (event id, score) × n. Creates each delivery only if its record does not exist yet, so
-/// routing an event twice queues nothing twice. Returns the number created.
+/// KEYS: queue, due, delivery log, delivery record × n. ARGV: endpoint id, retention s, now ms,
+/// then (event id, score) × n. Creates each delivery only if its record does not exist yet, so
+/// routing an event twice queues nothing twice, and lists it in the endpoint's delivery log
+/// (for `GET …/deliveries`). Returns the number created.
 pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local created = 0
 local earliest = nil
-for i = 3, #KEYS do
-  local j = 4 + (i - 3) * 2
+for i = 4, #KEYS do
+  local j = 4 + (i - 4) * 2
   if redis.call('HSETNX', KEYS[i], 'status', 'pending') == 1 then
     redis.call('HSET', KEYS[i], 'attempts', 0, 'created_ms', ARGV[3], 'order', ARGV[j + 1])
     redis.call('EXPIRE', KEYS[i], ARGV[2])
     redis.call('ZADD', KEYS[1], ARGV[j + 1], ARGV[j])
+    redis.call('ZADD', KEYS[3], ARGV[j + 1], ARGV[j])
     created = created + 1
     local score = tonumber(ARGV[j + 1])
     if earliest == nil or score < earliest then earliest = score end
@@ -170,15 +172,58 @@ return redis.call('ZCARD', KEYS[1])
     )
 });
 
-/// KEYS: queue, due, dead letters, health. ARGV: endpoint id. Drops an endpoint's pending
-/// work, dead letters and health. Returns how many pending deliveries were dropped.
+/// KEYS: queue, due, dead letters, health, delivery log, dropped. ARGV: endpoint id,
+/// retention s. Drops an endpoint's pending work, dead letters, health and delivery log at once
+/// (O(1) for the queue: it is renamed to `dropped`, whose records the janitor then marks dead
+/// in bounded steps; see MARK_DROPPED). Returns how many pending deliveries were dropped.
 pub static DELETE_ENDPOINT_WORK: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local dropped = redis.call('ZCARD', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
+if dropped > 0 then
+  if redis.call('EXISTS', KEYS[6]) == 0 then
+    redis.call('RENAME', KEYS[1], KEYS[6])
+  else
+    redis.call('ZUNIONSTORE', KEYS[6], 2, KEYS[6], KEYS[1])
+  end
+  redis.call('EXPIRE', KEYS[6], ARGV[2])
+end
+redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return dropped
+"#,
+    )
+});
+
+/// KEYS: dropped, delivery record × n. ARGV: event id × n, now ms. Marks these deliveries of a
+/// deleted endpoint dead (`endpoint_deleted`) unless already delivered or dead, and takes them
+/// out of `dropped`. Returns how many are left in `dropped`.
+pub static MARK_DROPPED: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+for i = 2, #KEYS do
+  local status = redis.call('HGET', KEYS[i], 'status')
+  if status and status ~= 'delivered' and status ~= 'dead' then
+    redis.call('HSET', KEYS[i], 'status', 'dead', 'reason', 'endpoint_deleted', 'next_ms', 0,
+      'updated_ms', ARGV[#ARGV])
+  end
+  redis.call('ZREM', KEYS[1], ARGV[i - 1])
+end
+return redis.call('ZCARD', KEYS[1])
+"#,
+    )
+});
+
+/// KEYS: a sorted set. ARGV: cutoff score, most to remove. Removes the members scored at or
+/// below the cutoff, oldest first, at most that many (bounded work per call). Returns how many.
+pub static TRIM_OLDEST: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local n = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
+local cap = tonumber(ARGV[2])
+if n > cap then n = cap end
+if n > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - 1) end
+return n
 "#,
     )
 });

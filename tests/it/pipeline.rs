@@ -299,11 +299,13 @@ async fn disabled_endpoints_hold_work_until_enabled() {
     .await;
 }
 
-/// PATCH takes effect on the next attempt; DELETE drops pending deliveries.
+/// PATCH takes effect on the next attempt; DELETE drops pending deliveries, says how many, and
+/// the janitor then marks their records dead (`endpoint_deleted`) instead of leaving them pending.
 #[tokio::test]
 async fn patch_and_delete_take_effect() {
     let redis = shared_redis_url();
-    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("patch"))).await;
+    let opts = NodeOpts::new(&redis, &unique_prefix("patch")).set("retention__janitor_interval_s", "1");
+    let node = Node::start_ready(&opts).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let api = &node.api;
     let ep = api
@@ -342,12 +344,21 @@ async fn patch_and_delete_take_effect() {
     // Hold work on the disabled endpoint, then delete it: the held work is dropped and counted.
     api.call(reqwest::Method::PATCH, &path, Some(json!({"disabled": true})))
         .await;
+    let mut held = Vec::new();
     for _ in 0..3 {
-        api.post_event("p", "b.two", json!({})).await.unwrap();
+        held.push(api.post_event("p", "b.two", json!({})).await.unwrap());
     }
-    tokio::time::sleep(Duration::from_millis(500)).await; // let the router queue them
-    let (status, _) = api.call(reqwest::Method::DELETE, &path, None).await;
+    for id in &held {
+        let event = api
+            .get_until(&format!("/v1/tenants/p/events/{id}"), Duration::from_secs(10), |e| {
+                e["deliveries"][0]["status"] == "pending"
+            })
+            .await;
+        assert_eq!(event["deliveries"][0]["status"], "pending", "{event}");
+    }
+    let (status, _, headers) = api.raw(reqwest::Method::DELETE, &path, None, None).await;
     assert_eq!(status, 204);
+    assert_eq!(headers["hookline-dropped-deliveries"], "3");
     let (status, _) = api.get(&path).await;
     assert_eq!(status, 404);
     let (_, list) = api.get("/v1/tenants/p/endpoints").await;
@@ -358,6 +369,15 @@ async fn patch_and_delete_take_effect() {
             .any(|l| l.contains("endpoint deleted") && l.contains("\"dropped\":3")),
         "3 pending deliveries dropped"
     );
+    for id in &held {
+        let event = api
+            .get_until(&format!("/v1/tenants/p/events/{id}"), Duration::from_secs(10), |e| {
+                e["deliveries"][0]["status"] == "dead"
+            })
+            .await;
+        assert_eq!(event["deliveries"][0]["status"], "dead", "not marked by the janitor: {event}");
+    }
+    node.assert_delivery_states().await;
 }
 
 /// 410 Gone: the receiver asks to stop. The delivery is dead-lettered and the endpoint is

@@ -49,3 +49,31 @@ async fn ingest_trims_stream_entries_older_than_retention() {
         .await
         .unwrap();
 }
+
+/// The janitor removes router consumers idle past the threshold, but never one still holding
+/// pending entries (deleting a consumer drops its pending entries: they would never be routed).
+#[tokio::test]
+async fn janitor_keeps_consumers_holding_entries() {
+    let prefix = unique_prefix("consumers");
+    let cfg = config(&prefix);
+    let store = RedisStore::connect(&cfg).await.unwrap();
+    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
+    let url = cfg.redis.url.clone();
+    let stream = store.keys().events_stream();
+    redis_cli(&url, &["XGROUP", "CREATE", &stream, "router", "0", "MKSTREAM"]);
+    redis_cli(&url, &["XGROUP", "CREATECONSUMER", &stream, "router", "gone-node"]);
+    redis_cli(&url, &["XGROUP", "CREATECONSUMER", &stream, "router", "this-node"]);
+    redis_cli(&url, &["XADD", &stream, "*", "e", "evt_x"]);
+    redis_cli(
+        &url,
+        &["XREADGROUP", "GROUP", "router", "holding-node", "COUNT", "1", "STREAMS", &stream, ">"],
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let report = store.janitor_pass("this-node", 10, 5).await.unwrap();
+    assert_eq!(report.consumers, 1, "{report:?}");
+    let listed = redis_cli(&url, &["XINFO", "CONSUMERS", &stream, "router"]);
+    assert!(!listed.contains("gone-node"), "{listed}");
+    assert!(listed.contains("holding-node"), "a consumer holding an entry was removed: {listed}");
+    assert!(listed.contains("this-node"), "the janitor's own consumer was removed: {listed}");
+    redis_cli(&url, &["DEL", &stream]);
+}

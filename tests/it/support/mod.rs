@@ -161,3 +161,15 @@ impl Api {
             .is_ok_and(|r| r.status() == 200)
     }
 }
+
+/// Run `redis-cli -u url args…`; panics on an error reply. Returns its output.
+pub fn redis_cli(url: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url])
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success() && !text.starts_with("ERR"), "redis-cli {args:?}: {text}");
+    text
+}

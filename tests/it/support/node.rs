@@ -152,8 +152,8 @@ impl Node {
     /// Invariant 3 of DESIGN.md, checked in Redis: every delivery is in exactly one state, and
     /// its status agrees with where it is — delivered: in neither its endpoint's queue nor its
     /// dead letters; dead: in the dead letters only; pending or failed (retry scheduled): in the
-    /// queue only. Deliveries of deleted endpoints are skipped (deletion drops the queue; the
-    /// records expire). Returns how many deliveries were checked.
+    /// queue only. A deleted endpoint's deliveries are delivered, dead, or (pending or failed)
+    /// in its `dropped` set until the janitor marks them dead. Returns how many were checked.
     pub async fn assert_delivery_states(&self) -> usize {
         use fred::prelude::*;
         let out = std::process::Command::new("redis-cli")
@@ -177,10 +177,15 @@ impl Node {
             let (endpoint_part, event_id) = record.rsplit_once(":d:").unwrap();
             let endpoint_id = endpoint_part.rsplit_once(":ep:").unwrap().1;
             let exists: bool = client.hexists(&endpoints, endpoint_id).await.unwrap();
+            let status: Option<String> = client.hget(&record, "status").await.unwrap();
             if !exists {
+                let dropped: Option<f64> = client.zscore(format!("{endpoint_part}:dropped"), event_id).await.unwrap();
+                if matches!(status.as_deref(), Some("pending") | Some("failed")) && dropped.is_none() {
+                    violations.push(format!("{record}: {status:?} for a deleted endpoint, not awaiting the janitor"));
+                }
+                checked += 1;
                 continue;
             }
-            let status: Option<String> = client.hget(&record, "status").await.unwrap();
             let queued: Option<f64> = client.zscore(format!("{endpoint_part}:q"), event_id).await.unwrap();
             let dead: Option<f64> = client.zscore(format!("{endpoint_part}:dead"), event_id).await.unwrap();
             let ok = match status.as_deref() {

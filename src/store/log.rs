@@ -1,0 +1,119 @@
+//! Queries behind `GET …/deliveries`: each endpoint's delivery log (a sorted set of event ids
+//! by ingest order, written by ROUTE) read newest first, and the records of a page of
+//! deliveries read in one pipelined round trip.
+
+use super::{text, unavailable, RedisStore};
+use fred::prelude::*;
+use fred::types::Value;
+use hookline_actors::store::StoreResult;
+
+/// One delivery as the list shows it.
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    pub status: String,
+    pub attempts: u32,
+    pub created_ms: u64,
+    pub updated_ms: Option<u64>,
+    pub next_ms: Option<u64>,
+    pub reason: Option<String>,
+    /// Ingest order of its event (the delivery log's score).
+    pub order: f64,
+}
+
+impl RedisStore {
+    /// For each `(shard, endpoint id)`: up to `count` entries of its delivery log scored at or
+    /// below `max` (all when `None`), newest first, as `(event id, score)`. One round trip.
+    pub async fn delivery_log_newest(
+        &self,
+        endpoints: &[(u32, String)],
+        max: Option<f64>,
+        count: usize,
+    ) -> StoreResult<Vec<Vec<(String, f64)>>> {
+        if endpoints.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pipeline = self.client().pipeline();
+        let max = max.unwrap_or(f64::INFINITY);
+        for (shard, endpoint_id) in endpoints {
+            let _: () = pipeline
+                .zrevrangebyscore(
+                    self.keys.delivery_log(*shard, endpoint_id),
+                    max,
+                    f64::NEG_INFINITY,
+                    true,
+                    Some((0, count as i64)),
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        Ok(replies.into_iter().map(scored_members).collect())
+    }
+
+    /// The records of these `(shard, endpoint id, event id)` deliveries, in order; `None` where
+    /// the record is gone (past retention). One round trip.
+    pub async fn delivery_rows(&self, items: &[(u32, &str, &str)]) -> StoreResult<Vec<Option<DeliveryRow>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        const FIELDS: [&str; 7] = ["status", "attempts", "created_ms", "updated_ms", "next_ms", "reason", "order"];
+        let pipeline = self.client().pipeline();
+        for (shard, endpoint_id, event_id) in items {
+            let _: () = pipeline
+                .hmget(self.keys.delivery(*shard, endpoint_id, event_id), FIELDS.to_vec())
+                .await
+                .map_err(unavailable)?;
+        }
+        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                let f: Vec<Option<String>> = reply.into_array().iter().map(text).collect();
+                let get = |i: usize| f.get(i).cloned().flatten();
+                let num = |i: usize| get(i).and_then(|v| v.parse::<u64>().ok());
+                Some(DeliveryRow {
+                    status: get(0)?,
+                    attempts: num(1).unwrap_or(0) as u32,
+                    created_ms: num(2).unwrap_or(0),
+                    updated_ms: num(3).filter(|v| *v > 0),
+                    next_ms: num(4).filter(|v| *v > 0),
+                    reason: get(5).filter(|r| !r.is_empty()),
+                    order: get(6).and_then(|v| v.parse().ok()).unwrap_or(0.0),
+                })
+            })
+            .collect())
+    }
+}
+
+/// `ZRANGE … WITHSCORES` replies: flat `[m, s, m, s]` (RESP2) or pairs `[[m, s], …]` (RESP3).
+fn scored_members(reply: Value) -> Vec<(String, f64)> {
+    let items = reply.into_array();
+    let score = |v: &Value| v.as_f64().or_else(|| text(v).and_then(|s| s.parse().ok()));
+    if items.first().is_some_and(|v| matches!(v, Value::Array(_))) {
+        items
+            .into_iter()
+            .filter_map(|pair| {
+                let pair = pair.into_array();
+                Some((text(pair.first()?)?, score(pair.get(1)?)?))
+            })
+            .collect()
+    } else {
+        items
+            .chunks(2)
+            .filter_map(|c| match c {
+                [m, s] => Some((text(m)?, score(s)?)),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl RedisStore {
+    /// Every endpoint id of a tenant, oldest first.
+    pub async fn tenant_endpoint_ids(&self, tenant: &str) -> StoreResult<Vec<String>> {
+        self.client()
+            .zrange(self.keys.tenant_endpoints(tenant), 0, -1, None, false, None, false)
+            .await
+            .map_err(unavailable)
+    }
+}
