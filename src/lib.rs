@@ -135,6 +135,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         admin_digests: Arc::new(cfg.auth.admin_tokens.iter().map(|t| api::auth::digest(t)).collect()),
         metrics: telemetry::metrics_handle(),
         accepting: accepting.clone(),
+        openapi: Arc::from(""),
     };
 
     let (actors_died_tx, actors_died_rx) = tokio::sync::oneshot::channel::<()>();

@@ -6,29 +6,80 @@
 //! returned, so pages stay stable while new deliveries arrive.
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query};
 use super::{rfc3339, AppState};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use hookline_actors::Store;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/deliveries", get(list))
-        .route("/v1/tenants/{tenant}/deliveries/{id}", get(fetch))
-        .route("/v1/tenants/{tenant}/deliveries/{id}/replay", post(replay))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(fetch))
+        .routes(routes!(replay))
 }
 
+/// One attempt, as logged.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptOut {
+    /// When it started (RFC 3339).
+    at: String,
+    /// The receiver's status, if it answered.
+    status_code: Option<u16>,
+    latency_ms: u64,
+    /// The first 1 KiB of the response body.
+    response_excerpt: String,
+    /// Timeout, connection or TLS error, `destination_blocked`, …
+    error: Option<String>,
+}
+
+/// A delivery with every attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetail {
+    id: String,
+    endpoint_id: String,
+    event_id: String,
+    /// pending | delivered | failed (a retry is scheduled) | dead
+    status: String,
+    created_at: String,
+    next_attempt_at: Option<String>,
+    /// Why it is dead: `http_<code>`, `redirect_<code>`, `retries_exhausted`, `gone`,
+    /// `destination_blocked`, `event_expired`, `endpoint_deleted`.
+    reason: Option<String>,
+    attempts: Vec<AttemptOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replayed {
+    id: String,
+    /// Always `pending`: a new attempt cycle starts now.
+    status: String,
+}
+
+/// One delivery with every attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/deliveries/{id}",
+    tag = "deliveries",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "delivery id (`dlv_…`)"),
+    ),
+    responses(
+        (status = 200, body = DeliveryDetail),
+        (status = 404, description = "no such delivery in this tenant", body = ErrorBody),
+    )
+)]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<DeliveryDetail>> {
     caller.authorize(&tenant)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
     match state.store.get_endpoint(&endpoint_id).await? {
@@ -41,38 +92,50 @@ async fn fetch(
         .get_delivery(shard, &endpoint_id, &event_id)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
-    let attempts: Vec<Value> = delivery
+    let attempts = delivery
         .attempts
-        .iter()
-        .map(|a| {
-            json!({
-                "at": rfc3339(a.at_ms),
-                "status_code": a.status_code,
-                "latency_ms": a.latency_ms,
-                "response_excerpt": a.response_excerpt,
-                "error": a.error,
-            })
+        .into_iter()
+        .map(|a| AttemptOut {
+            at: rfc3339(a.at_ms),
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            response_excerpt: a.response_excerpt,
+            error: a.error,
         })
         .collect();
-    Ok(axum::Json(json!({
-        "id": id,
-        "endpoint_id": endpoint_id,
-        "event_id": event_id,
-        "status": delivery.status,
-        "created_at": rfc3339(delivery.created_ms),
-        "next_attempt_at": delivery.next_ms.map(rfc3339),
-        "reason": delivery.reason,
-        "attempts": attempts,
-    })))
+    Ok(axum::Json(DeliveryDetail {
+        id,
+        endpoint_id,
+        event_id,
+        status: delivery.status,
+        created_at: rfc3339(delivery.created_ms),
+        next_attempt_at: delivery.next_ms.map(rfc3339),
+        reason: delivery.reason,
+        attempts,
+    }))
 }
 
 /// Start a new attempt cycle for one delivery, whatever its state (a delivered one is sent
 /// again). 409 if its event is past retention.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/deliveries/{id}/replay",
+    tag = "deliveries",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "delivery id (`dlv_…`)"),
+    ),
+    responses(
+        (status = 202, description = "a new attempt cycle has started", body = Replayed),
+        (status = 404, description = "no such delivery in this tenant", body = ErrorBody),
+        (status = 409, description = "`event_expired`: the event is past retention", body = ErrorBody),
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
     caller.authorize(&tenant)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
     let cfg = match state.store.get_endpoint(&endpoint_id).await? {
@@ -90,26 +153,39 @@ async fn replay(
     if state.store.replay(shard, &cfg, std::slice::from_ref(&event_id)).await? == 0 {
         return Err(ApiError::not_found("delivery"));
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"id": id, "status": "pending"}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Replayed {
+            id,
+            status: "pending".into(),
+        }),
+    ))
 }
 
 /// Most deliveries one list request looks at while filtering by status; past it the page is
 /// returned short, with a cursor to go on from.
 const SCAN_BUDGET: usize = 2_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Only deliveries to this endpoint (`ep_…`; 404 if not in this tenant).
     endpoint_id: Option<String>,
+    /// Only deliveries of this event (`evt_…`).
     event_id: Option<String>,
+    /// pending | delivered | failed | dead
     status: Option<String>,
+    /// 1 to 500, default 50.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
 /// One delivery in the list.
-#[derive(Debug, Serialize)]
-struct DeliverySummary {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliverySummary {
     id: String,
     endpoint_id: String,
     event_id: String,
@@ -121,8 +197,8 @@ struct DeliverySummary {
     reason: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct DeliveryPage {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
     data: Vec<DeliverySummary>,
     next_cursor: Option<String>,
 }
@@ -194,6 +270,19 @@ fn merge_newest(
     (all, exhausted)
 }
 
+/// The tenant's deliveries, newest first (by the event's ingest order), filtered and paged.
+/// With a `status` filter a page may be short; only `next_cursor: null` ends the list.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/deliveries",
+    tag = "deliveries",
+    params(("tenant" = String, Path, description = "tenant name"), ListParams),
+    responses(
+        (status = 200, body = DeliveryPage),
+        (status = 400, description = "a malformed filter, limit or cursor (the message names it)", body = ErrorBody),
+        (status = 404, description = "`endpoint_id` is not an endpoint of this tenant", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -209,7 +298,9 @@ async fn list(
     };
     let mut position = match q.cursor.as_deref() {
         None => None,
-        Some(c) => Some(Position::decode(c).ok_or_else(|| ApiError::invalid("cursor: not a cursor this list returned"))?),
+        Some(c) => {
+            Some(Position::decode(c).ok_or_else(|| ApiError::invalid("cursor: not a cursor this list returned"))?)
+        }
     };
     if let Some(event_id) = q.event_id.as_deref() {
         if !crate::ids::is_event_id(event_id) {
@@ -249,7 +340,13 @@ async fn list(
         }
         let items: Vec<(u32, &str, &str)> = candidates
             .iter()
-            .map(|c| (state.node.shard_of(&c.endpoint_id), c.endpoint_id.as_str(), c.event_id.as_str()))
+            .map(|c| {
+                (
+                    state.node.shard_of(&c.endpoint_id),
+                    c.endpoint_id.as_str(),
+                    c.event_id.as_str(),
+                )
+            })
             .collect();
         let rows = state.store.delivery_rows(&items).await?;
         let mut full = false;

@@ -1,34 +1,29 @@
 //! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete.
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use crate::delivery::{sign, ssrf};
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use hookline_actors::EndpointConfig;
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/endpoints", get(list).post(create))
-        .route(
-            "/v1/tenants/{tenant}/endpoints/{id}",
-            get(fetch).patch(update).delete(remove),
-        )
-        .route("/v1/tenants/{tenant}/endpoints/{id}/enable", post(enable))
-        .route("/v1/tenants/{tenant}/endpoints/{id}/rotate-secret", post(rotate_secret))
-        .route("/v1/tenants/{tenant}/endpoints/{id}/test", post(send_test))
-        .route("/v1/tenants/{tenant}/endpoints/{id}/dead-letters", get(dead_letters))
-        .route(
-            "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
-            post(replay_dead_letters),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(fetch, update, remove))
+        .routes(routes!(enable))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay_dead_letters))
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -38,25 +33,112 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
 
 /// The writable fields of an endpoint. Creation requires `url`; a PATCH sends any subset, and
 /// `null` resets an optional field to the node default.
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFields {
+    /// http(s) URL, at most 2048 characters; required on creation.
     url: Option<String>,
+    /// Up to 100 patterns: `*`, an exact type, or `prefix.*` (any depth). Absent: `["*"]`.
     event_types: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
+    /// `whsec_` + base64 of 24 to 64 bytes; minted when absent.
     secret: Option<String>,
+    /// 1 to 100000; absent or null: unlimited.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
     rate_limit_per_s: Option<Option<u32>>,
+    /// 1 to 1000; absent or null: `delivery.max_in_flight`.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
     max_in_flight: Option<Option<u32>>,
+    /// 100 to 300000; absent or null: `delivery.timeout_ms`.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u64>)]
     timeout_ms: Option<Option<u64>>,
+    /// Delays in seconds before attempts 2..N (at most 50, each ≤ 604800); `[]`: no retries;
+    /// absent or null: `delivery.retry_schedule_s`.
     #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Vec<u64>>)]
     retry_schedule_s: Option<Option<Vec<u64>>>,
+    /// Up to 20 extra request headers (not the ones the node sets itself).
     headers: Option<BTreeMap<String, String>>,
+    /// Deliver strictly one at a time in ingest order (a failing head blocks the rest).
     ordered: Option<bool>,
     disabled: Option<bool>,
+}
+
+/// An endpoint as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointOut {
+    id: String,
+    url: String,
+    event_types: Vec<String>,
+    description: Option<String>,
+    secret: String,
+    rate_limit_per_s: Option<u32>,
+    max_in_flight: Option<u32>,
+    timeout_ms: Option<u64>,
+    retry_schedule_s: Option<Vec<u64>>,
+    headers: BTreeMap<String, String>,
+    ordered: bool,
+    disabled: bool,
+    created_at: String,
+    updated_at: String,
+    state: EndpointState,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointState {
+    /// closed | open | half_open
+    breaker: String,
+    /// Deliveries queued for it.
+    backlog: u64,
+    /// `manual`, `gone` (the receiver answered 410) or `failing` (auto-disabled).
+    disabled_reason: Option<String>,
+    /// Start of the current run of failures (none since the last success).
+    failing_since: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointPage {
+    data: Vec<EndpointOut>,
+    /// Pass as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterOut {
+    delivery_id: String,
+    event_id: String,
+    dead_at: String,
+    reason: String,
+    attempts: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadLetterPage {
+    data: Vec<DeadLetterOut>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayCount {
+    replayed: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewSecret {
+    /// The new secret; the old one keeps signing beside it for the overlap.
+    secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestSent {
+    /// The `webhook.test` event's id.
+    id: String,
+    deliveries: u32,
 }
 
 impl EndpointFields {
@@ -198,33 +280,34 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
     Ok(())
 }
 
-async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<Value> {
+async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<EndpointOut> {
     use hookline_actors::Store;
     let shard = state.node.shard_of(&cfg.id);
     let backlog = state.store.backlog(&cfg.id, shard).await?;
     let health = state.store.load_health(&cfg.id, shard).await?;
-    Ok(json!({
-        "id": cfg.id,
-        "url": cfg.url,
-        "event_types": cfg.event_types,
-        "description": cfg.description,
-        "secret": cfg.secret,
-        "rate_limit_per_s": cfg.rate_limit_per_s,
-        "max_in_flight": cfg.max_in_flight,
-        "timeout_ms": cfg.timeout_ms,
-        "retry_schedule_s": cfg.retry_schedule_s,
-        "headers": cfg.headers,
-        "ordered": cfg.ordered,
-        "disabled": cfg.disabled,
-        "created_at": rfc3339(cfg.created_at_ms),
-        "updated_at": rfc3339(cfg.updated_at_ms),
-        "state": {
-            "breaker": health.breaker.state.name(),
-            "backlog": backlog,
-            "disabled_reason": cfg.disabled_reason,
-            "failing_since": health.failing_since_ms.map(rfc3339),
+    let cfg = cfg.clone();
+    Ok(EndpointOut {
+        id: cfg.id,
+        url: cfg.url,
+        event_types: cfg.event_types,
+        description: cfg.description,
+        secret: cfg.secret,
+        rate_limit_per_s: cfg.rate_limit_per_s,
+        max_in_flight: cfg.max_in_flight,
+        timeout_ms: cfg.timeout_ms,
+        retry_schedule_s: cfg.retry_schedule_s,
+        headers: cfg.headers,
+        ordered: cfg.ordered,
+        disabled: cfg.disabled,
+        created_at: rfc3339(cfg.created_at_ms),
+        updated_at: rfc3339(cfg.updated_at_ms),
+        state: EndpointState {
+            breaker: health.breaker.state.name().to_string(),
+            backlog,
+            disabled_reason: cfg.disabled_reason,
+            failing_since: health.failing_since_ms.map(rfc3339),
         },
-    }))
+    })
 }
 
 /// The endpoint, if it exists and belongs to `tenant` (404 otherwise: ids of other tenants'
@@ -248,12 +331,24 @@ async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
     Ok(())
 }
 
+/// Create an endpoint (only `url` is required).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints",
+    tag = "endpoints",
+    params(("tenant" = String, Path, description = "tenant name")),
+    request_body = EndpointFields,
+    responses(
+        (status = 201, description = "created; the answer holds its secret", body = EndpointOut),
+        (status = 400, description = "a field is invalid (the message names it)", body = ErrorBody),
+    )
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
     Json(fields): Json<EndpointFields>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     caller.authorize(&tenant)?;
     if fields.url.is_none() {
         return Err(ApiError::invalid("url: is required"));
@@ -272,12 +367,23 @@ async fn create(
     Ok((StatusCode::CREATED, axum::Json(to_json(&state, &cfg).await?)))
 }
 
+/// The tenant's endpoints, oldest first, paged.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints",
+    tag = "endpoints",
+    params(("tenant" = String, Path, description = "tenant name"), ListQuery),
+    responses(
+        (status = 200, body = EndpointPage),
+        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
+    )
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EndpointPage>> {
     caller.authorize(&tenant)?;
     let limit = page_limit(q.limit)?;
     let offset = parse_cursor(q.cursor.as_deref())?;
@@ -286,27 +392,59 @@ async fn list(
     for cfg in &endpoints {
         data.push(to_json(&state, cfg).await?);
     }
-    Ok(axum::Json(
-        json!({"data": data, "next_cursor": next.map(|n| n.to_string())}),
-    ))
+    Ok(axum::Json(EndpointPage {
+        data,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
 }
 
+/// One endpoint with its state (breaker, backlog).
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints/{id}",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+    ),
+    responses(
+        (status = 200, body = EndpointOut),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }
 
+/// Change any fields; `null` resets an optional one to the node default. Takes effect on the
+/// next attempt.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/endpoints/{id}",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+    ),
+    request_body = EndpointFields,
+    responses(
+        (status = 200, body = EndpointOut),
+        (status = 400, description = "a field is invalid (the message names it)", body = ErrorBody),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
     Json(fields): Json<EndpointFields>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
     let mut cfg = load(&state, &tenant, &id).await?;
     let was_disabled = cfg.disabled;
@@ -325,6 +463,22 @@ async fn update(
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }
 
+/// Delete the endpoint and drop its pending deliveries (they become dead, `endpoint_deleted`).
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/endpoints/{id}",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+    ),
+    responses(
+        (status = 204, description = "deleted", headers(
+            ("Hookline-Dropped-Deliveries" = u64, description = "pending deliveries dropped")
+        )),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
@@ -345,11 +499,24 @@ pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
 
 /// Re-enable an endpoint disabled by hand, by a 410 or for failing: its queued work resumes,
 /// with a fresh health record (closed breaker, no failure run).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/enable",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+    ),
+    responses(
+        (status = 200, body = EndpointOut),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn enable(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EndpointOut>> {
     use hookline_actors::Store;
     caller.authorize(&tenant)?;
     let mut cfg = load(&state, &tenant, &id).await?;
@@ -362,49 +529,80 @@ async fn enable(
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }
 
+/// The endpoint's dead letters, newest first, paged.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+        ListQuery,
+    ),
+    responses(
+        (status = 200, body = DeadLetterPage),
+        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
     Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<DeadLetterPage>> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
     let limit = page_limit(q.limit)?;
     let offset = parse_cursor(q.cursor.as_deref())?;
     let shard = state.node.shard_of(&cfg.id);
     let (letters, next) = state.store.dead_letters(shard, &cfg.id, offset, limit).await?;
-    let data: Vec<Value> = letters
-        .iter()
-        .map(|d| {
-            json!({
-                "delivery_id": crate::ids::delivery_id(&cfg.id, &d.event_id),
-                "event_id": d.event_id,
-                "dead_at": rfc3339(d.dead_at_ms),
-                "reason": d.reason,
-                "attempts": d.attempts,
-            })
+    let data = letters
+        .into_iter()
+        .map(|d| DeadLetterOut {
+            delivery_id: crate::ids::delivery_id(&cfg.id, &d.event_id),
+            event_id: d.event_id,
+            dead_at: rfc3339(d.dead_at_ms),
+            reason: d.reason,
+            attempts: d.attempts,
         })
         .collect();
-    Ok(axum::Json(
-        json!({"data": data, "next_cursor": next.map(|n| n.to_string())}),
-    ))
+    Ok(axum::Json(DeadLetterPage {
+        data,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayBody {
+pub struct ReplayBody {
+    /// Only letters dead since this RFC 3339 time.
     since: Option<String>,
 }
 
 /// Replay every dead letter of the endpoint (dead since `since`, if given): each starts a new
 /// attempt cycle. The body is optional.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+    ),
+    request_body(content = Option<ReplayBody>, description = "optional", content_type = "application/json"),
+    responses(
+        (status = 202, description = "each replayed letter starts a new attempt cycle", body = ReplayCount),
+        (status = 400, description = "invalid JSON or `since`", body = ErrorBody),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn replay_dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
     body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
     let request: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -437,7 +635,7 @@ async fn replay_dead_letters(
         replayed += state.store.replay(shard, &cfg, &ids).await?;
     }
     tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, replayed, "dead letters replayed");
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"replayed": replayed}))))
+    Ok((StatusCode::ACCEPTED, axum::Json(ReplayCount { replayed })))
 }
 
 /// `?cursor=`: an offset this API returned.
@@ -452,9 +650,12 @@ fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct RotateQuery {
+    /// Seconds the old secret keeps signing beside the new one (0 to 604800, default 86400).
+    #[param(value_type = Option<u64>)]
     overlap_s: Option<String>,
 }
 
@@ -463,12 +664,27 @@ const MAX_OVERLAP_S: u64 = 7 * 86_400;
 
 /// Mint a new secret. The old one keeps signing beside it (a second `v1,` signature) for
 /// `?overlap_s=` seconds (default a day), so receivers can switch without losing a message.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+        RotateQuery,
+    ),
+    responses(
+        (status = 200, body = NewSecret),
+        (status = 400, description = "a malformed `overlap_s`", body = ErrorBody),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
     Query(q): Query<RotateQuery>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<NewSecret>> {
     caller.authorize(&tenant)?;
     let overlap_s = match q.overlap_s.as_deref() {
         None => 86_400,
@@ -490,16 +706,29 @@ async fn rotate_secret(
     }
     cfg.updated_at_ms = now;
     saved(&state, &cfg).await?;
-    Ok(axum::Json(json!({"secret": cfg.secret})))
+    Ok(axum::Json(NewSecret { secret: cfg.secret }))
 }
 
 /// Send a `webhook.test` event to this endpoint alone (whatever it subscribes to, even if it
 /// is disabled: it waits in the queue then). 202 with the event id.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/test",
+    tag = "endpoints",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
+    ),
+    responses(
+        (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
 async fn send_test(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
     let now = hookline_actors::now_ms();
@@ -518,7 +747,10 @@ async fn send_test(
         .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())))?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({"id": event.event_id, "deliveries": 1})),
+        axum::Json(TestSent {
+            id: event.event_id,
+            deliveries: 1,
+        }),
     ))
 }
 

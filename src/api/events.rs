@@ -4,49 +4,87 @@
 //! the event and appended it to the stream. Any failure to store answers 503, never 2xx.
 
 use super::auth::Caller;
-use super::error::{ApiError, ApiResult};
+use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::{Json, Path};
 use super::AppState;
 use crate::store::{Ingested, NewEvent};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::Router;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::time::Instant;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most events in one batch.
 const MAX_BATCH: usize = 1_000;
 
 /// `max_batch_bytes`: the largest batch request body (`ingest.max_batch_bytes`).
-pub fn router(max_batch_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/events", post(ingest))
-        .route(
-            "/v1/tenants/{tenant}/events/batch",
-            post(ingest_batch).layer(axum::extract::DefaultBodyLimit::max(max_batch_bytes)),
-        )
-        .route("/v1/tenants/{tenant}/events/{id}", get(fetch))
+pub fn router(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
+    let batch = OpenApiRouter::new()
+        .routes(routes!(ingest_batch))
+        .layer(axum::extract::DefaultBodyLimit::max(max_batch_bytes));
+    OpenApiRouter::new()
+        .routes(routes!(ingest))
+        .routes(routes!(fetch))
+        .merge(batch)
 }
 
-#[derive(Debug, Deserialize)]
+/// An event to ingest.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EventIn {
+pub struct EventIn {
+    /// `^[a-zA-Z0-9_.:-]{1,128}$`, e.g. `order.created`.
     #[serde(rename = "type")]
     event_type: String,
+    /// Any JSON, at most `ingest.max_payload_bytes`; receivers get it byte for byte as `data`.
+    #[schema(value_type = Value)]
     payload: Box<RawValue>,
+    /// 1 to 256 characters; also accepted as the `Idempotency-Key` header.
     idempotency_key: Option<String>,
 }
 
+/// The answer for one ingested event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ingest {
+    /// The event id (for a duplicate: the id first stored under the key).
+    id: String,
+    /// How many endpoints the event matched (absent for a duplicate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries: Option<usize>,
+    /// True when the idempotency key was seen within the window: nothing new was stored.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+/// Ingest one event. The answer comes only after Redis has stored it.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/events",
+    tag = "events",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "alternative to the `idempotency_key` field"),
+    ),
+    request_body = EventIn,
+    responses(
+        (status = 202, description = "stored; delivery follows", body = Ingest),
+        (status = 200, description = "a duplicate of an event stored under the same idempotency key", body = Ingest),
+        (status = 400, description = "invalid JSON or field (the message names it)", body = ErrorBody),
+        (status = 413, description = "payload larger than `ingest.max_payload_bytes`", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
+        (status = 429, description = "the tenant's ingest limit for this second is spent; nothing stored (Retry-After)", body = ErrorBody),
+    )
+)]
 async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
     headers: HeaderMap,
     Json(event): Json<EventIn>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
     let started = Instant::now();
     caller.authorize(&tenant)?;
     let outcome = ingest_one(&state, &tenant, &headers, event).await;
@@ -90,16 +128,23 @@ fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<St
 }
 
 /// The answer for one stored event: `(200, duplicate)` or `(202, accepted)`.
-fn answer(state: &AppState, tenant: &str, event: &NewEvent, stored: Ingested) -> (StatusCode, Value) {
+fn answer(state: &AppState, tenant: &str, event: &NewEvent, stored: Ingested) -> (StatusCode, Ingest) {
     if stored.duplicate {
-        return (StatusCode::OK, json!({"id": stored.event_id, "duplicate": true}));
+        let duplicate = Ingest {
+            id: stored.event_id,
+            deliveries: None,
+            duplicate: true,
+        };
+        return (StatusCode::OK, duplicate);
     }
     let deliveries = state.index.matching(tenant, &event.event_type).len();
     tracing::debug!(tenant, event_id = %event.event_id, event_type = %event.event_type, deliveries, "event accepted");
-    (
-        StatusCode::ACCEPTED,
-        json!({"id": event.event_id, "deliveries": deliveries}),
-    )
+    let accepted = Ingest {
+        id: event.event_id.clone(),
+        deliveries: Some(deliveries),
+        duplicate: false,
+    };
+    (StatusCode::ACCEPTED, accepted)
 }
 
 async fn ingest_one(
@@ -107,7 +152,7 @@ async fn ingest_one(
     tenant: &str,
     headers: &HeaderMap,
     event: EventIn,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
     let header_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
@@ -134,21 +179,50 @@ async fn ingest_one(
     Ok((status, axum::Json(body)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchIn {
+pub struct BatchIn {
+    /// 1 to 1,000 events.
+    #[schema(value_type = Vec<EventIn>)]
     events: Vec<Box<RawValue>>,
+}
+
+/// One result per event of a batch, in order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchOut {
+    results: Vec<BatchResult>,
+}
+
+/// The event's answer, or its error (other events of the batch are unaffected).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchResult {
+    Stored(Ingest),
+    Refused(ErrorBody),
 }
 
 /// Up to 1,000 events in one request, stored in one pipelined round trip. Each item is checked
 /// on its own: a bad item gets its error in its place and costs the others nothing. 202 with
 /// one result per item, in order; 503 only if the store answered for none of them.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/events/batch",
+    tag = "events",
+    params(("tenant" = String, Path, description = "tenant name")),
+    request_body = BatchIn,
+    responses(
+        (status = 202, description = "one result per event, in order", body = BatchOut),
+        (status = 400, description = "not a batch, or 0 or more than 1,000 events", body = ErrorBody),
+        (status = 413, description = "request larger than `ingest.max_batch_bytes`", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
+    )
+)]
 async fn ingest_batch(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
     Json(batch): Json<BatchIn>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<BatchOut>)> {
     let started = Instant::now();
     caller.authorize(&tenant)?;
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
@@ -176,7 +250,7 @@ async fn ingest_batch(
         }
     }
     let mut outcomes = (0, 0, 0);
-    let results: Vec<Value> = prepared
+    let results: Vec<BatchResult> = prepared
         .into_iter()
         .map(|item| {
             let outcome = item.and_then(|event| {
@@ -197,11 +271,16 @@ async fn ingest_batch(
                     } else {
                         outcomes.0 += 1
                     }
-                    body
+                    BatchResult::Stored(body)
                 }
                 Err(e) => {
                     outcomes.2 += 1;
-                    json!({"error": {"code": e.code, "message": e.message}})
+                    BatchResult::Refused(ErrorBody {
+                        error: ErrorDetail {
+                            code: e.code.to_string(),
+                            message: e.message,
+                        },
+                    })
                 }
             }
         })
@@ -211,14 +290,49 @@ async fn ingest_batch(
     metrics::counter!(counter, "outcome" => "duplicate").increment(outcomes.1);
     metrics::counter!(counter, "outcome" => "rejected").increment(outcomes.2);
     metrics::histogram!(crate::telemetry::names::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({"results": results}))))
+    Ok((StatusCode::ACCEPTED, axum::Json(BatchOut { results })))
 }
 
+/// An event and where it went.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    /// Ingest time, RFC 3339.
+    timestamp: String,
+    payload: Value,
+    deliveries: Vec<EventDelivery>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDelivery {
+    id: String,
+    endpoint_id: String,
+    /// pending | delivered | failed | dead
+    status: String,
+    attempts: u32,
+}
+
+/// An event (until retention) with its deliveries.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/events/{id}",
+    tag = "events",
+    params(
+        ("tenant" = String, Path, description = "tenant name"),
+        ("id" = String, Path, description = "event id (`evt_…`)"),
+    ),
+    responses(
+        (status = 200, body = EventOut),
+        (status = 404, description = "no such event in this tenant (or past retention)", body = ErrorBody),
+    )
+)]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<axum::Json<EventOut>> {
     caller.authorize(&tenant)?;
     if !crate::ids::is_event_id(&id) {
         return Err(ApiError::not_found("event"));
@@ -241,21 +355,28 @@ async fn fetch(
     } else {
         state.store.delivery_summaries(&targets, &id).await?
     };
-    let deliveries: Vec<Value> = targets
+    let deliveries = targets
         .iter()
         .zip(summaries)
         .filter_map(|((_, ep), summary)| {
             let (status, attempts) = summary?;
-            Some(json!({"id": crate::ids::delivery_id(ep, &id), "endpoint_id": ep, "status": status, "attempts": attempts}))
+            Some(EventDelivery {
+                id: crate::ids::delivery_id(ep, &id),
+                endpoint_id: ep.clone(),
+                status,
+                attempts,
+            })
         })
         .collect();
-    Ok(axum::Json(json!({
-        "id": id,
-        "type": body["type"],
-        "timestamp": body["timestamp"],
-        "payload": body["data"],
-        "deliveries": deliveries,
-    })))
+    let mut body = body;
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    Ok(axum::Json(EventOut {
+        id,
+        event_type: text(&body["type"]),
+        timestamp: text(&body["timestamp"]),
+        payload: body["data"].take(),
+        deliveries,
+    }))
 }
 
 /// The tenant spent its ingest limit for this second: nothing was stored.

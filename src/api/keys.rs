@@ -7,19 +7,37 @@ use super::AppState;
 use crate::store::ApiKeyRecord;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/tenants/{tenant}/keys", post(create))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create))
 }
 
+/// A new tenant key. `key` is shown only here: the node keeps its SHA-256.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewKey {
+    pub id: String,
+    /// `hk_…`: a bearer token that may do everything inside this tenant and nothing outside.
+    pub key: String,
+    pub tenant: String,
+}
+
+/// Mint a tenant API key (admin token only).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/keys",
+    tag = "keys",
+    params(("tenant" = String, Path, description = "tenant name")),
+    responses((status = 201, description = "the key, shown once", body = NewKey))
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> ApiResult<(StatusCode, axum::Json<Value>)> {
+) -> ApiResult<(StatusCode, axum::Json<NewKey>)> {
     caller.require_admin()?;
     caller.authorize(&tenant)?;
     let key = crate::ids::new_api_key();
@@ -34,6 +52,10 @@ async fn create(
         .await?;
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"id": record.id, "key": key, "tenant": record.tenant})),
+        axum::Json(NewKey {
+            id: record.id,
+            key,
+            tenant: record.tenant,
+        }),
     ))
 }

@@ -105,9 +105,8 @@ impl RedisStore {
         let cap = TRIM_CAP.to_string();
         let trims = endpoint_ids.iter().flat_map(|id| {
             let shard = hookline_actors::shard::shard_of(id, self.shard_count);
-            [self.keys.delivery_log(shard, id), self.keys.dead_letters(shard, id)].map(|key| {
-                self.eval(&scripts::TRIM_OLDEST, vec![key], vec![cutoff.clone(), cap.clone()])
-            })
+            [self.keys.delivery_log(shard, id), self.keys.dead_letters(shard, id)]
+                .map(|key| self.eval(&scripts::TRIM_OLDEST, vec![key], vec![cutoff.clone(), cap.clone()]))
         });
         let removed = super::join_all(trims).await;
         for (i, result) in removed.into_iter().enumerate() {
@@ -119,7 +118,10 @@ impl RedisStore {
             }
         }
         report.endpoints_visited = endpoint_ids.len() as u64;
-        let _: Value = client.set(self.keys.janitor_cursor(), next, None, None, false).await.map_err(unavailable)?;
+        let _: Value = client
+            .set(self.keys.janitor_cursor(), next, None, None, false)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -148,7 +150,11 @@ impl RedisStore {
                 keys.extend(event_ids.iter().map(|e| self.keys.delivery(shard, endpoint_id, e)));
                 let mut args = event_ids.clone();
                 args.push(hookline_actors::now_ms().to_string());
-                left = self.eval(&scripts::MARK_DROPPED, keys, args).await?.as_u64().unwrap_or(0);
+                left = self
+                    .eval(&scripts::MARK_DROPPED, keys, args)
+                    .await?
+                    .as_u64()
+                    .unwrap_or(0);
                 marked += event_ids.len() as u64;
             }
             if left == 0 {

@@ -56,7 +56,15 @@ impl RedisStore {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        const FIELDS: [&str; 7] = ["status", "attempts", "created_ms", "updated_ms", "next_ms", "reason", "order"];
+        const FIELDS: [&str; 7] = [
+            "status",
+            "attempts",
+            "created_ms",
+            "updated_ms",
+            "next_ms",
+            "reason",
+            "order",
+        ];
         let pipeline = self.client().pipeline();
         for (shard, endpoint_id, event_id) in items {
             let _: () = pipeline

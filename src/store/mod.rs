@@ -5,8 +5,8 @@
 //! client serves ordinary commands (fred pipelines concurrent commands on each connection);
 //! a dedicated client serves the router's blocking `XREADGROUP`, which holds its connection.
 
-pub mod keys;
 mod janitor;
+pub mod keys;
 mod log;
 mod scripts;
 

@@ -8,6 +8,7 @@ mod faults;
 mod health;
 mod ingest;
 mod lifecycle;
+mod openapi;
 mod pipeline;
 mod queries;
 mod repair;

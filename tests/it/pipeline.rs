@@ -375,7 +375,10 @@ async fn patch_and_delete_take_effect() {
                 e["deliveries"][0]["status"] == "dead"
             })
             .await;
-        assert_eq!(event["deliveries"][0]["status"], "dead", "not marked by the janitor: {event}");
+        assert_eq!(
+            event["deliveries"][0]["status"], "dead",
+            "not marked by the janitor: {event}"
+        );
     }
     node.assert_delivery_states().await;
 }

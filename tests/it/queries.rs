@@ -41,7 +41,10 @@ async fn deliveries_list_filters_and_pages_newest_first() {
     let api = &node.api;
     let ok = api.create_endpoint("q", json!({"url": sink.url("ok/ok")})).await;
     let refused = api
-        .create_endpoint("q", json!({"url": sink.url("status/400/refused"), "event_types": ["a.*"]}))
+        .create_endpoint(
+            "q",
+            json!({"url": sink.url("status/400/refused"), "event_types": ["a.*"]}),
+        )
         .await;
     let other_tenant = api.create_endpoint("other", json!({"url": sink.url("ok/other")})).await;
     let (ok_id, refused_id) = (ok["id"].as_str().unwrap(), refused["id"].as_str().unwrap());
@@ -58,13 +61,18 @@ async fn deliveries_list_filters_and_pages_newest_first() {
         let e = api
             .get_until(&format!("/v1/tenants/q/events/{id}"), Duration::from_secs(10), |e| {
                 let d = e["deliveries"].as_array();
-                d.is_some_and(|d| !d.is_empty() && d.iter().all(|d| d["status"] == "delivered" || d["status"] == "dead"))
+                d.is_some_and(|d| {
+                    !d.is_empty() && d.iter().all(|d| d["status"] == "delivered" || d["status"] == "dead")
+                })
             })
             .await;
         for d in e["deliveries"].as_array().unwrap() {
             let status = d["status"].as_str().unwrap();
             assert!(status == "delivered" || status == "dead", "{e}");
-            expected.insert(d["id"].as_str().unwrap().to_string(), if status == "dead" { "dead" } else { "delivered" });
+            expected.insert(
+                d["id"].as_str().unwrap().to_string(),
+                if status == "dead" { "dead" } else { "delivered" },
+            );
         }
     }
     assert_eq!(expected.len(), 16);
@@ -73,10 +81,20 @@ async fn deliveries_list_filters_and_pages_newest_first() {
     let all = all_pages(api, "", 3).await;
     let listed = ids(&all);
     assert_eq!(listed.len(), 16, "{listed:?}");
-    assert_eq!(listed.iter().collect::<HashSet<_>>().len(), 16, "a delivery listed twice");
-    assert_eq!(listed.iter().cloned().collect::<HashSet<_>>(), expected.keys().cloned().collect());
+    assert_eq!(
+        listed.iter().collect::<HashSet<_>>().len(),
+        16,
+        "a delivery listed twice"
+    );
+    assert_eq!(
+        listed.iter().cloned().collect::<HashSet<_>>(),
+        expected.keys().cloned().collect()
+    );
     let event_rank: HashMap<&str, usize> = events.iter().enumerate().map(|(i, e)| (e.as_str(), i)).collect();
-    let ranks: Vec<usize> = all.iter().map(|d| event_rank[d["event_id"].as_str().unwrap()]).collect();
+    let ranks: Vec<usize> = all
+        .iter()
+        .map(|d| event_rank[d["event_id"].as_str().unwrap()])
+        .collect();
     assert!(ranks.windows(2).all(|w| w[0] >= w[1]), "not newest first: {ranks:?}");
     for d in &all {
         assert_eq!(d["status"], expected[d["id"].as_str().unwrap()], "{d}");
@@ -87,13 +105,19 @@ async fn deliveries_list_filters_and_pages_newest_first() {
     // Filters, alone and together.
     let dead = all_pages(api, "status=dead", 2).await;
     assert_eq!(dead.len(), 7);
-    assert!(dead.iter().all(|d| d["endpoint_id"] == refused_id && d["reason"] == "http_400"), "{dead:?}");
+    assert!(
+        dead.iter()
+            .all(|d| d["endpoint_id"] == refused_id && d["reason"] == "http_400"),
+        "{dead:?}"
+    );
     let by_endpoint = all_pages(api, &format!("endpoint_id={ok_id}"), 4).await;
     assert_eq!(by_endpoint.len(), 9);
     assert!(by_endpoint.iter().all(|d| d["endpoint_id"] == ok_id));
     let both = all_pages(api, &format!("endpoint_id={ok_id}&status=delivered"), 2).await;
     assert_eq!(both.len(), 9);
-    assert!(all_pages(api, &format!("endpoint_id={refused_id}&status=delivered"), 5).await.is_empty());
+    assert!(all_pages(api, &format!("endpoint_id={refused_id}&status=delivered"), 5)
+        .await
+        .is_empty());
     let one_event = all_pages(api, &format!("event_id={}", events[0]), 1).await;
     assert_eq!(one_event.len(), 2);
     assert!(one_event.iter().all(|d| d["event_id"] == events[0].as_str()));
@@ -110,13 +134,19 @@ async fn deliveries_list_filters_and_pages_newest_first() {
         e["deliveries"][0]["status"] == "delivered"
     })
     .await;
-    let (_, second) = api.get(&format!("/v1/tenants/q/deliveries?limit=50&cursor={cursor}")).await;
+    let (_, second) = api
+        .get(&format!("/v1/tenants/q/deliveries?limit=50&cursor={cursor}"))
+        .await;
     let second_ids = ids(second["data"].as_array().unwrap());
     assert_eq!(first_ids.len() + second_ids.len(), 16);
     assert!(second_ids.iter().all(|id| !first_ids.contains(id)));
     assert!(second.get("next_cursor").is_some_and(Value::is_null), "{second}");
     let (_, head) = api.get("/v1/tenants/q/deliveries?limit=1").await;
-    assert_eq!(head["data"][0]["event_id"], newer.as_str(), "the newest delivery comes first");
+    assert_eq!(
+        head["data"][0]["event_id"],
+        newer.as_str(),
+        "the newest delivery comes first"
+    );
 
     // Bad filters: 400 naming the parameter; other tenants' endpoints are not found.
     let bad = [
@@ -129,10 +159,20 @@ async fn deliveries_list_filters_and_pages_newest_first() {
     for (query, code, word) in bad {
         let (status, body) = api.get(&format!("/v1/tenants/q/deliveries?{query}")).await;
         assert_eq!(status, code, "{query}: {body}");
-        assert!(body["error"]["message"].as_str().unwrap().contains(word), "{query}: {body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(word),
+            "{query}: {body}"
+        );
     }
     let (status, body) = api
-        .get(&format!("/v1/tenants/q/deliveries?endpoint_id={}", other_tenant["id"].as_str().unwrap()))
+        .get(&format!(
+            "/v1/tenants/q/deliveries?endpoint_id={}",
+            other_tenant["id"].as_str().unwrap()
+        ))
         .await;
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
+    );
 }

@@ -54,7 +54,9 @@ async fn retention_of_seconds_clears_everything_and_idle_consumers() {
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let api = &node.api;
     api.create_endpoint("r", json!({"url": sink.url("ok/ok")})).await;
-    let refused = api.create_endpoint("r", json!({"url": sink.url("status/400/no")})).await;
+    let refused = api
+        .create_endpoint("r", json!({"url": sink.url("status/400/no")}))
+        .await;
 
     let mut events = Vec::new();
     for i in 0..6 {
@@ -97,25 +99,40 @@ async fn retention_of_seconds_clears_everything_and_idle_consumers() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(now, [0; 6], "(stream, evt, idem, records, log, dead) left after retention");
+    assert_eq!(
+        now, [0; 6],
+        "(stream, evt, idem, records, log, dead) left after retention"
+    );
     let (_, list) = api.get("/v1/tenants/r/deliveries").await;
     assert_eq!(list["data"], json!([]), "{list}");
     let (status, _) = api.get(&format!("/v1/tenants/r/events/{}", events[0])).await;
     assert_eq!(status, 404);
     let (_, dead) = api
-        .get(&format!("/v1/tenants/r/endpoints/{}/dead-letters", refused["id"].as_str().unwrap()))
+        .get(&format!(
+            "/v1/tenants/r/endpoints/{}/dead-letters",
+            refused["id"].as_str().unwrap()
+        ))
         .await;
     assert_eq!(dead["data"], json!([]), "{dead}");
     // The idempotency keys went with their events: the same key makes a new event now.
     let (status, again) = api
-        .post("/v1/tenants/r/events", json!({"type": "a.b", "payload": {}, "idempotency_key": "k0"}))
+        .post(
+            "/v1/tenants/r/events",
+            json!({"type": "a.b", "payload": {}, "idempotency_key": "k0"}),
+        )
         .await;
     assert_eq!(status, 202, "{again}");
     assert_ne!(again["id"].as_str(), Some(events[0].as_str()));
 
     let listed = redis_cli(&redis, &["XINFO", "CONSUMERS", &stream, "router"]);
-    assert!(!listed.contains("gone-node"), "an idle consumer of a gone node stays: {listed}");
-    assert!(listed.contains("retain-node"), "the live node's consumer was removed: {listed}");
+    assert!(
+        !listed.contains("gone-node"),
+        "an idle consumer of a gone node stays: {listed}"
+    );
+    assert!(
+        listed.contains("retain-node"),
+        "the live node's consumer was removed: {listed}"
+    );
     assert!(
         node.logs().iter().all(|l| !l.contains("janitor pass failed")),
         "a janitor pass failed"

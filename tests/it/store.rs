@@ -66,14 +66,30 @@ async fn janitor_keeps_consumers_holding_entries() {
     redis_cli(&url, &["XADD", &stream, "*", "e", "evt_x"]);
     redis_cli(
         &url,
-        &["XREADGROUP", "GROUP", "router", "holding-node", "COUNT", "1", "STREAMS", &stream, ">"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "router",
+            "holding-node",
+            "COUNT",
+            "1",
+            "STREAMS",
+            &stream,
+            ">",
+        ],
     );
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let report = store.janitor_pass("this-node", 10, 5).await.unwrap();
     assert_eq!(report.consumers, 1, "{report:?}");
     let listed = redis_cli(&url, &["XINFO", "CONSUMERS", &stream, "router"]);
     assert!(!listed.contains("gone-node"), "{listed}");
-    assert!(listed.contains("holding-node"), "a consumer holding an entry was removed: {listed}");
-    assert!(listed.contains("this-node"), "the janitor's own consumer was removed: {listed}");
+    assert!(
+        listed.contains("holding-node"),
+        "a consumer holding an entry was removed: {listed}"
+    );
+    assert!(
+        listed.contains("this-node"),
+        "the janitor's own consumer was removed: {listed}"
+    );
     redis_cli(&url, &["DEL", &stream]);
 }

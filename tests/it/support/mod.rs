@@ -170,6 +170,9 @@ pub fn redis_cli(url: &str, args: &[&str]) -> String {
         .output()
         .expect("redis-cli");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success() && !text.starts_with("ERR"), "redis-cli {args:?}: {text}");
+    assert!(
+        out.status.success() && !text.starts_with("ERR"),
+        "redis-cli {args:?}: {text}"
+    );
     text
 }

@@ -179,9 +179,14 @@ impl Node {
             let exists: bool = client.hexists(&endpoints, endpoint_id).await.unwrap();
             let status: Option<String> = client.hget(&record, "status").await.unwrap();
             if !exists {
-                let dropped: Option<f64> = client.zscore(format!("{endpoint_part}:dropped"), event_id).await.unwrap();
+                let dropped: Option<f64> = client
+                    .zscore(format!("{endpoint_part}:dropped"), event_id)
+                    .await
+                    .unwrap();
                 if matches!(status.as_deref(), Some("pending") | Some("failed")) && dropped.is_none() {
-                    violations.push(format!("{record}: {status:?} for a deleted endpoint, not awaiting the janitor"));
+                    violations.push(format!(
+                        "{record}: {status:?} for a deleted endpoint, not awaiting the janitor"
+                    ));
                 }
                 checked += 1;
                 continue;
