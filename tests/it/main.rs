@@ -5,6 +5,7 @@ mod support;
 
 mod auth;
 mod faults;
+mod fuzz;
 mod health;
 mod ingest;
 mod lifecycle;
