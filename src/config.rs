@@ -29,6 +29,7 @@ pub struct Config {
     pub router: RouterCfg,
     pub health: Health,
     pub log: Log,
+    pub metrics: MetricsCfg,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -224,6 +225,28 @@ impl Default for Health {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct MetricsCfg {
+    /// How often the node samples its gauges (queued deliveries, oldest age, drain time,
+    /// breakers, router lag) from Redis.
+    pub sample_interval_s: u64,
+    /// Label per-tenant figures with `tenant` (ingest, attempts, queued). Tenants are the
+    /// platform's customers: bounded, but turn it off for very many.
+    pub tenant_labels: bool,
+    /// Label attempts and queued deliveries with `endpoint` ids too (unbounded: off by default).
+    pub endpoint_labels: bool,
+}
+impl Default for MetricsCfg {
+    fn default() -> Self {
+        Self {
+            sample_interval_s: 15,
+            tenant_labels: true,
+            endpoint_labels: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// A `tracing` filter (`info`, `hookline=debug,info`); `RUST_LOG` wins when set.
     pub level: String,
@@ -341,6 +364,9 @@ impl Config {
         }
         if self.retention.seconds > 3650 * 86_400 {
             return bad("retention.seconds", "must be at most 3650 days (0: use retention.days)");
+        }
+        if !(1..=3600).contains(&self.metrics.sample_interval_s) {
+            return bad("metrics.sample_interval_s", "must be between 1 and 3600");
         }
         if self.retention.janitor_interval_s == 0 {
             return bad("retention.janitor_interval_s", "must be at least 1");

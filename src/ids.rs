@@ -7,7 +7,8 @@
 
 use rand::Rng;
 
-const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+use hookline_actors::model::ID_ALPHABET as ALPHABET;
+pub use hookline_actors::model::{delivery_id, event_time_ms};
 pub const ENDPOINT_CORE: usize = 20;
 pub const EVENT_CORE: usize = 26;
 
@@ -23,11 +24,11 @@ pub fn new_endpoint_id() -> String {
 }
 
 pub fn new_event_id(now_ms: u64) -> String {
-    let mut time = String::with_capacity(10);
-    for i in (0..10).rev() {
-        time.push(ALPHABET[((now_ms >> (i * 5)) & 31) as usize] as char);
-    }
-    format!("evt_{time}{}", random_chars(16))
+    format!(
+        "evt_{}{}",
+        hookline_actors::model::encode_event_time(now_ms),
+        random_chars(16)
+    )
 }
 
 pub fn new_key_id() -> String {
@@ -49,10 +50,6 @@ pub fn is_endpoint_id(s: &str) -> bool {
 
 pub fn is_event_id(s: &str) -> bool {
     s.strip_prefix("evt_").is_some_and(|c| is_core(c, EVENT_CORE))
-}
-
-pub fn delivery_id(endpoint_id: &str, event_id: &str) -> String {
-    format!("dlv_{}{}", &endpoint_id[3..], &event_id[4..])
 }
 
 /// `(endpoint id, event id)` of a delivery id, if it is one.

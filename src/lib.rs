@@ -17,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod ids;
 pub mod janitor;
+pub mod sampler;
 pub mod store;
 pub mod telemetry;
 
@@ -78,6 +79,10 @@ fn node_settings(cfg: &Config) -> NodeSettings {
             ramp_full_per_s: cfg.health.ramp_full_per_s,
         },
         disable_after_ms: cfg.health.disable_after_s * 1000,
+        metric_labels: hookline_actors::names::MetricLabels {
+            tenant: cfg.metrics.tenant_labels,
+            endpoint: cfg.metrics.endpoint_labels,
+        },
     }
 }
 
@@ -112,7 +117,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         }
     });
 
-    let janitor = tokio::spawn(janitor::run(store.clone(), cfg.clone(), settings_node_id));
+    let janitor = tokio::spawn(janitor::run(store.clone(), cfg.clone(), settings_node_id.clone()));
+    let sampler = tokio::spawn(sampler::run(
+        store.clone(),
+        index.clone(),
+        telemetry::metrics_handle(),
+        cfg.clone(),
+        settings_node_id,
+    ));
 
     let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
         .await
@@ -161,6 +173,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         tracing::error!(error = %e, "http server failed");
     }
     janitor.abort();
+    sampler.abort();
     let actors_alive = !watchdog.is_finished();
     if actors_alive {
         watchdog.abort();

@@ -82,12 +82,24 @@ pub fn init_logging(level: &str) {
         .try_init();
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// Histogram buckets of every `_seconds` histogram.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0,
+    21600.0, 86400.0,
+];
+
+/// The process-wide Prometheus recorder (installed on first use). Its histograms buffer
+/// samples until rendered: `sampler` runs its upkeep, so memory stays bounded without scrapes.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Real histograms (buckets, not client-side quantiles), so percentiles can be taken
+            // across nodes. From 1 ms to a day: end-to-end latency includes retries.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .build_recorder();
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding program's): then this
             // handle renders an empty page rather than failing the node.

@@ -297,13 +297,14 @@ impl EndpointState {
         };
         let next = Next::Dead("event_expired".into());
         let number = delivery.attempts + 1;
-        if let Err(e) = self
+        match self
             .ctx
             .store
             .record_attempt(cfg, self.shard, &delivery.event_id, number, &record, &next)
             .await
         {
-            tracing::warn!(endpoint_id = %cfg.id, error = %e, "recording an expired delivery failed");
+            Ok(()) => metrics::counter!(crate::names::DEAD_LETTERS, "cause" => "expired").increment(1),
+            Err(e) => tracing::warn!(endpoint_id = %cfg.id, error = %e, "recording an expired delivery failed"),
         }
     }
 
@@ -491,16 +492,18 @@ impl EndpointState {
             Outcome::Permanent { reason } => Next::Dead(reason.clone()),
             Outcome::Gone => Next::Dead("gone".into()),
         };
-        let label = match &next {
-            Next::Delivered => "success",
-            Next::RetryAt(_) => "retry",
-            Next::Dead(_) => "dead",
-        };
-        metrics::counter!(crate::names::ATTEMPTS, "outcome" => label).increment(1);
-        metrics::histogram!(crate::names::ATTEMPT_LATENCY).record(response.latency_ms as f64 / 1000.0);
+        let labels = self.ctx.settings.metric_labels;
+        let label = count_attempt(&outcome, &next, &event_id, attempts, response.latency_ms);
+        metrics::counter!(
+            crate::names::ATTEMPTS,
+            labels.with(&[("outcome", label.into())], &cfg.tenant, &cfg.id)
+        )
+        .increment(1);
         tracing::debug!(
-            tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id, attempt = attempts,
-            status = ?response.status, outcome = label, "attempt finished"
+            tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
+            delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
+            status = ?response.status, latency_ms = response.latency_ms, error = ?response.error,
+            outcome = label, "attempt finished"
         );
         let record = AttemptRecord {
             at_ms: started_ms,
@@ -632,4 +635,43 @@ impl Actor for EndpointActor {
         }
         Ok(())
     }
+}
+
+/// Count a finished attempt in the metrics but `ATTEMPTS` (whose labels depend on settings);
+/// returns its outcome label (see `names::ATTEMPTS`).
+fn count_attempt(outcome: &Outcome, next: &Next, event_id: &str, attempt: u32, latency_ms: u64) -> &'static str {
+    let label = match (outcome, next) {
+        (_, Next::Delivered) => {
+            crate::names::DELIVERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Some(ingested) = crate::model::event_time_ms(event_id) {
+                let e2e = crate::now_ms().saturating_sub(ingested);
+                metrics::histogram!(crate::names::E2E_LATENCY).record(e2e as f64 / 1000.0);
+            }
+            "success"
+        }
+        (_, Next::RetryAt(_)) => {
+            let n = if attempt >= 10 {
+                "10+".to_string()
+            } else {
+                attempt.to_string()
+            };
+            metrics::counter!(crate::names::RETRIES_SCHEDULED, "attempt" => n).increment(1);
+            "retry"
+        }
+        (Outcome::Retry { .. }, Next::Dead(_)) => {
+            metrics::counter!(crate::names::DEAD_LETTERS, "cause" => "exhausted").increment(1);
+            "dead"
+        }
+        (outcome, Next::Dead(reason)) => {
+            let cause = match outcome {
+                Outcome::Gone => "gone",
+                _ if reason == "destination_blocked" => "blocked",
+                _ => "permanent",
+            };
+            metrics::counter!(crate::names::DEAD_LETTERS, "cause" => cause).increment(1);
+            "failed"
+        }
+    };
+    metrics::histogram!(crate::names::ATTEMPT_LATENCY).record(latency_ms as f64 / 1000.0);
+    label
 }

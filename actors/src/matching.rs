@@ -23,6 +23,16 @@ struct Subscription {
     patterns: Vec<String>,
     shard: u32,
     updated_at_ms: u64,
+    disabled: bool,
+}
+
+/// One endpoint as [`SubscriptionIndex::endpoints_in`] lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexedEndpoint {
+    pub tenant: String,
+    pub endpoint_id: String,
+    pub shard: u32,
+    pub disabled: bool,
 }
 
 impl Subscription {
@@ -32,6 +42,7 @@ impl Subscription {
             patterns: cfg.event_types.clone(),
             shard,
             updated_at_ms: cfg.updated_at_ms,
+            disabled: cfg.disabled,
         }
     }
 }
@@ -70,6 +81,21 @@ impl SubscriptionIndex {
             .iter()
             .find(|s| s.endpoint_id == endpoint_id)
             .map(|s| (s.endpoint_id.clone(), s.shard))
+    }
+
+    /// Every endpoint whose shard `in_shard` accepts (for the metrics sampler).
+    pub fn endpoints_in(&self, in_shard: impl Fn(u32) -> bool) -> Vec<IndexedEndpoint> {
+        let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
+        map.iter()
+            .flat_map(|(tenant, subs)| {
+                subs.iter().filter(|s| in_shard(s.shard)).map(|s| IndexedEndpoint {
+                    tenant: tenant.clone(),
+                    endpoint_id: s.endpoint_id.clone(),
+                    shard: s.shard,
+                    disabled: s.disabled,
+                })
+            })
+            .collect()
     }
 
     pub fn upsert(&self, cfg: &EndpointConfig, shard: u32) {

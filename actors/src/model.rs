@@ -191,3 +191,48 @@ mod tests {
         assert_eq!(s.to_string().parse::<f64>().unwrap(), s);
     }
 }
+
+/// The alphabet of generated ids: base 32 without i, l, o and u.
+pub const ID_ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+
+/// A delivery's id: `dlv_` + the endpoint id's core + the event id's core.
+pub fn delivery_id(endpoint_id: &str, event_id: &str) -> String {
+    format!(
+        "dlv_{}{}",
+        endpoint_id.get(3..).unwrap_or_default(),
+        event_id.get(4..).unwrap_or_default()
+    )
+}
+
+/// `ms` as the 10 base-32 characters that begin an event id's core (so ids sort by time).
+pub fn encode_event_time(ms: u64) -> String {
+    (0..10)
+        .rev()
+        .map(|i| ID_ALPHABET[((ms >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+/// The ingest time (ms) an event id carries.
+pub fn event_time_ms(event_id: &str) -> Option<u64> {
+    let time = event_id.strip_prefix("evt_")?.get(..10)?;
+    time.bytes().try_fold(0u64, |acc, b| {
+        let digit = ID_ALPHABET.iter().position(|a| *a == b)? as u64;
+        Some(acc << 5 | digit)
+    })
+}
+
+#[cfg(test)]
+mod id_tests {
+    use super::*;
+
+    #[test]
+    fn event_times_round_trip() {
+        for ms in [0, 1, 1_763_870_000_123, (1u64 << 50) - 1] {
+            let id = format!("evt_{}abcdefghjkmnpqrs", encode_event_time(ms));
+            assert_eq!(event_time_ms(&id), Some(ms), "{id}");
+        }
+        assert_eq!(event_time_ms("evt_short"), None);
+        assert_eq!(event_time_ms("ep_0123456789abcdefghjk"), None);
+        assert_eq!(event_time_ms("evt_ILOU000000abcdefghjkmnpqrs"), None);
+    }
+}

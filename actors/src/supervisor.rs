@@ -46,6 +46,8 @@ pub struct NodeSettings {
     pub breaker: crate::breaker::BreakerSettings,
     /// An endpoint failing without a break this long is disabled (`health.disable_after_s`).
     pub disable_after_ms: u64,
+    /// Which ids label per-endpoint metrics (`metrics.tenant_labels`, `metrics.endpoint_labels`).
+    pub metric_labels: crate::names::MetricLabels,
 }
 
 /// Shared by every actor of the node.

@@ -94,7 +94,7 @@ async fn ingest(
         Err(e) if e.status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
         Err(_) => "rejected",
     };
-    metrics::counter!(crate::telemetry::names::EVENTS_INGESTED, "outcome" => label).increment(1);
+    count_ingested(&state, &tenant, label, 1);
     metrics::histogram!(crate::telemetry::names::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
     outcome
 }
@@ -285,10 +285,9 @@ async fn ingest_batch(
             }
         })
         .collect();
-    let counter = crate::telemetry::names::EVENTS_INGESTED;
-    metrics::counter!(counter, "outcome" => "accepted").increment(outcomes.0);
-    metrics::counter!(counter, "outcome" => "duplicate").increment(outcomes.1);
-    metrics::counter!(counter, "outcome" => "rejected").increment(outcomes.2);
+    count_ingested(&state, &tenant, "accepted", outcomes.0);
+    count_ingested(&state, &tenant, "duplicate", outcomes.1);
+    count_ingested(&state, &tenant, "rejected", outcomes.2);
     metrics::histogram!(crate::telemetry::names::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
     Ok((StatusCode::ACCEPTED, axum::Json(BatchOut { results })))
 }
@@ -377,6 +376,16 @@ async fn fetch(
         payload: body["data"].take(),
         deliveries,
     }))
+}
+
+/// `hookline_events_ingested_total{outcome[, tenant]}`.
+fn count_ingested(state: &AppState, tenant: &str, outcome: &'static str, n: u64) {
+    let labels = hookline_actors::names::MetricLabels {
+        tenant: state.config.metrics.tenant_labels,
+        endpoint: false,
+    };
+    let labels = labels.with_tenant(&[("outcome", outcome.to_string())], tenant);
+    metrics::counter!(crate::telemetry::names::EVENTS_INGESTED, labels).increment(n);
 }
 
 /// The tenant spent its ingest limit for this second: nothing was stored.

@@ -197,7 +197,7 @@ impl RedisStore {
 }
 
 /// A reply that is a map (RESP3) or a flat `[k, v, k, v]` array (RESP2), as key/value pairs.
-fn field_map(reply: Value) -> Vec<(String, Value)> {
+pub(super) fn field_map(reply: Value) -> Vec<(String, Value)> {
     match reply {
         Value::Map(map) => map
             .inner()

@@ -8,10 +8,12 @@
 mod janitor;
 pub mod keys;
 mod log;
+mod sample;
 mod scripts;
 
 pub use janitor::JanitorReport;
 pub use log::DeliveryRow;
+pub use sample::EndpointSample;
 
 use crate::config::Config;
 use fred::clients::SubscriberClient;
@@ -62,7 +64,9 @@ pub fn redis_config(url: &str) -> Result<fred::types::config::Config, fred::erro
     fred::types::config::Config::from_url(url)
 }
 
+/// Every failed Redis command passes here (`hookline_redis_errors_total`).
 fn unavailable(e: fred::error::Error) -> StoreError {
+    metrics::counter!(hookline_actors::names::REDIS_ERRORS).increment(1);
     StoreError::Unavailable(e.to_string())
 }
 
@@ -193,11 +197,17 @@ impl RedisStore {
         self.pool.next()
     }
 
+    /// Run a script (loading it if Redis does not know it yet); its latency is measured per
+    /// script (`hookline_redis_command_seconds{op}`).
     async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> StoreResult<Value> {
-        script
+        let started = std::time::Instant::now();
+        let result = script
             .evalsha_with_reload(self.client(), keys, args)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable);
+        metrics::histogram!(hookline_actors::names::REDIS_LATENCY, "op" => scripts::name_of(script))
+            .record(started.elapsed().as_secs_f64());
+        result
     }
 
     pub async fn ping(&self) -> bool {

@@ -255,3 +255,36 @@ return replayed
 "#,
     )
 });
+
+/// The script's name, for metric labels (bounded: one per script above).
+pub fn name_of(script: &Script) -> &'static str {
+    let all: [(&'static str, &LazyLock<Script>); 11] = [
+        ("ingest", &INGEST),
+        ("route", &ROUTE),
+        ("record_attempt", &RECORD_ATTEMPT),
+        ("settle_idle", &SETTLE_IDLE),
+        ("hold_lease", &HOLD_LEASE),
+        ("release_lease", &RELEASE_LEASE),
+        ("heartbeat", &HEARTBEAT),
+        ("delete_endpoint_work", &DELETE_ENDPOINT_WORK),
+        ("mark_dropped", &MARK_DROPPED),
+        ("trim_oldest", &TRIM_OLDEST),
+        ("replay", &REPLAY),
+    ];
+    all.iter()
+        .find(|(_, s)| std::ptr::eq(script, &***s))
+        .map_or("other", |(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_script_has_its_own_name() {
+        assert_eq!(name_of(&INGEST), "ingest");
+        assert_eq!(name_of(&RECORD_ATTEMPT), "record_attempt");
+        assert_eq!(name_of(&REPLAY), "replay");
+        assert_eq!(name_of(&Script::from_lua("return 1")), "other");
+    }
+}

@@ -159,6 +159,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         drain_timeout_ms: 3_000,
         breaker: Default::default(),
         disable_after_ms: 3_600_000,
+        metric_labels: Default::default(),
     };
     let index = Arc::new(SubscriptionIndex::new());
     let transport = Arc::new(HttpTransport::new(true).unwrap());

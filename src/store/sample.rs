@@ -1,0 +1,126 @@
+//! What the metrics sampler reads: which shards this node holds, the queues and health of
+//! their endpoints, and how far the router is behind the stream. All pipelined.
+
+use super::keys::ROUTER_GROUP;
+use super::{text, unavailable, RedisStore};
+use fred::prelude::*;
+use fred::types::{ClusterHash, CustomCommand, Value};
+use hookline_actors::model::HealthRecord;
+use hookline_actors::store::StoreResult;
+
+/// One endpoint's queue and breaker, as sampled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EndpointSample {
+    pub queued: u64,
+    /// The score of its queue's head: the earliest due time (ms).
+    pub head_due_ms: Option<u64>,
+    /// closed | open | half_open
+    pub breaker: &'static str,
+}
+
+impl RedisStore {
+    /// The shards whose lease `node_id` holds now.
+    pub async fn held_shards(&self, node_id: &str, shard_count: u32) -> StoreResult<Vec<u32>> {
+        let pipeline = self.client().pipeline();
+        for shard in 0..shard_count {
+            let _: () = pipeline.get(self.keys.lease(shard)).await.map_err(unavailable)?;
+        }
+        let holders: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        Ok(holders
+            .iter()
+            .enumerate()
+            .filter(|(_, holder)| text(holder).as_deref() == Some(node_id))
+            .map(|(shard, _)| shard as u32)
+            .collect())
+    }
+
+    /// Queue length, queue head and breaker state of each `(shard, endpoint id)`, in order.
+    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str)]) -> StoreResult<Vec<EndpointSample>> {
+        let mut samples = Vec::with_capacity(endpoints.len());
+        for chunk in endpoints.chunks(1_000) {
+            let pipeline = self.client().pipeline();
+            for (shard, id) in chunk {
+                let queue = self.keys.queue(*shard, id);
+                let _: () = pipeline.zcard(&queue).await.map_err(unavailable)?;
+                let _: () = pipeline
+                    .zrange(&queue, 0, 0, None, false, None, true)
+                    .await
+                    .map_err(unavailable)?;
+                let _: () = pipeline.get(self.keys.health(*shard, id)).await.map_err(unavailable)?;
+            }
+            let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+            for reply in replies.chunks(3) {
+                let [queued, head, health] = reply else { continue };
+                let head = head.clone().into_array();
+                let breaker = text(health)
+                    .and_then(|h| serde_json::from_str::<HealthRecord>(&h).ok())
+                    .map_or("closed", |h| h.breaker.state.name());
+                samples.push(EndpointSample {
+                    queued: queued.as_u64().unwrap_or(0),
+                    head_due_ms: head
+                        .get(1)
+                        .and_then(|s| s.as_f64().or_else(|| text(s)?.parse().ok()))
+                        .map(|s| s as u64),
+                    breaker,
+                });
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Age (ms) of the oldest event the router has not finished with: the first entry never
+    /// read by the router group, or the oldest read but not acknowledged; 0 when none.
+    pub async fn router_lag_ms(&self, now_ms: u64) -> StoreResult<u64> {
+        let client = self.client();
+        let stream = self.keys.events_stream();
+        let groups: Result<Value, _> = client.xinfo_groups(&stream).await;
+        let groups = match groups {
+            Ok(v) => v.into_array(),
+            Err(e) if e.details().contains("no such key") => return Ok(0),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let Some(last_delivered) = groups
+            .into_iter()
+            .map(super::janitor::field_map)
+            .find(|fields| {
+                fields
+                    .iter()
+                    .any(|(k, v)| k == "name" && text(v).as_deref() == Some(ROUTER_GROUP))
+            })
+            .and_then(|fields| fields.into_iter().find(|(k, _)| k == "last-delivered-id"))
+            .and_then(|(_, v)| text(&v))
+        else {
+            return Ok(0);
+        };
+        let unread: Value = client
+            .custom(
+                CustomCommand::new_static("XRANGE", ClusterHash::FirstKey, false),
+                vec![
+                    stream.clone(),
+                    format!("({last_delivered}"),
+                    "+".into(),
+                    "COUNT".into(),
+                    "1".into(),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let first_unread = unread
+            .into_array()
+            .first()
+            .and_then(|e| e.clone().into_array().first().and_then(text));
+        let pending: Value = client
+            .custom(
+                CustomCommand::new_static("XPENDING", ClusterHash::FirstKey, false),
+                vec![stream, ROUTER_GROUP.to_string()],
+            )
+            .await
+            .map_err(unavailable)?;
+        let oldest_pending = pending.into_array().get(1).and_then(text);
+        let age = |id: Option<String>| {
+            id.and_then(|id| id.split('-').next()?.parse::<u64>().ok())
+                .map_or(0, |ms| now_ms.saturating_sub(ms))
+        };
+        Ok(age(first_unread).max(age(oldest_pending)))
+    }
+}
