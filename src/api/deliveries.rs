@@ -165,6 +165,10 @@ async fn replay(
 /// Most deliveries one list request looks at while filtering by status; past it the page is
 /// returned short, with a cursor to go on from.
 const SCAN_BUDGET: usize = 2_000;
+/// Most delivery-log entries read in one round trip, over all of the tenant's endpoints.
+const ENTRIES_PER_ROUND: usize = 5_000;
+/// Most round trips one list request makes; past it the page is returned short, with a cursor.
+const MAX_ROUNDS: usize = 20;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -237,15 +241,29 @@ struct Candidate {
     at: Position,
 }
 
-/// Merge endpoints' logs (each newest first) into the `take` newest deliveries strictly after
-/// `after`. Returns them and whether every log was read to its end.
+/// Merge endpoints' logs (each newest first, `fetched_per_log` entries asked of each) into the
+/// `take` newest deliveries strictly after `after`. A log that returned all it was asked may
+/// hold older entries not read yet, so only candidates at or above the newest of such logs'
+/// last entries are certain to be in order; the rest wait for the next round. Returns them and
+/// whether every log was read to its end.
 fn merge_newest(
     logs: Vec<(String, Vec<(String, f64)>)>,
     after: Option<&Position>,
     fetched_per_log: usize,
     take: usize,
 ) -> (Vec<Candidate>, bool) {
-    let exhausted = logs.iter().all(|(_, entries)| entries.len() < fetched_per_log);
+    let frontier: Option<Position> = logs
+        .iter()
+        .filter(|(_, entries)| entries.len() >= fetched_per_log)
+        .filter_map(|(endpoint_id, entries)| {
+            let (event_id, order) = entries.last()?;
+            Some(Position {
+                order: *order,
+                delivery_id: crate::ids::delivery_id(endpoint_id, event_id),
+            })
+        })
+        .reduce(|a, b| if a.is_after(&b) { b } else { a });
+    let exhausted = frontier.is_none();
     let mut all: Vec<Candidate> = logs
         .into_iter()
         .flat_map(|(endpoint_id, entries)| {
@@ -259,6 +277,7 @@ fn merge_newest(
             })
         })
         .filter(|c| after.is_none_or(|a| c.at.is_after(a)))
+        .filter(|c| frontier.as_ref().is_none_or(|f| !c.at.is_after(f)))
         .collect();
     all.sort_by(|a, b| {
         b.at.order
@@ -318,13 +337,22 @@ async fn list(
 
     let mut data = Vec::with_capacity(limit);
     let mut scanned = 0;
+    // Entries read per log each round: enough for the page (more when a status filter skips
+    // some), within ENTRIES_PER_ROUND over all logs; raised if ties at one ingest order fill it.
+    let mut per_log_floor = 2;
+    let mut rounds = 0;
     let next_cursor = loop {
-        let want = limit - data.len() + 1;
+        rounds += 1;
+        let mut want = limit - data.len() + 1;
+        if status.is_some() {
+            want = want.max(100);
+        }
         let (candidates, exhausted) = match q.event_id.as_deref() {
             Some(event_id) => event_candidates(&state, &sources, event_id, position.as_ref()).await?,
             None => {
                 // One more than wanted per log: the delivery at the cursor itself comes back too.
-                let per_log = want + 1;
+                let share = (ENTRIES_PER_ROUND / sources.len().max(1)).max(2);
+                let per_log = (want + 1).min(share).max(per_log_floor);
                 let pages = state
                     .store
                     .delivery_log_newest(&sources, position.as_ref().map(|p| p.order), per_log)
@@ -334,9 +362,15 @@ async fn list(
             }
         };
         if candidates.is_empty() {
-            // Only possible if one log held more than a page of deliveries at one ingest order,
-            // which order scores rule out (one per stream entry); stop rather than spin.
-            break None;
+            if exhausted {
+                break None;
+            }
+            // Every entry read sat at the cursor's ingest order (ties): read deeper.
+            per_log_floor = (per_log_floor * 8).min(SCAN_BUDGET);
+            if rounds >= MAX_ROUNDS {
+                break position.map(|p| p.encode());
+            }
+            continue;
         }
         let items: Vec<(u32, &str, &str)> = candidates
             .iter()
@@ -373,7 +407,7 @@ async fn list(
                 reason: row.reason,
             });
         }
-        if full || (!exhausted && scanned >= SCAN_BUDGET) {
+        if full || (!exhausted && (scanned >= SCAN_BUDGET || rounds >= MAX_ROUNDS)) {
             break position.map(|p| p.encode());
         }
         if exhausted {
@@ -441,6 +475,26 @@ mod tests {
         // Paging from between the two tied deliveries of one event finds the second one.
         let (after_tie, _) = merge_newest(logs(), Some(&first[0].at), 10, 1);
         assert_eq!(after_tie[0], first[1]);
+    }
+
+    #[test]
+    fn only_candidates_above_a_full_logs_last_entry_are_certain() {
+        // Log a returned all 2 it was asked: it may hold an entry at 8.5, newer than b's 8.
+        let logs = vec![
+            log("ep_aaaa", &[("evt_a10", 10.0), ("evt_a9", 9.0)]),
+            log("ep_bbbb", &[("evt_b8", 8.0)]),
+        ];
+        let (got, exhausted) = merge_newest(logs, None, 2, 10);
+        let orders: Vec<f64> = got.iter().map(|c| c.at.order).collect();
+        assert_eq!(orders, vec![10.0, 9.0]);
+        assert!(!exhausted);
+        // The next round, from 9, finds the 8.5 before b's 8.
+        let logs = vec![
+            log("ep_aaaa", &[("evt_a9", 9.0), ("evt_a85", 8.5)]),
+            log("ep_bbbb", &[("evt_b8", 8.0)]),
+        ];
+        let (got, _) = merge_newest(logs, Some(&got[1].at), 2, 10);
+        assert_eq!(got.iter().map(|c| c.at.order).collect::<Vec<_>>(), vec![8.5]);
     }
 
     #[test]

@@ -165,8 +165,9 @@ impl RedisStore {
     }
 
     /// Delete router consumers that hold no pending entries and have been idle long: consumers
-    /// of nodes that are gone (a node's consumer is its node id). A live consumer removed by
-    /// mistake costs nothing: XREADGROUP creates it again.
+    /// of nodes that are gone (a node's consumer is its node id). The check and the delete are
+    /// one script, so entries a consumer reads meanwhile are never dropped with it. A live
+    /// consumer removed while idle costs nothing: XREADGROUP creates it again.
     async fn remove_idle_consumers(&self, node_id: &str, idle_ms: u64) -> StoreResult<u64> {
         let client = self.client();
         let reply: Result<Value, _> = client.xinfo_consumers(self.keys.events_stream(), ROUTER_GROUP).await;
@@ -185,11 +186,12 @@ impl RedisStore {
                 continue;
             };
             if name != node_id && idle > idle_ms {
-                let _: Value = client
-                    .xgroup_delconsumer(self.keys.events_stream(), ROUTER_GROUP, name.as_str())
-                    .await
-                    .map_err(unavailable)?;
-                removed += 1;
+                // Checked again and deleted in one step: it may have read entries since.
+                let args = vec![ROUTER_GROUP.to_string(), name, idle_ms.to_string()];
+                let deleted = self
+                    .eval(&scripts::DELETE_IDLE_CONSUMER, vec![self.keys.events_stream()], args)
+                    .await?;
+                removed += deleted.as_u64().unwrap_or(0);
             }
         }
         Ok(removed)

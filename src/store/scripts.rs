@@ -40,7 +40,8 @@ return {ARGV[1], 0}
 /// KEYS: queue, due, delivery log, delivery record × n. ARGV: endpoint id, retention s, now ms,
 /// then (event id, score) × n. Creates each delivery only if its record does not exist yet, so
 /// routing an event twice queues nothing twice, and lists it in the endpoint's delivery log
-/// (for `GET …/deliveries`). Returns the number created.
+/// (for `GET …/deliveries`), trimming up to twice as many log entries older than retention (so
+/// a busy endpoint's log stays bounded between janitor visits). Returns the number created.
 pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -59,6 +60,11 @@ for i = 4, #KEYS do
   end
 end
 if earliest then redis.call('ZADD', KEYS[2], 'LT', earliest, ARGV[1]) end
+if created > 0 then
+  local old = redis.call('ZCOUNT', KEYS[3], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[2]) * 1000)
+  if old > 2 * created then old = 2 * created end
+  if old > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, old - 1) end
+end
 return created
 "#,
     )
@@ -70,11 +76,20 @@ return created
 /// for ordered endpoints (keep place = 1): there it keeps its place in line, and the due time
 /// is only in the record, so a failing head holds back everything behind it. If the delivery
 /// was replayed while this attempt ran, the attempt is logged but the replay wins: the delivery
-/// is queued again at once (a new cycle), whatever this attempt's outcome.
+/// is queued again at once (a new cycle), whatever this attempt's outcome. If its endpoint was
+/// deleted and the janitor already marked it dead (`endpoint_deleted`), only a success changes
+/// that (a retry could never run: its queue is gone). A new dead letter trims up to two letters
+/// older than retention from the set, so a set growing faster than the janitor visits it
+/// stays bounded.
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-local replayed = tonumber(redis.call('HGET', KEYS[2], 'replayed_ms') or '0')
+local prior = redis.call('HMGET', KEYS[2], 'replayed_ms', 'status', 'reason')
+if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and ARGV[2] ~= 'delivered' then
+  redis.call('HSET', KEYS[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4], 'updated_ms', ARGV[5])
+  return 0
+end
+local replayed = tonumber(prior[1] or '0')
 redis.call('HSET', KEYS[2], 'status', ARGV[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4],
   'updated_ms', ARGV[5], 'next_ms', ARGV[6], 'reason', ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
@@ -97,6 +112,9 @@ else
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
   redis.call('EXPIRE', KEYS[3], ARGV[8])
+  local old = redis.call('ZCOUNT', KEYS[3], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000)
+  if old > 2 then old = 2 end
+  if old > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, old - 1) end
 end
 return 1
 "#,
@@ -184,7 +202,7 @@ if dropped > 0 then
   if redis.call('EXISTS', KEYS[6]) == 0 then
     redis.call('RENAME', KEYS[1], KEYS[6])
   else
-    redis.call('ZUNIONSTORE', KEYS[6], 2, KEYS[6], KEYS[1])
+    redis.call('ZUNIONSTORE', KEYS[6], 2, KEYS[6], KEYS[1], 'AGGREGATE', 'MIN')
   end
   redis.call('EXPIRE', KEYS[6], ARGV[2])
 end
@@ -210,6 +228,29 @@ for i = 2, #KEYS do
   redis.call('ZREM', KEYS[1], ARGV[i - 1])
 end
 return redis.call('ZCARD', KEYS[1])
+"#,
+    )
+});
+
+/// KEYS: stream. ARGV: group, consumer, idle ms. Deletes the consumer only if it holds no
+/// pending entries and has been idle longer than that, checked and done in one step (entries it
+/// read between a separate check and the delete would be lost with it). 1 if deleted.
+pub static DELETE_IDLE_CONSUMER: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local consumers = redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+for _, c in ipairs(consumers) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  if f['name'] == ARGV[2] then
+    if tonumber(f['pending']) == 0 and tonumber(f['idle']) > tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+      return 1
+    end
+    return 0
+  end
+end
+return 0
 "#,
     )
 });
@@ -258,7 +299,7 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 11] = [
+    let all: [(&'static str, &LazyLock<Script>); 12] = [
         ("ingest", &INGEST),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
@@ -269,6 +310,7 @@ pub fn name_of(script: &Script) -> &'static str {
         ("delete_endpoint_work", &DELETE_ENDPOINT_WORK),
         ("mark_dropped", &MARK_DROPPED),
         ("trim_oldest", &TRIM_OLDEST),
+        ("delete_idle_consumer", &DELETE_IDLE_CONSUMER),
         ("replay", &REPLAY),
     ];
     all.iter()

@@ -93,3 +93,124 @@ async fn janitor_keeps_consumers_holding_entries() {
     );
     redis_cli(&url, &["DEL", &stream]);
 }
+
+/// A deleted endpoint's attempt that finishes after the janitor marked its delivery dead
+/// (`endpoint_deleted`) cannot turn it back into a retry that would never run; a success may.
+#[tokio::test]
+async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() {
+    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::{EndpointConfig, RoutedEvent, Store, StreamEvent};
+    let prefix = unique_prefix("dropped");
+    let cfg = config(&prefix);
+    let store = RedisStore::connect(&cfg).await.unwrap();
+    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
+    let endpoint = EndpointConfig::new(
+        hookline::ids::new_endpoint_id(),
+        "t".into(),
+        "http://127.0.0.1:9/x".into(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        hookline_actors::now_ms(),
+    );
+    let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
+    store.put_endpoint(&endpoint, shard).await.unwrap();
+    let events: Vec<String> = (0..2)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
+        .collect();
+    let routed: Vec<RoutedEvent> = events
+        .iter()
+        .enumerate()
+        .map(|(i, id)| RoutedEvent {
+            event: StreamEvent {
+                stream_id: format!("{}-{i}", hookline_actors::now_ms()),
+                event_id: id.clone(),
+                tenant: "t".into(),
+                event_type: "a.b".into(),
+                only_endpoint: None,
+            },
+            endpoints: vec![(endpoint.id.clone(), shard)],
+        })
+        .collect();
+    store.route(&routed).await.unwrap();
+    assert_eq!(store.delete_endpoint(&endpoint, shard).await.unwrap(), 2);
+    let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
+    assert_eq!(report.dropped_marked_dead, 2, "{report:?}");
+
+    let attempt = AttemptRecord {
+        at_ms: hookline_actors::now_ms(),
+        status_code: Some(503),
+        latency_ms: 5,
+        response_excerpt: String::new(),
+        error: None,
+    };
+    let retry = Next::RetryAt(hookline_actors::now_ms() + 60_000);
+    store
+        .record_attempt(&endpoint, shard, &events[0], 1, &attempt, &retry)
+        .await
+        .unwrap();
+    store
+        .record_attempt(&endpoint, shard, &events[1], 1, &attempt, &Next::Delivered)
+        .await
+        .unwrap();
+    let first = store
+        .get_delivery(shard, &endpoint.id, &events[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.reason.as_deref()),
+        ("dead", Some("endpoint_deleted"))
+    );
+    assert_eq!(first.attempts.len(), 1, "the attempt is still logged");
+    let second = store
+        .get_delivery(shard, &endpoint.id, &events[1])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.status, "delivered");
+}
+
+/// Routing trims a busy endpoint's delivery log as it writes it (up to twice what it adds), so
+/// the log stays bounded even when the janitor visits rarely.
+#[tokio::test]
+async fn routing_trims_the_delivery_log_as_it_grows() {
+    use hookline_actors::{RoutedEvent, Store, StreamEvent};
+    let prefix = unique_prefix("logtrim");
+    let cfg = config(&prefix);
+    let store = RedisStore::connect(&cfg).await.unwrap();
+    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
+    let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    let endpoint_id = hookline::ids::new_endpoint_id();
+    let shard = hookline_actors::shard::shard_of(&endpoint_id, cfg.shards.count);
+    let log = store.keys().delivery_log(shard, &endpoint_id);
+    for i in 0..5 {
+        // Entries from 1970: far past retention.
+        let _: () = client
+            .zadd(&log, None, None, false, false, (i as f64, format!("evt_old{i}")))
+            .await
+            .unwrap();
+    }
+    let now = hookline_actors::now_ms();
+    let routed: Vec<RoutedEvent> = (0..2)
+        .map(|i| RoutedEvent {
+            event: StreamEvent {
+                stream_id: format!("{now}-{i}"),
+                event_id: hookline::ids::new_event_id(now),
+                tenant: "t".into(),
+                event_type: "a.b".into(),
+                only_endpoint: None,
+            },
+            endpoints: vec![(endpoint_id.clone(), shard)],
+        })
+        .collect();
+    store.route(&routed).await.unwrap();
+    let left: Vec<String> = client.zrange(&log, 0, -1, None, false, None, false).await.unwrap();
+    assert_eq!(
+        left.len(),
+        3,
+        "2 new + 1 of the 5 old (4 trimmed for 2 added): {left:?}"
+    );
+    assert_eq!(left[0], "evt_old4");
+}
