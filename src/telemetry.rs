@@ -103,7 +103,9 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Another recorder may already be installed (an embedding program's): then this
             // handle renders an empty page rather than failing the node.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                names::describe_all();
+            }
             handle
         })
         .clone()

@@ -155,6 +155,11 @@ impl Breaker {
         }
     }
 
+    /// closed | open | half_open
+    pub fn state_name(&self) -> &'static str {
+        self.record.state.name()
+    }
+
     pub fn is_half_open(&self) -> bool {
         matches!(self.record.state, BreakerState::HalfOpen { .. })
     }

@@ -304,7 +304,11 @@ impl EndpointState {
             .await
         {
             Ok(()) => metrics::counter!(crate::names::DEAD_LETTERS, "cause" => "expired").increment(1),
-            Err(e) => tracing::warn!(endpoint_id = %cfg.id, error = %e, "recording an expired delivery failed"),
+            Err(e) => tracing::warn!(
+                tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %delivery.event_id,
+                delivery_id = %crate::model::delivery_id(&cfg.id, &delivery.event_id), attempt = number,
+                error = %e, "recording an expired delivery failed"
+            ),
         }
     }
 
@@ -435,12 +439,17 @@ impl EndpointState {
             Outcome::Permanent { .. } | Outcome::Gone => (false, false),
         };
         let mut changed = false;
+        let was_closed = self.breaker.state_name() == "closed";
         if self.breaker.is_half_open() {
             if is_probe {
                 changed |= self.breaker.observe(now, !failure);
             }
         } else if success || failure {
             changed |= self.breaker.observe(now, success);
+        }
+        if was_closed && self.breaker.state_name() == "open" {
+            metrics::counter!(crate::names::BREAKERS_OPENED).increment(1);
+            tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, "circuit breaker opened");
         }
         if success {
             changed |= self.failing_since_ms.take().is_some();
@@ -519,6 +528,13 @@ impl EndpointState {
             .await
         {
             Ok(()) => {
+                if let Next::Dead(reason) = &next {
+                    tracing::info!(
+                        tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
+                        delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
+                        reason = %reason, "delivery dead-lettered"
+                    );
+                }
                 if let Next::RetryAt(at) = next {
                     if at.saturating_sub(crate::now_ms()) <= self.ctx.settings.idle_keepalive_ms {
                         self.wake_at(myself, at);
@@ -528,7 +544,11 @@ impl EndpointState {
             Err(e) => {
                 // The delivery is still queued at its old time: it is attempted again once the
                 // store answers (at least once, possibly twice).
-                tracing::warn!(endpoint_id = %cfg.id, event_id = %event_id, error = %e, "recording an attempt failed");
+                tracing::warn!(
+                    tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
+                    delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
+                    error = %e, "recording an attempt failed"
+                );
                 if self.probe.as_deref() == Some(event_id.as_str()) {
                     self.probe = None;
                     self.breaker.probe_lost();

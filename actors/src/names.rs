@@ -27,6 +27,8 @@ pub const QUEUED: &str = "hookline_deliveries_queued";
 pub const OLDEST_QUEUED_AGE: &str = "hookline_oldest_queued_delivery_age_seconds";
 pub const DRAIN_TIME: &str = "hookline_drain_time_estimate_seconds";
 pub const BREAKERS: &str = "hookline_breakers";
+/// Breakers that went from closed to open (a burst of these: a wave of receivers failing, or us).
+pub const BREAKERS_OPENED: &str = "hookline_breakers_opened_total";
 pub const ENDPOINTS_DISABLED: &str = "hookline_endpoints_disabled";
 /// Sampled, cluster-wide (every node reports the same figure: take `max`).
 pub const ROUTER_LAG: &str = "hookline_router_lag_seconds";
@@ -60,5 +62,100 @@ impl MetricLabels {
             labels.push(metrics::Label::new("tenant", tenant.to_string()));
         }
         labels
+    }
+}
+
+/// Describe every metric (HELP text) and register the series that would otherwise appear
+/// only after their first event, at zero: dashboards and alerts see 0, not "no data".
+pub fn describe_all() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        EVENTS_INGESTED,
+        "Events posted, by outcome (accepted, duplicate, rejected, unavailable)"
+    );
+    describe_histogram!(INGEST_LATENCY, Unit::Seconds, "Time to answer an ingest request");
+    describe_counter!(
+        ATTEMPTS,
+        "Delivery attempts by outcome: success, retry (retry scheduled), failed (permanent, dead-lettered), dead (retries exhausted)"
+    );
+    describe_histogram!(ATTEMPT_LATENCY, Unit::Seconds, "Duration of one delivery attempt");
+    describe_histogram!(
+        E2E_LATENCY,
+        Unit::Seconds,
+        "From ingest to successful delivery (retries included)"
+    );
+    describe_counter!(
+        RETRIES_SCHEDULED,
+        "Retries scheduled, by the number of the attempt that failed"
+    );
+    describe_counter!(DEAD_LETTERS, "Deliveries dead-lettered, by cause");
+    describe_counter!(
+        EVENTS_ROUTED,
+        "Events read from the stream and queued for their endpoints"
+    );
+    describe_gauge!(ENDPOINT_ACTORS, "Endpoint actors running on this node");
+    describe_gauge!(SHARDS_OWNED, "Shards whose lease this node holds");
+    describe_counter!(HTTP_REQUESTS, "API requests by route template, method and status class");
+    describe_counter!(
+        DELIVERIES_DROPPED,
+        "Pending deliveries dropped by deleting their endpoint"
+    );
+    describe_counter!(JANITOR_REMOVED, "What retention passes removed, by kind");
+    describe_counter!(JANITOR_PASSES, "Retention passes this node ran");
+    describe_gauge!(QUEUED, "Deliveries queued for the endpoints of this node's shards (active: we owe them; paused: breaker open or endpoint disabled)");
+    describe_gauge!(
+        OLDEST_QUEUED_AGE,
+        Unit::Seconds,
+        "How long the most overdue delivery of an active endpoint has been due"
+    );
+    describe_gauge!(
+        DRAIN_TIME,
+        Unit::Seconds,
+        "Active queued deliveries divided by the recent delivery rate (capped at a week)"
+    );
+    describe_gauge!(BREAKERS, "Endpoints of this node's shards by circuit-breaker state");
+    describe_counter!(BREAKERS_OPENED, "Circuit breakers that opened");
+    describe_gauge!(ENDPOINTS_DISABLED, "Disabled endpoints of this node's shards");
+    describe_gauge!(
+        ROUTER_LAG,
+        Unit::Seconds,
+        "Age of the oldest event not yet routed (cluster-wide)"
+    );
+    describe_counter!(REDIS_ERRORS, "Redis commands that failed");
+    describe_histogram!(REDIS_LATENCY, Unit::Seconds, "Duration of Redis scripts, by script");
+
+    for outcome in ["accepted", "duplicate", "rejected", "unavailable"] {
+        metrics::counter!(EVENTS_INGESTED, "outcome" => outcome).increment(0);
+    }
+    for outcome in ["success", "retry", "failed", "dead"] {
+        metrics::counter!(ATTEMPTS, "outcome" => outcome).increment(0);
+    }
+    for cause in ["permanent", "exhausted", "gone", "blocked", "expired"] {
+        metrics::counter!(DEAD_LETTERS, "cause" => cause).increment(0);
+    }
+    for state in ["closed", "open", "half_open"] {
+        metrics::gauge!(BREAKERS, "state" => state).set(0.0);
+    }
+    for name in [
+        EVENTS_ROUTED,
+        DELIVERIES_DROPPED,
+        JANITOR_PASSES,
+        BREAKERS_OPENED,
+        REDIS_ERRORS,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    for name in [
+        ENDPOINT_ACTORS,
+        SHARDS_OWNED,
+        OLDEST_QUEUED_AGE,
+        DRAIN_TIME,
+        ENDPOINTS_DISABLED,
+        ROUTER_LAG,
+    ] {
+        metrics::gauge!(name).increment(0.0);
+    }
+    for name in [INGEST_LATENCY, ATTEMPT_LATENCY, E2E_LATENCY] {
+        let _ = metrics::histogram!(name);
     }
 }

@@ -9,6 +9,7 @@ mod fuzz;
 mod health;
 mod ingest;
 mod lifecycle;
+mod observability;
 mod openapi;
 mod pipeline;
 mod queries;

@@ -1,0 +1,367 @@
+//! What SREs see: after a known workload the scraped counters and histogram counts are exactly
+//! that workload; no label carries an endpoint or event id by default; the log lines of one
+//! delivery are found by its `delivery_id` and carry the fields to follow it; nothing secret.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// One sample of a Prometheus text scrape.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+/// Parse the Prometheus text format (what `/metrics` serves).
+pub fn parse_scrape(text: &str) -> Vec<Sample> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|line| {
+            let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {line}"));
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+            };
+            let (name, labels) = match series.split_once('{') {
+                None => (series.to_string(), BTreeMap::new()),
+                Some((name, rest)) => {
+                    let body = rest.strip_suffix('}').unwrap();
+                    let mut labels = BTreeMap::new();
+                    // Label values here never hold `",`; split on it.
+                    for pair in body.split("\",").filter(|p| !p.is_empty()) {
+                        let (k, v) = pair.split_once("=\"").unwrap();
+                        labels.insert(k.to_string(), v.trim_end_matches('"').to_string());
+                    }
+                    (name.to_string(), labels)
+                }
+            };
+            Sample { name, labels, value }
+        })
+        .collect()
+}
+
+pub async fn scrape(api: &Api) -> Vec<Sample> {
+    let resp = reqwest::get(format!("{}/metrics", api.base)).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    parse_scrape(&resp.text().await.unwrap())
+}
+
+/// A metric, the labels its samples must have, and their expected sum.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
+/// The sum of `name` over samples whose labels include all of `with`.
+fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| {
+            s.name == name
+                && with
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|s| s.value)
+        .sum()
+}
+
+#[tokio::test]
+async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
+    let redis = shared_redis_url();
+    let opts = NodeOpts::new(&redis, &unique_prefix("obs")).set("metrics__sample_interval_s", "1");
+    let node = Node::start_ready(&opts).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let api = &node.api;
+    let ok = api
+        .create_endpoint("m", json!({"url": sink.url("ok/ok"), "event_types": ["ok.*"]}))
+        .await;
+    let flaky = api
+        .create_endpoint(
+            "m",
+            json!({"url": sink.url("status/503/flaky"), "event_types": ["flaky.*"], "retry_schedule_s": [1, 1]}),
+        )
+        .await;
+    let refuse = api
+        .create_endpoint(
+            "m",
+            json!({"url": sink.url("status/400/refuse"), "event_types": ["bad.*"]}),
+        )
+        .await;
+
+    // 5 successes (one posted twice with a key: 1 duplicate), 2 events that retry twice and
+    // die of exhaustion, 3 refused for good, 1 event refused at ingest.
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(
+            api.post_event("m", "ok.x", json!({"secret_payload_marker": i}))
+                .await
+                .unwrap(),
+        );
+    }
+    for expect in [202, 200] {
+        let (status, body) = api
+            .post(
+                "/v1/tenants/m/events",
+                json!({"type": "ok.keyed", "payload": {}, "idempotency_key": "once"}),
+            )
+            .await;
+        assert_eq!(status, expect, "{body}");
+    }
+    let mut flaky_events = Vec::new();
+    for _ in 0..2 {
+        flaky_events.push(api.post_event("m", "flaky.x", json!({})).await.unwrap());
+    }
+    for _ in 0..3 {
+        ids.push(api.post_event("m", "bad.x", json!({})).await.unwrap());
+    }
+    let (status, _) = api
+        .post(
+            "/v1/tenants/m/events",
+            json!({"type": "no spaces allowed", "payload": {}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        samples = scrape(api).await;
+        let attempts = |o: &str| total(&samples, "hookline_delivery_attempts_total", &[("outcome", o)]);
+        if attempts("success") >= 5.0 && attempts("dead") >= 2.0 && attempts("failed") >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expected: &[Expected] = &[
+        (
+            "hookline_events_ingested_total",
+            &[("outcome", "accepted"), ("tenant", "m")],
+            10.0,
+        ),
+        (
+            "hookline_events_ingested_total",
+            &[("outcome", "duplicate"), ("tenant", "m")],
+            1.0,
+        ),
+        (
+            "hookline_events_ingested_total",
+            &[("outcome", "rejected"), ("tenant", "m")],
+            1.0,
+        ),
+        ("hookline_ingest_latency_seconds_count", &[], 12.0),
+        (
+            "hookline_delivery_attempts_total",
+            &[("outcome", "success"), ("tenant", "m")],
+            5.0,
+        ),
+        (
+            "hookline_delivery_attempts_total",
+            &[("outcome", "retry"), ("tenant", "m")],
+            4.0,
+        ),
+        (
+            "hookline_delivery_attempts_total",
+            &[("outcome", "dead"), ("tenant", "m")],
+            2.0,
+        ),
+        (
+            "hookline_delivery_attempts_total",
+            &[("outcome", "failed"), ("tenant", "m")],
+            3.0,
+        ),
+        ("hookline_attempt_latency_seconds_count", &[], 14.0),
+        ("hookline_delivery_e2e_seconds_count", &[], 5.0),
+        ("hookline_retries_scheduled_total", &[("attempt", "1")], 2.0),
+        ("hookline_retries_scheduled_total", &[("attempt", "2")], 2.0),
+        ("hookline_dead_letters_total", &[("cause", "exhausted")], 2.0),
+        ("hookline_dead_letters_total", &[("cause", "permanent")], 3.0),
+        ("hookline_events_routed_total", &[], 10.0),
+    ];
+    for (name, labels, want) in expected {
+        assert_eq!(total(&samples, name, labels), *want, "{name}{labels:?}");
+    }
+    // The histogram's +Inf bucket is its count.
+    let inf = total(&samples, "hookline_delivery_e2e_seconds_bucket", &[("le", "+Inf")]);
+    assert_eq!(inf, 5.0);
+
+    // The sampled gauges settle: nothing queued, every breaker closed, the router caught up.
+    let mut settled = Vec::new();
+    for _ in 0..100 {
+        settled = scrape(api).await;
+        let queued = total(&settled, "hookline_deliveries_queued", &[]);
+        let closed = total(&settled, "hookline_breakers", &[("state", "closed")]);
+        if queued == 0.0 && closed == 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(total(&settled, "hookline_deliveries_queued", &[]), 0.0);
+    assert_eq!(total(&settled, "hookline_breakers", &[("state", "closed")]), 3.0);
+    assert_eq!(total(&settled, "hookline_router_lag_seconds", &[]), 0.0);
+    assert_eq!(total(&settled, "hookline_drain_time_estimate_seconds", &[]), 0.0);
+
+    // Work held for a disabled endpoint is counted as paused backlog, not as work we owe.
+    api.create_endpoint(
+        "m",
+        json!({"url": sink.url("ok/held"), "event_types": ["held.*"], "disabled": true}),
+    )
+    .await;
+    for _ in 0..3 {
+        api.post_event("m", "held.x", json!({})).await.unwrap();
+    }
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = scrape(api).await;
+        if total(&held, "hookline_deliveries_queued", &[("state", "paused")]) == 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        total(
+            &held,
+            "hookline_deliveries_queued",
+            &[("state", "paused"), ("tenant", "m")]
+        ),
+        3.0
+    );
+    assert_eq!(total(&held, "hookline_deliveries_queued", &[("state", "active")]), 0.0);
+    assert_eq!(total(&held, "hookline_endpoints_disabled", &[]), 1.0);
+    assert_eq!(
+        total(&held, "hookline_drain_time_estimate_seconds", &[]),
+        0.0,
+        "paused work is not ours to drain"
+    );
+
+    // No label value is an endpoint id or an event id (default config).
+    let mut forbidden: Vec<String> = ids.clone();
+    forbidden.extend(flaky_events.iter().cloned());
+    for ep in [&ok, &flaky, &refuse] {
+        forbidden.push(ep["id"].as_str().unwrap().to_string());
+    }
+    for s in &settled {
+        for v in s.labels.values() {
+            assert!(
+                !forbidden.contains(v) && !v.starts_with("ep_") && !v.starts_with("evt_"),
+                "{s:?}"
+            );
+        }
+    }
+
+    // The log lines of one delivery, found by its delivery id, carry what follows it.
+    let delivery_id = format!("dlv_{}{}", &flaky["id"].as_str().unwrap()[3..], &flaky_events[0][4..]);
+    let lines: Vec<Value> = node
+        .logs()
+        .iter()
+        .filter(|l| l.contains(&delivery_id))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let attempts: Vec<u64> = lines
+        .iter()
+        .filter(|l| l["msg"] == "attempt finished")
+        .map(|l| l["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, vec![1, 2, 3], "{lines:#?}");
+    assert!(lines.iter().any(|l| l["msg"] == "delivery dead-lettered"), "{lines:#?}");
+    for line in &lines {
+        for field in ["tenant", "event_id", "endpoint_id", "delivery_id", "attempt"] {
+            assert!(!line[field].is_null(), "`{field}` missing: {line}");
+        }
+        assert_eq!(line["tenant"], "m");
+        assert_eq!(line["event_id"], flaky_events[0].as_str());
+    }
+    // Every metric the dashboard and the alert rules use is one this node exports.
+    let exported: std::collections::BTreeSet<&str> = samples.iter().chain(&settled).map(|s| s.name.as_str()).collect();
+    for (source, expr) in dashboard_and_alert_queries() {
+        let used = metric_names(&expr);
+        assert!(!used.is_empty(), "{source}: no hookline metric in {expr}");
+        for name in used {
+            assert!(
+                exported.contains(name.as_str()),
+                "{source} uses {name}, which the node does not export"
+            );
+        }
+    }
+
+    // No secret and no payload ever reaches the logs.
+    for line in node.logs() {
+        for ep in [&ok, &flaky, &refuse] {
+            let secret = ep["secret"].as_str().unwrap();
+            assert!(!line.contains(&secret[6..]), "a secret in the logs: {line}");
+        }
+        assert!(!line.contains("secret_payload_marker"), "a payload in the logs: {line}");
+    }
+}
+
+/// `hookline_…` metric names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("hookline_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every PromQL expression of `config/grafana/hookline.json` and `config/prometheus/alerts.yml`,
+/// with where it comes from; the files' structure is checked on the way.
+fn dashboard_and_alert_queries() -> Vec<(String, String)> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut queries = Vec::new();
+    let dashboard: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/config/grafana/hookline.json")).unwrap())
+            .unwrap();
+    let tenant_var = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "tenant");
+    assert!(tenant_var, "the dashboard has a tenant view");
+    for panel in dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["type"] != "row")
+    {
+        let targets = panel["targets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("panel without targets: {panel}"));
+        assert!(!targets.is_empty(), "{}", panel["title"]);
+        for t in targets {
+            queries.push((
+                format!("dashboard panel {}", panel["title"]),
+                t["expr"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let rules: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(format!("{root}/config/prometheus/alerts.yml")).unwrap())
+            .unwrap();
+    let mut alerts = Vec::new();
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let name = rule["alert"].as_str().unwrap().to_string();
+            assert!(rule["labels"]["severity"].is_string(), "{name}: no severity");
+            assert!(rule["annotations"]["summary"].is_string(), "{name}: no summary");
+            assert!(rule["for"].is_string(), "{name}: no `for`");
+            queries.push((format!("alert {name}"), rule["expr"].as_str().unwrap().to_string()));
+            alerts.push(name);
+        }
+    }
+    for wanted in [
+        "HooklineDrainTimeHigh",
+        "HooklineDeadLettersGrowingFast",
+        "HooklineManyBreakersOpening",
+        "HooklineSuccessRateLow",
+        "HooklineRouterLagging",
+    ] {
+        assert!(alerts.iter().any(|a| a == wanted), "alert {wanted} missing: {alerts:?}");
+    }
+    queries
+}
