@@ -439,3 +439,38 @@ async fn a_dead_endpoint_backlog_lives_in_redis_not_in_the_node() {
     })
     .await;
 }
+
+/// A node started while Redis is unreachable serves (/healthz 200) but is not ready: /readyz
+/// is 503 and says why (no Redis, not in the lease cycle yet). Once Redis answers, it joins the
+/// lease cycle and becomes ready by itself.
+#[tokio::test]
+async fn not_ready_until_redis_answers_and_the_node_holds_its_lease_cycle() {
+    let mut redis = RedisServer::start(false);
+    redis.kill9();
+    let node = Node::start(&NodeOpts::new(&redis.url(), "late")).await;
+    let (status, _) = node.api.get("/healthz").await;
+    assert_eq!(status, 200);
+    let (status, body) = node.api.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "not_ready");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"redis\":false") && message.contains("\"leases\":false"),
+        "{message}"
+    );
+
+    redis.start_again();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !node.api.ready().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never became ready after Redis came up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, body) = node.api.get("/readyz").await;
+    assert_eq!(
+        body,
+        json!({"ready": true, "redis": true, "leases": true, "accepting": true})
+    );
+}
