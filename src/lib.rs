@@ -92,7 +92,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let cfg = Arc::new(cfg);
     let store = store::RedisStore::connect(&cfg).await?;
     if !store.wait_connected(Duration::from_secs(5)).await {
-        tracing::warn!(url = %cfg.redis.url, "Redis does not answer yet; serving 503 until it does");
+        tracing::warn!(url = %redacted(&cfg.redis.url), "Redis does not answer yet; serving 503 until it does");
     }
     let transport = Arc::new(delivery::HttpTransport::new(cfg.delivery.allow_private_networks)?);
     let index = Arc::new(SubscriptionIndex::new());
@@ -185,5 +185,27 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         Ok(())
     } else {
         Err(RunError::ActorsStopped)
+    }
+}
+
+/// A URL with its password (if any) replaced by `***`, for logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redis_passwords_are_not_logged() {
+        assert_eq!(super::redacted("redis://:s3cret@h:6379/0"), "redis://:***@h:6379/0");
+        assert_eq!(super::redacted("rediss://user:pw@h:1"), "rediss://user:***@h:1");
+        assert_eq!(super::redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 }

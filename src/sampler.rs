@@ -6,10 +6,12 @@
 //!   closed: work we owe), `paused` (disabled, or breaker open or half-open: waiting on the
 //!   receiver); plus `tenant` / `endpoint` labels when turned on.
 //! - `hookline_oldest_queued_delivery_age_seconds`: how long the most overdue delivery of an
-//!   active endpoint has been due (0 when none is overdue).
-//! - `hookline_drain_time_estimate_seconds`: active queued ÷ recent deliveries per second
-//!   (0 with nothing queued; capped at a week when nothing is being delivered).
-//! - `hookline_breakers{state}`, `hookline_endpoints_disabled`.
+//!   active endpoint has been due (0 when none is overdue; retries not yet due do not count;
+//!   for an ordered endpoint, its head's retry time).
+//! - `hookline_drain_time_estimate_seconds`: deliveries due now at active endpoints ÷ recent
+//!   deliveries settled (delivered or dead-lettered) per second (0 with nothing due; capped at
+//!   a week when work is due and nothing settles).
+//! - `hookline_breakers{state[,tenant]}`, `hookline_endpoints_disabled`.
 //!
 //! Cluster-wide (every node reports the same figure): `hookline_router_lag_seconds`.
 
@@ -18,7 +20,7 @@ use crate::store::RedisStore;
 use hookline_actors::matching::SubscriptionIndex;
 use hookline_actors::names;
 use metrics_exporter_prometheus::PrometheusHandle;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,10 +44,10 @@ pub async fn run(
             tenant: cfg.metrics.tenant_labels,
             endpoint: cfg.metrics.endpoint_labels,
         },
-        last_delivered: names::DELIVERED.load(Ordering::Relaxed),
+        last_settled: names::SETTLED.load(Ordering::Relaxed),
         last_at: Instant::now(),
         rate_per_s: 0.0,
-        queued_series: HashSet::new(),
+        series: HashMap::new(),
     };
     loop {
         ticker.tick().await;
@@ -58,13 +60,15 @@ pub async fn run(
 
 struct Sampler {
     labels: names::MetricLabels,
-    last_delivered: u64,
+    last_settled: u64,
     last_at: Instant,
-    /// Deliveries per second, smoothed over about a minute.
+    /// Deliveries settled (delivered or dead-lettered) per second, smoothed over about a minute.
     rate_per_s: f64,
-    /// Label sets of the queued gauge set last time (set to 0 when they vanish).
-    queued_series: HashSet<Vec<(String, String)>>,
+    /// Label sets each labelled gauge was set with last time (set to 0 when they vanish).
+    series: HashMap<&'static str, HashSet<Series>>,
 }
+
+type Series = Vec<(String, String)>;
 
 impl Sampler {
     async fn sample(
@@ -80,71 +84,84 @@ impl Sampler {
         let held: HashSet<u32> = store.held_shards(node_id, shard_count).await?.into_iter().collect();
         let endpoints = index.endpoints_in(|shard| held.contains(&shard));
         let keys: Vec<(u32, &str)> = endpoints.iter().map(|e| (e.shard, e.endpoint_id.as_str())).collect();
-        let samples = store.endpoint_samples(&keys).await?;
+        let samples = store.endpoint_samples(&keys, now_ms).await?;
 
-        let mut queued: BTreeMap<Vec<(String, String)>, u64> = BTreeMap::new();
-        let mut breakers: BTreeMap<&'static str, u64> = [("closed", 0), ("open", 0), ("half_open", 0)].into();
-        let (mut active_queued, mut oldest_due, mut disabled) = (0u64, None::<u64>, 0u64);
+        let mut queued: BTreeMap<Series, f64> = BTreeMap::new();
+        let mut breakers: BTreeMap<Series, f64> = BTreeMap::new();
+        for state in ["closed", "open", "half_open"] {
+            breakers.insert(vec![("state".into(), state.into())], 0.0);
+        }
+        for state in ["active", "paused"] {
+            queued.insert(vec![("state".into(), state.into())], 0.0);
+        }
+        let (mut active_due, mut oldest_due, mut disabled) = (0u64, None::<u64>, 0u64);
         for (endpoint, sample) in endpoints.iter().zip(&samples) {
-            *breakers.entry(sample.breaker).or_default() += 1;
+            let mut tenant = Vec::new();
+            if self.labels.tenant {
+                tenant.push(("tenant".to_string(), endpoint.tenant.clone()));
+            }
+            let mut breaker_series = vec![("state".to_string(), sample.breaker.to_string())];
+            breaker_series.extend(tenant.iter().cloned());
+            *breakers.entry(breaker_series).or_default() += 1.0;
             disabled += endpoint.disabled as u64;
             let active = !endpoint.disabled && sample.breaker == "closed";
-            let state = if active { "active" } else { "paused" };
-            let mut series = vec![("state".to_string(), state.to_string())];
-            if self.labels.tenant {
-                series.push(("tenant".into(), endpoint.tenant.clone()));
-            }
+            let mut series = vec![(
+                "state".to_string(),
+                if active { "active" } else { "paused" }.to_string(),
+            )];
+            series.extend(tenant);
             if self.labels.endpoint {
                 series.push(("endpoint".into(), endpoint.endpoint_id.clone()));
             }
-            *queued.entry(series).or_default() += sample.queued;
-            if active {
-                active_queued += sample.queued;
-                if let Some(due) = sample.head_due_ms.filter(|due| *due <= now_ms) {
-                    oldest_due = Some(oldest_due.map_or(due, |o: u64| o.min(due)));
-                }
+            *queued.entry(series).or_default() += sample.queued as f64;
+            if !active || sample.queued == 0 {
+                continue;
+            }
+            // What is due now, and since when. An ordered endpoint's queue is scored by ingest
+            // order; its head's retry time is its due-set entry.
+            let (due, head) = if endpoint.ordered {
+                let head = sample.due_entry_ms.filter(|d| *d <= now_ms);
+                (if head.is_some() { sample.queued } else { 0 }, head)
+            } else {
+                (sample.due_now, sample.head_due_ms.filter(|d| *d <= now_ms))
+            };
+            active_due += due;
+            if let Some(head) = head {
+                oldest_due = Some(oldest_due.map_or(head, |o: u64| o.min(head)));
             }
         }
-        // Every series seen before but not now goes to 0 (state `active` and `paused` always exist).
-        for state in ["active", "paused"] {
-            if !self.labels.tenant && !self.labels.endpoint {
-                queued.entry(vec![("state".into(), state.into())]).or_default();
-            }
-        }
-        for gone in self
-            .queued_series
-            .iter()
-            .filter(|s| !queued.contains_key(*s))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            metrics::gauge!(names::QUEUED, to_labels(&gone)).set(0.0);
-            self.queued_series.remove(&gone);
-        }
-        for (series, n) in &queued {
-            metrics::gauge!(names::QUEUED, to_labels(series)).set(*n as f64);
-            self.queued_series.insert(series.clone());
-        }
-        for (state, n) in breakers {
-            metrics::gauge!(names::BREAKERS, "state" => state).set(n as f64);
-        }
+        self.publish(names::QUEUED, queued);
+        self.publish(names::BREAKERS, breakers);
         metrics::gauge!(names::ENDPOINTS_DISABLED).set(disabled as f64);
         let age_s = oldest_due.map_or(0.0, |due| now_ms.saturating_sub(due) as f64 / 1000.0);
         metrics::gauge!(names::OLDEST_QUEUED_AGE).set(age_s);
 
-        let delivered = names::DELIVERED.load(Ordering::Relaxed);
+        let settled = names::SETTLED.load(Ordering::Relaxed);
         let elapsed = self.last_at.elapsed().as_secs_f64().max(0.001);
-        let instant_rate = delivered.saturating_sub(self.last_delivered) as f64 / elapsed;
+        let instant_rate = settled.saturating_sub(self.last_settled) as f64 / elapsed;
         let weight = (elapsed / 60.0).min(1.0);
         self.rate_per_s = if self.rate_per_s == 0.0 {
             instant_rate
         } else {
             self.rate_per_s * (1.0 - weight) + instant_rate * weight
         };
-        self.last_delivered = delivered;
+        self.last_settled = settled;
         self.last_at = Instant::now();
-        metrics::gauge!(names::DRAIN_TIME).set(drain_estimate(active_queued, self.rate_per_s));
+        metrics::gauge!(names::DRAIN_TIME).set(drain_estimate(active_due, self.rate_per_s));
         Ok(())
+    }
+
+    /// Set a labelled gauge's series; series set last time but absent now go to 0.
+    fn publish(&mut self, name: &'static str, values: BTreeMap<Series, f64>) {
+        let previous = self.series.entry(name).or_default();
+        for gone in previous.iter().filter(|s| !values.contains_key(*s)) {
+            metrics::gauge!(name, to_labels(gone)).set(0.0);
+        }
+        previous.clear();
+        for (series, value) in values {
+            metrics::gauge!(name, to_labels(&series)).set(value);
+            previous.insert(series);
+        }
     }
 }
 

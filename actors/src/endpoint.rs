@@ -303,7 +303,17 @@ impl EndpointState {
             .record_attempt(cfg, self.shard, &delivery.event_id, number, &record, &next)
             .await
         {
-            Ok(()) => metrics::counter!(crate::names::DEAD_LETTERS, "cause" => "expired").increment(1),
+            Ok(()) => {
+                crate::names::SETTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut labels = self.ctx.settings.metric_labels.with_tenant(&[], &cfg.tenant);
+                labels.push(metrics::Label::new("cause", "expired"));
+                metrics::counter!(crate::names::DEAD_LETTERS, labels).increment(1);
+                tracing::info!(
+                    tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %delivery.event_id,
+                    delivery_id = %crate::model::delivery_id(&cfg.id, &delivery.event_id), attempt = number,
+                    reason = "event_expired", "delivery dead-lettered"
+                );
+            }
             Err(e) => tracing::warn!(
                 tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %delivery.event_id,
                 delivery_id = %crate::model::delivery_id(&cfg.id, &delivery.event_id), attempt = number,
@@ -502,12 +512,13 @@ impl EndpointState {
             Outcome::Gone => Next::Dead("gone".into()),
         };
         let labels = self.ctx.settings.metric_labels;
-        let label = count_attempt(&outcome, &next, &event_id, attempts, response.latency_ms);
+        let label = outcome_label(&outcome, &next);
         metrics::counter!(
             crate::names::ATTEMPTS,
             labels.with(&[("outcome", label.into())], &cfg.tenant, &cfg.id)
         )
         .increment(1);
+        metrics::histogram!(crate::names::ATTEMPT_LATENCY).record(response.latency_ms as f64 / 1000.0);
         tracing::debug!(
             tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
             delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
@@ -528,6 +539,13 @@ impl EndpointState {
             .await
         {
             Ok(()) => {
+                count_recorded(
+                    &outcome,
+                    &next,
+                    &event_id,
+                    attempts,
+                    labels.with_tenant(&[], &cfg.tenant),
+                );
                 if let Next::Dead(reason) = &next {
                     tracing::info!(
                         tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
@@ -657,17 +675,28 @@ impl Actor for EndpointActor {
     }
 }
 
-/// Count a finished attempt in the metrics but `ATTEMPTS` (whose labels depend on settings);
-/// returns its outcome label (see `names::ATTEMPTS`).
-fn count_attempt(outcome: &Outcome, next: &Next, event_id: &str, attempt: u32, latency_ms: u64) -> &'static str {
-    let label = match (outcome, next) {
+/// The outcome label of a finished attempt (see `names::ATTEMPTS`).
+fn outcome_label(outcome: &Outcome, next: &Next) -> &'static str {
+    match (outcome, next) {
+        (_, Next::Delivered) => "success",
+        (_, Next::RetryAt(_)) => "retry",
+        (Outcome::Retry { .. }, Next::Dead(_)) => "dead",
+        (_, Next::Dead(_)) => "failed",
+    }
+}
+
+/// Count what an attempt settled, once its record is stored (a failed write means the
+/// attempt is made again, and must not be counted twice): end-to-end latency of a delivery,
+/// a retry by attempt number, a dead letter by cause.
+fn count_recorded(outcome: &Outcome, next: &Next, event_id: &str, attempt: u32, labels: Vec<metrics::Label>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    match (outcome, next) {
         (_, Next::Delivered) => {
-            crate::names::DELIVERED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            crate::names::SETTLED.fetch_add(1, Relaxed);
             if let Some(ingested) = crate::model::event_time_ms(event_id) {
                 let e2e = crate::now_ms().saturating_sub(ingested);
                 metrics::histogram!(crate::names::E2E_LATENCY).record(e2e as f64 / 1000.0);
             }
-            "success"
         }
         (_, Next::RetryAt(_)) => {
             let n = if attempt >= 10 {
@@ -676,22 +705,18 @@ fn count_attempt(outcome: &Outcome, next: &Next, event_id: &str, attempt: u32, l
                 attempt.to_string()
             };
             metrics::counter!(crate::names::RETRIES_SCHEDULED, "attempt" => n).increment(1);
-            "retry"
-        }
-        (Outcome::Retry { .. }, Next::Dead(_)) => {
-            metrics::counter!(crate::names::DEAD_LETTERS, "cause" => "exhausted").increment(1);
-            "dead"
         }
         (outcome, Next::Dead(reason)) => {
+            crate::names::SETTLED.fetch_add(1, Relaxed);
             let cause = match outcome {
+                Outcome::Retry { .. } => "exhausted",
                 Outcome::Gone => "gone",
                 _ if reason == "destination_blocked" => "blocked",
                 _ => "permanent",
             };
-            metrics::counter!(crate::names::DEAD_LETTERS, "cause" => cause).increment(1);
-            "failed"
+            let mut labels = labels;
+            labels.push(metrics::Label::new("cause", cause));
+            metrics::counter!(crate::names::DEAD_LETTERS, labels).increment(1);
         }
-    };
-    metrics::histogram!(crate::names::ATTEMPT_LATENCY).record(latency_ms as f64 / 1000.0);
-    label
+    }
 }

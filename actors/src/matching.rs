@@ -24,6 +24,7 @@ struct Subscription {
     shard: u32,
     updated_at_ms: u64,
     disabled: bool,
+    ordered: bool,
 }
 
 /// One endpoint as [`SubscriptionIndex::endpoints_in`] lists it.
@@ -33,6 +34,7 @@ pub struct IndexedEndpoint {
     pub endpoint_id: String,
     pub shard: u32,
     pub disabled: bool,
+    pub ordered: bool,
 }
 
 impl Subscription {
@@ -43,6 +45,7 @@ impl Subscription {
             shard,
             updated_at_ms: cfg.updated_at_ms,
             disabled: cfg.disabled,
+            ordered: cfg.ordered,
         }
     }
 }
@@ -93,6 +96,7 @@ impl SubscriptionIndex {
                     endpoint_id: s.endpoint_id.clone(),
                     shard: s.shard,
                     disabled: s.disabled,
+                    ordered: s.ordered,
                 })
             })
             .collect()

@@ -35,8 +35,8 @@ pub const ROUTER_LAG: &str = "hookline_router_lag_seconds";
 pub const REDIS_ERRORS: &str = "hookline_redis_errors_total";
 pub const REDIS_LATENCY: &str = "hookline_redis_command_seconds";
 
-/// Successful deliveries made by this process (the drain estimate's rate comes from it).
-pub static DELIVERED: AtomicU64 = AtomicU64::new(0);
+/// Deliveries this process settled (delivered or dead-lettered): the drain estimate's rate.
+pub static SETTLED: AtomicU64 = AtomicU64::new(0);
 
 /// Which ids label per-endpoint figures.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

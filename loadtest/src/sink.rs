@@ -10,7 +10,10 @@
 //! | `/switch/<name>` | the status set with [`Sink::set_switch`] (200 until set) |
 //!
 //! It records every request (path, headers, body, arrival time) and the most requests it ever
-//! had in flight at once per path. `GET /stats` answers JSON counts per path.
+//! had in flight at once per path. Given an endpoint's secret ([`Sink::set_secret`]) it
+//! verifies each request's Standard Webhooks signature; given a `sent_ms` in the event's data
+//! (the driver puts it there) it computes end-to-end latency. `GET /stats` answers JSON per
+//! name: requests, unique deliveries, duplicates, bad signatures, e2e p50/p90/p99/max.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -36,6 +39,10 @@ pub struct Received {
     pub body: String,
     pub arrived_ms: u64,
     pub status: u16,
+    /// Arrival minus the `sent_ms` the driver put in the payload, if there was one.
+    pub e2e_ms: Option<u64>,
+    /// Whether the signature matched the secret set for `name` (None: no secret set).
+    pub signature_ok: Option<bool>,
 }
 
 impl Received {
@@ -53,6 +60,7 @@ struct Inner {
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
     switches: HashMap<String, u16>,
+    secrets: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Clone, Default)]
@@ -155,6 +163,21 @@ impl Sink {
     pub fn set_switch(&self, name: &str, status: u16) {
         self.shared.lock().switches.insert(name.to_string(), status);
     }
+
+    /// Verify requests under `name` against this `whsec_…` secret from now on.
+    pub fn set_secret(&self, name: &str, secret: &str) {
+        use base64::Engine;
+        let key = secret.strip_prefix("whsec_").unwrap_or(secret);
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .unwrap_or_default();
+        self.shared.lock().secrets.insert(name.to_string(), key);
+    }
+
+    /// Per-name figures, as `GET /stats` serves them.
+    pub fn stats(&self) -> serde_json::Value {
+        stats_of(&self.shared.lock())
+    }
 }
 
 impl Drop for Sink {
@@ -214,10 +237,15 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
     if let Some(ms) = sleep_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
-    let lean = shared.lock().lean;
+    let (lean, key) = {
+        let inner = shared.lock();
+        (inner.lean, inner.secrets.get(&name).cloned())
+    };
     let webhook_id = headers
         .get("webhook-id")
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let signature_ok = key.map(|key| signature_matches(&key, &headers, &body));
+    let e2e_ms = sent_ms(&body).map(|sent| arrived_ms.saturating_sub(sent));
     let record = Received {
         name: name.clone(),
         path: if lean { String::new() } else { path.clone() },
@@ -242,6 +270,8 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         },
         arrived_ms,
         status,
+        e2e_ms,
+        signature_ok,
     };
     {
         let mut inner = shared.lock();
@@ -259,24 +289,92 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
 }
 
 async fn stats(State(shared): State<Shared>) -> Response {
-    let inner = shared.lock();
-    let mut per_name: BTreeMap<String, (usize, HashSet<String>)> = BTreeMap::new();
+    axum::Json(stats_of(&shared.lock())).into_response()
+}
+
+#[derive(Default)]
+struct NameStats {
+    requests: usize,
+    delivered: HashSet<String>,
+    /// 2xx answers for an id already answered 2xx.
+    duplicates: usize,
+    bad_signatures: usize,
+    e2e_ms: Vec<u64>,
+}
+
+fn stats_of(inner: &Inner) -> serde_json::Value {
+    let mut per_name: BTreeMap<String, NameStats> = BTreeMap::new();
     for r in &inner.received {
         let entry = per_name.entry(r.name.clone()).or_default();
-        entry.0 += 1;
+        entry.requests += 1;
+        if r.signature_ok == Some(false) {
+            entry.bad_signatures += 1;
+        }
         if (200..300).contains(&r.status) {
-            entry.1.insert(r.webhook_id().to_string());
+            if entry.delivered.insert(r.webhook_id().to_string()) {
+                entry.e2e_ms.extend(r.e2e_ms);
+            } else {
+                entry.duplicates += 1;
+            }
         }
     }
     let endpoints: serde_json::Map<String, serde_json::Value> = per_name
         .into_iter()
-        .map(|(name, (requests, ids))| {
+        .map(|(name, mut s)| {
             let max = inner.max_in_flight.get(&name).copied().unwrap_or(0);
-            (
-                name,
-                json!({"requests": requests, "delivered_unique": ids.len(), "max_in_flight": max}),
-            )
+            s.e2e_ms.sort_unstable();
+            let figures = json!({
+                "requests": s.requests,
+                "delivered_unique": s.delivered.len(),
+                "duplicates": s.duplicates,
+                "bad_signatures": s.bad_signatures,
+                "max_in_flight": max,
+                "e2e_ms": {
+                    "p50": percentile(&s.e2e_ms, 0.5),
+                    "p90": percentile(&s.e2e_ms, 0.9),
+                    "p99": percentile(&s.e2e_ms, 0.99),
+                    "max": s.e2e_ms.last().copied().unwrap_or(0),
+                },
+            });
+            (name, figures)
         })
         .collect();
-    axum::Json(json!({"requests": inner.received.len(), "endpoints": endpoints})).into_response()
+    json!({"requests": inner.received.len(), "endpoints": endpoints})
+}
+
+/// The value at quantile `p` of sorted values (0 when empty).
+pub fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// `data.sent_ms` of a webhook body, if it has one.
+fn sent_ms(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        data: Data,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data {
+        sent_ms: Option<u64>,
+    }
+    serde_json::from_slice::<Envelope>(body).ok()?.data.sent_ms
+}
+
+/// Does one of the `v1,` signatures match `HMAC-SHA256(key, "{id}.{timestamp}.{body}")`?
+fn signature_matches(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let get = |h: &str| headers.get(h).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+        return false;
+    };
+    mac.update(format!("{}.{}.", get("webhook-id"), get("webhook-timestamp")).as_bytes());
+    mac.update(body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    get("webhook-signature")
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
 }

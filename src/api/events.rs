@@ -246,6 +246,8 @@ async fn ingest_batch(
     if !valid.is_empty() && stored.as_slice().iter().all(Result::is_err) {
         // Nothing was confirmed: the same answer as a single ingest that failed.
         if let Some(Err(e)) = stored.next() {
+            count_ingested(&state, &tenant, "unavailable", valid.len() as u64);
+            metrics::histogram!(crate::telemetry::names::INGEST_LATENCY).record(started.elapsed().as_secs_f64());
             return Err(e.into());
         }
     }

@@ -71,13 +71,13 @@ impl HttpTransport {
                 sign::signature_header(&req.secrets, &req.event_id, timestamp, &req.body),
             )
             .body(req.body.to_string());
-        builder.send().await.map_err(|e| describe(&e))
+        builder.send().await.map_err(describe)
     }
 }
 
 /// What went wrong, in a word the classifier understands and a sentence for the log.
-fn describe(e: &reqwest::Error) -> (FailureKind, String) {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+fn describe(e: reqwest::Error) -> (FailureKind, String) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
         if let Some(blocked) = err.downcast_ref::<ssrf::BlockedDestination>() {
             return (FailureKind::Blocked, blocked.to_string());
@@ -93,8 +93,11 @@ fn describe(e: &reqwest::Error) -> (FailureKind, String) {
     } else {
         FailureKind::Other
     };
+    // Without the URL: it may carry a receiver's credentials (query tokens), and this text is
+    // logged and stored with the attempt.
+    let e = e.without_url();
     let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(err) = source {
         text.push_str(": ");
         text.push_str(&err.to_string());

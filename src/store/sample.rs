@@ -12,8 +12,14 @@ use hookline_actors::store::StoreResult;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EndpointSample {
     pub queued: u64,
+    /// Queued deliveries due now (queue score ≤ now). Not meaningful for ordered endpoints,
+    /// whose queue scores are ingest order: see `due_entry_ms`.
+    pub due_now: u64,
     /// The score of its queue's head: the earliest due time (ms).
     pub head_due_ms: Option<u64>,
+    /// Its entry in the shard's due set (when the endpoint next has work, as its actor or the
+    /// router last set it; an ordered endpoint's head retry time is there).
+    pub due_entry_ms: Option<u64>,
     /// closed | open | half_open
     pub breaker: &'static str,
 }
@@ -34,8 +40,10 @@ impl RedisStore {
             .collect())
     }
 
-    /// Queue length, queue head and breaker state of each `(shard, endpoint id)`, in order.
-    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str)]) -> StoreResult<Vec<EndpointSample>> {
+    /// Queue length, due count, queue head, due-set entry and breaker state of each
+    /// `(shard, endpoint id)`, in order.
+    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str)], now_ms: u64) -> StoreResult<Vec<EndpointSample>> {
+        let score = |v: &Value| v.as_f64().or_else(|| text(v)?.parse().ok()).map(|s| s as u64);
         let mut samples = Vec::with_capacity(endpoints.len());
         for chunk in endpoints.chunks(1_000) {
             let pipeline = self.client().pipeline();
@@ -43,24 +51,30 @@ impl RedisStore {
                 let queue = self.keys.queue(*shard, id);
                 let _: () = pipeline.zcard(&queue).await.map_err(unavailable)?;
                 let _: () = pipeline
+                    .zcount(&queue, f64::NEG_INFINITY, now_ms as f64)
+                    .await
+                    .map_err(unavailable)?;
+                let _: () = pipeline
                     .zrange(&queue, 0, 0, None, false, None, true)
                     .await
                     .map_err(unavailable)?;
+                let _: () = pipeline.zscore(self.keys.due(*shard), *id).await.map_err(unavailable)?;
                 let _: () = pipeline.get(self.keys.health(*shard, id)).await.map_err(unavailable)?;
             }
             let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
-            for reply in replies.chunks(3) {
-                let [queued, head, health] = reply else { continue };
+            for reply in replies.chunks(5) {
+                let [queued, due_now, head, due_entry, health] = reply else {
+                    continue;
+                };
                 let head = head.clone().into_array();
                 let breaker = text(health)
                     .and_then(|h| serde_json::from_str::<HealthRecord>(&h).ok())
                     .map_or("closed", |h| h.breaker.state.name());
                 samples.push(EndpointSample {
                     queued: queued.as_u64().unwrap_or(0),
-                    head_due_ms: head
-                        .get(1)
-                        .and_then(|s| s.as_f64().or_else(|| text(s)?.parse().ok()))
-                        .map(|s| s as u64),
+                    due_now: due_now.as_u64().unwrap_or(0),
+                    head_due_ms: head.get(1).and_then(score),
+                    due_entry_ms: score(due_entry),
                     breaker,
                 });
             }

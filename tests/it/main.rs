@@ -9,6 +9,7 @@ mod fuzz;
 mod health;
 mod ingest;
 mod lifecycle;
+mod loadtest;
 mod observability;
 mod openapi;
 mod pipeline;

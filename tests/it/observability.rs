@@ -53,9 +53,10 @@ pub async fn scrape(api: &Api) -> Vec<Sample> {
 /// A metric, the labels its samples must have, and their expected sum.
 type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 
-/// The sum of `name` over samples whose labels include all of `with`.
+/// The sum of `name` over samples whose labels include all of `with`; panics if there is no
+/// such series at all (a missing metric is not a zero).
 fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
-    samples
+    let matching: Vec<f64> = samples
         .iter()
         .filter(|s| {
             s.name == name
@@ -64,7 +65,9 @@ fn total(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
                     .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
         })
         .map(|s| s.value)
-        .sum()
+        .collect();
+    assert!(!matching.is_empty(), "no series {name}{with:?} in the scrape");
+    matching.iter().sum()
 }
 
 #[tokio::test]
@@ -127,7 +130,16 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
     let mut samples = Vec::new();
     for _ in 0..200 {
         samples = scrape(api).await;
-        let attempts = |o: &str| total(&samples, "hookline_delivery_attempts_total", &[("outcome", o)]);
+        let attempts = |o: &str| {
+            samples
+                .iter()
+                .filter(|s| {
+                    s.name == "hookline_delivery_attempts_total"
+                        && s.labels.get("outcome").map(String::as_str) == Some(o)
+                })
+                .map(|s| s.value)
+                .sum::<f64>()
+        };
         if attempts("success") >= 5.0 && attempts("dead") >= 2.0 && attempts("failed") >= 3.0 {
             break;
         }
@@ -174,8 +186,16 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
         ("hookline_delivery_e2e_seconds_count", &[], 5.0),
         ("hookline_retries_scheduled_total", &[("attempt", "1")], 2.0),
         ("hookline_retries_scheduled_total", &[("attempt", "2")], 2.0),
-        ("hookline_dead_letters_total", &[("cause", "exhausted")], 2.0),
-        ("hookline_dead_letters_total", &[("cause", "permanent")], 3.0),
+        (
+            "hookline_dead_letters_total",
+            &[("cause", "exhausted"), ("tenant", "m")],
+            2.0,
+        ),
+        (
+            "hookline_dead_letters_total",
+            &[("cause", "permanent"), ("tenant", "m")],
+            3.0,
+        ),
         ("hookline_events_routed_total", &[], 10.0),
     ];
     for (name, labels, want) in expected {
@@ -233,6 +253,29 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
         0.0,
         "paused work is not ours to drain"
     );
+
+    // Work due at an active endpoint that drains slowly (1/s) shows as due, overdue and draining.
+    api.create_endpoint(
+        "m",
+        json!({"url": sink.url("ok/slowly"), "event_types": ["slowly.*"], "rate_limit_per_s": 1}),
+    )
+    .await;
+    for _ in 0..8 {
+        api.post_event("m", "slowly.x", json!({})).await.unwrap();
+    }
+    let mut slow = Vec::new();
+    for _ in 0..100 {
+        slow = scrape(api).await;
+        if total(&slow, "hookline_oldest_queued_delivery_age_seconds", &[]) > 0.0
+            && total(&slow, "hookline_drain_time_estimate_seconds", &[]) > 0.0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(total(&slow, "hookline_deliveries_queued", &[("state", "active")]) > 0.0);
+    assert!(total(&slow, "hookline_oldest_queued_delivery_age_seconds", &[]) > 0.0);
+    assert!(total(&slow, "hookline_drain_time_estimate_seconds", &[]) > 0.0);
 
     // No label value is an endpoint id or an event id (default config).
     let mut forbidden: Vec<String> = ids.clone();
@@ -360,6 +403,7 @@ fn dashboard_and_alert_queries() -> Vec<(String, String)> {
         "HooklineManyBreakersOpening",
         "HooklineSuccessRateLow",
         "HooklineRouterLagging",
+        "HooklineRedisErrors",
     ] {
         assert!(alerts.iter().any(|a| a == wanted), "alert {wanted} missing: {alerts:?}");
     }

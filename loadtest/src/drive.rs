@@ -1,0 +1,485 @@
+//! The load driver behind the `drive` binary (and the tiny W1 in CI). It starts a lean sink
+//! in-process, sets up a tenant's endpoints on the node through the API, posts events (single
+//! or batch, at a fixed concurrency or a fixed rate), waits until every acknowledged event
+//! reached every endpoint it should, and returns one JSON summary. Every run is bounded by
+//! `timeout_s` and deletes its endpoints at the end (so nothing keeps retrying into a sink that
+//! is gone).
+//!
+//! Scenarios (BENCHMARKS.md):
+//! - `w1` throughput: 1 endpoint.
+//! - `w2` fan-out: 10 endpoints, every event to each.
+//! - `w3` noisy neighbour: W2 plus one endpoint that sleeps 10 s per request.
+//! - `w4` flaky: 1 endpoint failing 50% with 503, retries every second.
+//! - `w5` backlog: 1 dead endpoint (503) while the events queue up, then revived.
+//! - `w6` many endpoints: `endpoints` endpoints, each subscribed to its own type, events
+//!   spread evenly (actor start and idle cost: RSS per idle endpoint).
+//! - `w7` steady latency: events at a fixed `rate` for the run, e2e percentiles.
+//!
+//! Cost figures, when the node's pid and its Redis are given: Redis commands per delivered
+//! event (`INFO commandstats` before and after), node CPU seconds per 10,000 deliveries, node
+//! peak RSS. The raw ceiling (optional) is the same driver posting straight to a sink.
+
+use crate::sink::{percentile, Sink};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    W1,
+    W2,
+    W3,
+    W4,
+    W5,
+    W6,
+    W7,
+}
+
+impl Scenario {
+    pub fn parse(s: &str) -> Option<Scenario> {
+        Some(match s {
+            "w1" | "throughput" => Scenario::W1,
+            "w2" => Scenario::W2,
+            "w3" => Scenario::W3,
+            "w4" => Scenario::W4,
+            "w5" | "backlog" => Scenario::W5,
+            "w6" => Scenario::W6,
+            "w7" => Scenario::W7,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        ["w1", "w2", "w3", "w4", "w5", "w6", "w7"][self as usize]
+    }
+
+    /// The scenario's standard size (BENCHMARKS.md): (events, endpoints, rate per second).
+    pub fn defaults(self) -> (usize, usize, Option<u32>) {
+        match self {
+            Scenario::W1 => (20_000, 1, None),
+            Scenario::W2 | Scenario::W3 => (5_000, 10, None),
+            Scenario::W4 => (2_000, 1, None),
+            Scenario::W5 => (200_000, 1, None),
+            Scenario::W6 => (50_000, 10_000, None),
+            Scenario::W7 => (120_000, 1, Some(2_000)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub node: String,
+    pub token: String,
+    pub scenario: Scenario,
+    pub events: usize,
+    /// Healthy endpoints (W2, W3: 10; W6: 10,000).
+    pub endpoints: usize,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Events per second (W7); `None`: as fast as `concurrency` allows.
+    pub rate: Option<u32>,
+    /// Events per request: 1 = `POST …/events`, more = `POST …/events/batch`.
+    pub batch: usize,
+    pub timeout_s: u64,
+    pub node_pid: Option<u32>,
+    /// The node's Redis, for `INFO commandstats` (via `redis-cli -u`).
+    pub redis_url: Option<String>,
+    /// Also measure the raw ceiling: the same load posted straight to a sink.
+    pub ceiling: bool,
+}
+
+impl Options {
+    pub fn new(node: &str, token: &str, scenario: Scenario) -> Options {
+        let (events, endpoints, rate) = scenario.defaults();
+        Options {
+            node: node.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            scenario,
+            events,
+            endpoints,
+            concurrency: 64,
+            rate,
+            batch: 1,
+            timeout_s: 900,
+            node_pid: None,
+            redis_url: None,
+            ceiling: false,
+        }
+    }
+}
+
+/// One endpoint the scenario sets up: sink name, sink path, extra endpoint fields, and whether
+/// the run waits for it (the slow W3 endpoint is not waited for).
+struct Target {
+    name: String,
+    path: String,
+    fields: Value,
+    awaited: bool,
+    event_type: String,
+}
+
+fn targets(opts: &Options) -> Vec<Target> {
+    let plain = |name: String, path: String, fields: Value| Target {
+        name,
+        path,
+        fields,
+        awaited: true,
+        event_type: "load.test".into(),
+    };
+    match opts.scenario {
+        Scenario::W1 | Scenario::W7 => vec![plain("w".into(), "ok/w".into(), json!({"max_in_flight": 32}))],
+        Scenario::W2 | Scenario::W3 => {
+            let mut t: Vec<Target> = (0..opts.endpoints)
+                .map(|i| plain(format!("h{i}"), format!("ok/h{i}"), json!({"max_in_flight": 32})))
+                .collect();
+            if opts.scenario == Scenario::W3 {
+                t.push(Target {
+                    name: "slow".into(),
+                    path: "sleep/10000/slow".into(),
+                    fields: json!({"timeout_ms": 15_000, "max_in_flight": 10}),
+                    awaited: false,
+                    event_type: "load.test".into(),
+                });
+            }
+            t
+        }
+        Scenario::W4 => vec![plain(
+            "flaky".into(),
+            "fail/50/flaky".into(),
+            json!({"max_in_flight": 32, "retry_schedule_s": vec![1; 20]}),
+        )],
+        Scenario::W5 => vec![plain("dead".into(), "switch/dead".into(), json!({"max_in_flight": 32}))],
+        Scenario::W6 => (0..opts.endpoints)
+            .map(|i| Target {
+                name: format!("e{i}"),
+                path: format!("ok/e{i}"),
+                fields: json!({"event_types": [format!("w6.e{i}")]}),
+                awaited: true,
+                event_type: format!("w6.e{i}"),
+            })
+            .collect(),
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Sum of `calls` over `INFO commandstats`.
+fn redis_calls(url: &str) -> Option<u64> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url, "INFO", "commandstats"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.lines()
+            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum(),
+    )
+}
+
+/// User plus system CPU time of a process, in seconds.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the `(comm)`; utime and stime are the 14th and 15th of the whole line.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Post `opts.events` events of `types` (round-robin) to `url` (a node's ingest route, or a
+/// sink path for the raw ceiling). Returns the acknowledged ids (empty for a sink) and the
+/// request latencies (µs).
+async fn post_all(
+    client: &reqwest::Client,
+    opts: &Options,
+    url: &str,
+    types: &[String],
+    deadline: Instant,
+) -> (HashSet<String>, Vec<u64>) {
+    let requests = opts.events.div_ceil(opts.batch.max(1));
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let types = Arc::new(types.to_vec());
+    let mut tasks = Vec::new();
+    for _ in 0..opts.concurrency {
+        let (client, next, types) = (client.clone(), next.clone(), types.clone());
+        let (url, token, batch, total, rate) =
+            (url.to_string(), opts.token.clone(), opts.batch, opts.events, opts.rate);
+        tasks.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut latencies = Vec::new();
+            loop {
+                let r = next.fetch_add(1, Ordering::Relaxed);
+                if r >= requests || Instant::now() >= deadline {
+                    break;
+                }
+                if let Some(rate) = rate {
+                    // Request r (of `batch` events) is due at r·batch/rate seconds.
+                    let due = started + Duration::from_secs_f64((r * batch) as f64 / rate as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+                let event =
+                    |i: usize| json!({"type": types[i % types.len()], "payload": {"sent_ms": now_ms(), "n": i}});
+                let first = r * batch;
+                let body = if batch <= 1 {
+                    event(first)
+                } else {
+                    json!({"events": (first..(first + batch).min(total)).map(event).collect::<Vec<_>>()})
+                };
+                let t = Instant::now();
+                let Ok(resp) = client.post(&url).bearer_auth(&token).json(&body).send().await else {
+                    continue;
+                };
+                if !resp.status().is_success() {
+                    continue;
+                }
+                latencies.push(t.elapsed().as_micros() as u64);
+                let Ok(answer) = resp.json::<Value>().await else {
+                    continue;
+                };
+                if let Some(id) = answer["id"].as_str() {
+                    acked.push(id.to_string());
+                }
+                for result in answer["results"].as_array().into_iter().flatten() {
+                    if let Some(id) = result["id"].as_str() {
+                        acked.push(id.to_string());
+                    }
+                }
+            }
+            (acked, latencies)
+        }));
+    }
+    let mut acked = HashSet::new();
+    let mut latencies = Vec::new();
+    for task in tasks {
+        if let Ok((a, l)) = task.await {
+            acked.extend(a);
+            latencies.extend(l);
+        }
+    }
+    latencies.sort_unstable();
+    (acked, latencies)
+}
+
+/// Run one scenario; the summary's `missing` is 0 when every acknowledged event reached every
+/// awaited endpoint it was meant for.
+pub async fn run(opts: &Options) -> anyhow::Result<Value> {
+    anyhow::ensure!(
+        opts.events <= 1_000_000
+            && (1..=1_000).contains(&opts.concurrency)
+            && (1..=1_000).contains(&opts.batch)
+            && (1..=3_600).contains(&opts.timeout_s)
+            && (1..=20_000).contains(&opts.endpoints),
+        "events ≤ 1e6, concurrency 1..1000, batch 1..1000, timeout-s 1..3600, endpoints 1..20000"
+    );
+    let deadline = Instant::now() + Duration::from_secs(opts.timeout_s);
+    let sink = Sink::start_lean("127.0.0.1:0").await?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.concurrency)
+        .build()?;
+    let tenant = format!("drive-{}-{}", std::process::id(), now_ms() % 100_000);
+    let targets = targets(opts);
+    let mut summary = json!({"scenario": opts.scenario.name(), "events_posted": opts.events, "batch": opts.batch,
+        "concurrency": opts.concurrency, "rate": opts.rate});
+
+    if opts.ceiling {
+        // The raw ceiling: the same requests straight to a sink, no node in between.
+        let ceiling_sink = Sink::start_lean("127.0.0.1:0").await?;
+        let mut ceiling = opts.clone();
+        ceiling.events = opts.events.min(20_000);
+        ceiling.batch = 1;
+        let started = Instant::now();
+        let (_, latencies) = post_all(
+            &client,
+            &ceiling,
+            &ceiling_sink.url("ok/ceiling"),
+            &["load.test".into()],
+            deadline,
+        )
+        .await;
+        summary["ceiling_per_s"] = json!(latencies.len() as f64 / started.elapsed().as_secs_f64());
+    }
+
+    if opts.scenario == Scenario::W5 {
+        sink.set_switch("dead", 503);
+    }
+    let mut endpoint_ids = Vec::new();
+    let setup_started = Instant::now();
+    for t in &targets {
+        let mut fields = t.fields.clone();
+        fields["url"] = json!(sink.url(&t.path));
+        let endpoint: Value = client
+            .post(format!("{}/v1/tenants/{tenant}/endpoints", opts.node))
+            .bearer_auth(&opts.token)
+            .json(&fields)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = endpoint["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("endpoint creation failed: {endpoint}"))?;
+        sink.set_secret(&t.name, endpoint["secret"].as_str().unwrap_or_default());
+        endpoint_ids.push(id.to_string());
+    }
+    summary["setup_s"] = json!(setup_started.elapsed().as_secs_f64());
+
+    let peak_rss = Arc::new(AtomicU64::new(0));
+    let sampler = opts.node_pid.map(|pid| {
+        let peak = peak_rss.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(crate::rss_kib(pid), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    });
+    summary["node_rss_start_kib"] = json!(opts.node_pid.map(crate::rss_kib));
+    let calls_before = opts.redis_url.as_deref().and_then(redis_calls);
+    let cpu_before = opts.node_pid.map(cpu_seconds);
+
+    let types: Vec<String> = {
+        let mut seen = Vec::new();
+        for t in &targets {
+            if !seen.contains(&t.event_type) {
+                seen.push(t.event_type.clone());
+            }
+        }
+        seen
+    };
+    let path = if opts.batch > 1 { "events/batch" } else { "events" };
+    let url = format!("{}/v1/tenants/{tenant}/{path}", opts.node);
+    let started = Instant::now();
+    let (acked, latencies) = post_all(&client, opts, &url, &types, deadline).await;
+    let ingest_s = started.elapsed().as_secs_f64();
+    summary["events_acked"] = json!(acked.len());
+    summary["ingest_per_s"] = json!(acked.len() as f64 / ingest_s);
+    summary["ingest_request_p50_ms"] = json!(percentile(&latencies, 0.5) as f64 / 1000.0);
+    summary["ingest_request_p99_ms"] = json!(percentile(&latencies, 0.99) as f64 / 1000.0);
+
+    let mut drain_started = started;
+    if opts.scenario == Scenario::W5 {
+        // The whole backlog queued for the dead endpoint: then revive it.
+        let url = format!("{}/v1/tenants/{tenant}/endpoints/{}", opts.node, endpoint_ids[0]);
+        let mut backlog = 0;
+        while Instant::now() < deadline {
+            let state: Value = client.get(&url).bearer_auth(&opts.token).send().await?.json().await?;
+            backlog = state["state"]["backlog"].as_u64().unwrap_or(0);
+            if backlog as usize >= acked.len() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        summary["backlog_queued"] = json!(backlog);
+        summary["node_rss_backlog_kib"] = json!(opts.node_pid.map(crate::rss_kib));
+        sink.set_switch("dead", 200);
+        drain_started = Instant::now();
+    }
+
+    // Wait until every awaited endpoint has every acknowledged event meant for it: all of them
+    // (W6: each event is for one endpoint, so the union of what they got).
+    let awaited: HashSet<&str> = targets.iter().filter(|t| t.awaited).map(|t| t.name.as_str()).collect();
+    let missing_now = || -> usize {
+        let mut per_name: std::collections::HashMap<String, HashSet<String>> = Default::default();
+        for r in sink.received() {
+            if (200..300).contains(&r.status) && awaited.contains(r.name.as_str()) {
+                per_name.entry(r.name.clone()).or_default().insert(r.webhook_id);
+            }
+        }
+        if opts.scenario == Scenario::W6 {
+            let all: HashSet<&String> = per_name.values().flatten().collect();
+            acked.iter().filter(|id| !all.contains(id)).count()
+        } else {
+            awaited
+                .iter()
+                .map(|name| {
+                    per_name
+                        .get(*name)
+                        .map_or(acked.len(), |got| acked.difference(got).count())
+                })
+                .sum()
+        }
+    };
+    let mut missing = missing_now();
+    while missing > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        missing = missing_now();
+    }
+    let total_s = started.elapsed().as_secs_f64();
+    let drain_s = drain_started.elapsed().as_secs_f64();
+
+    let stats = sink.stats();
+    let mut delivered = 0usize;
+    let mut duplicates = 0u64;
+    let mut bad_signatures = 0u64;
+    for t in targets.iter().filter(|t| t.awaited) {
+        let s = &stats["endpoints"][&t.name];
+        delivered += s["delivered_unique"].as_u64().unwrap_or(0) as usize;
+        duplicates += s["duplicates"].as_u64().unwrap_or(0);
+        bad_signatures += s["bad_signatures"].as_u64().unwrap_or(0);
+    }
+    // End-to-end over all awaited deliveries: recompute from the raw arrivals.
+    let mut all_e2e: Vec<u64> = sink
+        .received()
+        .iter()
+        .filter(|r| (200..300).contains(&r.status) && targets.iter().any(|t| t.awaited && t.name == r.name))
+        .filter_map(|r| r.e2e_ms)
+        .collect();
+    all_e2e.sort_unstable();
+    summary["delivered"] = json!(delivered);
+    summary["delivery_per_s"] = json!(delivered as f64 / total_s);
+    summary["drain_s"] = json!(drain_s);
+    summary["duplicates"] = json!(duplicates);
+    summary["missing"] = json!(missing);
+    summary["bad_signatures"] = json!(bad_signatures);
+    summary["e2e_ms"] = json!({
+        "p50": percentile(&all_e2e, 0.5), "p90": percentile(&all_e2e, 0.9),
+        "p99": percentile(&all_e2e, 0.99), "max": all_e2e.last().copied().unwrap_or(0),
+    });
+    if let Some(ceiling) = summary["ceiling_per_s"].as_f64() {
+        summary["delivery_vs_ceiling"] = json!(delivered as f64 / total_s / ceiling);
+    }
+    if let (Some(before), Some(after)) = (calls_before, opts.redis_url.as_deref().and_then(redis_calls)) {
+        summary["redis_commands_per_delivery"] = json!((after - before) as f64 / delivered.max(1) as f64);
+    }
+    if let (Some(before), Some(pid)) = (cpu_before, opts.node_pid) {
+        summary["node_cpu_s_per_10k"] = json!((cpu_seconds(pid) - before) * 10_000.0 / delivered.max(1) as f64);
+        summary["node_rss_peak_kib"] = json!(peak_rss.load(Ordering::Relaxed));
+        summary["node_rss_end_kib"] = json!(crate::rss_kib(pid));
+    }
+    if opts.scenario == Scenario::W6 {
+        if let Some(pid) = opts.node_pid {
+            // Idle actors stop after their keep-alive; what stays is the idle cost.
+            tokio::time::sleep(Duration::from_secs(15).min(deadline.saturating_duration_since(Instant::now()))).await;
+            let idle = crate::rss_kib(pid);
+            let start = summary["node_rss_start_kib"].as_u64().unwrap_or(idle);
+            summary["node_rss_idle_after_kib"] = json!(idle);
+            summary["kib_per_idle_endpoint"] = json!(idle.saturating_sub(start) as f64 / opts.endpoints as f64);
+        }
+    }
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
+
+    // Clean up: deleting the endpoints drops whatever is still queued (the W3 slow one).
+    for id in &endpoint_ids {
+        client
+            .delete(format!("{}/v1/tenants/{tenant}/endpoints/{id}", opts.node))
+            .bearer_auth(&opts.token)
+            .send()
+            .await
+            .ok();
+    }
+    Ok(summary)
+}
