@@ -298,6 +298,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         let mut ceiling = opts.clone();
         ceiling.events = opts.events.min(20_000);
         ceiling.batch = 1;
+        ceiling.rate = None;
         let started = Instant::now();
         let (_, latencies) = post_all(
             &client,
@@ -482,4 +483,55 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
             .ok();
     }
     Ok(summary)
+}
+
+/// The median of every number in `summaries` (objects of the same shape, nested objects
+/// too); other values are taken from the first.
+pub fn median(summaries: &[Value]) -> Value {
+    fn merge(values: &[&Value]) -> Value {
+        match values.first() {
+            Some(Value::Object(first)) => Value::Object(
+                first
+                    .keys()
+                    .map(|k| {
+                        let column: Vec<&Value> = values.iter().map(|v| &v[k]).collect();
+                        (k.clone(), merge(&column))
+                    })
+                    .collect(),
+            ),
+            Some(Value::Number(_)) => {
+                let mut numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+                numbers.sort_by(f64::total_cmp);
+                let mid = numbers.len() / 2;
+                let m = if numbers.len() % 2 == 1 {
+                    numbers[mid]
+                } else {
+                    (numbers[mid - 1] + numbers[mid]) / 2.0
+                };
+                json!(m)
+            }
+            Some(other) => (*other).clone(),
+            None => Value::Null,
+        }
+    }
+    merge(&summaries.iter().collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_of_every_figure() {
+        let runs = [
+            json!({"scenario": "w1", "rate": 3, "e2e_ms": {"p99": 10}}),
+            json!({"scenario": "w1", "rate": 1, "e2e_ms": {"p99": 30}}),
+            json!({"scenario": "w1", "rate": 2, "e2e_ms": {"p99": 20}}),
+        ];
+        assert_eq!(
+            median(&runs),
+            json!({"scenario": "w1", "rate": 2.0, "e2e_ms": {"p99": 20.0}})
+        );
+        assert_eq!(median(&runs[..2])["rate"], json!(2.0));
+    }
 }

@@ -351,21 +351,18 @@ async fn fetch(
         .iter()
         .map(|ep| (state.node.shard_of(ep), ep.clone()))
         .collect();
-    let summaries = if targets.is_empty() {
-        Vec::new()
-    } else {
-        state.store.delivery_summaries(&targets, &id).await?
-    };
+    let items: Vec<(u32, &str, &str)> = targets.iter().map(|(s, ep)| (*s, ep.as_str(), id.as_str())).collect();
+    let rows = state.store.delivery_rows(&items).await?;
     let deliveries = targets
         .iter()
-        .zip(summaries)
-        .filter_map(|((_, ep), summary)| {
-            let (status, attempts) = summary?;
+        .zip(rows)
+        .filter_map(|((_, ep), row)| {
+            let row = row?;
             Some(EventDelivery {
                 id: crate::ids::delivery_id(ep, &id),
                 endpoint_id: ep.clone(),
-                status,
-                attempts,
+                status: row.status,
+                attempts: row.attempts,
             })
         })
         .collect();

@@ -618,34 +618,6 @@ impl RedisStore {
             .map_err(unavailable)?;
         Ok(n == 1)
     }
-
-    /// Status and attempt count of several deliveries of one event, in order.
-    pub async fn delivery_summaries(
-        &self,
-        shards_and_endpoints: &[(u32, String)],
-        event_id: &str,
-    ) -> StoreResult<Vec<Option<(String, u32)>>> {
-        let pipeline = self.client().pipeline();
-        for (shard, endpoint_id) in shards_and_endpoints {
-            let _: () = pipeline
-                .hmget(
-                    self.keys.delivery(*shard, endpoint_id, event_id),
-                    vec!["status", "attempts"],
-                )
-                .await
-                .map_err(unavailable)?;
-        }
-        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
-        Ok(replies
-            .into_iter()
-            .map(|reply| {
-                let fields = reply.into_array();
-                let status = fields.first().and_then(text)?;
-                let attempts = fields.get(1).and_then(text).and_then(|a| a.parse().ok()).unwrap_or(0);
-                Some((status, attempts))
-            })
-            .collect())
-    }
 }
 
 /// Parse XREADGROUP / XAUTOCLAIM entries: `[[id, [k, v, …]], …]`. Entries whose data was

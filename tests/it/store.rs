@@ -5,6 +5,37 @@ use fred::prelude::*;
 use hookline::config::Config;
 use hookline::store::RedisStore;
 
+/// A store on the shared Redis under `prefix`, its config, and a plain client beside it.
+async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
+    let cfg = config(prefix);
+    let store = RedisStore::connect(&cfg).await.unwrap();
+    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
+    let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
+        .build()
+        .unwrap();
+    client.init().await.unwrap();
+    (cfg, store, client)
+}
+
+/// Events routed to one endpoint, as the router hands them to the store.
+fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> Vec<hookline_actors::RoutedEvent> {
+    let now = hookline_actors::now_ms();
+    event_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| hookline_actors::RoutedEvent {
+            event: hookline_actors::StreamEvent {
+                stream_id: format!("{now}-{i}"),
+                event_id: id.clone(),
+                tenant: "t".into(),
+                event_type: "a.b".into(),
+                only_endpoint: None,
+            },
+            endpoints: vec![(endpoint_id.to_string(), shard)],
+        })
+        .collect()
+}
+
 fn config(prefix: &str) -> Config {
     let mut cfg = Config::default();
     cfg.redis.url = shared_redis_url();
@@ -17,13 +48,7 @@ fn config(prefix: &str) -> Config {
 #[tokio::test]
 async fn ingest_trims_stream_entries_older_than_retention() {
     let prefix = unique_prefix("trim");
-    let cfg = config(&prefix);
-    let store = RedisStore::connect(&cfg).await.unwrap();
-    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
-    let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
-        .build()
-        .unwrap();
-    client.init().await.unwrap();
+    let (_cfg, store, client) = connect(&prefix).await;
     let stream = store.keys().events_stream();
     for seq in 1..=300u64 {
         // Entries from 1970: far older than any retention.
@@ -55,9 +80,7 @@ async fn ingest_trims_stream_entries_older_than_retention() {
 #[tokio::test]
 async fn janitor_keeps_consumers_holding_entries() {
     let prefix = unique_prefix("consumers");
-    let cfg = config(&prefix);
-    let store = RedisStore::connect(&cfg).await.unwrap();
-    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
+    let (cfg, store, _client) = connect(&prefix).await;
     let url = cfg.redis.url.clone();
     let stream = store.keys().events_stream();
     redis_cli(&url, &["XGROUP", "CREATE", &stream, "router", "0", "MKSTREAM"]);
@@ -99,11 +122,9 @@ async fn janitor_keeps_consumers_holding_entries() {
 #[tokio::test]
 async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() {
     use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::{EndpointConfig, RoutedEvent, Store, StreamEvent};
+    use hookline_actors::{EndpointConfig, Store};
     let prefix = unique_prefix("dropped");
-    let cfg = config(&prefix);
-    let store = RedisStore::connect(&cfg).await.unwrap();
-    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
+    let (cfg, store, _client) = connect(&prefix).await;
     let endpoint = EndpointConfig::new(
         hookline::ids::new_endpoint_id(),
         "t".into(),
@@ -116,21 +137,7 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     let events: Vec<String> = (0..2)
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
-    let routed: Vec<RoutedEvent> = events
-        .iter()
-        .enumerate()
-        .map(|(i, id)| RoutedEvent {
-            event: StreamEvent {
-                stream_id: format!("{}-{i}", hookline_actors::now_ms()),
-                event_id: id.clone(),
-                tenant: "t".into(),
-                event_type: "a.b".into(),
-                only_endpoint: None,
-            },
-            endpoints: vec![(endpoint.id.clone(), shard)],
-        })
-        .collect();
-    store.route(&routed).await.unwrap();
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
     assert_eq!(store.delete_endpoint(&endpoint, shard).await.unwrap(), 2);
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
     assert_eq!(report.dropped_marked_dead, 2, "{report:?}");
@@ -173,15 +180,9 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
 /// the log stays bounded even when the janitor visits rarely.
 #[tokio::test]
 async fn routing_trims_the_delivery_log_as_it_grows() {
-    use hookline_actors::{RoutedEvent, Store, StreamEvent};
+    use hookline_actors::Store;
     let prefix = unique_prefix("logtrim");
-    let cfg = config(&prefix);
-    let store = RedisStore::connect(&cfg).await.unwrap();
-    assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
-    let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
-        .build()
-        .unwrap();
-    client.init().await.unwrap();
+    let (cfg, store, client) = connect(&prefix).await;
     let endpoint_id = hookline::ids::new_endpoint_id();
     let shard = hookline_actors::shard::shard_of(&endpoint_id, cfg.shards.count);
     let log = store.keys().delivery_log(shard, &endpoint_id);
@@ -192,20 +193,10 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
             .await
             .unwrap();
     }
-    let now = hookline_actors::now_ms();
-    let routed: Vec<RoutedEvent> = (0..2)
-        .map(|i| RoutedEvent {
-            event: StreamEvent {
-                stream_id: format!("{now}-{i}"),
-                event_id: hookline::ids::new_event_id(now),
-                tenant: "t".into(),
-                event_type: "a.b".into(),
-                only_endpoint: None,
-            },
-            endpoints: vec![(endpoint_id.clone(), shard)],
-        })
+    let events: Vec<String> = (0..2)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
-    store.route(&routed).await.unwrap();
+    store.route(&routed_to(&endpoint_id, shard, &events)).await.unwrap();
     let left: Vec<String> = client.zrange(&log, 0, -1, None, false, None, false).await.unwrap();
     assert_eq!(
         left.len(),

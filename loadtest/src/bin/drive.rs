@@ -3,8 +3,12 @@
 //! acknowledged was not delivered.
 //!
 //! `drive --node http://127.0.0.1:8080 --token dev-admin-token --scenario w1|…|w7
-//!        [--events N] [--endpoints N] [--concurrency N] [--rate N] [--batch N]
+//!        [--events N] [--endpoints N] [--concurrency N] [--rate N] [--batch N] [--runs N]
 //!        [--node-pid PID] [--redis redis://…] [--ceiling] [--timeout-s S]`
+//!
+//! With `--runs N` it runs the scenario N times and ends with a line holding the median of
+//! every figure (`"median_of": N`). `drive --median-of FILE` prints the medians of the
+//! summaries in FILE (runs made one by one, each on a fresh node).
 
 use hookline_loadtest::drive::{run, Options, Scenario};
 
@@ -36,6 +40,7 @@ fn parse() -> anyhow::Result<Options> {
         "--node-pid",
         "--redis",
         "--timeout-s",
+        "--runs",
     ];
     let mut i = 0;
     while i < args.len() {
@@ -74,10 +79,44 @@ fn parse() -> anyhow::Result<Options> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, file] = args.as_slice() {
+        if flag == "--median-of" {
+            // The medians of summaries printed before (one JSON line each; others skipped).
+            let summaries: Vec<serde_json::Value> = std::fs::read_to_string(file)?
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .filter(|v: &serde_json::Value| v.get("scenario").is_some())
+                .collect();
+            anyhow::ensure!(!summaries.is_empty(), "no summaries in {file}");
+            let mut median = hookline_loadtest::drive::median(&summaries);
+            median["median_of"] = summaries.len().into();
+            println!("{median}");
+            return Ok(());
+        }
+    }
     let options = parse()?;
-    let summary = run(&options).await?;
-    println!("{summary}");
-    let missing = summary["missing"].as_u64().unwrap_or(0);
+    let runs: usize = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(1);
+    anyhow::ensure!((1..=20).contains(&runs), "--runs: 1 to 20");
+    let mut summaries = Vec::new();
+    let mut missing = 0;
+    for _ in 0..runs {
+        let summary = run(&options).await?;
+        println!("{summary}");
+        missing += summary["missing"].as_u64().unwrap_or(0);
+        summaries.push(summary);
+    }
+    if runs > 1 {
+        let mut median = hookline_loadtest::drive::median(&summaries);
+        median["median_of"] = runs.into();
+        println!("{median}");
+    }
     anyhow::ensure!(missing == 0, "{missing} acknowledged deliveries did not arrive");
     Ok(())
 }
