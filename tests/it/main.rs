@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod deploy;
 mod faults;
 mod fuzz;
 mod health;
