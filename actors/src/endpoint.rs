@@ -31,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How soon an actor looks again when its shard's lease deadline has passed.
+const LEASE_RECHECK_MS: u64 = 250;
 
 /// The event the tenant's subscribers get when an endpoint is disabled for failing.
 pub const ENDPOINT_DISABLED_EVENT: &str = "hookline.endpoint.disabled";
@@ -239,6 +241,13 @@ impl EndpointState {
                 continue;
             }
             let now = crate::now_ms();
+            if !self.ctx.leases.valid(self.shard, now) {
+                // Fencing: this node's lease on the shard may have run out (a pause, no Redis).
+                // Start nothing; either a renewal succeeds, or the shard's owner is stopped.
+                blocked = Blocked::Until(now + LEASE_RECHECK_MS);
+                self.window.clear();
+                break;
+            }
             if front.not_before_ms > now {
                 // An ordered endpoint's head is waiting for its retry time.
                 blocked = Blocked::Head(front.not_before_ms, front.event_id.clone());
@@ -300,7 +309,15 @@ impl EndpointState {
         match self
             .ctx
             .store
-            .record_attempt(cfg, self.shard, &delivery.event_id, number, &record, &next)
+            .record_attempt(
+                &self.ctx.settings.node_id,
+                cfg,
+                self.shard,
+                &delivery.event_id,
+                number,
+                &record,
+                &next,
+            )
             .await
         {
             Ok(()) => {
@@ -535,7 +552,15 @@ impl EndpointState {
         match self
             .ctx
             .store
-            .record_attempt(&cfg, self.shard, &event_id, attempts, &record, &next)
+            .record_attempt(
+                &self.ctx.settings.node_id,
+                &cfg,
+                self.shard,
+                &event_id,
+                attempts,
+                &record,
+                &next,
+            )
             .await
         {
             Ok(()) => {

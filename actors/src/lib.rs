@@ -11,6 +11,7 @@
 pub mod backoff;
 pub mod breaker;
 pub mod endpoint;
+pub mod lease;
 pub mod limiter;
 pub mod matching;
 pub mod model;

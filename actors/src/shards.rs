@@ -56,6 +56,7 @@ impl ShardsState {
     }
 
     async fn release(&self, shard: u32) {
+        self.ctx.leases.revoke(shard);
         if let Err(e) = self.ctx.store.release_lease(shard, self.node_id()).await {
             tracing::warn!(shard, error = %e, "lease release failed; it will expire");
         }
@@ -66,7 +67,13 @@ impl ShardsState {
         let (store, ttl) = (self.ctx.store.clone(), self.ctx.settings.lease_ttl_ms);
         let held: Vec<u32> = self.owned.keys().chain(self.releasing.iter()).copied().collect();
         for shard in held {
-            if !store.hold_lease(shard, self.node_id(), ttl).await? {
+            let sent = crate::now_ms();
+            // On an error it is unknown whether the lease was renewed: the last deadline stands.
+            let held = store.hold_lease(shard, self.node_id(), ttl).await?;
+            if held {
+                self.ctx.leases.renewed(shard, sent);
+            } else {
+                self.ctx.leases.revoke(shard);
                 tracing::warn!(shard, "lost the lease of a shard; stopping its work");
                 if let Some(owner) = self.owned.remove(&shard) {
                     owner.stop(Some("lease lost".into()));
@@ -108,7 +115,9 @@ impl ShardsState {
                 if self.owned.contains_key(&shard) || self.releasing.contains(&shard) {
                     continue;
                 }
+                let sent = crate::now_ms();
                 if ctx.store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
+                    ctx.leases.renewed(shard, sent);
                     let args = ShardOwnerArgs {
                         ctx: ctx.clone(),
                         shard,

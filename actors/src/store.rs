@@ -9,6 +9,10 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A write refused because this node no longer holds the shard's lease (another node may
+    /// own the endpoint now): nothing was written.
+    #[error("not the lease holder of shard {0}: write refused")]
+    Fenced(u32),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -49,8 +53,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<QueuedDelivery>>;
 
     /// Log attempt number `number` and move the delivery to its next state, atomically.
+    /// Fenced: refused (`StoreError::Fenced`, nothing written) unless `owner` holds the shard's
+    /// lease, so a node that lost the shard cannot overwrite what the new owner records.
+    #[allow(clippy::too_many_arguments)]
     async fn record_attempt(
         &self,
+        owner: &str,
         endpoint: &EndpointConfig,
         shard: u32,
         event_id: &str,

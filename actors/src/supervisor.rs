@@ -58,6 +58,8 @@ pub struct Ctx {
     pub index: Arc<SubscriptionIndex>,
     /// True once the node has taken part in one lease cycle; cleared while it cannot.
     pub ready: AtomicBool,
+    /// Until when this node may start attempts on each shard (fencing).
+    pub leases: crate::lease::LeaseClock,
 }
 
 impl Ctx {
@@ -203,6 +205,7 @@ impl Node {
         let ctx = Arc::new(Ctx {
             store,
             transport,
+            leases: crate::lease::LeaseClock::new(settings.shard_count, settings.lease_ttl_ms),
             settings,
             index,
             ready: AtomicBool::new(false),

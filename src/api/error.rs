@@ -77,6 +77,15 @@ impl From<StoreError> for ApiError {
                     retry_after_s: Some(1),
                 }
             }
+            StoreError::Fenced(shard) => {
+                tracing::warn!(shard, "write refused: lease lost");
+                ApiError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: "store_unavailable",
+                    message: "this node is handing work over; retry".into(),
+                    retry_after_s: Some(1),
+                }
+            }
             StoreError::Corrupt(detail) => {
                 tracing::error!(error = %detail, "corrupt data in store");
                 ApiError::new(

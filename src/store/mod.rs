@@ -893,6 +893,7 @@ impl Store for RedisStore {
 
     async fn record_attempt(
         &self,
+        owner: &str,
         endpoint: &EndpointConfig,
         shard: u32,
         event_id: &str,
@@ -910,6 +911,7 @@ impl Store for RedisStore {
             self.keys.queue(shard, &endpoint.id),
             self.keys.delivery(shard, &endpoint.id, event_id),
             self.keys.dead_letters(shard, &endpoint.id),
+            self.keys.lease(shard),
         ];
         let args = vec![
             event_id.to_string(),
@@ -921,8 +923,12 @@ impl Store for RedisStore {
             reason,
             self.retention_s.to_string(),
             (endpoint.ordered as u8).to_string(),
+            owner.to_string(),
         ];
-        self.eval(&scripts::RECORD_ATTEMPT, keys, args).await.map(|_| ())
+        match self.eval(&scripts::RECORD_ATTEMPT, keys, args).await?.as_i64() {
+            Some(-1) => Err(StoreError::Fenced(shard)),
+            _ => Ok(()),
+        }
     }
 
     async fn settle_idle(

@@ -70,9 +70,11 @@ return created
     )
 });
 
-/// KEYS: queue, delivery record, dead letters. ARGV: event id, status
+/// KEYS: queue, delivery record, dead letters, shard lease. ARGV: event id, status
 /// (delivered|failed|dead), attempts, attempt JSON, attempt start ms, next due ms, reason,
-/// retention s, keep place 0|1. A retry moves the delivery to its due time in the queue, except
+/// retention s, keep place 0|1, owner node id. Fenced: unless the owner holds the shard's
+/// lease, nothing is written and -1 is returned (a node that lost the shard must not
+/// overwrite what the new owner records). A retry moves the delivery to its due time in the queue, except
 /// for ordered endpoints (keep place = 1): there it keeps its place in line, and the due time
 /// is only in the record, so a failing head holds back everything behind it. If the delivery
 /// was replayed while this attempt ran, the attempt is logged but the replay wins: the delivery
@@ -84,6 +86,7 @@ return created
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
+if redis.call('GET', KEYS[4]) ~= ARGV[10] then return -1 end
 local prior = redis.call('HMGET', KEYS[2], 'replayed_ms', 'status', 'reason')
 if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and ARGV[2] ~= 'delivered' then
   redis.call('HSET', KEYS[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4], 'updated_ms', ARGV[5])

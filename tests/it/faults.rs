@@ -474,3 +474,60 @@ async fn not_ready_until_redis_answers_and_the_node_holds_its_lease_cycle() {
         json!({"ready": true, "redis": true, "leases": true, "accepting": true})
     );
 }
+
+/// Fencing: a node paused past its lease TTL (SIGSTOP) loses its shards to another node; when
+/// it resumes it starts no attempt on them (its local lease deadline has passed), and the
+/// results of the attempts it had in flight are refused by Redis (RECORD_ATTEMPT checks the
+/// lease holder), so the new owner's records stand. Duplicates: only those attempts in flight.
+#[tokio::test]
+async fn a_paused_node_resumes_without_touching_shards_it_lost() {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix("fence");
+    let a = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("fence-a")).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    // Paced by a rate limit, so A holds due work in its window and a token timer when paused.
+    a.api
+        .create_endpoint(
+            "f",
+            json!({"url": sink.url("sleep/50/fence"), "max_in_flight": 1, "rate_limit_per_s": 4}),
+        )
+        .await;
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(a.api.post_event("f", "a.b", json!({"i": i})).await.unwrap());
+    }
+    wait_for(Duration::from_secs(10), "a few deliveries by A", || {
+        sink.delivered_ids("fence").len() >= 3
+    })
+    .await;
+
+    a.signal("STOP");
+    let paused_at = std::time::Instant::now();
+    let b = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("fence-b")).await;
+    // A's leases run out (3 s TTL); B takes the shards and works the queue.
+    let before = sink.delivered_ids("fence").len();
+    wait_for(Duration::from_secs(20), "B delivering", || {
+        sink.delivered_ids("fence").len() >= before + 3
+    })
+    .await;
+    assert!(paused_at.elapsed() > Duration::from_secs(3));
+    a.signal("CONT");
+
+    wait_for(Duration::from_secs(30), "every event delivered", || {
+        let got = sink.delivered_ids("fence");
+        ids.iter().all(|id| got.contains(id))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // let A act on what it had, if it would
+    let requests = sink.received_by("fence").len();
+    assert!(
+        requests <= ids.len() + 1,
+        "{requests} requests for {} events: more duplicates than the one attempt in flight at the pause",
+        ids.len()
+    );
+    assert!(
+        a.logs().iter().any(|l| l.contains("not the lease holder")),
+        "A's late results were not refused"
+    );
+    b.assert_delivery_states().await;
+}

@@ -138,6 +138,7 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
     store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    assert!(store.hold_lease(shard, "n", 60_000).await.unwrap());
     assert_eq!(store.delete_endpoint(&endpoint, shard).await.unwrap(), 2);
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
     assert_eq!(report.dropped_marked_dead, 2, "{report:?}");
@@ -151,11 +152,11 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     };
     let retry = Next::RetryAt(hookline_actors::now_ms() + 60_000);
     store
-        .record_attempt(&endpoint, shard, &events[0], 1, &attempt, &retry)
+        .record_attempt("n", &endpoint, shard, &events[0], 1, &attempt, &retry)
         .await
         .unwrap();
     store
-        .record_attempt(&endpoint, shard, &events[1], 1, &attempt, &Next::Delivered)
+        .record_attempt("n", &endpoint, shard, &events[1], 1, &attempt, &Next::Delivered)
         .await
         .unwrap();
     let first = store
@@ -204,4 +205,74 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
         "2 new + 1 of the 5 old (4 trimmed for 2 added): {left:?}"
     );
     assert_eq!(left[0], "evt_old4");
+}
+
+/// Fencing: only the holder of a shard's lease may record an attempt there. A node that lost
+/// the lease (paused, cut off) has its late result refused, and the new owner's record stands.
+#[tokio::test]
+async fn only_the_lease_holder_records_attempts() {
+    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::{EndpointConfig, Store, StoreError};
+    let prefix = unique_prefix("fence");
+    let (cfg, store, _client) = connect(&prefix).await;
+    let endpoint = EndpointConfig::new(
+        hookline::ids::new_endpoint_id(),
+        "t".into(),
+        "http://127.0.0.1:9/x".into(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        hookline_actors::now_ms(),
+    );
+    let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
+    store.put_endpoint(&endpoint, shard).await.unwrap();
+    let event = hookline::ids::new_event_id(hookline_actors::now_ms());
+    store
+        .route(&routed_to(&endpoint.id, shard, std::slice::from_ref(&event)))
+        .await
+        .unwrap();
+    let attempt = |code| AttemptRecord {
+        at_ms: hookline_actors::now_ms(),
+        status_code: Some(code),
+        latency_ms: 1,
+        response_excerpt: String::new(),
+        error: None,
+    };
+
+    // Nobody holds the lease yet, then another node does: both refused, nothing written.
+    for holder in [None, Some("new-owner")] {
+        if let Some(h) = holder {
+            assert!(store.hold_lease(shard, h, 60_000).await.unwrap());
+        }
+        let refused = store
+            .record_attempt(
+                "old-owner",
+                &endpoint,
+                shard,
+                &event,
+                1,
+                &attempt(200),
+                &Next::Delivered,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Fenced(s)) if s == shard),
+            "{refused:?}"
+        );
+        let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
+        assert_eq!((record.status.as_str(), record.attempts.len()), ("pending", 0));
+    }
+    // The holder's record is written.
+    store
+        .record_attempt(
+            "new-owner",
+            &endpoint,
+            shard,
+            &event,
+            1,
+            &attempt(200),
+            &Next::Delivered,
+        )
+        .await
+        .unwrap();
+    let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
+    assert_eq!(record.status, "delivered");
 }

@@ -53,6 +53,7 @@ impl Store for PanicOnce {
     }
     async fn record_attempt(
         &self,
+        owner: &str,
         e: &EndpointConfig,
         s: u32,
         id: &str,
@@ -66,7 +67,7 @@ impl Store for PanicOnce {
             }
             self.records_after_panic.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.record_attempt(e, s, id, n, a, next).await
+        self.inner.record_attempt(owner, e, s, id, n, a, next).await
     }
     async fn settle_idle(&self, id: &str, s: u32, p: bool, nb: u64, h: Option<&str>) -> StoreResult<Option<u64>> {
         self.inner.settle_idle(id, s, p, nb, h).await

@@ -134,6 +134,15 @@ impl Node {
         self.child.wait().await.ok();
     }
 
+    /// SIGSTOP or SIGCONT: pause the process (as a long stall or a frozen VM would) or resume it.
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn sigterm(&self) {
         let status = std::process::Command::new("kill")
             .args(["-TERM", &self.pid().to_string()])

@@ -1,0 +1,69 @@
+//! The local side of fencing: until when this node may start attempts on each shard.
+//!
+//! A lease is renewed in Redis with a TTL. Another node can take the shard only once that TTL
+//! has run out on Redis's clock, counted from when the renewal *arrived*. This node counts its
+//! deadline from when it *sent* the renewal, which is earlier, and keeps a margin. So it stops
+//! starting attempts before anyone else can start. A process that was paused (SIGSTOP, a
+//! stall) or cut off from Redis wakes up past its deadline and starts nothing until a renewal
+//! succeeds again. Writes are fenced on the Redis side too: RECORD_ATTEMPT checks the holder.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct LeaseClock {
+    until_ms: Vec<AtomicU64>,
+    ttl_ms: u64,
+    margin_ms: u64,
+}
+
+impl LeaseClock {
+    /// Deadlines for `shards` shards, leases of `ttl_ms`, stopping a quarter of the TTL early.
+    pub fn new(shards: u32, ttl_ms: u64) -> Self {
+        LeaseClock {
+            until_ms: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            ttl_ms,
+            margin_ms: ttl_ms / 4,
+        }
+    }
+
+    /// A renewal (or first hold) of `shard` sent at `sent_ms` succeeded.
+    pub fn renewed(&self, shard: u32, sent_ms: u64) {
+        if let Some(until) = self.until_ms.get(shard as usize) {
+            until.store(sent_ms + self.ttl_ms - self.margin_ms, Ordering::Release);
+        }
+    }
+
+    /// The lease of `shard` is lost or given back.
+    pub fn revoke(&self, shard: u32) {
+        if let Some(until) = self.until_ms.get(shard as usize) {
+            until.store(0, Ordering::Release);
+        }
+    }
+
+    /// May an attempt on `shard` start at `now_ms`?
+    pub fn valid(&self, shard: u32, now_ms: u64) -> bool {
+        self.until_ms
+            .get(shard as usize)
+            .is_some_and(|until| now_ms < until.load(Ordering::Acquire))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn valid_from_a_renewal_until_a_margin_before_its_ttl_runs_out() {
+        let clock = LeaseClock::new(4, 10_000);
+        assert!(!clock.valid(1, 1_000), "never held");
+        clock.renewed(1, 1_000);
+        assert!(clock.valid(1, 1_000));
+        assert!(clock.valid(1, 8_499));
+        assert!(!clock.valid(1, 8_500), "stops 2.5 s before the 10 s TTL from sending");
+        assert!(!clock.valid(2, 1_000), "other shards are not affected");
+        clock.renewed(1, 5_000);
+        assert!(clock.valid(1, 12_000));
+        clock.revoke(1);
+        assert!(!clock.valid(1, 5_001));
+        assert!(!clock.valid(9, 0), "shards out of range are never valid");
+    }
+}
