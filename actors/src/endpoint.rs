@@ -204,6 +204,13 @@ impl EndpointState {
         if self.in_flight.len() >= max {
             return;
         }
+        // Fencing: nothing is pulled, settled or started once this node's lease on the shard
+        // may have run out (a pause, no Redis); either a renewal succeeds or the owner stops us.
+        if !self.ctx.leases.valid(self.shard, crate::now_ms()) {
+            self.window.clear();
+            self.wake_at(myself, crate::now_ms() + LEASE_RECHECK_MS);
+            return;
+        }
         // An open breaker: nothing to pull before its probe time.
         if let Admit::NotBefore(t) = self.breaker.peek(crate::now_ms()) {
             self.window.clear();
@@ -331,11 +338,16 @@ impl EndpointState {
                     reason = "event_expired", "delivery dead-lettered"
                 );
             }
-            Err(e) => tracing::warn!(
+            Err(e) => {
+                if matches!(e, crate::StoreError::Fenced(_)) {
+                    self.ctx.leases.revoke(self.shard);
+                }
+                tracing::warn!(
                 tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %delivery.event_id,
                 delivery_id = %crate::model::delivery_id(&cfg.id, &delivery.event_id), attempt = number,
                 error = %e, "recording an expired delivery failed"
-            ),
+                );
+            }
         }
     }
 
@@ -586,7 +598,10 @@ impl EndpointState {
             }
             Err(e) => {
                 // The delivery is still queued at its old time: it is attempted again once the
-                // store answers (at least once, possibly twice).
+                // store answers (at least once, possibly twice), by whichever node owns it then.
+                if matches!(e, crate::StoreError::Fenced(_)) {
+                    self.ctx.leases.revoke(self.shard);
+                }
                 tracing::warn!(
                     tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
                     delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,

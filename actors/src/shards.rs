@@ -62,14 +62,16 @@ impl ShardsState {
         }
     }
 
-    /// Renew every lease this node holds or is still draining; stop work on lost ones.
+    /// Renew every lease this node holds or is still draining; stop work on lost ones. A lease
+    /// that lapsed counts as lost even if nobody took it: the node was paused or cut off long
+    /// enough for another to own the shard meanwhile, so its actors start afresh.
     async fn renew(&mut self) -> Result<(), crate::StoreError> {
         let (store, ttl) = (self.ctx.store.clone(), self.ctx.settings.lease_ttl_ms);
         let held: Vec<u32> = self.owned.keys().chain(self.releasing.iter()).copied().collect();
         for shard in held {
             let sent = crate::now_ms();
             // On an error it is unknown whether the lease was renewed: the last deadline stands.
-            let held = store.hold_lease(shard, self.node_id(), ttl).await?;
+            let held = store.renew_lease(shard, self.node_id(), ttl).await?;
             if held {
                 self.ctx.leases.renewed(shard, sent);
             } else {

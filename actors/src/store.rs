@@ -103,6 +103,10 @@ pub trait Store: Send + Sync + 'static {
     async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize>;
     /// Take or renew the shard's lease for `node_id`. True while the node holds it.
     async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
+    /// Renew the shard's lease only if `node_id` still holds it; never takes a free one. False
+    /// means the lease lapsed (or another node took it) since the last renewal: the work this
+    /// node was doing on the shard must stop, even if it can take the lease again at once.
+    async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
     async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()>;
     /// Remove the node from the live set (clean shutdown).
     async fn leave(&self, node_id: &str) -> StoreResult<()>;

@@ -284,8 +284,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     );
     let deadline = Instant::now() + Duration::from_secs(opts.timeout_s);
     let sink = Sink::start_lean("127.0.0.1:0").await?;
+    // Every request is bounded, so a stalled node cannot hang a run past its deadline.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.concurrency)
+        .timeout(Duration::from_secs(30))
         .build()?;
     let tenant = format!("drive-{}-{}", std::process::id(), now_ms() % 100_000);
     let targets = targets(opts);

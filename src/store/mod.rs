@@ -1063,6 +1063,17 @@ impl Store for RedisStore {
         Ok(reply.as_u64() == Some(1))
     }
 
+    async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {
+        let reply = self
+            .eval(
+                &scripts::RENEW_LEASE,
+                vec![self.keys.lease(shard)],
+                vec![node_id.to_string(), ttl_ms.to_string()],
+            )
+            .await?;
+        Ok(reply.as_u64() == Some(1))
+    }
+
     async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()> {
         self.eval(
             &scripts::RELEASE_LEASE,

@@ -172,6 +172,20 @@ return 0
     )
 });
 
+/// KEYS: lease. ARGV: node id, ttl ms. Renews the lease only if we hold it (a lease that
+/// lapsed is not silently taken again: the work done under it must stop first). 1 = renewed.
+pub static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});
+
 /// KEYS: lease. ARGV: node id. Deletes the lease only if we hold it.
 pub static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
@@ -302,12 +316,13 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 12] = [
+    let all: [(&'static str, &LazyLock<Script>); 13] = [
         ("ingest", &INGEST),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
         ("settle_idle", &SETTLE_IDLE),
         ("hold_lease", &HOLD_LEASE),
+        ("renew_lease", &RENEW_LEASE),
         ("release_lease", &RELEASE_LEASE),
         ("heartbeat", &HEARTBEAT),
         ("delete_endpoint_work", &DELETE_ENDPOINT_WORK),

@@ -276,3 +276,25 @@ async fn only_the_lease_holder_records_attempts() {
     let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
     assert_eq!(record.status, "delivered");
 }
+
+/// A lease that lapsed is not silently taken back by a renewal: the renewal fails, so the
+/// node stops the work it did under the old lease (and may take the shard afresh).
+#[tokio::test]
+async fn a_lapsed_lease_is_not_renewed() {
+    use hookline_actors::Store;
+    let prefix = unique_prefix("renew");
+    let (_cfg, store, _client) = connect(&prefix).await;
+    assert!(store.hold_lease(3, "a", 60_000).await.unwrap());
+    assert!(store.renew_lease(3, "a", 60_000).await.unwrap());
+    redis_cli(&shared_redis_url(), &["DEL", &store.keys().lease(3)]);
+    assert!(
+        !store.renew_lease(3, "a", 60_000).await.unwrap(),
+        "renewed a lapsed lease"
+    );
+    assert!(store.hold_lease(3, "b", 60_000).await.unwrap());
+    assert!(
+        !store.renew_lease(3, "a", 60_000).await.unwrap(),
+        "renewed another node's lease"
+    );
+    assert!(store.hold_lease(3, "b", 60_000).await.unwrap(), "the holder keeps it");
+}

@@ -96,6 +96,9 @@ impl Store for PanicOnce {
     async fn hold_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
         self.inner.hold_lease(s, n, t).await
     }
+    async fn renew_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
+        self.inner.renew_lease(s, n, t).await
+    }
     async fn release_lease(&self, s: u32, n: &str) -> StoreResult<()> {
         self.inner.release_lease(s, n).await
     }
