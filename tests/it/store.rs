@@ -17,6 +17,20 @@ async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::cli
     (cfg, store, client)
 }
 
+/// A new endpoint of tenant `t`, saved; with its shard.
+async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookline_actors::EndpointConfig, u32) {
+    let endpoint = hookline_actors::EndpointConfig::new(
+        hookline::ids::new_endpoint_id(),
+        "t".into(),
+        "http://127.0.0.1:9/x".into(),
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        hookline_actors::now_ms(),
+    );
+    let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
+    store.put_endpoint(&endpoint, shard).await.unwrap();
+    (endpoint, shard)
+}
+
 /// Events routed to one endpoint, as the router hands them to the store.
 fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> Vec<hookline_actors::RoutedEvent> {
     let now = hookline_actors::now_ms();
@@ -122,18 +136,10 @@ async fn janitor_keeps_consumers_holding_entries() {
 #[tokio::test]
 async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() {
     use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::{EndpointConfig, Store};
+    use hookline_actors::Store;
     let prefix = unique_prefix("dropped");
     let (cfg, store, _client) = connect(&prefix).await;
-    let endpoint = EndpointConfig::new(
-        hookline::ids::new_endpoint_id(),
-        "t".into(),
-        "http://127.0.0.1:9/x".into(),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-        hookline_actors::now_ms(),
-    );
-    let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
-    store.put_endpoint(&endpoint, shard).await.unwrap();
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
     let events: Vec<String> = (0..2)
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
@@ -212,18 +218,10 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
 #[tokio::test]
 async fn only_the_lease_holder_records_attempts() {
     use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::{EndpointConfig, Store, StoreError};
+    use hookline_actors::{Store, StoreError};
     let prefix = unique_prefix("fence");
     let (cfg, store, _client) = connect(&prefix).await;
-    let endpoint = EndpointConfig::new(
-        hookline::ids::new_endpoint_id(),
-        "t".into(),
-        "http://127.0.0.1:9/x".into(),
-        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-        hookline_actors::now_ms(),
-    );
-    let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
-    store.put_endpoint(&endpoint, shard).await.unwrap();
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
     let event = hookline::ids::new_event_id(hookline_actors::now_ms());
     store
         .route(&routed_to(&endpoint.id, shard, std::slice::from_ref(&event)))
