@@ -10,9 +10,34 @@ pub fn shard_of(endpoint_id: &str, shard_count: u32) -> u32 {
     (hash % u64::from(shard_count.max(1))) as u32
 }
 
+/// How many of `shard_count` shards the node of `rank` (its place among the live node ids in
+/// sorted order) should hold: the first `shard_count % live` nodes one more than the rest, so
+/// every shard has a holder and the most and fewest differ by at most one.
+pub fn fair_share(shard_count: u32, live: usize, rank: usize) -> usize {
+    let (count, live) = (shard_count as usize, live.max(1));
+    count / live + usize::from(rank < count % live)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fair_shares_cover_every_shard_and_differ_by_at_most_one() {
+        for count in [1u32, 16, 64, 100] {
+            for live in 1..=7usize {
+                let shares: Vec<usize> = (0..live).map(|rank| fair_share(count, live, rank)).collect();
+                assert_eq!(
+                    shares.iter().sum::<usize>(),
+                    count as usize,
+                    "{count}/{live}: {shares:?}"
+                );
+                let (most, fewest) = (shares.iter().max().unwrap(), shares.iter().min().unwrap());
+                assert!(most - fewest <= 1, "{count}/{live}: {shares:?}");
+            }
+        }
+        assert_eq!(fair_share(64, 0, 0), 64, "alone when nobody is counted yet");
+    }
 
     #[test]
     fn stable_and_in_range() {

@@ -2,7 +2,8 @@
 //!
 //! Endpoints are split into `shard_count` shards. A node works a shard only while it holds the
 //! shard's lease in Redis (set-if-absent with expiry, renewed every third of the TTL). Live nodes
-//! announce themselves by heartbeat; each aims at `ceil(shards / live nodes)` leases, takes free
+//! announce themselves by heartbeat; each aims at its fair share (`shard::fair_share`: the shard
+//! count divided by the live nodes, one more for the first nodes by id), takes free
 //! ones up to that share and gives back extras. A shard given back is *drained* first — its
 //! endpoint actors start nothing new and finish what is in flight, or have it aborted at the
 //! drain timeout — and its lease is renewed all the while, so two nodes never have attempts in
@@ -89,8 +90,8 @@ impl ShardsState {
     async fn lease_cycle(&mut self, myself: &ActorRef<ShardsMsg>) -> Result<(), crate::StoreError> {
         let ctx = self.ctx.clone();
         let s = &ctx.settings;
-        let live = ctx.store.heartbeat(&s.node_id, s.lease_ttl_ms).await?.max(1);
-        let target = (s.shard_count as usize).div_ceil(live);
+        let (live, rank) = ctx.store.heartbeat(&s.node_id, s.lease_ttl_ms).await?;
+        let target = crate::shard::fair_share(s.shard_count, live, rank);
         self.renew().await?;
 
         while self.owned.len() > target {

@@ -100,7 +100,8 @@ pub trait Store: Send + Sync + 'static {
     async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>>;
 
     /// Record this node as alive; returns the number of live nodes (this one included).
-    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize>;
+    /// Returns `(live nodes, this node's rank among their ids in sorted order)`.
+    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<(usize, usize)>;
     /// Take or renew the shard's lease for `node_id`. True while the node holds it.
     async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
     /// Renew the shard's lease only if `node_id` still holds it; never takes a free one. False

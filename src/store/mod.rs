@@ -1040,7 +1040,7 @@ impl Store for RedisStore {
         Ok(Some(cfg))
     }
 
-    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<usize> {
+    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<(usize, usize)> {
         let now = hookline_actors::now_ms();
         let reply = self
             .eval(
@@ -1049,7 +1049,9 @@ impl Store for RedisStore {
                 vec![node_id.to_string(), now.to_string(), ttl_ms.to_string()],
             )
             .await?;
-        Ok(reply.as_u64().unwrap_or(1) as usize)
+        let reply = reply.into_array();
+        let number = |i: usize| reply.get(i).and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+        Ok((number(0).max(1), number(1)))
     }
 
     async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {

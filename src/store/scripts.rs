@@ -196,13 +196,20 @@ return 0
     )
 });
 
-/// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns the number of live nodes.
+/// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns {live nodes, this node's rank among
+/// their ids in sorted order} (the rank decides who holds one shard more; see `fair_share`).
 pub static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
-return redis.call('ZCARD', KEYS[1])
+local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.sort(live)
+local rank = 0
+for i, id in ipairs(live) do
+  if id == ARGV[1] then rank = i - 1 end
+end
+return {#live, rank}
 "#,
     )
 });

@@ -531,3 +531,58 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
     );
     b.assert_delivery_states().await;
 }
+
+/// Three nodes share the shards evenly (most − fewest ≤ 1), every shard has exactly one
+/// holder, and what each node says it owns is what Redis says it holds.
+#[tokio::test]
+async fn shards_spread_evenly_over_three_nodes() {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix("spread");
+    let mut nodes = Vec::new();
+    for i in 1..=3 {
+        nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("spread-{i}"))).await);
+    }
+    let owned = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("hookline_shards_owned "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    let mut counts = Vec::new();
+    for _ in 0..150 {
+        counts.clear();
+        for node in &nodes {
+            let text = reqwest::get(format!("{}/metrics", node.api.base))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            counts.push(owned(&text));
+        }
+        let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
+        if counts.iter().sum::<u64>() == 16 && most - fewest <= 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
+    assert_eq!(counts.iter().sum::<u64>(), 16, "{counts:?}");
+    assert!(most - fewest <= 1, "uneven: {counts:?}");
+    // Redis agrees: each shard's lease names one of the nodes, in the same numbers.
+    let mut held = std::collections::BTreeMap::<String, u64>::new();
+    for shard in 0..16 {
+        let holder = redis_cli(&redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
+        *held.entry(holder.trim().to_string()).or_default() += 1;
+    }
+    let mut from_redis: Vec<u64> = (1..=3)
+        .map(|i| held.get(&format!("spread-{i}")).copied().unwrap_or(0))
+        .collect();
+    let mut from_nodes = counts.clone();
+    from_redis.sort_unstable();
+    from_nodes.sort_unstable();
+    assert_eq!(
+        from_redis, from_nodes,
+        "leases in Redis {held:?} vs nodes' own counts {counts:?}"
+    );
+}

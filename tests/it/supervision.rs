@@ -90,7 +90,7 @@ impl Store for PanicOnce {
     async fn disable_endpoint(&self, id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
         self.inner.disable_endpoint(id, reason).await
     }
-    async fn heartbeat(&self, n: &str, t: u64) -> StoreResult<usize> {
+    async fn heartbeat(&self, n: &str, t: u64) -> StoreResult<(usize, usize)> {
         self.inner.heartbeat(n, t).await
     }
     async fn hold_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
