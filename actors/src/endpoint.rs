@@ -77,6 +77,8 @@ pub struct EndpointState {
     ctx: Arc<Ctx>,
     endpoint_id: String,
     shard: u32,
+    /// The fencing token of the lease this actor works under (`node#epoch`), taken at start.
+    lease_token: String,
     /// `None` once the endpoint was deleted.
     cfg: Option<EndpointConfig>,
     window: VecDeque<QueuedDelivery>,
@@ -317,7 +319,7 @@ impl EndpointState {
             .ctx
             .store
             .record_attempt(
-                &self.ctx.settings.node_id,
+                &self.lease_token,
                 cfg,
                 self.shard,
                 &delivery.event_id,
@@ -564,15 +566,7 @@ impl EndpointState {
         match self
             .ctx
             .store
-            .record_attempt(
-                &self.ctx.settings.node_id,
-                &cfg,
-                self.shard,
-                &event_id,
-                attempts,
-                &record,
-                &next,
-            )
+            .record_attempt(&self.lease_token, &cfg, self.shard, &event_id, attempts, &record, &next)
             .await
         {
             Ok(()) => {
@@ -641,6 +635,7 @@ impl Actor for EndpointActor {
         Ok(EndpointState {
             breaker: Breaker::new(args.ctx.settings.breaker.clone(), health.breaker),
             failing_since_ms: health.failing_since_ms,
+            lease_token: args.ctx.leases.token(&args.ctx.settings.node_id, args.shard),
             ctx: args.ctx,
             endpoint_id: args.endpoint_id,
             shard: args.shard,

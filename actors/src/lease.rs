@@ -5,12 +5,17 @@
 //! deadline from when it *sent* the renewal, which is earlier, and keeps a margin. So it stops
 //! starting attempts before anyone else can start. A process that was paused (SIGSTOP, a
 //! stall) or cut off from Redis wakes up past its deadline and starts nothing until a renewal
-//! succeeds again. Writes are fenced on the Redis side too: RECORD_ATTEMPT checks the holder.
+//! succeeds again. Writes are fenced on the Redis side too: RECORD_ATTEMPT checks the token
+//! `node#epoch` an actor took when it started against the shard's holder and epoch (a new
+//! epoch at every fresh acquisition), so even the same node, having lost and retaken the
+//! shard, cannot record with its old actors.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct LeaseClock {
     until_ms: Vec<AtomicU64>,
+    /// The epoch of each shard's current lease (see `Store::hold_lease`).
+    epochs: Vec<AtomicU64>,
     ttl_ms: u64,
     margin_ms: u64,
 }
@@ -20,6 +25,7 @@ impl LeaseClock {
     pub fn new(shards: u32, ttl_ms: u64) -> Self {
         LeaseClock {
             until_ms: (0..shards).map(|_| AtomicU64::new(0)).collect(),
+            epochs: (0..shards).map(|_| AtomicU64::new(0)).collect(),
             ttl_ms,
             margin_ms: ttl_ms / 4,
         }
@@ -30,6 +36,21 @@ impl LeaseClock {
         if let Some(until) = self.until_ms.get(shard as usize) {
             until.store(sent_ms + self.ttl_ms - self.margin_ms, Ordering::Release);
         }
+    }
+
+    /// `shard`'s lease was taken (or found held) with this epoch.
+    pub fn set_epoch(&self, shard: u32, epoch: u64) {
+        if let Some(e) = self.epochs.get(shard as usize) {
+            e.store(epoch, Ordering::Release);
+        }
+    }
+
+    /// The fencing token of `node_id`'s lease on `shard` now: `node#epoch`. Actors take it when
+    /// they start and record with it; after the shard is lost and taken again it no longer
+    /// matches, so their late results are refused.
+    pub fn token(&self, node_id: &str, shard: u32) -> String {
+        let epoch = self.epochs.get(shard as usize).map_or(0, |e| e.load(Ordering::Acquire));
+        format!("{node_id}#{epoch}")
     }
 
     /// The lease of `shard` is lost or given back.
@@ -65,5 +86,14 @@ mod tests {
         clock.revoke(1);
         assert!(!clock.valid(1, 5_001));
         assert!(!clock.valid(9, 0), "shards out of range are never valid");
+    }
+
+    #[test]
+    fn tokens_name_the_node_and_the_epoch_of_the_lease() {
+        let clock = LeaseClock::new(2, 10_000);
+        assert_eq!(clock.token("a", 1), "a#0");
+        clock.set_epoch(1, 7);
+        assert_eq!(clock.token("a", 1), "a#7");
+        assert_eq!(clock.token("a", 0), "a#0", "per shard");
     }
 }

@@ -119,7 +119,8 @@ impl ShardsState {
                     continue;
                 }
                 let sent = crate::now_ms();
-                if ctx.store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
+                if let Some(epoch) = ctx.store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
+                    ctx.leases.set_epoch(shard, epoch);
                     ctx.leases.renewed(shard, sent);
                     let args = ShardOwnerArgs {
                         ctx: ctx.clone(),

@@ -53,8 +53,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<QueuedDelivery>>;
 
     /// Log attempt number `number` and move the delivery to its next state, atomically.
-    /// Fenced: refused (`StoreError::Fenced`, nothing written) unless `owner` holds the shard's
-    /// lease, so a node that lost the shard cannot overwrite what the new owner records.
+    /// Fenced: refused (`StoreError::Fenced`, nothing written) unless `owner`, the fencing token
+    /// `node#epoch`, is the shard's current holder and epoch, so a node that lost the shard (or
+    /// took it again since) cannot overwrite what the new owner records.
     #[allow(clippy::too_many_arguments)]
     async fn record_attempt(
         &self,
@@ -103,7 +104,10 @@ pub trait Store: Send + Sync + 'static {
     /// Returns `(live nodes, this node's rank among their ids in sorted order)`.
     async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<(usize, usize)>;
     /// Take or renew the shard's lease for `node_id`. True while the node holds it.
-    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
+    /// `Some(epoch)` while the node holds it: a new epoch when it was free, the same when the
+    /// node already held it. With the node id, the epoch is the fencing token (`node#epoch`)
+    /// that `record_attempt` checks.
+    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<Option<u64>>;
     /// Renew the shard's lease only if `node_id` still holds it; never takes a free one. False
     /// means the lease lapsed (or another node took it) since the last renewal: the work this
     /// node was doing on the shard must stop, even if it can take the lease again at once.

@@ -18,6 +18,7 @@
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
 //! | `P:{shN}:lease` | string, PX TTL | holder node id |
+//! | `P:{shN}:epoch` | counter | lease acquisitions of shard N: with the holder, the fencing token `node#epoch` |
 //! | `P:{shN}:due` | zset | endpoint id → earliest due time of its queue (ms) |
 //! | `P:{shN}:ep:<ep>:q` | zset | event ids of pending deliveries → due time (ms) |
 //! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs |
@@ -77,6 +78,10 @@ impl Keys {
     }
     pub fn lease(&self, shard: u32) -> String {
         format!("{}:{{sh{shard}}}:lease", self.p)
+    }
+    /// Incremented at every fresh acquisition of the shard's lease (fencing token).
+    pub fn lease_epoch(&self, shard: u32) -> String {
+        format!("{}:{{sh{shard}}}:epoch", self.p)
     }
     pub fn due(&self, shard: u32) -> String {
         format!("{}:{{sh{shard}}}:due", self.p)

@@ -912,6 +912,7 @@ impl Store for RedisStore {
             self.keys.delivery(shard, &endpoint.id, event_id),
             self.keys.dead_letters(shard, &endpoint.id),
             self.keys.lease(shard),
+            self.keys.lease_epoch(shard),
         ];
         let args = vec![
             event_id.to_string(),
@@ -1054,15 +1055,15 @@ impl Store for RedisStore {
         Ok((number(0).max(1), number(1)))
     }
 
-    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {
+    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<Option<u64>> {
         let reply = self
             .eval(
                 &scripts::HOLD_LEASE,
-                vec![self.keys.lease(shard)],
+                vec![self.keys.lease(shard), self.keys.lease_epoch(shard)],
                 vec![node_id.to_string(), ttl_ms.to_string()],
             )
             .await?;
-        Ok(reply.as_u64() == Some(1))
+        Ok(reply.as_u64())
     }
 
     async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {

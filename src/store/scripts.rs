@@ -70,11 +70,11 @@ return created
     )
 });
 
-/// KEYS: queue, delivery record, dead letters, shard lease. ARGV: event id, status
+/// KEYS: queue, delivery record, dead letters, shard lease, lease epoch. ARGV: event id, status
 /// (delivered|failed|dead), attempts, attempt JSON, attempt start ms, next due ms, reason,
-/// retention s, keep place 0|1, owner node id. Fenced: unless the owner holds the shard's
-/// lease, nothing is written and -1 is returned (a node that lost the shard must not
-/// overwrite what the new owner records). A retry moves the delivery to its due time in the queue, except
+/// retention s, keep place 0|1, fencing token `node#epoch`. Fenced: unless the token is the
+/// shard's current holder and epoch, nothing is written and -1 is returned (a node that lost
+/// the shard, or took it again since, must not overwrite what the new owner records). A retry moves the delivery to its due time in the queue, except
 /// for ordered endpoints (keep place = 1): there it keeps its place in line, and the due time
 /// is only in the record, so a failing head holds back everything behind it. If the delivery
 /// was replayed while this attempt ran, the attempt is logged but the replay wins: the delivery
@@ -86,7 +86,8 @@ return created
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if redis.call('GET', KEYS[4]) ~= ARGV[10] then return -1 end
+local token = (redis.call('GET', KEYS[4]) or '') .. '#' .. (redis.call('GET', KEYS[5]) or '')
+if token ~= ARGV[10] then return -1 end
 local prior = redis.call('HMGET', KEYS[2], 'replayed_ms', 'status', 'reason')
 if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and ARGV[2] ~= 'delivered' then
   redis.call('HSET', KEYS[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4], 'updated_ms', ARGV[5])
@@ -154,20 +155,23 @@ return tostring(due)
     )
 });
 
-/// KEYS: lease. ARGV: node id, ttl ms. Takes a free lease or renews our own. 1 = held.
+/// KEYS: lease, epoch. ARGV: node id, ttl ms. Takes a free lease (a new epoch) or renews our
+/// own (the same epoch). Returns the epoch while held, nil when another node holds it.
 pub static HOLD_LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local holder = redis.call('GET', KEYS[1])
 if holder == ARGV[1] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
+  local epoch = redis.call('GET', KEYS[2])
+  if epoch then return tonumber(epoch) end
+  return redis.call('INCR', KEYS[2])
 end
 if not holder then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
+  return redis.call('INCR', KEYS[2])
 end
-return 0
+return false
 "#,
     )
 });

@@ -144,7 +144,8 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
     store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
-    assert!(store.hold_lease(shard, "n", 60_000).await.unwrap());
+    let epoch = store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held");
+    let token = format!("n#{epoch}");
     assert_eq!(store.delete_endpoint(&endpoint, shard).await.unwrap(), 2);
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
     assert_eq!(report.dropped_marked_dead, 2, "{report:?}");
@@ -158,11 +159,11 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     };
     let retry = Next::RetryAt(hookline_actors::now_ms() + 60_000);
     store
-        .record_attempt("n", &endpoint, shard, &events[0], 1, &attempt, &retry)
+        .record_attempt(&token, &endpoint, shard, &events[0], 1, &attempt, &retry)
         .await
         .unwrap();
     store
-        .record_attempt("n", &endpoint, shard, &events[1], 1, &attempt, &Next::Delivered)
+        .record_attempt(&token, &endpoint, shard, &events[1], 1, &attempt, &Next::Delivered)
         .await
         .unwrap();
     let first = store
@@ -236,13 +237,14 @@ async fn only_the_lease_holder_records_attempts() {
     };
 
     // Nobody holds the lease yet, then another node does: both refused, nothing written.
+    let mut epoch = 0;
     for holder in [None, Some("new-owner")] {
         if let Some(h) = holder {
-            assert!(store.hold_lease(shard, h, 60_000).await.unwrap());
+            epoch = store.hold_lease(shard, h, 60_000).await.unwrap().expect("held");
         }
         let refused = store
             .record_attempt(
-                "old-owner",
+                "old-owner#0",
                 &endpoint,
                 shard,
                 &event,
@@ -258,10 +260,29 @@ async fn only_the_lease_holder_records_attempts() {
         let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
         assert_eq!((record.status.as_str(), record.attempts.len()), ("pending", 0));
     }
+    // The same node, after its lease lapsed and it took the shard again: its old token (the
+    // actors of the old lease) is refused; the new one is the holder's.
+    let stale = format!("new-owner#{epoch}");
+    redis_cli(&shared_redis_url(), &["DEL", &store.keys().lease(shard)]);
+    let again = store
+        .hold_lease(shard, "new-owner", 60_000)
+        .await
+        .unwrap()
+        .expect("held");
+    assert_eq!(again, epoch + 1, "a fresh acquisition is a new epoch");
+    assert_eq!(
+        store.hold_lease(shard, "new-owner", 60_000).await.unwrap(),
+        Some(again),
+        "renewing keeps the epoch"
+    );
+    let refused = store
+        .record_attempt(&stale, &endpoint, shard, &event, 1, &attempt(200), &Next::Delivered)
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
     // The holder's record is written.
     store
         .record_attempt(
-            "new-owner",
+            &format!("new-owner#{again}"),
             &endpoint,
             shard,
             &event,
@@ -282,17 +303,20 @@ async fn a_lapsed_lease_is_not_renewed() {
     use hookline_actors::Store;
     let prefix = unique_prefix("renew");
     let (_cfg, store, _client) = connect(&prefix).await;
-    assert!(store.hold_lease(3, "a", 60_000).await.unwrap());
+    assert!(store.hold_lease(3, "a", 60_000).await.unwrap().is_some());
     assert!(store.renew_lease(3, "a", 60_000).await.unwrap());
     redis_cli(&shared_redis_url(), &["DEL", &store.keys().lease(3)]);
     assert!(
         !store.renew_lease(3, "a", 60_000).await.unwrap(),
         "renewed a lapsed lease"
     );
-    assert!(store.hold_lease(3, "b", 60_000).await.unwrap());
+    assert!(store.hold_lease(3, "b", 60_000).await.unwrap().is_some());
     assert!(
         !store.renew_lease(3, "a", 60_000).await.unwrap(),
         "renewed another node's lease"
     );
-    assert!(store.hold_lease(3, "b", 60_000).await.unwrap(), "the holder keeps it");
+    assert!(
+        store.hold_lease(3, "b", 60_000).await.unwrap().is_some(),
+        "the holder keeps it"
+    );
 }

@@ -93,7 +93,7 @@ impl Store for PanicOnce {
     async fn heartbeat(&self, n: &str, t: u64) -> StoreResult<(usize, usize)> {
         self.inner.heartbeat(n, t).await
     }
-    async fn hold_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
+    async fn hold_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<Option<u64>> {
         self.inner.hold_lease(s, n, t).await
     }
     async fn renew_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
