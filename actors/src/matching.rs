@@ -102,6 +102,21 @@ impl SubscriptionIndex {
             .collect()
     }
 
+    /// Replace one tenant's subscriptions with `endpoints` (all of that tenant's endpoints).
+    pub fn replace_tenant(&self, tenant: &str, endpoints: &[EndpointConfig], shard_of: impl Fn(&str) -> u32) {
+        let subs: Vec<Subscription> = endpoints
+            .iter()
+            .filter(|cfg| cfg.tenant == tenant)
+            .map(|cfg| Subscription::of(cfg, shard_of(&cfg.id)))
+            .collect();
+        let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
+        if subs.is_empty() {
+            map.remove(tenant);
+        } else {
+            map.insert(tenant.to_string(), subs);
+        }
+    }
+
     pub fn upsert(&self, cfg: &EndpointConfig, shard: u32) {
         let sub = Subscription::of(cfg, shard);
         let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
@@ -234,5 +249,20 @@ mod tests {
         newer.updated_at_ms = 5;
         let changed = idx.replace_all(&[newer, cfg("ep_z", "t9", &["*"])], |_| 7);
         assert_eq!(changed, vec!["ep_b".to_string()]);
+    }
+
+    #[test]
+    fn replacing_one_tenant_leaves_the_others() {
+        let index = SubscriptionIndex::new();
+        let a = EndpointConfig::new("ep_a".into(), "t1".into(), String::new(), String::new(), 0);
+        let b = EndpointConfig::new("ep_b".into(), "t2".into(), String::new(), String::new(), 0);
+        index.upsert(&b, 2);
+        assert!(index.matching("t1", "x.y").is_empty());
+        index.replace_tenant("t1", &[a.clone()], |_| 1);
+        assert_eq!(index.matching("t1", "x.y"), vec![("ep_a".to_string(), 1)]);
+        assert_eq!(index.matching("t2", "x.y"), vec![("ep_b".to_string(), 2)]);
+        index.replace_tenant("t1", &[], |_| 1);
+        assert!(index.matching("t1", "x.y").is_empty());
+        assert_eq!(index.matching("t2", "x.y").len(), 1);
     }
 }

@@ -39,10 +39,40 @@ pub struct RouterState {
     /// The subscription index has been loaded once. Until then nothing is read from the
     /// stream: routing against an empty index would ack events to no endpoint and lose them.
     synced: bool,
+    /// The version of each tenant's endpoints the index reflects (see `refresh_tenants`).
+    versions: std::collections::HashMap<String, u64>,
 }
 
 impl Router {
-    async fn route_batch(state: &RouterState, events: Vec<StreamEvent>) -> Result<(), crate::StoreError> {
+    /// Make the index current for the tenants of a batch before matching it. Endpoint changes
+    /// reach routers by notification, which may come after an event ingested later: a router
+    /// could then match that event against an index without the new endpoint and ack it to
+    /// nobody. Each change bumps its tenant's version in Redis before the API answers, so a
+    /// version read after the batch was read covers every change made before its events were
+    /// ingested; a tenant whose version moved is reloaded.
+    async fn refresh_tenants(state: &mut RouterState, events: &[StreamEvent]) -> Result<(), crate::StoreError> {
+        let mut tenants: Vec<String> = events.iter().map(|e| e.tenant.clone()).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
+        tenants.retain(|t| !t.is_empty());
+        let versions = state.ctx.store.tenant_versions(&tenants).await?;
+        for (tenant, version) in tenants.into_iter().zip(versions) {
+            if state.versions.get(&tenant) == Some(&version) {
+                continue;
+            }
+            let endpoints = state.ctx.store.tenant_endpoints(&tenant).await?;
+            let ctx = state.ctx.clone();
+            state
+                .ctx
+                .index
+                .replace_tenant(&tenant, &endpoints, |id| ctx.shard_of(id));
+            state.versions.insert(tenant, version);
+        }
+        Ok(())
+    }
+
+    async fn route_batch(state: &mut RouterState, events: Vec<StreamEvent>) -> Result<(), crate::StoreError> {
+        Self::refresh_tenants(state, &events).await?;
         let routed: Vec<RoutedEvent> = events
             .into_iter()
             .map(|event| {
@@ -83,6 +113,7 @@ impl Actor for Router {
             shards: args.shards,
             pending_phase: true,
             synced: false,
+            versions: std::collections::HashMap::new(),
         })
     }
 

@@ -108,6 +108,10 @@ pub trait Store: Send + Sync + 'static {
     /// node already held it. With the node id, the epoch is the fencing token (`node#epoch`)
     /// that `record_attempt` checks.
     async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<Option<u64>>;
+    /// The version counter of each tenant's endpoints (0 if never set), in order.
+    async fn tenant_versions(&self, tenants: &[String]) -> StoreResult<Vec<u64>>;
+    /// Every endpoint of one tenant.
+    async fn tenant_endpoints(&self, tenant: &str) -> StoreResult<Vec<EndpointConfig>>;
     /// Renew the shard's lease only if `node_id` still holds it; never takes a free one. False
     /// means the lease lapsed (or another node took it) since the last renewal: the work this
     /// node was doing on the shard must stop, even if it can take the lease again at once.

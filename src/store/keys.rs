@@ -14,6 +14,7 @@
 //! | `P:{ev0}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:endpoints` | hash | endpoint id → config JSON |
 //! | `P:t:<tenant>:endpoints` | zset | endpoint ids by creation time |
+//! | `P:t:<tenant>:ver` | counter | bumped at every change to the tenant's endpoints (routers reload on a new value) |
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id}` |
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
@@ -66,6 +67,10 @@ impl Keys {
     }
     pub fn tenant_endpoints(&self, tenant: &str) -> String {
         format!("{}:t:{tenant}:endpoints", self.p)
+    }
+    /// Bumped at every change to the tenant's endpoints (routers compare it before routing).
+    pub fn tenant_version(&self, tenant: &str) -> String {
+        format!("{}:t:{tenant}:ver", self.p)
     }
     pub fn api_keys(&self) -> String {
         format!("{}:apikeys", self.p)

@@ -389,7 +389,19 @@ impl RedisStore {
                 .await
                 .map_err(unavailable)?;
         }
+        self.bump_tenant_version(&cfg.tenant).await?;
         self.announce_change(&cfg.id).await
+    }
+
+    /// Routers compare this before routing a batch: an endpoint saved before an event was
+    /// ingested is seen by whichever router routes it, even if the change notification is late.
+    async fn bump_tenant_version(&self, tenant: &str) -> StoreResult<()> {
+        let _: Value = self
+            .client()
+            .incr(self.keys.tenant_version(tenant))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn announce_change(&self, endpoint_id: &str) -> StoreResult<()> {
@@ -414,6 +426,7 @@ impl RedisStore {
             .map_err(unavailable)?;
         use hookline_actors::Store;
         let dropped = self.forget_endpoint(&cfg.id, shard).await?;
+        self.bump_tenant_version(&cfg.tenant).await?;
         self.announce_change(&cfg.id).await?;
         Ok(dropped)
     }
@@ -1064,6 +1077,32 @@ impl Store for RedisStore {
             )
             .await?;
         Ok(reply.as_u64())
+    }
+
+    async fn tenant_versions(&self, tenants: &[String]) -> StoreResult<Vec<u64>> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = tenants.iter().map(|t| self.keys.tenant_version(t)).collect();
+        let versions: Vec<Option<u64>> = self.client().mget(keys).await.map_err(unavailable)?;
+        Ok(versions.into_iter().map(|v| v.unwrap_or(0)).collect())
+    }
+
+    async fn tenant_endpoints(&self, tenant: &str) -> StoreResult<Vec<EndpointConfig>> {
+        let ids = self.tenant_endpoint_ids(tenant).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let configs: Vec<Option<String>> = self
+            .client()
+            .hmget(self.keys.endpoints(), ids)
+            .await
+            .map_err(unavailable)?;
+        Ok(configs
+            .into_iter()
+            .flatten()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect())
     }
 
     async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {

@@ -99,6 +99,12 @@ impl Store for PanicOnce {
     async fn renew_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
         self.inner.renew_lease(s, n, t).await
     }
+    async fn tenant_versions(&self, t: &[String]) -> StoreResult<Vec<u64>> {
+        self.inner.tenant_versions(t).await
+    }
+    async fn tenant_endpoints(&self, t: &str) -> StoreResult<Vec<EndpointConfig>> {
+        self.inner.tenant_endpoints(t).await
+    }
     async fn release_lease(&self, s: u32, n: &str) -> StoreResult<()> {
         self.inner.release_lease(s, n).await
     }
