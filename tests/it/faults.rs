@@ -13,6 +13,31 @@ async fn post_many(api: &Api, tenant: &str, count: usize, concurrency: usize, ac
     post_many_of(api, tenant, "load.item", count, concurrency, acked).await
 }
 
+/// `count` nodes named `<name>-1…` on one prefix of the shared Redis, each ready.
+async fn start_nodes(name: &str, count: usize) -> (String, String, Vec<Node>) {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix(name);
+    let mut nodes = Vec::new();
+    for i in 1..=count {
+        nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("{name}-{i}"))).await);
+    }
+    (redis, prefix, nodes)
+}
+
+/// `hookline_shards_owned` as the node reports it.
+async fn shards_owned(node: &Node) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", node.api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("hookline_shards_owned "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 /// `post_many` with an event type of choice.
 async fn post_many_of(
     api: &Api,
@@ -536,29 +561,12 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
 /// holder, and what each node says it owns is what Redis says it holds.
 #[tokio::test]
 async fn shards_spread_evenly_over_three_nodes() {
-    let redis = shared_redis_url();
-    let prefix = unique_prefix("spread");
-    let mut nodes = Vec::new();
-    for i in 1..=3 {
-        nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("spread-{i}"))).await);
-    }
-    let owned = |text: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix("hookline_shards_owned "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    };
+    let (redis, prefix, nodes) = start_nodes("spread", 3).await;
     let mut counts = Vec::new();
     for _ in 0..150 {
         counts.clear();
         for node in &nodes {
-            let text = reqwest::get(format!("{}/metrics", node.api.base))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            counts.push(owned(&text));
+            counts.push(shards_owned(node).await);
         }
         let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
         if counts.iter().sum::<u64>() == 16 && most - fewest <= 1 {
@@ -592,12 +600,7 @@ async fn shards_spread_evenly_over_three_nodes() {
 /// the killed node; its shards are held again by the others within about one lease TTL.
 #[tokio::test]
 async fn three_nodes_survive_kill_9_of_one() {
-    let redis = shared_redis_url();
-    let prefix = unique_prefix("three");
-    let mut nodes = Vec::new();
-    for i in 1..=3 {
-        nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("three-{i}"))).await);
-    }
+    let (redis, prefix, mut nodes) = start_nodes("three", 3).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let names: Vec<String> = (0..6).map(|i| format!("t{i}")).collect();
     for name in &names {
@@ -626,24 +629,11 @@ async fn three_nodes_survive_kill_9_of_one() {
     }
 
     // The survivors hold every shard again.
-    let owned = |text: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix("hookline_shards_owned "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .map_or(0, |v| v as u64)
-    };
     let mut retaken = None;
     while killed_at.elapsed() < Duration::from_secs(20) {
         let mut total = 0;
         for node in &nodes {
-            total += owned(
-                &reqwest::get(format!("{}/metrics", node.api.base))
-                    .await
-                    .unwrap()
-                    .text()
-                    .await
-                    .unwrap(),
-            );
+            total += shards_owned(node).await;
         }
         if total == 16 {
             retaken = Some(killed_at.elapsed());
@@ -710,12 +700,7 @@ async fn three_nodes_survive_kill_9_of_one() {
 /// Nothing acknowledged is lost and nothing is delivered twice.
 #[tokio::test]
 async fn rolling_restart_loses_nothing_and_duplicates_nothing() {
-    let redis = shared_redis_url();
-    let prefix = unique_prefix("roll");
-    let mut nodes = Vec::new();
-    for i in 1..=3 {
-        nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("roll-{i}"))).await);
-    }
+    let (redis, prefix, mut nodes) = start_nodes("roll", 3).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let names: Vec<String> = (0..4).map(|i| format!("r{i}")).collect();
     for name in &names {
