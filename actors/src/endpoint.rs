@@ -330,10 +330,7 @@ impl EndpointState {
             .await
         {
             Ok(()) => {
-                crate::names::SETTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let mut labels = self.ctx.settings.metric_labels.with_tenant(&[], &cfg.tenant);
-                labels.push(metrics::Label::new("cause", "expired"));
-                metrics::counter!(crate::names::DEAD_LETTERS, labels).increment(1);
+                count_dead_letter(self.ctx.settings.metric_labels, &cfg.tenant, "expired");
                 tracing::info!(
                     tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %delivery.event_id,
                     delivery_id = %crate::model::delivery_id(&cfg.id, &delivery.event_id), attempt = number,
@@ -570,13 +567,7 @@ impl EndpointState {
             .await
         {
             Ok(()) => {
-                count_recorded(
-                    &outcome,
-                    &next,
-                    &event_id,
-                    attempts,
-                    labels.with_tenant(&[], &cfg.tenant),
-                );
+                count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
                 if let Next::Dead(reason) = &next {
                     tracing::info!(
                         tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
@@ -723,7 +714,14 @@ fn outcome_label(outcome: &Outcome, next: &Next) -> &'static str {
 /// Count what an attempt settled, once its record is stored (a failed write means the
 /// attempt is made again, and must not be counted twice): end-to-end latency of a delivery,
 /// a retry by attempt number, a dead letter by cause.
-fn count_recorded(outcome: &Outcome, next: &Next, event_id: &str, attempt: u32, labels: Vec<metrics::Label>) {
+fn count_recorded(
+    outcome: &Outcome,
+    next: &Next,
+    event_id: &str,
+    attempt: u32,
+    labels: crate::names::MetricLabels,
+    tenant: &str,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     match (outcome, next) {
         (_, Next::Delivered) => {
@@ -742,16 +740,20 @@ fn count_recorded(outcome: &Outcome, next: &Next, event_id: &str, attempt: u32, 
             metrics::counter!(crate::names::RETRIES_SCHEDULED, "attempt" => n).increment(1);
         }
         (outcome, Next::Dead(reason)) => {
-            crate::names::SETTLED.fetch_add(1, Relaxed);
             let cause = match outcome {
                 Outcome::Retry { .. } => "exhausted",
                 Outcome::Gone => "gone",
                 _ if reason == "destination_blocked" => "blocked",
                 _ => "permanent",
             };
-            let mut labels = labels;
-            labels.push(metrics::Label::new("cause", cause));
-            metrics::counter!(crate::names::DEAD_LETTERS, labels).increment(1);
+            count_dead_letter(labels, tenant, cause);
         }
     }
+}
+
+/// A delivery dead-lettered (and so settled): `hookline_dead_letters_total{cause[, tenant]}`.
+fn count_dead_letter(labels: crate::names::MetricLabels, tenant: &str, cause: &'static str) {
+    crate::names::SETTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let labels = labels.with_tenant(&[("cause", cause.to_string())], tenant);
+    metrics::counter!(crate::names::DEAD_LETTERS, labels).increment(1);
 }

@@ -9,6 +9,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query};
 use super::{rfc3339, AppState};
+use super::{DeliveryPath, TenantPath};
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::Store;
@@ -66,10 +67,7 @@ pub struct Replayed {
     get,
     path = "/v1/tenants/{tenant}/deliveries/{id}",
     tag = "deliveries",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "delivery id (`dlv_…`)"),
-    ),
+    params(DeliveryPath),
     responses(
         (status = 200, body = DeliveryDetail),
         (status = 404, description = "no such delivery in this tenant", body = ErrorBody),
@@ -121,10 +119,7 @@ async fn fetch(
     post,
     path = "/v1/tenants/{tenant}/deliveries/{id}/replay",
     tag = "deliveries",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "delivery id (`dlv_…`)"),
-    ),
+    params(DeliveryPath),
     responses(
         (status = 202, description = "a new attempt cycle has started", body = Replayed),
         (status = 404, description = "no such delivery in this tenant", body = ErrorBody),
@@ -295,7 +290,7 @@ fn merge_newest(
     get,
     path = "/v1/tenants/{tenant}/deliveries",
     tag = "deliveries",
-    params(("tenant" = String, Path, description = "tenant name"), ListParams),
+    params(TenantPath, ListParams),
     responses(
         (status = 200, body = DeliveryPage),
         (status = 400, description = "a malformed filter, limit or cursor (the message names it)", body = ErrorBody),

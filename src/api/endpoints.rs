@@ -4,6 +4,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Json, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
+use super::{EndpointPath, TenantPath};
 use crate::delivery::{sign, ssrf};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -336,7 +337,7 @@ async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
     post,
     path = "/v1/tenants/{tenant}/endpoints",
     tag = "endpoints",
-    params(("tenant" = String, Path, description = "tenant name")),
+    params(TenantPath),
     request_body = EndpointFields,
     responses(
         (status = 201, description = "created; the answer holds its secret", body = EndpointOut),
@@ -372,7 +373,7 @@ async fn create(
     get,
     path = "/v1/tenants/{tenant}/endpoints",
     tag = "endpoints",
-    params(("tenant" = String, Path, description = "tenant name"), ListQuery),
+    params(TenantPath, ListQuery),
     responses(
         (status = 200, body = EndpointPage),
         (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
@@ -403,10 +404,7 @@ async fn list(
     get,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-    ),
+    params(EndpointPath),
     responses(
         (status = 200, body = EndpointOut),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
@@ -428,10 +426,7 @@ async fn fetch(
     patch,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-    ),
+    params(EndpointPath),
     request_body = EndpointFields,
     responses(
         (status = 200, body = EndpointOut),
@@ -468,10 +463,7 @@ async fn update(
     delete,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-    ),
+    params(EndpointPath),
     responses(
         (status = 204, description = "deleted", headers(
             ("Hookline-Dropped-Deliveries" = u64, description = "pending deliveries dropped")
@@ -503,10 +495,7 @@ pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/enable",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-    ),
+    params(EndpointPath),
     responses(
         (status = 200, body = EndpointOut),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
@@ -534,11 +523,7 @@ async fn enable(
     get,
     path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-        ListQuery,
-    ),
+    params(EndpointPath, ListQuery),
     responses(
         (status = 200, body = DeadLetterPage),
         (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
@@ -586,10 +571,7 @@ pub struct ReplayBody {
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-    ),
+    params(EndpointPath),
     request_body(content = Option<ReplayBody>, description = "optional", content_type = "application/json"),
     responses(
         (status = 202, description = "each replayed letter starts a new attempt cycle", body = ReplayCount),
@@ -668,11 +650,7 @@ const MAX_OVERLAP_S: u64 = 7 * 86_400;
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-        RotateQuery,
-    ),
+    params(EndpointPath, RotateQuery),
     responses(
         (status = 200, body = NewSecret),
         (status = 400, description = "a malformed `overlap_s`", body = ErrorBody),
@@ -715,10 +693,7 @@ async fn rotate_secret(
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/test",
     tag = "endpoints",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "endpoint id (`ep_…`)"),
-    ),
+    params(EndpointPath),
     responses(
         (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),

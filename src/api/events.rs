@@ -7,6 +7,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::{Json, Path};
 use super::AppState;
+use super::{EventPath, TenantPath};
 use crate::store::{Ingested, NewEvent};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -64,10 +65,7 @@ pub struct Ingest {
     post,
     path = "/v1/tenants/{tenant}/events",
     tag = "events",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "alternative to the `idempotency_key` field"),
-    ),
+    params(TenantPath, ("Idempotency-Key" = Option<String>, Header, description = "alternative to the `idempotency_key` field")),
     request_body = EventIn,
     responses(
         (status = 202, description = "stored; delivery follows", body = Ingest),
@@ -208,7 +206,7 @@ pub enum BatchResult {
     post,
     path = "/v1/tenants/{tenant}/events/batch",
     tag = "events",
-    params(("tenant" = String, Path, description = "tenant name")),
+    params(TenantPath),
     request_body = BatchIn,
     responses(
         (status = 202, description = "one result per event, in order", body = BatchOut),
@@ -320,10 +318,7 @@ pub struct EventDelivery {
     get,
     path = "/v1/tenants/{tenant}/events/{id}",
     tag = "events",
-    params(
-        ("tenant" = String, Path, description = "tenant name"),
-        ("id" = String, Path, description = "event id (`evt_…`)"),
-    ),
+    params(EventPath),
     responses(
         (status = 200, body = EventOut),
         (status = 404, description = "no such event in this tenant (or past retention)", body = ErrorBody),

@@ -4,6 +4,7 @@ use super::auth::{digest, Caller};
 use super::error::ApiResult;
 use super::extract::Path;
 use super::AppState;
+use super::TenantPath;
 use crate::store::ApiKeyRecord;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,7 +31,7 @@ pub struct NewKey {
     post,
     path = "/v1/tenants/{tenant}/keys",
     tag = "keys",
-    params(("tenant" = String, Path, description = "tenant name")),
+    params(TenantPath),
     responses((status = 201, description = "the key, shown once", body = NewKey))
 )]
 async fn create(

@@ -183,6 +183,46 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+// Path parameters, for the OpenAPI document (`params(EndpointPath)` and the like): one
+// description per parameter instead of one per route. The handlers extract them as tuples.
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// tenant name
+    tenant: String,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointPath {
+    /// tenant name
+    tenant: String,
+    /// endpoint id (`ep_…`)
+    id: String,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EventPath {
+    /// tenant name
+    tenant: String,
+    /// event id (`evt_…`)
+    id: String,
+}
+
+#[allow(dead_code)]
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DeliveryPath {
+    /// tenant name
+    tenant: String,
+    /// delivery id (`dlv_…`)
+    id: String,
+}
+
 /// `?limit=`: default 50, at most 500.
 pub fn page_limit(limit: Option<String>) -> Result<usize, ApiError> {
     match limit {

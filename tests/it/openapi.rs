@@ -124,6 +124,15 @@ async fn the_openapi_document_matches_the_routes() {
         for m in METHODS {
             if let Some(op) = item.get(m) {
                 documented.insert((m.to_string(), path.clone()));
+                // Every `{placeholder}` of the path is a documented path parameter.
+                for placeholder in path.split('{').skip(1).filter_map(|p| p.split('}').next()) {
+                    let found = op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == placeholder && p["in"] == "path" && p["description"].is_string());
+                    assert!(found, "{m} {path}: path parameter {placeholder} not documented");
+                }
                 let responses = op["responses"].as_object().unwrap();
                 assert!(
                     responses.keys().any(|s| s.starts_with('2')),
