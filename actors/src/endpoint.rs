@@ -20,7 +20,7 @@
 
 use crate::backoff::{honour_retry_after, retry_delay};
 use crate::breaker::{Admit, Breaker};
-use crate::limiter::TokenBucket;
+use crate::limiter::{BucketRecord, TokenBucket};
 use crate::model::{AttemptRecord, EndpointConfig, HealthRecord, Next, QueuedDelivery};
 use crate::outcome::{classify, Outcome};
 use crate::supervisor::Ctx;
@@ -90,6 +90,8 @@ pub struct EndpointState {
     failing_since_ms: Option<u64>,
     /// Present while a rate applies (the endpoint's limit or a recovery ramp).
     limiter: Option<TokenBucket>,
+    /// The bucket the previous actor left (see `limiter`): resumed when a rate first applies.
+    saved_bucket: Option<BucketRecord>,
     /// The event id of the half-open breaker's probe in flight: only its result decides.
     probe: Option<String>,
 }
@@ -121,6 +123,7 @@ impl EndpointState {
         HealthRecord {
             breaker: self.breaker.record().clone(),
             failing_since_ms: self.failing_since_ms,
+            bucket: self.limiter.as_ref().map(TokenBucket::record).or(self.saved_bucket),
         }
     }
 
@@ -152,9 +155,7 @@ impl EndpointState {
         if !self.draining || !self.in_flight.is_empty() {
             return false;
         }
-        for waiter in self.drain_waiters.drain(..) {
-            waiter.send(()).ok();
-        }
+        // The drain waiters are answered in `post_stop`, once the limiter is saved.
         myself.stop(Some("drained".into()));
         true
     }
@@ -170,7 +171,11 @@ impl EndpointState {
                 return Ok(());
             }
         };
-        let bucket = self.limiter.get_or_insert_with(|| TokenBucket::new(rate, now));
+        let saved = &mut self.saved_bucket;
+        let bucket = self.limiter.get_or_insert_with(|| match saved.take() {
+            Some(record) => TokenBucket::resume(rate, record, now),
+            None => TokenBucket::new(rate, now),
+        });
         if (bucket.rate() - rate).abs() > f64::EPSILON {
             bucket.set_rate(rate, now);
         }
@@ -550,7 +555,7 @@ impl EndpointState {
         tracing::debug!(
             tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
             delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
-            status = ?response.status, latency_ms = response.latency_ms, error = ?response.error,
+            started_ms, status = ?response.status, latency_ms = response.latency_ms, error = ?response.error,
             outcome = label, "attempt finished"
         );
         let record = AttemptRecord {
@@ -626,6 +631,7 @@ impl Actor for EndpointActor {
         Ok(EndpointState {
             breaker: Breaker::new(args.ctx.settings.breaker.clone(), health.breaker),
             failing_since_ms: health.failing_since_ms,
+            saved_bucket: health.bucket,
             lease_token: args.ctx.leases.token(&args.ctx.settings.node_id, args.shard),
             ctx: args.ctx,
             endpoint_id: args.endpoint_id,
@@ -696,6 +702,15 @@ impl Actor for EndpointActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some((_, handle)) = state.timer.take() {
             handle.abort();
+        }
+        // The rate limit holds across owners and restarts: the next actor, here or on the
+        // node the shard moves to, resumes this bucket. Only while the lease is surely ours,
+        // so a stale owner never overwrites the new owner's health.
+        if state.limiter.is_some() && state.cfg.is_some() && state.ctx.leases.valid(state.shard, crate::now_ms()) {
+            state.save_health().await;
+        }
+        for waiter in state.drain_waiters.drain(..) {
+            waiter.send(()).ok();
         }
         Ok(())
     }

@@ -1,6 +1,20 @@
 //! The per-endpoint rate limit: a token bucket with burst = max(1, rate). In any window of one
 //! second it lets through at most rate + burst requests. Time is passed in (ms), so the tests
 //! are exact.
+//!
+//! The bucket outlives its actor: an endpoint actor that stops (idle, or handing its shard to
+//! another node) saves a [`BucketRecord`] with the endpoint's health, and the next actor, on
+//! this node or another, resumes from it. Without that, every restart would hand out a fresh
+//! burst and a stop-start endpoint could get rate + n × burst in one second.
+
+use serde::{Deserialize, Serialize};
+
+/// A bucket as saved between owners: the tokens left at a time (ms since epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BucketRecord {
+    pub tokens: f64,
+    pub at_ms: u64,
+}
 
 #[derive(Debug, Clone)]
 pub struct TokenBucket {
@@ -17,6 +31,28 @@ impl TokenBucket {
             rate_per_s,
             tokens: burst(rate_per_s),
             last_ms: now_ms,
+        }
+    }
+
+    /// The bucket a stopped actor left, refilled at `rate_per_s` for the time since (never
+    /// beyond the burst). A record from the future (another node's clock ahead) is taken at
+    /// its word: its tokens, and refills only from its time on.
+    pub fn resume(rate_per_s: f64, saved: BucketRecord, now_ms: u64) -> Self {
+        let rate_per_s = rate_per_s.max(0.001);
+        let mut bucket = TokenBucket {
+            rate_per_s,
+            tokens: saved.tokens.clamp(0.0, burst(rate_per_s)),
+            last_ms: saved.at_ms,
+        };
+        bucket.refill(now_ms);
+        bucket
+    }
+
+    /// What to save when the actor stops.
+    pub fn record(&self) -> BucketRecord {
+        BucketRecord {
+            tokens: self.tokens,
+            at_ms: self.last_ms,
         }
     }
 
@@ -97,6 +133,50 @@ mod tests {
         }
         // And it does let the rate through over time.
         assert!(sent.len() >= 70 + 7 - 1, "{}", sent.len());
+    }
+
+    #[test]
+    fn a_resumed_bucket_keeps_what_was_spent_and_refills_for_the_time_since() {
+        let mut b = TokenBucket::new(10.0, 0);
+        for _ in 0..10 {
+            assert!(b.try_take(0).is_ok());
+        }
+        let saved = b.record();
+        // A new owner 300 ms later has 3 tokens, not a fresh burst of 10.
+        let mut next = TokenBucket::resume(10.0, saved, 300);
+        for _ in 0..3 {
+            assert!(next.try_take(300).is_ok());
+        }
+        assert_eq!(next.try_take(300), Err(100));
+        // Long after, the bucket is full again, but never more than the burst.
+        let mut later = TokenBucket::resume(10.0, saved, 60_000);
+        assert_eq!((0..20).filter(|_| later.try_take(60_000).is_ok()).count(), 10);
+        // A lower rate since the save caps the tokens at the new burst.
+        let full = TokenBucket::new(10.0, 0).record();
+        let mut slower = TokenBucket::resume(2.0, full, 0);
+        assert_eq!((0..5).filter(|_| slower.try_take(0).is_ok()).count(), 2);
+    }
+
+    #[test]
+    fn stop_and_start_never_passes_rate_plus_burst_in_a_second() {
+        let rate = 5.0;
+        let mut sent = Vec::new();
+        let mut saved = None;
+        // An actor that starts, takes all it may, and stops again, every 50 ms for 5 s.
+        for start in (0..5_000u64).step_by(50) {
+            let mut b = match saved {
+                Some(r) => TokenBucket::resume(rate, r, start),
+                None => TokenBucket::new(rate, start),
+            };
+            while b.try_take(start).is_ok() {
+                sent.push(start);
+            }
+            saved = Some(b.record());
+        }
+        for (i, start) in sent.iter().enumerate() {
+            let in_window = sent[i..].iter().take_while(|t| **t < start + 1000).count();
+            assert!(in_window as f64 <= rate + burst(rate), "{in_window} from {start}");
+        }
     }
 
     #[test]

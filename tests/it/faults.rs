@@ -26,16 +26,7 @@ async fn start_nodes(name: &str, count: usize) -> (String, String, Vec<Node>) {
 
 /// `hookline_shards_owned` as the node reports it.
 async fn shards_owned(node: &Node) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", node.api.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("hookline_shards_owned "))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    node.api.metric("hookline_shards_owned").await as u64
 }
 
 /// `post_many` with an event type of choice.
@@ -748,4 +739,221 @@ async fn rolling_restart_loses_nothing_and_duplicates_nothing() {
         );
     }
     nodes[0].assert_delivery_states().await;
+}
+
+/// Wait until the nodes hold all 16 shards with most − fewest ≤ 1; returns the counts.
+async fn await_even_spread(nodes: &[Node], within: Duration) -> Result<Vec<u64>, Vec<u64>> {
+    let start = std::time::Instant::now();
+    loop {
+        let mut counts = Vec::new();
+        for node in nodes {
+            counts.push(shards_owned(node).await);
+        }
+        let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
+        if counts.iter().sum::<u64>() == 16 && most - fewest <= 1 {
+            return Ok(counts);
+        }
+        if start.elapsed() > within {
+            return Err(counts);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One attempt as a node logged it: the endpoint, and when it started and ended (ms).
+#[derive(Debug, Clone)]
+struct LoggedAttempt {
+    node: usize,
+    endpoint_id: String,
+    start_ms: u64,
+    end_ms: u64,
+}
+
+fn logged_attempts(node_index: usize, node: &Node) -> Vec<LoggedAttempt> {
+    node.logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["msg"] == "attempt finished")
+        .map(|l| {
+            let start_ms = l["started_ms"].as_u64().expect("started_ms in the attempt log");
+            LoggedAttempt {
+                node: node_index,
+                endpoint_id: l["endpoint_id"].as_str().unwrap().to_string(),
+                start_ms,
+                end_ms: start_ms + l["latency_ms"].as_u64().unwrap(),
+            }
+        })
+        .collect()
+}
+
+/// A fourth node joins three under load. The shards rebalance to 4 each within two lease
+/// periods, and no endpoint is ever worked by two nodes at once: every attempt's node,
+/// endpoint, start and end (from the nodes' own logs) are checked for overlaps between nodes.
+#[tokio::test]
+async fn a_fourth_node_joins_without_double_ownership() {
+    let (redis, prefix, mut nodes) = start_nodes("join", 3).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let names: Vec<String> = (0..8).map(|i| format!("j{i}")).collect();
+    for name in &names {
+        nodes[0]
+            .api
+            .create_endpoint(
+                "join",
+                json!({"url": sink.url(&format!("sleep/40/{name}")), "max_in_flight": 1}),
+            )
+            .await;
+    }
+    await_even_spread(&nodes, Duration::from_secs(20))
+        .await
+        .expect("three nodes share the shards");
+    // 150 events × 8 endpoints, one 40 ms attempt at a time per endpoint: about 6 s of work.
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let posters: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let (api, acked) = (n.api.clone(), acked.clone());
+            tokio::spawn(async move { post_many(&api, "join", 50, 2, acked).await })
+        })
+        .collect();
+    wait_for(Duration::from_secs(20), "deliveries under way", || sink.count() >= 80).await;
+
+    nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("join-4")).await);
+    let joined = std::time::Instant::now();
+    let lease_ttl = Duration::from_millis(3_000);
+    let counts = await_even_spread(&nodes, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|c| panic!("the shards never spread over four nodes: {c:?}"));
+    let took = joined.elapsed();
+    assert_eq!(counts, vec![4, 4, 4, 4]);
+    assert!(
+        took <= lease_ttl * 2,
+        "the new node got its share only after {took:?} (two lease periods: {:?})",
+        lease_ttl * 2
+    );
+    for p in posters {
+        p.await.unwrap();
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert_eq!(acked.len(), 150);
+    wait_for(Duration::from_secs(60), "every event at every endpoint", || {
+        names.iter().all(|n| acked.is_subset(&sink.delivered_ids(n)))
+    })
+    .await;
+
+    let mut attempts: Vec<LoggedAttempt> = nodes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, n)| logged_attempts(i, n))
+        .collect();
+    let ok_requests: usize = names.iter().map(|n| sink.received_by(n).len()).sum();
+    assert_eq!(
+        attempts.len(),
+        ok_requests,
+        "every attempt the sink saw is in a node's log"
+    );
+    attempts.sort_by_key(|a| (a.endpoint_id.clone(), a.start_ms));
+    let mut handovers = 0;
+    for pair in attempts.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.endpoint_id != b.endpoint_id || a.node == b.node {
+            continue;
+        }
+        handovers += 1;
+        // Milliseconds are truncated on both ends: allow 1 ms of rounding.
+        assert!(
+            b.start_ms + 1 >= a.end_ms,
+            "{} was worked by two nodes at once: {a:?} and {b:?}",
+            a.endpoint_id
+        );
+    }
+    assert!(
+        attempts.iter().any(|a| a.node == 3),
+        "the new node made no attempt: the rebalance moved no work"
+    );
+    assert!(handovers > 0, "no endpoint changed hands under load");
+    for name in &names {
+        assert_eq!(sink.max_in_flight(name), 1, "{name} had two attempts in flight");
+        let ok = sink.received_by(name).iter().filter(|r| r.status == 200).count();
+        assert_eq!(
+            ok,
+            sink.delivered_ids(name).len(),
+            "{name}: an event was delivered twice"
+        );
+    }
+    nodes[0].assert_delivery_states().await;
+}
+
+/// An endpoint with `rate_limit_per_s = 10` stays within rate + burst in every one-second
+/// window, cluster-wide, while its shard is handed from node to node (SIGTERM of the owner,
+/// twice) and events arrive through all three nodes.
+#[tokio::test]
+async fn rate_limit_holds_cluster_wide_while_the_endpoint_moves() {
+    let (redis, prefix, mut nodes) = start_nodes("crate", 3).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let ep = nodes[0]
+        .api
+        .create_endpoint(
+            "cr",
+            json!({"url": sink.url("ok/limited"), "rate_limit_per_s": 10, "max_in_flight": 20}),
+        )
+        .await;
+    let shard = hookline_actors::shard::shard_of(ep["id"].as_str().unwrap(), 16);
+    let lease = format!("{prefix}:{{sh{shard}}}:lease");
+    let holder = |redis: &str| redis_cli(redis, &["GET", &lease]).trim().to_string();
+    await_even_spread(&nodes, Duration::from_secs(20))
+        .await
+        .expect("three nodes share the shards");
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut retired = Vec::new();
+    for round in 0..3 {
+        // A wave through every node, then the endpoint's owner hands it over.
+        for node in &nodes {
+            post_many(&node.api, "cr", 10, 2, acked.clone()).await;
+        }
+        let expected = acked.lock().unwrap().len();
+        wait_for(Duration::from_secs(20), "the wave under way", || {
+            sink.delivered_ids("limited").len() + 15 >= expected
+        })
+        .await;
+        if round == 2 {
+            break;
+        }
+        // nodes[i] runs as `crate-{i + 1}`.
+        let owner = holder(&redis);
+        let i = owner
+            .strip_prefix("crate-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("a node holds the lease")
+            - 1;
+        nodes[i].sigterm();
+        nodes[i]
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("the owner did not stop");
+        let fresh = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("crate-{}", i + 1))).await;
+        retired.push(std::mem::replace(&mut nodes[i], fresh));
+    }
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert_eq!(acked.len(), 90);
+    wait_for(Duration::from_secs(30), "every event delivered", || {
+        acked.is_subset(&sink.delivered_ids("limited"))
+    })
+    .await;
+    // Three owners worked the endpoint in turn: the two stopped ones, then a third process.
+    for old in &retired {
+        assert!(
+            !logged_attempts(0, old).is_empty(),
+            "a stopped owner had made no attempt"
+        );
+    }
+    assert!(
+        nodes.iter().any(|n| !logged_attempts(0, n).is_empty()),
+        "no process after the handovers made an attempt"
+    );
+    let arrivals: Vec<u64> = sink.received_by("limited").iter().map(|r| r.arrived_ms).collect();
+    let worst = max_in_window(arrivals, 1_000);
+    assert!(
+        worst <= 20,
+        "{worst} deliveries in one second across owners; the limit is 10/s with a burst of 10"
+    );
 }

@@ -6,20 +6,6 @@ use hookline_loadtest::sink::Sink;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Most arrivals within any `window_ms` sliding window.
-fn max_in_window(mut arrivals: Vec<u64>, window_ms: u64) -> usize {
-    arrivals.sort_unstable();
-    (0..arrivals.len())
-        .map(|i| {
-            arrivals[i..]
-                .iter()
-                .take_while(|t| **t < arrivals[i] + window_ms)
-                .count()
-        })
-        .max()
-        .unwrap_or(0)
-}
-
 async fn endpoint_state(api: &Api, tenant: &str, id: &str) -> Value {
     api.get(&format!("/v1/tenants/{tenant}/endpoints/{id}")).await.1
 }
@@ -52,6 +38,48 @@ async fn rate_limit_holds_in_every_one_second_window() {
     assert!(
         span >= 4_000,
         "30 deliveries at 5/s (burst 5) take at least 5 s, took {span} ms"
+    );
+}
+
+/// The limit holds when the endpoint's actor stops and starts again: events come in small
+/// waves, each one drained at once so the actor goes idle and stops in between. A fresh bucket
+/// per start would let every wave through as a new burst.
+#[tokio::test]
+async fn rate_limit_holds_when_the_endpoint_actor_stops_and_starts() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("rate-restart"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint(
+            "rr",
+            json!({"url": sink.url("ok/waves"), "rate_limit_per_s": 10, "max_in_flight": 20}),
+        )
+        .await;
+    let mut expected = 0;
+    for _ in 0..4 {
+        for _ in 0..10 {
+            node.api.post_event("rr", "a.b", json!({})).await.unwrap();
+        }
+        expected += 10;
+        wait_for(Duration::from_secs(20), "the wave delivered", || {
+            sink.delivered_ids("waves").len() == expected
+        })
+        .await;
+        // The actor settles and stops before the next wave, so each wave meets a new actor.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while node.api.metric("hookline_endpoint_actors").await > 0.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the endpoint actor did not stop when idle"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let arrivals: Vec<u64> = sink.received_by("waves").iter().map(|r| r.arrived_ms).collect();
+    let worst = max_in_window(arrivals, 1_000);
+    assert!(
+        worst <= 20,
+        "{worst} deliveries in one second across actor restarts; the limit is 10/s with a burst of 10"
     );
 }
 

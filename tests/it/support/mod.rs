@@ -160,6 +160,37 @@ impl Api {
             .await
             .is_ok_and(|r| r.status() == 200)
     }
+
+    /// The sum of every series of the metric `name` in a scrape of `/metrics` (0 if absent).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+/// Most arrivals within any `window_ms` sliding window.
+pub fn max_in_window(mut arrivals: Vec<u64>, window_ms: u64) -> usize {
+    arrivals.sort_unstable();
+    (0..arrivals.len())
+        .map(|i| {
+            arrivals[i..]
+                .iter()
+                .take_while(|t| **t < arrivals[i] + window_ms)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Run `redis-cli -u url args…`; panics on an error reply. Returns its output.
