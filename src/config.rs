@@ -177,6 +177,10 @@ pub struct RouterCfg {
     /// Unacked stream entries idle this long are taken over from their (dead) consumer.
     pub claim_idle_ms: u64,
     pub resync_s: u64,
+    /// Events partitions (streams), each routed by its own router on every node; a tenant's
+    /// events all go to one. On Redis Cluster they spread routing over the masters. Fixed for
+    /// the life of a deployment, like `shards.count`: every node must use the same number.
+    pub partitions: u32,
 }
 impl Default for RouterCfg {
     fn default() -> Self {
@@ -185,6 +189,7 @@ impl Default for RouterCfg {
             block_ms: 1_000,
             claim_idle_ms: 30_000,
             resync_s: 30,
+            partitions: 1,
         }
     }
 }
@@ -407,6 +412,9 @@ impl Config {
         if self.router.resync_s == 0 {
             return bad("router.resync_s", "must be at least 1");
         }
+        if !(1..=256).contains(&self.router.partitions) {
+            return bad("router.partitions", "must be between 1 and 256");
+        }
         if self.log.level.parse::<tracing_subscriber::EnvFilter>().is_err() {
             return bad("log.level", format!("is not a valid filter: {:?}", self.log.level));
         }
@@ -510,6 +518,7 @@ mod tests {
             ("[delivery]\ntimeout_ms = 5", "delivery.timeout_ms"),
             ("[redis]\nurl = \"http://x\"", "redis.url"),
             ("[shards]\ncount = 0", "shards.count"),
+            ("[router]\npartitions = 0", "router.partitions"),
             ("[delivery]\ntimeout_ms = \"fast\"", "delivery.timeout_ms"),
             ("[delivery]\nbogus = 1", "bogus"),
             ("[retention]\ndays = 0", "retention.days"),

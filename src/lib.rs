@@ -62,6 +62,7 @@ fn node_settings(cfg: &Config) -> NodeSettings {
         router_batch: cfg.router.batch,
         router_block_ms: cfg.router.block_ms,
         router_claim_idle_ms: cfg.router.claim_idle_ms,
+        stream_partitions: cfg.router.partitions,
         resync_interval_ms: cfg.router.resync_s * 1000,
         default_timeout_ms: cfg.delivery.timeout_ms,
         default_retry_schedule_s: cfg.delivery.retry_schedule_s.clone(),

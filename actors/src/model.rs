@@ -83,7 +83,9 @@ impl EndpointConfig {
 /// One entry of the events stream, as the router reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StreamEvent {
-    /// The stream entry id (`ms-seq`), used to ack.
+    /// The events partition (stream) the entry was read from, and its entry id (`ms-seq`):
+    /// together they ack it.
+    pub partition: u32,
     pub stream_id: String,
     pub event_id: String,
     pub tenant: String,

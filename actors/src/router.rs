@@ -7,7 +7,13 @@
 //! The router never holds work in memory beyond one batch: what it has not acked stays in the
 //! stream's pending list, re-read first when it restarts (`pending` phase), or claimed by another
 //! node's router once it has been idle for `router_claim_idle_ms`.
+//!
+//! One router per events partition (`router.partitions`), each with its own blocking read and
+//! its own subscription index. Partition 0's router keeps the node's shared index (the API and
+//! the sampler read it) and alone tells the shards about endpoint changes; the others keep a
+//! private copy, so no router can overwrite a newer view of a tenant that another just loaded.
 
+use crate::matching::SubscriptionIndex;
 use crate::model::{RoutedEvent, StreamEvent};
 use crate::shards::ShardsMsg;
 use crate::supervisor::Ctx;
@@ -29,11 +35,15 @@ pub struct Router;
 pub struct RouterArgs {
     pub ctx: Arc<Ctx>,
     pub shards: ActorRef<ShardsMsg>,
+    pub partition: u32,
 }
 
 pub struct RouterState {
     ctx: Arc<Ctx>,
     shards: ActorRef<ShardsMsg>,
+    partition: u32,
+    /// The subscription index this router matches against (see the module docs).
+    index: Arc<SubscriptionIndex>,
     /// Re-reading this consumer's own unacked entries (after a restart) before new ones.
     pending_phase: bool,
     /// The subscription index has been loaded once. Until then nothing is read from the
@@ -62,10 +72,7 @@ impl Router {
             }
             let endpoints = state.ctx.store.tenant_endpoints(&tenant).await?;
             let ctx = state.ctx.clone();
-            state
-                .ctx
-                .index
-                .replace_tenant(&tenant, &endpoints, |id| ctx.shard_of(id));
+            state.index.replace_tenant(&tenant, &endpoints, |id| ctx.shard_of(id));
             state.versions.insert(tenant, version);
         }
         Ok(())
@@ -77,8 +84,8 @@ impl Router {
             .into_iter()
             .map(|event| {
                 let endpoints = match &event.only_endpoint {
-                    Some(only) => state.ctx.index.endpoint_of(&event.tenant, only).into_iter().collect(),
-                    None => state.ctx.index.matching(&event.tenant, &event.event_type),
+                    Some(only) => state.index.endpoint_of(&event.tenant, only).into_iter().collect(),
+                    None => state.index.matching(&event.tenant, &event.event_type),
                 };
                 RoutedEvent { event, endpoints }
             })
@@ -108,9 +115,16 @@ impl Actor for Router {
         myself.send_interval(claim_every, || RouterMsg::Claim);
         let resync_every = Duration::from_millis(args.ctx.settings.resync_interval_ms.max(1_000));
         myself.send_interval(resync_every, || RouterMsg::Resync);
+        let index = if args.partition == 0 {
+            args.ctx.index.clone()
+        } else {
+            Arc::new(SubscriptionIndex::new())
+        };
         Ok(RouterState {
             ctx: args.ctx,
             shards: args.shards,
+            partition: args.partition,
+            index,
             pending_phase: true,
             synced: false,
             versions: std::collections::HashMap::new(),
@@ -134,7 +148,13 @@ impl Actor for Router {
                 let read = state
                     .ctx
                     .store
-                    .read_events(&settings.node_id, state.pending_phase, settings.router_batch, block)
+                    .read_events(
+                        state.partition,
+                        &settings.node_id,
+                        state.pending_phase,
+                        settings.router_batch,
+                        block,
+                    )
                     .await;
                 match read {
                     Ok(events) if events.is_empty() => {
@@ -144,14 +164,14 @@ impl Actor for Router {
                     Ok(events) => match Self::route_batch(state, events).await {
                         Ok(()) => myself.send_message(RouterMsg::Poll)?,
                         Err(e) => {
-                            tracing::warn!(error = %e, "routing failed; will re-read the batch");
+                            tracing::warn!(partition = state.partition, error = %e, "routing failed; will re-read the batch");
                             // What was not acked is re-read from the pending list.
                             state.pending_phase = true;
                             myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
                         }
                     },
                     Err(e) => {
-                        tracing::warn!(error = %e, "reading the events stream failed");
+                        tracing::warn!(partition = state.partition, error = %e, "reading the events stream failed");
                         myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
                     }
                 }
@@ -161,11 +181,20 @@ impl Actor for Router {
                 let claimed = state
                     .ctx
                     .store
-                    .claim_stale_events(&settings.node_id, settings.router_claim_idle_ms, settings.router_batch)
+                    .claim_stale_events(
+                        state.partition,
+                        &settings.node_id,
+                        settings.router_claim_idle_ms,
+                        settings.router_batch,
+                    )
                     .await;
                 match claimed {
                     Ok(events) if !events.is_empty() => {
-                        tracing::info!(count = events.len(), "routing events a dead consumer left behind");
+                        tracing::info!(
+                            partition = state.partition,
+                            count = events.len(),
+                            "routing events a dead consumer left behind"
+                        );
                         if let Err(e) = Self::route_batch(state, events).await {
                             tracing::warn!(error = %e, "routing claimed events failed");
                         }
@@ -177,11 +206,11 @@ impl Actor for Router {
             RouterMsg::Resync => match state.ctx.store.load_endpoints().await {
                 Ok(endpoints) => {
                     let ctx = state.ctx.clone();
-                    let changed = state.ctx.index.replace_all(&endpoints, |id| ctx.shard_of(id));
+                    let changed = state.index.replace_all(&endpoints, |id| ctx.shard_of(id));
                     if !state.synced {
                         state.synced = true;
                         myself.send_message(RouterMsg::Poll)?;
-                    } else {
+                    } else if state.partition == 0 {
                         // Changes whose notification this node missed reach running actors too.
                         for id in changed {
                             let shard = state.ctx.shard_of(&id);
@@ -198,14 +227,16 @@ impl Actor for Router {
             },
             RouterMsg::EndpointChanged(id) => {
                 match state.ctx.store.get_endpoint(&id).await {
-                    Ok(Some(cfg)) => state.ctx.index.upsert(&cfg, state.ctx.shard_of(&id)),
-                    Ok(None) => state.ctx.index.remove(&id),
+                    Ok(Some(cfg)) => state.index.upsert(&cfg, state.ctx.shard_of(&id)),
+                    Ok(None) => state.index.remove(&id),
                     Err(e) => {
                         tracing::warn!(error = %e, endpoint_id = %id, "endpoint reload failed; the next resync repairs it")
                     }
                 }
-                let shard = state.ctx.shard_of(&id);
-                state.shards.send_message(ShardsMsg::ConfigChanged(id, shard)).ok();
+                if state.partition == 0 {
+                    let shard = state.ctx.shard_of(&id);
+                    state.shards.send_message(ShardsMsg::ConfigChanged(id, shard)).ok();
+                }
             }
         }
         Ok(())

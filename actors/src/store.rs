@@ -19,10 +19,11 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Read events for routing as `consumer`: its own unacked entries first (`pending = true`),
-    /// then new ones. Recreates the consumer group if Redis lost it.
+    /// Read events of one partition for routing as `consumer`: its own unacked entries first
+    /// (`pending = true`), then new ones. Recreates the consumer group if Redis lost it.
     async fn read_events(
         &self,
+        partition: u32,
         consumer: &str,
         pending: bool,
         count: usize,
@@ -31,8 +32,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Take over entries that other consumers left unacked for longer than `min_idle_ms`
     /// (a node that died mid-routing).
-    async fn claim_stale_events(&self, consumer: &str, min_idle_ms: u64, count: usize)
-        -> StoreResult<Vec<StreamEvent>>;
+    async fn claim_stale_events(
+        &self,
+        partition: u32,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> StoreResult<Vec<StreamEvent>>;
 
     /// Write one delivery per (event, endpoint) into each endpoint's queue — creating nothing
     /// that already exists, so routing an event twice is harmless — then ack the events.

@@ -1,8 +1,8 @@
 //! The node supervisor: the root of the actor tree.
 //!
 //! ```text
-//! NodeSupervisor ─┬─ Router            (restarted on failure; reloads the subscription index,
-//!                 │                      re-reads its own unacked stream entries)
+//! NodeSupervisor ─┬─ Router × events partition (restarted on failure; reloads its subscription
+//!                 │                      index, re-reads its own unacked stream entries)
 //!                 └─ Shards            (restarted on failure; re-takes leases it still holds)
 //!                      └─ ShardOwner × leased shard
 //!                           └─ EndpointActor × endpoint with work
@@ -34,6 +34,8 @@ pub struct NodeSettings {
     pub router_batch: usize,
     pub router_block_ms: u64,
     pub router_claim_idle_ms: u64,
+    /// Events partitions (`router.partitions`): one router each.
+    pub stream_partitions: u32,
     pub resync_interval_ms: u64,
     pub default_timeout_ms: u64,
     pub default_retry_schedule_s: Vec<u64>,
@@ -77,22 +79,41 @@ struct NodeSupervisor;
 
 struct NodeState {
     ctx: Arc<Ctx>,
-    router: Option<ActorRef<RouterMsg>>,
+    /// One router per events partition, by partition.
+    routers: Vec<ActorRef<RouterMsg>>,
     shards: Option<ActorRef<ShardsMsg>>,
     failures: Vec<Instant>,
     stopping: bool,
 }
 
 impl NodeState {
-    async fn spawn_router(&mut self, myself: &ActorRef<NodeMsg>) -> Result<(), ActorProcessingErr> {
+    async fn spawn_router(
+        &self,
+        myself: &ActorRef<NodeMsg>,
+        partition: u32,
+    ) -> Result<ActorRef<RouterMsg>, ActorProcessingErr> {
         let shards = self.shards.clone().ok_or("shards actor missing")?;
         let args = RouterArgs {
             ctx: self.ctx.clone(),
             shards,
+            partition,
         };
         let (router, _) = Actor::spawn_linked(None, Router, args, myself.get_cell()).await?;
-        self.router = Some(router);
+        Ok(router)
+    }
+
+    async fn spawn_routers(&mut self, myself: &ActorRef<NodeMsg>) -> Result<(), ActorProcessingErr> {
+        for partition in 0..self.ctx.settings.stream_partitions.max(1) {
+            let router = self.spawn_router(myself, partition).await?;
+            self.routers.push(router);
+        }
         Ok(())
+    }
+
+    async fn stop_routers(&mut self) {
+        for router in self.routers.drain(..) {
+            router.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        }
     }
 
     async fn spawn_shards(&mut self, myself: &ActorRef<NodeMsg>) -> Result<(), ActorProcessingErr> {
@@ -110,13 +131,13 @@ impl Actor for NodeSupervisor {
     async fn pre_start(&self, myself: ActorRef<NodeMsg>, ctx: Arc<Ctx>) -> Result<NodeState, ActorProcessingErr> {
         let mut state = NodeState {
             ctx,
-            router: None,
+            routers: Vec::new(),
             shards: None,
             failures: Vec::new(),
             stopping: false,
         };
         state.spawn_shards(&myself).await?;
-        state.spawn_router(&myself).await?;
+        state.spawn_routers(&myself).await?;
         Ok(state)
     }
 
@@ -128,15 +149,13 @@ impl Actor for NodeSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             NodeMsg::EndpointChanged(id) => {
-                if let Some(router) = &state.router {
-                    router.send_message(RouterMsg::EndpointChanged(id)).ok();
+                for router in &state.routers {
+                    router.send_message(RouterMsg::EndpointChanged(id.clone())).ok();
                 }
             }
             NodeMsg::Shutdown(reply) => {
                 state.stopping = true;
-                if let Some(router) = state.router.take() {
-                    router.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
-                }
+                state.stop_routers().await;
                 if let Some(shards) = state.shards.take() {
                     let timeout = Duration::from_millis(state.ctx.settings.drain_timeout_ms + 2_000);
                     if let Err(e) = shards.call(ShardsMsg::Shutdown, Some(timeout)).await {
@@ -174,14 +193,12 @@ impl Actor for NodeSupervisor {
         if state.shards.as_ref().is_some_and(|s| s.get_id() == id) {
             tracing::error!(error = %err, "shards actor failed; restarting it");
             state.spawn_shards(&myself).await?;
-            // The router holds the shards handle: restart it too so it wakes the new one.
-            if let Some(router) = state.router.take() {
-                router.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
-            }
-            state.spawn_router(&myself).await?;
-        } else if state.router.as_ref().is_some_and(|r| r.get_id() == id) {
-            tracing::error!(error = %err, "router failed; restarting it");
-            state.spawn_router(&myself).await?;
+            // The routers hold the shards handle: restart them too so they wake the new one.
+            state.stop_routers().await;
+            state.spawn_routers(&myself).await?;
+        } else if let Some(partition) = state.routers.iter().position(|r| r.get_id() == id) {
+            tracing::error!(partition, error = %err, "router failed; restarting it");
+            state.routers[partition] = state.spawn_router(&myself, partition as u32).await?;
         }
         Ok(())
     }

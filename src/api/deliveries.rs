@@ -137,7 +137,7 @@ async fn replay(
         Some(cfg) if cfg.tenant == tenant => cfg,
         _ => return Err(ApiError::not_found("delivery")),
     };
-    if !state.store.event_exists(&event_id).await? {
+    if !state.store.event_exists(&tenant, &event_id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "event_expired",
@@ -343,7 +343,7 @@ async fn list(
             want = want.max(100);
         }
         let (candidates, exhausted) = match q.event_id.as_deref() {
-            Some(event_id) => event_candidates(&state, &sources, event_id, position.as_ref()).await?,
+            Some(event_id) => event_candidates(&state, &tenant, &sources, event_id, position.as_ref()).await?,
             None => {
                 // One more than wanted per log: the delivery at the cursor itself comes back too.
                 let share = (ENTRIES_PER_ROUND / sources.len().max(1)).max(2);
@@ -417,11 +417,12 @@ async fn list(
 /// per endpoint at most.
 async fn event_candidates(
     state: &AppState,
+    tenant: &str,
     sources: &[(u32, String)],
     event_id: &str,
     after: Option<&Position>,
 ) -> ApiResult<(Vec<Candidate>, bool)> {
-    let Some(stored) = state.store.get_event(event_id).await? else {
+    let Some(stored) = state.store.get_event(tenant, event_id).await? else {
         return Ok((Vec::new(), true));
     };
     let wanted: Vec<(u32, String)> = sources

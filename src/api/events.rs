@@ -333,7 +333,7 @@ async fn fetch(
     if !crate::ids::is_event_id(&id) {
         return Err(ApiError::not_found("event"));
     }
-    let Some(stored) = state.store.get_event(&id).await? else {
+    let Some(stored) = state.store.get_event(&tenant, &id).await? else {
         return Err(ApiError::not_found("event"));
     };
     let body: Value =

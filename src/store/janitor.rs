@@ -64,11 +64,19 @@ impl RedisStore {
     /// Whole stream nodes older than the cutoff first (cheap, bounded by LIMIT); once none is
     /// left, the old entries at the head of the first node exactly (fewer than a node holds).
     async fn trim_stream(&self, cutoff_ms: u64) -> StoreResult<u64> {
+        let mut trimmed = 0;
+        for partition in 0..self.keys.partitions() {
+            trimmed += self.trim_partition(partition, cutoff_ms).await?;
+        }
+        Ok(trimmed)
+    }
+
+    async fn trim_partition(&self, partition: u32, cutoff_ms: u64) -> StoreResult<u64> {
         let client = self.client();
         let min_id = format!("{cutoff_ms}-0");
         let whole: u64 = client
             .xtrim(
-                self.keys.events_stream(),
+                self.keys.events_stream(partition),
                 ("MINID", "~", min_id.as_str(), Some(STREAM_TRIM_LIMIT)),
             )
             .await
@@ -77,7 +85,10 @@ impl RedisStore {
             return Ok(whole);
         }
         client
-            .xtrim(self.keys.events_stream(), ("MINID", "=", min_id.as_str(), None))
+            .xtrim(
+                self.keys.events_stream(partition),
+                ("MINID", "=", min_id.as_str(), None),
+            )
             .await
             .map_err(unavailable)
     }
@@ -169,8 +180,17 @@ impl RedisStore {
     /// one script, so entries a consumer reads meanwhile are never dropped with it. A live
     /// consumer removed while idle costs nothing: XREADGROUP creates it again.
     async fn remove_idle_consumers(&self, node_id: &str, idle_ms: u64) -> StoreResult<u64> {
+        let mut removed = 0;
+        for partition in 0..self.keys.partitions() {
+            removed += self.remove_idle_consumers_of(partition, node_id, idle_ms).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn remove_idle_consumers_of(&self, partition: u32, node_id: &str, idle_ms: u64) -> StoreResult<u64> {
         let client = self.client();
-        let reply: Result<Value, _> = client.xinfo_consumers(self.keys.events_stream(), ROUTER_GROUP).await;
+        let stream = self.keys.events_stream(partition);
+        let reply: Result<Value, _> = client.xinfo_consumers(&stream, ROUTER_GROUP).await;
         let consumers = match reply {
             Ok(v) => v.into_array(),
             // No stream or group yet: nothing to remove.
@@ -189,7 +209,7 @@ impl RedisStore {
                 // Checked again and deleted in one step: it may have read entries since.
                 let args = vec![ROUTER_GROUP.to_string(), name, idle_ms.to_string()];
                 let deleted = self
-                    .eval(&scripts::DELETE_IDLE_CONSUMER, vec![self.keys.events_stream()], args)
+                    .eval(&scripts::DELETE_IDLE_CONSUMER, vec![stream.clone()], args)
                     .await?;
                 removed += deleted.as_u64().unwrap_or(0);
             }

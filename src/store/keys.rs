@@ -1,17 +1,20 @@
 //! Every Redis key of the node, built in one place. All keys start with `redis.prefix`.
 //!
 //! Hash tags keep the keys that one script touches in one cluster slot:
-//! - `{ev0}` — the events stream, event records and idempotency keys (ingest appends all three
-//!   atomically). One partition for now; the tag leaves room for more.
+//! - `{ev<P>}` — partition P of the events: its stream, the event records, idempotency keys and
+//!   ingest-rate counters of the tenants it holds (ingest appends them atomically). A tenant's
+//!   partition is FNV-1a(tenant) mod `router.partitions`, so one tenant's events are in one
+//!   stream, in one total order (ordered endpoints rely on it), and its idempotency keys and
+//!   rate counter sit beside them. On Redis Cluster the partitions spread over the masters.
 //! - `{sh<N>}` — shard N's lease and due set and the queue, delivery records and dead letters of
 //!   every endpoint in shard N (so routing, recording and going idle are single-slot scripts).
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{ev0}:events` | stream | `e` event id, `t` tenant, `y` type; consumer group `router` |
-//! | `P:{ev0}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids) |
-//! | `P:{ev0}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
-//! | `P:{ev0}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
+//! | `P:{evP}:events` | stream | `e` event id, `t` tenant, `y` type; consumer group `router` |
+//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids) |
+//! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
+//! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:endpoints` | hash | endpoint id → config JSON |
 //! | `P:t:<tenant>:endpoints` | zset | endpoint ids by creation time |
 //! | `P:t:<tenant>:ver` | counter | bumped at every change to the tenant's endpoints (routers reload on a new value) |
@@ -38,29 +41,49 @@ pub const ROUTER_GROUP: &str = "router";
 #[derive(Debug, Clone)]
 pub struct Keys {
     p: String,
+    partitions: u32,
 }
 
 impl Keys {
+    /// Keys of a deployment with one events partition.
     pub fn new(prefix: &str) -> Self {
-        Self { p: prefix.to_string() }
+        Self::with_partitions(prefix, 1)
     }
 
-    pub fn events_stream(&self) -> String {
-        format!("{}:{{ev0}}:events", self.p)
+    /// `partitions` is `router.partitions`, fixed for the life of a deployment.
+    pub fn with_partitions(prefix: &str, partitions: u32) -> Self {
+        Self {
+            p: prefix.to_string(),
+            partitions: partitions.max(1),
+        }
     }
-    pub fn event(&self, event_id: &str) -> String {
-        format!("{}:{{ev0}}:evt:{event_id}", self.p)
+
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// The events partition that holds a tenant's events.
+    pub fn partition_of(&self, tenant: &str) -> u32 {
+        hookline_actors::shard::shard_of(tenant, self.partitions)
+    }
+
+    pub fn events_stream(&self, partition: u32) -> String {
+        format!("{}:{{ev{partition}}}:events", self.p)
+    }
+    pub fn event(&self, tenant: &str, event_id: &str) -> String {
+        format!("{}:{{ev{}}}:evt:{event_id}", self.p, self.partition_of(tenant))
     }
     pub fn idempotency(&self, tenant: &str, key: &str) -> String {
         format!(
-            "{}:{{ev0}}:idem:{tenant}:{}",
+            "{}:{{ev{}}}:idem:{tenant}:{}",
             self.p,
+            self.partition_of(tenant),
             hex(&Sha256::digest(key.as_bytes()))
         )
     }
     /// Events a tenant ingested in one wall-clock second (for the ingest limit).
     pub fn tenant_rate(&self, tenant: &str, second: u64) -> String {
-        format!("{}:{{ev0}}:rate:{tenant}:{second}", self.p)
+        format!("{}:{{ev{}}}:rate:{tenant}:{second}", self.p, self.partition_of(tenant))
     }
     pub fn endpoints(&self) -> String {
         format!("{}:endpoints", self.p)
@@ -137,9 +160,13 @@ mod tests {
 
     #[test]
     fn keys_a_script_touches_share_a_hash_tag() {
-        let k = Keys::new("hl");
-        assert_eq!(tag(&k.events_stream()), tag(&k.event("evt_x")));
-        assert_eq!(tag(&k.events_stream()), tag(&k.idempotency("t", "key")));
+        let k = Keys::with_partitions("hl", 8);
+        for tenant in ["t", "acme", "globex", "initech"] {
+            let stream = k.events_stream(k.partition_of(tenant));
+            assert_eq!(tag(&stream), tag(&k.event(tenant, "evt_x")));
+            assert_eq!(tag(&stream), tag(&k.idempotency(tenant, "key")));
+            assert_eq!(tag(&stream), tag(&k.tenant_rate(tenant, 17)));
+        }
         let s = 17;
         for key in [
             k.due(s),
@@ -152,5 +179,15 @@ mod tests {
             assert_eq!(tag(&key), tag(&k.lease(s)), "{key}");
             assert!(key.starts_with("hl:"));
         }
+    }
+
+    #[test]
+    fn tenants_spread_over_partitions_and_one_partition_keeps_the_old_names() {
+        let k = Keys::with_partitions("hl", 4);
+        let used: std::collections::BTreeSet<u32> = (0..40).map(|i| k.partition_of(&format!("tenant-{i}"))).collect();
+        assert_eq!(used.into_iter().collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        let one = Keys::new("hl");
+        assert_eq!(one.events_stream(one.partition_of("any")), "hl:{ev0}:events");
+        assert_eq!(one.event("any", "evt_1"), "hl:{ev0}:evt:evt_1");
     }
 }

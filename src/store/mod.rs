@@ -130,7 +130,8 @@ pub struct StoredDelivery {
 
 pub struct RedisStore {
     pool: Pool,
-    reader: Client,
+    /// One client per events partition for its router's blocking reads.
+    readers: Vec<Client>,
     subscriber: SubscriberClient,
     keys: Keys,
     retention_s: u64,
@@ -159,21 +160,25 @@ impl RedisStore {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
         let pool = builder.build_pool(cfg.redis.pool_size)?;
-        // The blocking read must outlive its BLOCK time, so it gets a longer timeout.
-        let reader = builder
-            .with_performance_config(|p| {
-                p.default_command_timeout = timeout + Duration::from_millis(cfg.router.block_ms);
-            })
-            .build()?;
+        // Blocking reads must outlive their BLOCK time, so they get a longer timeout, and each
+        // partition's router has its own connection so no read waits behind another.
+        builder.with_performance_config(|p| {
+            p.default_command_timeout = timeout + Duration::from_millis(cfg.router.block_ms);
+        });
+        let readers = (0..cfg.router.partitions.max(1))
+            .map(|_| builder.build())
+            .collect::<Result<Vec<Client>, _>>()?;
         let subscriber = builder.build_subscriber_client()?;
         pool.connect();
-        reader.connect();
+        for reader in &readers {
+            reader.connect();
+        }
         subscriber.connect();
         Ok(Arc::new(RedisStore {
             pool,
-            reader,
+            readers,
             subscriber,
-            keys: Keys::new(&cfg.redis.prefix),
+            keys: Keys::with_partitions(&cfg.redis.prefix, cfg.router.partitions),
             retention_s: cfg.retention_s(),
             // A key never outlives the event it names.
             idempotency_window_s: cfg.ingest.idempotency_window_s.min(cfg.retention_s()),
@@ -216,7 +221,9 @@ impl RedisStore {
 
     pub async fn shutdown(&self) {
         let _ = self.subscriber.quit().await;
-        let _ = self.reader.quit().await;
+        for reader in &self.readers {
+            let _ = reader.quit().await;
+        }
         let _ = self.pool.quit().await;
     }
 
@@ -244,10 +251,10 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn ensure_group(&self) -> StoreResult<()> {
+    async fn ensure_group(&self, partition: u32) -> StoreResult<()> {
         let created: Result<Value, _> = self
             .client()
-            .xgroup_create(self.keys.events_stream(), ROUTER_GROUP, "0", true)
+            .xgroup_create(self.keys.events_stream(partition), ROUTER_GROUP, "0", true)
             .await;
         match created {
             Ok(_) => Ok(()),
@@ -264,8 +271,8 @@ impl RedisStore {
     fn ingest_call(&self, tenant: &str, event: &NewEvent) -> (Vec<String>, Vec<String>) {
         let second = hookline_actors::now_ms() / 1000;
         let mut keys = vec![
-            self.keys.events_stream(),
-            self.keys.event(&event.event_id),
+            self.keys.events_stream(self.keys.partition_of(tenant)),
+            self.keys.event(tenant, &event.event_id),
             self.keys.tenant_rate(tenant, second),
         ];
         if let Some(key) = &event.idempotency_key {
@@ -336,10 +343,10 @@ impl RedisStore {
         join_all(calls).await
     }
 
-    pub async fn get_event(&self, event_id: &str) -> StoreResult<Option<StoredEvent>> {
+    pub async fn get_event(&self, tenant: &str, event_id: &str) -> StoreResult<Option<StoredEvent>> {
         let fields: Vec<Option<String>> = self
             .client()
-            .hmget(self.keys.event(event_id), vec!["body", "eps"])
+            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps"])
             .await
             .map_err(unavailable)?;
         let mut it = fields.into_iter();
@@ -623,10 +630,10 @@ impl RedisStore {
     }
 
     /// Is the event still stored (not past retention)?
-    pub async fn event_exists(&self, event_id: &str) -> StoreResult<bool> {
+    pub async fn event_exists(&self, tenant: &str, event_id: &str) -> StoreResult<bool> {
         let n: u64 = self
             .client()
-            .exists(self.keys.event(event_id))
+            .exists(self.keys.event(tenant, event_id))
             .await
             .map_err(unavailable)?;
         Ok(n == 1)
@@ -635,7 +642,7 @@ impl RedisStore {
 
 /// Parse XREADGROUP / XAUTOCLAIM entries: `[[id, [k, v, …]], …]`. Entries whose data was
 /// trimmed come back without fields; they are returned with empty fields so they get acked.
-fn parse_entries(entries: Vec<Value>) -> Vec<StreamEvent> {
+fn parse_entries(partition: u32, entries: Vec<Value>) -> Vec<StreamEvent> {
     entries
         .into_iter()
         .filter_map(|entry| {
@@ -643,6 +650,7 @@ fn parse_entries(entries: Vec<Value>) -> Vec<StreamEvent> {
             let stream_id = text(&parts.next()?)?;
             let fields = parts.next().map(|f| f.into_array()).unwrap_or_default();
             let mut event = StreamEvent {
+                partition,
                 stream_id,
                 ..Default::default()
             };
@@ -664,13 +672,13 @@ fn parse_entries(entries: Vec<Value>) -> Vec<StreamEvent> {
 }
 
 /// XREADGROUP replies as `[[stream, entries]]` (RESP2) or `{stream: entries}` (RESP3).
-fn xread_entries(reply: Value) -> Vec<StreamEvent> {
+fn xread_entries(partition: u32, reply: Value) -> Vec<StreamEvent> {
     match reply {
         Value::Null => Vec::new(),
         Value::Map(map) => map
             .inner()
             .into_values()
-            .flat_map(|entries| parse_entries(entries.into_array()))
+            .flat_map(|entries| parse_entries(partition, entries.into_array()))
             .collect(),
         other => other
             .into_array()
@@ -678,7 +686,10 @@ fn xread_entries(reply: Value) -> Vec<StreamEvent> {
             .flat_map(|stream| {
                 let mut parts = stream.into_array().into_iter();
                 let _name = parts.next();
-                parts.next().map(|e| parse_entries(e.into_array())).unwrap_or_default()
+                parts
+                    .next()
+                    .map(|e| parse_entries(partition, e.into_array()))
+                    .unwrap_or_default()
             })
             .collect(),
     }
@@ -692,6 +703,7 @@ fn is_nogroup(e: &fred::error::Error) -> bool {
 impl Store for RedisStore {
     async fn read_events(
         &self,
+        partition: u32,
         consumer: &str,
         pending: bool,
         count: usize,
@@ -699,7 +711,8 @@ impl Store for RedisStore {
     ) -> StoreResult<Vec<StreamEvent>> {
         let id = if pending { "0" } else { ">" };
         let block = (!pending && block_ms > 0).then_some(block_ms);
-        let stream = self.keys.events_stream();
+        let stream = self.keys.events_stream(partition);
+        let reader = self.readers[partition as usize % self.readers.len()].clone();
         let read = |client: Client| {
             let stream = stream.clone();
             let consumer = consumer.to_string();
@@ -717,11 +730,11 @@ impl Store for RedisStore {
                     .await
             }
         };
-        match read(self.reader.clone()).await {
-            Ok(reply) => Ok(xread_entries(reply)),
+        match read(reader).await {
+            Ok(reply) => Ok(xread_entries(partition, reply)),
             Err(e) if is_nogroup(&e) => {
                 // Redis lost the group (restarted empty, or a fresh deployment): make it again.
-                self.ensure_group().await?;
+                self.ensure_group(partition).await?;
                 Ok(Vec::new())
             }
             Err(e) => Err(unavailable(e)),
@@ -730,6 +743,7 @@ impl Store for RedisStore {
 
     async fn claim_stale_events(
         &self,
+        partition: u32,
         consumer: &str,
         min_idle_ms: u64,
         count: usize,
@@ -737,7 +751,7 @@ impl Store for RedisStore {
         let reply: Result<Value, _> = self
             .client()
             .xautoclaim(
-                self.keys.events_stream(),
+                self.keys.events_stream(partition),
                 ROUTER_GROUP,
                 consumer,
                 min_idle_ms,
@@ -751,9 +765,9 @@ impl Store for RedisStore {
                 .into_array()
                 .into_iter()
                 .nth(1)
-                .map(|e| parse_entries(e.into_array()))
+                .map(|e| parse_entries(partition, e.into_array()))
                 .unwrap_or_default()),
-            Err(e) if is_nogroup(&e) => self.ensure_group().await.map(|_| Vec::new()),
+            Err(e) if is_nogroup(&e) => self.ensure_group(partition).await.map(|_| Vec::new()),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -795,7 +809,10 @@ impl Store for RedisStore {
         for routed in events.iter().filter(|r| !r.endpoints.is_empty()) {
             let eps: Vec<&str> = routed.endpoints.iter().map(|(id, _)| id.as_str()).collect();
             let _: () = pipeline
-                .hset(self.keys.event(&routed.event.event_id), ("eps", eps.join(",")))
+                .hset(
+                    self.keys.event(&routed.event.tenant, &routed.event.event_id),
+                    ("eps", eps.join(",")),
+                )
                 .await
                 .map_err(unavailable)?;
             any = true;
@@ -803,10 +820,15 @@ impl Store for RedisStore {
         if any {
             let _: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
         }
-        let ids: Vec<String> = events.iter().map(|r| r.event.stream_id.clone()).collect();
-        if !ids.is_empty() {
+        let mut acks: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        for routed in events {
+            acks.entry(routed.event.partition)
+                .or_default()
+                .push(routed.event.stream_id.clone());
+        }
+        for (partition, ids) in acks {
             let _: Value = client
-                .xack(self.keys.events_stream(), ROUTER_GROUP, ids)
+                .xack(self.keys.events_stream(partition), ROUTER_GROUP, ids)
                 .await
                 .map_err(unavailable)?;
         }
@@ -878,7 +900,10 @@ impl Store for RedisStore {
                 )
                 .await
                 .map_err(unavailable)?;
-            let _: () = pipeline.hget(self.keys.event(id), "body").await.map_err(unavailable)?;
+            let _: () = pipeline
+                .hget(self.keys.event(&endpoint.tenant, id), "body")
+                .await
+                .map_err(unavailable)?;
         }
         let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
         Ok(ids
@@ -1083,8 +1108,15 @@ impl Store for RedisStore {
         if tenants.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = tenants.iter().map(|t| self.keys.tenant_version(t)).collect();
-        let versions: Vec<Option<u64>> = self.client().mget(keys).await.map_err(unavailable)?;
+        // One pipelined GET per tenant, not MGET: the keys are in different cluster slots.
+        let pipeline = self.client().pipeline();
+        for tenant in tenants {
+            let _: () = pipeline
+                .get(self.keys.tenant_version(tenant))
+                .await
+                .map_err(unavailable)?;
+        }
+        let versions: Vec<Option<u64>> = pipeline.all().await.map_err(unavailable)?;
         Ok(versions.into_iter().map(|v| v.unwrap_or(0)).collect())
     }
 

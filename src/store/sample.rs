@@ -85,8 +85,16 @@ impl RedisStore {
     /// Age (ms) of the oldest event the router has not finished with: the first entry never
     /// read by the router group, or the oldest read but not acknowledged; 0 when none.
     pub async fn router_lag_ms(&self, now_ms: u64) -> StoreResult<u64> {
+        let mut lag = 0;
+        for partition in 0..self.keys.partitions() {
+            lag = lag.max(self.partition_lag_ms(partition, now_ms).await?);
+        }
+        Ok(lag)
+    }
+
+    async fn partition_lag_ms(&self, partition: u32, now_ms: u64) -> StoreResult<u64> {
         let client = self.client();
-        let stream = self.keys.events_stream();
+        let stream = self.keys.events_stream(partition);
         let groups: Result<Value, _> = client.xinfo_groups(&stream).await;
         let groups = match groups {
             Ok(v) => v.into_array(),

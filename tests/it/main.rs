@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod cluster;
 mod deploy;
 mod faults;
 mod fuzz;

@@ -87,6 +87,7 @@ async fn expired_deliveries_do_not_stall_an_endpoint() {
     let ghosts: Vec<RoutedEvent> = (0..3)
         .map(|i| RoutedEvent {
             event: StreamEvent {
+                partition: 0,
                 stream_id: format!("{}-0", 1_000 + i),
                 event_id: hookline::ids::new_event_id(1_000 + i),
                 tenant: "x".into(),
@@ -143,6 +144,7 @@ async fn work_routed_to_a_deleted_endpoint_is_purged() {
     let stale_event = ingest(&store, "o").await;
     let stale = RoutedEvent {
         event: StreamEvent {
+            partition: 0,
             stream_id: "1-1".into(),
             event_id: stale_event.clone(),
             tenant: "o".into(),

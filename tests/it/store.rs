@@ -39,6 +39,7 @@ fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> Vec<hooklin
         .enumerate()
         .map(|(i, id)| hookline_actors::RoutedEvent {
             event: hookline_actors::StreamEvent {
+                partition: 0,
                 stream_id: format!("{now}-{i}"),
                 event_id: id.clone(),
                 tenant: "t".into(),
@@ -63,7 +64,7 @@ fn config(prefix: &str) -> Config {
 async fn ingest_trims_stream_entries_older_than_retention() {
     let prefix = unique_prefix("trim");
     let (_cfg, store, client) = connect(&prefix).await;
-    let stream = store.keys().events_stream();
+    let stream = store.keys().events_stream(store.keys().partition_of("t"));
     for seq in 1..=300u64 {
         // Entries from 1970: far older than any retention.
         let _: String = client
@@ -84,7 +85,7 @@ async fn ingest_trims_stream_entries_older_than_retention() {
         ("e".to_string(), "evt_01m836wn1rffceqfsye7d7wbvb".to_string())
     );
     let _: () = client
-        .del(vec![stream, store.keys().event("evt_01m836wn1rffceqfsye7d7wbvb")])
+        .del(vec![stream, store.keys().event("t", "evt_01m836wn1rffceqfsye7d7wbvb")])
         .await
         .unwrap();
 }
@@ -96,7 +97,7 @@ async fn janitor_keeps_consumers_holding_entries() {
     let prefix = unique_prefix("consumers");
     let (cfg, store, _client) = connect(&prefix).await;
     let url = cfg.redis.url.clone();
-    let stream = store.keys().events_stream();
+    let stream = store.keys().events_stream(0);
     redis_cli(&url, &["XGROUP", "CREATE", &stream, "router", "0", "MKSTREAM"]);
     redis_cli(&url, &["XGROUP", "CREATECONSUMER", &stream, "router", "gone-node"]);
     redis_cli(&url, &["XGROUP", "CREATECONSUMER", &stream, "router", "this-node"]);

@@ -26,11 +26,11 @@ struct PanicOnce {
 
 #[async_trait::async_trait]
 impl Store for PanicOnce {
-    async fn read_events(&self, c: &str, p: bool, n: usize, b: u64) -> StoreResult<Vec<StreamEvent>> {
-        self.inner.read_events(c, p, n, b).await
+    async fn read_events(&self, s: u32, c: &str, p: bool, n: usize, b: u64) -> StoreResult<Vec<StreamEvent>> {
+        self.inner.read_events(s, c, p, n, b).await
     }
-    async fn claim_stale_events(&self, c: &str, i: u64, n: usize) -> StoreResult<Vec<StreamEvent>> {
-        self.inner.claim_stale_events(c, i, n).await
+    async fn claim_stale_events(&self, s: u32, c: &str, i: u64, n: usize) -> StoreResult<Vec<StreamEvent>> {
+        self.inner.claim_stale_events(s, c, i, n).await
     }
     async fn route(&self, events: &[RoutedEvent]) -> StoreResult<()> {
         self.inner.route(events).await
@@ -160,6 +160,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         router_batch: 64,
         router_block_ms: 100,
         router_claim_idle_ms: 3_000,
+        stream_partitions: 1,
         resync_interval_ms: 60_000,
         default_timeout_ms: 5_000,
         default_retry_schedule_s: vec![1],

@@ -4,7 +4,7 @@ pub mod node;
 pub mod redis;
 
 pub use node::{Node, NodeOpts};
-pub use redis::RedisServer;
+pub use redis::{RedisCluster, RedisServer};
 
 use reqwest::Method;
 use serde_json::Value;

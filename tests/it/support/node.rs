@@ -165,17 +165,27 @@ impl Node {
     /// in its `dropped` set until the janitor marks them dead. Returns how many were checked.
     pub async fn assert_delivery_states(&self) -> usize {
         use fred::prelude::*;
-        let out = std::process::Command::new("redis-cli")
-            .args([
-                "-u",
-                &self.redis_url,
-                "--scan",
-                "--pattern",
-                &format!("{}:*:ep:*:d:*", self.prefix),
-            ])
-            .output()
-            .expect("redis-cli");
-        let records: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+        // On a cluster every master holds some of the records: scan each one.
+        let targets: Vec<Vec<String>> = match self.redis_url.strip_prefix("redis-cluster://") {
+            Some(hosts) => hosts
+                .split(',')
+                .map(|h| {
+                    let (host, port) = h.rsplit_once(':').unwrap();
+                    vec!["-h".into(), host.into(), "-p".into(), port.into()]
+                })
+                .collect(),
+            None => vec![vec!["-u".into(), self.redis_url.clone()]],
+        };
+        let mut records: Vec<String> = Vec::new();
+        for target in targets {
+            let out = std::process::Command::new("redis-cli")
+                .args(&target)
+                .args(["--scan", "--pattern", &format!("{}:*:ep:*:d:*", self.prefix)])
+                .output()
+                .expect("redis-cli");
+            assert!(out.status.success(), "redis-cli --scan {target:?} failed");
+            records.extend(String::from_utf8_lossy(&out.stdout).lines().map(String::from));
+        }
         let config = hookline::store::redis_config(&self.redis_url).unwrap();
         let client = Builder::from_config(config).build().unwrap();
         client.init().await.unwrap();

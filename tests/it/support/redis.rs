@@ -103,3 +103,129 @@ impl Drop for RedisServer {
         self.kill9();
     }
 }
+
+/// A local Redis Cluster of `masters` masters (no replicas), each a private `redis-server
+/// --cluster-enabled yes` on a free port in one temp dir, joined with `redis-cli --cluster
+/// create`. Only the processes this helper started are ever killed.
+pub struct RedisCluster {
+    pub ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+    children: Vec<Child>,
+}
+
+/// A port that is free, and whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl RedisCluster {
+    pub fn start(masters: usize) -> RedisCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        let mut cluster = RedisCluster {
+            ports: Vec::new(),
+            _dir: dir,
+            children: Vec::new(),
+        };
+        for _ in 0..masters {
+            let port = free_cluster_port();
+            let node_dir = root.join(port.to_string());
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+                .args(["--appendonly", "no", "--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"])
+                .arg("--dir")
+                .arg(&node_dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (apt-get install redis-server)");
+            cluster.children.push(child);
+            cluster.ports.push(port);
+        }
+        for port in &cluster.ports {
+            let start = Instant::now();
+            while !ping(&format!("127.0.0.1:{port}")) {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "cluster redis-server did not start"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let addrs: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Every master must see the whole cluster before a client connects.
+        let start = Instant::now();
+        while !cluster
+            .ports
+            .iter()
+            .all(|p| cluster.info(*p).contains("cluster_state:ok"))
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the cluster did not become ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        cluster
+    }
+
+    fn info(&self, port: u16) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "cluster", "info"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// `redis-cluster://h1:p1,h2:p2,…`, as `redis.url` takes it.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        format!("redis-cluster://{}", hosts.join(","))
+    }
+
+    /// Keys per master: how the data spread over the cluster.
+    pub fn keys_per_master(&self) -> Vec<u64> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "DBSIZE"])
+                    .output()
+                    .expect("redis-cli");
+                String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+}
