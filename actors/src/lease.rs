@@ -12,6 +12,30 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// How `shards.lease_ttl_ms` (the promise: a dead node's shards are held again within it)
+/// becomes Redis expiries and a cycle. Leases and heartbeats expire three quarters of the TTL
+/// after their last renewal, and every node runs its lease cycle (heartbeat, renew, take) every
+/// quarter. A dead node's last renewal was at most `expiry_ms` before its lease runs out, and a
+/// survivor's next cycle, at most `cycle_ms` later, takes it: within the TTL in all. A lease is
+/// renewed three times per expiry, so two late cycles in a row cost nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeaseTiming {
+    /// PX of a lease, and how long a heartbeat counts a node as live.
+    pub expiry_ms: u64,
+    /// The period of the lease cycle.
+    pub cycle_ms: u64,
+}
+
+impl LeaseTiming {
+    pub fn from_ttl(ttl_ms: u64) -> Self {
+        let cycle_ms = (ttl_ms / 4).max(50);
+        LeaseTiming {
+            cycle_ms,
+            expiry_ms: ttl_ms.saturating_sub(cycle_ms).max(cycle_ms * 2),
+        }
+    }
+}
+
 pub struct LeaseClock {
     until_ms: Vec<AtomicU64>,
     /// The epoch of each shard's current lease (see `Store::hold_lease`).
@@ -21,7 +45,8 @@ pub struct LeaseClock {
 }
 
 impl LeaseClock {
-    /// Deadlines for `shards` shards, leases of `ttl_ms`, stopping a quarter of the TTL early.
+    /// Deadlines for `shards` shards whose leases expire `ttl_ms` (`LeaseTiming::expiry_ms`)
+    /// after a renewal, stopping a quarter of that early.
     pub fn new(shards: u32, ttl_ms: u64) -> Self {
         LeaseClock {
             until_ms: (0..shards).map(|_| AtomicU64::new(0)).collect(),
@@ -71,6 +96,24 @@ impl LeaseClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dead_nodes_lease_is_taken_within_the_ttl() {
+        for ttl in [300, 3_000, 10_000, 60_000] {
+            let t = LeaseTiming::from_ttl(ttl);
+            // Expired at most `expiry` after the last renewal, seen at the next cycle.
+            assert!(t.expiry_ms + t.cycle_ms <= ttl, "{ttl}: {t:?}");
+            // Renewed three times per expiry.
+            assert!(t.expiry_ms >= 3 * t.cycle_ms, "{ttl}: {t:?}");
+        }
+        assert_eq!(
+            LeaseTiming::from_ttl(10_000),
+            LeaseTiming {
+                expiry_ms: 7_500,
+                cycle_ms: 2_500
+            }
+        );
+    }
 
     #[test]
     fn valid_from_a_renewal_until_a_margin_before_its_ttl_runs_out() {

@@ -1,7 +1,7 @@
 //! Shard leases: which endpoints this node works.
 //!
 //! Endpoints are split into `shard_count` shards. A node works a shard only while it holds the
-//! shard's lease in Redis (set-if-absent with expiry, renewed every third of the TTL). Live nodes
+//! shard's lease in Redis (set-if-absent with expiry; see `lease::LeaseTiming`). Live nodes
 //! announce themselves by heartbeat; each aims at its fair share (`shard::fair_share`: the shard
 //! count divided by the live nodes, one more for the first nodes by id), takes free
 //! ones up to that share and gives back extras. A shard given back is *drained* first — its
@@ -67,7 +67,7 @@ impl ShardsState {
     /// that lapsed counts as lost even if nobody took it: the node was paused or cut off long
     /// enough for another to own the shard meanwhile, so its actors start afresh.
     async fn renew(&mut self) -> Result<(), crate::StoreError> {
-        let (store, ttl) = (self.ctx.store.clone(), self.ctx.settings.lease_ttl_ms);
+        let (store, ttl) = (self.ctx.store.clone(), self.ctx.settings.lease_timing().expiry_ms);
         let held: Vec<u32> = self.owned.keys().chain(self.releasing.iter()).copied().collect();
         for shard in held {
             let sent = crate::now_ms();
@@ -90,7 +90,8 @@ impl ShardsState {
     async fn lease_cycle(&mut self, myself: &ActorRef<ShardsMsg>) -> Result<(), crate::StoreError> {
         let ctx = self.ctx.clone();
         let s = &ctx.settings;
-        let (live, rank) = ctx.store.heartbeat(&s.node_id, s.lease_ttl_ms).await?;
+        let expiry_ms = s.lease_timing().expiry_ms;
+        let (live, rank) = ctx.store.heartbeat(&s.node_id, expiry_ms).await?;
         let target = crate::shard::fair_share(s.shard_count, live, rank);
         self.renew().await?;
 
@@ -119,7 +120,7 @@ impl ShardsState {
                     continue;
                 }
                 let sent = crate::now_ms();
-                if let Some(epoch) = ctx.store.hold_lease(shard, &s.node_id, s.lease_ttl_ms).await? {
+                if let Some(epoch) = ctx.store.hold_lease(shard, &s.node_id, expiry_ms).await? {
                     ctx.leases.set_epoch(shard, epoch);
                     ctx.leases.renewed(shard, sent);
                     let args = ShardOwnerArgs {
@@ -151,7 +152,7 @@ impl ShardsState {
         for owner in owned.into_values() {
             drains.spawn(drain(owner, timeout));
         }
-        let mut renewal = tokio::time::interval(Duration::from_millis((self.ctx.settings.lease_ttl_ms / 3).max(100)));
+        let mut renewal = tokio::time::interval(Duration::from_millis(self.ctx.settings.lease_timing().cycle_ms));
         loop {
             tokio::select! {
                 next = drains.join_next() => if next.is_none() { break },
@@ -176,7 +177,7 @@ impl Actor for Shards {
 
     async fn pre_start(&self, myself: ActorRef<ShardsMsg>, ctx: Arc<Ctx>) -> Result<ShardsState, ActorProcessingErr> {
         myself.send_message(ShardsMsg::Tick)?;
-        myself.send_interval(Duration::from_millis((ctx.settings.lease_ttl_ms / 3).max(100)), || {
+        myself.send_interval(Duration::from_millis(ctx.settings.lease_timing().cycle_ms), || {
             ShardsMsg::Tick
         });
         Ok(ShardsState {

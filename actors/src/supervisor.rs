@@ -64,6 +64,12 @@ pub struct Ctx {
     pub leases: crate::lease::LeaseClock,
 }
 
+impl NodeSettings {
+    pub fn lease_timing(&self) -> crate::lease::LeaseTiming {
+        crate::lease::LeaseTiming::from_ttl(self.lease_ttl_ms)
+    }
+}
+
 impl Ctx {
     pub fn shard_of(&self, endpoint_id: &str) -> u32 {
         crate::shard::shard_of(endpoint_id, self.settings.shard_count)
@@ -222,7 +228,7 @@ impl Node {
         let ctx = Arc::new(Ctx {
             store,
             transport,
-            leases: crate::lease::LeaseClock::new(settings.shard_count, settings.lease_ttl_ms),
+            leases: crate::lease::LeaseClock::new(settings.shard_count, settings.lease_timing().expiry_ms),
             settings,
             index,
             ready: AtomicBool::new(false),

@@ -520,13 +520,14 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
     a.signal("STOP");
     let paused_at = std::time::Instant::now();
     let b = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("fence-b")).await;
-    // A's leases run out (3 s TTL); B takes the shards and works the queue.
+    // A's leases run out (3 s TTL: they expire 2.25 s after the last renewal, `LeaseTiming`);
+    // B takes the shards and works the queue.
     let before = sink.delivered_ids("fence").len();
     wait_for(Duration::from_secs(20), "B delivering", || {
         sink.delivered_ids("fence").len() >= before + 3
     })
     .await;
-    assert!(paused_at.elapsed() > Duration::from_secs(3));
+    assert!(paused_at.elapsed() > Duration::from_millis(2_250));
     a.signal("CONT");
 
     wait_for(Duration::from_secs(30), "every event delivered", || {
@@ -643,9 +644,11 @@ pub async fn kill_one_of_three(mut nodes: Vec<Node>, tenants: &[&str]) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let retaken = retaken.expect("the killed node's shards were not taken over");
-    // TTL 3 s (tests), plus the next lease cycle (1 s), plus slack for a loaded machine.
+    eprintln!("shards held again {retaken:?} after the kill");
+    // Within the lease TTL (3 s in tests: `lease::LeaseTiming`), plus half a second for this
+    // loop's own polling and a loaded two-core machine.
     assert!(
-        retaken < Duration::from_secs(7),
+        retaken < Duration::from_millis(3_500),
         "shards held again only after {retaken:?}"
     );
 
