@@ -127,13 +127,17 @@ impl EndpointState {
         }
     }
 
+    /// Save the breaker, failure run and bucket for the next owner; fenced by the lease token.
     async fn save_health(&self) {
-        if let Err(e) = self
+        let saved = self
             .ctx
             .store
-            .save_health(&self.endpoint_id, self.shard, &self.health())
-            .await
-        {
+            .save_health(Some(&self.lease_token), &self.endpoint_id, self.shard, &self.health())
+            .await;
+        if let Err(e) = saved {
+            if matches!(e, crate::StoreError::Fenced(_)) {
+                self.ctx.leases.revoke(self.shard);
+            }
             tracing::warn!(endpoint_id = %self.endpoint_id, error = %e, "saving endpoint health failed");
         }
     }
@@ -425,7 +429,14 @@ impl EndpointState {
         let settled = self
             .ctx
             .store
-            .settle_idle(&self.endpoint_id, self.shard, paused, not_before_ms, None)
+            .settle_idle(
+                &self.lease_token,
+                &self.endpoint_id,
+                self.shard,
+                paused,
+                not_before_ms,
+                None,
+            )
             .await;
         self.after_settle(myself, paused, settled);
     }
@@ -435,7 +446,7 @@ impl EndpointState {
         let settled = self
             .ctx
             .store
-            .settle_idle(&self.endpoint_id, self.shard, false, 0, head)
+            .settle_idle(&self.lease_token, &self.endpoint_id, self.shard, false, 0, head)
             .await;
         self.after_settle(myself, false, settled);
     }
@@ -458,6 +469,13 @@ impl EndpointState {
                 }
             }
             Ok(_) => myself.stop(Some("idle".into())),
+            Err(crate::StoreError::Fenced(shard)) => {
+                // The shard is another node's now (or ours under a newer lease): its owner
+                // decides about this endpoint's due entry. Start nothing more here.
+                self.ctx.leases.revoke(shard);
+                tracing::warn!(endpoint_id = %self.endpoint_id, shard, "not the lease holder any more; stopping");
+                myself.stop(Some("fenced".into()));
+            }
             Err(e) => {
                 tracing::warn!(endpoint_id = %self.endpoint_id, error = %e, "settling the queue failed");
                 self.wake_at(myself, crate::now_ms() + STORE_RETRY.as_millis() as u64);

@@ -81,6 +81,7 @@ pub trait Store: Send + Sync + 'static {
     /// the head's due time itself, in the same step. Returns that due time.
     async fn settle_idle(
         &self,
+        owner: &str,
         endpoint_id: &str,
         shard: u32,
         paused: bool,
@@ -89,7 +90,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<u64>>;
 
     async fn load_health(&self, endpoint_id: &str, shard: u32) -> StoreResult<HealthRecord>;
-    async fn save_health(&self, endpoint_id: &str, shard: u32, health: &HealthRecord) -> StoreResult<()>;
+    /// Save an endpoint's health. With `owner` (an endpoint actor's fencing token) it is fenced
+    /// like `record_attempt`; `None` is an operator's reset (enable, PATCH), never refused.
+    async fn save_health(
+        &self,
+        owner: Option<&str>,
+        endpoint_id: &str,
+        shard: u32,
+        health: &HealthRecord,
+    ) -> StoreResult<()>;
 
     /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`) for
     /// `tenant`; it is routed like any other. Returns its id.

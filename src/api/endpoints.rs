@@ -451,7 +451,7 @@ async fn update(
         use hookline_actors::Store;
         state
             .store
-            .save_health(&cfg.id, state.node.shard_of(&cfg.id), &Default::default())
+            .save_health(None, &cfg.id, state.node.shard_of(&cfg.id), &Default::default())
             .await?;
     }
     saved(&state, &cfg).await?;
@@ -513,7 +513,10 @@ async fn enable(
     cfg.disabled_reason = None;
     cfg.updated_at_ms = hookline_actors::now_ms();
     let shard = state.node.shard_of(&cfg.id);
-    state.store.save_health(&cfg.id, shard, &Default::default()).await?;
+    state
+        .store
+        .save_health(None, &cfg.id, shard, &Default::default())
+        .await?;
     saved(&state, &cfg).await?;
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }

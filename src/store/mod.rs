@@ -972,23 +972,33 @@ impl Store for RedisStore {
 
     async fn settle_idle(
         &self,
+        owner: &str,
         endpoint_id: &str,
         shard: u32,
         paused: bool,
         not_before_ms: u64,
         ordered_head: Option<&str>,
     ) -> StoreResult<Option<u64>> {
-        let mut keys = vec![self.keys.queue(shard, endpoint_id), self.keys.due(shard)];
+        let mut keys = vec![
+            self.keys.queue(shard, endpoint_id),
+            self.keys.due(shard),
+            self.keys.lease(shard),
+            self.keys.lease_epoch(shard),
+        ];
         let mut args = vec![
             endpoint_id.to_string(),
             (paused as u8).to_string(),
             not_before_ms.to_string(),
+            owner.to_string(),
         ];
         if let Some(head) = ordered_head {
             keys.push(self.keys.delivery(shard, endpoint_id, head));
             args.push(head.to_string());
         }
         let reply = self.eval(&scripts::SETTLE_IDLE, keys, args).await?;
+        if reply.as_i64() == Some(-1) {
+            return Err(StoreError::Fenced(shard));
+        }
         Ok(text(&reply)
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f as u64)
@@ -1005,14 +1015,32 @@ impl Store for RedisStore {
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
     }
 
-    async fn save_health(&self, endpoint_id: &str, shard: u32, health: &HealthRecord) -> StoreResult<()> {
+    async fn save_health(
+        &self,
+        owner: Option<&str>,
+        endpoint_id: &str,
+        shard: u32,
+        health: &HealthRecord,
+    ) -> StoreResult<()> {
         let json = serde_json::to_string(health).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let _: Value = self
-            .client()
-            .set(self.keys.health(shard, endpoint_id), json, None, None, false)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let key = self.keys.health(shard, endpoint_id);
+        let Some(owner) = owner else {
+            let _: Value = self
+                .client()
+                .set(key, json, None, None, false)
+                .await
+                .map_err(unavailable)?;
+            return Ok(());
+        };
+        let keys = vec![key, self.keys.lease(shard), self.keys.lease_epoch(shard)];
+        match self
+            .eval(&scripts::SAVE_HEALTH, keys, vec![json, owner.to_string()])
+            .await?
+            .as_i64()
+        {
+            Some(-1) => Err(StoreError::Fenced(shard)),
+            _ => Ok(()),
+        }
     }
 
     async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String> {

@@ -125,8 +125,9 @@ return 1
     )
 });
 
-/// KEYS: queue, due[, head delivery record]. ARGV: endpoint id, paused 0|1, not-before ms
-/// (0: none)[, head event id]. Sets the endpoint's due entry to its earliest queued delivery
+/// KEYS: queue, due, shard lease, lease epoch[, head delivery record]. ARGV: endpoint id,
+/// paused 0|1, not-before ms (0: none), fencing token `node#epoch`[, head event id]. Fenced
+/// like RECORD_ATTEMPT: -1 and nothing written unless the token is the current holder's. Sets the endpoint's due entry to its earliest queued delivery
 /// (but not before not-before), or removes it, in the same step as reading the queue, so work
 /// routed while the actor stops is never missed. For an ordered endpoint waiting on its head's
 /// retry, the head's record is passed and its `next_ms` is read here, not taken from the actor,
@@ -134,6 +135,8 @@ return 1
 pub static SETTLE_IDLE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
+local token = (redis.call('GET', KEYS[3]) or '') .. '#' .. (redis.call('GET', KEYS[4]) or '')
+if token ~= ARGV[4] then return -1 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #head == 0 or ARGV[2] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -142,15 +145,30 @@ if #head == 0 or ARGV[2] == '1' then
 end
 local due = tonumber(head[2])
 local not_before = tonumber(ARGV[3])
-if #KEYS == 3 then
+if #KEYS == 5 then
   not_before = 0
-  if head[1] == ARGV[4] then
-    not_before = tonumber(redis.call('HGET', KEYS[3], 'next_ms') or '0')
+  if head[1] == ARGV[5] then
+    not_before = tonumber(redis.call('HGET', KEYS[5], 'next_ms') or '0')
   end
 end
 if not_before > due then due = not_before end
 redis.call('ZADD', KEYS[2], due, ARGV[1])
 return tostring(due)
+"#,
+    )
+});
+
+/// KEYS: health, shard lease, lease epoch. ARGV: health JSON, fencing token `node#epoch`.
+/// Saves an endpoint's health (breaker, failure run, rate-limit bucket) only for the shard's
+/// current holder: -1 and nothing written otherwise, so a node that lost the shard cannot
+/// overwrite the state the new owner works with.
+pub static SAVE_HEALTH: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local token = (redis.call('GET', KEYS[2]) or '') .. '#' .. (redis.call('GET', KEYS[3]) or '')
+if token ~= ARGV[2] then return -1 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
 "#,
     )
 });
@@ -327,11 +345,12 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 13] = [
+    let all: [(&'static str, &LazyLock<Script>); 14] = [
         ("ingest", &INGEST),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
         ("settle_idle", &SETTLE_IDLE),
+        ("save_health", &SAVE_HEALTH),
         ("hold_lease", &HOLD_LEASE),
         ("renew_lease", &RENEW_LEASE),
         ("release_lease", &RELEASE_LEASE),

@@ -297,6 +297,64 @@ async fn only_the_lease_holder_records_attempts() {
     assert_eq!(record.status, "delivered");
 }
 
+/// Health (breaker state, failure run, rate-limit bucket) and the due entry an idle actor
+/// leaves are fenced like attempt records: a stale owner's writes are refused and change
+/// nothing; an operator's reset (no token) and the holder's writes go through.
+#[tokio::test]
+async fn only_the_lease_holder_saves_health_and_settles() {
+    use hookline_actors::model::HealthRecord;
+    use hookline_actors::{Store, StoreError};
+    let prefix = unique_prefix("fence-health");
+    let (cfg, store, client) = connect(&prefix).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let event = hookline::ids::new_event_id(hookline_actors::now_ms());
+    store
+        .route(&routed_to(&endpoint.id, shard, std::slice::from_ref(&event)))
+        .await
+        .unwrap();
+    let epoch = store.hold_lease(shard, "owner", 60_000).await.unwrap().expect("held");
+    let holder = format!("owner#{epoch}");
+    let failing = HealthRecord {
+        failing_since_ms: Some(1_234),
+        ..Default::default()
+    };
+    store
+        .save_health(Some(&holder), &endpoint.id, shard, &failing)
+        .await
+        .unwrap();
+
+    // A stale owner (another node, or this one's actors of an earlier lease) is refused.
+    for stale in ["other#1".to_string(), format!("owner#{}", epoch + 7)] {
+        let refused = store
+            .save_health(Some(&stale), &endpoint.id, shard, &HealthRecord::default())
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Fenced(s)) if s == shard),
+            "{refused:?}"
+        );
+        assert_eq!(store.load_health(&endpoint.id, shard).await.unwrap(), failing);
+        // Settling as if paused would remove the endpoint's due entry: refused too.
+        let refused = store.settle_idle(&stale, &endpoint.id, shard, true, 0, None).await;
+        assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+        let due: Option<f64> = client.zscore(store.keys().due(shard), &endpoint.id).await.unwrap();
+        assert!(due.is_some(), "a stale owner removed the due entry");
+    }
+    // The holder settles; an operator resets health without a token.
+    assert!(store
+        .settle_idle(&holder, &endpoint.id, shard, false, 0, None)
+        .await
+        .unwrap()
+        .is_some());
+    store
+        .save_health(None, &endpoint.id, shard, &HealthRecord::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_health(&endpoint.id, shard).await.unwrap(),
+        HealthRecord::default()
+    );
+}
+
 /// A lease that lapsed is not silently taken back by a renewal: the renewal fails, so the
 /// node stops the work it did under the old lease (and may take the shard afresh).
 #[tokio::test]

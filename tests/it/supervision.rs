@@ -69,14 +69,22 @@ impl Store for PanicOnce {
         }
         self.inner.record_attempt(owner, e, s, id, n, a, next).await
     }
-    async fn settle_idle(&self, id: &str, s: u32, p: bool, nb: u64, h: Option<&str>) -> StoreResult<Option<u64>> {
-        self.inner.settle_idle(id, s, p, nb, h).await
+    async fn settle_idle(
+        &self,
+        o: &str,
+        id: &str,
+        s: u32,
+        p: bool,
+        nb: u64,
+        h: Option<&str>,
+    ) -> StoreResult<Option<u64>> {
+        self.inner.settle_idle(o, id, s, p, nb, h).await
     }
     async fn load_health(&self, id: &str, s: u32) -> StoreResult<HealthRecord> {
         self.inner.load_health(id, s).await
     }
-    async fn save_health(&self, id: &str, s: u32, h: &HealthRecord) -> StoreResult<()> {
-        self.inner.save_health(id, s, h).await
+    async fn save_health(&self, o: Option<&str>, id: &str, s: u32, h: &HealthRecord) -> StoreResult<()> {
+        self.inner.save_health(o, id, s, h).await
     }
     async fn emit_event(&self, t: &str, ty: &str, data: serde_json::Value) -> StoreResult<String> {
         self.inner.emit_event(t, ty, data).await
