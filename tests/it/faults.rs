@@ -978,3 +978,65 @@ async fn rate_limit_holds_cluster_wide_while_the_endpoint_moves() {
         "{worst} deliveries in one second across owners; the limit is 10/s with a burst of 10"
     );
 }
+
+/// Ordered mode holds across owners: an ordered endpoint's shard is handed over twice (its
+/// owner stopped with SIGTERM while its queue is long), and every event still arrives first
+/// in ingest order, one attempt at a time.
+#[tokio::test]
+async fn ordered_delivery_holds_while_the_endpoint_moves() {
+    let (redis, prefix, mut nodes) = start_nodes("ord", 3).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let ep = nodes[0]
+        .api
+        .create_endpoint(
+            "ord",
+            json!({"url": sink.url("sleep/30/ordered"), "ordered": true, "retry_schedule_s": [1, 1, 1]}),
+        )
+        .await;
+    let shard = hookline_actors::shard::shard_of(ep["id"].as_str().unwrap(), 16);
+    let lease = format!("{prefix}:{{sh{shard}}}:lease");
+    await_even_spread(&nodes, Duration::from_secs(20))
+        .await
+        .expect("three nodes share the shards");
+    // Posted one after another, so ingest order is the order of the answers.
+    let mut ingested = Vec::new();
+    for i in 0..60 {
+        let node = &nodes[i % 3];
+        ingested.push(node.api.post_event("ord", "a.b", json!({"i": i})).await.unwrap());
+    }
+    for handover in 1..=2 {
+        wait_for(Duration::from_secs(30), "the queue under way", || {
+            sink.delivered_ids("ordered").len() >= handover * 15
+        })
+        .await;
+        let owner = redis_cli(&redis, &["GET", &lease]).trim().to_string();
+        // nodes[i] runs as `ord-{i + 1}`.
+        let i = owner
+            .strip_prefix("ord-")
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("a node holds the lease")
+            - 1;
+        nodes[i].sigterm();
+        nodes[i]
+            .wait_exit(Duration::from_secs(30))
+            .await
+            .expect("the owner did not stop");
+        nodes[i] = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("ord-{}", i + 1))).await;
+    }
+    wait_for(Duration::from_secs(60), "every event delivered", || {
+        sink.delivered_ids("ordered").len() == ingested.len()
+    })
+    .await;
+    let mut first_success = Vec::new();
+    for r in sink.received_by("ordered") {
+        if r.status == 200 && !first_success.contains(&r.webhook_id().to_string()) {
+            first_success.push(r.webhook_id().to_string());
+        }
+    }
+    assert_eq!(first_success, ingested, "deliveries left ingest order across owners");
+    assert_eq!(
+        sink.max_in_flight("ordered"),
+        1,
+        "two attempts of an ordered endpoint at once"
+    );
+}
