@@ -394,25 +394,26 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     // (W6: each event is for one endpoint, so the union of what they got).
     let awaited: HashSet<&str> = targets.iter().filter(|t| t.awaited).map(|t| t.name.as_str()).collect();
     let missing_now = || -> usize {
-        let mut per_name: std::collections::HashMap<String, HashSet<String>> = Default::default();
-        for r in sink.received() {
-            if (200..300).contains(&r.status) && awaited.contains(r.name.as_str()) {
-                per_name.entry(r.name.clone()).or_default().insert(r.webhook_id);
+        sink.with_delivered(|per_name| {
+            if opts.scenario == Scenario::W6 {
+                // Each event is for one endpoint: the sets are disjoint.
+                let got: usize = awaited
+                    .iter()
+                    .filter_map(|n| per_name.get(*n))
+                    .map(|s| s.iter().filter(|id| acked.contains(*id)).count())
+                    .sum();
+                acked.len().saturating_sub(got)
+            } else {
+                awaited
+                    .iter()
+                    .map(|name| {
+                        per_name
+                            .get(*name)
+                            .map_or(acked.len(), |got| acked.difference(got).count())
+                    })
+                    .sum()
             }
-        }
-        if opts.scenario == Scenario::W6 {
-            let all: HashSet<&String> = per_name.values().flatten().collect();
-            acked.iter().filter(|id| !all.contains(id)).count()
-        } else {
-            awaited
-                .iter()
-                .map(|name| {
-                    per_name
-                        .get(*name)
-                        .map_or(acked.len(), |got| acked.difference(got).count())
-                })
-                .sum()
-        }
+        })
     };
     let mut missing = missing_now();
     while missing > 0 && Instant::now() < deadline {

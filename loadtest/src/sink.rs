@@ -61,6 +61,9 @@ struct Inner {
     max_in_flight: HashMap<String, usize>,
     switches: HashMap<String, u16>,
     secrets: HashMap<String, Vec<u8>>,
+    /// Distinct ids answered 2xx per name, kept as requests come, so a driver waiting for its
+    /// deliveries can check without copying every record (which also held up the sink).
+    delivered: HashMap<String, HashSet<String>>,
 }
 
 #[derive(Clone, Default)]
@@ -144,6 +147,11 @@ impl Sink {
             .filter(|r| r.name == name && (200..300).contains(&r.status))
             .map(|r| r.webhook_id().to_string())
             .collect()
+    }
+
+    /// Run `f` on the distinct ids answered 2xx, per name, without copying them.
+    pub fn with_delivered<R>(&self, f: impl FnOnce(&HashMap<String, HashSet<String>>) -> R) -> R {
+        f(&self.shared.lock().delivered)
     }
 
     pub fn count(&self) -> usize {
@@ -277,6 +285,10 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         let mut inner = shared.lock();
         if let Some(n) = inner.in_flight.get_mut(&name) {
             *n -= 1;
+        }
+        if (200..300).contains(&record.status) {
+            let id = record.webhook_id().to_string();
+            inner.delivered.entry(record.name.clone()).or_default().insert(id);
         }
         inner.received.push(record);
     }
