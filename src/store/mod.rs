@@ -802,35 +802,25 @@ impl Store for RedisStore {
         for result in join_all(calls).await {
             result?;
         }
-        // Remember which endpoints each event went to (for GET …/events/{id}).
-        let client = self.client();
-        let pipeline = client.pipeline();
-        let mut any = false;
-        for routed in events.iter().filter(|r| !r.endpoints.is_empty()) {
-            let eps: Vec<&str> = routed.endpoints.iter().map(|(id, _)| id.as_str()).collect();
-            let _: () = pipeline
-                .hset(
-                    self.keys.event(&routed.event.tenant, &routed.event.event_id),
-                    ("eps", eps.join(",")),
-                )
-                .await
-                .map_err(unavailable)?;
-            any = true;
-        }
-        if any {
-            let _: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
-        }
-        let mut acks: BTreeMap<u32, Vec<String>> = BTreeMap::new();
+        // Remember which endpoints each event went to (for GET …/events/{id}) and ack: one
+        // ACK_ROUTED call per partition (all its keys share the partition's slot).
+        let mut per_partition: BTreeMap<u32, (Vec<String>, Vec<String>, Vec<String>)> = BTreeMap::new();
         for routed in events {
-            acks.entry(routed.event.partition)
-                .or_default()
-                .push(routed.event.stream_id.clone());
+            let (ids, keys, eps) = per_partition.entry(routed.event.partition).or_default();
+            ids.push(routed.event.stream_id.clone());
+            if !routed.endpoints.is_empty() {
+                keys.push(self.keys.event(&routed.event.tenant, &routed.event.event_id));
+                let list: Vec<&str> = routed.endpoints.iter().map(|(id, _)| id.as_str()).collect();
+                eps.push(list.join(","));
+            }
         }
-        for (partition, ids) in acks {
-            let _: Value = client
-                .xack(self.keys.events_stream(partition), ROUTER_GROUP, ids)
-                .await
-                .map_err(unavailable)?;
+        for (partition, (ids, event_keys, eps)) in per_partition {
+            let mut keys = vec![self.keys.events_stream(partition)];
+            keys.extend(event_keys);
+            let mut args = vec![ROUTER_GROUP.to_string(), ids.len().to_string()];
+            args.extend(ids);
+            args.extend(eps);
+            self.eval(&scripts::ACK_ROUTED, keys, args).await?;
         }
         metrics::counter!(hookline_actors::names::EVENTS_ROUTED).increment(events.len() as u64);
         Ok(())

@@ -24,7 +24,7 @@ if limit > 0 then
   if used == 1 then redis.call('EXPIRE', KEYS[3], 2) end
   if used > limit then return {'', 2} end
 end
-redis.call('HSET', KEYS[2], 'body', ARGV[4])
+redis.call('HSET', KEYS[2], 'body', ARGV[4], 'eps', '')
 redis.call('EXPIRE', KEYS[2], ARGV[5])
 if ARGV[8] ~= '' then
   redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3], 'o', ARGV[8])
@@ -33,6 +33,32 @@ else
 end
 if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[6]) end
 return {ARGV[1], 0}
+"#,
+    )
+});
+
+/// KEYS: events stream, event record × n. ARGV: consumer group, count of stream ids k, stream
+/// id × k, then the endpoint list (comma-separated) of each event record, in KEYS order.
+/// Remembers where each routed event went (for `GET …/events/{id}`) and acks the batch, in one
+/// call per partition rather than one HSET per event plus an XACK. INGEST creates the record
+/// with an empty `eps`, so overwriting it adds no field; a record that expired meanwhile (HSET
+/// adds the field to a new, bodiless hash) is deleted again rather than left without a TTL.
+/// Returns the number acked.
+pub static ACK_ROUTED: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local k = tonumber(ARGV[2])
+for i = 2, #KEYS do
+  if redis.call('HSET', KEYS[i], 'eps', ARGV[2 + k + i - 1]) == 1
+      and redis.call('HEXISTS', KEYS[i], 'body') == 0 then
+    redis.call('DEL', KEYS[i])
+  end
+end
+local acked = 0
+for first = 3, 2 + k, 1000 do
+  acked = acked + redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, first, math.min(first + 999, 2 + k)))
+end
+return acked
 "#,
     )
 });
@@ -345,11 +371,12 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 14] = [
+    let all: [(&'static str, &LazyLock<Script>); 15] = [
         ("ingest", &INGEST),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
         ("settle_idle", &SETTLE_IDLE),
+        ("ack_routed", &ACK_ROUTED),
         ("save_health", &SAVE_HEALTH),
         ("hold_lease", &HOLD_LEASE),
         ("renew_lease", &RENEW_LEASE),

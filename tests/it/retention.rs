@@ -44,7 +44,10 @@ async fn retained(client: &fred::clients::Client, url: &str, prefix: &str) -> [u
 
 #[tokio::test]
 async fn retention_of_seconds_clears_everything_and_idle_consumers() {
-    let redis = shared_redis_url();
+    // A private Redis: the counts below scan the keyspace, and on a shared Redis full of other
+    // tests' keys a scan takes seconds, longer than this test's retention.
+    let server = RedisServer::start(false);
+    let redis = server.url();
     let prefix = unique_prefix("retain");
     let opts = NodeOpts::new(&redis, &prefix)
         .set("retention__seconds", "6")
