@@ -41,6 +41,8 @@ pub enum RunError {
     Actors(#[from] ractor::SpawnErr),
     #[error("the node's actors stopped unexpectedly")]
     ActorsStopped,
+    #[error("this node does not match the deployment: {0}")]
+    Layout(String),
 }
 
 fn node_settings(cfg: &Config) -> NodeSettings {
@@ -92,9 +94,29 @@ fn node_settings(cfg: &Config) -> NodeSettings {
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
     let store = store::RedisStore::connect(&cfg).await?;
+    let (shards, partitions) = (cfg.shards.count, cfg.router.partitions);
     if !store.wait_connected(Duration::from_secs(5)).await {
         tracing::warn!(url = %redacted(&cfg.redis.url), "Redis does not answer yet; serving 503 until it does");
+    } else if let Ok(Some(wrong)) = store.check_layout(shards, partitions).await {
+        return Err(RunError::Layout(wrong));
     }
+    // Checked again (and first, if Redis was down) until Redis answers; a mismatch stops the node.
+    let (layout_tx, layout_rx) = tokio::sync::oneshot::channel::<String>();
+    let layout_check = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            loop {
+                match store.check_layout(shards, partitions).await {
+                    Ok(Some(wrong)) => {
+                        layout_tx.send(wrong).ok();
+                        return;
+                    }
+                    Ok(None) => return,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
+        })
+    };
     let transport = Arc::new(delivery::HttpTransport::new(cfg.delivery.allow_private_networks)?);
     let index = Arc::new(SubscriptionIndex::new());
     let settings = node_settings(&cfg);
@@ -152,12 +174,23 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     };
 
     let (actors_died_tx, actors_died_rx) = tokio::sync::oneshot::channel::<()>();
+    let layout_error = Arc::new(std::sync::Mutex::new(None::<String>));
     let stop = {
-        let accepting = accepting.clone();
+        let (accepting, layout_error) = (accepting.clone(), layout_error.clone());
         async move {
+            let layout_rx = async move {
+                match layout_rx.await {
+                    Ok(wrong) => wrong,
+                    Err(_) => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown => tracing::info!("shutdown requested"),
                 _ = actors_died_rx => tracing::error!("actors stopped; shutting down"),
+                wrong = layout_rx => {
+                    tracing::error!(error = %wrong, "this node does not match the deployment; stopping");
+                    *layout_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(wrong);
+                }
             }
             accepting.store(false, Ordering::Relaxed);
         }
@@ -175,6 +208,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     }
     janitor.abort();
     sampler.abort();
+    layout_check.abort();
     let actors_alive = !watchdog.is_finished();
     if actors_alive {
         watchdog.abort();
@@ -182,10 +216,11 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     }
     store.shutdown().await;
     tracing::info!("stopped");
-    if actors_alive {
-        Ok(())
-    } else {
-        Err(RunError::ActorsStopped)
+    let layout_error = layout_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match (layout_error, actors_alive) {
+        (Some(wrong), _) => Err(RunError::Layout(wrong)),
+        (None, true) => Ok(()),
+        (None, false) => Err(RunError::ActorsStopped),
     }
 }
 

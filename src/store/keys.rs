@@ -15,6 +15,7 @@
 //! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids) |
 //! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
+//! | `P:layout` | hash | `shards` and `partitions` of the deployment, set by the first node (others must match) |
 //! | `P:endpoints` | hash | endpoint id → config JSON |
 //! | `P:t:<tenant>:endpoints` | zset | endpoint ids by creation time |
 //! | `P:t:<tenant>:ver` | counter | bumped at every change to the tenant's endpoints (routers reload on a new value) |
@@ -84,6 +85,9 @@ impl Keys {
     /// Events a tenant ingested in one wall-clock second (for the ingest limit).
     pub fn tenant_rate(&self, tenant: &str, second: u64) -> String {
         format!("{}:{{ev{}}}:rate:{tenant}:{second}", self.p, self.partition_of(tenant))
+    }
+    pub fn layout(&self) -> String {
+        format!("{}:layout", self.p)
     }
     pub fn endpoints(&self) -> String {
         format!("{}:endpoints", self.p)

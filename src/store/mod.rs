@@ -629,6 +629,39 @@ impl RedisStore {
         Ok(replayed)
     }
 
+    /// Compare this node's `shards.count` and `router.partitions` with the deployment's, which
+    /// the first node recorded. `Some(message)` on a mismatch: keys would map to other shards
+    /// and partitions than the other nodes use, and events would be lost.
+    pub async fn check_layout(&self, shards: u32, partitions: u32) -> StoreResult<Option<String>> {
+        let reply = self
+            .eval(
+                &scripts::CHECK_LAYOUT,
+                vec![self.keys.layout()],
+                vec![shards.to_string(), partitions.to_string()],
+            )
+            .await?;
+        let stored: Vec<Option<u32>> = reply
+            .into_array()
+            .iter()
+            .map(|v| text(v).and_then(|t| t.parse().ok()))
+            .collect();
+        let mut wrong = Vec::new();
+        for ((key, ours), theirs) in [("shards.count", shards), ("router.partitions", partitions)]
+            .into_iter()
+            .zip(stored)
+        {
+            if let Some(theirs) = theirs.filter(|t| *t != ours) {
+                wrong.push(format!("{key} is {ours} here but {theirs} for this deployment"));
+            }
+        }
+        Ok((!wrong.is_empty()).then(|| {
+            format!(
+                "{} (fixed for the life of a deployment: every node must use the same value)",
+                wrong.join("; ")
+            )
+        }))
+    }
+
     /// Is the event still stored (not past retention)?
     pub async fn event_exists(&self, tenant: &str, event_id: &str) -> StoreResult<bool> {
         let n: u64 = self

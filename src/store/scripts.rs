@@ -37,6 +37,19 @@ return {ARGV[1], 0}
     )
 });
 
+/// KEYS: layout hash. ARGV: shard count, partition count. Records the deployment's layout the
+/// first time any node starts on this Redis and prefix; returns what is recorded, so a node
+/// configured otherwise can refuse to start.
+pub static CHECK_LAYOUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('HSETNX', KEYS[1], 'shards', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'partitions', ARGV[2])
+return redis.call('HMGET', KEYS[1], 'shards', 'partitions')
+"#,
+    )
+});
+
 /// KEYS: events stream, event record × n. ARGV: consumer group, count of stream ids k, stream
 /// id × k, then the endpoint list (comma-separated) of each event record, in KEYS order.
 /// Remembers where each routed event went (for `GET …/events/{id}`) and acks the batch, in one
@@ -371,12 +384,13 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 15] = [
+    let all: [(&'static str, &LazyLock<Script>); 16] = [
         ("ingest", &INGEST),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
         ("settle_idle", &SETTLE_IDLE),
         ("ack_routed", &ACK_ROUTED),
+        ("check_layout", &CHECK_LAYOUT),
         ("save_health", &SAVE_HEALTH),
         ("hold_lease", &HOLD_LEASE),
         ("renew_lease", &RENEW_LEASE),

@@ -92,3 +92,51 @@ async fn sigterm_finishes_in_flight_attempts_and_exits_zero() {
     );
     drop(next);
 }
+
+/// `shards.count` and `router.partitions` are fixed for a deployment: a node configured with
+/// other values than the first node recorded in Redis refuses to start, naming the key, rather
+/// than queueing work where the other nodes never look.
+#[tokio::test]
+async fn a_node_that_does_not_match_the_deployment_refuses_to_start() {
+    let redis = shared_redis_url();
+    let prefix = unique_prefix("layout");
+    let _first = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
+    for (key, env, value) in [
+        ("shards.count", "HOOKLINE__SHARDS__COUNT", "32"),
+        ("router.partitions", "HOOKLINE__ROUTER__PARTITIONS", "4"),
+    ] {
+        let cwd = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+            .arg("serve")
+            .current_dir(cwd.path())
+            .env("HOOKLINE__SERVER__LISTEN", "127.0.0.1:0")
+            .env("HOOKLINE__REDIS__URL", &redis)
+            .env("HOOKLINE__REDIS__PREFIX", &prefix)
+            .env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true")
+            .env("HOOKLINE__SHARDS__COUNT", "16")
+            .env(env, value)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().ok();
+                panic!("a node with another {key} kept running");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!status.success(), "{key}: {text}");
+        assert!(text.contains(key) && text.contains("does not match the deployment"), "{text}");
+    }
+}
