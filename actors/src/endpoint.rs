@@ -132,11 +132,10 @@ impl EndpointState {
         HealthRecord {
             breaker: self.breaker.record().clone(),
             failing_since_ms: self.failing_since_ms,
-            bucket: self.limiter.as_ref().map(TokenBucket::record).or(self.saved_bucket),
         }
     }
 
-    /// Save the breaker, failure run and bucket for the next owner; fenced by the lease token.
+    /// Save the breaker and failure run for the next owner; fenced by the lease token.
     async fn save_health(&self) {
         let saved = self
             .ctx
@@ -706,11 +705,19 @@ impl Actor for EndpointActor {
     ) -> Result<EndpointState, ActorProcessingErr> {
         let cfg = args.ctx.store.get_endpoint(&args.endpoint_id).await?;
         let health = args.ctx.store.load_health(&args.endpoint_id, args.shard).await?;
+        // Without it the limit still holds, only less tightly across this restart.
+        let saved_bucket = args
+            .ctx
+            .store
+            .load_bucket(&args.endpoint_id, args.shard)
+            .await
+            .ok()
+            .flatten();
         myself.send_message(EndpointMsg::Wake)?;
         Ok(EndpointState {
             breaker: Breaker::new(args.ctx.settings.breaker.clone(), health.breaker),
             failing_since_ms: health.failing_since_ms,
-            saved_bucket: health.bucket,
+            saved_bucket,
             lease_token: args.ctx.leases.token(&args.ctx.settings.node_id, args.shard),
             ctx: args.ctx,
             endpoint_id: args.endpoint_id,
@@ -794,10 +801,27 @@ impl Actor for EndpointActor {
             handle.abort();
         }
         // The rate limit holds across owners and restarts: the next actor, here or on the
-        // node the shard moves to, resumes this bucket. Only while the lease is surely ours,
-        // so a stale owner never overwrites the new owner's health.
-        if state.limiter.is_some() && state.cfg.is_some() && state.ctx.leases.valid(state.shard, crate::now_ms()) {
-            state.save_health().await;
+        // node the shard moves to, resumes this bucket until it would be full again. Only
+        // while the lease is surely ours (and fenced besides).
+        let now = crate::now_ms();
+        if let Some(bucket) = state.limiter.as_ref().filter(|_| state.cfg.is_some()) {
+            let ttl_ms = bucket.ms_until_full(now);
+            if ttl_ms > 0 && state.ctx.leases.valid(state.shard, now) {
+                let saved = state
+                    .ctx
+                    .store
+                    .save_bucket(
+                        &state.lease_token,
+                        &state.endpoint_id,
+                        state.shard,
+                        &bucket.record(),
+                        ttl_ms,
+                    )
+                    .await;
+                if let Err(e) = saved {
+                    tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "saving the rate limiter failed");
+                }
+            }
         }
         for waiter in state.drain_waiters.drain(..) {
             waiter.send(()).ok();

@@ -3,9 +3,10 @@
 //! are exact.
 //!
 //! The bucket outlives its actor: an endpoint actor that stops (idle, or handing its shard to
-//! another node) saves a [`BucketRecord`] with the endpoint's health, and the next actor, on
-//! this node or another, resumes from it. Without that, every restart would hand out a fresh
-//! burst and a stop-start endpoint could get rate + n × burst in one second.
+//! another node) saves a [`BucketRecord`] in Redis, kept only until the bucket would be full
+//! again ([`TokenBucket::ms_until_full`]), and the next actor, on this node or another, resumes
+//! from it. Without that, every restart would hand out a fresh burst and a stop-start endpoint
+//! could get rate + n × burst in one second.
 
 use serde::{Deserialize, Serialize};
 
@@ -35,17 +36,30 @@ impl TokenBucket {
     }
 
     /// The bucket a stopped actor left, refilled at `rate_per_s` for the time since (never
-    /// beyond the burst). A record from the future (another node's clock ahead) is taken at
-    /// its word: its tokens, and refills only from its time on.
+    /// beyond the burst). A record from the future (another node's clock ahead) counts as
+    /// saved now: its tokens, refilling from now on, so a skewed clock never stalls the bucket.
     pub fn resume(rate_per_s: f64, saved: BucketRecord, now_ms: u64) -> Self {
         let rate_per_s = rate_per_s.max(0.001);
         let mut bucket = TokenBucket {
             rate_per_s,
             tokens: saved.tokens.clamp(0.0, burst(rate_per_s)),
-            last_ms: saved.at_ms,
+            last_ms: saved.at_ms.min(now_ms),
         };
         bucket.refill(now_ms);
         bucket
+    }
+
+    /// How long from `now_ms` until the bucket is full again (0: it is). A saved record older
+    /// than that says nothing a fresh bucket would not.
+    pub fn ms_until_full(&self, now_ms: u64) -> u64 {
+        let mut at_now = self.clone();
+        at_now.refill(now_ms);
+        let missing = burst(self.rate_per_s) - at_now.tokens;
+        if missing <= 0.0 {
+            0
+        } else {
+            ((missing / self.rate_per_s) * 1000.0).ceil() as u64
+        }
     }
 
     /// What to save when the actor stops.
@@ -155,6 +169,29 @@ mod tests {
         let full = TokenBucket::new(10.0, 0).record();
         let mut slower = TokenBucket::resume(2.0, full, 0);
         assert_eq!((0..5).filter(|_| slower.try_take(0).is_ok()).count(), 2);
+        // A record from a clock 5 s ahead: its tokens now, refilling from now, no stall.
+        let ahead = BucketRecord {
+            tokens: 0.0,
+            at_ms: 10_000,
+        };
+        let mut skewed = TokenBucket::resume(10.0, ahead, 5_000);
+        assert_eq!(skewed.try_take(5_000), Err(100));
+        assert!(skewed.try_take(5_100).is_ok());
+    }
+
+    #[test]
+    fn a_saved_bucket_matters_only_until_it_would_be_full() {
+        let mut b = TokenBucket::new(10.0, 0);
+        assert_eq!(b.ms_until_full(0), 0);
+        for _ in 0..10 {
+            b.try_take(0).unwrap();
+        }
+        assert_eq!(b.ms_until_full(0), 1_000);
+        assert_eq!(b.ms_until_full(400), 600);
+        assert_eq!(b.ms_until_full(5_000), 0);
+        let mut slow = TokenBucket::new(0.5, 0);
+        slow.try_take(0).unwrap();
+        assert_eq!(slow.ms_until_full(0), 2_000);
     }
 
     #[test]

@@ -161,9 +161,6 @@ pub struct HealthRecord {
     /// Start of the current run of failed attempts (none since the last success).
     #[serde(default)]
     pub failing_since_ms: Option<u64>,
-    /// The rate limiter's bucket when the last actor stopped (absent: no rate applied).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bucket: Option<crate::limiter::BucketRecord>,
 }
 
 #[cfg(test)]

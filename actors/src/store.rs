@@ -100,6 +100,19 @@ pub trait Store: Send + Sync + 'static {
         health: &HealthRecord,
     ) -> StoreResult<()>;
 
+    /// The rate limiter's bucket the last actor of the endpoint left, if it is not full yet.
+    async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> StoreResult<Option<crate::limiter::BucketRecord>>;
+    /// Save the bucket for the next actor, kept `ttl_ms` (until it would be full); fenced like
+    /// `record_attempt`.
+    async fn save_bucket(
+        &self,
+        owner: &str,
+        endpoint_id: &str,
+        shard: u32,
+        bucket: &crate::limiter::BucketRecord,
+        ttl_ms: u64,
+    ) -> StoreResult<()>;
+
     /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`) for
     /// `tenant`; it is routed like any other. Returns its id.
     async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String>;

@@ -116,9 +116,16 @@ impl NodeState {
         Ok(())
     }
 
+    /// Stop every router at once (each may be inside a blocking read of up to
+    /// `router.block_ms`), then wait for them together.
     async fn stop_routers(&mut self) {
-        for router in self.routers.drain(..) {
-            router.stop_and_wait(None, Some(Duration::from_secs(5))).await.ok();
+        let stopping: Vec<_> = self
+            .routers
+            .drain(..)
+            .map(|router| tokio::spawn(async move { router.stop_and_wait(None, Some(Duration::from_secs(5))).await }))
+            .collect();
+        for stopped in stopping {
+            stopped.await.ok();
         }
     }
 

@@ -140,12 +140,20 @@ impl Sink {
 
     /// Distinct `webhook-id`s that got a 2xx answer under `name`.
     pub fn delivered_ids(&self, name: &str) -> HashSet<String> {
+        self.shared.lock().delivered.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The `webhook-id`s under `name` in the order of their first 2xx answer (the order a
+    /// receiver saw them delivered; ordered endpoints must keep ingest order).
+    pub fn first_successes(&self, name: &str) -> Vec<String> {
+        let mut seen = HashSet::new();
         self.shared
             .lock()
             .received
             .iter()
             .filter(|r| r.name == name && (200..300).contains(&r.status))
             .map(|r| r.webhook_id().to_string())
+            .filter(|id| seen.insert(id.clone()))
             .collect()
     }
 

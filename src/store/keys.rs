@@ -29,6 +29,7 @@
 //! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs |
 //! | `P:{shN}:ep:<ep>:dead` | zset | dead-lettered event ids → time |
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
+//! | `P:{shN}:ep:<ep>:bucket` | string, PX until full | the rate limiter's bucket when the last actor stopped (JSON) |
 //! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
 //! | `P:{shN}:ep:<ep>:dropped` | zset, TTL retention | a deleted endpoint's pending deliveries, until the janitor marks their records dead |
 //! | `P:dropping` | set | `<shard>:<ep>` of deleted endpoints whose `dropped` set the janitor still has to work off |
@@ -127,6 +128,10 @@ impl Keys {
     pub fn health(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:health", self.p)
     }
+    /// The rate limiter's bucket, between actors (expires when it would be full again).
+    pub fn bucket(&self, shard: u32, endpoint_id: &str) -> String {
+        format!("{}:{{sh{shard}}}:ep:{endpoint_id}:bucket", self.p)
+    }
     pub fn dead_letters(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:dead", self.p)
     }
@@ -177,6 +182,7 @@ mod tests {
             k.queue(s, "ep_a"),
             k.delivery(s, "ep_a", "evt_b"),
             k.dead_letters(s, "ep_a"),
+            k.bucket(s, "ep_a"),
             k.delivery_log(s, "ep_a"),
             k.dropped(s, "ep_a"),
         ] {

@@ -20,6 +20,7 @@ use fred::clients::SubscriberClient;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::Value;
+use hookline_actors::limiter::BucketRecord;
 use hookline_actors::model::{AttemptRecord, HealthRecord, Next, QueuedDelivery};
 use hookline_actors::store::StoreResult;
 use hookline_actors::{EndpointConfig, RoutedEvent, Store, StoreError, StreamEvent};
@@ -662,6 +663,16 @@ impl RedisStore {
         }))
     }
 
+    /// SET `key` for the holder of `shard`'s lease only (FENCED_SET); `px_ms` 0: no expiry.
+    async fn fenced_set(&self, owner: &str, shard: u32, key: String, value: String, px_ms: u64) -> StoreResult<()> {
+        let keys = vec![key, self.keys.lease(shard), self.keys.lease_epoch(shard)];
+        let args = vec![value, owner.to_string(), px_ms.to_string()];
+        match self.eval(&scripts::FENCED_SET, keys, args).await?.as_i64() {
+            Some(-1) => Err(StoreError::Fenced(shard)),
+            _ => Ok(()),
+        }
+    }
+
     /// Is the event still stored (not past retention)?
     pub async fn event_exists(&self, tenant: &str, event_id: &str) -> StoreResult<bool> {
         let n: u64 = self
@@ -1055,15 +1066,30 @@ impl Store for RedisStore {
                 .map_err(unavailable)?;
             return Ok(());
         };
-        let keys = vec![key, self.keys.lease(shard), self.keys.lease_epoch(shard)];
-        match self
-            .eval(&scripts::SAVE_HEALTH, keys, vec![json, owner.to_string()])
-            .await?
-            .as_i64()
-        {
-            Some(-1) => Err(StoreError::Fenced(shard)),
-            _ => Ok(()),
-        }
+        self.fenced_set(owner, shard, key, json, 0).await
+    }
+
+    async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> StoreResult<Option<BucketRecord>> {
+        let json: Option<String> = self
+            .client()
+            .get(self.keys.bucket(shard, endpoint_id))
+            .await
+            .map_err(unavailable)?;
+        // One this version cannot read starts a full bucket, as after expiry.
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    async fn save_bucket(
+        &self,
+        owner: &str,
+        endpoint_id: &str,
+        shard: u32,
+        bucket: &BucketRecord,
+        ttl_ms: u64,
+    ) -> StoreResult<()> {
+        let json = serde_json::to_string(bucket).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let key = self.keys.bucket(shard, endpoint_id);
+        self.fenced_set(owner, shard, key, json, ttl_ms.max(1)).await
     }
 
     async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String> {

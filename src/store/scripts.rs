@@ -197,16 +197,20 @@ return tostring(due)
     )
 });
 
-/// KEYS: health, shard lease, lease epoch. ARGV: health JSON, fencing token `node#epoch`.
-/// Saves an endpoint's health (breaker, failure run, rate-limit bucket) only for the shard's
-/// current holder: -1 and nothing written otherwise, so a node that lost the shard cannot
-/// overwrite the state the new owner works with.
-pub static SAVE_HEALTH: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: key, shard lease, lease epoch. ARGV: value, fencing token `node#epoch`, expiry in ms
+/// (0: none). SET for an endpoint actor's state between owners (its health: breaker and failure
+/// run; its rate limiter's bucket), only for the shard's current holder: -1 and nothing written
+/// otherwise, so a node that lost the shard cannot overwrite what the new owner works with.
+pub static FENCED_SET: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local token = (redis.call('GET', KEYS[2]) or '') .. '#' .. (redis.call('GET', KEYS[3]) or '')
 if token ~= ARGV[2] then return -1 end
-redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[3] ~= '0' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 return 1
 "#,
     )
@@ -391,7 +395,7 @@ pub fn name_of(script: &Script) -> &'static str {
         ("settle_idle", &SETTLE_IDLE),
         ("ack_routed", &ACK_ROUTED),
         ("check_layout", &CHECK_LAYOUT),
-        ("save_health", &SAVE_HEALTH),
+        ("fenced_set", &FENCED_SET),
         ("hold_lease", &HOLD_LEASE),
         ("renew_lease", &RENEW_LEASE),
         ("release_lease", &RELEASE_LEASE),

@@ -626,11 +626,8 @@ pub async fn kill_one_of_three(mut nodes: Vec<Node>, tenants: &[&str]) {
     let mut victim = nodes.pop().unwrap();
     victim.kill9().await;
     let killed_at = std::time::Instant::now();
-    for p in posters {
-        p.await.unwrap();
-    }
 
-    // The survivors hold every shard again.
+    // The survivors hold every shard again (measured while the posters go on).
     let mut retaken = None;
     while killed_at.elapsed() < Duration::from_secs(20) {
         let mut total = 0;
@@ -651,6 +648,9 @@ pub async fn kill_one_of_three(mut nodes: Vec<Node>, tenants: &[&str]) {
         retaken < Duration::from_millis(3_500),
         "shards held again only after {retaken:?}"
     );
+    for p in posters {
+        p.await.unwrap();
+    }
 
     // What each endpoint must get: every acknowledged event of its tenant.
     let mut by_tenant: std::collections::HashMap<String, HashSet<String>> = Default::default();
@@ -760,6 +760,25 @@ async fn rolling_restart_loses_nothing_and_duplicates_nothing() {
         );
     }
     nodes[0].assert_delivery_states().await;
+}
+
+/// Hand a shard over: SIGTERM the node holding its lease (`nodes[i]` runs as `{name}-{i + 1}`),
+/// and start a fresh node of the same name in its place. Returns the stopped node (its logs).
+async fn hand_over(nodes: &mut [Node], redis: &str, prefix: &str, shard: u32, name: &str) -> Node {
+    let owner = redis_cli(redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
+    let i = owner
+        .trim()
+        .strip_prefix(&format!("{name}-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .expect("a node holds the lease")
+        - 1;
+    nodes[i].sigterm();
+    nodes[i]
+        .wait_exit(Duration::from_secs(30))
+        .await
+        .expect("the owner did not stop");
+    let fresh = Node::start_ready(&NodeOpts::new(redis, prefix).node_id(&format!("{name}-{}", i + 1))).await;
+    std::mem::replace(&mut nodes[i], fresh)
 }
 
 /// Wait until the nodes hold all 16 shards with most − fewest ≤ 1; returns the counts.
@@ -919,8 +938,6 @@ async fn rate_limit_holds_cluster_wide_while_the_endpoint_moves() {
         )
         .await;
     let shard = hookline_actors::shard::shard_of(ep["id"].as_str().unwrap(), 16);
-    let lease = format!("{prefix}:{{sh{shard}}}:lease");
-    let holder = |redis: &str| redis_cli(redis, &["GET", &lease]).trim().to_string();
     await_even_spread(&nodes, Duration::from_secs(20))
         .await
         .expect("three nodes share the shards");
@@ -939,20 +956,7 @@ async fn rate_limit_holds_cluster_wide_while_the_endpoint_moves() {
         if round == 2 {
             break;
         }
-        // nodes[i] runs as `crate-{i + 1}`.
-        let owner = holder(&redis);
-        let i = owner
-            .strip_prefix("crate-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("a node holds the lease")
-            - 1;
-        nodes[i].sigterm();
-        nodes[i]
-            .wait_exit(Duration::from_secs(30))
-            .await
-            .expect("the owner did not stop");
-        let fresh = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("crate-{}", i + 1))).await;
-        retired.push(std::mem::replace(&mut nodes[i], fresh));
+        retired.push(hand_over(&mut nodes, &redis, &prefix, shard, "crate").await);
     }
     let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
     assert_eq!(acked.len(), 90);
@@ -994,7 +998,6 @@ async fn ordered_delivery_holds_while_the_endpoint_moves() {
         )
         .await;
     let shard = hookline_actors::shard::shard_of(ep["id"].as_str().unwrap(), 16);
-    let lease = format!("{prefix}:{{sh{shard}}}:lease");
     await_even_spread(&nodes, Duration::from_secs(20))
         .await
         .expect("three nodes share the shards");
@@ -1009,30 +1012,13 @@ async fn ordered_delivery_holds_while_the_endpoint_moves() {
             sink.delivered_ids("ordered").len() >= handover * 15
         })
         .await;
-        let owner = redis_cli(&redis, &["GET", &lease]).trim().to_string();
-        // nodes[i] runs as `ord-{i + 1}`.
-        let i = owner
-            .strip_prefix("ord-")
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("a node holds the lease")
-            - 1;
-        nodes[i].sigterm();
-        nodes[i]
-            .wait_exit(Duration::from_secs(30))
-            .await
-            .expect("the owner did not stop");
-        nodes[i] = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("ord-{}", i + 1))).await;
+        hand_over(&mut nodes, &redis, &prefix, shard, "ord").await;
     }
     wait_for(Duration::from_secs(60), "every event delivered", || {
         sink.delivered_ids("ordered").len() == ingested.len()
     })
     .await;
-    let mut first_success = Vec::new();
-    for r in sink.received_by("ordered") {
-        if r.status == 200 && !first_success.contains(&r.webhook_id().to_string()) {
-            first_success.push(r.webhook_id().to_string());
-        }
-    }
+    let first_success = sink.first_successes("ordered");
     assert_eq!(first_success, ingested, "deliveries left ingest order across owners");
     assert_eq!(
         sink.max_in_flight("ordered"),

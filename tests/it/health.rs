@@ -47,14 +47,21 @@ async fn rate_limit_holds_in_every_one_second_window() {
 #[tokio::test]
 async fn rate_limit_holds_when_the_endpoint_actor_stops_and_starts() {
     let redis = shared_redis_url();
-    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("rate-restart"))).await;
+    let prefix = unique_prefix("rate-restart");
+    let node = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    node.api
+    let ep = node
+        .api
         .create_endpoint(
             "rr",
             json!({"url": sink.url("ok/waves"), "rate_limit_per_s": 10, "max_in_flight": 20}),
         )
         .await;
+    let id = ep["id"].as_str().unwrap();
+    let bucket = format!(
+        "{prefix}:{{sh{}}}:ep:{id}:bucket",
+        hookline_actors::shard::shard_of(id, 16)
+    );
     let mut expected = 0;
     for _ in 0..4 {
         for _ in 0..10 {
@@ -81,6 +88,13 @@ async fn rate_limit_holds_when_the_endpoint_actor_stops_and_starts() {
         worst <= 20,
         "{worst} deliveries in one second across actor restarts; the limit is 10/s with a burst of 10"
     );
+    // The last actor left its (spent) bucket, kept only until it would be full again (1 s at
+    // 10/s): an idle endpoint keeps nothing in Redis.
+    // (-2: already gone on a slow machine; -1 would be a bucket kept forever.)
+    let ttl: i64 = redis_cli(&redis, &["PTTL", &bucket]).trim().parse().unwrap();
+    assert!(ttl == -2 || (1..=1_000).contains(&ttl), "bucket PTTL {ttl}");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(redis_cli(&redis, &["EXISTS", &bucket]).trim(), "0");
 }
 
 #[tokio::test]
@@ -371,12 +385,7 @@ async fn ordered_endpoints_deliver_in_ingest_order_through_failures() {
             list["data"][0]
         );
     }
-    let mut first_success = Vec::new();
-    for r in sink.received_by("ord") {
-        if r.status == 200 && !first_success.contains(&r.webhook_id().to_string()) {
-            first_success.push(r.webhook_id().to_string());
-        }
-    }
+    let first_success = sink.first_successes("ord");
     assert_eq!(first_success, ingested, "deliveries left ingest order");
     assert_eq!(sink.max_in_flight("ord"), 1);
     let failures = sink.received_by("ord").iter().filter(|r| r.status == 503).count();

@@ -137,6 +137,9 @@ async fn a_node_that_does_not_match_the_deployment_refuses_to_start() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!status.success(), "{key}: {text}");
-        assert!(text.contains(key) && text.contains("does not match the deployment"), "{text}");
+        assert!(
+            text.contains(key) && text.contains("does not match the deployment"),
+            "{text}"
+        );
     }
 }

@@ -86,6 +86,19 @@ impl Store for PanicOnce {
     async fn save_health(&self, o: Option<&str>, id: &str, s: u32, h: &HealthRecord) -> StoreResult<()> {
         self.inner.save_health(o, id, s, h).await
     }
+    async fn load_bucket(&self, id: &str, s: u32) -> StoreResult<Option<hookline_actors::limiter::BucketRecord>> {
+        self.inner.load_bucket(id, s).await
+    }
+    async fn save_bucket(
+        &self,
+        o: &str,
+        id: &str,
+        s: u32,
+        b: &hookline_actors::limiter::BucketRecord,
+        ttl: u64,
+    ) -> StoreResult<()> {
+        self.inner.save_bucket(o, id, s, b, ttl).await
+    }
     async fn emit_event(&self, t: &str, ty: &str, data: serde_json::Value) -> StoreResult<String> {
         self.inner.emit_event(t, ty, data).await
     }
