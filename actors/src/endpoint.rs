@@ -61,15 +61,6 @@ pub enum EndpointMsg {
         started_ms: u64,
         response: AttemptResponse,
     },
-    /// An attempt's record was written (or refused): settle it. `Err`: the recording task
-    /// panicked.
-    Recorded {
-        event_id: String,
-        attempts: u32,
-        outcome: Outcome,
-        next: Next,
-        result: Result<crate::store::StoreResult<()>, String>,
-    },
     /// Start nothing new; answer once nothing is in flight, then stop.
     Drain(RpcReplyPort<()>),
 }
@@ -536,11 +527,6 @@ impl EndpointState {
         }
     }
 
-    /// An attempt's response is in: decide what happens to the delivery and record it. The
-    /// record is written by a task, not awaited here, so one endpoint's attempts are recorded
-    /// concurrently (the actor would otherwise wait one Redis round trip per attempt, which
-    /// bounds a busy endpoint's rate). The delivery stays in `in_flight` (counted against
-    /// `max_in_flight`, excluded from pulls) until `recorded` settles it.
     async fn attempt_done(
         &mut self,
         myself: &ActorRef<EndpointMsg>,
@@ -550,9 +536,9 @@ impl EndpointState {
         started_ms: u64,
         response: AttemptResponse,
     ) {
+        self.in_flight.remove(&event_id);
         let Some(cfg) = self.cfg.clone() else {
             // Deleted meanwhile: nothing to record; stop (or finish a drain) once idle.
-            self.in_flight.remove(&event_id);
             self.fill(myself).await;
             return;
         };
@@ -596,59 +582,12 @@ impl EndpointState {
             response_excerpt: response.excerpt,
             error: response.error,
         };
-        let (store, token, shard, reply_to) = (
-            self.ctx.store.clone(),
-            self.lease_token.clone(),
-            self.shard,
-            myself.clone(),
-        );
-        let id = event_id.clone();
-        let next_for_record = next.clone();
-        let recording = tokio::spawn(async move {
-            store
-                .record_attempt(&token, &cfg, shard, &id, attempts, &record, &next_for_record)
-                .await
-        });
-        self.in_flight
-            .insert(event_id.clone(), InFlight(recording.abort_handle()));
-        // Watch the recording: a panic in it fails this actor (so its owner restarts it from
-        // Redis) rather than leaving the delivery in flight forever; an abort (the actor
-        // stopped) reports nothing.
-        tokio::spawn(async move {
-            let result = match recording.await {
-                Ok(result) => Ok(result),
-                Err(e) if e.is_panic() => Err("recording an attempt panicked".to_string()),
-                Err(_) => return,
-            };
-            reply_to
-                .send_message(EndpointMsg::Recorded {
-                    event_id,
-                    attempts,
-                    outcome,
-                    next,
-                    result,
-                })
-                .ok();
-        });
-    }
-
-    /// An attempt's record was written (or not): free its slot, count it, feed the breaker.
-    async fn recorded(
-        &mut self,
-        myself: &ActorRef<EndpointMsg>,
-        event_id: String,
-        attempts: u32,
-        outcome: Outcome,
-        next: Next,
-        result: crate::store::StoreResult<()>,
-    ) {
-        self.in_flight.remove(&event_id);
-        let Some(cfg) = self.cfg.clone() else {
-            self.fill(myself).await;
-            return;
-        };
-        let labels = self.ctx.settings.metric_labels;
-        match result {
+        match self
+            .ctx
+            .store
+            .record_attempt(&self.lease_token, &cfg, self.shard, &event_id, attempts, &record, &next)
+            .await
+        {
             Ok(()) => {
                 count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
                 if let Next::Dead(reason) = &next {
@@ -771,17 +710,6 @@ impl Actor for EndpointActor {
                 state
                     .attempt_done(&myself, event_id, attempts_before, cycle_base, started_ms, response)
                     .await;
-            }
-            EndpointMsg::Recorded {
-                event_id,
-                attempts,
-                outcome,
-                next,
-                result,
-            } => {
-                // A panic while recording fails the actor, as it would have inline.
-                let result = result?;
-                state.recorded(&myself, event_id, attempts, outcome, next, result).await;
             }
             EndpointMsg::Drain(reply) => {
                 state.draining = true;
