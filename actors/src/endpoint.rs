@@ -21,7 +21,7 @@
 use crate::backoff::{honour_retry_after, retry_delay};
 use crate::breaker::{Admit, Breaker};
 use crate::limiter::{BucketRecord, TokenBucket};
-use crate::model::{AttemptRecord, EndpointConfig, HealthRecord, Next, QueuedDelivery};
+use crate::model::{AttemptRecord, EndpointConfig, FinishedAttempt, HealthRecord, Next, QueuedDelivery};
 use crate::outcome::{classify, Outcome};
 use crate::supervisor::Ctx;
 use crate::transport::{AttemptRequest, AttemptResponse};
@@ -61,6 +61,12 @@ pub enum EndpointMsg {
         started_ms: u64,
         response: AttemptResponse,
     },
+    /// A batch of records was written: one result per attempt, in order; `Err`: the task
+    /// writing them panicked.
+    Recorded {
+        batch: Vec<(FinishedAttempt, Outcome)>,
+        results: Result<Vec<crate::store::StoreResult<()>>, String>,
+    },
     /// Start nothing new; answer once nothing is in flight, then stop.
     Drain(RpcReplyPort<()>),
 }
@@ -94,6 +100,10 @@ pub struct EndpointState {
     saved_bucket: Option<BucketRecord>,
     /// The event id of the half-open breaker's probe in flight: only its result decides.
     probe: Option<String>,
+    /// Finished attempts waiting for the batch being recorded (see `record_unrecorded`).
+    unrecorded: Vec<(FinishedAttempt, Outcome)>,
+    /// A batch of records is being written.
+    recording: bool,
 }
 
 /// Why the fill loop stopped starting attempts.
@@ -527,6 +537,8 @@ impl EndpointState {
         }
     }
 
+    /// An attempt's response is in: classify it, decide the delivery's next state, and queue
+    /// the record (`record_unrecorded`).
     async fn attempt_done(
         &mut self,
         myself: &ActorRef<EndpointMsg>,
@@ -536,9 +548,9 @@ impl EndpointState {
         started_ms: u64,
         response: AttemptResponse,
     ) {
-        self.in_flight.remove(&event_id);
         let Some(cfg) = self.cfg.clone() else {
             // Deleted meanwhile: nothing to record; stop (or finish a drain) once idle.
+            self.in_flight.remove(&event_id);
             self.fill(myself).await;
             return;
         };
@@ -582,51 +594,119 @@ impl EndpointState {
             response_excerpt: response.excerpt,
             error: response.error,
         };
-        match self
-            .ctx
-            .store
-            .record_attempt(&self.lease_token, &cfg, self.shard, &event_id, attempts, &record, &next)
-            .await
-        {
-            Ok(()) => {
-                count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
-                if let Next::Dead(reason) = &next {
-                    tracing::info!(
-                        tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
-                        delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
-                        reason = %reason, "delivery dead-lettered"
-                    );
-                }
-                if let Next::RetryAt(at) = next {
-                    if at.saturating_sub(crate::now_ms()) <= self.ctx.settings.idle_keepalive_ms {
-                        self.wake_at(myself, at);
+        // The delivery stays in flight (counted against max_in_flight, excluded from pulls)
+        // until its record is written.
+        self.unrecorded.push((
+            FinishedAttempt {
+                event_id,
+                number: attempts,
+                record,
+                next,
+            },
+            outcome,
+        ));
+        self.record_unrecorded(myself);
+    }
+
+    /// Group commit: while one batch of records is being written, attempts that finish wait,
+    /// and are written together when it returns. An endpoint with many attempts in flight thus
+    /// waits about one Redis round trip per batch, not per attempt, and one with few pays
+    /// nothing extra. The batch is written by a task, so the actor goes on starting attempts.
+    fn record_unrecorded(&mut self, myself: &ActorRef<EndpointMsg>) {
+        if self.recording || self.unrecorded.is_empty() {
+            return;
+        }
+        let Some(cfg) = self.cfg.clone() else {
+            // Deleted meanwhile: nothing to record.
+            for (finished, _) in self.unrecorded.drain(..) {
+                self.in_flight.remove(&finished.event_id);
+            }
+            myself.send_message(EndpointMsg::Wake).ok();
+            return;
+        };
+        self.recording = true;
+        let batch = std::mem::take(&mut self.unrecorded);
+        let (store, token, shard, reply_to) = (
+            self.ctx.store.clone(),
+            self.lease_token.clone(),
+            self.shard,
+            myself.clone(),
+        );
+        tokio::spawn(async move {
+            let finished: Vec<FinishedAttempt> = batch.iter().map(|(f, _)| f.clone()).collect();
+            let writing = tokio::spawn(async move { store.record_attempts(&token, &cfg, shard, &finished).await });
+            // A panic while recording fails the actor (its owner restarts it from Redis)
+            // rather than leaving these deliveries in flight forever.
+            let results = writing.await.map_err(|e| format!("recording attempts failed: {e}"));
+            reply_to.send_message(EndpointMsg::Recorded { batch, results }).ok();
+        });
+    }
+
+    /// A batch of records was written (or not): free the slots, count, feed the breaker.
+    async fn recorded(
+        &mut self,
+        myself: &ActorRef<EndpointMsg>,
+        batch: Vec<(FinishedAttempt, Outcome)>,
+        results: Vec<crate::store::StoreResult<()>>,
+    ) {
+        self.recording = false;
+        let mut failed = false;
+        for ((finished, outcome), result) in batch.into_iter().zip(results) {
+            self.in_flight.remove(&finished.event_id);
+            let Some(cfg) = self.cfg.clone() else { continue };
+            let FinishedAttempt {
+                event_id,
+                number: attempts,
+                next,
+                ..
+            } = finished;
+            let labels = self.ctx.settings.metric_labels;
+            match result {
+                Ok(()) => {
+                    count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
+                    if let Next::Dead(reason) = &next {
+                        tracing::info!(
+                            tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
+                            delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
+                            reason = %reason, "delivery dead-lettered"
+                        );
+                    }
+                    if let Next::RetryAt(at) = next {
+                        if at.saturating_sub(crate::now_ms()) <= self.ctx.settings.idle_keepalive_ms {
+                            self.wake_at(myself, at);
+                        }
+                    }
+                    self.observe_health(&cfg, &event_id, &outcome).await;
+                    if outcome == Outcome::Gone {
+                        self.disable(&cfg, "gone").await;
                     }
                 }
-            }
-            Err(e) => {
-                // The delivery is still queued at its old time: it is attempted again once the
-                // store answers (at least once, possibly twice), by whichever node owns it then.
-                if matches!(e, crate::StoreError::Fenced(_)) {
-                    self.ctx.leases.revoke(self.shard);
+                Err(e) => {
+                    // The delivery is still queued at its old time: it is attempted again once
+                    // the store answers (at least once, possibly twice), by whichever node owns
+                    // it then.
+                    if matches!(e, crate::StoreError::Fenced(_)) {
+                        self.ctx.leases.revoke(self.shard);
+                    }
+                    tracing::warn!(
+                        tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
+                        delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
+                        error = %e, "recording an attempt failed"
+                    );
+                    if self.probe.as_deref() == Some(event_id.as_str()) {
+                        self.probe = None;
+                        self.breaker.probe_lost();
+                    }
+                    failed = true;
                 }
-                tracing::warn!(
-                    tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
-                    delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
-                    error = %e, "recording an attempt failed"
-                );
-                if self.probe.as_deref() == Some(event_id.as_str()) {
-                    self.probe = None;
-                    self.breaker.probe_lost();
-                }
-                self.window.clear();
-                self.wake_at(myself, crate::now_ms() + STORE_RETRY.as_millis() as u64);
-                self.finish_drain_if_idle(myself);
-                return;
             }
         }
-        self.observe_health(&cfg, &event_id, &outcome).await;
-        if outcome == Outcome::Gone {
-            self.disable(&cfg, "gone").await;
+        self.record_unrecorded(myself);
+        if failed {
+            self.window.clear();
+            self.wake_at(myself, crate::now_ms() + STORE_RETRY.as_millis() as u64);
+            self.finish_drain_if_idle(myself);
+            return;
         }
         self.fill(myself).await;
     }
@@ -669,6 +749,8 @@ impl Actor for EndpointActor {
             draining: false,
             limiter: None,
             probe: None,
+            unrecorded: Vec::new(),
+            recording: false,
         })
     }
 
@@ -710,6 +792,11 @@ impl Actor for EndpointActor {
                 state
                     .attempt_done(&myself, event_id, attempts_before, cycle_base, started_ms, response)
                     .await;
+            }
+            EndpointMsg::Recorded { batch, results } => {
+                // A panic while recording fails the actor, as it would have inline.
+                let results = results?;
+                state.recorded(&myself, batch, results).await;
             }
             EndpointMsg::Drain(reply) => {
                 state.draining = true;

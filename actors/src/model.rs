@@ -142,6 +142,16 @@ pub enum Next {
     Dead(String),
 }
 
+/// A finished attempt, ready to be recorded (`Store::record_attempts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishedAttempt {
+    pub event_id: String,
+    /// The attempt's number (1 for the first).
+    pub number: u32,
+    pub record: AttemptRecord,
+    pub next: Next,
+}
+
 /// One attempt as logged.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AttemptRecord {

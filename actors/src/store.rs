@@ -74,6 +74,26 @@ pub trait Store: Send + Sync + 'static {
         next: &Next,
     ) -> StoreResult<()>;
 
+    /// `record_attempt` for several finished attempts of one endpoint, one result each, in
+    /// order. The store may send them together (the Redis store pipelines them), so an
+    /// endpoint with many attempts finishing at once waits one round trip for all of them.
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        finished: &[crate::model::FinishedAttempt],
+    ) -> Vec<StoreResult<()>> {
+        let mut results = Vec::with_capacity(finished.len());
+        for f in finished {
+            results.push(
+                self.record_attempt(owner, endpoint, shard, &f.event_id, f.number, &f.record, &f.next)
+                    .await,
+            );
+        }
+        results
+    }
+
     /// The endpoint actor is about to stop: set the shard's due entry for the endpoint to its
     /// earliest queued delivery, but not before `not_before_ms` (an open breaker's next probe),
     /// or remove it (empty queue, or `paused`), atomically with reading the queue. An ordered

@@ -1004,6 +1004,21 @@ impl Store for RedisStore {
         }
     }
 
+    async fn record_attempts(
+        &self,
+        owner: &str,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        finished: &[hookline_actors::model::FinishedAttempt],
+    ) -> Vec<StoreResult<()>> {
+        join_all(
+            finished
+                .iter()
+                .map(|f| self.record_attempt(owner, endpoint, shard, &f.event_id, f.number, &f.record, &f.next)),
+        )
+        .await
+    }
+
     async fn settle_idle(
         &self,
         owner: &str,

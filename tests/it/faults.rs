@@ -13,6 +13,28 @@ async fn post_many(api: &Api, tenant: &str, count: usize, concurrency: usize, ac
     post_many_of(api, tenant, "load.item", count, concurrency, acked).await
 }
 
+/// `count` endpoints of `tenant`, sink names `{name}0…`, each answering after `sleep_ms` and
+/// allowing `max_in_flight` attempts at once. Returns the sink names.
+async fn slow_endpoints(
+    api: &Api,
+    sink: &Sink,
+    tenant: &str,
+    name: &str,
+    count: usize,
+    sleep_ms: u64,
+    max_in_flight: u32,
+) -> Vec<String> {
+    let names: Vec<String> = (0..count).map(|i| format!("{name}{i}")).collect();
+    for name in &names {
+        api.create_endpoint(
+            tenant,
+            json!({"url": sink.url(&format!("sleep/{sleep_ms}/{name}")), "max_in_flight": max_in_flight}),
+        )
+        .await;
+    }
+    names
+}
+
 /// `count` nodes named `<name>-1…` on one prefix of the shared Redis, each ready.
 async fn start_nodes(name: &str, count: usize) -> (String, String, Vec<Node>) {
     let redis = shared_redis_url();
@@ -242,15 +264,7 @@ async fn two_nodes_never_work_one_endpoint_at_once() {
     let prefix = unique_prefix("two");
     let a = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("node-a")).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    let names: Vec<String> = (0..12).map(|i| format!("ep{i}")).collect();
-    for name in &names {
-        a.api
-            .create_endpoint(
-                "two",
-                json!({"url": sink.url(&format!("sleep/100/{name}")), "max_in_flight": 1}),
-            )
-            .await;
-    }
+    let names = slow_endpoints(&a.api, &sink, "two", "ep", 12, 100, 1).await;
     let acked = Arc::new(Mutex::new(Vec::new()));
     post_many(&a.api, "two", 25, 4, acked.clone()).await;
     wait_for(Duration::from_secs(10), "deliveries under way", || sink.count() >= 24).await;
@@ -714,16 +728,7 @@ pub async fn kill_one_of_three(mut nodes: Vec<Node>, tenants: &[&str]) {
 async fn rolling_restart_loses_nothing_and_duplicates_nothing() {
     let (redis, prefix, mut nodes) = start_nodes("roll", 3).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    let names: Vec<String> = (0..4).map(|i| format!("r{i}")).collect();
-    for name in &names {
-        nodes[0]
-            .api
-            .create_endpoint(
-                "roll",
-                json!({"url": sink.url(&format!("sleep/30/{name}")), "max_in_flight": 2}),
-            )
-            .await;
-    }
+    let names = slow_endpoints(&nodes[0].api, &sink, "roll", "r", 4, 30, 2).await;
     let acked = Arc::new(Mutex::new(Vec::new()));
     for round in 0..3 {
         // Load through the nodes that stay up this round, while one of them is restarted.
@@ -833,16 +838,7 @@ fn logged_attempts(node_index: usize, node: &Node) -> Vec<LoggedAttempt> {
 async fn a_fourth_node_joins_without_double_ownership() {
     let (redis, prefix, mut nodes) = start_nodes("join", 3).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    let names: Vec<String> = (0..8).map(|i| format!("j{i}")).collect();
-    for name in &names {
-        nodes[0]
-            .api
-            .create_endpoint(
-                "join",
-                json!({"url": sink.url(&format!("sleep/40/{name}")), "max_in_flight": 1}),
-            )
-            .await;
-    }
+    let names = slow_endpoints(&nodes[0].api, &sink, "join", "j", 8, 40, 1).await;
     await_even_spread(&nodes, Duration::from_secs(20))
         .await
         .expect("three nodes share the shards");

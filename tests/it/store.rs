@@ -215,20 +215,35 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
     assert_eq!(left[0], "evt_old4");
 }
 
-/// Fencing: only the holder of a shard's lease may record an attempt there. A node that lost
-/// the lease (paused, cut off) has its late result refused, and the new owner's record stands.
-#[tokio::test]
-async fn only_the_lease_holder_records_attempts() {
-    use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::{Store, StoreError};
-    let prefix = unique_prefix("fence");
-    let (cfg, store, _client) = connect(&prefix).await;
+/// A store on a fresh prefix with one endpoint and one delivery routed to it: (store, a plain
+/// client, the endpoint, its shard, the event id).
+async fn one_routed_delivery(
+    name: &str,
+) -> (
+    std::sync::Arc<RedisStore>,
+    fred::clients::Client,
+    hookline_actors::EndpointConfig,
+    u32,
+    String,
+) {
+    use hookline_actors::Store;
+    let (cfg, store, client) = connect(&unique_prefix(name)).await;
     let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
     let event = hookline::ids::new_event_id(hookline_actors::now_ms());
     store
         .route(&routed_to(&endpoint.id, shard, std::slice::from_ref(&event)))
         .await
         .unwrap();
+    (store, client, endpoint, shard, event)
+}
+
+/// Fencing: only the holder of a shard's lease may record an attempt there. A node that lost
+/// the lease (paused, cut off) has its late result refused, and the new owner's record stands.
+#[tokio::test]
+async fn only_the_lease_holder_records_attempts() {
+    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::{Store, StoreError};
+    let (store, _client, endpoint, shard, event) = one_routed_delivery("fence").await;
     let attempt = |code| AttemptRecord {
         at_ms: hookline_actors::now_ms(),
         status_code: Some(code),
@@ -304,14 +319,7 @@ async fn only_the_lease_holder_records_attempts() {
 async fn only_the_lease_holder_saves_health_and_settles() {
     use hookline_actors::model::HealthRecord;
     use hookline_actors::{Store, StoreError};
-    let prefix = unique_prefix("fence-health");
-    let (cfg, store, client) = connect(&prefix).await;
-    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
-    let event = hookline::ids::new_event_id(hookline_actors::now_ms());
-    store
-        .route(&routed_to(&endpoint.id, shard, std::slice::from_ref(&event)))
-        .await
-        .unwrap();
+    let (store, client, endpoint, shard, _event) = one_routed_delivery("fence-health").await;
     let epoch = store.hold_lease(shard, "owner", 60_000).await.unwrap().expect("held");
     let holder = format!("owner#{epoch}");
     let failing = HealthRecord {
