@@ -14,8 +14,9 @@
 //! admissible now, but within `idle_keepalive_ms`: a timer wakes it) → *stopped* (nothing due
 //! soon: the shard's due set in Redis holds the next due time — a retry, or an open breaker's
 //! next probe — and the shard owner restarts it then). A delivery stays in the durable queue
-//! until its attempt is recorded, so a crash at any point loses nothing; the attempt in flight
-//! at a crash may be made twice. The breaker's state and the start of a run of failures are
+//! until its attempt is recorded, so a crash at any point loses nothing; the attempts in flight
+//! at a crash, and those finished but not yet recorded (group commit), may be made twice: at
+//! most `max_in_flight` of them. The breaker's state and the start of a run of failures are
 //! stored (`HealthRecord`), so they survive a change of owner.
 
 use crate::backoff::{honour_retry_after, retry_delay};
@@ -65,6 +66,7 @@ pub enum EndpointMsg {
     /// writing them panicked.
     Recorded {
         batch: Vec<(FinishedAttempt, Outcome)>,
+        tenant: String,
         results: Result<Vec<crate::store::StoreResult<()>>, String>,
     },
     /// Start nothing new; answer once nothing is in flight, then stop.
@@ -102,8 +104,8 @@ pub struct EndpointState {
     probe: Option<String>,
     /// Finished attempts waiting for the batch being recorded (see `record_unrecorded`).
     unrecorded: Vec<(FinishedAttempt, Outcome)>,
-    /// A batch of records is being written.
-    recording: bool,
+    /// The task writing a batch of records, while one is being written.
+    recording: Option<InFlight>,
 }
 
 /// Why the fill loop stopped starting attempts.
@@ -594,6 +596,12 @@ impl EndpointState {
             response_excerpt: response.excerpt,
             error: response.error,
         };
+        // The receiver's answer is known now: the breaker and a 410 act on it before anything
+        // else starts, whenever the record gets written.
+        self.observe_health(&cfg, &event_id, &outcome).await;
+        if outcome == Outcome::Gone {
+            self.disable(&cfg, "gone").await;
+        }
         // The delivery stays in flight (counted against max_in_flight, excluded from pulls)
         // until its record is written.
         self.unrecorded.push((
@@ -609,11 +617,13 @@ impl EndpointState {
     }
 
     /// Group commit: while one batch of records is being written, attempts that finish wait,
-    /// and are written together when it returns. An endpoint with many attempts in flight thus
-    /// waits about one Redis round trip per batch, not per attempt, and one with few pays
-    /// nothing extra. The batch is written by a task, so the actor goes on starting attempts.
+    /// and are written together when it returns (the store issues a batch's writes at once, so
+    /// they share round trips). An endpoint with many attempts in flight thus waits about one
+    /// Redis round trip per batch, not per attempt; each record costs two tasks and a message
+    /// more than an inline write. The batch is written by a task, so the actor goes on
+    /// starting attempts; the task is aborted if the actor stops.
     fn record_unrecorded(&mut self, myself: &ActorRef<EndpointMsg>) {
-        if self.recording || self.unrecorded.is_empty() {
+        if self.recording.is_some() || self.unrecorded.is_empty() {
             return;
         }
         let Some(cfg) = self.cfg.clone() else {
@@ -624,21 +634,29 @@ impl EndpointState {
             myself.send_message(EndpointMsg::Wake).ok();
             return;
         };
-        self.recording = true;
         let batch = std::mem::take(&mut self.unrecorded);
+        let finished: Vec<FinishedAttempt> = batch.iter().map(|(f, _)| f.clone()).collect();
         let (store, token, shard, reply_to) = (
             self.ctx.store.clone(),
             self.lease_token.clone(),
             self.shard,
             myself.clone(),
         );
+        let tenant = cfg.tenant.clone();
+        let writing = tokio::spawn(async move { store.record_attempts(&token, &cfg, shard, &finished).await });
+        self.recording = Some(InFlight(writing.abort_handle()));
         tokio::spawn(async move {
-            let finished: Vec<FinishedAttempt> = batch.iter().map(|(f, _)| f.clone()).collect();
-            let writing = tokio::spawn(async move { store.record_attempts(&token, &cfg, shard, &finished).await });
-            // A panic while recording fails the actor (its owner restarts it from Redis)
-            // rather than leaving these deliveries in flight forever.
-            let results = writing.await.map_err(|e| format!("recording attempts failed: {e}"));
-            reply_to.send_message(EndpointMsg::Recorded { batch, results }).ok();
+            let results = match writing.await {
+                Ok(results) => Ok(results),
+                // A panic while recording fails the actor (its owner restarts it from Redis)
+                // rather than leaving these deliveries in flight forever.
+                Err(e) if e.is_panic() => Err(format!("recording attempts failed: {e}")),
+                // Aborted: the actor stopped.
+                Err(_) => return,
+            };
+            reply_to
+                .send_message(EndpointMsg::Recorded { batch, tenant, results })
+                .ok();
         });
     }
 
@@ -647,20 +665,32 @@ impl EndpointState {
         &mut self,
         myself: &ActorRef<EndpointMsg>,
         batch: Vec<(FinishedAttempt, Outcome)>,
+        tenant: String,
         results: Vec<crate::store::StoreResult<()>>,
     ) {
-        self.recording = false;
+        self.recording = None;
         let mut failed = false;
-        for ((finished, outcome), result) in batch.into_iter().zip(results) {
+        let mut results = results.into_iter();
+        let labels = self.ctx.settings.metric_labels;
+        for (finished, outcome) in batch {
+            // One result per record; a store that answered fewer leaves the rest unrecorded.
+            let result = results
+                .next()
+                .unwrap_or_else(|| Err(crate::StoreError::Unavailable("no result for this record".into())));
             self.in_flight.remove(&finished.event_id);
-            let Some(cfg) = self.cfg.clone() else { continue };
             let FinishedAttempt {
                 event_id,
                 number: attempts,
                 next,
                 ..
             } = finished;
-            let labels = self.ctx.settings.metric_labels;
+            let Some(cfg) = self.cfg.clone() else {
+                // Deleted while being recorded: what was written still counts.
+                if result.is_ok() {
+                    count_recorded(&outcome, &next, &event_id, attempts, labels, &tenant);
+                }
+                continue;
+            };
             match result {
                 Ok(()) => {
                     count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
@@ -676,10 +706,6 @@ impl EndpointState {
                             self.wake_at(myself, at);
                         }
                     }
-                    self.observe_health(&cfg, &event_id, &outcome).await;
-                    if outcome == Outcome::Gone {
-                        self.disable(&cfg, "gone").await;
-                    }
                 }
                 Err(e) => {
                     // The delivery is still queued at its old time: it is attempted again once
@@ -693,10 +719,6 @@ impl EndpointState {
                         delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
                         error = %e, "recording an attempt failed"
                     );
-                    if self.probe.as_deref() == Some(event_id.as_str()) {
-                        self.probe = None;
-                        self.breaker.probe_lost();
-                    }
                     failed = true;
                 }
             }
@@ -750,7 +772,7 @@ impl Actor for EndpointActor {
             limiter: None,
             probe: None,
             unrecorded: Vec::new(),
-            recording: false,
+            recording: None,
         })
     }
 
@@ -793,10 +815,10 @@ impl Actor for EndpointActor {
                     .attempt_done(&myself, event_id, attempts_before, cycle_base, started_ms, response)
                     .await;
             }
-            EndpointMsg::Recorded { batch, results } => {
+            EndpointMsg::Recorded { batch, tenant, results } => {
                 // A panic while recording fails the actor, as it would have inline.
                 let results = results?;
-                state.recorded(&myself, batch, results).await;
+                state.recorded(&myself, batch, tenant, results).await;
             }
             EndpointMsg::Drain(reply) => {
                 state.draining = true;

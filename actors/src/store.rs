@@ -75,8 +75,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// `record_attempt` for several finished attempts of one endpoint, one result each, in
-    /// order. The store may send them together (the Redis store pipelines them), so an
-    /// endpoint with many attempts finishing at once waits one round trip for all of them.
+    /// order. The store may issue them at once (the Redis store does, so they share round
+    /// trips on its connections); the default writes them one after another.
     async fn record_attempts(
         &self,
         owner: &str,

@@ -838,17 +838,19 @@ fn logged_attempts(node_index: usize, node: &Node) -> Vec<LoggedAttempt> {
 async fn a_fourth_node_joins_without_double_ownership() {
     let (redis, prefix, mut nodes) = start_nodes("join", 3).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    let names = slow_endpoints(&nodes[0].api, &sink, "join", "j", 8, 40, 1).await;
+    // 24 endpoints cover most of the 16 shards, so the four the new node takes hold some.
+    let names = slow_endpoints(&nodes[0].api, &sink, "join", "j", 24, 40, 1).await;
     await_even_spread(&nodes, Duration::from_secs(20))
         .await
         .expect("three nodes share the shards");
-    // 150 events × 8 endpoints, one 40 ms attempt at a time per endpoint: about 6 s of work.
+    // A first wave, in flight while the node joins: 45 events × 24 endpoints, one 40 ms
+    // attempt at a time per endpoint.
     let acked = Arc::new(Mutex::new(Vec::new()));
     let posters: Vec<_> = nodes
         .iter()
         .map(|n| {
             let (api, acked) = (n.api.clone(), acked.clone());
-            tokio::spawn(async move { post_many(&api, "join", 50, 2, acked).await })
+            tokio::spawn(async move { post_many(&api, "join", 15, 2, acked).await })
         })
         .collect();
     wait_for(Duration::from_secs(20), "deliveries under way", || sink.count() >= 80).await;
@@ -869,8 +871,12 @@ async fn a_fourth_node_joins_without_double_ownership() {
     for p in posters {
         p.await.unwrap();
     }
+    // A second wave through all four, so the new node surely has work of its own.
+    for node in &nodes {
+        post_many(&node.api, "join", 10, 2, acked.clone()).await;
+    }
     let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
-    assert_eq!(acked.len(), 150);
+    assert_eq!(acked.len(), 85);
     wait_for(Duration::from_secs(60), "every event at every endpoint", || {
         names.iter().all(|n| acked.is_subset(&sink.delivered_ids(n)))
     })
