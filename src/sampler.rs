@@ -14,6 +14,8 @@
 //! - `hookline_breakers{state[,tenant]}`, `hookline_endpoints_disabled`.
 //!
 //! Cluster-wide (every node reports the same figure): `hookline_router_lag_seconds`.
+//!
+//! It also hands memory the allocator no longer uses back to the OS (`release_free_memory`).
 
 use crate::config::Config;
 use crate::store::RedisStore;
@@ -52,11 +54,30 @@ pub async fn run(
     loop {
         ticker.tick().await;
         handle.run_upkeep();
+        release_free_memory();
         if let Err(e) = sampler.sample(&store, &index, &node_id, cfg.shards.count).await {
             tracing::debug!(error = %e, "metrics sample failed");
         }
     }
 }
+
+/// Give the OS back what glibc's allocator holds but no longer uses. glibc keeps the freed
+/// pages of a peak: after 10,000 endpoints were set up and delivered to at once (W6), a node
+/// idled at 119 MB of RSS with no endpoint actor left, and at 60 MB after `malloc_trim`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_free_memory() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> i32;
+    }
+    // SAFETY: glibc's malloc_trim takes no pointer and works on the allocator's own state
+    // under its locks; it may be called at any time from any thread.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_free_memory() {}
 
 struct Sampler {
     labels: names::MetricLabels,
