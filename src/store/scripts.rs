@@ -37,6 +37,16 @@ return {ARGV[1], 0}
     )
 });
 
+/// The lease fence every write of an endpoint actor passes (RECORD_ATTEMPT, SETTLE_IDLE,
+/// FENCED_SET): `body` runs only if the token in ARGV[`token`] is `holder#epoch` as read from
+/// KEYS[`lease`] and KEYS[`epoch`]; otherwise the script returns -1 and writes nothing.
+fn fenced(lease: usize, epoch: usize, token: usize, body: &str) -> Script {
+    Script::from_lua(format!(
+        "if ((redis.call('GET', KEYS[{lease}]) or '') .. '#' .. (redis.call('GET', KEYS[{epoch}]) or '')) \
+         ~= ARGV[{token}] then return -1 end\n{body}"
+    ))
+}
+
 /// KEYS: layout hash. ARGV: shard count, partition count. Records the deployment's layout the
 /// first time any node starts on this Redis and prefix; returns what is recorded, so a node
 /// configured otherwise can refuse to start.
@@ -123,10 +133,11 @@ return created
 /// older than retention from the set, so a set growing faster than the janitor visits it
 /// stays bounded.
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    fenced(
+        4,
+        5,
+        10,
         r#"
-local token = (redis.call('GET', KEYS[4]) or '') .. '#' .. (redis.call('GET', KEYS[5]) or '')
-if token ~= ARGV[10] then return -1 end
 local prior = redis.call('HMGET', KEYS[2], 'replayed_ms', 'status', 'reason')
 if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and ARGV[2] ~= 'delivered' then
   redis.call('HSET', KEYS[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4], 'updated_ms', ARGV[5])
@@ -172,10 +183,11 @@ return 1
 /// retry, the head's record is passed and its `next_ms` is read here, not taken from the actor,
 /// so a replay that made the head due meanwhile is not overwritten. Returns the due time or nil.
 pub static SETTLE_IDLE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    fenced(
+        3,
+        4,
+        4,
         r#"
-local token = (redis.call('GET', KEYS[3]) or '') .. '#' .. (redis.call('GET', KEYS[4]) or '')
-if token ~= ARGV[4] then return -1 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #head == 0 or ARGV[2] == '1' then
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -202,10 +214,11 @@ return tostring(due)
 /// run; its rate limiter's bucket), only for the shard's current holder: -1 and nothing written
 /// otherwise, so a node that lost the shard cannot overwrite what the new owner works with.
 pub static FENCED_SET: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    fenced(
+        2,
+        3,
+        2,
         r#"
-local token = (redis.call('GET', KEYS[2]) or '') .. '#' .. (redis.call('GET', KEYS[3]) or '')
-if token ~= ARGV[2] then return -1 end
 if ARGV[3] ~= '0' then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 else
