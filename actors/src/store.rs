@@ -3,7 +3,7 @@
 
 use crate::model::{AttemptRecord, EndpointConfig, HealthRecord, Next, QueuedDelivery, RoutedEvent, StreamEvent};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("durable store unavailable: {0}")]
     Unavailable(String),

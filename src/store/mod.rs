@@ -45,6 +45,9 @@ pub fn event_body(event_id: &str, event_type: &str, at_ms: u64, tenant: &str, pa
 }
 
 /// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
+/// Most attempt records one RECORD_ATTEMPT call writes (a script blocks Redis while it runs).
+const RECORD_BATCH: usize = 64;
+
 pub fn redis_config(url: &str) -> Result<fred::types::config::Config, fred::error::Error> {
     if let Some(rest) = url.strip_prefix("redis-cluster://") {
         // Accept a comma-separated host list; fred wants extra hosts as `?node=` parameters.
@@ -674,6 +677,48 @@ impl RedisStore {
     }
 
     /// Is the event still stored (not past retention)?
+    /// KEYS and ARGV of one RECORD_ATTEMPT call for these records of one endpoint.
+    fn record_call(
+        &self,
+        owner: &str,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        finished: &[hookline_actors::model::FinishedAttempt],
+    ) -> StoreResult<(Vec<String>, Vec<String>)> {
+        let mut keys = Vec::with_capacity(4 + finished.len());
+        keys.extend([
+            self.keys.queue(shard, &endpoint.id),
+            self.keys.dead_letters(shard, &endpoint.id),
+            self.keys.lease(shard),
+            self.keys.lease_epoch(shard),
+        ]);
+        let mut args = Vec::with_capacity(3 + 7 * finished.len());
+        args.extend([
+            owner.to_string(),
+            self.retention_s.to_string(),
+            (endpoint.ordered as u8).to_string(),
+        ]);
+        for f in finished {
+            let json = serde_json::to_string(&f.record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let (status, next_ms, reason) = match &f.next {
+                Next::Delivered => ("delivered", 0, String::new()),
+                Next::RetryAt(at) => ("failed", *at, String::new()),
+                Next::Dead(reason) => ("dead", 0, reason.clone()),
+            };
+            keys.push(self.keys.delivery(shard, &endpoint.id, &f.event_id));
+            args.extend([
+                f.event_id.clone(),
+                status.to_string(),
+                f.number.to_string(),
+                json,
+                f.record.at_ms.to_string(),
+                next_ms.to_string(),
+                reason,
+            ]);
+        }
+        Ok((keys, args))
+    }
+
     pub async fn event_exists(&self, tenant: &str, event_id: &str) -> StoreResult<bool> {
         let n: u64 = self
             .client()
@@ -973,37 +1018,19 @@ impl Store for RedisStore {
         attempt: &AttemptRecord,
         next: &Next,
     ) -> StoreResult<()> {
-        let json = serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (status, next_ms, reason) = match next {
-            Next::Delivered => ("delivered", 0, String::new()),
-            Next::RetryAt(at) => ("failed", *at, String::new()),
-            Next::Dead(reason) => ("dead", 0, reason.clone()),
+        let finished = hookline_actors::model::FinishedAttempt {
+            event_id: event_id.to_string(),
+            number,
+            record: attempt.clone(),
+            next: next.clone(),
         };
-        let keys = vec![
-            self.keys.queue(shard, &endpoint.id),
-            self.keys.delivery(shard, &endpoint.id, event_id),
-            self.keys.dead_letters(shard, &endpoint.id),
-            self.keys.lease(shard),
-            self.keys.lease_epoch(shard),
-        ];
-        let args = vec![
-            event_id.to_string(),
-            status.to_string(),
-            number.to_string(),
-            json,
-            attempt.at_ms.to_string(),
-            next_ms.to_string(),
-            reason,
-            self.retention_s.to_string(),
-            (endpoint.ordered as u8).to_string(),
-            owner.to_string(),
-        ];
-        match self.eval(&scripts::RECORD_ATTEMPT, keys, args).await?.as_i64() {
-            Some(-1) => Err(StoreError::Fenced(shard)),
-            _ => Ok(()),
-        }
+        self.record_attempts(owner, endpoint, shard, std::slice::from_ref(&finished))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Corrupt("record_attempt reply".into())))
     }
 
+    /// One RECORD_ATTEMPT call per `RECORD_BATCH` records (the fence is read once per call).
     async fn record_attempts(
         &self,
         owner: &str,
@@ -1011,12 +1038,22 @@ impl Store for RedisStore {
         shard: u32,
         finished: &[hookline_actors::model::FinishedAttempt],
     ) -> Vec<StoreResult<()>> {
-        join_all(
-            finished
-                .iter()
-                .map(|f| self.record_attempt(owner, endpoint, shard, &f.event_id, f.number, &f.record, &f.next)),
-        )
-        .await
+        let calls = finished.chunks(RECORD_BATCH).map(|chunk| async move {
+            let call = self.record_call(owner, endpoint, shard, chunk)?;
+            let reply = self.eval(&scripts::RECORD_ATTEMPT, call.0, call.1).await?;
+            if reply.as_i64() == Some(-1) {
+                return Err(StoreError::Fenced(shard));
+            }
+            match reply.into_array().len() {
+                n if n == chunk.len() => Ok(()),
+                _ => Err(StoreError::Corrupt("record_attempt reply".into())),
+            }
+        });
+        let mut results = Vec::with_capacity(finished.len());
+        for (chunk, result) in finished.chunks(RECORD_BATCH).zip(join_all(calls).await) {
+            results.extend(chunk.iter().map(|_| result.clone()));
+        }
+        results
     }
 
     async fn settle_idle(

@@ -87,10 +87,12 @@ return acked
 });
 
 /// KEYS: queue, due, delivery log, delivery record × n. ARGV: endpoint id, retention s, now ms,
-/// then (event id, score) × n. Creates each delivery only if its record does not exist yet, so
-/// routing an event twice queues nothing twice, and lists it in the endpoint's delivery log
-/// (for `GET …/deliveries`), trimming up to twice as many log entries older than retention (so
-/// a busy endpoint's log stays bounded between janitor visits). Returns the number created.
+/// then (event id, score) × n. Creates each delivery only if the endpoint's delivery log (for
+/// `GET …/deliveries`) does not list it yet, so routing an event twice queues nothing twice:
+/// the log lists every delivery for as long as the stream keeps its event (both are trimmed by
+/// retention), and only a stream entry can be routed again. Trims up to twice as many log
+/// entries older than retention as it adds (so a busy endpoint's log stays bounded between
+/// janitor visits). Returns the number created.
 pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -98,11 +100,10 @@ local created = 0
 local earliest = nil
 for i = 4, #KEYS do
   local j = 4 + (i - 4) * 2
-  if redis.call('HSETNX', KEYS[i], 'status', 'pending') == 1 then
-    redis.call('HSET', KEYS[i], 'attempts', 0, 'created_ms', ARGV[3], 'order', ARGV[j + 1])
+  if redis.call('ZADD', KEYS[3], 'NX', ARGV[j + 1], ARGV[j]) == 1 then
+    redis.call('HSET', KEYS[i], 'status', 'pending', 'attempts', 0, 'created_ms', ARGV[3], 'order', ARGV[j + 1])
     redis.call('EXPIRE', KEYS[i], ARGV[2])
     redis.call('ZADD', KEYS[1], ARGV[j + 1], ARGV[j])
-    redis.call('ZADD', KEYS[3], ARGV[j + 1], ARGV[j])
     created = created + 1
     local score = tonumber(ARGV[j + 1])
     if earliest == nil or score < earliest then earliest = score end
@@ -119,58 +120,79 @@ return created
     )
 });
 
-/// KEYS: queue, delivery record, dead letters, shard lease, lease epoch. ARGV: event id, status
-/// (delivered|failed|dead), attempts, attempt JSON, attempt start ms, next due ms, reason,
-/// retention s, keep place 0|1, fencing token `node#epoch`. Fenced: unless the token is the
-/// shard's current holder and epoch, nothing is written and -1 is returned (a node that lost
-/// the shard, or took it again since, must not overwrite what the new owner records). A retry moves the delivery to its due time in the queue, except
-/// for ordered endpoints (keep place = 1): there it keeps its place in line, and the due time
-/// is only in the record, so a failing head holds back everything behind it. If the delivery
-/// was replayed while this attempt ran, the attempt is logged but the replay wins: the delivery
-/// is queued again at once (a new cycle), whatever this attempt's outcome. If its endpoint was
-/// deleted and the janitor already marked it dead (`endpoint_deleted`), only a success changes
-/// that (a retry could never run: its queue is gone). A new dead letter trims up to two letters
-/// older than retention from the set, so a set growing faster than the janitor visits it
-/// stays bounded.
+/// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n. ARGV: fencing
+/// token `node#epoch`, retention s, keep place 0|1, then for each record 7 values: event id,
+/// status (delivered|failed|dead), attempts, attempt JSON, attempt start ms, next due ms,
+/// reason. Records a batch of one endpoint's finished attempts (an endpoint actor's group
+/// commit) in one call, so the fence is read once per batch.
+///
+/// Fenced: unless the token is the shard's current holder and epoch, nothing is written and -1
+/// is returned (a node that lost the shard, or took it again since, must not overwrite what the
+/// new owner records). Otherwise returns one code per record: 1 recorded, 2 replayed meanwhile,
+/// 0 kept dead (`endpoint_deleted`).
+///
+/// Per record: a retry moves the delivery to its due time in the queue, except for ordered
+/// endpoints (keep place = 1): there it keeps its place in line, and the due time is only in
+/// the record, so a failing head holds back everything behind it. If the delivery was replayed
+/// while this attempt ran, the attempt is logged but the replay wins: the delivery is queued
+/// again at once (a new cycle), whatever this attempt's outcome. If its endpoint was deleted
+/// and the janitor already marked it dead (`endpoint_deleted`), only a success changes that (a
+/// retry could never run: its queue is gone). A new dead letter trims up to two letters older
+/// than retention from the set, so a set growing faster than the janitor visits it stays
+/// bounded. The record's expiry is renewed to retention from now, except for a success at the
+/// first attempt of a record that exists: ROUTE set its expiry moments ago (this saves one
+/// command on the commonest path).
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     fenced(
+        3,
         4,
-        5,
-        10,
+        1,
         r#"
-local prior = redis.call('HMGET', KEYS[2], 'replayed_ms', 'status', 'reason')
-if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and ARGV[2] ~= 'delivered' then
-  redis.call('HSET', KEYS[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4], 'updated_ms', ARGV[5])
-  return 0
-end
-local replayed = tonumber(prior[1] or '0')
-redis.call('HSET', KEYS[2], 'status', ARGV[2], 'attempts', ARGV[3], 'a' .. ARGV[3], ARGV[4],
-  'updated_ms', ARGV[5], 'next_ms', ARGV[6], 'reason', ARGV[7])
-redis.call('EXPIRE', KEYS[2], ARGV[8])
-if replayed >= tonumber(ARGV[5]) then
-  redis.call('HSET', KEYS[2], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', ARGV[3])
-  redis.call('ZREM', KEYS[3], ARGV[1])
-  local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-  if not score then
-    score = ARGV[5]
-    if ARGV[9] == '1' then score = redis.call('HGET', KEYS[2], 'order') or ARGV[5] end
-    redis.call('ZADD', KEYS[1], score, ARGV[1])
+local retention = ARGV[2]
+local keep_place = ARGV[3]
+local codes = {}
+for i = 5, #KEYS do
+  local a = 3 + (i - 5) * 7
+  local record = KEYS[i]
+  local id, status, n, json, at, next_ms, reason =
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
+  local prior = redis.call('HMGET', record, 'replayed_ms', 'status', 'reason')
+  if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and status ~= 'delivered' then
+    redis.call('HSET', record, 'attempts', n, 'a' .. n, json, 'updated_ms', at)
+    codes[#codes + 1] = 0
+  else
+    redis.call('HSET', record, 'status', status, 'attempts', n, 'a' .. n, json,
+      'updated_ms', at, 'next_ms', next_ms, 'reason', reason)
+    if not prior[2] or n ~= '1' or status ~= 'delivered' then
+      redis.call('EXPIRE', record, retention)
+    end
+    if tonumber(prior[1] or '0') >= tonumber(at) then
+      redis.call('HSET', record, 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', n)
+      redis.call('ZREM', KEYS[2], id)
+      if not redis.call('ZSCORE', KEYS[1], id) then
+        local score = at
+        if keep_place == '1' then score = redis.call('HGET', record, 'order') or at end
+        redis.call('ZADD', KEYS[1], score, id)
+      end
+      codes[#codes + 1] = 2
+    else
+      if status == 'delivered' then
+        redis.call('ZREM', KEYS[1], id)
+      elseif status == 'failed' then
+        if keep_place ~= '1' then redis.call('ZADD', KEYS[1], 'XX', next_ms, id) end
+      else
+        redis.call('ZREM', KEYS[1], id)
+        redis.call('ZADD', KEYS[2], at, id)
+        redis.call('EXPIRE', KEYS[2], retention)
+        local old = redis.call('ZCOUNT', KEYS[2], '-inf', tonumber(at) - tonumber(retention) * 1000)
+        if old > 2 then old = 2 end
+        if old > 0 then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, old - 1) end
+      end
+      codes[#codes + 1] = 1
+    end
   end
-  return 2
 end
-if ARGV[2] == 'delivered' then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-elseif ARGV[2] == 'failed' then
-  if ARGV[9] ~= '1' then redis.call('ZADD', KEYS[1], 'XX', ARGV[6], ARGV[1]) end
-else
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])
-  redis.call('EXPIRE', KEYS[3], ARGV[8])
-  local old = redis.call('ZCOUNT', KEYS[3], '-inf', tonumber(ARGV[5]) - tonumber(ARGV[8]) * 1000)
-  if old > 2 then old = 2 end
-  if old > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, old - 1) end
-end
-return 1
+return codes
 "#,
     )
 });

@@ -215,6 +215,176 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
     assert_eq!(left[0], "evt_old4");
 }
 
+/// Routing an event again (a router that crashed before its ack, or a claimed stale entry)
+/// creates nothing new: a delivery already attempted keeps its state and is not queued again,
+/// one still queued is queued once, and the delivery log lists each once.
+#[tokio::test]
+async fn routing_an_event_again_creates_nothing_new() {
+    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::Store;
+    let (cfg, store, client) = connect(&unique_prefix("reroute")).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let events: Vec<String> = (0..2)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
+        .collect();
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    let token = format!(
+        "n#{}",
+        store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held")
+    );
+    let attempt = AttemptRecord {
+        at_ms: hookline_actors::now_ms(),
+        status_code: Some(200),
+        latency_ms: 1,
+        response_excerpt: String::new(),
+        error: None,
+    };
+    store
+        .record_attempt(&token, &endpoint, shard, &events[0], 1, &attempt, &Next::Delivered)
+        .await
+        .unwrap();
+
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    let delivered = store
+        .get_delivery(shard, &endpoint.id, &events[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((delivered.status.as_str(), delivered.attempts.len()), ("delivered", 1));
+    let queued: Vec<String> = client
+        .zrange(store.keys().queue(shard, &endpoint.id), 0, -1, None, false, None, false)
+        .await
+        .unwrap();
+    assert_eq!(queued, vec![events[1].clone()]);
+    let logged: u64 = client
+        .zcard(store.keys().delivery_log(shard, &endpoint.id))
+        .await
+        .unwrap();
+    assert_eq!(logged, 2);
+}
+
+/// An endpoint actor's group commit: one RECORD_ATTEMPT call records a batch with mixed
+/// outcomes, each as its own call would. A success leaves the queue, a retry moves to its due
+/// time, a dead letter moves to the dead letters; a delivery replayed while its attempt ran is
+/// queued again. A first-attempt success keeps the expiry ROUTE gave its record; a retry's is
+/// renewed; a record that expired while queued is created again with an expiry, never without.
+#[tokio::test]
+async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
+    use hookline_actors::model::{AttemptRecord, FinishedAttempt, Next};
+    use hookline_actors::Store;
+    let (cfg, store, client) = connect(&unique_prefix("batchrec")).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let events: Vec<String> = (0..5)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
+        .collect();
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    let token = format!(
+        "n#{}",
+        store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held")
+    );
+    let record_key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
+    // Shorten the TTLs ROUTE set, to tell a kept expiry from a renewed one.
+    for i in 0..5 {
+        let _: () = client.expire(record_key(i), 1_000, None).await.unwrap();
+    }
+    // events[3] was replayed while its attempt ran; events[4]'s record expired while queued.
+    let now = hookline_actors::now_ms();
+    let _: () = client
+        .hset(record_key(3), ("replayed_ms", (now + 1_000).to_string()))
+        .await
+        .unwrap();
+    let _: () = client.del(record_key(4)).await.unwrap();
+
+    let attempt = |code| AttemptRecord {
+        at_ms: now,
+        status_code: Some(code),
+        latency_ms: 1,
+        response_excerpt: String::new(),
+        error: None,
+    };
+    let retry_at = now + 60_000;
+    let batch: Vec<FinishedAttempt> = [
+        (200, Next::Delivered),
+        (503, Next::RetryAt(retry_at)),
+        (400, Next::Dead("permanent".into())),
+        (503, Next::RetryAt(retry_at)),
+        (200, Next::Delivered),
+    ]
+    .into_iter()
+    .zip(&events)
+    .map(|((code, next), id)| FinishedAttempt {
+        event_id: id.clone(),
+        number: 1,
+        record: attempt(code),
+        next,
+    })
+    .collect();
+    let results = store.record_attempts(&token, &endpoint, shard, &batch).await;
+    assert_eq!(results.len(), 5);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    let status = |i: usize| {
+        let store = store.clone();
+        let (id, ep) = (events[i].clone(), endpoint.id.clone());
+        async move { store.get_delivery(shard, &ep, &id).await.unwrap().expect("record") }
+    };
+    let queue = store.keys().queue(shard, &endpoint.id);
+    let queued = |i: usize| {
+        let (client, queue, id) = (client.clone(), queue.clone(), events[i].clone());
+        async move { client.zscore::<Option<f64>, _, _>(queue, id).await.unwrap() }
+    };
+    let ttl = |i: usize| {
+        let (client, key) = (client.clone(), record_key(i));
+        async move { client.ttl::<i64, _>(key).await.unwrap() }
+    };
+    assert_eq!(status(0).await.status, "delivered");
+    assert_eq!(queued(0).await, None);
+    assert!(ttl(0).await <= 1_000, "a first-attempt success keeps ROUTE's expiry");
+    let retried = status(1).await;
+    assert_eq!((retried.status.as_str(), retried.next_ms), ("failed", Some(retry_at)));
+    assert_eq!(queued(1).await, Some(retry_at as f64));
+    assert!(ttl(1).await > 1_000, "a retry renews the expiry to retention");
+    assert_eq!(status(2).await.status, "dead");
+    assert_eq!(queued(2).await, None);
+    let dead: Vec<String> = client
+        .zrange(
+            store.keys().dead_letters(shard, &endpoint.id),
+            0,
+            -1,
+            None,
+            false,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(dead, vec![events[2].clone()]);
+    let replayed = status(3).await;
+    assert_eq!((replayed.status.as_str(), replayed.attempts.len()), ("pending", 1));
+    assert!(queued(3).await.is_some(), "the replay wins over the attempt's retry");
+    assert_eq!(status(4).await.status, "delivered");
+    let recreated_ttl = ttl(4).await;
+    assert!(
+        recreated_ttl > 1_000,
+        "a record created again by its attempt gets an expiry: {recreated_ttl}"
+    );
+
+    // A stale owner's batch is refused as a whole: every result says so, nothing is written.
+    let again: Vec<FinishedAttempt> = batch
+        .iter()
+        .map(|f| FinishedAttempt { number: 2, ..f.clone() })
+        .collect();
+    let refused = store.record_attempts("n#0", &endpoint, shard, &again).await;
+    assert_eq!(refused.len(), 5);
+    assert!(
+        refused
+            .iter()
+            .all(|r| matches!(r, Err(hookline_actors::StoreError::Fenced(s)) if *s == shard)),
+        "{refused:?}"
+    );
+    assert_eq!(status(1).await.attempts.len(), 1);
+}
+
 /// A store on a fresh prefix with one endpoint and one delivery routed to it: (store, a plain
 /// client, the endpoint, its shard, the event id).
 async fn one_routed_delivery(
