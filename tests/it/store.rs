@@ -215,6 +215,30 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
     assert_eq!(left[0], "evt_old4");
 }
 
+/// A store on a fresh prefix with `n` deliveries routed to one endpoint, and the shard's lease
+/// held: (store, a plain client, the endpoint, its shard, the event ids, the fencing token).
+async fn leased_deliveries(
+    name: &str,
+    n: usize,
+) -> (
+    std::sync::Arc<RedisStore>,
+    fred::clients::Client,
+    hookline_actors::EndpointConfig,
+    u32,
+    Vec<String>,
+    String,
+) {
+    use hookline_actors::Store;
+    let (cfg, store, client) = connect(&unique_prefix(name)).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let events: Vec<String> = (0..n)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
+        .collect();
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    let epoch = store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held");
+    (store, client, endpoint, shard, events, format!("n#{epoch}"))
+}
+
 /// Routing an event again (a router that crashed before its ack, or a claimed stale entry)
 /// creates nothing new: a delivery already attempted keeps its state and is not queued again,
 /// one still queued is queued once, and the delivery log lists each once.
@@ -222,16 +246,7 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
 async fn routing_an_event_again_creates_nothing_new() {
     use hookline_actors::model::{AttemptRecord, Next};
     use hookline_actors::Store;
-    let (cfg, store, client) = connect(&unique_prefix("reroute")).await;
-    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
-    let events: Vec<String> = (0..2)
-        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
-        .collect();
-    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
-    let token = format!(
-        "n#{}",
-        store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held")
-    );
+    let (store, client, endpoint, shard, events, token) = leased_deliveries("reroute", 2).await;
     let attempt = AttemptRecord {
         at_ms: hookline_actors::now_ms(),
         status_code: Some(200),
@@ -272,16 +287,7 @@ async fn routing_an_event_again_creates_nothing_new() {
 async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     use hookline_actors::model::{AttemptRecord, FinishedAttempt, Next};
     use hookline_actors::Store;
-    let (cfg, store, client) = connect(&unique_prefix("batchrec")).await;
-    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
-    let events: Vec<String> = (0..5)
-        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
-        .collect();
-    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
-    let token = format!(
-        "n#{}",
-        store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held")
-    );
+    let (store, client, endpoint, shard, events, token) = leased_deliveries("batchrec", 5).await;
     let record_key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
     // Shorten the TTLs ROUTE set, to tell a kept expiry from a renewed one.
     for i in 0..5 {
