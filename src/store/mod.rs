@@ -44,10 +44,10 @@ pub fn event_body(event_id: &str, event_type: &str, at_ms: u64, tenant: &str, pa
     )
 }
 
-/// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
 /// Most attempt records one RECORD_ATTEMPT call writes (a script blocks Redis while it runs).
 const RECORD_BATCH: usize = 64;
 
+/// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
 pub fn redis_config(url: &str) -> Result<fred::types::config::Config, fred::error::Error> {
     if let Some(rest) = url.strip_prefix("redis-cluster://") {
         // Accept a comma-separated host list; fred wants extra hosts as `?node=` parameters.
@@ -676,7 +676,6 @@ impl RedisStore {
         }
     }
 
-    /// Is the event still stored (not past retention)?
     /// KEYS and ARGV of one RECORD_ATTEMPT call for these records of one endpoint.
     fn record_call(
         &self,
@@ -719,6 +718,7 @@ impl RedisStore {
         Ok((keys, args))
     }
 
+    /// Is the event still stored (not past retention)?
     pub async fn event_exists(&self, tenant: &str, event_id: &str) -> StoreResult<bool> {
         let n: u64 = self
             .client()
@@ -1039,21 +1039,21 @@ impl Store for RedisStore {
         finished: &[hookline_actors::model::FinishedAttempt],
     ) -> Vec<StoreResult<()>> {
         let calls = finished.chunks(RECORD_BATCH).map(|chunk| async move {
-            let call = self.record_call(owner, endpoint, shard, chunk)?;
-            let reply = self.eval(&scripts::RECORD_ATTEMPT, call.0, call.1).await?;
-            if reply.as_i64() == Some(-1) {
-                return Err(StoreError::Fenced(shard));
-            }
-            match reply.into_array().len() {
-                n if n == chunk.len() => Ok(()),
-                _ => Err(StoreError::Corrupt("record_attempt reply".into())),
-            }
+            let written = async {
+                let (keys, args) = self.record_call(owner, endpoint, shard, chunk)?;
+                let reply = self.eval(&scripts::RECORD_ATTEMPT, keys, args).await?;
+                if reply.as_i64() == Some(-1) {
+                    return Err(StoreError::Fenced(shard));
+                }
+                match reply.into_array().len() {
+                    n if n == chunk.len() => Ok(()),
+                    _ => Err(StoreError::Corrupt("record_attempt reply".into())),
+                }
+            };
+            // A call is one script: its records are written, or refused, together.
+            std::iter::repeat_n(written.await, chunk.len())
         });
-        let mut results = Vec::with_capacity(finished.len());
-        for (chunk, result) in finished.chunks(RECORD_BATCH).zip(join_all(calls).await) {
-            results.extend(chunk.iter().map(|_| result.clone()));
-        }
-        results
+        join_all(calls).await.into_iter().flatten().collect()
     }
 
     async fn settle_idle(
