@@ -45,7 +45,8 @@ pub enum RunError {
     Layout(String),
 }
 
-fn node_settings(cfg: &Config) -> NodeSettings {
+/// The actors' settings, resolved from `cfg` (public for tests that start actors themselves).
+pub fn node_settings(cfg: &Config) -> NodeSettings {
     let node_id = if cfg.node.id.is_empty() {
         let host = std::fs::read_to_string("/etc/hostname")
             .ok()

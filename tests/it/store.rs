@@ -539,6 +539,73 @@ async fn only_the_lease_holder_saves_health_and_settles() {
     );
 }
 
+/// The endpoint actor's side of a refused settle. Its node still believes it holds the shard
+/// (as after a pause) while Redis says another node does: the actor finds its queue empty,
+/// settles, is refused, and then gives the shard up locally and stops, leaving the due entry
+/// to the holder. The holder's own actor, in the same state, settles: the entry goes and its
+/// lease stands.
+#[tokio::test]
+async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
+    use hookline_actors::endpoint::{EndpointActor, EndpointArgs};
+    use hookline_actors::supervisor::Ctx;
+    use hookline_actors::Store;
+    use std::sync::Arc;
+    let (mut cfg, store, client) = connect(&unique_prefix("fence-actor")).await;
+    cfg.node.id = "this-node".into();
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let due = || async {
+        let score: Option<f64> = client.zscore(store.keys().due(shard), &endpoint.id).await.unwrap();
+        score
+    };
+    for (holder, refused) in [("other-node", true), ("this-node", false)] {
+        // A due entry with nothing queued, as a crashed owner may leave it.
+        let _: () = client
+            .zadd(
+                store.keys().due(shard),
+                None,
+                None,
+                false,
+                false,
+                (1.0, endpoint.id.as_str()),
+            )
+            .await
+            .unwrap();
+        redis_cli(&shared_redis_url(), &["DEL", &store.keys().lease(shard)]);
+        let epoch = store.hold_lease(shard, holder, 60_000).await.unwrap().expect("held");
+        let leases = hookline_actors::lease::LeaseClock::new(cfg.shards.count, 60_000);
+        leases.set_epoch(shard, epoch);
+        leases.renewed(shard, hookline_actors::now_ms());
+        let ctx = Arc::new(Ctx {
+            store: store.clone(),
+            transport: Arc::new(hookline::delivery::HttpTransport::new(true).unwrap()),
+            settings: hookline::node_settings(&cfg),
+            index: Arc::new(hookline_actors::matching::SubscriptionIndex::new()),
+            ready: true.into(),
+            leases,
+        });
+        let args = EndpointArgs {
+            ctx: ctx.clone(),
+            endpoint_id: endpoint.id.clone(),
+            shard,
+        };
+        let (_actor, stopped) = ractor::Actor::spawn(None, EndpointActor, args).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), stopped)
+            .await
+            .unwrap_or_else(|_| panic!("the actor kept running (lease held by {holder})"))
+            .unwrap();
+        assert_eq!(
+            ctx.leases.valid(shard, hookline_actors::now_ms()),
+            !refused,
+            "lease held by {holder}: the node's own view of its lease afterwards"
+        );
+        assert_eq!(
+            due().await.is_some(),
+            refused,
+            "lease held by {holder}: the due entry afterwards"
+        );
+    }
+}
+
 /// A lease that lapsed is not silently taken back by a renewal: the renewal fails, so the
 /// node stops the work it did under the old lease (and may take the shard afresh).
 #[tokio::test]
