@@ -238,6 +238,20 @@ fn rand_percent() -> u32 {
     x % 100
 }
 
+/// One request in flight at the sink, for the per-name in-flight count.
+struct InFlight {
+    shared: Shared,
+    name: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some(n) = self.shared.lock().in_flight.get_mut(&self.name) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let arrived_ms = now_ms();
     let (status, sleep_ms, name) = behave(&shared, &path).await;
@@ -250,6 +264,12 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         let max = inner.max_in_flight.entry(name.clone()).or_default();
         *max = (*max).max(current);
     }
+    // Counted out when the answer is ready, or when the sender gives up first (the server
+    // then drops this handler mid-sleep).
+    let _in_flight = InFlight {
+        shared: shared.clone(),
+        name: name.clone(),
+    };
     if let Some(ms) = sleep_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
@@ -291,9 +311,6 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
     };
     {
         let mut inner = shared.lock();
-        if let Some(n) = inner.in_flight.get_mut(&name) {
-            *n -= 1;
-        }
         if (200..300).contains(&record.status) {
             let id = record.webhook_id().to_string();
             inner.delivered.entry(record.name.clone()).or_default().insert(id);

@@ -40,3 +40,28 @@ async fn tiny_w1_delivers_everything() {
         "{summary}"
     );
 }
+
+/// The sink's in-flight count (behind the ordered and isolation checks) counts a request out
+/// when its sender gives up on it mid-answer, as when a node aborts an attempt on losing a
+/// shard: an abandoned request does not stay counted and inflate every later maximum.
+#[tokio::test]
+async fn the_sink_counts_an_abandoned_request_out_of_flight() {
+    use hookline_loadtest::sink::Sink;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let client = reqwest::Client::new();
+    let abandoned = client
+        .post(sink.url("sleep/2000/x"))
+        .timeout(std::time::Duration::from_millis(200))
+        .body("{}")
+        .send()
+        .await;
+    assert!(abandoned.is_err(), "the slow request was answered within its timeout");
+    wait_for(std::time::Duration::from_secs(10), "the abandoned request to end", || {
+        sink.arrivals("x") == 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let answered = client.post(sink.url("sleep/10/x")).body("{}").send().await.unwrap();
+    assert_eq!(answered.status(), 200);
+    assert_eq!(sink.max_in_flight("x"), 1, "two requests were never in flight at once");
+}
