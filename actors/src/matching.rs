@@ -258,7 +258,7 @@ mod tests {
         let b = EndpointConfig::new("ep_b".into(), "t2".into(), String::new(), String::new(), 0);
         index.upsert(&b, 2);
         assert!(index.matching("t1", "x.y").is_empty());
-        index.replace_tenant("t1", &[a.clone()], |_| 1);
+        index.replace_tenant("t1", std::slice::from_ref(&a), |_| 1);
         assert_eq!(index.matching("t1", "x.y"), vec![("ep_a".to_string(), 1)]);
         assert_eq!(index.matching("t2", "x.y"), vec![("ep_b".to_string(), 2)]);
         index.replace_tenant("t1", &[], |_| 1);

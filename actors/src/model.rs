@@ -101,11 +101,16 @@ impl StreamEvent {
     /// 2039 (41 bits of ms + 12 bits of sequence); sequences past 4095 within one ms share the
     /// last slot (ties then sort by event id, whose first part is the ingest time too).
     pub fn order_score(&self) -> f64 {
-        let mut parts = self.stream_id.split('-');
-        let ms: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        let seq: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-        ms as f64 + seq.min(4095) as f64 / 4096.0
+        order_score(&self.stream_id)
     }
+}
+
+/// The queue score of a stream id `ms-seq` (see `StreamEvent::order_score`).
+pub fn order_score(stream_id: &str) -> f64 {
+    let mut parts = stream_id.split('-');
+    let ms: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let seq: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    ms as f64 + seq.min(4095) as f64 / 4096.0
 }
 
 /// An event together with the endpoints it was matched to.
@@ -128,7 +133,8 @@ pub struct QueuedDelivery {
     /// The exact body receivers get, or `None` when the event is gone (retention).
     pub body: Option<std::sync::Arc<str>>,
     /// Not to be attempted before this time (ms). Only ordered endpoints see a head delivery
-    /// that is not due yet (its retry keeps its place in line).
+    /// that is not due yet: its retry keeps its place in line, or an event ingested before it
+    /// may not be in the queue yet (another node's router has it): look again then.
     pub not_before_ms: u64,
 }
 

@@ -48,7 +48,10 @@ pub trait Store: Send + Sync + 'static {
     async fn get_endpoint(&self, endpoint_id: &str) -> StoreResult<Option<EndpointConfig>>;
 
     /// Up to `limit` deliveries of the endpoint that are due at `now_ms`, oldest first,
-    /// skipping the ones in `exclude` (in flight).
+    /// skipping the ones in `exclude` (in flight). An ordered endpoint gets its head only, due
+    /// or not, and its `not_before_ms` is also set (a short while ahead) while an event
+    /// ingested before it is still being routed: routers on several nodes share a partition,
+    /// so a later event can reach the queue first.
     async fn pull_window(
         &self,
         endpoint: &EndpointConfig,

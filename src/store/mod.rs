@@ -208,6 +208,16 @@ impl RedisStore {
 
     /// Run a script (loading it if Redis does not know it yet); its latency is measured per
     /// script (`hookline_redis_command_seconds{op}`).
+    /// The stream id of the first event of `partition` not yet routed (see
+    /// `scripts::FIRST_UNROUTED`); `None` when all are.
+    pub(super) async fn first_unrouted(&self, partition: u32) -> StoreResult<Option<String>> {
+        let stream = self.keys.events_stream(partition);
+        let id = self
+            .eval(&scripts::FIRST_UNROUTED, vec![stream], vec![ROUTER_GROUP.to_string()])
+            .await?;
+        Ok(text(&id).filter(|id| !id.is_empty()))
+    }
+
     async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> StoreResult<Value> {
         let started = std::time::Instant::now();
         let result = script
@@ -784,6 +794,18 @@ fn xread_entries(partition: u32, reply: Value) -> Vec<StreamEvent> {
     }
 }
 
+/// How long an ordered head waits before looking again when the event at the routing mark
+/// (stream id `mark`) may precede it: briefly while routing is merely under way, longer while
+/// the entry sits unacked (a dead node's, until another router claims it), at most a second.
+fn unrouted_recheck_ms(now_ms: u64, mark: &str) -> u64 {
+    let mark_ms = mark
+        .split('-')
+        .next()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .unwrap_or(now_ms);
+    (now_ms.saturating_sub(mark_ms) / 2).clamp(20, 1_000)
+}
+
 fn is_nogroup(e: &fred::error::Error) -> bool {
     e.details().contains("NOGROUP")
 }
@@ -948,12 +970,21 @@ impl Store for RedisStore {
         let client = self.client();
         let queue = self.keys.queue(shard, &endpoint.id);
         // An ordered endpoint works its head only, due or not: a head waiting for its retry
-        // holds back the rest (its due time comes back as `not_before_ms`).
+        // holds back the rest (its due time comes back as `not_before_ms`). The routing mark
+        // is read first: every event before it was in the queue before the head was read.
+        let mut unrouted = None;
         let ids: Vec<String> = if endpoint.ordered {
-            client
-                .zrange(queue, 0, 0, None, false, None, false)
+            unrouted = self.first_unrouted(self.keys.partition_of(&endpoint.tenant)).await?;
+            let head: Vec<(String, f64)> = client
+                .zrange(queue, 0, 0, None, false, None, true)
                 .await
-                .map_err(unavailable)?
+                .map_err(unavailable)?;
+            if let (Some((_, score)), Some(mark)) = (head.first(), &unrouted) {
+                if *score < hookline_actors::model::order_score(mark) {
+                    unrouted = None;
+                }
+            }
+            head.into_iter().map(|(id, _)| id).collect()
         } else {
             client
                 .zrangebyscore(
@@ -1002,7 +1033,12 @@ impl Store for RedisStore {
                     attempts: count(0) as u32,
                     cycle_base: count(1) as u32,
                     body: pair.get(1).and_then(text).map(Arc::from),
-                    not_before_ms: if endpoint.ordered { count(2) } else { 0 },
+                    not_before_ms: match &unrouted {
+                        // An event before this head may still be on its way to the queue.
+                        Some(mark) => count(2).max(now_ms + unrouted_recheck_ms(now_ms, mark)),
+                        None if endpoint.ordered => count(2),
+                        None => 0,
+                    },
                 }
             })
             .collect())
@@ -1321,4 +1357,23 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
     })
     .await;
     results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unrouted_recheck_ms;
+
+    #[test]
+    fn an_ordered_head_looks_again_soon_while_routing_is_under_way_and_slower_when_stuck() {
+        let now = 1_763_870_000_000;
+        // Routing just began (or Redis's clock runs ahead of ours): the shortest wait.
+        assert_eq!(unrouted_recheck_ms(now, &format!("{}-0", now - 3)), 20);
+        assert_eq!(unrouted_recheck_ms(now, &format!("{}-5", now + 40)), 20);
+        // Unacked for a while (a dead node's entry, until it is claimed): half its age...
+        assert_eq!(unrouted_recheck_ms(now, &format!("{}-0", now - 600)), 300);
+        // ...but never more than a second, so the head follows soon after the claim.
+        assert_eq!(unrouted_recheck_ms(now, &format!("{}-0", now - 30_000)), 1_000);
+        // An id that does not parse counts as fresh.
+        assert_eq!(unrouted_recheck_ms(now, "junk"), 20);
+    }
 }

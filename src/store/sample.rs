@@ -1,10 +1,9 @@
 //! What the metrics sampler reads: which shards this node holds, the queues and health of
 //! their endpoints, and how far the router is behind the stream. All pipelined.
 
-use super::keys::ROUTER_GROUP;
 use super::{text, unavailable, RedisStore};
 use fred::prelude::*;
-use fred::types::{ClusterHash, CustomCommand, Value};
+use fred::types::Value;
 use hookline_actors::model::HealthRecord;
 use hookline_actors::store::StoreResult;
 
@@ -93,56 +92,9 @@ impl RedisStore {
     }
 
     async fn partition_lag_ms(&self, partition: u32, now_ms: u64) -> StoreResult<u64> {
-        let client = self.client();
-        let stream = self.keys.events_stream(partition);
-        let groups: Result<Value, _> = client.xinfo_groups(&stream).await;
-        let groups = match groups {
-            Ok(v) => v.into_array(),
-            Err(e) if e.details().contains("no such key") => return Ok(0),
-            Err(e) => return Err(unavailable(e)),
-        };
-        let Some(last_delivered) = groups
-            .into_iter()
-            .map(super::janitor::field_map)
-            .find(|fields| {
-                fields
-                    .iter()
-                    .any(|(k, v)| k == "name" && text(v).as_deref() == Some(ROUTER_GROUP))
-            })
-            .and_then(|fields| fields.into_iter().find(|(k, _)| k == "last-delivered-id"))
-            .and_then(|(_, v)| text(&v))
-        else {
-            return Ok(0);
-        };
-        let unread: Value = client
-            .custom(
-                CustomCommand::new_static("XRANGE", ClusterHash::FirstKey, false),
-                vec![
-                    stream.clone(),
-                    format!("({last_delivered}"),
-                    "+".into(),
-                    "COUNT".into(),
-                    "1".into(),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
-        let first_unread = unread
-            .into_array()
-            .first()
-            .and_then(|e| e.clone().into_array().first().and_then(text));
-        let pending: Value = client
-            .custom(
-                CustomCommand::new_static("XPENDING", ClusterHash::FirstKey, false),
-                vec![stream, ROUTER_GROUP.to_string()],
-            )
-            .await
-            .map_err(unavailable)?;
-        let oldest_pending = pending.into_array().get(1).and_then(text);
-        let age = |id: Option<String>| {
-            id.and_then(|id| id.split('-').next()?.parse::<u64>().ok())
-                .map_or(0, |ms| now_ms.saturating_sub(ms))
-        };
-        Ok(age(first_unread).max(age(oldest_pending)))
+        let first = self.first_unrouted(partition).await?;
+        Ok(first
+            .and_then(|id| id.split('-').next()?.parse::<u64>().ok())
+            .map_or(0, |ms| now_ms.saturating_sub(ms)))
     }
 }

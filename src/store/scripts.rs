@@ -47,6 +47,36 @@ fn fenced(lease: usize, epoch: usize, token: usize, body: &str) -> Script {
     ))
 }
 
+/// KEYS: events stream. ARGV: router group. Returns the id of the first entry the router group
+/// has not finished with (the oldest read but unacknowledged, else the first never read), or
+/// '' when every entry has been routed. Everything before that id is in its endpoints' queues
+/// (ROUTE writes before ACK_ROUTED acks). One call: it answers the same question for the
+/// ordered pull and for the router-lag gauge.
+pub static FIRST_UNROUTED: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+local last = nil
+for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
+  local name, id
+  for i = 1, #g, 2 do
+    if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then id = g[i + 1] end
+  end
+  if name == ARGV[1] then last = id end
+end
+local from = '-'
+if last then
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
+  if pending[1] > 0 then return pending[2] end
+  from = '(' .. last
+end
+local first = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1)
+if #first == 0 then return '' end
+return first[1][1]
+"#,
+    )
+});
+
 /// KEYS: layout hash. ARGV: shard count, partition count. Records the deployment's layout the
 /// first time any node starts on this Redis and prefix; returns what is recorded, so a node
 /// configured otherwise can refuse to start.
@@ -423,7 +453,7 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 16] = [
+    let all: [(&'static str, &LazyLock<Script>); 17] = [
         ("ingest", &INGEST),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
@@ -440,6 +470,7 @@ pub fn name_of(script: &Script) -> &'static str {
         ("trim_oldest", &TRIM_OLDEST),
         ("delete_idle_consumer", &DELETE_IDLE_CONSUMER),
         ("replay", &REPLAY),
+        ("first_unrouted", &FIRST_UNROUTED),
     ];
     all.iter()
         .find(|(_, s)| std::ptr::eq(script, &***s))

@@ -56,9 +56,11 @@ async fn the_sink_counts_an_abandoned_request_out_of_flight() {
         .send()
         .await;
     assert!(abandoned.is_err(), "the slow request was answered within its timeout");
-    wait_for(std::time::Duration::from_secs(10), "the abandoned request to end", || {
-        sink.arrivals("x") == 1
-    })
+    wait_for(
+        std::time::Duration::from_secs(10),
+        "the abandoned request to end",
+        || sink.arrivals("x") == 1,
+    )
     .await;
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     let answered = client.post(sink.url("sleep/10/x")).body("{}").send().await.unwrap();

@@ -630,3 +630,66 @@ async fn a_lapsed_lease_is_not_renewed() {
         "the holder keeps it"
     );
 }
+
+/// Ordered delivery across routers: the routers of several nodes share a partition, so a later
+/// event can reach an ordered endpoint's queue while an earlier one is still being routed
+/// elsewhere. The ordered pull holds that later head back (`not_before_ms` ahead) until the
+/// earlier event is in the queue, and then hands out the earlier one first.
+#[tokio::test]
+async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
+    use hookline_actors::{RoutedEvent, Store, StreamEvent};
+    let (cfg, store, _client) = connect(&unique_prefix("ord-mark")).await;
+    let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    endpoint.ordered = true;
+    store.put_endpoint(&endpoint, shard).await.unwrap();
+    let partition = store.keys().partition_of("t");
+    // The first read creates the router group; the stream is empty.
+    assert!(store.read_events(partition, "a", false, 1, 0).await.unwrap().is_empty());
+    let ids: Vec<String> = (0..2)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
+        .collect();
+    for id in &ids {
+        store.ingest("t", id, "a.b", "{}", None).await.unwrap();
+    }
+    // The routing mark is also the router-lag gauge: an event never read counts.
+    let later = hookline_actors::now_ms() + 60_000;
+    assert!(store.router_lag_ms(later).await.unwrap() >= 60_000);
+    // Router a has read the first event and not routed it yet; router b routes the second.
+    let first = store.read_events(partition, "a", false, 1, 0).await.unwrap();
+    let second = store.read_events(partition, "b", false, 1, 0).await.unwrap();
+    assert_eq!(
+        (first[0].event_id.as_str(), second[0].event_id.as_str()),
+        (ids[0].as_str(), ids[1].as_str())
+    );
+    let to_endpoint = |event: &StreamEvent| {
+        vec![RoutedEvent {
+            event: event.clone(),
+            endpoints: vec![(endpoint.id.clone(), shard)],
+        }]
+    };
+    store.route(&to_endpoint(&second[0])).await.unwrap();
+    assert!(
+        store.router_lag_ms(later).await.unwrap() >= 60_000,
+        "an unacked event counts"
+    );
+
+    let now = hookline_actors::now_ms();
+    let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+    assert_eq!(pulled.len(), 1);
+    assert_eq!(pulled[0].event_id, ids[1]);
+    assert!(
+        pulled[0].not_before_ms > now,
+        "the later event was offered while an earlier one was still being routed"
+    );
+
+    store.route(&to_endpoint(&first[0])).await.unwrap();
+    let now = hookline_actors::now_ms();
+    let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+    assert_eq!(pulled.len(), 1);
+    assert_eq!(pulled[0].event_id, ids[0], "the earlier event is the head once routed");
+    assert!(
+        pulled[0].not_before_ms <= now,
+        "every event is routed: nothing holds the head back"
+    );
+    assert_eq!(store.router_lag_ms(later).await.unwrap(), 0);
+}
