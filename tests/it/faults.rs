@@ -987,7 +987,8 @@ async fn rate_limit_holds_cluster_wide_while_the_endpoint_moves() {
 
 /// Ordered mode holds across owners: an ordered endpoint's shard is handed over twice (its
 /// owner stopped with SIGTERM while its queue is long), and every event still arrives first
-/// in ingest order, one attempt at a time.
+/// in ingest order, one attempt at a time: as the receiver counts them, and as the owners'
+/// own logs of every attempt's start and end show.
 #[tokio::test]
 async fn ordered_delivery_holds_while_the_endpoint_moves() {
     let (redis, prefix, mut nodes) = start_nodes("ord", 3).await;
@@ -1009,12 +1010,13 @@ async fn ordered_delivery_holds_while_the_endpoint_moves() {
         let node = &nodes[i % 3];
         ingested.push(node.api.post_event("ord", "a.b", json!({"i": i})).await.unwrap());
     }
+    let mut retired = Vec::new();
     for handover in 1..=2 {
         wait_for(Duration::from_secs(30), "the queue under way", || {
             sink.delivered_ids("ordered").len() >= handover * 15
         })
         .await;
-        hand_over(&mut nodes, &redis, &prefix, shard, "ord").await;
+        retired.push(hand_over(&mut nodes, &redis, &prefix, shard, "ord").await);
     }
     wait_for(Duration::from_secs(60), "every event delivered", || {
         sink.delivered_ids("ordered").len() == ingested.len()
@@ -1027,4 +1029,25 @@ async fn ordered_delivery_holds_while_the_endpoint_moves() {
         1,
         "two attempts of an ordered endpoint at once"
     );
+    let mut attempts: Vec<LoggedAttempt> = retired
+        .iter()
+        .chain(nodes.iter())
+        .enumerate()
+        .flat_map(|(i, n)| logged_attempts(i, n))
+        .collect();
+    assert_eq!(
+        attempts.len(),
+        sink.received_by("ordered").len(),
+        "an attempt missing from the logs"
+    );
+    attempts.sort_by_key(|a| a.start_ms);
+    for pair in attempts.windows(2) {
+        // Milliseconds are truncated on both ends: allow 1 ms of rounding.
+        assert!(
+            pair[1].start_ms + 1 >= pair[0].end_ms,
+            "two attempts at once: {:?} and {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
 }
