@@ -142,6 +142,9 @@ pub struct RedisStore {
     idempotency_window_s: u64,
     shard_count: u32,
     tenant_rate_limit_per_s: u32,
+    /// How old an unrouted event may be and still hold back the ordered heads after it
+    /// (`ordered_hold_ms`).
+    ordered_hold_max_ms: u64,
 }
 
 impl RedisStore {
@@ -188,6 +191,7 @@ impl RedisStore {
             idempotency_window_s: cfg.ingest.idempotency_window_s.min(cfg.retention_s()),
             shard_count: cfg.shards.count,
             tenant_rate_limit_per_s: cfg.ingest.tenant_rate_limit_per_s,
+            ordered_hold_max_ms: 3 * cfg.router.claim_idle_ms,
         }))
     }
 
@@ -206,8 +210,6 @@ impl RedisStore {
         self.pool.next()
     }
 
-    /// Run a script (loading it if Redis does not know it yet); its latency is measured per
-    /// script (`hookline_redis_command_seconds{op}`).
     /// The stream id of the first event of `partition` not yet routed (see
     /// `scripts::FIRST_UNROUTED`); `None` when all are.
     pub(super) async fn first_unrouted(&self, partition: u32) -> StoreResult<Option<String>> {
@@ -218,6 +220,8 @@ impl RedisStore {
         Ok(text(&id).filter(|id| !id.is_empty()))
     }
 
+    /// Run a script (loading it if Redis does not know it yet); its latency is measured per
+    /// script (`hookline_redis_command_seconds{op}`).
     async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> StoreResult<Value> {
         let started = std::time::Instant::now();
         let result = script
@@ -797,13 +801,17 @@ fn xread_entries(partition: u32, reply: Value) -> Vec<StreamEvent> {
 /// How long an ordered head waits before looking again when the event at the routing mark
 /// (stream id `mark`) may precede it: briefly while routing is merely under way, longer while
 /// the entry sits unacked (a dead node's, until another router claims it), at most a second.
-fn unrouted_recheck_ms(now_ms: u64, mark: &str) -> u64 {
+/// `None` once the event is `max_ms` old: a router stuck on one event (failing to route it
+/// again and again) must not hold every ordered endpoint of its partition for ever; the
+/// router-lag gauge shows it meanwhile.
+fn ordered_hold_ms(now_ms: u64, mark: &str, max_ms: u64) -> Option<u64> {
     let mark_ms = mark
         .split('-')
         .next()
         .and_then(|ms| ms.parse::<u64>().ok())
         .unwrap_or(now_ms);
-    (now_ms.saturating_sub(mark_ms) / 2).clamp(20, 1_000)
+    let age = now_ms.saturating_sub(mark_ms);
+    (age < max_ms).then(|| (age / 2).clamp(20, 1_000))
 }
 
 fn is_nogroup(e: &fred::error::Error) -> bool {
@@ -972,16 +980,20 @@ impl Store for RedisStore {
         // An ordered endpoint works its head only, due or not: a head waiting for its retry
         // holds back the rest (its due time comes back as `not_before_ms`). The routing mark
         // is read first: every event before it was in the queue before the head was read.
-        let mut unrouted = None;
+        let mut hold_ms = None;
         let ids: Vec<String> = if endpoint.ordered {
-            unrouted = self.first_unrouted(self.keys.partition_of(&endpoint.tenant)).await?;
+            let mark = self.first_unrouted(self.keys.partition_of(&endpoint.tenant)).await?;
             let head: Vec<(String, f64)> = client
                 .zrange(queue, 0, 0, None, false, None, true)
                 .await
                 .map_err(unavailable)?;
-            if let (Some((_, score)), Some(mark)) = (head.first(), &unrouted) {
-                if *score < hookline_actors::model::order_score(mark) {
-                    unrouted = None;
+            if let (Some((id, score)), Some(mark)) = (head.first(), &mark) {
+                if *score >= hookline_actors::model::order_score(mark) {
+                    hold_ms = ordered_hold_ms(now_ms, mark, self.ordered_hold_max_ms);
+                    if hold_ms.is_none() {
+                        tracing::debug!(endpoint_id = %endpoint.id, event_id = %id, mark = %mark,
+                            "an unrouted event held this ordered head too long; it goes ahead");
+                    }
                 }
             }
             head.into_iter().map(|(id, _)| id).collect()
@@ -1033,9 +1045,9 @@ impl Store for RedisStore {
                     attempts: count(0) as u32,
                     cycle_base: count(1) as u32,
                     body: pair.get(1).and_then(text).map(Arc::from),
-                    not_before_ms: match &unrouted {
+                    not_before_ms: match hold_ms {
                         // An event before this head may still be on its way to the queue.
-                        Some(mark) => count(2).max(now_ms + unrouted_recheck_ms(now_ms, mark)),
+                        Some(hold) => count(2).max(now_ms + hold),
                         None if endpoint.ordered => count(2),
                         None => 0,
                     },
@@ -1361,19 +1373,23 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
 
 #[cfg(test)]
 mod tests {
-    use super::unrouted_recheck_ms;
+    use super::ordered_hold_ms;
 
     #[test]
-    fn an_ordered_head_looks_again_soon_while_routing_is_under_way_and_slower_when_stuck() {
-        let now = 1_763_870_000_000;
+    fn an_ordered_head_looks_again_soon_while_routing_is_under_way_and_gives_up_on_a_stuck_router() {
+        let (now, max) = (1_763_870_000_000, 90_000);
+        let hold = |mark: String| ordered_hold_ms(now, &mark, max);
         // Routing just began (or Redis's clock runs ahead of ours): the shortest wait.
-        assert_eq!(unrouted_recheck_ms(now, &format!("{}-0", now - 3)), 20);
-        assert_eq!(unrouted_recheck_ms(now, &format!("{}-5", now + 40)), 20);
+        assert_eq!(hold(format!("{}-0", now - 3)), Some(20));
+        assert_eq!(hold(format!("{}-5", now + 40)), Some(20));
         // Unacked for a while (a dead node's entry, until it is claimed): half its age...
-        assert_eq!(unrouted_recheck_ms(now, &format!("{}-0", now - 600)), 300);
+        assert_eq!(hold(format!("{}-0", now - 600)), Some(300));
         // ...but never more than a second, so the head follows soon after the claim.
-        assert_eq!(unrouted_recheck_ms(now, &format!("{}-0", now - 30_000)), 1_000);
+        assert_eq!(hold(format!("{}-0", now - 30_000)), Some(1_000));
+        assert_eq!(hold(format!("{}-0", now - max + 1)), Some(1_000));
+        // A router stuck on one event holds ordered endpoints no longer than `max`.
+        assert_eq!(hold(format!("{}-0", now - max)), None);
         // An id that does not parse counts as fresh.
-        assert_eq!(unrouted_recheck_ms(now, "junk"), 20);
+        assert_eq!(hold("junk".into()), Some(20));
     }
 }

@@ -1029,12 +1029,20 @@ async fn ordered_delivery_holds_while_the_endpoint_moves() {
         1,
         "two attempts of an ordered endpoint at once"
     );
-    let mut attempts: Vec<LoggedAttempt> = retired
-        .iter()
-        .chain(nodes.iter())
-        .enumerate()
-        .flat_map(|(i, n)| logged_attempts(i, n))
-        .collect();
+    let owners: Vec<&Node> = retired.iter().chain(nodes.iter()).collect();
+    let all_logged = || -> Vec<LoggedAttempt> {
+        owners
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| logged_attempts(i, n))
+            .collect()
+    };
+    // A node logs an attempt after its answer arrives, which is after the sink counted it.
+    wait_for(Duration::from_secs(10), "every attempt in a node's log", || {
+        all_logged().len() >= sink.received_by("ordered").len()
+    })
+    .await;
+    let mut attempts = all_logged();
     assert_eq!(
         attempts.len(),
         sink.received_by("ordered").len(),

@@ -7,7 +7,11 @@ use hookline::store::RedisStore;
 
 /// A store on the shared Redis under `prefix`, its config, and a plain client beside it.
 async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
-    let cfg = config(prefix);
+    connect_with(config(prefix)).await
+}
+
+/// `connect` with a config of the test's own.
+async fn connect_with(cfg: Config) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
     let store = RedisStore::connect(&cfg).await.unwrap();
     assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
     let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
@@ -634,11 +638,14 @@ async fn a_lapsed_lease_is_not_renewed() {
 /// Ordered delivery across routers: the routers of several nodes share a partition, so a later
 /// event can reach an ordered endpoint's queue while an earlier one is still being routed
 /// elsewhere. The ordered pull holds that later head back (`not_before_ms` ahead) until the
-/// earlier event is in the queue, and then hands out the earlier one first.
+/// earlier event is in the queue, and then hands out the earlier one first. A router stuck on
+/// the earlier event holds the head no longer than three times `router.claim_idle_ms`.
 #[tokio::test]
 async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     use hookline_actors::{RoutedEvent, Store, StreamEvent};
-    let (cfg, store, _client) = connect(&unique_prefix("ord-mark")).await;
+    let mut cfg = config(&unique_prefix("ord-mark"));
+    cfg.router.claim_idle_ms = 1_000;
+    let (cfg, store, _client) = connect_with(cfg).await;
     let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
     endpoint.ordered = true;
     store.put_endpoint(&endpoint, shard).await.unwrap();
@@ -680,6 +687,15 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     assert!(
         pulled[0].not_before_ms > now,
         "the later event was offered while an earlier one was still being routed"
+    );
+    // Held for as long as the earlier event is younger than 3 × claim_idle_ms.
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let now = hookline_actors::now_ms();
+    let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+    assert_eq!(pulled[0].event_id, ids[1]);
+    assert!(
+        pulled[0].not_before_ms <= now,
+        "a stuck router held the ordered head for ever"
     );
 
     store.route(&to_endpoint(&first[0])).await.unwrap();
