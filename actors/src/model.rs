@@ -107,10 +107,14 @@ impl StreamEvent {
 
 /// The queue score of a stream id `ms-seq` (see `StreamEvent::order_score`).
 pub fn order_score(stream_id: &str) -> f64 {
-    let mut parts = stream_id.split('-');
-    let ms: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    let seq: u64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let ms = stream_id_ms(stream_id).unwrap_or(0);
+    let seq: u64 = stream_id.split('-').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     ms as f64 + seq.min(4095) as f64 / 4096.0
+}
+
+/// The time part (ms, on Redis's clock) of a stream id `ms-seq`.
+pub fn stream_id_ms(stream_id: &str) -> Option<u64> {
+    stream_id.split('-').next()?.parse().ok()
 }
 
 /// An event together with the endpoints it was matched to.

@@ -805,11 +805,7 @@ fn xread_entries(partition: u32, reply: Value) -> Vec<StreamEvent> {
 /// again and again) must not hold every ordered endpoint of its partition for ever; the
 /// router-lag gauge shows it meanwhile.
 fn ordered_hold_ms(now_ms: u64, mark: &str, max_ms: u64) -> Option<u64> {
-    let mark_ms = mark
-        .split('-')
-        .next()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .unwrap_or(now_ms);
+    let mark_ms = hookline_actors::model::stream_id_ms(mark).unwrap_or(now_ms);
     let age = now_ms.saturating_sub(mark_ms);
     (age < max_ms).then(|| (age / 2).clamp(20, 1_000))
 }

@@ -94,7 +94,7 @@ impl RedisStore {
     async fn partition_lag_ms(&self, partition: u32, now_ms: u64) -> StoreResult<u64> {
         let first = self.first_unrouted(partition).await?;
         Ok(first
-            .and_then(|id| id.split('-').next()?.parse::<u64>().ok())
+            .and_then(|id| hookline_actors::model::stream_id_ms(&id))
             .map_or(0, |ms| now_ms.saturating_sub(ms)))
     }
 }
