@@ -455,6 +455,22 @@ impl Config {
             self.retention.days * 86_400
         }
     }
+
+    /// What the store takes from the configuration.
+    pub fn store_settings(&self) -> crate::store::StoreSettings {
+        crate::store::StoreSettings {
+            url: self.redis.url.clone(),
+            prefix: self.redis.prefix.clone(),
+            pool_size: self.redis.pool_size,
+            command_timeout_ms: self.redis.command_timeout_ms,
+            router_block_ms: self.router.block_ms,
+            partitions: self.router.partitions,
+            shard_count: self.shards.count,
+            retention_s: self.retention_s(),
+            idempotency_window_s: self.ingest.idempotency_window_s,
+            tenant_rate_limit_per_s: self.ingest.tenant_rate_limit_per_s,
+        }
+    }
 }
 
 #[cfg(test)]

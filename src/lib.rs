@@ -4,7 +4,8 @@
 //! - [`config`] — one `Config`: defaults, TOML file, `HOOKLINE__…` environment, validation.
 //! - [`api`] — the HTTP API of API.md (axum), one file per resource.
 //! - [`store`] — everything that talks to Redis: keys, Lua scripts, typed operations; it
-//!   implements the actors' `Store` trait.
+//!   implements the actors' store traits (`RouterStore`, `LeaseStore`, `EndpointStore`).
+//! - [`event`] — an event's id, exact body and time format (ingest, test sends, node events).
 //! - [`delivery`] — the outbound HTTP client: signing, SSRF guard, bounded response reads; it
 //!   implements the actors' `Transport` trait.
 //! - [`telemetry`] — JSON logs and the Prometheus recorder.
@@ -15,6 +16,7 @@
 pub mod api;
 pub mod config;
 pub mod delivery;
+pub mod event;
 pub mod ids;
 pub mod janitor;
 pub mod sampler;
@@ -23,7 +25,7 @@ pub mod telemetry;
 
 use config::Config;
 use hookline_actors::matching::SubscriptionIndex;
-use hookline_actors::{Node, NodeSettings};
+use hookline_actors::{Node, NodeSettings, Stores, SystemClock};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -94,7 +96,7 @@ pub fn node_settings(cfg: &Config) -> NodeSettings {
 /// back in-flight attempts, give back shard leases.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
     let cfg = Arc::new(cfg);
-    let store = store::RedisStore::connect(&cfg).await?;
+    let store = store::RedisStore::connect(&cfg.store_settings()).await?;
     let (shards, partitions) = (cfg.shards.count, cfg.router.partitions);
     if !store.wait_connected(Duration::from_secs(5)).await {
         tracing::warn!(url = %redacted(&cfg.redis.url), "Redis does not answer yet; serving 503 until it does");
@@ -123,7 +125,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let settings = node_settings(&cfg);
     tracing::info!(node_id = %settings.node_id, shards = settings.shard_count, "starting node");
     let settings_node_id = settings.node_id.clone();
-    let (node, mut supervisor) = Node::start(store.clone(), transport, settings, index.clone()).await?;
+    let (node, mut supervisor) = Node::start(
+        Stores::all(store.clone()),
+        transport,
+        settings,
+        index.clone(),
+        Arc::new(SystemClock),
+    )
+    .await?;
 
     let watcher_node = node.clone();
     let watcher_store = store.clone();

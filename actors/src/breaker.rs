@@ -155,9 +155,8 @@ impl Breaker {
         }
     }
 
-    /// closed | open | half_open
-    pub fn state_name(&self) -> &'static str {
-        self.record.state.name()
+    pub fn state(&self) -> &BreakerState {
+        &self.record.state
     }
 
     pub fn is_half_open(&self) -> bool {

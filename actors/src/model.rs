@@ -149,10 +149,43 @@ pub enum Next {
     /// Try again at this time (ms since epoch).
     RetryAt(u64),
     /// Dead-lettered with a reason.
-    Dead(String),
+    Dead(DeadReason),
 }
 
-/// A finished attempt, ready to be recorded (`Store::record_attempts`).
+/// Why a delivery was dead-lettered, as its record and the API show it (`Display`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadReason {
+    /// The receiver answered this 4xx (or other non-retryable) status: `http_<code>`.
+    Refused(u16),
+    /// The receiver answered a redirect, never followed: `redirect_<code>`.
+    Redirected(u16),
+    /// The SSRF guard refused the address: `destination_blocked`.
+    DestinationBlocked,
+    /// The request could not be built (e.g. a bad header): `invalid_request`.
+    InvalidRequest,
+    /// The retry schedule ran out: `retries_exhausted`.
+    RetriesExhausted,
+    /// The receiver answered 410: `gone`.
+    Gone,
+    /// The event left retention before it was delivered: `event_expired`.
+    EventExpired,
+}
+
+impl std::fmt::Display for DeadReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeadReason::Refused(code) => write!(f, "http_{code}"),
+            DeadReason::Redirected(code) => write!(f, "redirect_{code}"),
+            DeadReason::DestinationBlocked => f.write_str("destination_blocked"),
+            DeadReason::InvalidRequest => f.write_str("invalid_request"),
+            DeadReason::RetriesExhausted => f.write_str("retries_exhausted"),
+            DeadReason::Gone => f.write_str("gone"),
+            DeadReason::EventExpired => f.write_str("event_expired"),
+        }
+    }
+}
+
+/// A finished attempt, ready to be recorded (`EndpointStore::record_attempts`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishedAttempt {
     pub event_id: String,

@@ -1,6 +1,7 @@
 //! What an attempt's result means (API.md, "Outcomes of an attempt"). A failed delivery is
 //! data, never an `Err`: the endpoint actor turns it into a retry or a dead letter.
 
+use crate::model::DeadReason;
 use crate::transport::{AttemptResponse, FailureKind};
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +14,7 @@ pub enum Outcome {
     },
     /// Never worth another attempt: dead-letter at once with this reason.
     Permanent {
-        reason: String,
+        reason: DeadReason,
     },
     /// 410: dead-letter and disable the endpoint.
     Gone,
@@ -22,10 +23,10 @@ pub enum Outcome {
 pub fn classify(resp: &AttemptResponse) -> Outcome {
     match (resp.status, resp.failure) {
         (_, Some(FailureKind::Blocked)) => Outcome::Permanent {
-            reason: "destination_blocked".into(),
+            reason: DeadReason::DestinationBlocked,
         },
         (_, Some(FailureKind::InvalidRequest)) => Outcome::Permanent {
-            reason: "invalid_request".into(),
+            reason: DeadReason::InvalidRequest,
         },
         (_, Some(FailureKind::Timeout | FailureKind::Connect | FailureKind::Other)) => {
             Outcome::Retry { retry_after: None }
@@ -42,10 +43,10 @@ fn classify_status(code: u16, retry_after: Option<Duration>) -> Outcome {
         429 | 503 => Outcome::Retry { retry_after },
         408 | 425 | 500..=599 => Outcome::Retry { retry_after: None },
         300..=399 => Outcome::Permanent {
-            reason: format!("redirect_{code}"),
+            reason: DeadReason::Redirected(code),
         },
         _ => Outcome::Permanent {
-            reason: format!("http_{code}"),
+            reason: DeadReason::Refused(code),
         },
     }
 }
@@ -97,7 +98,7 @@ mod tests {
         assert_eq!(
             classify(&r),
             Outcome::Permanent {
-                reason: "destination_blocked".into()
+                reason: DeadReason::DestinationBlocked
             }
         );
     }

@@ -13,10 +13,10 @@
 //! the sampler read it) and alone tells the shards about endpoint changes; the others keep a
 //! private copy, so no router can overwrite a newer view of a tenant that another just loaded.
 
+use crate::ctx::Ctx;
 use crate::matching::SubscriptionIndex;
 use crate::model::{RoutedEvent, StreamEvent};
 use crate::shards::ShardsMsg;
-use crate::supervisor::Ctx;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,12 +65,12 @@ impl Router {
         tenants.sort_unstable();
         tenants.dedup();
         tenants.retain(|t| !t.is_empty());
-        let versions = state.ctx.store.tenant_versions(&tenants).await?;
+        let versions = state.ctx.stores.router.tenant_versions(&tenants).await?;
         for (tenant, version) in tenants.into_iter().zip(versions) {
             if state.versions.get(&tenant) == Some(&version) {
                 continue;
             }
-            let endpoints = state.ctx.store.tenant_endpoints(&tenant).await?;
+            let endpoints = state.ctx.stores.router.tenant_endpoints(&tenant).await?;
             let ctx = state.ctx.clone();
             state.index.replace_tenant(&tenant, &endpoints, |id| ctx.shard_of(id));
             state.versions.insert(tenant, version);
@@ -90,7 +90,7 @@ impl Router {
                 RoutedEvent { event, endpoints }
             })
             .collect();
-        state.ctx.store.route(&routed).await?;
+        state.ctx.stores.router.route(&routed).await?;
         let woken: Vec<(String, u32)> = routed.into_iter().flat_map(|r| r.endpoints).collect();
         if !woken.is_empty() {
             state.shards.send_message(ShardsMsg::Wake(woken)).ok();
@@ -147,7 +147,8 @@ impl Actor for Router {
                 };
                 let read = state
                     .ctx
-                    .store
+                    .stores
+                    .router
                     .read_events(
                         state.partition,
                         &settings.node_id,
@@ -180,7 +181,8 @@ impl Actor for Router {
             RouterMsg::Claim => {
                 let claimed = state
                     .ctx
-                    .store
+                    .stores
+                    .router
                     .claim_stale_events(
                         state.partition,
                         &settings.node_id,
@@ -203,7 +205,7 @@ impl Actor for Router {
                     Err(e) => tracing::warn!(error = %e, "claiming stale events failed"),
                 }
             }
-            RouterMsg::Resync => match state.ctx.store.load_endpoints().await {
+            RouterMsg::Resync => match state.ctx.stores.router.load_endpoints().await {
                 Ok(endpoints) => {
                     let ctx = state.ctx.clone();
                     let changed = state.index.replace_all(&endpoints, |id| ctx.shard_of(id));
@@ -226,7 +228,7 @@ impl Actor for Router {
                 }
             },
             RouterMsg::EndpointChanged(id) => {
-                match state.ctx.store.get_endpoint(&id).await {
+                match state.ctx.stores.router.get_endpoint(&id).await {
                     Ok(Some(cfg)) => state.index.upsert(&cfg, state.ctx.shard_of(&id)),
                     Ok(None) => state.index.remove(&id),
                     Err(e) => {

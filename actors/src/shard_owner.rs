@@ -4,8 +4,8 @@
 //! supervises them. An endpoint actor that fails is restarted from its durable queue; one that
 //! keeps failing waits for the next due poll instead of spinning.
 
+use crate::ctx::Ctx;
 use crate::endpoint::{EndpointActor, EndpointArgs, EndpointMsg};
-use crate::supervisor::Ctx;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -113,11 +113,12 @@ impl Actor for ShardOwner {
             ShardOwnerMsg::Poll if !state.draining => {
                 // Page through everything due: running actors are woken too (their work may
                 // have been routed by another node), so none of them hides the rest.
-                let now = crate::now_ms();
+                let now = state.ctx.now_ms();
                 for page in 0..DUE_PAGES {
                     let due = state
                         .ctx
-                        .store
+                        .stores
+                        .leases
                         .due_endpoints(state.shard, now, page * DUE_BATCH, DUE_BATCH)
                         .await;
                     match due {

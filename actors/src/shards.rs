@@ -10,8 +10,8 @@
 //! flight for one endpoint. Drains run beside this actor, never inside a handler, so lease
 //! renewal never waits for a slow receiver. A lone node holds every shard.
 
+use crate::ctx::Ctx;
 use crate::shard_owner::{ShardOwner, ShardOwnerArgs, ShardOwnerMsg};
-use crate::supervisor::Ctx;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -58,7 +58,7 @@ impl ShardsState {
 
     async fn release(&self, shard: u32) {
         self.ctx.leases.revoke(shard);
-        if let Err(e) = self.ctx.store.release_lease(shard, self.node_id()).await {
+        if let Err(e) = self.ctx.stores.leases.release_lease(shard, self.node_id()).await {
             tracing::warn!(shard, error = %e, "lease release failed; it will expire");
         }
     }
@@ -67,10 +67,13 @@ impl ShardsState {
     /// that lapsed counts as lost even if nobody took it: the node was paused or cut off long
     /// enough for another to own the shard meanwhile, so its actors start afresh.
     async fn renew(&mut self) -> Result<(), crate::StoreError> {
-        let (store, ttl) = (self.ctx.store.clone(), self.ctx.settings.lease_timing().expiry_ms);
+        let (store, ttl) = (
+            self.ctx.stores.leases.clone(),
+            self.ctx.settings.lease_timing().expiry_ms,
+        );
         let held: Vec<u32> = self.owned.keys().chain(self.releasing.iter()).copied().collect();
         for shard in held {
-            let sent = crate::now_ms();
+            let sent = self.ctx.now_ms();
             // On an error it is unknown whether the lease was renewed: the last deadline stands.
             let held = store.renew_lease(shard, self.node_id(), ttl).await?;
             if held {
@@ -91,7 +94,7 @@ impl ShardsState {
         let ctx = self.ctx.clone();
         let s = &ctx.settings;
         let expiry_ms = s.lease_timing().expiry_ms;
-        let (live, rank) = ctx.store.heartbeat(&s.node_id, expiry_ms).await?;
+        let (live, rank) = ctx.stores.leases.heartbeat(&s.node_id, expiry_ms).await?;
         let target = crate::shard::fair_share(s.shard_count, live, rank);
         self.renew().await?;
 
@@ -119,8 +122,8 @@ impl ShardsState {
                 if self.owned.contains_key(&shard) || self.releasing.contains(&shard) {
                     continue;
                 }
-                let sent = crate::now_ms();
-                if let Some(epoch) = ctx.store.hold_lease(shard, &s.node_id, expiry_ms).await? {
+                let sent = ctx.now_ms();
+                if let Some(epoch) = ctx.stores.leases.hold_lease(shard, &s.node_id, expiry_ms).await? {
                     ctx.leases.set_epoch(shard, epoch);
                     ctx.leases.renewed(shard, sent);
                     let args = ShardOwnerArgs {
@@ -166,7 +169,7 @@ impl ShardsState {
         for shard in std::mem::take(&mut self.releasing) {
             self.release(shard).await;
         }
-        self.ctx.store.leave(self.node_id()).await.ok();
+        self.ctx.stores.leases.leave(self.node_id()).await.ok();
     }
 }
 

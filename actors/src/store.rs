@@ -1,24 +1,44 @@
-//! The storage operations the actors need, and nothing more. `hookline::store` implements them
-//! on Redis; no actor knows a Redis command.
+//! The storage operations the actors need, and nothing more, as one trait per client:
+//! [`RouterStore`] (the router), [`LeaseStore`] (the lease manager and shard owners),
+//! [`EndpointStore`] (the endpoint actor). `hookline::store` implements all three on Redis; no
+//! actor knows a Redis command.
 
-use crate::model::{AttemptRecord, EndpointConfig, HealthRecord, Next, QueuedDelivery, RoutedEvent, StreamEvent};
+use crate::limiter::BucketRecord;
+use crate::model::{EndpointConfig, FinishedAttempt, HealthRecord, QueuedDelivery, RoutedEvent, StreamEvent};
+use std::sync::Arc;
+
+/// The cause of a store failure, kept whole (a Redis error, a JSON error…).
+pub type Source = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("durable store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Source),
     #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Corrupt(#[source] Source),
     /// A write refused because this node no longer holds the shard's lease (another node may
     /// own the endpoint now): nothing was written.
     #[error("not the lease holder of shard {0}: write refused")]
     Fenced(u32),
 }
 
+impl StoreError {
+    /// Unavailable, with a message as its cause (no error value to keep).
+    pub fn unavailable(message: &str) -> Self {
+        StoreError::Unavailable(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message)))
+    }
+
+    /// Corrupt, with a message as its cause.
+    pub fn corrupt(message: &str) -> Self {
+        StoreError::Corrupt(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message)))
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// What the router needs: the events stream, the subscription index's source, routing.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait RouterStore: Send + Sync + 'static {
     /// Read events of one partition for routing as `consumer`: its own unacked entries first
     /// (`pending = true`), then new ones. Recreates the consumer group if Redis lost it.
     async fn read_events(
@@ -44,14 +64,61 @@ pub trait Store: Send + Sync + 'static {
     /// that already exists, so routing an event twice is harmless — then ack the events.
     async fn route(&self, events: &[RoutedEvent]) -> StoreResult<()>;
 
+    /// Every endpoint (the subscription index's resync).
     async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>>;
+    /// One endpoint (a change notification), `None` once deleted.
+    async fn get_endpoint(&self, endpoint_id: &str) -> StoreResult<Option<EndpointConfig>>;
+    /// The version counter of each tenant's endpoints (0 if never set), in order.
+    async fn tenant_versions(&self, tenants: &[String]) -> StoreResult<Vec<u64>>;
+    /// Every endpoint of one tenant.
+    async fn tenant_endpoints(&self, tenant: &str) -> StoreResult<Vec<EndpointConfig>>;
+}
+
+/// What the lease manager (`shards`) and the shard owners need: membership, leases, due work.
+#[async_trait::async_trait]
+pub trait LeaseStore: Send + Sync + 'static {
+    /// Record this node as alive. Returns `(live nodes, this node's rank among their ids in
+    /// sorted order)`.
+    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<(usize, usize)>;
+    /// Take or renew the shard's lease for `node_id`: `Some(epoch)` while the node holds it, a
+    /// new epoch when it was free, the same when the node already held it. With the node id,
+    /// the epoch is the fencing token (`node#epoch`) that the endpoint actors' writes carry.
+    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<Option<u64>>;
+    /// Renew the shard's lease only if `node_id` still holds it; never takes a free one. False
+    /// means the lease lapsed (or another node took it) since the last renewal: the work this
+    /// node was doing on the shard must stop, even if it can take the lease again at once.
+    async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
+    async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()>;
+    /// Remove the node from the live set (clean shutdown).
+    async fn leave(&self, node_id: &str) -> StoreResult<()>;
+    /// Endpoints of a shard with work due at `now_ms`, earliest first, from position `offset`.
+    async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>>;
+}
+
+/// A window of an endpoint's queue, as [`EndpointStore::pull_window`] read it.
+#[derive(Debug, Clone, Default)]
+pub struct PulledWindow {
+    pub deliveries: Vec<QueuedDelivery>,
+    /// Ordered endpoints only: the stream id of the first event of the tenant's partition not
+    /// yet routed, read *before* the head (so every event before it was already queued), and
+    /// the head's queue score (its place in ingest order). See `endpoint::ordered`.
+    pub routing_mark: Option<String>,
+    pub head_order: Option<f64>,
+}
+
+/// What an endpoint actor needs: its config, its queue, its records, its health.
+///
+/// Every write an actor makes carries `owner`, the fencing token `node#epoch` of the lease it
+/// works under, and is refused (`StoreError::Fenced`, nothing written) unless that token is the
+/// shard's current holder and epoch: a node that lost the shard (or took it again since)
+/// cannot overwrite what the new owner records.
+#[async_trait::async_trait]
+pub trait EndpointStore: Send + Sync + 'static {
     async fn get_endpoint(&self, endpoint_id: &str) -> StoreResult<Option<EndpointConfig>>;
 
     /// Up to `limit` deliveries of the endpoint that are due at `now_ms`, oldest first,
     /// skipping the ones in `exclude` (in flight). An ordered endpoint gets its head only, due
-    /// or not, and its `not_before_ms` is also set (a short while ahead) while an event
-    /// ingested before it is still being routed: routers on several nodes share a partition,
-    /// so a later event can reach the queue first.
+    /// or not (`not_before_ms` is its retry time), with the routing mark.
     async fn pull_window(
         &self,
         endpoint: &EndpointConfig,
@@ -59,49 +126,23 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
         limit: usize,
         exclude: &[String],
-    ) -> StoreResult<Vec<QueuedDelivery>>;
+    ) -> StoreResult<PulledWindow>;
 
-    /// Log attempt number `number` and move the delivery to its next state, atomically.
-    /// Fenced: refused (`StoreError::Fenced`, nothing written) unless `owner`, the fencing token
-    /// `node#epoch`, is the shard's current holder and epoch, so a node that lost the shard (or
-    /// took it again since) cannot overwrite what the new owner records.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_attempt(
-        &self,
-        owner: &str,
-        endpoint: &EndpointConfig,
-        shard: u32,
-        event_id: &str,
-        number: u32,
-        attempt: &AttemptRecord,
-        next: &Next,
-    ) -> StoreResult<()>;
-
-    /// `record_attempt` for several finished attempts of one endpoint, one result each, in
-    /// order. The store may issue them at once (the Redis store does, so they share round
-    /// trips on its connections); the default writes them one after another.
+    /// Log each finished attempt and move its delivery to its next state, one result each, in
+    /// order; each record is written atomically with its state change. Fenced.
     async fn record_attempts(
         &self,
         owner: &str,
         endpoint: &EndpointConfig,
         shard: u32,
-        finished: &[crate::model::FinishedAttempt],
-    ) -> Vec<StoreResult<()>> {
-        let mut results = Vec::with_capacity(finished.len());
-        for f in finished {
-            results.push(
-                self.record_attempt(owner, endpoint, shard, &f.event_id, f.number, &f.record, &f.next)
-                    .await,
-            );
-        }
-        results
-    }
+        finished: &[FinishedAttempt],
+    ) -> Vec<StoreResult<()>>;
 
     /// The endpoint actor is about to stop: set the shard's due entry for the endpoint to its
     /// earliest queued delivery, but not before `not_before_ms` (an open breaker's next probe),
     /// or remove it (empty queue, or `paused`), atomically with reading the queue. An ordered
     /// endpoint waiting on its head's retry passes the head's event id: the store then reads
-    /// the head's due time itself, in the same step. Returns that due time.
+    /// the head's due time itself, in the same step. Returns that due time. Fenced.
     async fn settle_idle(
         &self,
         owner: &str,
@@ -113,8 +154,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<u64>>;
 
     async fn load_health(&self, endpoint_id: &str, shard: u32) -> StoreResult<HealthRecord>;
-    /// Save an endpoint's health. With `owner` (an endpoint actor's fencing token) it is fenced
-    /// like `record_attempt`; `None` is an operator's reset (enable, PATCH), never refused.
+    /// Save an endpoint's health. With `owner` it is fenced; `None` is an operator's reset
+    /// (enable, PATCH), never refused.
     async fn save_health(
         &self,
         owner: Option<&str>,
@@ -124,24 +165,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// The rate limiter's bucket the last actor of the endpoint left, if it is not full yet.
-    async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> StoreResult<Option<crate::limiter::BucketRecord>>;
-    /// Save the bucket for the next actor, kept `ttl_ms` (until it would be full); fenced like
-    /// `record_attempt`.
+    async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> StoreResult<Option<BucketRecord>>;
+    /// Save the bucket for the next actor, kept `ttl_ms` (until it would be full). Fenced.
     async fn save_bucket(
         &self,
         owner: &str,
         endpoint_id: &str,
         shard: u32,
-        bucket: &crate::limiter::BucketRecord,
+        bucket: &BucketRecord,
         ttl_ms: u64,
     ) -> StoreResult<()>;
 
     /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`) for
     /// `tenant`; it is routed like any other. Returns its id.
     async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String>;
-
-    /// Endpoints of a shard with work due at `now_ms`, earliest first, from position `offset`.
-    async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>>;
 
     /// The endpoint no longer exists: drop whatever was queued for it since (routed by a node
     /// whose index was stale) and its due entry. Returns how many deliveries were dropped.
@@ -150,24 +187,4 @@ pub trait Store: Send + Sync + 'static {
     /// Disable an endpoint (the receiver asked to stop, e.g. with 410) and tell every node.
     /// Returns the updated config, or `None` if the endpoint is gone.
     async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>>;
-
-    /// Record this node as alive; returns the number of live nodes (this one included).
-    /// Returns `(live nodes, this node's rank among their ids in sorted order)`.
-    async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> StoreResult<(usize, usize)>;
-    /// Take or renew the shard's lease for `node_id`. True while the node holds it.
-    /// `Some(epoch)` while the node holds it: a new epoch when it was free, the same when the
-    /// node already held it. With the node id, the epoch is the fencing token (`node#epoch`)
-    /// that `record_attempt` checks.
-    async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<Option<u64>>;
-    /// The version counter of each tenant's endpoints (0 if never set), in order.
-    async fn tenant_versions(&self, tenants: &[String]) -> StoreResult<Vec<u64>>;
-    /// Every endpoint of one tenant.
-    async fn tenant_endpoints(&self, tenant: &str) -> StoreResult<Vec<EndpointConfig>>;
-    /// Renew the shard's lease only if `node_id` still holds it; never takes a free one. False
-    /// means the lease lapsed (or another node took it) since the last renewal: the work this
-    /// node was doing on the shard must stop, even if it can take the lease again at once.
-    async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> StoreResult<bool>;
-    async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()>;
-    /// Remove the node from the live set (clean shutdown).
-    async fn leave(&self, node_id: &str) -> StoreResult<()>;
 }

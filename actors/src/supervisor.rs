@@ -11,70 +11,18 @@
 //! `RESTART_WINDOW` means something is wrong beyond one child, and the supervisor stops so
 //! the process exits and its orchestrator can restart it.
 
+use crate::ctx::{Clock, Ctx, NodeSettings, Stores};
 use crate::matching::SubscriptionIndex;
 use crate::router::{Router, RouterArgs, RouterMsg};
 use crate::shards::{Shards, ShardsMsg};
-use crate::store::Store;
 use crate::transport::Transport;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MAX_RESTARTS: usize = 10;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
-
-/// Everything the actors need to know about the node, resolved from config.
-#[derive(Debug, Clone)]
-pub struct NodeSettings {
-    pub node_id: String,
-    pub shard_count: u32,
-    pub lease_ttl_ms: u64,
-    pub due_poll_ms: u64,
-    pub router_batch: usize,
-    pub router_block_ms: u64,
-    pub router_claim_idle_ms: u64,
-    /// Events partitions (`router.partitions`): one router each.
-    pub stream_partitions: u32,
-    pub resync_interval_ms: u64,
-    pub default_timeout_ms: u64,
-    pub default_retry_schedule_s: Vec<u64>,
-    pub default_max_in_flight: u32,
-    /// How many due deliveries an endpoint actor holds in memory at most.
-    pub window: usize,
-    /// How long an endpoint actor with nothing to do but a retry soon stays alive for it.
-    pub idle_keepalive_ms: u64,
-    pub drain_timeout_ms: u64,
-    pub breaker: crate::breaker::BreakerSettings,
-    /// An endpoint failing without a break this long is disabled (`health.disable_after_s`).
-    pub disable_after_ms: u64,
-    /// Which ids label per-endpoint metrics (`metrics.tenant_labels`, `metrics.endpoint_labels`).
-    pub metric_labels: crate::names::MetricLabels,
-}
-
-/// Shared by every actor of the node.
-pub struct Ctx {
-    pub store: Arc<dyn Store>,
-    pub transport: Arc<dyn Transport>,
-    pub settings: NodeSettings,
-    pub index: Arc<SubscriptionIndex>,
-    /// True once the node has taken part in one lease cycle; cleared while it cannot.
-    pub ready: AtomicBool,
-    /// Until when this node may start attempts on each shard (fencing).
-    pub leases: crate::lease::LeaseClock,
-}
-
-impl NodeSettings {
-    pub fn lease_timing(&self) -> crate::lease::LeaseTiming {
-        crate::lease::LeaseTiming::from_ttl(self.lease_ttl_ms)
-    }
-}
-
-impl Ctx {
-    pub fn shard_of(&self, endpoint_id: &str) -> u32 {
-        crate::shard::shard_of(endpoint_id, self.settings.shard_count)
-    }
-}
 
 pub enum NodeMsg {
     EndpointChanged(String),
@@ -227,19 +175,13 @@ pub struct Node {
 impl Node {
     /// Start the actor tree. The returned join handle ends when the supervisor stops.
     pub async fn start(
-        store: Arc<dyn Store>,
+        stores: Stores,
         transport: Arc<dyn Transport>,
         settings: NodeSettings,
         index: Arc<SubscriptionIndex>,
+        clock: Arc<dyn Clock>,
     ) -> Result<(Node, tokio::task::JoinHandle<()>), ractor::SpawnErr> {
-        let ctx = Arc::new(Ctx {
-            store,
-            transport,
-            leases: crate::lease::LeaseClock::new(settings.shard_count, settings.lease_timing().expiry_ms),
-            settings,
-            index,
-            ready: AtomicBool::new(false),
-        });
+        let ctx = Arc::new(Ctx::new(stores, transport, settings, index, clock));
         let (supervisor, join) = Actor::spawn(None, NodeSupervisor, ctx.clone()).await?;
         Ok((Node { supervisor, ctx }, join))
     }

@@ -12,7 +12,6 @@ use super::{rfc3339, AppState};
 use super::{DeliveryPath, TenantPath};
 use axum::extract::State;
 use axum::http::StatusCode;
-use hookline_actors::Store;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

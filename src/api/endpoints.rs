@@ -6,6 +6,7 @@ use super::extract::{Json, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::{sign, ssrf};
+use crate::event::NewEvent;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::EndpointConfig;
@@ -282,7 +283,6 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
 }
 
 async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<EndpointOut> {
-    use hookline_actors::Store;
     let shard = state.node.shard_of(&cfg.id);
     let backlog = state.store.backlog(&cfg.id, shard).await?;
     let health = state.store.load_health(&cfg.id, shard).await?;
@@ -317,7 +317,6 @@ pub(super) async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<
     if !crate::ids::is_endpoint_id(id) {
         return Err(ApiError::not_found("endpoint"));
     }
-    use hookline_actors::Store;
     match state.store.get_endpoint(id).await? {
         Some(cfg) if cfg.tenant == tenant => Ok(cfg),
         _ => Err(ApiError::not_found("endpoint")),
@@ -448,7 +447,6 @@ async fn update(
     validate(&cfg, state.config.delivery.allow_private_networks)?;
     if was_disabled && !cfg.disabled {
         // Enabling by PATCH is the same as POST …/enable: a fresh start for its health.
-        use hookline_actors::Store;
         state
             .store
             .save_health(None, &cfg.id, state.node.shard_of(&cfg.id), &Default::default())
@@ -506,7 +504,6 @@ async fn enable(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    use hookline_actors::Store;
     caller.authorize(&tenant)?;
     let mut cfg = load(&state, &tenant, &id).await?;
     cfg.disabled = false;
@@ -709,20 +706,9 @@ async fn send_test(
 ) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
-    let now = hookline_actors::now_ms();
-    let event_id = crate::ids::new_event_id(now);
     let data = json!({"message": "a test event sent by Hookline", "endpoint_id": cfg.id});
-    let event = crate::store::NewEvent {
-        body: crate::store::event_body(&event_id, TEST_EVENT, now, &tenant, &data.to_string()),
-        event_id,
-        event_type: TEST_EVENT.into(),
-        idempotency_key: None,
-        only_endpoint: Some(cfg.id.clone()),
-    };
-    let mut stored = state.store.ingest_batch(&tenant, std::slice::from_ref(&event)).await;
-    stored
-        .pop()
-        .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())))?;
+    let event = NewEvent::new(&tenant, TEST_EVENT, &data.to_string(), hookline_actors::now_ms()).only_to(&cfg.id);
+    state.store.ingest(&event).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(TestSent {

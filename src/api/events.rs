@@ -8,7 +8,8 @@ use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::{Json, Path};
 use super::AppState;
 use super::{EventPath, TenantPath};
-use crate::store::{Ingested, NewEvent};
+use crate::event::NewEvent;
+use crate::store::Ingested;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -114,15 +115,7 @@ fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<St
         return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
     }
     let now = hookline_actors::now_ms();
-    let event_id = crate::ids::new_event_id(now);
-    let body = crate::store::event_body(&event_id, &event.event_type, now, tenant, event.payload.get());
-    Ok(NewEvent {
-        event_id,
-        event_type: event.event_type,
-        body,
-        idempotency_key: key,
-        only_endpoint: None,
-    })
+    Ok(NewEvent::new(tenant, &event.event_type, event.payload.get(), now).with_idempotency_key(key))
 }
 
 /// The answer for one stored event: `(200, duplicate)` or `(202, accepted)`.
@@ -160,16 +153,7 @@ async fn ingest_one(
         None => None,
     };
     let event = prepare(state, tenant, event, header_key)?;
-    let stored = state
-        .store
-        .ingest(
-            tenant,
-            &event.event_id,
-            &event.event_type,
-            &event.body,
-            event.idempotency_key.as_deref(),
-        )
-        .await?;
+    let stored = state.store.ingest(&event).await?;
     if stored.rate_limited {
         return Err(rate_limited(state));
     }
@@ -240,7 +224,7 @@ async fn ingest_batch(
         })
         .collect();
     let valid: Vec<NewEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut stored = state.store.ingest_batch(&tenant, &valid).await.into_iter();
+    let mut stored = state.store.ingest_batch(&valid).await.into_iter();
     if !valid.is_empty() && stored.as_slice().iter().all(Result::is_err) {
         // Nothing was confirmed: the same answer as a single ingest that failed.
         if let Some(Err(e)) = stored.next() {
@@ -256,7 +240,7 @@ async fn ingest_batch(
             let outcome = item.and_then(|event| {
                 let result = stored
                     .next()
-                    .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())));
+                    .unwrap_or_else(|| Err(crate::store::Error::corrupt("no reply")));
                 let ingested = result?;
                 if ingested.rate_limited {
                     return Err(rate_limited(&state));
@@ -336,8 +320,7 @@ async fn fetch(
     let Some(stored) = state.store.get_event(&tenant, &id).await? else {
         return Err(ApiError::not_found("event"));
     };
-    let body: Value =
-        serde_json::from_str(&stored.body).map_err(|e| hookline_actors::StoreError::Corrupt(e.to_string()))?;
+    let body: Value = serde_json::from_str(&stored.body).map_err(crate::store::Error::from)?;
     if body["tenant"] != Value::String(tenant.clone()) {
         return Err(ApiError::not_found("event"));
     }

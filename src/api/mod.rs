@@ -235,6 +235,4 @@ pub fn page_limit(limit: Option<String>) -> Result<usize, ApiError> {
 }
 
 /// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
-}
+pub use crate::event::rfc3339;

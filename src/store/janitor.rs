@@ -1,14 +1,13 @@
-//! Retention (DESIGN.md invariant 4: nothing grows without bound). Records and event bodies
+//! Retention (invariant 4 of docs/ARCHITECTURE.md: nothing grows without bound). Records and event bodies
 //! carry TTLs and the stream is trimmed on every append; a janitor pass removes what TTLs
 //! cannot: old entries inside sorted sets (delivery logs, dead letters), stream entries left
 //! when ingest stops, the records of a deleted endpoint's dropped deliveries (marked dead), and
 //! router consumers of nodes that are gone. Every step does bounded work per pass.
 
 use super::keys::ROUTER_GROUP;
-use super::{scripts, text, unavailable, RedisStore};
+use super::{scripts, text, Error, RedisStore, Result};
 use fred::prelude::*;
 use fred::types::{ClusterHash, CustomCommand, Value};
-use hookline_actors::store::StoreResult;
 
 /// Most members one TRIM_OLDEST call removes from one sorted set.
 const TRIM_CAP: usize = 10_000;
@@ -31,7 +30,7 @@ pub struct JanitorReport {
 
 impl RedisStore {
     /// Claim this janitor interval for `node_id`: true if no node ran a pass in the last `ttl_ms`.
-    pub async fn claim_janitor(&self, node_id: &str, ttl_ms: u64) -> StoreResult<bool> {
+    pub async fn claim_janitor(&self, node_id: &str, ttl_ms: u64) -> Result<bool> {
         let set: Option<String> = self
             .client()
             .set(
@@ -41,15 +40,14 @@ impl RedisStore {
                 Some(SetOptions::NX),
                 false,
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         Ok(set.is_some())
     }
 
     /// One bounded pass: `batch` endpoints' logs and dead letters (continuing where the last
     /// pass stopped), the stream, some deleted endpoints' dropped deliveries, and router
     /// consumers without pending entries idle for more than `consumer_idle_ms` (except `node_id`).
-    pub async fn janitor_pass(&self, node_id: &str, batch: usize, consumer_idle_ms: u64) -> StoreResult<JanitorReport> {
+    pub async fn janitor_pass(&self, node_id: &str, batch: usize, consumer_idle_ms: u64) -> Result<JanitorReport> {
         let cutoff_ms = hookline_actors::now_ms().saturating_sub(self.retention_s * 1000);
         let mut report = JanitorReport {
             stream_entries: self.trim_stream(cutoff_ms).await?,
@@ -63,7 +61,7 @@ impl RedisStore {
 
     /// Whole stream nodes older than the cutoff first (cheap, bounded by LIMIT); once none is
     /// left, the old entries at the head of the first node exactly (fewer than a node holds).
-    async fn trim_stream(&self, cutoff_ms: u64) -> StoreResult<u64> {
+    async fn trim_stream(&self, cutoff_ms: u64) -> Result<u64> {
         let mut trimmed = 0;
         for partition in 0..self.keys.partitions() {
             trimmed += self.trim_partition(partition, cutoff_ms).await?;
@@ -71,7 +69,7 @@ impl RedisStore {
         Ok(trimmed)
     }
 
-    async fn trim_partition(&self, partition: u32, cutoff_ms: u64) -> StoreResult<u64> {
+    async fn trim_partition(&self, partition: u32, cutoff_ms: u64) -> Result<u64> {
         let client = self.client();
         let min_id = format!("{cutoff_ms}-0");
         let whole: u64 = client
@@ -79,8 +77,7 @@ impl RedisStore {
                 self.keys.events_stream(partition),
                 ("MINID", "~", min_id.as_str(), Some(STREAM_TRIM_LIMIT)),
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         if whole > 0 {
             return Ok(whole);
         }
@@ -90,12 +87,12 @@ impl RedisStore {
                 ("MINID", "=", min_id.as_str(), None),
             )
             .await
-            .map_err(unavailable)
+            .map_err(Error::from)
     }
 
-    async fn trim_endpoint_sets(&self, cutoff_ms: u64, batch: usize, report: &mut JanitorReport) -> StoreResult<()> {
+    async fn trim_endpoint_sets(&self, cutoff_ms: u64, batch: usize, report: &mut JanitorReport) -> Result<()> {
         let client = self.client();
-        let cursor: Option<String> = client.get(self.keys.janitor_cursor()).await.map_err(unavailable)?;
+        let cursor: Option<String> = client.get(self.keys.janitor_cursor()).await?;
         let reply: Value = client
             .custom(
                 CustomCommand::new_static("HSCAN", ClusterHash::FirstKey, false),
@@ -106,8 +103,7 @@ impl RedisStore {
                     batch.to_string(),
                 ],
             )
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let mut parts = reply.into_array().into_iter();
         let next = parts.next().as_ref().and_then(text).unwrap_or_else(|| "0".into());
         let fields = parts.next().map(|f| f.into_array()).unwrap_or_default();
@@ -129,32 +125,27 @@ impl RedisStore {
             }
         }
         report.endpoints_visited = endpoint_ids.len() as u64;
-        let _: Value = client
-            .set(self.keys.janitor_cursor(), next, None, None, false)
-            .await
-            .map_err(unavailable)?;
+        let _: Value = client.set(self.keys.janitor_cursor(), next, None, None, false).await?;
         Ok(())
     }
 
     /// Mark the records of deleted endpoints' dropped deliveries dead (`endpoint_deleted`).
-    async fn mark_dropped(&self) -> StoreResult<u64> {
+    async fn mark_dropped(&self) -> Result<u64> {
         let client = self.client();
         let members: Vec<String> = client
             .srandmember(self.keys.dropping(), Some(DROPPING_PER_PASS))
-            .await
-            .map_err(unavailable)?;
+            .await?;
         let mut marked = 0;
         for member in members {
             let Some((shard, endpoint_id)) = member.split_once(':').and_then(|(s, e)| Some((s.parse().ok()?, e)))
             else {
-                let _: Value = client.srem(self.keys.dropping(), member).await.map_err(unavailable)?;
+                let _: Value = client.srem(self.keys.dropping(), member).await?;
                 continue;
             };
             let dropped_key = self.keys.dropped(shard, endpoint_id);
             let event_ids: Vec<String> = client
                 .zrange(&dropped_key, 0, DROPPED_PER_ENDPOINT - 1, None, false, None, false)
-                .await
-                .map_err(unavailable)?;
+                .await?;
             let mut left = 0;
             if !event_ids.is_empty() {
                 let mut keys = vec![dropped_key];
@@ -169,7 +160,7 @@ impl RedisStore {
                 marked += event_ids.len() as u64;
             }
             if left == 0 {
-                let _: Value = client.srem(self.keys.dropping(), member).await.map_err(unavailable)?;
+                let _: Value = client.srem(self.keys.dropping(), member).await?;
             }
         }
         Ok(marked)
@@ -179,7 +170,7 @@ impl RedisStore {
     /// of nodes that are gone (a node's consumer is its node id). The check and the delete are
     /// one script, so entries a consumer reads meanwhile are never dropped with it. A live
     /// consumer removed while idle costs nothing: XREADGROUP creates it again.
-    async fn remove_idle_consumers(&self, node_id: &str, idle_ms: u64) -> StoreResult<u64> {
+    async fn remove_idle_consumers(&self, node_id: &str, idle_ms: u64) -> Result<u64> {
         let mut removed = 0;
         for partition in 0..self.keys.partitions() {
             removed += self.remove_idle_consumers_of(partition, node_id, idle_ms).await?;
@@ -187,15 +178,15 @@ impl RedisStore {
         Ok(removed)
     }
 
-    async fn remove_idle_consumers_of(&self, partition: u32, node_id: &str, idle_ms: u64) -> StoreResult<u64> {
+    async fn remove_idle_consumers_of(&self, partition: u32, node_id: &str, idle_ms: u64) -> Result<u64> {
         let client = self.client();
         let stream = self.keys.events_stream(partition);
-        let reply: Result<Value, _> = client.xinfo_consumers(&stream, ROUTER_GROUP).await;
+        let reply: std::result::Result<Value, _> = client.xinfo_consumers(&stream, ROUTER_GROUP).await;
         let consumers = match reply {
             Ok(v) => v.into_array(),
             // No stream or group yet: nothing to remove.
             Err(e) if e.details().contains("no such key") || e.details().contains("NOGROUP") => return Ok(0),
-            Err(e) => return Err(unavailable(e)),
+            Err(e) => return Err(e.into()),
         };
         let mut removed = 0;
         for consumer in consumers {

@@ -2,10 +2,9 @@
 //! by ingest order, written by ROUTE) read newest first, and the records of a page of
 //! deliveries read in one pipelined round trip.
 
-use super::{text, unavailable, RedisStore};
+use super::{text, RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
-use hookline_actors::store::StoreResult;
 
 /// One delivery as the list shows it.
 #[derive(Debug, Clone)]
@@ -28,7 +27,7 @@ impl RedisStore {
         endpoints: &[(u32, String)],
         max: Option<f64>,
         count: usize,
-    ) -> StoreResult<Vec<Vec<(String, f64)>>> {
+    ) -> Result<Vec<Vec<(String, f64)>>> {
         if endpoints.is_empty() {
             return Ok(Vec::new());
         }
@@ -43,16 +42,15 @@ impl RedisStore {
                     true,
                     Some((0, count as i64)),
                 )
-                .await
-                .map_err(unavailable)?;
+                .await?;
         }
-        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        let replies: Vec<Value> = pipeline.all().await?;
         Ok(replies.into_iter().map(scored_members).collect())
     }
 
     /// The records of these `(shard, endpoint id, event id)` deliveries, in order; `None` where
     /// the record is gone (past retention). One round trip.
-    pub async fn delivery_rows(&self, items: &[(u32, &str, &str)]) -> StoreResult<Vec<Option<DeliveryRow>>> {
+    pub async fn delivery_rows(&self, items: &[(u32, &str, &str)]) -> Result<Vec<Option<DeliveryRow>>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -69,10 +67,9 @@ impl RedisStore {
         for (shard, endpoint_id, event_id) in items {
             let _: () = pipeline
                 .hmget(self.keys.delivery(*shard, endpoint_id, event_id), FIELDS.to_vec())
-                .await
-                .map_err(unavailable)?;
+                .await?;
         }
-        let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        let replies: Vec<Value> = pipeline.all().await?;
         Ok(replies
             .into_iter()
             .map(|reply| {
@@ -118,10 +115,10 @@ fn scored_members(reply: Value) -> Vec<(String, f64)> {
 
 impl RedisStore {
     /// Every endpoint id of a tenant, oldest first.
-    pub async fn tenant_endpoint_ids(&self, tenant: &str) -> StoreResult<Vec<String>> {
-        self.client()
+    pub async fn tenant_endpoint_ids(&self, tenant: &str) -> Result<Vec<String>> {
+        Ok(self
+            .client()
             .zrange(self.keys.tenant_endpoints(tenant), 0, -1, None, false, None, false)
-            .await
-            .map_err(unavailable)
+            .await?)
     }
 }

@@ -1,11 +1,10 @@
 //! What the metrics sampler reads: which shards this node holds, the queues and health of
 //! their endpoints, and how far the router is behind the stream. All pipelined.
 
-use super::{text, unavailable, RedisStore};
+use super::{text, RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
 use hookline_actors::model::HealthRecord;
-use hookline_actors::store::StoreResult;
 
 /// One endpoint's queue and breaker, as sampled.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,12 +24,12 @@ pub struct EndpointSample {
 
 impl RedisStore {
     /// The shards whose lease `node_id` holds now.
-    pub async fn held_shards(&self, node_id: &str, shard_count: u32) -> StoreResult<Vec<u32>> {
+    pub async fn held_shards(&self, node_id: &str, shard_count: u32) -> Result<Vec<u32>> {
         let pipeline = self.client().pipeline();
         for shard in 0..shard_count {
-            let _: () = pipeline.get(self.keys.lease(shard)).await.map_err(unavailable)?;
+            let _: () = pipeline.get(self.keys.lease(shard)).await?;
         }
-        let holders: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+        let holders: Vec<Value> = pipeline.all().await?;
         Ok(holders
             .iter()
             .enumerate()
@@ -41,26 +40,20 @@ impl RedisStore {
 
     /// Queue length, due count, queue head, due-set entry and breaker state of each
     /// `(shard, endpoint id)`, in order.
-    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str)], now_ms: u64) -> StoreResult<Vec<EndpointSample>> {
+    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str)], now_ms: u64) -> Result<Vec<EndpointSample>> {
         let score = |v: &Value| v.as_f64().or_else(|| text(v)?.parse().ok()).map(|s| s as u64);
         let mut samples = Vec::with_capacity(endpoints.len());
         for chunk in endpoints.chunks(1_000) {
             let pipeline = self.client().pipeline();
             for (shard, id) in chunk {
                 let queue = self.keys.queue(*shard, id);
-                let _: () = pipeline.zcard(&queue).await.map_err(unavailable)?;
-                let _: () = pipeline
-                    .zcount(&queue, f64::NEG_INFINITY, now_ms as f64)
-                    .await
-                    .map_err(unavailable)?;
-                let _: () = pipeline
-                    .zrange(&queue, 0, 0, None, false, None, true)
-                    .await
-                    .map_err(unavailable)?;
-                let _: () = pipeline.zscore(self.keys.due(*shard), *id).await.map_err(unavailable)?;
-                let _: () = pipeline.get(self.keys.health(*shard, id)).await.map_err(unavailable)?;
+                let _: () = pipeline.zcard(&queue).await?;
+                let _: () = pipeline.zcount(&queue, f64::NEG_INFINITY, now_ms as f64).await?;
+                let _: () = pipeline.zrange(&queue, 0, 0, None, false, None, true).await?;
+                let _: () = pipeline.zscore(self.keys.due(*shard), *id).await?;
+                let _: () = pipeline.get(self.keys.health(*shard, id)).await?;
             }
-            let replies: Vec<Value> = pipeline.all().await.map_err(unavailable)?;
+            let replies: Vec<Value> = pipeline.all().await?;
             for reply in replies.chunks(5) {
                 let [queued, due_now, head, due_entry, health] = reply else {
                     continue;
@@ -83,7 +76,7 @@ impl RedisStore {
 
     /// Age (ms) of the oldest event the router has not finished with: the first entry never
     /// read by the router group, or the oldest read but not acknowledged; 0 when none.
-    pub async fn router_lag_ms(&self, now_ms: u64) -> StoreResult<u64> {
+    pub async fn router_lag_ms(&self, now_ms: u64) -> Result<u64> {
         let mut lag = 0;
         for partition in 0..self.keys.partitions() {
             lag = lag.max(self.partition_lag_ms(partition, now_ms).await?);
@@ -91,7 +84,7 @@ impl RedisStore {
         Ok(lag)
     }
 
-    async fn partition_lag_ms(&self, partition: u32, now_ms: u64) -> StoreResult<u64> {
+    async fn partition_lag_ms(&self, partition: u32, now_ms: u64) -> Result<u64> {
         let first = self.first_unrouted(partition).await?;
         Ok(first
             .and_then(|id| hookline_actors::model::stream_id_ms(&id))

@@ -5,7 +5,7 @@ use crate::support::*;
 use hookline::config::Config;
 use hookline::store::RedisStore;
 use hookline_actors::model::{RoutedEvent, StreamEvent};
-use hookline_actors::{EndpointConfig, Store};
+use hookline_actors::EndpointConfig;
 use hookline_loadtest::sink::Sink;
 use serde_json::json;
 use std::collections::HashSet;
@@ -21,7 +21,7 @@ async fn store_for(redis_url: &str, prefix: &str) -> Arc<RedisStore> {
     cfg.redis.prefix = prefix.to_string();
     cfg.shards.count = SHARDS;
     cfg.auth.insecure_no_auth = true;
-    let store = RedisStore::connect(&cfg).await.unwrap();
+    let store = RedisStore::connect(&cfg.store_settings()).await.unwrap();
     assert!(store.wait_connected(Duration::from_secs(5)).await);
     store
 }
@@ -37,7 +37,7 @@ fn endpoint(tenant: &str, url: String) -> EndpointConfig {
 async fn ingest(store: &RedisStore, tenant: &str) -> String {
     let id = hookline::ids::new_event_id(hookline_actors::now_ms());
     let body = format!(r#"{{"id":"{id}","type":"a.b","timestamp":"t","tenant":"{tenant}","data":{{}}}}"#);
-    store.ingest(tenant, &id, "a.b", &body, None).await.unwrap();
+    store.ingest(&stored_event(tenant, &id, &body)).await.unwrap();
     id
 }
 

@@ -1,4 +1,4 @@
-//! Retention (DESIGN.md invariant 4: nothing grows without bound), with a retention of seconds:
+//! Retention (invariant 4 of docs/ARCHITECTURE.md: nothing grows without bound), with a retention of seconds:
 //! events, delivery records, attempts, delivery logs, dead letters, idempotency keys and stream
 //! entries all go; the janitor removes router consumers of nodes that are gone.
 

@@ -12,13 +12,36 @@ async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::cli
 
 /// `connect` with a config of the test's own.
 async fn connect_with(cfg: Config) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
-    let store = RedisStore::connect(&cfg).await.unwrap();
+    let store = RedisStore::connect(&cfg.store_settings()).await.unwrap();
     assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
     let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
         .build()
         .unwrap();
     client.init().await.unwrap();
     (cfg, store, client)
+}
+
+/// Record one finished attempt (`record_attempts` with one record).
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    store: &RedisStore,
+    owner: &str,
+    endpoint: &hookline_actors::EndpointConfig,
+    shard: u32,
+    event_id: &str,
+    number: u32,
+    attempt: &hookline_actors::model::AttemptRecord,
+    next: &hookline_actors::model::Next,
+) -> Result<(), hookline::store::Error> {
+    let finished = hookline_actors::model::FinishedAttempt {
+        event_id: event_id.to_string(),
+        number,
+        record: attempt.clone(),
+        next: next.clone(),
+    };
+    let mut results = store.record_attempts(owner, endpoint, shard, &[finished]).await;
+    assert_eq!(results.len(), 1);
+    results.pop().unwrap()
 }
 
 /// A new endpoint of tenant `t`, saved; with its shard.
@@ -77,7 +100,7 @@ async fn ingest_trims_stream_entries_older_than_retention() {
             .unwrap();
     }
     store
-        .ingest("t", "evt_01m836wn1rffceqfsye7d7wbvb", "a.b", "{}", None)
+        .ingest(&stored_event("t", "evt_01m836wn1rffceqfsye7d7wbvb", "{}"))
         .await
         .unwrap();
     let len: u64 = client.xlen(&stream).await.unwrap();
@@ -141,7 +164,7 @@ async fn janitor_keeps_consumers_holding_entries() {
 #[tokio::test]
 async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() {
     use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::Store;
+
     let prefix = unique_prefix("dropped");
     let (cfg, store, _client) = connect(&prefix).await;
     let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
@@ -163,14 +186,21 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
         error: None,
     };
     let retry = Next::RetryAt(hookline_actors::now_ms() + 60_000);
-    store
-        .record_attempt(&token, &endpoint, shard, &events[0], 1, &attempt, &retry)
+    record(&store, &token, &endpoint, shard, &events[0], 1, &attempt, &retry)
         .await
         .unwrap();
-    store
-        .record_attempt(&token, &endpoint, shard, &events[1], 1, &attempt, &Next::Delivered)
-        .await
-        .unwrap();
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[1],
+        1,
+        &attempt,
+        &Next::Delivered,
+    )
+    .await
+    .unwrap();
     let first = store
         .get_delivery(shard, &endpoint.id, &events[0])
         .await
@@ -193,7 +223,6 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
 /// the log stays bounded even when the janitor visits rarely.
 #[tokio::test]
 async fn routing_trims_the_delivery_log_as_it_grows() {
-    use hookline_actors::Store;
     let prefix = unique_prefix("logtrim");
     let (cfg, store, client) = connect(&prefix).await;
     let endpoint_id = hookline::ids::new_endpoint_id();
@@ -232,7 +261,6 @@ async fn leased_deliveries(
     Vec<String>,
     String,
 ) {
-    use hookline_actors::Store;
     let (cfg, store, client) = connect(&unique_prefix(name)).await;
     let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
     let events: Vec<String> = (0..n)
@@ -249,7 +277,7 @@ async fn leased_deliveries(
 #[tokio::test]
 async fn routing_an_event_again_creates_nothing_new() {
     use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::Store;
+
     let (store, client, endpoint, shard, events, token) = leased_deliveries("reroute", 2).await;
     let attempt = AttemptRecord {
         at_ms: hookline_actors::now_ms(),
@@ -258,10 +286,18 @@ async fn routing_an_event_again_creates_nothing_new() {
         response_excerpt: String::new(),
         error: None,
     };
-    store
-        .record_attempt(&token, &endpoint, shard, &events[0], 1, &attempt, &Next::Delivered)
-        .await
-        .unwrap();
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[0],
+        1,
+        &attempt,
+        &Next::Delivered,
+    )
+    .await
+    .unwrap();
 
     store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
     let delivered = store
@@ -290,7 +326,7 @@ async fn routing_an_event_again_creates_nothing_new() {
 #[tokio::test]
 async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     use hookline_actors::model::{AttemptRecord, FinishedAttempt, Next};
-    use hookline_actors::Store;
+
     let (store, client, endpoint, shard, events, token) = leased_deliveries("batchrec", 5).await;
     let record_key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
     // Shorten the TTLs ROUTE set, to tell a kept expiry from a renewed one.
@@ -316,7 +352,7 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     let batch: Vec<FinishedAttempt> = [
         (200, Next::Delivered),
         (503, Next::RetryAt(retry_at)),
-        (400, Next::Dead("permanent".into())),
+        (400, Next::Dead(hookline_actors::model::DeadReason::Refused(400))),
         (503, Next::RetryAt(retry_at)),
         (200, Next::Delivered),
     ]
@@ -389,7 +425,7 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     assert!(
         refused
             .iter()
-            .all(|r| matches!(r, Err(hookline_actors::StoreError::Fenced(s)) if *s == shard)),
+            .all(|r| matches!(r, Err(hookline::store::Error::Fenced(s)) if *s == shard)),
         "{refused:?}"
     );
     assert_eq!(status(1).await.attempts.len(), 1);
@@ -406,7 +442,6 @@ async fn one_routed_delivery(
     u32,
     String,
 ) {
-    use hookline_actors::Store;
     let (cfg, store, client) = connect(&unique_prefix(name)).await;
     let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
     let event = hookline::ids::new_event_id(hookline_actors::now_ms());
@@ -422,7 +457,6 @@ async fn one_routed_delivery(
 #[tokio::test]
 async fn only_the_lease_holder_records_attempts() {
     use hookline_actors::model::{AttemptRecord, Next};
-    use hookline_actors::{Store, StoreError};
     let (store, _client, endpoint, shard, event) = one_routed_delivery("fence").await;
     let attempt = |code| AttemptRecord {
         at_ms: hookline_actors::now_ms(),
@@ -438,19 +472,19 @@ async fn only_the_lease_holder_records_attempts() {
         if let Some(h) = holder {
             epoch = store.hold_lease(shard, h, 60_000).await.unwrap().expect("held");
         }
-        let refused = store
-            .record_attempt(
-                "old-owner#0",
-                &endpoint,
-                shard,
-                &event,
-                1,
-                &attempt(200),
-                &Next::Delivered,
-            )
-            .await;
+        let refused = record(
+            &store,
+            "old-owner#0",
+            &endpoint,
+            shard,
+            &event,
+            1,
+            &attempt(200),
+            &Next::Delivered,
+        )
+        .await;
         assert!(
-            matches!(refused, Err(StoreError::Fenced(s)) if s == shard),
+            matches!(refused, Err(hookline::store::Error::Fenced(s)) if s == shard),
             "{refused:?}"
         );
         let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
@@ -471,23 +505,31 @@ async fn only_the_lease_holder_records_attempts() {
         Some(again),
         "renewing keeps the epoch"
     );
-    let refused = store
-        .record_attempt(&stale, &endpoint, shard, &event, 1, &attempt(200), &Next::Delivered)
-        .await;
-    assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+    let refused = record(
+        &store,
+        &stale,
+        &endpoint,
+        shard,
+        &event,
+        1,
+        &attempt(200),
+        &Next::Delivered,
+    )
+    .await;
+    assert!(matches!(refused, Err(hookline::store::Error::Fenced(_))), "{refused:?}");
     // The holder's record is written.
-    store
-        .record_attempt(
-            &format!("new-owner#{again}"),
-            &endpoint,
-            shard,
-            &event,
-            1,
-            &attempt(200),
-            &Next::Delivered,
-        )
-        .await
-        .unwrap();
+    record(
+        &store,
+        &format!("new-owner#{again}"),
+        &endpoint,
+        shard,
+        &event,
+        1,
+        &attempt(200),
+        &Next::Delivered,
+    )
+    .await
+    .unwrap();
     let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
     assert_eq!(record.status, "delivered");
 }
@@ -498,7 +540,6 @@ async fn only_the_lease_holder_records_attempts() {
 #[tokio::test]
 async fn only_the_lease_holder_saves_health_and_settles() {
     use hookline_actors::model::HealthRecord;
-    use hookline_actors::{Store, StoreError};
     let (store, client, endpoint, shard, _event) = one_routed_delivery("fence-health").await;
     let epoch = store.hold_lease(shard, "owner", 60_000).await.unwrap().expect("held");
     let holder = format!("owner#{epoch}");
@@ -517,13 +558,13 @@ async fn only_the_lease_holder_saves_health_and_settles() {
             .save_health(Some(&stale), &endpoint.id, shard, &HealthRecord::default())
             .await;
         assert!(
-            matches!(refused, Err(StoreError::Fenced(s)) if s == shard),
+            matches!(refused, Err(hookline::store::Error::Fenced(s)) if s == shard),
             "{refused:?}"
         );
         assert_eq!(store.load_health(&endpoint.id, shard).await.unwrap(), failing);
         // Settling as if paused would remove the endpoint's due entry: refused too.
         let refused = store.settle_idle(&stale, &endpoint.id, shard, true, 0, None).await;
-        assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+        assert!(matches!(refused, Err(hookline::store::Error::Fenced(_))), "{refused:?}");
         let due: Option<f64> = client.zscore(store.keys().due(shard), &endpoint.id).await.unwrap();
         assert!(due.is_some(), "a stale owner removed the due entry");
     }
@@ -550,9 +591,9 @@ async fn only_the_lease_holder_saves_health_and_settles() {
 /// lease stands.
 #[tokio::test]
 async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
+    use hookline_actors::ctx::Ctx;
     use hookline_actors::endpoint::{EndpointActor, EndpointArgs};
-    use hookline_actors::supervisor::Ctx;
-    use hookline_actors::Store;
+    use hookline_actors::{Stores, SystemClock};
     use std::sync::Arc;
     let (mut cfg, store, client) = connect(&unique_prefix("fence-actor")).await;
     cfg.node.id = "this-node".into();
@@ -576,17 +617,15 @@ async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
             .unwrap();
         redis_cli(&shared_redis_url(), &["DEL", &store.keys().lease(shard)]);
         let epoch = store.hold_lease(shard, holder, 60_000).await.unwrap().expect("held");
-        let leases = hookline_actors::lease::LeaseClock::new(cfg.shards.count, 60_000);
-        leases.set_epoch(shard, epoch);
-        leases.renewed(shard, hookline_actors::now_ms());
-        let ctx = Arc::new(Ctx {
-            store: store.clone(),
-            transport: Arc::new(hookline::delivery::HttpTransport::new(true).unwrap()),
-            settings: hookline::node_settings(&cfg),
-            index: Arc::new(hookline_actors::matching::SubscriptionIndex::new()),
-            ready: true.into(),
-            leases,
-        });
+        let ctx = Arc::new(Ctx::new(
+            Stores::all(store.clone()),
+            Arc::new(hookline::delivery::HttpTransport::new(true).unwrap()),
+            hookline::node_settings(&cfg),
+            Arc::new(hookline_actors::matching::SubscriptionIndex::new()),
+            Arc::new(SystemClock),
+        ));
+        ctx.leases.set_epoch(shard, epoch);
+        ctx.leases.renewed(shard, hookline_actors::now_ms());
         let args = EndpointArgs {
             ctx: ctx.clone(),
             endpoint_id: endpoint.id.clone(),
@@ -614,7 +653,6 @@ async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
 /// node stops the work it did under the old lease (and may take the shard afresh).
 #[tokio::test]
 async fn a_lapsed_lease_is_not_renewed() {
-    use hookline_actors::Store;
     let prefix = unique_prefix("renew");
     let (_cfg, store, _client) = connect(&prefix).await;
     assert!(store.hold_lease(3, "a", 60_000).await.unwrap().is_some());
@@ -642,7 +680,7 @@ async fn a_lapsed_lease_is_not_renewed() {
 /// the earlier event holds the head no longer than three times `router.claim_idle_ms`.
 #[tokio::test]
 async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
-    use hookline_actors::{RoutedEvent, Store, StreamEvent};
+    use hookline_actors::{RoutedEvent, StreamEvent};
     let mut cfg = config(&unique_prefix("ord-mark"));
     cfg.router.claim_idle_ms = 1_000;
     let (cfg, store, _client) = connect_with(cfg).await;
@@ -656,7 +694,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
     for id in &ids {
-        store.ingest("t", id, "a.b", "{}", None).await.unwrap();
+        store.ingest(&stored_event("t", id, "{}")).await.unwrap();
     }
     // The routing mark is also the router-lag gauge: an event never read counts.
     let later = hookline_actors::now_ms() + 60_000;
@@ -680,8 +718,17 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
         "an unacked event counts"
     );
 
+    // The store reads the mark and the head; the actors' policy decides how long it waits.
+    let max_hold = hookline::node_settings(&cfg).ordered_hold_max_ms();
+    let pull = |now: u64| {
+        let (store, endpoint) = (store.clone(), endpoint.clone());
+        async move {
+            let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+            hookline_actors::endpoint::ordered::hold_head(pulled, now, max_hold)
+        }
+    };
     let now = hookline_actors::now_ms();
-    let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+    let pulled = pull(now).await;
     assert_eq!(pulled.len(), 1);
     assert_eq!(pulled[0].event_id, ids[1]);
     assert!(
@@ -691,7 +738,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     // Held for as long as the earlier event is younger than 3 × claim_idle_ms.
     tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
     let now = hookline_actors::now_ms();
-    let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+    let pulled = pull(now).await;
     assert_eq!(pulled[0].event_id, ids[1]);
     assert!(
         pulled[0].not_before_ms <= now,
@@ -700,7 +747,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
 
     store.route(&to_endpoint(&first[0])).await.unwrap();
     let now = hookline_actors::now_ms();
-    let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
+    let pulled = pull(now).await;
     assert_eq!(pulled.len(), 1);
     assert_eq!(pulled[0].event_id, ids[0], "the earlier event is the head once routed");
     assert!(

@@ -6,17 +6,18 @@ use crate::support::*;
 use hookline::config::Config;
 use hookline::delivery::HttpTransport;
 use hookline::store::RedisStore;
+use hookline_actors::limiter::BucketRecord;
 use hookline_actors::matching::SubscriptionIndex;
-use hookline_actors::model::{AttemptRecord, HealthRecord, Next, QueuedDelivery};
-use hookline_actors::store::StoreResult;
-use hookline_actors::{EndpointConfig, Node, NodeSettings, RoutedEvent, Store, StreamEvent};
+use hookline_actors::model::{FinishedAttempt, HealthRecord};
+use hookline_actors::store::{PulledWindow, StoreResult};
+use hookline_actors::{EndpointConfig, EndpointStore, Node, NodeSettings, Stores, SystemClock};
 use hookline_loadtest::sink::Sink;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The real store, plus one injected panic in `record_attempt` for one endpoint.
+/// The real store, plus one injected panic in `record_attempts` for one endpoint.
 struct PanicOnce {
     inner: Arc<RedisStore>,
     target: std::sync::Mutex<String>,
@@ -24,22 +25,11 @@ struct PanicOnce {
     records_after_panic: AtomicUsize,
 }
 
+/// Only the endpoint actors' store is wrapped; the router and lease manager use the real one.
 #[async_trait::async_trait]
-impl Store for PanicOnce {
-    async fn read_events(&self, s: u32, c: &str, p: bool, n: usize, b: u64) -> StoreResult<Vec<StreamEvent>> {
-        self.inner.read_events(s, c, p, n, b).await
-    }
-    async fn claim_stale_events(&self, s: u32, c: &str, i: u64, n: usize) -> StoreResult<Vec<StreamEvent>> {
-        self.inner.claim_stale_events(s, c, i, n).await
-    }
-    async fn route(&self, events: &[RoutedEvent]) -> StoreResult<()> {
-        self.inner.route(events).await
-    }
-    async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>> {
-        self.inner.load_endpoints().await
-    }
+impl EndpointStore for PanicOnce {
     async fn get_endpoint(&self, id: &str) -> StoreResult<Option<EndpointConfig>> {
-        self.inner.get_endpoint(id).await
+        EndpointStore::get_endpoint(&*self.inner, id).await
     }
     async fn pull_window(
         &self,
@@ -48,26 +38,23 @@ impl Store for PanicOnce {
         now: u64,
         l: usize,
         x: &[String],
-    ) -> StoreResult<Vec<QueuedDelivery>> {
-        self.inner.pull_window(e, s, now, l, x).await
+    ) -> StoreResult<PulledWindow> {
+        EndpointStore::pull_window(&*self.inner, e, s, now, l, x).await
     }
-    async fn record_attempt(
+    async fn record_attempts(
         &self,
         owner: &str,
         e: &EndpointConfig,
         s: u32,
-        id: &str,
-        n: u32,
-        a: &AttemptRecord,
-        next: &Next,
-    ) -> StoreResult<()> {
+        f: &[FinishedAttempt],
+    ) -> Vec<StoreResult<()>> {
         if *self.target.lock().unwrap() == e.id {
             if self.armed.swap(false, Ordering::SeqCst) {
                 panic!("injected crash of the endpoint actor");
             }
-            self.records_after_panic.fetch_add(1, Ordering::SeqCst);
+            self.records_after_panic.fetch_add(f.len(), Ordering::SeqCst);
         }
-        self.inner.record_attempt(owner, e, s, id, n, a, next).await
+        EndpointStore::record_attempts(&*self.inner, owner, e, s, f).await
     }
     async fn settle_idle(
         &self,
@@ -78,59 +65,28 @@ impl Store for PanicOnce {
         nb: u64,
         h: Option<&str>,
     ) -> StoreResult<Option<u64>> {
-        self.inner.settle_idle(o, id, s, p, nb, h).await
+        EndpointStore::settle_idle(&*self.inner, o, id, s, p, nb, h).await
     }
     async fn load_health(&self, id: &str, s: u32) -> StoreResult<HealthRecord> {
-        self.inner.load_health(id, s).await
+        EndpointStore::load_health(&*self.inner, id, s).await
     }
     async fn save_health(&self, o: Option<&str>, id: &str, s: u32, h: &HealthRecord) -> StoreResult<()> {
-        self.inner.save_health(o, id, s, h).await
+        EndpointStore::save_health(&*self.inner, o, id, s, h).await
     }
-    async fn load_bucket(&self, id: &str, s: u32) -> StoreResult<Option<hookline_actors::limiter::BucketRecord>> {
-        self.inner.load_bucket(id, s).await
+    async fn load_bucket(&self, id: &str, s: u32) -> StoreResult<Option<BucketRecord>> {
+        EndpointStore::load_bucket(&*self.inner, id, s).await
     }
-    async fn save_bucket(
-        &self,
-        o: &str,
-        id: &str,
-        s: u32,
-        b: &hookline_actors::limiter::BucketRecord,
-        ttl: u64,
-    ) -> StoreResult<()> {
-        self.inner.save_bucket(o, id, s, b, ttl).await
+    async fn save_bucket(&self, o: &str, id: &str, s: u32, b: &BucketRecord, ttl: u64) -> StoreResult<()> {
+        EndpointStore::save_bucket(&*self.inner, o, id, s, b, ttl).await
     }
     async fn emit_event(&self, t: &str, ty: &str, data: serde_json::Value) -> StoreResult<String> {
-        self.inner.emit_event(t, ty, data).await
-    }
-    async fn due_endpoints(&self, s: u32, now: u64, o: usize, l: usize) -> StoreResult<Vec<String>> {
-        self.inner.due_endpoints(s, now, o, l).await
+        EndpointStore::emit_event(&*self.inner, t, ty, data).await
     }
     async fn forget_endpoint(&self, id: &str, s: u32) -> StoreResult<u64> {
-        self.inner.forget_endpoint(id, s).await
+        EndpointStore::forget_endpoint(&*self.inner, id, s).await
     }
     async fn disable_endpoint(&self, id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
-        self.inner.disable_endpoint(id, reason).await
-    }
-    async fn heartbeat(&self, n: &str, t: u64) -> StoreResult<(usize, usize)> {
-        self.inner.heartbeat(n, t).await
-    }
-    async fn hold_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<Option<u64>> {
-        self.inner.hold_lease(s, n, t).await
-    }
-    async fn renew_lease(&self, s: u32, n: &str, t: u64) -> StoreResult<bool> {
-        self.inner.renew_lease(s, n, t).await
-    }
-    async fn tenant_versions(&self, t: &[String]) -> StoreResult<Vec<u64>> {
-        self.inner.tenant_versions(t).await
-    }
-    async fn tenant_endpoints(&self, t: &str) -> StoreResult<Vec<EndpointConfig>> {
-        self.inner.tenant_endpoints(t).await
-    }
-    async fn release_lease(&self, s: u32, n: &str) -> StoreResult<()> {
-        self.inner.release_lease(s, n).await
-    }
-    async fn leave(&self, n: &str) -> StoreResult<()> {
-        self.inner.leave(n).await
+        EndpointStore::disable_endpoint(&*self.inner, id, reason).await
     }
 }
 
@@ -148,7 +104,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
     cfg.redis.url = shared_redis_url();
     cfg.redis.prefix = unique_prefix("sup");
     cfg.auth.insecure_no_auth = true;
-    let redis = RedisStore::connect(&cfg).await.unwrap();
+    let redis = RedisStore::connect(&cfg.store_settings()).await.unwrap();
     assert!(redis.wait_connected(Duration::from_secs(5)).await);
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let (crashy, steady) = (hookline::ids::new_endpoint_id(), hookline::ids::new_endpoint_id());
@@ -195,7 +151,13 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
     };
     let index = Arc::new(SubscriptionIndex::new());
     let transport = Arc::new(HttpTransport::new(true).unwrap());
-    let (node, _join) = Node::start(store.clone(), transport, settings, index).await.unwrap();
+    let stores = Stores {
+        endpoints: store.clone(),
+        ..Stores::all(redis.clone())
+    };
+    let (node, _join) = Node::start(stores, transport, settings, index, Arc::new(SystemClock))
+        .await
+        .unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !node.is_ready() {
         assert!(std::time::Instant::now() < deadline, "node not ready");
@@ -210,7 +172,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
     for i in 0..20 {
         let id = hookline::ids::new_event_id(hookline_actors::now_ms());
         let body = format!(r#"{{"id":"{id}","type":"a.b","timestamp":"x","tenant":"sup","data":{i}}}"#);
-        assert!(!redis.ingest("sup", &id, "a.b", &body, None).await.unwrap().duplicate);
+        assert!(!redis.ingest(&stored_event("sup", &id, &body)).await.unwrap().duplicate);
         ids.insert(id);
     }
     wait_for(Duration::from_secs(30), "both endpoints to get every event", || {

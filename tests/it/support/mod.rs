@@ -207,3 +207,16 @@ pub fn redis_cli(url: &str, args: &[&str]) -> String {
     );
     text
 }
+
+/// An event to store as it is: `id` and `body` chosen by the test (type `a.b`), no
+/// idempotency key.
+pub fn stored_event(tenant: &str, id: &str, body: &str) -> hookline::event::NewEvent {
+    hookline::event::NewEvent {
+        tenant: tenant.into(),
+        event_id: id.into(),
+        event_type: "a.b".into(),
+        body: body.into(),
+        idempotency_key: None,
+        only_endpoint: None,
+    }
+}

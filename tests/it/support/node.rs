@@ -158,7 +158,7 @@ impl Node {
             .and_then(Result::ok)
     }
 
-    /// Invariant 3 of DESIGN.md, checked in Redis: every delivery is in exactly one state, and
+    /// Invariant 3 of docs/ARCHITECTURE.md, checked in Redis: every delivery is in exactly one state, and
     /// its status agrees with where it is — delivered: in neither its endpoint's queue nor its
     /// dead letters; dead: in the dead letters only; pending or failed (retry scheduled): in the
     /// queue only. A deleted endpoint's deliveries are delivered, dead, or (pending or failed)

@@ -1,0 +1,466 @@
+//! The endpoint actor on its own, under tokio's paused clock: an in-memory `EndpointStore`
+//! (for these unit tests only; the integration tests run it on Redis) and a receiver that
+//! answers from a script. Virtual minutes pass in milliseconds of real time.
+
+use super::{EndpointActor, EndpointArgs};
+use crate::breaker::{BreakerRecord, BreakerSettings, BreakerState};
+use crate::ctx::{Clock, Ctx, NodeSettings, Stores, TokioClock};
+use crate::limiter::BucketRecord;
+use crate::matching::SubscriptionIndex;
+use crate::model::{EndpointConfig, FinishedAttempt, HealthRecord, Next, QueuedDelivery, RoutedEvent, StreamEvent};
+use crate::store::{EndpointStore, LeaseStore, PulledWindow, RouterStore, StoreError, StoreResult};
+use crate::transport::{AttemptRequest, AttemptResponse, Transport};
+use ractor::Actor;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const START_MS: u64 = 1_763_870_000_000;
+const SHARD: u32 = 3;
+
+/// An endpoint's queue, records and health, in memory.
+#[derive(Default)]
+struct Memory {
+    endpoint: Mutex<Option<EndpointConfig>>,
+    /// event id → (due ms, attempts so far)
+    queue: Mutex<BTreeMap<String, (u64, u32)>>,
+    records: Mutex<Vec<FinishedAttempt>>,
+    health: Mutex<HealthRecord>,
+    /// Refuse every fenced write, as for a node that lost the shard.
+    fenced: Mutex<bool>,
+}
+
+impl Memory {
+    fn with(endpoint: EndpointConfig, deliveries: usize) -> Arc<Self> {
+        let memory = Memory::default();
+        *memory.endpoint.lock().unwrap() = Some(endpoint);
+        let mut queue = memory.queue.lock().unwrap();
+        for i in 0..deliveries {
+            queue.insert(format!("evt_{i:03}"), (START_MS, 0));
+        }
+        drop(queue);
+        Arc::new(memory)
+    }
+
+    fn records(&self) -> Vec<FinishedAttempt> {
+        self.records.lock().unwrap().clone()
+    }
+
+    fn fence(&self) -> StoreResult<()> {
+        match *self.fenced.lock().unwrap() {
+            true => Err(StoreError::Fenced(SHARD)),
+            false => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl EndpointStore for Memory {
+    async fn get_endpoint(&self, _: &str) -> StoreResult<Option<EndpointConfig>> {
+        Ok(self.endpoint.lock().unwrap().clone())
+    }
+
+    async fn pull_window(
+        &self,
+        _: &EndpointConfig,
+        _: u32,
+        now_ms: u64,
+        limit: usize,
+        exclude: &[String],
+    ) -> StoreResult<PulledWindow> {
+        let mut due: Vec<(u64, String, u32)> = (self.queue.lock().unwrap().iter())
+            .filter(|(id, (at, _))| *at <= now_ms && !exclude.contains(id))
+            .map(|(id, (at, attempts))| (*at, id.clone(), *attempts))
+            .collect();
+        due.sort();
+        let deliveries = due
+            .into_iter()
+            .take(limit)
+            .map(|(_, event_id, attempts)| QueuedDelivery {
+                event_id,
+                attempts,
+                cycle_base: 0,
+                body: Some(Arc::from("{}")),
+                not_before_ms: 0,
+            })
+            .collect();
+        Ok(PulledWindow {
+            deliveries,
+            ..Default::default()
+        })
+    }
+
+    async fn record_attempts(
+        &self,
+        _: &str,
+        _: &EndpointConfig,
+        _: u32,
+        finished: &[FinishedAttempt],
+    ) -> Vec<StoreResult<()>> {
+        if let Err(e) = self.fence() {
+            return finished.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut queue = self.queue.lock().unwrap();
+        for f in finished {
+            match f.next {
+                Next::RetryAt(at) => {
+                    queue.insert(f.event_id.clone(), (at, f.number));
+                }
+                Next::Delivered | Next::Dead(_) => {
+                    queue.remove(&f.event_id);
+                }
+            }
+            self.records.lock().unwrap().push(f.clone());
+        }
+        finished.iter().map(|_| Ok(())).collect()
+    }
+
+    async fn settle_idle(
+        &self,
+        _: &str,
+        _: &str,
+        _: u32,
+        paused: bool,
+        not_before: u64,
+        _: Option<&str>,
+    ) -> StoreResult<Option<u64>> {
+        self.fence()?;
+        let earliest = self.queue.lock().unwrap().values().map(|(at, _)| *at).min();
+        Ok(earliest.filter(|_| !paused).map(|at| at.max(not_before)))
+    }
+
+    async fn load_health(&self, _: &str, _: u32) -> StoreResult<HealthRecord> {
+        Ok(self.health.lock().unwrap().clone())
+    }
+
+    async fn save_health(&self, owner: Option<&str>, _: &str, _: u32, health: &HealthRecord) -> StoreResult<()> {
+        if owner.is_some() {
+            self.fence()?;
+        }
+        *self.health.lock().unwrap() = health.clone();
+        Ok(())
+    }
+
+    async fn load_bucket(&self, _: &str, _: u32) -> StoreResult<Option<BucketRecord>> {
+        Ok(None)
+    }
+
+    async fn save_bucket(&self, _: &str, _: &str, _: u32, _: &BucketRecord, _: u64) -> StoreResult<()> {
+        self.fence()
+    }
+
+    async fn emit_event(&self, _: &str, _: &str, _: serde_json::Value) -> StoreResult<String> {
+        Ok("evt_emitted".into())
+    }
+
+    async fn forget_endpoint(&self, _: &str, _: u32) -> StoreResult<u64> {
+        Ok(std::mem::take(&mut *self.queue.lock().unwrap()).len() as u64)
+    }
+
+    async fn disable_endpoint(&self, _: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
+        let mut endpoint = self.endpoint.lock().unwrap();
+        if let Some(cfg) = endpoint.as_mut() {
+            cfg.disabled = true;
+            cfg.disabled_reason = Some(reason.into());
+        }
+        Ok(endpoint.clone())
+    }
+}
+
+/// The router's and the lease manager's store, which an endpoint actor never uses: every call
+/// fails, so a test would see it if one did.
+struct Offline;
+
+fn offline<T>() -> StoreResult<T> {
+    Err(StoreError::unavailable("not part of an endpoint actor test"))
+}
+
+#[async_trait::async_trait]
+impl RouterStore for Offline {
+    async fn read_events(&self, _: u32, _: &str, _: bool, _: usize, _: u64) -> StoreResult<Vec<StreamEvent>> {
+        offline()
+    }
+    async fn claim_stale_events(&self, _: u32, _: &str, _: u64, _: usize) -> StoreResult<Vec<StreamEvent>> {
+        offline()
+    }
+    async fn route(&self, _: &[RoutedEvent]) -> StoreResult<()> {
+        offline()
+    }
+    async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>> {
+        offline()
+    }
+    async fn get_endpoint(&self, _: &str) -> StoreResult<Option<EndpointConfig>> {
+        offline()
+    }
+    async fn tenant_versions(&self, _: &[String]) -> StoreResult<Vec<u64>> {
+        offline()
+    }
+    async fn tenant_endpoints(&self, _: &str) -> StoreResult<Vec<EndpointConfig>> {
+        offline()
+    }
+}
+
+#[async_trait::async_trait]
+impl LeaseStore for Offline {
+    async fn heartbeat(&self, _: &str, _: u64) -> StoreResult<(usize, usize)> {
+        offline()
+    }
+    async fn hold_lease(&self, _: u32, _: &str, _: u64) -> StoreResult<Option<u64>> {
+        offline()
+    }
+    async fn renew_lease(&self, _: u32, _: &str, _: u64) -> StoreResult<bool> {
+        offline()
+    }
+    async fn release_lease(&self, _: u32, _: &str) -> StoreResult<()> {
+        offline()
+    }
+    async fn leave(&self, _: &str) -> StoreResult<()> {
+        offline()
+    }
+    async fn due_endpoints(&self, _: u32, _: u64, _: usize, _: usize) -> StoreResult<Vec<String>> {
+        offline()
+    }
+}
+
+/// A receiver answering the scripted statuses in order (then 200), each after `delay`, and
+/// noting when each attempt started and how many ran at once.
+struct Receiver {
+    clock: Arc<TokioClock>,
+    script: Mutex<VecDeque<u16>>,
+    delay: Duration,
+    /// (event id, start ms on the actors' clock)
+    started: Mutex<Vec<(String, u64)>>,
+    running: Mutex<(usize, usize)>,
+}
+
+impl Receiver {
+    fn new(clock: Arc<TokioClock>, script: &[u16], delay: Duration) -> Arc<Self> {
+        Arc::new(Receiver {
+            clock,
+            script: Mutex::new(script.iter().copied().collect()),
+            delay,
+            started: Mutex::new(Vec::new()),
+            running: Mutex::new((0, 0)),
+        })
+    }
+
+    fn starts(&self) -> Vec<u64> {
+        self.started.lock().unwrap().iter().map(|(_, at)| *at).collect()
+    }
+
+    fn most_at_once(&self) -> usize {
+        self.running.lock().unwrap().1
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Receiver {
+    async fn send(&self, request: AttemptRequest) -> AttemptResponse {
+        self.started
+            .lock()
+            .unwrap()
+            .push((request.event_id, self.clock.now_ms()));
+        {
+            let mut running = self.running.lock().unwrap();
+            running.0 += 1;
+            running.1 = running.1.max(running.0);
+        }
+        tokio::time::sleep(self.delay).await;
+        self.running.lock().unwrap().0 -= 1;
+        let status = self.script.lock().unwrap().pop_front().unwrap_or(200);
+        AttemptResponse {
+            status: Some(status),
+            latency_ms: self.delay.as_millis() as u64,
+            ..Default::default()
+        }
+    }
+}
+
+fn settings() -> NodeSettings {
+    NodeSettings {
+        node_id: "unit".into(),
+        shard_count: 8,
+        lease_ttl_ms: 1_000_000_000,
+        due_poll_ms: 1_000,
+        router_batch: 100,
+        router_block_ms: 100,
+        router_claim_idle_ms: 30_000,
+        stream_partitions: 1,
+        resync_interval_ms: 60_000,
+        default_timeout_ms: 10_000,
+        default_retry_schedule_s: vec![10, 60],
+        default_max_in_flight: 10,
+        window: 100,
+        idle_keepalive_ms: 120_000,
+        drain_timeout_ms: 10_000,
+        breaker: BreakerSettings::default(),
+        disable_after_ms: 3_600_000,
+        metric_labels: Default::default(),
+    }
+}
+
+fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
+    let mut cfg = EndpointConfig::new(
+        "ep_unit".into(),
+        "t".into(),
+        "http://r/".into(),
+        "whsec_x".into(),
+        START_MS,
+    );
+    tweak(&mut cfg);
+    cfg
+}
+
+/// Run one endpoint actor until it stops by itself (idle), or for `at_most` of virtual time.
+async fn run(memory: Arc<Memory>, receiver: Arc<Receiver>, clock: Arc<TokioClock>, at_most: Duration) -> Arc<Ctx> {
+    let stores = Stores {
+        router: Arc::new(Offline),
+        leases: Arc::new(Offline),
+        endpoints: memory,
+    };
+    let ctx = Arc::new(Ctx::new(
+        stores,
+        receiver,
+        settings(),
+        Arc::new(SubscriptionIndex::new()),
+        clock.clone(),
+    ));
+    ctx.leases.renewed(SHARD, clock.now_ms());
+    let args = EndpointArgs {
+        ctx: ctx.clone(),
+        endpoint_id: "ep_unit".into(),
+        shard: SHARD,
+    };
+    let (actor, join) = Actor::spawn(None, EndpointActor, args).await.unwrap();
+    if tokio::time::timeout(at_most, join).await.is_err() {
+        actor.stop_and_wait(None, None).await.unwrap();
+    }
+    ctx
+}
+
+#[tokio::test(start_paused = true)]
+async fn delivers_every_due_delivery_once_then_stops_idle() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 25);
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(30));
+    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let records = memory.records();
+    assert_eq!(records.len(), 25);
+    assert!(records.iter().all(|r| r.next == Next::Delivered && r.number == 1));
+    let mut sent: Vec<String> = receiver
+        .started
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 25, "each delivery attempted exactly once");
+    assert!(memory.queue.lock().unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_attempt_is_retried_at_its_scheduled_time() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.retry_schedule_s = Some(vec![10])), 1);
+    let receiver = Receiver::new(clock.clone(), &[500], Duration::from_millis(5));
+    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let records = memory.records();
+    assert_eq!(records.len(), 2, "{records:?}");
+    let Next::RetryAt(retry_at) = records[0].next else {
+        panic!("first attempt should be retried: {:?}", records[0].next)
+    };
+    // 10 s ± 20% jitter after the first attempt ended.
+    let first = receiver.starts()[0];
+    assert!(
+        (first + 8_000..=first + 12_100).contains(&retry_at),
+        "retry at +{} ms",
+        retry_at - first
+    );
+    let second = receiver.starts()[1];
+    assert!(second >= retry_at, "retried {} ms early", retry_at - second);
+    assert!(second <= retry_at + 50, "retried {} ms late", second - retry_at);
+    assert_eq!(records[1].next, Next::Delivered);
+    assert_eq!(records[1].number, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_in_flight_caps_the_attempts_running_at_once() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(3)), 12);
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_secs(5));
+    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert_eq!(memory.records().len(), 12);
+    assert_eq!(receiver.most_at_once(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_rate_limit_spaces_attempts_to_its_rate() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.rate_limit_per_s = Some(2)), 10);
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(1));
+    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let starts = receiver.starts();
+    assert_eq!(starts.len(), 10);
+    // A full bucket (burst 2) first, then one token every 500 ms.
+    for window_start in &starts {
+        let in_one_second = starts
+            .iter()
+            .filter(|s| (*window_start..window_start + 1_000).contains(*s))
+            .count();
+        assert!(
+            in_one_second <= 4,
+            "{in_one_second} attempts within a second: {starts:?}"
+        );
+    }
+    let span = starts[9] - starts[0];
+    assert!(
+        (3_900..=4_100).contains(&span),
+        "10 attempts at 2/s after a burst of 2 take 4 s, took {span} ms"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_breaker_sends_one_probe_at_its_time_then_resumes() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 5);
+    memory.health.lock().unwrap().breaker = BreakerRecord {
+        state: BreakerState::Open {
+            next_probe_ms: START_MS + 20_000,
+            failed_probes: 1,
+        },
+        closed_at_ms: None,
+    };
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(200));
+    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let starts = receiver.starts();
+    assert_eq!(starts.len(), 5);
+    assert!(starts[0] >= START_MS + 20_000, "nothing before the probe time");
+    assert!(
+        starts[1] >= starts[0] + 200,
+        "nothing else starts while the probe is in flight: {starts:?}"
+    );
+    assert_eq!(memory.health.lock().unwrap().breaker.state, BreakerState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_record_gives_up_the_shard_and_starts_nothing_more() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 3);
+    *memory.fenced.lock().unwrap() = true;
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(10));
+    let ctx = run(memory.clone(), receiver.clone(), clock.clone(), Duration::from_secs(30)).await;
+    assert_eq!(
+        receiver.starts().len(),
+        1,
+        "one attempt, then the lease is treated as lost"
+    );
+    assert!(!ctx.leases.valid(SHARD, clock.now_ms()));
+    assert!(memory.records().is_empty());
+    assert_eq!(
+        memory.queue.lock().unwrap().len(),
+        3,
+        "the queue is left to the shard's holder"
+    );
+}

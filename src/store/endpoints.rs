@@ -1,0 +1,211 @@
+//! Endpoints: their configs, the per-tenant index and version, change notifications, and what
+//! deleting or disabling one does to its work.
+
+use super::{scripts, RedisStore, Result};
+use fred::prelude::*;
+use fred::types::Value;
+use hookline_actors::EndpointConfig;
+
+impl RedisStore {
+    /// Create or replace an endpoint, then tell every node. An enabled endpoint also gets a
+    /// due entry in its shard, so the shard's owner looks at its queue again even if the change
+    /// notification is lost (that is what resumes an endpoint that was just enabled).
+    pub async fn put_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> Result<()> {
+        let json = serde_json::to_string(cfg)?;
+        let client = self.client();
+        let _: Value = client.hset(self.keys.endpoints(), (cfg.id.as_str(), json)).await?;
+        let _: Value = client
+            .zadd(
+                self.keys.tenant_endpoints(&cfg.tenant),
+                None,
+                None,
+                false,
+                false,
+                (cfg.created_at_ms as f64, cfg.id.as_str()),
+            )
+            .await?;
+        if !cfg.disabled {
+            let now = hookline_actors::now_ms() as f64;
+            let _: Value = client
+                .zadd(
+                    self.keys.due(shard),
+                    None,
+                    Some(fred::types::sorted_sets::Ordering::LessThan),
+                    false,
+                    false,
+                    (now, cfg.id.as_str()),
+                )
+                .await?;
+        }
+        self.bump_tenant_version(&cfg.tenant).await?;
+        self.announce_change(&cfg.id).await
+    }
+
+    /// Routers compare this before routing a batch: an endpoint saved before an event was
+    /// ingested is seen by whichever router routes it, even if the change notification is late.
+    pub async fn bump_tenant_version(&self, tenant: &str) -> Result<()> {
+        let _: Value = self.client().incr(self.keys.tenant_version(tenant)).await?;
+        Ok(())
+    }
+
+    pub async fn announce_change(&self, endpoint_id: &str) -> Result<()> {
+        let _: Value = self.client().publish(self.keys.changes_channel(), endpoint_id).await?;
+        Ok(())
+    }
+
+    /// Calls `on_change(endpoint_id)` for every change notification, from any node, for as long
+    /// as the process runs; re-subscribes after reconnects.
+    pub async fn watch_changes(&self, on_change: impl Fn(String) + Send + 'static) -> Result<()> {
+        let mut rx = self.subscriber.message_rx();
+        let channel = self.keys.changes_channel();
+        self.subscriber.manage_subscriptions();
+        self.subscriber.subscribe(channel.clone()).await?;
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(msg) if *msg.channel == *channel => {
+                        if let Some(id) = msg.value.as_string() {
+                            on_change(id);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Delete an endpoint and its pending work; returns how many pending deliveries were dropped.
+    pub async fn delete_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> Result<u64> {
+        let client = self.client();
+        let _: Value = client.hdel(self.keys.endpoints(), cfg.id.as_str()).await?;
+        let _: Value = client
+            .zrem(self.keys.tenant_endpoints(&cfg.tenant), cfg.id.as_str())
+            .await?;
+        let dropped = self.forget_endpoint(&cfg.id, shard).await?;
+        self.bump_tenant_version(&cfg.tenant).await?;
+        self.announce_change(&cfg.id).await?;
+        Ok(dropped)
+    }
+
+    /// A page of a tenant's endpoints, oldest first: `(endpoints, next offset)`.
+    pub async fn list_endpoints(
+        &self,
+        tenant: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<EndpointConfig>, Option<usize>)> {
+        let client = self.client();
+        let ids: Vec<String> = client
+            .zrange(
+                self.keys.tenant_endpoints(tenant),
+                offset as i64,
+                (offset + limit) as i64,
+                None,
+                false,
+                None,
+                false,
+            )
+            .await?;
+        let more = ids.len() > limit;
+        let ids: Vec<String> = ids.into_iter().take(limit).collect();
+        if ids.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let configs: Vec<Option<String>> = client.hmget(self.keys.endpoints(), ids).await?;
+        let endpoints = configs
+            .into_iter()
+            .flatten()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect();
+        Ok((endpoints, more.then_some(offset + limit)))
+    }
+
+    /// Pending deliveries queued for an endpoint.
+    pub async fn backlog(&self, endpoint_id: &str, shard: u32) -> Result<u64> {
+        Ok(self.client().zcard(self.keys.queue(shard, endpoint_id)).await?)
+    }
+
+    pub async fn get_endpoint(&self, endpoint_id: &str) -> Result<Option<EndpointConfig>> {
+        let json: Option<String> = self.client().hget(self.keys.endpoints(), endpoint_id).await?;
+        json.map(|j| serde_json::from_str(&j).map_err(super::Error::from))
+            .transpose()
+    }
+
+    pub async fn load_endpoints(&self) -> Result<Vec<EndpointConfig>> {
+        let all: std::collections::HashMap<String, String> = self.client().hgetall(self.keys.endpoints()).await?;
+        Ok(all
+            .into_values()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect())
+    }
+
+    pub async fn tenant_versions(&self, tenants: &[String]) -> Result<Vec<u64>> {
+        if tenants.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One pipelined GET per tenant, not MGET: the keys are in different cluster slots.
+        let pipeline = self.client().pipeline();
+        for tenant in tenants {
+            let _: () = pipeline.get(self.keys.tenant_version(tenant)).await?;
+        }
+        let versions: Vec<Option<u64>> = pipeline.all().await?;
+        Ok(versions.into_iter().map(|v| v.unwrap_or(0)).collect())
+    }
+
+    pub async fn tenant_endpoints(&self, tenant: &str) -> Result<Vec<EndpointConfig>> {
+        let ids = self.tenant_endpoint_ids(tenant).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let configs: Vec<Option<String>> = self.client().hmget(self.keys.endpoints(), ids).await?;
+        Ok(configs
+            .into_iter()
+            .flatten()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect())
+    }
+
+    pub async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> Result<u64> {
+        let keys = vec![
+            self.keys.queue(shard, endpoint_id),
+            self.keys.due(shard),
+            self.keys.dead_letters(shard, endpoint_id),
+            self.keys.health(shard, endpoint_id),
+            self.keys.delivery_log(shard, endpoint_id),
+            self.keys.dropped(shard, endpoint_id),
+        ];
+        let args = vec![endpoint_id.to_string(), self.retention_s.to_string()];
+        let dropped = self
+            .eval(&scripts::DELETE_ENDPOINT_WORK, keys, args)
+            .await?
+            .as_u64()
+            .unwrap_or(0);
+        if dropped > 0 {
+            // The janitor marks their records dead in bounded steps (a crash before this line
+            // leaves them pending until retention: the `dropped` set has a TTL).
+            let _: Value = self
+                .client()
+                .sadd(self.keys.dropping(), format!("{shard}:{endpoint_id}"))
+                .await?;
+            metrics::counter!(crate::telemetry::names::DELIVERIES_DROPPED).increment(dropped);
+        }
+        Ok(dropped)
+    }
+
+    pub async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> Result<Option<EndpointConfig>> {
+        // Only the endpoint's owner node does this, and API writes are last-writer-wins like
+        // every other endpoint change.
+        let Some(mut cfg) = self.get_endpoint(endpoint_id).await? else {
+            return Ok(None);
+        };
+        cfg.disabled = true;
+        cfg.disabled_reason = Some(reason.to_string());
+        cfg.updated_at_ms = hookline_actors::now_ms();
+        let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
+        self.put_endpoint(&cfg, shard).await?;
+        Ok(Some(cfg))
+    }
+}

@@ -1,0 +1,114 @@
+//! Ingest: store an event durably and append it for routing (the INGEST script), and read
+//! events back.
+
+use super::{join_all, scripts, text, Error, RedisStore, Result};
+use crate::event::NewEvent;
+use fred::prelude::*;
+use fred::types::Value;
+
+/// What ingest answered.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub event_id: String,
+    pub duplicate: bool,
+    /// The tenant's ingest limit for this second was spent: nothing was stored.
+    pub rate_limited: bool,
+}
+
+/// A stored event, as `GET …/events/{id}` needs it.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub body: String,
+    pub endpoint_ids: Vec<String>,
+}
+
+impl RedisStore {
+    /// KEYS and ARGV of one INGEST script call.
+    fn ingest_call(&self, event: &NewEvent) -> (Vec<String>, Vec<String>) {
+        let tenant = event.tenant.as_str();
+        let now = hookline_actors::now_ms();
+        let mut keys = vec![
+            self.keys.events_stream(self.keys.partition_of(tenant)),
+            self.keys.event(tenant, &event.event_id),
+            self.keys.tenant_rate(tenant, now / 1000),
+        ];
+        if let Some(key) = &event.idempotency_key {
+            keys.push(self.keys.idempotency(tenant, key));
+        }
+        let oldest_kept = now.saturating_sub(self.retention_s * 1000);
+        let args = vec![
+            event.event_id.clone(),
+            tenant.to_string(),
+            event.event_type.clone(),
+            event.body.clone(),
+            self.retention_s.to_string(),
+            self.idempotency_window_s.to_string(),
+            format!("{oldest_kept}-0"),
+            event.only_endpoint.clone().unwrap_or_default(),
+            self.tenant_rate_limit_per_s.to_string(),
+        ];
+        (keys, args)
+    }
+
+    fn ingest_reply(reply: Value) -> Result<Ingested> {
+        match reply.into_array().as_slice() {
+            [id, outcome] => Ok(Ingested {
+                event_id: text(id).ok_or_else(|| Error::corrupt("ingest reply"))?,
+                duplicate: outcome.as_u64() == Some(1),
+                rate_limited: outcome.as_u64() == Some(2),
+            }),
+            _ => Err(Error::corrupt("ingest reply")),
+        }
+    }
+
+    /// Store an event durably and append it for routing; with an idempotency key, a key seen
+    /// within the window returns the first event's id instead.
+    pub async fn ingest(&self, event: &NewEvent) -> Result<Ingested> {
+        let (keys, args) = self.ingest_call(event);
+        Self::ingest_reply(self.eval(&scripts::INGEST, keys, args).await?)
+    }
+
+    /// Store many events in one pipelined round trip: the INGEST calls are issued together on
+    /// one connection (fred pipelines concurrent commands), in order, so a repeated idempotency
+    /// key within the batch is a duplicate of its first use. One result per event, in order.
+    pub async fn ingest_batch(&self, events: &[NewEvent]) -> Vec<Result<Ingested>> {
+        let client = self.client();
+        let calls = events.iter().map(|event| {
+            let (keys, args) = self.ingest_call(event);
+            async move {
+                let reply = scripts::INGEST
+                    .evalsha_with_reload::<Value, _, _>(client, keys, args)
+                    .await;
+                reply.map_err(Error::from).and_then(Self::ingest_reply)
+            }
+        });
+        join_all(calls).await
+    }
+
+    pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {
+        let fields: Vec<Option<String>> = self
+            .client()
+            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps"])
+            .await?;
+        let mut it = fields.into_iter();
+        let Some(Some(body)) = it.next() else { return Ok(None) };
+        let endpoint_ids = it
+            .next()
+            .flatten()
+            .map(|s| s.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+            .unwrap_or_default();
+        Ok(Some(StoredEvent { body, endpoint_ids }))
+    }
+
+    /// Is the event still stored (not past retention)?
+    pub async fn event_exists(&self, tenant: &str, event_id: &str) -> Result<bool> {
+        let n: u64 = self.client().exists(self.keys.event(tenant, event_id)).await?;
+        Ok(n == 1)
+    }
+
+    /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`).
+    pub async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> Result<String> {
+        let event = NewEvent::new(tenant, event_type, &data.to_string(), hookline_actors::now_ms());
+        self.ingest(&event).await.map(|i| i.event_id)
+    }
+}

@@ -1,0 +1,252 @@
+//! The events streams and routing: reading a partition through the consumer group, claiming a
+//! dead node's entries, writing deliveries into the endpoints' queues (ROUTE) and acking
+//! (ACK_ROUTED); the routing mark; the deployment's layout.
+
+use super::keys::ROUTER_GROUP;
+use super::{join_all, scripts, text, RedisStore, Result};
+use fred::prelude::*;
+use fred::types::Value;
+use hookline_actors::{RoutedEvent, StreamEvent};
+
+impl RedisStore {
+    pub async fn ensure_group(&self, partition: u32) -> Result<()> {
+        let created: std::result::Result<Value, _> = self
+            .client()
+            .xgroup_create(self.keys.events_stream(partition), ROUTER_GROUP, "0", true)
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.details().contains("BUSYGROUP") => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The stream id of the first event of `partition` not yet routed (see
+    /// `scripts::FIRST_UNROUTED`); `None` when all are.
+    pub(super) async fn first_unrouted(&self, partition: u32) -> Result<Option<String>> {
+        let stream = self.keys.events_stream(partition);
+        let id = self
+            .eval(&scripts::FIRST_UNROUTED, vec![stream], vec![ROUTER_GROUP.to_string()])
+            .await?;
+        Ok(text(&id).filter(|id| !id.is_empty()))
+    }
+
+    pub async fn read_events(
+        &self,
+        partition: u32,
+        consumer: &str,
+        pending: bool,
+        count: usize,
+        block_ms: u64,
+    ) -> Result<Vec<StreamEvent>> {
+        let id = if pending { "0" } else { ">" };
+        let block = (!pending && block_ms > 0).then_some(block_ms);
+        let stream = self.keys.events_stream(partition);
+        let reader = self.readers[partition as usize % self.readers.len()].clone();
+        let read = |client: Client| {
+            let stream = stream.clone();
+            let consumer = consumer.to_string();
+            async move {
+                client
+                    .xreadgroup::<Value, _, _, _, _>(
+                        ROUTER_GROUP,
+                        consumer,
+                        Some(count as u64),
+                        block,
+                        false,
+                        stream,
+                        id,
+                    )
+                    .await
+            }
+        };
+        match read(reader).await {
+            Ok(reply) => Ok(xread_entries(partition, reply)),
+            Err(e) if is_nogroup(&e) => {
+                // Redis lost the group (restarted empty, or a fresh deployment): make it again.
+                self.ensure_group(partition).await?;
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn claim_stale_events(
+        &self,
+        partition: u32,
+        consumer: &str,
+        min_idle_ms: u64,
+        count: usize,
+    ) -> Result<Vec<StreamEvent>> {
+        let reply: std::result::Result<Value, _> = self
+            .client()
+            .xautoclaim(
+                self.keys.events_stream(partition),
+                ROUTER_GROUP,
+                consumer,
+                min_idle_ms,
+                "0-0",
+                Some(count as u64),
+                false,
+            )
+            .await;
+        match reply {
+            Ok(reply) => Ok(reply
+                .into_array()
+                .into_iter()
+                .nth(1)
+                .map(|e| parse_entries(partition, e.into_array()))
+                .unwrap_or_default()),
+            Err(e) if is_nogroup(&e) => self.ensure_group(partition).await.map(|_| Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn route(&self, events: &[RoutedEvent]) -> Result<()> {
+        use std::collections::BTreeMap;
+        let now = hookline_actors::now_ms();
+        // One script call per endpoint for the whole batch.
+        let mut per_endpoint: BTreeMap<(&str, u32), Vec<&StreamEvent>> = BTreeMap::new();
+        for routed in events {
+            for (endpoint_id, shard) in &routed.endpoints {
+                per_endpoint
+                    .entry((endpoint_id.as_str(), *shard))
+                    .or_default()
+                    .push(&routed.event);
+            }
+        }
+        let calls = per_endpoint.into_iter().map(|((endpoint_id, shard), evts)| {
+            let mut keys = vec![
+                self.keys.queue(shard, endpoint_id),
+                self.keys.due(shard),
+                self.keys.delivery_log(shard, endpoint_id),
+            ];
+            let mut args = vec![endpoint_id.to_string(), self.retention_s.to_string(), now.to_string()];
+            for evt in evts {
+                keys.push(self.keys.delivery(shard, endpoint_id, &evt.event_id));
+                args.push(evt.event_id.clone());
+                args.push(evt.order_score().to_string());
+            }
+            self.eval(&scripts::ROUTE, keys, args)
+        });
+        for result in join_all(calls).await {
+            result?;
+        }
+        // Remember which endpoints each event went to (for GET …/events/{id}) and ack: one
+        // ACK_ROUTED call per partition (all its keys share the partition's slot).
+        // Per partition: stream ids to ack, event record keys, their endpoint lists.
+        type Acks = (Vec<String>, Vec<String>, Vec<String>);
+        let mut per_partition: BTreeMap<u32, Acks> = BTreeMap::new();
+        for routed in events {
+            let (ids, keys, eps) = per_partition.entry(routed.event.partition).or_default();
+            ids.push(routed.event.stream_id.clone());
+            if !routed.endpoints.is_empty() {
+                keys.push(self.keys.event(&routed.event.tenant, &routed.event.event_id));
+                let list: Vec<&str> = routed.endpoints.iter().map(|(id, _)| id.as_str()).collect();
+                eps.push(list.join(","));
+            }
+        }
+        for (partition, (ids, event_keys, eps)) in per_partition {
+            let mut keys = vec![self.keys.events_stream(partition)];
+            keys.extend(event_keys);
+            let mut args = vec![ROUTER_GROUP.to_string(), ids.len().to_string()];
+            args.extend(ids);
+            args.extend(eps);
+            self.eval(&scripts::ACK_ROUTED, keys, args).await?;
+        }
+        metrics::counter!(hookline_actors::names::EVENTS_ROUTED).increment(events.len() as u64);
+        Ok(())
+    }
+
+    /// Compare this node's `shards.count` and `router.partitions` with the deployment's, which
+    /// the first node recorded. `Some(message)` on a mismatch: keys would map to other shards
+    /// and partitions than the other nodes use, and events would be lost.
+    pub async fn check_layout(&self, shards: u32, partitions: u32) -> Result<Option<String>> {
+        let reply = self
+            .eval(
+                &scripts::CHECK_LAYOUT,
+                vec![self.keys.layout()],
+                vec![shards.to_string(), partitions.to_string()],
+            )
+            .await?;
+        let stored: Vec<Option<u32>> = reply
+            .into_array()
+            .iter()
+            .map(|v| text(v).and_then(|t| t.parse().ok()))
+            .collect();
+        let mut wrong = Vec::new();
+        for ((key, ours), theirs) in [("shards.count", shards), ("router.partitions", partitions)]
+            .into_iter()
+            .zip(stored)
+        {
+            if let Some(theirs) = theirs.filter(|t| *t != ours) {
+                wrong.push(format!("{key} is {ours} here but {theirs} for this deployment"));
+            }
+        }
+        Ok((!wrong.is_empty()).then(|| {
+            format!(
+                "{} (fixed for the life of a deployment: every node must use the same value)",
+                wrong.join("; ")
+            )
+        }))
+    }
+}
+
+/// Parse XREADGROUP / XAUTOCLAIM entries: `[[id, [k, v, …]], …]`. Entries whose data was
+/// trimmed come back without fields; they are returned with empty fields so they get acked.
+fn parse_entries(partition: u32, entries: Vec<Value>) -> Vec<StreamEvent> {
+    entries
+        .into_iter()
+        .filter_map(|entry| {
+            let mut parts = entry.into_array().into_iter();
+            let stream_id = text(&parts.next()?)?;
+            let fields = parts.next().map(|f| f.into_array()).unwrap_or_default();
+            let mut event = StreamEvent {
+                partition,
+                stream_id,
+                ..Default::default()
+            };
+            for pair in fields.chunks(2) {
+                if let [k, v] = pair {
+                    let v = text(v).unwrap_or_default();
+                    match text(k).as_deref() {
+                        Some("e") => event.event_id = v,
+                        Some("t") => event.tenant = v,
+                        Some("y") => event.event_type = v,
+                        Some("o") => event.only_endpoint = Some(v),
+                        _ => {}
+                    }
+                }
+            }
+            Some(event)
+        })
+        .collect()
+}
+
+/// XREADGROUP replies as `[[stream, entries]]` (RESP2) or `{stream: entries}` (RESP3).
+fn xread_entries(partition: u32, reply: Value) -> Vec<StreamEvent> {
+    match reply {
+        Value::Null => Vec::new(),
+        Value::Map(map) => map
+            .inner()
+            .into_values()
+            .flat_map(|entries| parse_entries(partition, entries.into_array()))
+            .collect(),
+        other => other
+            .into_array()
+            .into_iter()
+            .flat_map(|stream| {
+                let mut parts = stream.into_array().into_iter();
+                let _name = parts.next();
+                parts
+                    .next()
+                    .map(|e| parse_entries(partition, e.into_array()))
+                    .unwrap_or_default()
+            })
+            .collect(),
+    }
+}
+
+fn is_nogroup(e: &fred::error::Error) -> bool {
+    e.details().contains("NOGROUP")
+}

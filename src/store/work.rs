@@ -1,0 +1,241 @@
+//! An endpoint actor's work: pulling its window, recording attempts (RECORD_ATTEMPT, group
+//! commit), settling when idle (SETTLE_IDLE), its health and rate-limit bucket. Every write is
+//! fenced by the actor's lease token (RECORD_ATTEMPT, FENCED_SET, SETTLE_IDLE).
+
+use super::{join_all, scripts, text, Error, RedisStore, Result};
+use fred::prelude::*;
+use fred::types::Value;
+use hookline_actors::limiter::BucketRecord;
+use hookline_actors::model::{FinishedAttempt, HealthRecord, Next, QueuedDelivery};
+use hookline_actors::store::PulledWindow;
+use hookline_actors::EndpointConfig;
+use std::sync::Arc;
+
+/// Most attempt records one RECORD_ATTEMPT call writes (a script blocks Redis while it runs).
+const RECORD_BATCH: usize = 64;
+
+impl RedisStore {
+    pub async fn pull_window(
+        &self,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        now_ms: u64,
+        limit: usize,
+        exclude: &[String],
+    ) -> Result<PulledWindow> {
+        let client = self.client();
+        let queue = self.keys.queue(shard, &endpoint.id);
+        // An ordered endpoint works its head only, due or not: a head waiting for its retry
+        // holds back the rest (its due time comes back as `not_before_ms`). The routing mark
+        // is read first: every event before it was in the queue before the head was read
+        // (what the mark means for the head is the actors' policy: `endpoint::ordered`).
+        let mut window = PulledWindow::default();
+        let ids: Vec<String> = if endpoint.ordered {
+            window.routing_mark = self.first_unrouted(self.keys.partition_of(&endpoint.tenant)).await?;
+            let head: Vec<(String, f64)> = client.zrange(queue, 0, 0, None, false, None, true).await?;
+            window.head_order = head.first().map(|(_, score)| *score);
+            head.into_iter().map(|(id, _)| id).collect()
+        } else {
+            client
+                .zrangebyscore(
+                    queue,
+                    "-inf".to_string(),
+                    now_ms as i64,
+                    false,
+                    Some((0, (limit + exclude.len()) as i64)),
+                )
+                .await?
+        };
+        let ids: Vec<String> = ids.into_iter().filter(|id| !exclude.contains(id)).take(limit).collect();
+        if ids.is_empty() {
+            return Ok(window);
+        }
+        let pipeline = client.pipeline();
+        for id in &ids {
+            let _: () = pipeline
+                .hmget(
+                    self.keys.delivery(shard, &endpoint.id, id),
+                    vec!["attempts", "cycle_from", "next_ms"],
+                )
+                .await?;
+            let _: () = pipeline.hget(self.keys.event(&endpoint.tenant, id), "body").await?;
+        }
+        let replies: Vec<Value> = pipeline.all().await?;
+        window.deliveries = ids
+            .into_iter()
+            .zip(replies.chunks(2))
+            .map(|(event_id, pair)| {
+                let counts = pair.first().cloned().map(Value::into_array).unwrap_or_default();
+                let count = |i: usize| {
+                    counts
+                        .get(i)
+                        .and_then(text)
+                        .and_then(|a| a.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                QueuedDelivery {
+                    event_id,
+                    attempts: count(0) as u32,
+                    cycle_base: count(1) as u32,
+                    body: pair.get(1).and_then(text).map(Arc::from),
+                    not_before_ms: if endpoint.ordered { count(2) } else { 0 },
+                }
+            })
+            .collect();
+        Ok(window)
+    }
+
+    /// One RECORD_ATTEMPT call per `RECORD_BATCH` records (the fence is read once per call).
+    pub async fn record_attempts(
+        &self,
+        owner: &str,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        finished: &[FinishedAttempt],
+    ) -> Vec<Result<()>> {
+        let calls = finished.chunks(RECORD_BATCH).map(|chunk| async move {
+            let written = async {
+                let (keys, args) = self.record_call(owner, endpoint, shard, chunk)?;
+                let reply = self.eval(&scripts::RECORD_ATTEMPT, keys, args).await?;
+                if reply.as_i64() == Some(-1) {
+                    return Err(Error::Fenced(shard));
+                }
+                match reply.into_array().len() {
+                    n if n == chunk.len() => Ok(()),
+                    _ => Err(Error::corrupt("record_attempt reply")),
+                }
+            };
+            // A call is one script: its records are written, or refused, together.
+            std::iter::repeat_n(written.await, chunk.len())
+        });
+        join_all(calls).await.into_iter().flatten().collect()
+    }
+
+    /// KEYS and ARGV of one RECORD_ATTEMPT call for these records of one endpoint.
+    fn record_call(
+        &self,
+        owner: &str,
+        endpoint: &EndpointConfig,
+        shard: u32,
+        finished: &[FinishedAttempt],
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let mut keys = Vec::with_capacity(4 + finished.len());
+        keys.extend([
+            self.keys.queue(shard, &endpoint.id),
+            self.keys.dead_letters(shard, &endpoint.id),
+            self.keys.lease(shard),
+            self.keys.lease_epoch(shard),
+        ]);
+        let mut args = Vec::with_capacity(3 + 7 * finished.len());
+        args.extend([
+            owner.to_string(),
+            self.retention_s.to_string(),
+            (endpoint.ordered as u8).to_string(),
+        ]);
+        for f in finished {
+            let json = serde_json::to_string(&f.record)?;
+            let (status, next_ms, reason) = match &f.next {
+                Next::Delivered => ("delivered", 0, String::new()),
+                Next::RetryAt(at) => ("failed", *at, String::new()),
+                Next::Dead(reason) => ("dead", 0, reason.to_string()),
+            };
+            keys.push(self.keys.delivery(shard, &endpoint.id, &f.event_id));
+            args.extend([
+                f.event_id.clone(),
+                status.to_string(),
+                f.number.to_string(),
+                json,
+                f.record.at_ms.to_string(),
+                next_ms.to_string(),
+                reason,
+            ]);
+        }
+        Ok((keys, args))
+    }
+
+    pub async fn settle_idle(
+        &self,
+        owner: &str,
+        endpoint_id: &str,
+        shard: u32,
+        paused: bool,
+        not_before_ms: u64,
+        ordered_head: Option<&str>,
+    ) -> Result<Option<u64>> {
+        let mut keys = vec![
+            self.keys.queue(shard, endpoint_id),
+            self.keys.due(shard),
+            self.keys.lease(shard),
+            self.keys.lease_epoch(shard),
+        ];
+        let mut args = vec![
+            endpoint_id.to_string(),
+            (paused as u8).to_string(),
+            not_before_ms.to_string(),
+            owner.to_string(),
+        ];
+        if let Some(head) = ordered_head {
+            keys.push(self.keys.delivery(shard, endpoint_id, head));
+            args.push(head.to_string());
+        }
+        let reply = self.eval(&scripts::SETTLE_IDLE, keys, args).await?;
+        if reply.as_i64() == Some(-1) {
+            return Err(Error::Fenced(shard));
+        }
+        Ok(text(&reply)
+            .and_then(|s| s.parse::<f64>().ok())
+            .map(|f| f as u64)
+            .or(reply.as_u64()))
+    }
+
+    pub async fn load_health(&self, endpoint_id: &str, shard: u32) -> Result<HealthRecord> {
+        let json: Option<String> = self.client().get(self.keys.health(shard, endpoint_id)).await?;
+        // A record this version cannot read starts the endpoint healthy rather than stuck.
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+    }
+
+    pub async fn save_health(
+        &self,
+        owner: Option<&str>,
+        endpoint_id: &str,
+        shard: u32,
+        health: &HealthRecord,
+    ) -> Result<()> {
+        let json = serde_json::to_string(health)?;
+        let key = self.keys.health(shard, endpoint_id);
+        let Some(owner) = owner else {
+            let _: Value = self.client().set(key, json, None, None, false).await?;
+            return Ok(());
+        };
+        self.fenced_set(owner, shard, key, json, 0).await
+    }
+
+    pub async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> Result<Option<BucketRecord>> {
+        let json: Option<String> = self.client().get(self.keys.bucket(shard, endpoint_id)).await?;
+        // One this version cannot read starts a full bucket, as after expiry.
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+
+    pub async fn save_bucket(
+        &self,
+        owner: &str,
+        endpoint_id: &str,
+        shard: u32,
+        bucket: &BucketRecord,
+        ttl_ms: u64,
+    ) -> Result<()> {
+        let json = serde_json::to_string(bucket)?;
+        let key = self.keys.bucket(shard, endpoint_id);
+        self.fenced_set(owner, shard, key, json, ttl_ms.max(1)).await
+    }
+
+    /// SET `key` for the holder of `shard`'s lease only (FENCED_SET); `px_ms` 0: no expiry.
+    pub async fn fenced_set(&self, owner: &str, shard: u32, key: String, value: String, px_ms: u64) -> Result<()> {
+        let keys = vec![key, self.keys.lease(shard), self.keys.lease_epoch(shard)];
+        let args = vec![value, owner.to_string(), px_ms.to_string()];
+        match self.eval(&scripts::FENCED_SET, keys, args).await?.as_i64() {
+            Some(-1) => Err(Error::Fenced(shard)),
+            _ => Ok(()),
+        }
+    }
+}
