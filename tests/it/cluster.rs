@@ -149,7 +149,7 @@ async fn end_to_end_on_a_three_master_cluster() {
     assert!(trouble.is_empty(), "warnings on the cluster: {trouble:#?}");
 }
 
-/// Three nodes on the cluster, kill -9 of one mid-load (`faults::kill_one_of_three`): nothing
+/// Three nodes on the cluster, kill -9 of one mid-load (`support::kill_one_of_three`): nothing
 /// acknowledged is lost, duplicates only for attempts in flight, shards taken over in time.
 #[tokio::test]
 async fn three_nodes_survive_kill_9_of_one_on_a_cluster() {
@@ -159,5 +159,5 @@ async fn three_nodes_survive_kill_9_of_one_on_a_cluster() {
     for i in 1..=3 {
         nodes.push(Node::start_ready(&opts.clone().node_id(&format!("cl-kill-{i}"))).await);
     }
-    crate::faults::kill_one_of_three(nodes, &["ka", "kb", "kc"]).await;
+    kill_one_of_three(nodes, &["ka", "kb", "kc"]).await;
 }

@@ -8,76 +8,6 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Post `count` events from `concurrency` tasks; returns the ids the node acknowledged.
-async fn post_many(api: &Api, tenant: &str, count: usize, concurrency: usize, acked: Arc<Mutex<Vec<String>>>) {
-    post_many_of(api, tenant, "load.item", count, concurrency, acked).await
-}
-
-/// `count` endpoints of `tenant`, sink names `{name}0…`, each answering after `sleep_ms` and
-/// allowing `max_in_flight` attempts at once. Returns the sink names.
-async fn slow_endpoints(
-    api: &Api,
-    sink: &Sink,
-    tenant: &str,
-    name: &str,
-    count: usize,
-    sleep_ms: u64,
-    max_in_flight: u32,
-) -> Vec<String> {
-    let names: Vec<String> = (0..count).map(|i| format!("{name}{i}")).collect();
-    for name in &names {
-        api.create_endpoint(
-            tenant,
-            json!({"url": sink.url(&format!("sleep/{sleep_ms}/{name}")), "max_in_flight": max_in_flight}),
-        )
-        .await;
-    }
-    names
-}
-
-/// `count` nodes named `<name>-1…` on one prefix of the shared Redis, each ready.
-async fn start_nodes(name: &str, count: usize) -> (String, String, Vec<Node>) {
-    let redis = shared_redis_url();
-    let prefix = unique_prefix(name);
-    let mut nodes = Vec::new();
-    for i in 1..=count {
-        nodes.push(Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id(&format!("{name}-{i}"))).await);
-    }
-    (redis, prefix, nodes)
-}
-
-/// `hookline_shards_owned` as the node reports it.
-async fn shards_owned(node: &Node) -> u64 {
-    node.api.metric("hookline_shards_owned").await as u64
-}
-
-/// `post_many` with an event type of choice.
-async fn post_many_of(
-    api: &Api,
-    tenant: &str,
-    event_type: &str,
-    count: usize,
-    concurrency: usize,
-    acked: Arc<Mutex<Vec<String>>>,
-) {
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (api, next, acked, tenant) = (api.clone(), next.clone(), acked.clone(), tenant.to_string());
-        let event_type = event_type.to_string();
-        tasks.push(tokio::spawn(async move {
-            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < count {
-                if let Some(id) = api.post_event(&tenant, &event_type, json!({"n": 1})).await {
-                    acked.lock().unwrap().push(id);
-                }
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-}
-
 /// Invariants 1 and 2: a kill -9 while thousands of events are being ingested and delivered
 /// loses no acknowledged event; duplicates are only attempts in flight at the kill.
 #[tokio::test]
@@ -190,24 +120,20 @@ async fn redis_down_means_503_then_recovery() {
     assert_eq!(status, 200, "the process itself is healthy");
 
     redis.start_again();
-    let mut id = None;
-    for _ in 0..200 {
-        if let Some(got) = node.api.post_event("d", "a.b", json!({})).await {
-            id = Some(got);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = id.expect("ingest did not recover after Redis came back");
+    let id = eventually(
+        Duration::from_secs(20),
+        "ingest to recover after Redis came back",
+        || node.api.post_event("d", "a.b", json!({})),
+    )
+    .await;
     wait_for(Duration::from_secs(20), "delivery after recovery", || {
         sink.delivered_ids("down").contains(&id)
     })
     .await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !node.api.ready().await {
-        assert!(std::time::Instant::now() < deadline, "/readyz did not recover");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(10), "/readyz to recover", || async {
+        node.api.ready().await.then_some(())
+    })
+    .await;
 }
 
 /// Redis restarted empty: the node recreates its consumer group and leases by itself and goes
@@ -227,28 +153,18 @@ async fn redis_restarted_empty_is_recovered_without_a_node_restart() {
     .await;
 
     redis.restart(); // no persistence: everything is gone, the group included
-    let mut ep = None;
-    for _ in 0..100 {
-        let (status, body) = node
+    eventually(Duration::from_secs(10), "endpoint creation to recover", || async {
+        let (status, _) = node
             .api
             .post("/v1/tenants/e/endpoints", json!({"url": sink.url("ok/after")}))
             .await;
-        if status == 201 {
-            ep = Some(body);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ep.is_some(), "endpoint creation did not recover");
-    let mut id = None;
-    for _ in 0..100 {
-        if let Some(got) = node.api.post_event("e", "a.b", json!({})).await {
-            id = Some(got);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let id = id.unwrap();
+        (status == 201).then_some(())
+    })
+    .await;
+    let id = eventually(Duration::from_secs(10), "ingest to recover", || {
+        node.api.post_event("e", "a.b", json!({}))
+    })
+    .await;
     wait_for(Duration::from_secs(20), "delivery after Redis came back empty", || {
         sink.delivered_ids("after").contains(&id)
     })
@@ -359,9 +275,8 @@ async fn retries_scheduled_before_a_kill_9_fire_on_time_after_restart() {
         ids.push(node.api.post_event("rk", "a.b", json!({})).await.unwrap());
     }
     // Every first attempt failed and its retry is scheduled.
-    let mut due: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-    for _ in 0..200 {
-        due.clear();
+    let read_due = || async {
+        let mut due: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
         for id in &ids {
             let (_, evt) = node.api.get(&format!("/v1/tenants/rk/events/{id}")).await;
             let Some(dlv) = evt["deliveries"][0]["id"].as_str() else {
@@ -376,11 +291,9 @@ async fn retries_scheduled_before_a_kill_9_fire_on_time_after_restart() {
                 due.insert(id.clone(), at.as_millis() as u64);
             }
         }
-        if due.len() == ids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        due
+    };
+    let due = last_reading(Duration::from_secs(10), read_due, |due| due.len() == ids.len()).await;
     assert_eq!(due.len(), ids.len(), "not every retry was scheduled");
     node.kill9().await;
     sink.set_switch("rk", 200);
@@ -434,14 +347,12 @@ async fn a_dead_endpoint_backlog_lives_in_redis_not_in_the_node() {
     post_many_of(&node.api, "bl", "bulk.item", BACKLOG - 1_000, 16, acked.clone()).await;
     assert_eq!(acked.lock().unwrap().len(), BACKLOG);
     let path = format!("/v1/tenants/bl/endpoints/{}", dead["id"].as_str().unwrap());
-    let mut backlog = 0;
-    for _ in 0..200 {
-        backlog = node.api.get(&path).await.1["state"]["backlog"].as_u64().unwrap_or(0);
-        if backlog as usize == BACKLOG {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let backlog = last_reading(
+        Duration::from_secs(20),
+        || async { node.api.get(&path).await.1["state"]["backlog"].as_u64().unwrap_or(0) },
+        |backlog| *backlog as usize == BACKLOG,
+    )
+    .await;
     assert_eq!(backlog as usize, BACKLOG, "the whole backlog is queued in Redis");
     let rss_after = node.rss_kib();
     println!("node RSS: {rss_before} KiB with 1,000 queued, {rss_after} KiB with {BACKLOG} queued");
@@ -490,14 +401,10 @@ async fn not_ready_until_redis_answers_and_the_node_holds_its_lease_cycle() {
     );
 
     redis.start_again();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !node.api.ready().await {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never became ready after Redis came up"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually(Duration::from_secs(20), "ready after Redis came up", || async {
+        node.api.ready().await.then_some(())
+    })
+    .await;
     let (_, body) = node.api.get("/readyz").await;
     assert_eq!(
         body,
@@ -568,18 +475,9 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
 #[tokio::test]
 async fn shards_spread_evenly_over_three_nodes() {
     let (redis, prefix, nodes) = start_nodes("spread", 3).await;
-    let mut counts = Vec::new();
-    for _ in 0..150 {
-        counts.clear();
-        for node in &nodes {
-            counts.push(shards_owned(node).await);
-        }
-        let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
-        if counts.iter().sum::<u64>() == 16 && most - fewest <= 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let counts = await_even_spread(&nodes, Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|c| c);
     let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
     assert_eq!(counts.iter().sum::<u64>(), 16, "{counts:?}");
     assert!(most - fewest <= 1, "uneven: {counts:?}");
@@ -608,117 +506,6 @@ async fn shards_spread_evenly_over_three_nodes() {
 async fn three_nodes_survive_kill_9_of_one() {
     let (_redis, _prefix, nodes) = start_nodes("three", 3).await;
     kill_one_of_three(nodes, &["k3"]).await;
-}
-
-/// The kill -9 scenario on three running nodes (also run on Redis Cluster). Six endpoints,
-/// spread over `tenants`; node i posts 80 events for tenant i (mod the count) while one node
-/// is killed.
-pub async fn kill_one_of_three(mut nodes: Vec<Node>, tenants: &[&str]) {
-    let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    let names: Vec<(String, String)> = (0..6)
-        .map(|i| (format!("t{i}"), tenants[i % tenants.len()].to_string()))
-        .collect();
-    for (name, tenant) in &names {
-        nodes[0]
-            .api
-            .create_endpoint(
-                tenant,
-                json!({"url": sink.url(&format!("sleep/20/{name}")), "max_in_flight": 2}),
-            )
-            .await;
-    }
-    let acked: Vec<Arc<Mutex<Vec<String>>>> = (0..nodes.len()).map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
-    let posters: Vec<_> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            let (api, acked, tenant) = (n.api.clone(), acked[i].clone(), tenants[i % tenants.len()].to_string());
-            tokio::spawn(async move { post_many(&api, &tenant, 80, 2, acked).await })
-        })
-        .collect();
-    wait_for(Duration::from_secs(20), "deliveries under way", || sink.count() >= 150).await;
-    let mut victim = nodes.pop().unwrap();
-    victim.kill9().await;
-    let killed_at = std::time::Instant::now();
-
-    // The survivors hold every shard again (measured while the posters go on).
-    let mut retaken = None;
-    while killed_at.elapsed() < Duration::from_secs(20) {
-        let mut total = 0;
-        for node in &nodes {
-            total += shards_owned(node).await;
-        }
-        if total == 16 {
-            retaken = Some(killed_at.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let retaken = retaken.expect("the killed node's shards were not taken over");
-    eprintln!("shards held again {retaken:?} after the kill");
-    // Within the lease TTL (3 s in tests: `lease::LeaseTiming`), plus half a second for this
-    // loop's own polling and a loaded two-core machine.
-    assert!(
-        retaken < Duration::from_millis(3_500),
-        "shards held again only after {retaken:?}"
-    );
-    for p in posters {
-        p.await.unwrap();
-    }
-
-    // What each endpoint must get: every acknowledged event of its tenant.
-    let mut by_tenant: std::collections::HashMap<String, HashSet<String>> = Default::default();
-    for (i, a) in acked.iter().enumerate() {
-        by_tenant
-            .entry(tenants[i % tenants.len()].to_string())
-            .or_default()
-            .extend(a.lock().unwrap().iter().cloned());
-    }
-    let total: usize = by_tenant.values().map(HashSet::len).sum();
-    assert!(total >= 160, "most posts should be acknowledged: {total}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !names
-        .iter()
-        .all(|(n, t)| by_tenant[t].is_subset(&sink.delivered_ids(n)))
-    {
-        if std::time::Instant::now() > deadline {
-            let missing: Vec<(String, String, String)> = names
-                .iter()
-                .flat_map(|(n, t)| {
-                    let got = sink.delivered_ids(n);
-                    by_tenant[t]
-                        .iter()
-                        .filter(move |id| !got.contains(*id))
-                        .map(move |id| (n.clone(), t.clone(), id.clone()))
-                })
-                .collect();
-            let (_, t, id) = &missing[0];
-            let (_, event) = nodes[0].api.get(&format!("/v1/tenants/{t}/events/{id}")).await;
-            let notes: Vec<String> = nodes
-                .iter()
-                .flat_map(|n| n.logs())
-                .filter(|l| l.contains("claim") || l.contains("dead consumer") || l.contains("routing"))
-                .collect();
-            panic!(
-                "{} deliveries missing, e.g. {:?}: {event}\n{notes:#?}",
-                missing.len(),
-                &missing[..missing.len().min(3)]
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let ok_requests: usize = names
-        .iter()
-        .map(|(n, _)| sink.received_by(n).iter().filter(|r| r.status == 200).count())
-        .sum();
-    let unique: usize = names.iter().map(|(n, _)| sink.delivered_ids(n).len()).sum();
-    // At most max_in_flight (2) per endpoint could have been in flight on the killed node.
-    assert!(
-        ok_requests - unique <= names.len() * 2,
-        "{} duplicates: more than the attempts that could be in flight at the kill",
-        ok_requests - unique
-    );
-    nodes[0].assert_delivery_states().await;
 }
 
 /// A rolling restart of three nodes with SIGTERM, under load: each node in turn stops
@@ -758,82 +545,6 @@ async fn rolling_restart_loses_nothing_and_duplicates_nothing() {
     .await;
     assert_no_duplicates(&sink, &names);
     nodes[0].assert_delivery_states().await;
-}
-
-/// No event reached any of `names` twice (one 200 per distinct event).
-fn assert_no_duplicates(sink: &Sink, names: &[String]) {
-    for name in names {
-        let ok = sink.received_by(name).iter().filter(|r| r.status == 200).count();
-        assert_eq!(
-            ok,
-            sink.delivered_ids(name).len(),
-            "{name}: an event was delivered twice"
-        );
-    }
-}
-
-/// Hand a shard over: SIGTERM the node holding its lease (`nodes[i]` runs as `{name}-{i + 1}`),
-/// and start a fresh node of the same name in its place. Returns the stopped node (its logs).
-async fn hand_over(nodes: &mut [Node], redis: &str, prefix: &str, shard: u32, name: &str) -> Node {
-    let owner = redis_cli(redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
-    let i = owner
-        .trim()
-        .strip_prefix(&format!("{name}-"))
-        .and_then(|n| n.parse::<usize>().ok())
-        .expect("a node holds the lease")
-        - 1;
-    nodes[i].sigterm();
-    nodes[i]
-        .wait_exit(Duration::from_secs(30))
-        .await
-        .expect("the owner did not stop");
-    let fresh = Node::start_ready(&NodeOpts::new(redis, prefix).node_id(&format!("{name}-{}", i + 1))).await;
-    std::mem::replace(&mut nodes[i], fresh)
-}
-
-/// Wait until the nodes hold all 16 shards with most − fewest ≤ 1; returns the counts.
-async fn await_even_spread(nodes: &[Node], within: Duration) -> Result<Vec<u64>, Vec<u64>> {
-    let start = std::time::Instant::now();
-    loop {
-        let mut counts = Vec::new();
-        for node in nodes {
-            counts.push(shards_owned(node).await);
-        }
-        let (most, fewest) = (*counts.iter().max().unwrap(), *counts.iter().min().unwrap());
-        if counts.iter().sum::<u64>() == 16 && most - fewest <= 1 {
-            return Ok(counts);
-        }
-        if start.elapsed() > within {
-            return Err(counts);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// One attempt as a node logged it: the endpoint, and when it started and ended (ms).
-#[derive(Debug, Clone)]
-struct LoggedAttempt {
-    node: usize,
-    endpoint_id: String,
-    start_ms: u64,
-    end_ms: u64,
-}
-
-fn logged_attempts(node_index: usize, node: &Node) -> Vec<LoggedAttempt> {
-    node.logs()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["msg"] == "attempt finished")
-        .map(|l| {
-            let start_ms = l["started_ms"].as_u64().expect("started_ms in the attempt log");
-            LoggedAttempt {
-                node: node_index,
-                endpoint_id: l["endpoint_id"].as_str().unwrap().to_string(),
-                start_ms,
-                end_ms: start_ms + l["latency_ms"].as_u64().unwrap(),
-            }
-        })
-        .collect()
 }
 
 /// A fourth node joins three under load. The shards rebalance to 4 each within two lease

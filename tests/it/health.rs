@@ -73,14 +73,12 @@ async fn rate_limit_holds_when_the_endpoint_actor_stops_and_starts() {
         })
         .await;
         // The actor settles and stops before the next wave, so each wave meets a new actor.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while node.api.metric("hookline_endpoint_actors").await > 0.0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the endpoint actor did not stop when idle"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(
+            Duration::from_secs(10),
+            "the endpoint actor to stop when idle",
+            || async { (node.api.metric("hookline_endpoint_actors").await == 0.0).then_some(()) },
+        )
+        .await;
     }
     let arrivals: Vec<u64> = sink.received_by("waves").iter().map(|r| r.arrived_ms).collect();
     let worst = max_in_window(arrivals, 1_000);
@@ -371,13 +369,8 @@ async fn ordered_endpoints_deliver_in_ingest_order_through_failures() {
     for i in 0..20 {
         ingested.push(node.api.post_event("or", "a.b", json!({"i": i})).await.unwrap());
     }
-    for _ in 0..1_200 {
-        if sink.delivered_ids("ord").len() == 20 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if sink.delivered_ids("ord").len() != 20 {
+    let delivered = || std::future::ready((sink.delivered_ids("ord").len() == 20).then_some(()));
+    if poll_until(Duration::from_secs(60), delivered).await.is_none() {
         let (_, list) = node.api.get("/v1/tenants/or/endpoints").await;
         panic!(
             "{} of 20 delivered after 60 s; endpoint: {}",
@@ -568,13 +561,8 @@ async fn replaying_an_ordered_head_keeps_its_place() {
         .post(&format!("/v1/tenants/oq/deliveries/{dlv}/replay"), json!({}))
         .await;
     assert_eq!(status, 202, "{r}");
-    for _ in 0..200 {
-        if sink.delivered_ids("o").len() == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    if sink.delivered_ids("o").len() != 3 {
+    let delivered = || std::future::ready((sink.delivered_ids("o").len() == 3).then_some(()));
+    if poll_until(Duration::from_secs(10), delivered).await.is_none() {
         let (_, d) = node.api.get(&format!("/v1/tenants/oq/deliveries/{dlv}")).await;
         let logs: Vec<String> = node
             .logs()
@@ -626,14 +614,14 @@ async fn a_replay_during_an_attempt_is_honoured() {
         sink.received_by("rf").len() == 2
     })
     .await;
-    let mut d = Value::Null;
-    for _ in 0..100 {
-        d = node.api.get(&format!("/v1/tenants/rf/deliveries/{dlv}")).await.1;
-        if d["status"] == "delivered" && d["attempts"].as_array().map(Vec::len) == Some(2) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let d = node
+        .api
+        .get_until(
+            &format!("/v1/tenants/rf/deliveries/{dlv}"),
+            Duration::from_secs(5),
+            |d| d["status"] == "delivered" && d["attempts"].as_array().map(Vec::len) == Some(2),
+        )
+        .await;
     assert_eq!(
         (d["status"].clone(), d["attempts"].as_array().map(Vec::len)),
         (json!("delivered"), Some(2)),

@@ -119,16 +119,13 @@ async fn a_node_that_does_not_match_the_deployment_refuses_to_start() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                child.kill().ok();
-                panic!("a node with another {key} kept running");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let exited = poll_until(Duration::from_secs(20), || {
+            std::future::ready(child.try_wait().unwrap())
+        })
+        .await;
+        let Some(status) = exited else {
+            child.kill().ok();
+            panic!("a node with another {key} kept running");
         };
         let out = child.wait_with_output().unwrap();
         let text = format!(

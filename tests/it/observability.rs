@@ -127,24 +127,24 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
         .await;
     assert_eq!(status, 400);
 
-    let mut samples = Vec::new();
-    for _ in 0..200 {
-        samples = scrape(api).await;
-        let attempts = |o: &str| {
-            samples
-                .iter()
-                .filter(|s| {
-                    s.name == "hookline_delivery_attempts_total"
-                        && s.labels.get("outcome").map(String::as_str) == Some(o)
-                })
-                .map(|s| s.value)
-                .sum::<f64>()
-        };
-        if attempts("success") >= 5.0 && attempts("dead") >= 2.0 && attempts("failed") >= 3.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let samples = last_reading(
+        Duration::from_secs(20),
+        || scrape(api),
+        |samples| {
+            let attempts = |o: &str| {
+                samples
+                    .iter()
+                    .filter(|s| {
+                        s.name == "hookline_delivery_attempts_total"
+                            && s.labels.get("outcome").map(String::as_str) == Some(o)
+                    })
+                    .map(|s| s.value)
+                    .sum::<f64>()
+            };
+            attempts("success") >= 5.0 && attempts("dead") >= 2.0 && attempts("failed") >= 3.0
+        },
+    )
+    .await;
     let expected: &[Expected] = &[
         (
             "hookline_events_ingested_total",
@@ -206,16 +206,15 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
     assert_eq!(inf, 5.0);
 
     // The sampled gauges settle: nothing queued, every breaker closed, the router caught up.
-    let mut settled = Vec::new();
-    for _ in 0..100 {
-        settled = scrape(api).await;
-        let queued = total(&settled, "hookline_deliveries_queued", &[]);
-        let closed = total(&settled, "hookline_breakers", &[("state", "closed")]);
-        if queued == 0.0 && closed == 3.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let settled = last_reading(
+        Duration::from_secs(10),
+        || scrape(api),
+        |settled| {
+            total(settled, "hookline_deliveries_queued", &[]) == 0.0
+                && total(settled, "hookline_breakers", &[("state", "closed")]) == 3.0
+        },
+    )
+    .await;
     assert_eq!(total(&settled, "hookline_deliveries_queued", &[]), 0.0);
     assert_eq!(total(&settled, "hookline_breakers", &[("state", "closed")]), 3.0);
     assert_eq!(total(&settled, "hookline_router_lag_seconds", &[]), 0.0);
@@ -230,14 +229,12 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
     for _ in 0..3 {
         api.post_event("m", "held.x", json!({})).await.unwrap();
     }
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        held = scrape(api).await;
-        if total(&held, "hookline_deliveries_queued", &[("state", "paused")]) == 3.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = last_reading(
+        Duration::from_secs(10),
+        || scrape(api),
+        |held| total(held, "hookline_deliveries_queued", &[("state", "paused")]) == 3.0,
+    )
+    .await;
     assert_eq!(
         total(
             &held,
@@ -263,16 +260,15 @@ async fn counters_equal_a_known_workload_and_logs_follow_a_delivery() {
     for _ in 0..8 {
         api.post_event("m", "slowly.x", json!({})).await.unwrap();
     }
-    let mut slow = Vec::new();
-    for _ in 0..100 {
-        slow = scrape(api).await;
-        if total(&slow, "hookline_oldest_queued_delivery_age_seconds", &[]) > 0.0
-            && total(&slow, "hookline_drain_time_estimate_seconds", &[]) > 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let slow = last_reading(
+        Duration::from_secs(10),
+        || scrape(api),
+        |slow| {
+            total(slow, "hookline_oldest_queued_delivery_age_seconds", &[]) > 0.0
+                && total(slow, "hookline_drain_time_estimate_seconds", &[]) > 0.0
+        },
+    )
+    .await;
     assert!(total(&slow, "hookline_deliveries_queued", &[("state", "active")]) > 0.0);
     assert!(total(&slow, "hookline_oldest_queued_delivery_age_seconds", &[]) > 0.0);
     assert!(total(&slow, "hookline_drain_time_estimate_seconds", &[]) > 0.0);

@@ -216,20 +216,25 @@ async fn failed_attempts_are_retried_then_dead_lettered() {
         sink.received_by("bad").len() == 1
     })
     .await;
-    let mut statuses = Vec::new();
-    for _ in 0..100 {
-        let (_, evt) = api.get(&format!("/v1/tenants/r/events/{event_id}")).await;
-        statuses = evt["deliveries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| (d["status"].clone(), d["attempts"].clone()))
-            .collect();
-        if statuses.iter().all(|(s, _)| s == "dead") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let evt = api
+        .get_until(
+            &format!("/v1/tenants/r/events/{event_id}"),
+            Duration::from_secs(5),
+            |evt| {
+                evt["deliveries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|d| d["status"] == "dead")
+            },
+        )
+        .await;
+    let mut statuses: Vec<(Value, Value)> = evt["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["status"].clone(), d["attempts"].clone()))
+        .collect();
     statuses.sort_by_key(|(_, a)| a.as_u64());
     assert_eq!(statuses, vec![(json!("dead"), json!(1)), (json!("dead"), json!(3))]);
     let flaky = sink.received_by("flaky");
@@ -396,15 +401,9 @@ async fn gone_disables_the_endpoint() {
         .await;
     let path = format!("/v1/tenants/g/endpoints/{}", ep["id"].as_str().unwrap());
     let first = api.post_event("g", "a.b", json!({})).await.unwrap();
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        let (_, e) = api.get(&path).await;
-        if e["disabled"] == true {
-            state = e;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let state = api
+        .get_until(&path, Duration::from_secs(10), |e| e["disabled"] == true)
+        .await;
     assert_eq!(state["state"]["disabled_reason"], "gone", "{state}");
     let (_, evt) = api.get(&format!("/v1/tenants/g/events/{first}")).await;
     assert_eq!(evt["deliveries"][0]["status"], "dead");

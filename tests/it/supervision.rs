@@ -158,11 +158,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
     let (node, _join) = Node::start(stores, transport, settings, index, Arc::new(SystemClock))
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !node.is_ready() {
-        assert!(std::time::Instant::now() < deadline, "node not ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(10), "the node to be ready", || node.is_ready()).await;
     // The router resyncs the index at start; give it the endpoints explicitly too.
     node.endpoint_changed(&crashy);
     node.endpoint_changed(&steady);

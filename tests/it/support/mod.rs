@@ -1,14 +1,18 @@
 //! Shared test helpers: the node as a real process, a private Redis, an API client, waiting.
 
+pub mod multi_node;
 pub mod node;
 pub mod redis;
+pub mod wait;
 
+pub use multi_node::*;
 pub use node::{Node, NodeOpts};
 pub use redis::{RedisCluster, RedisServer};
+pub use wait::{eventually, last_reading, poll_until, wait_for};
 
 use reqwest::Method;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub const ADMIN: &str = "test-admin-token";
 
@@ -33,17 +37,6 @@ pub fn unique_prefix(name: &str) -> String {
         .unwrap()
         .subsec_nanos();
     format!("test-{name}-{}-{nanos}", std::process::id())
-}
-
-/// Poll `check` every 50 ms until it is true; panic naming `what` after `timeout`.
-pub async fn wait_for(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// A small client for the node's API.
@@ -142,14 +135,7 @@ impl Api {
     /// GET `path` every 50 ms until `done` holds for the answer or `timeout` passes; returns the
     /// last answer either way (the caller asserts on it, so a failure shows what was seen).
     pub async fn get_until(&self, path: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let start = Instant::now();
-        loop {
-            let (_, value) = self.get(path).await;
-            if done(&value) || start.elapsed() > timeout {
-                return value;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        last_reading(timeout, || async { self.get(path).await.1 }, done).await
     }
 
     /// Is the node ready (`/readyz` 200)?

@@ -116,11 +116,10 @@ impl Node {
     /// Start and wait until `/readyz` says the node has joined the lease cycle.
     pub async fn start_ready(opts: &NodeOpts) -> Node {
         let node = Node::start(opts).await;
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !node.api.ready().await {
-            assert!(std::time::Instant::now() < deadline, "node not ready within 20 s");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        super::eventually(Duration::from_secs(20), "the node to be ready", || async {
+            node.api.ready().await.then_some(())
+        })
+        .await;
         node
     }
 
