@@ -290,4 +290,20 @@ mod id_tests {
         assert_eq!(event_time_ms("ep_0123456789abcdefghjk"), None);
         assert_eq!(event_time_ms("evt_ILOU000000abcdefghjkmnpqrs"), None);
     }
+
+    #[test]
+    fn dead_reasons_read_as_the_contract_names_them() {
+        let names = [
+            (DeadReason::Refused(400), "http_400"),
+            (DeadReason::Redirected(301), "redirect_301"),
+            (DeadReason::DestinationBlocked, "destination_blocked"),
+            (DeadReason::InvalidRequest, "invalid_request"),
+            (DeadReason::RetriesExhausted, "retries_exhausted"),
+            (DeadReason::Gone, "gone"),
+            (DeadReason::EventExpired, "event_expired"),
+        ];
+        for (reason, name) in names {
+            assert_eq!(reason.to_string(), name);
+        }
+    }
 }

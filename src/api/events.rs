@@ -238,10 +238,10 @@ async fn ingest_batch(
         .into_iter()
         .map(|item| {
             let outcome = item.and_then(|event| {
-                let result = stored
-                    .next()
-                    .unwrap_or_else(|| Err(crate::store::Error::corrupt("no reply")));
-                let ingested = result?;
+                let ingested = match stored.next() {
+                    Some(result) => result?,
+                    None => return Err(hookline_actors::StoreError::unavailable("no reply").into()),
+                };
                 if ingested.rate_limited {
                     return Err(rate_limited(&state));
                 }

@@ -724,7 +724,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
         let (store, endpoint) = (store.clone(), endpoint.clone());
         async move {
             let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
-            hookline_actors::endpoint::ordered::hold_head(pulled, now, max_hold)
+            hookline_actors::endpoint::ordered::hold_head(pulled, now, max_hold, &endpoint.id)
         }
     };
     let now = hookline_actors::now_ms();

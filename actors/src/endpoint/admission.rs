@@ -174,4 +174,24 @@ mod tests {
         assert_eq!(admit(5_000, &mut g, ask()), Admission::Start { probe: true });
         assert_eq!(admit(5_001, &mut g, ask()), Admission::AwaitProbe);
     }
+
+    #[test]
+    fn a_token_is_spent_even_when_the_breaker_then_refuses() {
+        let mut g = gates(BreakerState::Open {
+            next_probe_ms: 0,
+            failed_probes: 1,
+        });
+        let a = Ask {
+            rate_limit_per_s: Some(2),
+            ..ask()
+        };
+        assert_eq!(admit(1_000, &mut g, a), Admission::Start { probe: true });
+        assert_eq!(admit(1_000, &mut g, a), Admission::AwaitProbe);
+        let bucket = g.limiter.as_ref().expect("a rate applies");
+        assert_eq!(
+            bucket.ms_until_full(1_000),
+            1_000,
+            "both tokens of the burst were taken"
+        );
+    }
 }

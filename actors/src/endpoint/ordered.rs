@@ -15,7 +15,7 @@ use crate::store::PulledWindow;
 
 /// The deliveries of a pulled window, an ordered head held back (`not_before_ms`) while the
 /// routing mark may precede it.
-pub fn hold_head(pulled: PulledWindow, now_ms: u64, max_hold_ms: u64) -> Vec<QueuedDelivery> {
+pub fn hold_head(pulled: PulledWindow, now_ms: u64, max_hold_ms: u64, endpoint_id: &str) -> Vec<QueuedDelivery> {
     let PulledWindow {
         mut deliveries,
         routing_mark,
@@ -29,7 +29,7 @@ pub fn hold_head(pulled: PulledWindow, now_ms: u64, max_hold_ms: u64) -> Vec<Que
     }
     match hold_ms(now_ms, &mark, max_hold_ms) {
         Some(hold) => head.not_before_ms = head.not_before_ms.max(now_ms + hold),
-        None => tracing::debug!(event_id = %head.event_id, mark = %mark,
+        None => tracing::debug!(endpoint_id, event_id = %head.event_id, mark = %mark,
             "an unrouted event held this ordered head too long; it goes ahead"),
     }
     deliveries
@@ -87,12 +87,18 @@ mod tests {
         };
         let mark_order = (now - 100) as f64;
         // Before the mark: every earlier event is queued already; it goes at once.
-        assert_eq!(hold_head(window(mark_order - 1.0, 0), now, 90_000)[0].not_before_ms, 0);
+        assert_eq!(
+            hold_head(window(mark_order - 1.0, 0), now, 90_000, "ep")[0].not_before_ms,
+            0
+        );
         // At or past it: held for half the mark's age.
-        assert_eq!(hold_head(window(mark_order, 0), now, 90_000)[0].not_before_ms, now + 50);
+        assert_eq!(
+            hold_head(window(mark_order, 0), now, 90_000, "ep")[0].not_before_ms,
+            now + 50
+        );
         // A retry time later than the hold is kept.
         assert_eq!(
-            hold_head(window(mark_order + 5.0, now + 9_000), now, 90_000)[0].not_before_ms,
+            hold_head(window(mark_order + 5.0, now + 9_000), now, 90_000, "ep")[0].not_before_ms,
             now + 9_000
         );
         // Nothing unrouted: nothing held.
@@ -100,6 +106,6 @@ mod tests {
             routing_mark: None,
             ..window(mark_order, 0)
         };
-        assert_eq!(hold_head(all_routed, now, 90_000)[0].not_before_ms, 0);
+        assert_eq!(hold_head(all_routed, now, 90_000, "ep")[0].not_before_ms, 0);
     }
 }

@@ -205,9 +205,10 @@ impl EndpointState {
         }
     }
 
-    /// May the window be (re)filled now? Not once this node's lease on the shard may have run
-    /// out (a pause, no Redis: either a renewal succeeds or the owner stops us), nor while the
-    /// breaker is open (nothing to pull before its probe).
+    /// May the window be (re)filled now? Fencing: nothing is pulled, settled or started once
+    /// this node's lease on the shard may have run out (a pause, no Redis: either a renewal
+    /// succeeds or the owner stops us). Nor while the breaker is open: nothing to pull before
+    /// its probe.
     async fn may_pull(&mut self, myself: &ActorRef<EndpointMsg>) -> bool {
         let now = self.now();
         if !self.ctx.leases.valid(self.shard, now) {
@@ -241,7 +242,7 @@ impl EndpointState {
         {
             Ok(pulled) => {
                 let max_hold = self.ctx.settings.ordered_hold_max_ms();
-                self.window.extend(ordered::hold_head(pulled, now, max_hold));
+                self.window.extend(ordered::hold_head(pulled, now, max_hold, &cfg.id));
                 true
             }
             Err(e) => {

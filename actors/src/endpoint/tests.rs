@@ -28,6 +28,8 @@ struct Memory {
     health: Mutex<HealthRecord>,
     /// Refuse every fenced write, as for a node that lost the shard.
     fenced: Mutex<bool>,
+    /// Every settle_idle call: (paused, not_before_ms, ordered head).
+    settled: Mutex<Vec<(bool, u64, Option<String>)>>,
 }
 
 impl Memory {
@@ -60,28 +62,34 @@ impl EndpointStore for Memory {
         Ok(self.endpoint.lock().unwrap().clone())
     }
 
+    /// Due deliveries by due time; an ordered endpoint gets its head (the lowest event id: ids
+    /// are in ingest order here) due or not, its due time as `not_before_ms`, as Redis does.
     async fn pull_window(
         &self,
-        _: &EndpointConfig,
+        endpoint: &EndpointConfig,
         _: u32,
         now_ms: u64,
         limit: usize,
         exclude: &[String],
     ) -> StoreResult<PulledWindow> {
-        let mut due: Vec<(u64, String, u32)> = (self.queue.lock().unwrap().iter())
-            .filter(|(id, (at, _))| *at <= now_ms && !exclude.contains(id))
-            .map(|(id, (at, attempts))| (*at, id.clone(), *attempts))
-            .collect();
+        let queue = self.queue.lock().unwrap();
+        let mut due: Vec<(u64, String, u32)> = match queue.iter().next() {
+            Some((id, (at, attempts))) if endpoint.ordered => vec![(*at, id.clone(), *attempts)],
+            _ => (queue.iter())
+                .filter(|(id, (at, _))| *at <= now_ms && !exclude.contains(id))
+                .map(|(id, (at, attempts))| (*at, id.clone(), *attempts))
+                .collect(),
+        };
         due.sort();
         let deliveries = due
             .into_iter()
             .take(limit)
-            .map(|(_, event_id, attempts)| QueuedDelivery {
+            .map(|(at, event_id, attempts)| QueuedDelivery {
                 event_id,
                 attempts,
                 cycle_base: 0,
                 body: Some(Arc::from("{}")),
-                not_before_ms: 0,
+                not_before_ms: if endpoint.ordered { at } else { 0 },
             })
             .collect();
         Ok(PulledWindow {
@@ -122,10 +130,19 @@ impl EndpointStore for Memory {
         _: u32,
         paused: bool,
         not_before: u64,
-        _: Option<&str>,
+        head: Option<&str>,
     ) -> StoreResult<Option<u64>> {
         self.fence()?;
-        let earliest = self.queue.lock().unwrap().values().map(|(at, _)| *at).min();
+        self.settled
+            .lock()
+            .unwrap()
+            .push((paused, not_before, head.map(String::from)));
+        // With an ordered head, its own due time (as SETTLE_IDLE reads it), else the earliest.
+        let queue = self.queue.lock().unwrap();
+        let earliest = match head {
+            Some(head) => queue.get(head).map(|(at, _)| *at),
+            None => queue.values().map(|(at, _)| *at).min(),
+        };
         Ok(earliest.filter(|_| !paused).map(|at| at.max(not_before)))
     }
 
@@ -311,8 +328,14 @@ fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
     cfg
 }
 
-/// Run one endpoint actor until it stops by itself (idle), or for `at_most` of virtual time.
-async fn run(memory: Arc<Memory>, receiver: Arc<Receiver>, clock: Arc<TokioClock>, at_most: Duration) -> Arc<Ctx> {
+/// Run one endpoint actor until it stops by itself (idle), or for `at_most` of virtual time;
+/// true if it stopped by itself.
+async fn run(
+    memory: Arc<Memory>,
+    receiver: Arc<Receiver>,
+    clock: Arc<TokioClock>,
+    at_most: Duration,
+) -> (Arc<Ctx>, bool) {
     let stores = Stores {
         router: Arc::new(Offline),
         leases: Arc::new(Offline),
@@ -332,10 +355,11 @@ async fn run(memory: Arc<Memory>, receiver: Arc<Receiver>, clock: Arc<TokioClock
         shard: SHARD,
     };
     let (actor, join) = Actor::spawn(None, EndpointActor, args).await.unwrap();
-    if tokio::time::timeout(at_most, join).await.is_err() {
+    let stopped = tokio::time::timeout(at_most, join).await.is_ok();
+    if !stopped {
         actor.stop_and_wait(None, None).await.unwrap();
     }
-    ctx
+    (ctx, stopped)
 }
 
 #[tokio::test(start_paused = true)]
@@ -343,7 +367,8 @@ async fn delivers_every_due_delivery_once_then_stops_idle() {
     let clock = Arc::new(TokioClock::starting_at(START_MS));
     let memory = Memory::with(endpoint(|_| {}), 25);
     let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(30));
-    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "the actor stops by itself once idle");
     let records = memory.records();
     assert_eq!(records.len(), 25);
     assert!(records.iter().all(|r| r.next == Next::Delivered && r.number == 1));
@@ -365,7 +390,8 @@ async fn a_failed_attempt_is_retried_at_its_scheduled_time() {
     let clock = Arc::new(TokioClock::starting_at(START_MS));
     let memory = Memory::with(endpoint(|c| c.retry_schedule_s = Some(vec![10])), 1);
     let receiver = Receiver::new(clock.clone(), &[500], Duration::from_millis(5));
-    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "the actor stops by itself once idle");
     let records = memory.records();
     assert_eq!(records.len(), 2, "{records:?}");
     let Next::RetryAt(retry_at) = records[0].next else {
@@ -390,7 +416,8 @@ async fn max_in_flight_caps_the_attempts_running_at_once() {
     let clock = Arc::new(TokioClock::starting_at(START_MS));
     let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(3)), 12);
     let receiver = Receiver::new(clock.clone(), &[], Duration::from_secs(5));
-    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "the actor stops by itself once idle");
     assert_eq!(memory.records().len(), 12);
     assert_eq!(receiver.most_at_once(), 3);
 }
@@ -400,7 +427,8 @@ async fn the_rate_limit_spaces_attempts_to_its_rate() {
     let clock = Arc::new(TokioClock::starting_at(START_MS));
     let memory = Memory::with(endpoint(|c| c.rate_limit_per_s = Some(2)), 10);
     let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(1));
-    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "the actor stops by itself once idle");
     let starts = receiver.starts();
     assert_eq!(starts.len(), 10);
     // A full bucket (burst 2) first, then one token every 500 ms.
@@ -433,7 +461,8 @@ async fn an_open_breaker_sends_one_probe_at_its_time_then_resumes() {
         closed_at_ms: None,
     };
     let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(200));
-    run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "the actor stops by itself once idle");
     let starts = receiver.starts();
     assert_eq!(starts.len(), 5);
     assert!(starts[0] >= START_MS + 20_000, "nothing before the probe time");
@@ -450,7 +479,7 @@ async fn a_refused_record_gives_up_the_shard_and_starts_nothing_more() {
     let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 3);
     *memory.fenced.lock().unwrap() = true;
     let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(10));
-    let ctx = run(memory.clone(), receiver.clone(), clock.clone(), Duration::from_secs(30)).await;
+    let (ctx, _) = run(memory.clone(), receiver.clone(), clock.clone(), Duration::from_secs(30)).await;
     assert_eq!(
         receiver.starts().len(),
         1,
@@ -462,5 +491,57 @@ async fn a_refused_record_gives_up_the_shard_and_starts_nothing_more() {
         memory.queue.lock().unwrap().len(),
         3,
         "the queue is left to the shard's holder"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_open_beyond_the_keepalive_stops_the_actor_until_its_probe() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 2);
+    let probe_at = START_MS + 600_000;
+    memory.health.lock().unwrap().breaker = BreakerRecord {
+        state: BreakerState::Open {
+            next_probe_ms: probe_at,
+            failed_probes: 2,
+        },
+        closed_at_ms: None,
+    };
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(1));
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "nothing to do for ten minutes: the actor stops");
+    assert!(receiver.starts().is_empty());
+    assert_eq!(
+        *memory.settled.lock().unwrap(),
+        vec![(false, probe_at, None)],
+        "the due entry is the probe time, so the shard owner restarts it then"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_ordered_head_waiting_long_for_its_retry_holds_the_rest_and_stops_the_actor() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(
+        endpoint(|c| {
+            c.ordered = true;
+            c.retry_schedule_s = Some(vec![600]);
+        }),
+        3,
+    );
+    let receiver = Receiver::new(clock.clone(), &[500], Duration::from_millis(5));
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "a ten-minute retry of the head: the actor stops");
+    let sent: Vec<String> = receiver
+        .started
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(sent, vec!["evt_000".to_string()], "nothing passes the failed head");
+    assert!(matches!(memory.records()[0].next, Next::RetryAt(_)));
+    assert_eq!(
+        memory.settled.lock().unwrap().last().cloned(),
+        Some((false, 0, Some("evt_000".to_string()))),
+        "settled on the head, whose retry time the store reads itself"
     );
 }
