@@ -1,4 +1,5 @@
-//! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete.
+//! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete, enable. Dead letters
+//! are in `dead_letters`, secret rotation and test sends in `endpoint_actions`.
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -10,9 +11,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::EndpointConfig;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,10 +21,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(fetch, update, remove))
         .routes(routes!(enable))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(send_test))
-        .routes(routes!(dead_letters))
-        .routes(routes!(replay_dead_letters))
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -107,39 +103,6 @@ pub struct EndpointPage {
     data: Vec<EndpointOut>,
     /// Pass as `cursor` for the next page; null at the end.
     next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetterOut {
-    delivery_id: String,
-    event_id: String,
-    dead_at: String,
-    reason: String,
-    attempts: u32,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetterPage {
-    data: Vec<DeadLetterOut>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayCount {
-    replayed: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NewSecret {
-    /// The new secret; the old one keeps signing beside it for the overlap.
-    secret: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestSent {
-    /// The `webhook.test` event's id.
-    id: String,
-    deliveries: u32,
 }
 
 impl EndpointFields {
@@ -324,7 +287,7 @@ pub(super) async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<
     }
 }
 
-async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
+pub(super) async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
     state.store.put_endpoint(cfg, state.node.shard_of(&cfg.id)).await?;
     // This node sees its own change at once; others hear of it on the change channel.
     state.index.upsert(cfg, state.node.shard_of(&cfg.id));
@@ -387,7 +350,7 @@ async fn list(
 ) -> ApiResult<axum::Json<EndpointPage>> {
     caller.authorize(&tenant)?;
     let limit = page_limit(q.limit)?;
-    let offset = parse_cursor(q.cursor.as_deref())?;
+    let offset = super::offset_cursor(q.cursor.as_deref())?;
     let (endpoints, next) = state.store.list_endpoints(&tenant, offset, limit).await?;
     let mut data = Vec::with_capacity(endpoints.len());
     for cfg in &endpoints {
@@ -520,217 +483,3 @@ async fn enable(
     saved(&state, &cfg).await?;
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }
-
-/// The endpoint's dead letters, newest first, paged.
-#[utoipa::path(
-    get,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters",
-    tag = "endpoints",
-    params(EndpointPath, ListQuery),
-    responses(
-        (status = 200, body = DeadLetterPage),
-        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn dead_letters(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<DeadLetterPage>> {
-    caller.authorize(&tenant)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let limit = page_limit(q.limit)?;
-    let offset = parse_cursor(q.cursor.as_deref())?;
-    let shard = state.node.shard_of(&cfg.id);
-    let (letters, next) = state.store.dead_letters(shard, &cfg.id, offset, limit).await?;
-    let data = letters
-        .into_iter()
-        .map(|d| DeadLetterOut {
-            delivery_id: crate::ids::delivery_id(&cfg.id, &d.event_id),
-            event_id: d.event_id,
-            dead_at: rfc3339(d.dead_at_ms),
-            reason: d.reason,
-            attempts: d.attempts,
-        })
-        .collect();
-    Ok(axum::Json(DeadLetterPage {
-        data,
-        next_cursor: next.map(|n| n.to_string()),
-    }))
-}
-
-#[derive(Debug, Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayBody {
-    /// Only letters dead since this RFC 3339 time.
-    since: Option<String>,
-}
-
-/// Replay every dead letter of the endpoint (dead since `since`, if given): each starts a new
-/// attempt cycle. The body is optional.
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
-    tag = "endpoints",
-    params(EndpointPath),
-    request_body(content = Option<ReplayBody>, description = "optional", content_type = "application/json"),
-    responses(
-        (status = 202, description = "each replayed letter starts a new attempt cycle", body = ReplayCount),
-        (status = 400, description = "invalid JSON or `since`", body = ErrorBody),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn replay_dead_letters(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
-    caller.authorize(&tenant)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let request: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ReplayBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
-    };
-    let since_ms = match request.since.as_deref() {
-        None => 0,
-        Some(text) => humantime::parse_rfc3339_weak(text)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .ok_or_else(|| ApiError::invalid("since: an RFC 3339 time in UTC, like 2026-01-31T12:00:00Z"))?,
-    };
-    let shard = state.node.shard_of(&cfg.id);
-    // Only letters dead before this request: one that dies again while we go is not replayed
-    // twice. Replayed letters leave the set, so each batch reads from the start.
-    let until_ms = hookline_actors::now_ms();
-    let mut replayed = 0;
-    for _ in 0..1_000 {
-        let ids = state
-            .store
-            .dead_letter_ids_between(shard, &cfg.id, since_ms, until_ms, 500)
-            .await?;
-        if ids.is_empty() {
-            break;
-        }
-        replayed += state.store.replay(shard, &cfg, &ids).await?;
-    }
-    tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, replayed, "dead letters replayed");
-    Ok((StatusCode::ACCEPTED, axum::Json(ReplayCount { replayed })))
-}
-
-/// `?cursor=`: an offset this API returned.
-fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
-    match cursor {
-        None | Some("") => Ok(0),
-        Some(c) => c
-            .parse::<usize>()
-            .ok()
-            .filter(|offset| *offset <= 100_000_000)
-            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct RotateQuery {
-    /// Seconds the old secret keeps signing beside the new one (0 to 604800, default 86400).
-    #[param(value_type = Option<u64>)]
-    overlap_s: Option<String>,
-}
-
-/// Longest overlap a rotated-out secret may keep signing.
-const MAX_OVERLAP_S: u64 = 7 * 86_400;
-
-/// Mint a new secret. The old one keeps signing beside it (a second `v1,` signature) for
-/// `?overlap_s=` seconds (default a day), so receivers can switch without losing a message.
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret",
-    tag = "endpoints",
-    params(EndpointPath, RotateQuery),
-    responses(
-        (status = 200, body = NewSecret),
-        (status = 400, description = "a malformed `overlap_s`", body = ErrorBody),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn rotate_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-    Query(q): Query<RotateQuery>,
-) -> ApiResult<axum::Json<NewSecret>> {
-    caller.authorize(&tenant)?;
-    let overlap_s = match q.overlap_s.as_deref() {
-        None => 86_400,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_OVERLAP_S)
-            .ok_or_else(|| ApiError::invalid(format!("overlap_s: whole seconds from 0 to {MAX_OVERLAP_S}")))?,
-    };
-    let mut cfg = load(&state, &tenant, &id).await?;
-    let now = hookline_actors::now_ms();
-    let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
-    cfg.previous_secrets.retain(|p| p.expires_at_ms > now);
-    if overlap_s > 0 {
-        cfg.previous_secrets.push(hookline_actors::model::PreviousSecret {
-            secret: old,
-            expires_at_ms: now + overlap_s * 1000,
-        });
-    }
-    cfg.updated_at_ms = now;
-    saved(&state, &cfg).await?;
-    Ok(axum::Json(NewSecret { secret: cfg.secret }))
-}
-
-/// Send a `webhook.test` event to this endpoint alone (whatever it subscribes to, even if it
-/// is disabled: it waits in the queue then). 202 with the event id.
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/test",
-    tag = "endpoints",
-    params(EndpointPath),
-    responses(
-        (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn send_test(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
-    caller.authorize(&tenant)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let now = hookline_actors::now_ms();
-    let event_id = crate::ids::new_event_id(now);
-    let data = json!({"message": "a test event sent by Hookline", "endpoint_id": cfg.id});
-    let event = crate::store::NewEvent {
-        body: crate::store::event_body(&event_id, TEST_EVENT, now, &tenant, &data.to_string()),
-        event_id,
-        event_type: TEST_EVENT.into(),
-        idempotency_key: None,
-        only_endpoint: Some(cfg.id.clone()),
-    };
-    let mut stored = state.store.ingest_batch(&tenant, std::slice::from_ref(&event)).await;
-    stored
-        .pop()
-        .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(TestSent {
-            id: event.event_id,
-            deliveries: 1,
-        }),
-    ))
-}
-
-/// The type of test sends.
-const TEST_EVENT: &str = "webhook.test";

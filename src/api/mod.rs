@@ -3,7 +3,9 @@
 //! the OpenAPI document served at `/openapi.json` is generated from the same code that routes.
 
 pub mod auth;
+mod dead_letters;
 mod deliveries;
+mod endpoint_actions;
 mod endpoints;
 pub mod error;
 mod events;
@@ -67,6 +69,8 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(events::router(max_batch_bytes))
         .merge(endpoints::router())
+        .merge(endpoint_actions::router())
+        .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(keys::router())
         .merge(ops::router())
@@ -231,6 +235,18 @@ pub fn page_limit(limit: Option<String>) -> Result<usize, ApiError> {
             Ok(n) if (1..=500).contains(&n) => Ok(n),
             _ => Err(ApiError::invalid("limit: a whole number from 1 to 500")),
         },
+    }
+}
+
+/// `?cursor=` of the lists paged by offset (endpoints, dead letters): an offset this API returned.
+pub fn offset_cursor(cursor: Option<&str>) -> Result<usize, ApiError> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|offset| *offset <= 100_000_000)
+            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
     }
 }
 
