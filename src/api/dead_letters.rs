@@ -4,7 +4,7 @@
 use super::auth::Caller;
 use super::endpoints::load;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Path, Query};
+use super::extract::{Path, Query, RawBody};
 use super::{offset_cursor, page_limit, rfc3339, AppState, EndpointPath, ListQuery};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -104,7 +104,7 @@ async fn replay_dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;

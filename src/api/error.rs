@@ -2,7 +2,7 @@
 //! `{"error": {"code": "snake_case", "message": "…"}}`. The framework's own rejections
 //! (bad JSON, wrong content type, body too large, bad path) are mapped to it too.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookline_actors::StoreError;
@@ -115,6 +115,19 @@ impl From<JsonRejection> for ApiError {
             ),
             other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", other.body_text()),
         }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than allowed",
+            );
+        }
+        ApiError::invalid(rejection.body_text())
     }
 }
 

@@ -417,6 +417,15 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
         ),
         (
             Method::POST,
+            format!("{ep_path}/dead-letters/replay"),
+            Some(format!(r#"{{"since":"{}"}}"#, " ".repeat(20_000))),
+            JSON,
+            413,
+            "payload_too_large",
+            "",
+        ),
+        (
+            Method::POST,
             "/v1/tenants/v/deliveries/dlv_nope/replay".into(),
             None,
             None,
