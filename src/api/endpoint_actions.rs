@@ -98,6 +98,7 @@ async fn rotate_secret(
     responses(
         (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+        (status = 429, description = "the tenant's ingest limit for this second is spent; nothing stored (Retry-After)", body = ErrorBody),
     )
 )]
 async fn send_test(
@@ -118,9 +119,13 @@ async fn send_test(
         only_endpoint: Some(cfg.id.clone()),
     };
     let mut stored = state.store.ingest_batch(&tenant, std::slice::from_ref(&event)).await;
-    stored
+    let stored = stored
         .pop()
         .unwrap_or_else(|| Err(hookline_actors::StoreError::Unavailable("no reply".into())))?;
+    if stored.rate_limited {
+        // Nothing was stored: a 202 would claim a test send that never happens.
+        return Err(super::events::rate_limited(&state));
+    }
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(TestSent {

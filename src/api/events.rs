@@ -383,7 +383,7 @@ fn count_ingested(state: &AppState, tenant: &str, outcome: &'static str, n: u64)
 }
 
 /// The tenant spent its ingest limit for this second: nothing was stored.
-fn rate_limited(state: &AppState) -> ApiError {
+pub(super) fn rate_limited(state: &AppState) -> ApiError {
     ApiError {
         retry_after_s: Some(1),
         ..ApiError::new(
