@@ -195,7 +195,8 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
             "event_types: {bad:?} is not an event type, \"*\" or \"prefix.*\""
         )));
     }
-    if cfg.description.as_ref().is_some_and(|d| d.len() > 1024) {
+    // Limits count characters, as the document's `maxLength` does (not UTF-8 bytes).
+    if cfg.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
         return Err(ApiError::invalid("description: at most 1024 characters"));
     }
     if sign::decode_secret(&cfg.secret).is_none() {
@@ -235,7 +236,7 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
                 "headers: {name:?} is set by the node and cannot be overridden"
             )));
         }
-        if axum::http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
+        if axum::http::HeaderValue::from_str(value).is_err() || value.chars().count() > 4096 {
             return Err(ApiError::invalid(format!(
                 "headers: the value of {name:?} is not a valid header value"
             )));

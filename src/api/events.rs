@@ -110,7 +110,8 @@ fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<St
         ));
     }
     let key = event.idempotency_key.or(header_key);
-    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+    // Characters, as the message and the document's `maxLength` say (not UTF-8 bytes).
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.chars().count() > 256) {
         return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
     }
     let now = hookline_actors::now_ms();

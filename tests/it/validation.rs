@@ -548,6 +548,24 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
         }
     }
 
+    // Length limits count characters (as the document's maxLength does), not UTF-8 bytes.
+    let long = |n: usize| "é".repeat(n);
+    for (n, status) in [(1024, 201), (1025, 400)] {
+        let body = json!({"url": sink.url("ok/len"), "description": long(n)});
+        let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+        assert_eq!(got, status, "description of {n} characters: {answer}");
+    }
+    for (n, status) in [(4096, 201), (4097, 400)] {
+        let body = json!({"url": sink.url("ok/len"), "headers": {"x-long": long(n)}});
+        let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+        assert_eq!(got, status, "header value of {n} characters: {answer}");
+    }
+    for (n, status) in [(256, 202), (257, 400)] {
+        let body = json!({"type": "len.key", "payload": {}, "idempotency_key": long(n)});
+        let (got, answer) = api.post("/v1/tenants/len/events", body).await;
+        assert_eq!(got, status, "idempotency key of {n} characters: {answer}");
+    }
+
     // SSRF default: a node without allow_private_networks refuses literal private addresses.
     let strict = Node::start_ready(
         &NodeOpts::new(&redis, &unique_prefix("ssrf")).set("delivery__allow_private_networks", "false"),
