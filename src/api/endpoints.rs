@@ -28,6 +28,30 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// A whole number that JSON may also spell `12.0`: the document calls these fields `integer`,
+/// which in JSON Schema admits both spellings of the same number, where serde takes only `12`.
+#[derive(Debug, Clone, Copy)]
+struct Whole<T>(T);
+
+impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let expected = "a whole number in range";
+        let number = serde_json::Number::deserialize(d)?;
+        let whole = match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(n), _, _) => n,
+            (None, Some(negative), _) => return Err(Error::invalid_value(Unexpected::Signed(negative), &expected)),
+            // Whole floats up to 2^53 spell their integer exactly.
+            (None, None, Some(f)) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => f as u64,
+            (None, None, Some(f)) => return Err(Error::invalid_value(Unexpected::Float(f), &expected)),
+            (None, None, None) => return Err(Error::invalid_value(Unexpected::Other("number"), &expected)),
+        };
+        T::try_from(whole)
+            .map(Whole)
+            .map_err(|_| Error::invalid_value(Unexpected::Unsigned(whole), &expected))
+    }
+}
+
 /// The writable fields of an endpoint. Creation requires `url`; a PATCH sends any subset, and
 /// `null` resets an optional field to the node default.
 #[derive(Debug, Deserialize, Default, ToSchema)]
@@ -45,20 +69,20 @@ pub struct EndpointFields {
     /// 1 to 100000; absent or null: unlimited.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u32>)]
-    rate_limit_per_s: Option<Option<u32>>,
+    rate_limit_per_s: Option<Option<Whole<u32>>>,
     /// 1 to 1000; absent or null: `delivery.max_in_flight`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u32>)]
-    max_in_flight: Option<Option<u32>>,
+    max_in_flight: Option<Option<Whole<u32>>>,
     /// 100 to 300000; absent or null: `delivery.timeout_ms`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<u64>)]
-    timeout_ms: Option<Option<u64>>,
+    timeout_ms: Option<Option<Whole<u64>>>,
     /// Delays in seconds before attempts 2..N (at most 50, each ≤ 604800); `[]`: no retries;
     /// absent or null: `delivery.retry_schedule_s`.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<Vec<u64>>)]
-    retry_schedule_s: Option<Option<Vec<u64>>>,
+    retry_schedule_s: Option<Option<Vec<Whole<u64>>>>,
     /// Up to 20 extra request headers (not the ones the node sets itself).
     headers: Option<BTreeMap<String, String>>,
     /// Deliver strictly one at a time in ingest order (a failing head blocks the rest).
@@ -120,16 +144,16 @@ impl EndpointFields {
             cfg.secret = v;
         }
         if let Some(v) = self.rate_limit_per_s {
-            cfg.rate_limit_per_s = v;
+            cfg.rate_limit_per_s = v.map(|w| w.0);
         }
         if let Some(v) = self.max_in_flight {
-            cfg.max_in_flight = v;
+            cfg.max_in_flight = v.map(|w| w.0);
         }
         if let Some(v) = self.timeout_ms {
-            cfg.timeout_ms = v;
+            cfg.timeout_ms = v.map(|w| w.0);
         }
         if let Some(v) = self.retry_schedule_s {
-            cfg.retry_schedule_s = v;
+            cfg.retry_schedule_s = v.map(|delays| delays.into_iter().map(|w| w.0).collect());
         }
         if let Some(v) = self.headers {
             cfg.headers = v;

@@ -548,6 +548,29 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
         }
     }
 
+    // Whole numbers may be spelled as JSON floats (`12.0`): JSON Schema's `integer` admits both.
+    let body =
+        json!({"url": sink.url("ok/len"), "timeout_ms": 500.0, "retry_schedule_s": [1.0, 2], "rate_limit_per_s": 3.0});
+    let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+    assert_eq!(got, 201, "{answer}");
+    assert_eq!(
+        (
+            &answer["timeout_ms"],
+            &answer["retry_schedule_s"],
+            &answer["rate_limit_per_s"]
+        ),
+        (&json!(500), &json!([1, 2]), &json!(3))
+    );
+    for bad in [json!(500.5), json!(-1), json!(1e300), json!(4294967296u64)] {
+        let body = json!({"url": sink.url("ok/len"), "max_in_flight": bad});
+        let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+        assert_eq!(got, 400, "max_in_flight {bad}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("max_in_flight"),
+            "{answer}"
+        );
+    }
+
     // Length limits count characters (as the document's maxLength does), not UTF-8 bytes.
     let long = |n: usize| "é".repeat(n);
     for (n, status) in [(1024, 201), (1025, 400)] {
