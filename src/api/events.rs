@@ -152,10 +152,14 @@ async fn ingest_one(
     headers: &HeaderMap,
     event: EventIn,
 ) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
+    // The header is checked whenever it is sent, even when the `idempotency_key` field wins, so
+    // each of the two has one rule of its own (which is what the OpenAPI document can say).
     let header_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| ApiError::invalid("Idempotency-Key: must be visible ASCII"))?
+                .ok()
+                .filter(|k| (1..=256).contains(&k.len()))
+                .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 256 visible ASCII characters"))?
                 .to_string(),
         ),
         None => None,

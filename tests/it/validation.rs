@@ -571,6 +571,38 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
         );
     }
 
+    // The Idempotency-Key header is checked whenever it is sent, even beside the body's key.
+    let http = reqwest::Client::new();
+    for (header, body_key, status) in [
+        ("", Some("k1"), 400),
+        (&*"h".repeat(257), Some("k2"), 400),
+        (&*"h".repeat(257), None, 400),
+        ("h-ok", Some("k3"), 202),
+        (&*"h".repeat(256), None, 202),
+    ] {
+        let mut body = json!({"type": "len.key", "payload": {}});
+        if let Some(k) = body_key {
+            body["idempotency_key"] = json!(k);
+        }
+        let resp = http
+            .post(format!("{}/v1/tenants/len/events", api.base))
+            .bearer_auth(ADMIN)
+            .header("idempotency-key", header)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        let answer: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(got, status, "header {header:?} with body key {body_key:?}: {answer}");
+        if status == 400 {
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains("Idempotency-Key"),
+                "{answer}"
+            );
+        }
+    }
+
     // Length limits count characters (as the document's maxLength does), not UTF-8 bytes.
     let long = |n: usize| "é".repeat(n);
     for (n, status) in [(1024, 201), (1025, 400)] {
