@@ -14,16 +14,28 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    let (schemas, mut paths, replay) = routes!(replay_dead_letters);
+    // The replay body is optional (empty: every letter). utoipa says so only for an `Option`
+    // body, which it documents as "`null` or the object"; the handler refuses `null`, so the
+    // body is documented as the object alone, and marked optional here.
+    for item in paths.paths.values_mut() {
+        if let Some(body) = item.post.as_mut().and_then(|op| op.request_body.as_mut()) {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
+    }
     OpenApiRouter::new()
         .routes(routes!(dead_letters))
-        .routes(routes!(replay_dead_letters))
+        .routes((schemas, paths, replay))
 }
 
+/// A delivery that was given up on.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetterOut {
     delivery_id: String,
     event_id: String,
+    /// When it died (RFC 3339).
     dead_at: String,
+    /// Why: `http_<code>`, `redirect_<code>`, `retries_exhausted`, `gone`, `destination_blocked`, …
     reason: String,
     attempts: u32,
 }
@@ -31,11 +43,13 @@ pub struct DeadLetterOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeadLetterPage {
     data: Vec<DeadLetterOut>,
+    /// Pass as `cursor` for the next page; null at the end.
     next_cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReplayCount {
+    /// Letters that started a new attempt cycle.
     replayed: u64,
 }
 
@@ -43,18 +57,19 @@ pub struct ReplayCount {
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters",
+    operation_id = "list_dead_letters",
     tag = "endpoints",
     params(EndpointPath, ListQuery),
     responses(
-        (status = 200, body = DeadLetterPage),
-        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
+        (status = 200, description = "a page of dead letters", body = DeadLetterPage),
+        (status = 400, description = "a malformed tenant, limit or cursor, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
 )]
 async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<DeadLetterPage>> {
     caller.authorize(&tenant)?;
@@ -79,10 +94,11 @@ async fn dead_letters(
     }))
 }
 
+/// Which dead letters to replay. Unknown fields are refused.
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
-    /// Only letters dead since this RFC 3339 time.
+    #[schema(schema_with = super::schema::since)]
     since: Option<String>,
 }
 
@@ -91,19 +107,25 @@ pub struct ReplayBody {
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
+    operation_id = "replay_dead_letters",
     tag = "endpoints",
     params(EndpointPath),
-    request_body(content = Option<ReplayBody>, description = "optional", content_type = "application/json"),
+    request_body(
+        content = ReplayBody,
+        description = "optional: an empty body replays every letter (the content-type is not checked)",
+        content_type = "application/json"
+    ),
     responses(
         (status = 202, description = "each replayed letter starts a new attempt cycle", body = ReplayCount),
-        (status = 400, description = "invalid JSON or `since`", body = ErrorBody),
+        (status = 400, description = "invalid JSON, an unknown field, a malformed `since` or tenant", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
     )
 )]
 async fn replay_dead_letters(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
     caller.authorize(&tenant)?;

@@ -10,6 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,35 +34,44 @@ pub struct TestSent {
     deliveries: u32,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// `?overlap_s=`; unknown parameters are refused (400).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 struct RotateQuery {
-    /// Seconds the old secret keeps signing beside the new one (0 to 604800, default 86400).
-    #[param(value_type = Option<u64>)]
     overlap_s: Option<String>,
 }
 
+impl IntoParams for RotateQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![super::schema::query_param(
+            "overlap_s",
+            "Seconds the old secret keeps signing beside the new one (0 to 604800, default 86400).",
+            super::schema::overlap_s(),
+        )]
+    }
+}
+
 /// Longest overlap a rotated-out secret may keep signing.
-const MAX_OVERLAP_S: u64 = 7 * 86_400;
+pub(super) const MAX_OVERLAP_S: u64 = 7 * 86_400;
 
 /// Mint a new secret. The old one keeps signing beside it (a second `v1,` signature) for
 /// `?overlap_s=` seconds (default a day), so receivers can switch without losing a message.
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret",
+    operation_id = "rotate_endpoint_secret",
     tag = "endpoints",
     params(EndpointPath, RotateQuery),
     responses(
-        (status = 200, body = NewSecret),
-        (status = 400, description = "a malformed `overlap_s`", body = ErrorBody),
+        (status = 200, description = "the new secret", body = NewSecret),
+        (status = 400, description = "a malformed `overlap_s` or tenant, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
 )]
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Query(q): Query<RotateQuery>,
 ) -> ApiResult<axum::Json<NewSecret>> {
     caller.authorize(&tenant)?;
@@ -93,18 +103,20 @@ async fn rotate_secret(
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/test",
+    operation_id = "send_test_event",
     tag = "endpoints",
     params(EndpointPath),
     responses(
         (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-        (status = 429, description = "the tenant's ingest limit for this second is spent; nothing stored (Retry-After)", body = ErrorBody),
+        (status = 429, description = "the tenant's ingest limit for this second is spent (`ingest.tenant_rate_limit_per_s`); \
+            nothing stored (Retry-After)", body = ErrorBody),
     )
 )]
 async fn send_test(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;

@@ -52,43 +52,70 @@ impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
     }
 }
 
-/// The writable fields of an endpoint. Creation requires `url`; a PATCH sends any subset, and
-/// `null` resets an optional field to the node default.
+/// The writable fields of an endpoint. A PATCH sends any subset; `null` resets an optional
+/// field to the node default (and leaves `url`, `event_types`, `secret`, `headers`, `ordered`
+/// and `disabled` as they are). Unknown fields are refused.
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFields {
-    /// http(s) URL, at most 2048 characters; required on creation.
+    #[schema(schema_with = super::schema::endpoint_url)]
     url: Option<String>,
-    /// Up to 100 patterns: `*`, an exact type, or `prefix.*` (any depth). Absent: `["*"]`.
+    #[schema(schema_with = super::schema::event_types)]
     event_types: Option<Vec<String>>,
+    /// At most 1024 characters.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     description: Option<Option<String>>,
-    /// `whsec_` + base64 of 24 to 64 bytes; minted when absent.
+    #[schema(schema_with = super::schema::secret)]
     secret: Option<String>,
-    /// 1 to 100000; absent or null: unlimited.
+    /// Deliveries per second, 1 to 100000; absent or null: unlimited.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
     rate_limit_per_s: Option<Option<Whole<u32>>>,
-    /// 1 to 1000; absent or null: `delivery.max_in_flight`.
+    /// Attempts at once, 1 to 1000; absent or null: `delivery.max_in_flight`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     max_in_flight: Option<Option<Whole<u32>>>,
-    /// 100 to 300000; absent or null: `delivery.timeout_ms`.
+    /// Per-attempt timeout, 100 to 300000 ms; absent or null: `delivery.timeout_ms`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
+    #[schema(value_type = Option<u64>, minimum = 100, maximum = 300000)]
     timeout_ms: Option<Option<Whole<u64>>>,
-    /// Delays in seconds before attempts 2..N (at most 50, each ≤ 604800); `[]`: no retries;
-    /// absent or null: `delivery.retry_schedule_s`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<u64>>)]
+    #[schema(schema_with = super::schema::retry_schedule)]
     retry_schedule_s: Option<Option<Vec<Whole<u64>>>>,
-    /// Up to 20 extra request headers (not the ones the node sets itself).
+    #[schema(schema_with = super::schema::headers)]
     headers: Option<BTreeMap<String, String>>,
     /// Deliver strictly one at a time in ingest order (a failing head blocks the rest).
     ordered: Option<bool>,
+    /// True disables the endpoint by hand (`disabled_reason: manual`); false enables it.
     disabled: Option<bool>,
 }
+
+/// The body of a creation: `EndpointFields` with `url` required (documentation only: the
+/// handler reads `EndpointFields` and refuses a missing `url` itself).
+pub struct NewEndpoint;
+
+impl utoipa::PartialSchema for NewEndpoint {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        match <EndpointFields as utoipa::PartialSchema>::schema() {
+            RefOr::T(Schema::Object(mut fields)) => {
+                fields.description = Some(
+                    "A new endpoint: only `url` is required; absent fields take the node defaults. \
+                     Unknown fields are refused."
+                        .into(),
+                );
+                fields.required = vec!["url".into()];
+                fields.properties.insert("url".into(), super::schema::url(false).into());
+                RefOr::T(Schema::Object(fields))
+            }
+            other => other,
+        }
+    }
+}
+
+impl ToSchema for NewEndpoint {}
 
 /// An endpoint as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,7 +196,7 @@ impl EndpointFields {
 }
 
 /// Headers the node sets itself, which an endpoint may not override.
-const RESERVED_HEADERS: &[&str] = &[
+pub(super) const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
     "host",
@@ -324,18 +351,22 @@ pub(super) async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<(
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints",
+    operation_id = "create_endpoint",
     tag = "endpoints",
     params(TenantPath),
-    request_body = EndpointFields,
+    request_body = NewEndpoint,
     responses(
         (status = 201, description = "created; the answer holds its secret", body = EndpointOut),
-        (status = 400, description = "a field is invalid (the message names it)", body = ErrorBody),
+        (status = 400, description = "invalid JSON, a missing `url`, an unknown or invalid field (the message \
+            names it), a private address while `delivery.allow_private_networks` is off, or a malformed tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
 )]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     Json(fields): Json<EndpointFields>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     caller.authorize(&tenant)?;
@@ -360,17 +391,18 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/endpoints",
+    operation_id = "list_endpoints",
     tag = "endpoints",
     params(TenantPath, ListQuery),
     responses(
-        (status = 200, body = EndpointPage),
-        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
+        (status = 200, description = "a page of the tenant's endpoints", body = EndpointPage),
+        (status = 400, description = "a malformed tenant, limit or cursor, or an unknown query parameter", body = ErrorBody),
     )
 )]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<EndpointPage>> {
     caller.authorize(&tenant)?;
@@ -391,17 +423,18 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
+    operation_id = "get_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     responses(
-        (status = 200, body = EndpointOut),
+        (status = 200, description = "the endpoint", body = EndpointOut),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
 )]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
@@ -413,19 +446,23 @@ async fn fetch(
 #[utoipa::path(
     patch,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
+    operation_id = "update_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     request_body = EndpointFields,
     responses(
-        (status = 200, body = EndpointOut),
-        (status = 400, description = "a field is invalid (the message names it)", body = ErrorBody),
+        (status = 200, description = "the endpoint as changed", body = EndpointOut),
+        (status = 400, description = "invalid JSON, an unknown or invalid field (the message names it), a \
+            private address while `delivery.allow_private_networks` is off, or a malformed tenant", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
 )]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Json(fields): Json<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
@@ -450,11 +487,12 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
+    operation_id = "delete_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     responses(
         (status = 204, description = "deleted", headers(
-            ("Hookline-Dropped-Deliveries" = u64, description = "pending deliveries dropped")
+            ("Hookline-Dropped-Deliveries" = u64, description = "pending deliveries dropped (always sent)")
         )),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
@@ -462,7 +500,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<(StatusCode, [(&'static str, String); 1])> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
@@ -482,17 +520,18 @@ pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/enable",
+    operation_id = "enable_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     responses(
-        (status = 200, body = EndpointOut),
+        (status = 200, description = "the endpoint, enabled", body = EndpointOut),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
 )]
 async fn enable(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     use hookline_actors::Store;
     caller.authorize(&tenant)?;

@@ -17,8 +17,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, snake_case: `invalid_request`, `invalid_json`, `not_found`, `unauthorized`,
-    /// `forbidden`, `payload_too_large`, `rate_limited`, `store_unavailable`, …
+    /// Stable, snake_case (described in `schema::error_code`).
+    #[schema(schema_with = super::schema::error_code)]
     pub code: String,
     /// For people: names the field or parameter that is wrong.
     pub message: String,

@@ -118,12 +118,26 @@ async fn the_openapi_document_matches_the_routes() {
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
 
-    // Exactly the contract's routes.
+    // Exactly the contract's routes, each with an operation id of its own.
     let mut documented = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for m in METHODS {
             if let Some(op) = item.get(m) {
                 documented.insert((m.to_string(), path.clone()));
+                let id = op["operationId"].as_str().unwrap_or_default();
+                assert!(
+                    operation_ids.insert(id.to_string()),
+                    "{m} {path}: operationId {id:?} is not unique"
+                );
+                // Each parameter once (a repeated one makes the document invalid).
+                let mut seen = BTreeSet::new();
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    assert!(
+                        seen.insert((p["name"].clone().to_string(), p["in"].to_string())),
+                        "{m} {path}: {p} twice"
+                    );
+                }
                 // Every `{placeholder}` of the path is a documented path parameter.
                 for placeholder in path.split('{').skip(1).filter_map(|p| p.split('}').next()) {
                     let found = op["parameters"]
@@ -139,7 +153,7 @@ async fn the_openapi_document_matches_the_routes() {
                     "{m} {path}: no success answer documented"
                 );
                 if path.starts_with("/v1/") {
-                    for s in ["401", "403", "503"] {
+                    for s in ["400", "401", "403", "500", "503"] {
                         assert!(responses.contains_key(s), "{m} {path}: {s} not documented");
                     }
                     assert!(op["security"].is_array(), "{m} {path}: no security");
