@@ -13,6 +13,7 @@ use super::{DeliveryPath, TenantPath};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -65,17 +66,18 @@ pub struct Replayed {
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/deliveries/{id}",
+    operation_id = "get_delivery",
     tag = "deliveries",
     params(DeliveryPath),
     responses(
-        (status = 200, body = DeliveryDetail),
+        (status = 200, description = "the delivery with every attempt", body = DeliveryDetail),
         (status = 404, description = "no such delivery in this tenant", body = ErrorBody),
     )
 )]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(DeliveryPath { tenant, id }): Path<DeliveryPath>,
 ) -> ApiResult<axum::Json<DeliveryDetail>> {
     caller.authorize(&tenant)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
@@ -117,6 +119,7 @@ async fn fetch(
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/deliveries/{id}/replay",
+    operation_id = "replay_delivery",
     tag = "deliveries",
     params(DeliveryPath),
     responses(
@@ -128,7 +131,7 @@ async fn fetch(
 async fn replay(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(DeliveryPath { tenant, id }): Path<DeliveryPath>,
 ) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
     caller.authorize(&tenant)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
@@ -164,22 +167,44 @@ const ENTRIES_PER_ROUND: usize = 5_000;
 /// Most round trips one list request makes; past it the page is returned short, with a cursor.
 const MAX_ROUNDS: usize = 20;
 
-#[derive(Debug, Deserialize, IntoParams)]
+/// The list's filters and paging; unknown parameters are refused (400).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 struct ListParams {
-    /// Only deliveries to this endpoint (`ep_…`; 404 if not in this tenant).
     endpoint_id: Option<String>,
-    /// Only deliveries of this event (`evt_…`).
     event_id: Option<String>,
-    /// pending | delivered | failed | dead
     status: Option<String>,
-    /// 1 to 500, default 50.
-    #[param(value_type = Option<u32>)]
     limit: Option<String>,
-    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
+
+impl IntoParams for ListParams {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        use super::schema::{self, query_param};
+        let status = utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(STATUSES))
+            .build();
+        vec![
+            query_param(
+                "endpoint_id",
+                "Only deliveries to this endpoint (404 if it is malformed or not an endpoint of this tenant).",
+                schema::endpoint_id(),
+            ),
+            query_param("event_id", "Only deliveries of this event.", schema::event_id()),
+            query_param("status", "Only deliveries in this state.", status),
+            query_param("limit", "Page size: 1 to 500, default 50.", schema::limit()),
+            query_param(
+                "cursor",
+                "`next_cursor` of the previous page (absent: the first page).",
+                schema::delivery_cursor(),
+            ),
+        ]
+    }
+}
+
+/// The states of a delivery: failed means a retry is scheduled.
+const STATUSES: [&str; 4] = ["pending", "delivered", "failed", "dead"];
 
 /// One delivery in the list.
 #[derive(Debug, Serialize, ToSchema)]
@@ -288,25 +313,27 @@ fn merge_newest(
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/deliveries",
+    operation_id = "list_deliveries",
     tag = "deliveries",
     params(TenantPath, ListParams),
     responses(
-        (status = 200, body = DeliveryPage),
-        (status = 400, description = "a malformed filter, limit or cursor (the message names it)", body = ErrorBody),
+        (status = 200, description = "a page of deliveries, newest first", body = DeliveryPage),
+        (status = 400, description = "a malformed tenant, `event_id`, `status`, limit or cursor, or an unknown \
+            query parameter (the message names it)", body = ErrorBody),
         (status = 404, description = "`endpoint_id` is not an endpoint of this tenant", body = ErrorBody),
     )
 )]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<DeliveryPage>> {
     caller.authorize(&tenant)?;
     let limit = super::page_limit(q.limit)?;
     let status = match q.status.as_deref() {
         None => None,
-        Some(s @ ("pending" | "delivered" | "failed" | "dead")) => Some(s.to_string()),
+        Some(s) if STATUSES.contains(&s) => Some(s.to_string()),
         Some(_) => return Err(ApiError::invalid("status: one of pending, delivered, failed, dead")),
     };
     let mut position = match q.cursor.as_deref() {
@@ -497,6 +524,24 @@ mod tests {
         let (got, exhausted) = merge_newest(vec![log("ep_aaaa", &[("evt_2", 2.0), ("evt_1", 1.0)])], None, 2, 5);
         assert_eq!(got.len(), 2);
         assert!(!exhausted, "the log returned as many as asked: it may hold more");
+    }
+
+    #[test]
+    fn cursors_of_the_documented_form_are_read() {
+        use proptest::strategy::{Strategy, ValueTree};
+        let pattern = super::super::schema::DELIVERY_CURSOR;
+        let inner = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).unwrap();
+        let strategy = proptest::string::string_regex(inner).unwrap();
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        for _ in 0..500 {
+            let cursor = strategy.new_tree(&mut runner).unwrap().current();
+            assert!(Position::decode(&cursor).is_some(), "{cursor} matches {pattern}");
+        }
+        let written = Position {
+            order: 1763870000000.0 + 7.0 / 4096.0,
+            delivery_id: crate::ids::delivery_id(&crate::ids::new_endpoint_id(), &crate::ids::new_event_id(1)),
+        };
+        assert!(regex::Regex::new(pattern).unwrap().is_match(&written.encode()));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete.
+//! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete, enable. Dead letters
+//! are in `dead_letters`, secret rotation and test sends in `endpoint_actions`.
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -6,14 +7,12 @@ use super::extract::{Json, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::{sign, ssrf};
-use crate::event::NewEvent;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::EndpointConfig;
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
 use std::collections::BTreeMap;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -22,10 +21,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(fetch, update, remove))
         .routes(routes!(enable))
-        .routes(routes!(rotate_secret))
-        .routes(routes!(send_test))
-        .routes(routes!(dead_letters))
-        .routes(routes!(replay_dead_letters))
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -33,43 +28,94 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Opti
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// The writable fields of an endpoint. Creation requires `url`; a PATCH sends any subset, and
-/// `null` resets an optional field to the node default.
+/// A whole number that JSON may also spell `12.0`: the document calls these fields `integer`,
+/// which in JSON Schema admits both spellings of the same number, where serde takes only `12`.
+#[derive(Debug, Clone, Copy)]
+struct Whole<T>(T);
+
+impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let expected = "a whole number in range";
+        let number = serde_json::Number::deserialize(d)?;
+        let whole = match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(n), _, _) => n,
+            (None, Some(negative), _) => return Err(Error::invalid_value(Unexpected::Signed(negative), &expected)),
+            // Whole floats up to 2^53 spell their integer exactly.
+            (None, None, Some(f)) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => f as u64,
+            (None, None, Some(f)) => return Err(Error::invalid_value(Unexpected::Float(f), &expected)),
+            (None, None, None) => return Err(Error::invalid_value(Unexpected::Other("number"), &expected)),
+        };
+        T::try_from(whole)
+            .map(Whole)
+            .map_err(|_| Error::invalid_value(Unexpected::Unsigned(whole), &expected))
+    }
+}
+
+/// The writable fields of an endpoint. A PATCH sends any subset; `null` resets an optional
+/// field to the node default (and leaves `url`, `event_types`, `secret`, `headers`, `ordered`
+/// and `disabled` as they are). Unknown fields are refused.
 #[derive(Debug, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFields {
-    /// http(s) URL, at most 2048 characters; required on creation.
+    #[schema(schema_with = super::schema::endpoint_url)]
     url: Option<String>,
-    /// Up to 100 patterns: `*`, an exact type, or `prefix.*` (any depth). Absent: `["*"]`.
+    #[schema(schema_with = super::schema::event_types)]
     event_types: Option<Vec<String>>,
+    /// At most 1024 characters.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 1024)]
     description: Option<Option<String>>,
-    /// `whsec_` + base64 of 24 to 64 bytes; minted when absent.
+    #[schema(schema_with = super::schema::secret)]
     secret: Option<String>,
-    /// 1 to 100000; absent or null: unlimited.
+    /// Deliveries per second, 1 to 100000; absent or null: unlimited.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
-    rate_limit_per_s: Option<Option<u32>>,
-    /// 1 to 1000; absent or null: `delivery.max_in_flight`.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 100000)]
+    rate_limit_per_s: Option<Option<Whole<u32>>>,
+    /// Attempts at once, 1 to 1000; absent or null: `delivery.max_in_flight`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
-    max_in_flight: Option<Option<u32>>,
-    /// 100 to 300000; absent or null: `delivery.timeout_ms`.
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    max_in_flight: Option<Option<Whole<u32>>>,
+    /// Per-attempt timeout, 100 to 300000 ms; absent or null: `delivery.timeout_ms`.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u64>)]
-    timeout_ms: Option<Option<u64>>,
-    /// Delays in seconds before attempts 2..N (at most 50, each ≤ 604800); `[]`: no retries;
-    /// absent or null: `delivery.retry_schedule_s`.
+    #[schema(value_type = Option<u64>, minimum = 100, maximum = 300000)]
+    timeout_ms: Option<Option<Whole<u64>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<u64>>)]
-    retry_schedule_s: Option<Option<Vec<u64>>>,
-    /// Up to 20 extra request headers (not the ones the node sets itself).
+    #[schema(schema_with = super::schema::retry_schedule)]
+    retry_schedule_s: Option<Option<Vec<Whole<u64>>>>,
+    #[schema(schema_with = super::schema::headers)]
     headers: Option<BTreeMap<String, String>>,
     /// Deliver strictly one at a time in ingest order (a failing head blocks the rest).
     ordered: Option<bool>,
+    /// True disables the endpoint by hand (`disabled_reason: manual`); false enables it.
     disabled: Option<bool>,
 }
+
+/// The body of a creation: `EndpointFields` with `url` required (documentation only: the
+/// handler reads `EndpointFields` and refuses a missing `url` itself).
+pub struct NewEndpoint;
+
+impl utoipa::PartialSchema for NewEndpoint {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::Schema;
+        use utoipa::openapi::RefOr;
+        match <EndpointFields as utoipa::PartialSchema>::schema() {
+            RefOr::T(Schema::Object(mut fields)) => {
+                fields.description = Some(
+                    "A new endpoint: only `url` is required; absent fields take the node defaults. \
+                     Unknown fields are refused."
+                        .into(),
+                );
+                fields.required = vec!["url".into()];
+                fields.properties.insert("url".into(), super::schema::url(false).into());
+                RefOr::T(Schema::Object(fields))
+            }
+            other => other,
+        }
+    }
+}
+
+impl ToSchema for NewEndpoint {}
 
 /// An endpoint as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -110,39 +156,6 @@ pub struct EndpointPage {
     next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetterOut {
-    delivery_id: String,
-    event_id: String,
-    dead_at: String,
-    reason: String,
-    attempts: u32,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DeadLetterPage {
-    data: Vec<DeadLetterOut>,
-    next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReplayCount {
-    replayed: u64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct NewSecret {
-    /// The new secret; the old one keeps signing beside it for the overlap.
-    secret: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestSent {
-    /// The `webhook.test` event's id.
-    id: String,
-    deliveries: u32,
-}
-
 impl EndpointFields {
     fn apply(self, cfg: &mut EndpointConfig) {
         if let Some(v) = self.url {
@@ -158,16 +171,16 @@ impl EndpointFields {
             cfg.secret = v;
         }
         if let Some(v) = self.rate_limit_per_s {
-            cfg.rate_limit_per_s = v;
+            cfg.rate_limit_per_s = v.map(|w| w.0);
         }
         if let Some(v) = self.max_in_flight {
-            cfg.max_in_flight = v;
+            cfg.max_in_flight = v.map(|w| w.0);
         }
         if let Some(v) = self.timeout_ms {
-            cfg.timeout_ms = v;
+            cfg.timeout_ms = v.map(|w| w.0);
         }
         if let Some(v) = self.retry_schedule_s {
-            cfg.retry_schedule_s = v;
+            cfg.retry_schedule_s = v.map(|delays| delays.into_iter().map(|w| w.0).collect());
         }
         if let Some(v) = self.headers {
             cfg.headers = v;
@@ -183,7 +196,7 @@ impl EndpointFields {
 }
 
 /// Headers the node sets itself, which an endpoint may not override.
-const RESERVED_HEADERS: &[&str] = &[
+pub(super) const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
     "host",
@@ -233,7 +246,8 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
             "event_types: {bad:?} is not an event type, \"*\" or \"prefix.*\""
         )));
     }
-    if cfg.description.as_ref().is_some_and(|d| d.len() > 1024) {
+    // Limits count characters, as the document's `maxLength` does (not UTF-8 bytes).
+    if cfg.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
         return Err(ApiError::invalid("description: at most 1024 characters"));
     }
     if sign::decode_secret(&cfg.secret).is_none() {
@@ -273,7 +287,7 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
                 "headers: {name:?} is set by the node and cannot be overridden"
             )));
         }
-        if axum::http::HeaderValue::from_str(value).is_err() || value.len() > 4096 {
+        if axum::http::HeaderValue::from_str(value).is_err() || value.chars().count() > 4096 {
             return Err(ApiError::invalid(format!(
                 "headers: the value of {name:?} is not a valid header value"
             )));
@@ -323,7 +337,7 @@ pub(super) async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<
     }
 }
 
-async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
+pub(super) async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
     state.store.put_endpoint(cfg, state.node.shard_of(&cfg.id)).await?;
     // This node sees its own change at once; others hear of it on the change channel.
     state.index.upsert(cfg, state.node.shard_of(&cfg.id));
@@ -335,18 +349,22 @@ async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints",
+    operation_id = "create_endpoint",
     tag = "endpoints",
     params(TenantPath),
-    request_body = EndpointFields,
+    request_body = NewEndpoint,
     responses(
         (status = 201, description = "created; the answer holds its secret", body = EndpointOut),
-        (status = 400, description = "a field is invalid (the message names it)", body = ErrorBody),
+        (status = 400, description = "invalid JSON, a missing `url`, an unknown or invalid field (the message \
+            names it), a private address while `delivery.allow_private_networks` is off, or a malformed tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
 )]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     Json(fields): Json<EndpointFields>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     caller.authorize(&tenant)?;
@@ -371,22 +389,23 @@ async fn create(
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/endpoints",
+    operation_id = "list_endpoints",
     tag = "endpoints",
     params(TenantPath, ListQuery),
     responses(
-        (status = 200, body = EndpointPage),
-        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
+        (status = 200, description = "a page of the tenant's endpoints", body = EndpointPage),
+        (status = 400, description = "a malformed tenant, limit or cursor, or an unknown query parameter", body = ErrorBody),
     )
 )]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<EndpointPage>> {
     caller.authorize(&tenant)?;
     let limit = page_limit(q.limit)?;
-    let offset = parse_cursor(q.cursor.as_deref())?;
+    let offset = super::offset_cursor(q.cursor.as_deref())?;
     let (endpoints, next) = state.store.list_endpoints(&tenant, offset, limit).await?;
     let mut data = Vec::with_capacity(endpoints.len());
     for cfg in &endpoints {
@@ -402,17 +421,18 @@ async fn list(
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
+    operation_id = "get_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     responses(
-        (status = 200, body = EndpointOut),
+        (status = 200, description = "the endpoint", body = EndpointOut),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
 )]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
@@ -424,19 +444,23 @@ async fn fetch(
 #[utoipa::path(
     patch,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
+    operation_id = "update_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     request_body = EndpointFields,
     responses(
-        (status = 200, body = EndpointOut),
-        (status = 400, description = "a field is invalid (the message names it)", body = ErrorBody),
+        (status = 200, description = "the endpoint as changed", body = EndpointOut),
+        (status = 400, description = "invalid JSON, an unknown or invalid field (the message names it), a \
+            private address while `delivery.allow_private_networks` is off, or a malformed tenant", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
 )]
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Json(fields): Json<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
@@ -460,11 +484,12 @@ async fn update(
 #[utoipa::path(
     delete,
     path = "/v1/tenants/{tenant}/endpoints/{id}",
+    operation_id = "delete_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     responses(
         (status = 204, description = "deleted", headers(
-            ("Hookline-Dropped-Deliveries" = u64, description = "pending deliveries dropped")
+            ("Hookline-Dropped-Deliveries" = u64, description = "pending deliveries dropped (always sent)")
         )),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
@@ -472,7 +497,7 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<(StatusCode, [(&'static str, String); 1])> {
     caller.authorize(&tenant)?;
     let cfg = load(&state, &tenant, &id).await?;
@@ -492,17 +517,18 @@ pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/endpoints/{id}/enable",
+    operation_id = "enable_endpoint",
     tag = "endpoints",
     params(EndpointPath),
     responses(
-        (status = 200, body = EndpointOut),
+        (status = 200, description = "the endpoint, enabled", body = EndpointOut),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
     )
 )]
 async fn enable(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
     let mut cfg = load(&state, &tenant, &id).await?;
@@ -517,206 +543,3 @@ async fn enable(
     saved(&state, &cfg).await?;
     Ok(axum::Json(to_json(&state, &cfg).await?))
 }
-
-/// The endpoint's dead letters, newest first, paged.
-#[utoipa::path(
-    get,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters",
-    tag = "endpoints",
-    params(EndpointPath, ListQuery),
-    responses(
-        (status = 200, body = DeadLetterPage),
-        (status = 400, description = "a malformed limit or cursor", body = ErrorBody),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn dead_letters(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<DeadLetterPage>> {
-    caller.authorize(&tenant)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let limit = page_limit(q.limit)?;
-    let offset = parse_cursor(q.cursor.as_deref())?;
-    let shard = state.node.shard_of(&cfg.id);
-    let (letters, next) = state.store.dead_letters(shard, &cfg.id, offset, limit).await?;
-    let data = letters
-        .into_iter()
-        .map(|d| DeadLetterOut {
-            delivery_id: crate::ids::delivery_id(&cfg.id, &d.event_id),
-            event_id: d.event_id,
-            dead_at: rfc3339(d.dead_at_ms),
-            reason: d.reason,
-            attempts: d.attempts,
-        })
-        .collect();
-    Ok(axum::Json(DeadLetterPage {
-        data,
-        next_cursor: next.map(|n| n.to_string()),
-    }))
-}
-
-#[derive(Debug, Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayBody {
-    /// Only letters dead since this RFC 3339 time.
-    since: Option<String>,
-}
-
-/// Replay every dead letter of the endpoint (dead since `since`, if given): each starts a new
-/// attempt cycle. The body is optional.
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay",
-    tag = "endpoints",
-    params(EndpointPath),
-    request_body(content = Option<ReplayBody>, description = "optional", content_type = "application/json"),
-    responses(
-        (status = 202, description = "each replayed letter starts a new attempt cycle", body = ReplayCount),
-        (status = 400, description = "invalid JSON or `since`", body = ErrorBody),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn replay_dead_letters(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-    body: axum::body::Bytes,
-) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
-    caller.authorize(&tenant)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let request: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ReplayBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", e.to_string()))?
-    };
-    let since_ms = match request.since.as_deref() {
-        None => 0,
-        Some(text) => humantime::parse_rfc3339_weak(text)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .ok_or_else(|| ApiError::invalid("since: an RFC 3339 time in UTC, like 2026-01-31T12:00:00Z"))?,
-    };
-    let shard = state.node.shard_of(&cfg.id);
-    // Only letters dead before this request: one that dies again while we go is not replayed
-    // twice. Replayed letters leave the set, so each batch reads from the start.
-    let until_ms = hookline_actors::now_ms();
-    let mut replayed = 0;
-    for _ in 0..1_000 {
-        let ids = state
-            .store
-            .dead_letter_ids_between(shard, &cfg.id, since_ms, until_ms, 500)
-            .await?;
-        if ids.is_empty() {
-            break;
-        }
-        replayed += state.store.replay(shard, &cfg, &ids).await?;
-    }
-    tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, replayed, "dead letters replayed");
-    Ok((StatusCode::ACCEPTED, axum::Json(ReplayCount { replayed })))
-}
-
-/// `?cursor=`: an offset this API returned.
-fn parse_cursor(cursor: Option<&str>) -> ApiResult<usize> {
-    match cursor {
-        None | Some("") => Ok(0),
-        Some(c) => c
-            .parse::<usize>()
-            .ok()
-            .filter(|offset| *offset <= 100_000_000)
-            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
-    }
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct RotateQuery {
-    /// Seconds the old secret keeps signing beside the new one (0 to 604800, default 86400).
-    #[param(value_type = Option<u64>)]
-    overlap_s: Option<String>,
-}
-
-/// Longest overlap a rotated-out secret may keep signing.
-const MAX_OVERLAP_S: u64 = 7 * 86_400;
-
-/// Mint a new secret. The old one keeps signing beside it (a second `v1,` signature) for
-/// `?overlap_s=` seconds (default a day), so receivers can switch without losing a message.
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret",
-    tag = "endpoints",
-    params(EndpointPath, RotateQuery),
-    responses(
-        (status = 200, body = NewSecret),
-        (status = 400, description = "a malformed `overlap_s`", body = ErrorBody),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn rotate_secret(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-    Query(q): Query<RotateQuery>,
-) -> ApiResult<axum::Json<NewSecret>> {
-    caller.authorize(&tenant)?;
-    let overlap_s = match q.overlap_s.as_deref() {
-        None => 86_400,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_OVERLAP_S)
-            .ok_or_else(|| ApiError::invalid(format!("overlap_s: whole seconds from 0 to {MAX_OVERLAP_S}")))?,
-    };
-    let mut cfg = load(&state, &tenant, &id).await?;
-    let now = hookline_actors::now_ms();
-    let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
-    cfg.previous_secrets.retain(|p| p.expires_at_ms > now);
-    if overlap_s > 0 {
-        cfg.previous_secrets.push(hookline_actors::model::PreviousSecret {
-            secret: old,
-            expires_at_ms: now + overlap_s * 1000,
-        });
-    }
-    cfg.updated_at_ms = now;
-    saved(&state, &cfg).await?;
-    Ok(axum::Json(NewSecret { secret: cfg.secret }))
-}
-
-/// Send a `webhook.test` event to this endpoint alone (whatever it subscribes to, even if it
-/// is disabled: it waits in the queue then). 202 with the event id.
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/test",
-    tag = "endpoints",
-    params(EndpointPath),
-    responses(
-        (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn send_test(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
-) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
-    caller.authorize(&tenant)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let data = json!({"message": "a test event sent by Hookline", "endpoint_id": cfg.id});
-    let event = NewEvent::new(&tenant, TEST_EVENT, &data.to_string(), hookline_actors::now_ms()).only_to(&cfg.id);
-    state.store.ingest(&event).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(TestSent {
-            id: event.event_id,
-            deliveries: 1,
-        }),
-    ))
-}
-
-/// The type of test sends.
-const TEST_EVENT: &str = "webhook.test";

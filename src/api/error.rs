@@ -2,7 +2,7 @@
 //! `{"error": {"code": "snake_case", "message": "…"}}`. The framework's own rejections
 //! (bad JSON, wrong content type, body too large, bad path) are mapped to it too.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hookline_actors::StoreError;
@@ -17,8 +17,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable, snake_case: `invalid_request`, `invalid_json`, `not_found`, `unauthorized`,
-    /// `forbidden`, `payload_too_large`, `rate_limited`, `store_unavailable`, …
+    /// Stable, snake_case (described in `schema::error_code`).
+    #[schema(schema_with = super::schema::error_code)]
     pub code: String,
     /// For people: names the field or parameter that is wrong.
     pub message: String,
@@ -121,6 +121,19 @@ impl From<JsonRejection> for ApiError {
             ),
             other => ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", other.body_text()),
         }
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than allowed",
+            );
+        }
+        ApiError::invalid(rejection.body_text())
     }
 }
 

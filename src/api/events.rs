@@ -34,18 +34,39 @@ pub fn router(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(batch)
 }
 
-/// An event to ingest.
+/// An event to ingest. Unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
-    /// `^[a-zA-Z0-9_.:-]{1,128}$`, e.g. `order.created`.
     #[serde(rename = "type")]
+    #[schema(schema_with = super::schema::event_type)]
     event_type: String,
-    /// Any JSON, at most `ingest.max_payload_bytes`; receivers get it byte for byte as `data`.
+    /// Any JSON (`null` too), at most `ingest.max_payload_bytes` as sent (413 beyond); receivers
+    /// get it byte for byte as `data`.
     #[schema(value_type = Value)]
     payload: Box<RawValue>,
-    /// 1 to 256 characters; also accepted as the `Idempotency-Key` header.
+    #[schema(schema_with = super::schema::idempotency_key)]
     idempotency_key: Option<String>,
+}
+
+/// The `Idempotency-Key` header of a single ingest.
+struct IdempotencyHeader;
+
+impl utoipa::IntoParams for IdempotencyHeader {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(utoipa::openapi::Required::False)
+            .description(Some(
+                "Alternative to the `idempotency_key` field (which wins): visible ASCII, 1 to 256 characters.",
+            ))
+            .schema(Some(super::schema::idempotency_header()))
+            .build()]
+    }
 }
 
 /// The answer for one ingested event.
@@ -65,14 +86,17 @@ pub struct Ingest {
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/events",
+    operation_id = "ingest_event",
     tag = "events",
-    params(TenantPath, ("Idempotency-Key" = Option<String>, Header, description = "alternative to the `idempotency_key` field")),
+    params(TenantPath, IdempotencyHeader),
     request_body = EventIn,
     responses(
         (status = 202, description = "stored; delivery follows", body = Ingest),
         (status = 200, description = "a duplicate of an event stored under the same idempotency key", body = Ingest),
-        (status = 400, description = "invalid JSON or field (the message names it)", body = ErrorBody),
-        (status = 413, description = "payload larger than `ingest.max_payload_bytes`", body = ErrorBody),
+        (status = 400, description = "invalid JSON, a missing, unknown or invalid field (the message names it), \
+            a malformed `Idempotency-Key` or tenant", body = ErrorBody),
+        (status = 413, description = "`payload` larger than `ingest.max_payload_bytes`, or the body larger than \
+            that + 16 KiB", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
         (status = 429, description = "the tenant's ingest limit for this second is spent; nothing stored (Retry-After)", body = ErrorBody),
     )
@@ -80,7 +104,7 @@ pub struct Ingest {
 async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     headers: HeaderMap,
     Json(event): Json<EventIn>,
 ) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
@@ -111,7 +135,8 @@ fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<St
         ));
     }
     let key = event.idempotency_key.or(header_key);
-    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 256) {
+    // Characters, as the message and the document's `maxLength` say (not UTF-8 bytes).
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.chars().count() > 256) {
         return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
     }
     let now = hookline_actors::now_ms();
@@ -144,10 +169,14 @@ async fn ingest_one(
     headers: &HeaderMap,
     event: EventIn,
 ) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
+    // The header is checked whenever it is sent, even when the `idempotency_key` field wins, so
+    // each of the two has one rule of its own (which is what the OpenAPI document can say).
     let header_key = match headers.get("idempotency-key") {
         Some(v) => Some(
             v.to_str()
-                .map_err(|_| ApiError::invalid("Idempotency-Key: must be visible ASCII"))?
+                .ok()
+                .filter(|k| (1..=256).contains(&k.len()))
+                .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 256 visible ASCII characters"))?
                 .to_string(),
         ),
         None => None,
@@ -161,12 +190,37 @@ async fn ingest_one(
     Ok((status, axum::Json(body)))
 }
 
+/// Events to ingest together. Unknown fields are refused.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchIn {
-    /// 1 to 1,000 events.
-    #[schema(value_type = Vec<EventIn>)]
+    #[schema(schema_with = batch_events)]
     events: Vec<Box<RawValue>>,
+}
+
+/// `events`: 1 to 1,000 items, each checked on its own. An item that is not a valid `EventIn`
+/// (any JSON value is taken) is refused in its place in `results`, not with a 400, so the
+/// document says "an `EventIn`, or anything else".
+fn batch_events() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, ObjectBuilder, SchemaType};
+    use utoipa::openapi::Ref;
+    ArrayBuilder::new()
+        .items(
+            AnyOfBuilder::new()
+                .item(Ref::from_schema_name("EventIn"))
+                .item(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::AnyValue)
+                        .description(Some("anything else: refused in its place in `results`")),
+                )
+                .description(Some(
+                    "An `EventIn`; an item that is not one gets its error in its place in `results`.",
+                )),
+        )
+        .min_items(Some(1))
+        .max_items(Some(MAX_BATCH))
+        .description(Some("1 to 1,000 events, each checked and stored on its own."))
+        .build()
 }
 
 /// One result per event of a batch, in order.
@@ -189,12 +243,14 @@ pub enum BatchResult {
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/events/batch",
+    operation_id = "ingest_event_batch",
     tag = "events",
     params(TenantPath),
     request_body = BatchIn,
     responses(
         (status = 202, description = "one result per event, in order", body = BatchOut),
-        (status = 400, description = "not a batch, or 0 or more than 1,000 events", body = ErrorBody),
+        (status = 400, description = "invalid JSON, not a batch (a missing or unknown field), 0 or more than \
+            1,000 events, or a malformed tenant", body = ErrorBody),
         (status = 413, description = "request larger than `ingest.max_batch_bytes`", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
@@ -202,7 +258,7 @@ pub enum BatchResult {
 async fn ingest_batch(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
     Json(batch): Json<BatchIn>,
 ) -> ApiResult<(StatusCode, axum::Json<BatchOut>)> {
     let started = Instant::now();
@@ -301,17 +357,18 @@ pub struct EventDelivery {
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/events/{id}",
+    operation_id = "get_event",
     tag = "events",
     params(EventPath),
     responses(
-        (status = 200, body = EventOut),
+        (status = 200, description = "the event with its deliveries", body = EventOut),
         (status = 404, description = "no such event in this tenant (or past retention)", body = ErrorBody),
     )
 )]
 async fn fetch(
     State(state): State<AppState>,
     caller: Caller,
-    Path((tenant, id)): Path<(String, String)>,
+    Path(EventPath { tenant, id }): Path<EventPath>,
 ) -> ApiResult<axum::Json<EventOut>> {
     caller.authorize(&tenant)?;
     if !crate::ids::is_event_id(&id) {
@@ -366,7 +423,7 @@ fn count_ingested(state: &AppState, tenant: &str, outcome: &'static str, n: u64)
 }
 
 /// The tenant spent its ingest limit for this second: nothing was stored.
-fn rate_limited(state: &AppState) -> ApiError {
+pub(super) fn rate_limited(state: &AppState) -> ApiError {
     ApiError {
         retry_after_s: Some(1),
         ..ApiError::new(

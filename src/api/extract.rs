@@ -37,3 +37,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         Ok(Query(value))
     }
 }
+
+/// The request body as bytes, whatever its content-type, rejecting with `ApiError` (a body over
+/// the limit is the contract's JSON 413, not axum's plain-text one).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(RawBody(axum::body::Bytes::from_request(req, state).await?))
+    }
+}

@@ -1,7 +1,7 @@
 //! `POST /v1/tenants/{tenant}/keys` (admin): mint a tenant API key, shown once, stored hashed.
 
 use super::auth::{digest, Caller};
-use super::error::ApiResult;
+use super::error::{ApiResult, ErrorBody};
 use super::extract::Path;
 use super::AppState;
 use super::TenantPath;
@@ -30,14 +30,18 @@ pub struct NewKey {
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/keys",
+    operation_id = "create_tenant_key",
     tag = "keys",
     params(TenantPath),
-    responses((status = 201, description = "the key, shown once", body = NewKey))
+    responses(
+        (status = 201, description = "the key, shown once", body = NewKey),
+        (status = 403, description = "the token is a tenant key: only an admin token may mint keys", body = ErrorBody),
+    )
 )]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Path(tenant): Path<String>,
+    Path(TenantPath { tenant }): Path<TenantPath>,
 ) -> ApiResult<(StatusCode, axum::Json<NewKey>)> {
     caller.require_admin()?;
     caller.authorize(&tenant)?;

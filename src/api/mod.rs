@@ -3,13 +3,16 @@
 //! the OpenAPI document served at `/openapi.json` is generated from the same code that routes.
 
 pub mod auth;
+mod dead_letters;
 mod deliveries;
+mod endpoint_actions;
 mod endpoints;
 pub mod error;
 mod events;
 mod extract;
 mod keys;
 mod ops;
+mod schema;
 
 use crate::config::Config;
 use crate::store::RedisStore;
@@ -25,7 +28,8 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use utoipa::OpenApi;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 #[derive(Clone)]
@@ -67,6 +71,8 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(events::router(max_batch_bytes))
         .merge(endpoints::router())
+        .merge(endpoint_actions::router())
+        .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(keys::router())
         .merge(ops::router())
@@ -79,10 +85,14 @@ pub fn openapi(max_batch_bytes: usize) -> utoipa::openapi::OpenApi {
 }
 
 /// What every `/v1/` route shares, added once here rather than on each handler: bearer auth,
-/// and the 401, 403 and 503 answers.
+/// and the answers any of them can give — 400 for a malformed tenant (or another parameter), 401,
+/// 403, 500 when stored data cannot be read, 503 when Redis is unavailable. Every 429 and 503
+/// carries `Retry-After`.
 fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
     use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     doc.components
         .get_or_insert_with(Default::default)
@@ -98,10 +108,11 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             )
             .build()
     };
+    let retry_after = HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+        .description(Some("seconds to wait before retrying"))
+        .build();
     for (path, item) in doc.paths.paths.iter_mut() {
-        if !path.starts_with("/v1/") {
-            continue;
-        }
         for op in [
             &mut item.get,
             &mut item.post,
@@ -112,19 +123,31 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         .into_iter()
         .flatten()
         {
-            op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
             let responses = &mut op.responses.responses;
-            for (status, text) in [
-                ("401", "missing or unknown bearer token"),
-                ("403", "the token may not act on this tenant"),
-                (
-                    "503",
-                    "Redis is unavailable (retry; with an idempotency key a retry is always safe)",
-                ),
-            ] {
-                responses
-                    .entry(status.to_string())
-                    .or_insert_with(|| error(text).into());
+            if path.starts_with("/v1/") {
+                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                for (status, text) in [
+                    ("400", "a malformed tenant (the message names what is wrong)"),
+                    ("401", "missing or unknown bearer token"),
+                    ("403", "the token may not act on this tenant"),
+                    ("500", "stored data could not be read (`internal_error`)"),
+                    (
+                        "503",
+                        "Redis is unavailable (retry; with an idempotency key a retry is always safe)",
+                    ),
+                ] {
+                    responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(text).into());
+                }
+            }
+            for status in ["429", "503"] {
+                if let Some(RefOr::T(response)) = responses.get_mut(status) {
+                    response
+                        .headers
+                        .entry("Retry-After".into())
+                        .or_insert_with(|| retry_after.clone());
+                }
             }
         }
     }
@@ -172,55 +195,98 @@ async fn count_requests(req: Request, next: Next) -> Response {
     response
 }
 
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
+/// `?limit=&cursor=` of the lists paged by offset. Unknown parameters are refused (400).
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    /// 1 to 500, default 50.
-    #[param(value_type = Option<u32>)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
 }
 
-// Path parameters, for the OpenAPI document (`params(EndpointPath)` and the like): one
-// description per parameter instead of one per route. The handlers extract them as tuples.
-#[allow(dead_code)]
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+impl IntoParams for ListQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            schema::query_param("limit", "Page size: 1 to 500, default 50.", schema::limit()),
+            schema::query_param(
+                "cursor",
+                "`next_cursor` of the previous page (absent or empty: the first page).",
+                schema::offset_cursor(),
+            ),
+        ]
+    }
+}
+
+// Path parameters: the handlers extract these structs, and the document describes them, once
+// per route (with the patterns of `schema`, which are tested against the checks).
+
+const TENANT_DOC: &str = "The tenant's name, chosen by the caller (400 if malformed).";
+
+#[derive(Debug, Deserialize)]
 pub struct TenantPath {
-    /// tenant name
-    tenant: String,
+    pub tenant: String,
 }
 
-#[allow(dead_code)]
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+impl IntoParams for TenantPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![schema::path_param("tenant", TENANT_DOC, schema::tenant())]
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct EndpointPath {
-    /// tenant name
-    tenant: String,
-    /// endpoint id (`ep_…`)
-    id: String,
+    pub tenant: String,
+    pub id: String,
 }
 
-#[allow(dead_code)]
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+impl IntoParams for EndpointPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            schema::path_param("tenant", TENANT_DOC, schema::tenant()),
+            schema::path_param(
+                "id",
+                "Endpoint id, `ep_…` (404 if malformed or not of this tenant).",
+                schema::endpoint_id(),
+            ),
+        ]
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct EventPath {
-    /// tenant name
-    tenant: String,
-    /// event id (`evt_…`)
-    id: String,
+    pub tenant: String,
+    pub id: String,
 }
 
-#[allow(dead_code)]
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+impl IntoParams for EventPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            schema::path_param("tenant", TENANT_DOC, schema::tenant()),
+            schema::path_param(
+                "id",
+                "Event id, `evt_…` (404 if malformed, not of this tenant or past retention).",
+                schema::event_id(),
+            ),
+        ]
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct DeliveryPath {
-    /// tenant name
-    tenant: String,
-    /// delivery id (`dlv_…`)
-    id: String,
+    pub tenant: String,
+    pub id: String,
+}
+
+impl IntoParams for DeliveryPath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            schema::path_param("tenant", TENANT_DOC, schema::tenant()),
+            schema::path_param(
+                "id",
+                "Delivery id, `dlv_…` (404 if malformed or not of this tenant).",
+                schema::delivery_id(),
+            ),
+        ]
+    }
 }
 
 /// `?limit=`: default 50, at most 500.
@@ -231,6 +297,18 @@ pub fn page_limit(limit: Option<String>) -> Result<usize, ApiError> {
             Ok(n) if (1..=500).contains(&n) => Ok(n),
             _ => Err(ApiError::invalid("limit: a whole number from 1 to 500")),
         },
+    }
+}
+
+/// `?cursor=` of the lists paged by offset (endpoints, dead letters): an offset this API returned.
+pub fn offset_cursor(cursor: Option<&str>) -> Result<usize, ApiError> {
+    match cursor {
+        None | Some("") => Ok(0),
+        Some(c) => c
+            .parse::<usize>()
+            .ok()
+            .filter(|offset| *offset <= 100_000_000)
+            .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
     }
 }
 

@@ -38,7 +38,13 @@ pub struct Readiness {
 }
 
 /// Liveness: 200 while the process serves.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    responses((status = 200, description = "the process serves", body = Health))
+)]
 async fn healthz() -> axum::Json<Health> {
     axum::Json(Health { status: "ok".into() })
 }
@@ -48,6 +54,7 @@ async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(
     get,
     path = "/readyz",
+    operation_id = "readyz",
     tag = "operations",
     responses(
         (status = 200, description = "taking work", body = Readiness),
@@ -85,6 +92,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "metrics",
     tag = "operations",
     responses((status = 200, description = "Prometheus exposition format", content_type = "text/plain", body = String))
 )]
@@ -99,6 +107,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(
     get,
     path = "/openapi.json",
+    operation_id = "openapi",
     tag = "operations",
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json", body = Object))
 )]

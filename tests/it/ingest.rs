@@ -177,7 +177,8 @@ async fn the_tenant_ingest_limit_refuses_without_storing() {
     )
     .await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    node.api
+    let busy = node
+        .api
         .create_endpoint("busy", json!({"url": sink.url("ok/busy")}))
         .await;
     let mut tasks = Vec::new();
@@ -245,4 +246,24 @@ async fn the_tenant_ingest_limit_refuses_without_storing() {
         .filter(|x| x["error"]["code"] == "rate_limited")
         .count();
     assert!(limited >= 2, "{r}");
+
+    // A test send past the limit is refused too: its 202 would claim a send that never happens.
+    // (The limit is per second: if a new second began between the two requests, spend it again.)
+    let test_path = format!("/v1/tenants/busy/endpoints/{}/test", busy["id"].as_str().unwrap());
+    let mut refused_test = None;
+    for _ in 0..5 {
+        let items: Vec<Value> = (0..6).map(|_| json!({"type": "a.b", "payload": {}})).collect();
+        node.api
+            .post("/v1/tenants/busy/events/batch", json!({"events": items}))
+            .await;
+        let (status, body, headers) = node.api.raw(reqwest::Method::POST, &test_path, None, None).await;
+        if status == 429 {
+            refused_test = Some((body, headers));
+            break;
+        }
+        assert_eq!(status, 202, "{body}");
+    }
+    let (body, headers) = refused_test.expect("a test send past the limit was accepted five times");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(headers["retry-after"], "1");
 }

@@ -417,6 +417,15 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
         ),
         (
             Method::POST,
+            format!("{ep_path}/dead-letters/replay"),
+            Some(format!(r#"{{"since":"{}"}}"#, " ".repeat(20_000))),
+            JSON,
+            413,
+            "payload_too_large",
+            "",
+        ),
+        (
+            Method::POST,
             "/v1/tenants/v/deliveries/dlv_nope/replay".into(),
             None,
             None,
@@ -537,6 +546,79 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
                 "{method} {path}: message {message:?} should name {needle:?}"
             );
         }
+    }
+
+    // Whole numbers may be spelled as JSON floats (`12.0`): JSON Schema's `integer` admits both.
+    let body =
+        json!({"url": sink.url("ok/len"), "timeout_ms": 500.0, "retry_schedule_s": [1.0, 2], "rate_limit_per_s": 3.0});
+    let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+    assert_eq!(got, 201, "{answer}");
+    assert_eq!(
+        (
+            &answer["timeout_ms"],
+            &answer["retry_schedule_s"],
+            &answer["rate_limit_per_s"]
+        ),
+        (&json!(500), &json!([1, 2]), &json!(3))
+    );
+    for bad in [json!(500.5), json!(-1), json!(1e300), json!(4294967296u64)] {
+        let body = json!({"url": sink.url("ok/len"), "max_in_flight": bad});
+        let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+        assert_eq!(got, 400, "max_in_flight {bad}: {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains("max_in_flight"),
+            "{answer}"
+        );
+    }
+
+    // The Idempotency-Key header is checked whenever it is sent, even beside the body's key.
+    let http = reqwest::Client::new();
+    for (header, body_key, status) in [
+        ("", Some("k1"), 400),
+        (&*"h".repeat(257), Some("k2"), 400),
+        (&*"h".repeat(257), None, 400),
+        ("h-ok", Some("k3"), 202),
+        (&*"h".repeat(256), None, 202),
+    ] {
+        let mut body = json!({"type": "len.key", "payload": {}});
+        if let Some(k) = body_key {
+            body["idempotency_key"] = json!(k);
+        }
+        let resp = http
+            .post(format!("{}/v1/tenants/len/events", api.base))
+            .bearer_auth(ADMIN)
+            .header("idempotency-key", header)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let got = resp.status().as_u16();
+        let answer: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(got, status, "header {header:?} with body key {body_key:?}: {answer}");
+        if status == 400 {
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains("Idempotency-Key"),
+                "{answer}"
+            );
+        }
+    }
+
+    // Length limits count characters (as the document's maxLength does), not UTF-8 bytes.
+    let long = |n: usize| "é".repeat(n);
+    for (n, status) in [(1024, 201), (1025, 400)] {
+        let body = json!({"url": sink.url("ok/len"), "description": long(n)});
+        let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+        assert_eq!(got, status, "description of {n} characters: {answer}");
+    }
+    for (n, status) in [(4096, 201), (4097, 400)] {
+        let body = json!({"url": sink.url("ok/len"), "headers": {"x-long": long(n)}});
+        let (got, answer) = api.post("/v1/tenants/len/endpoints", body).await;
+        assert_eq!(got, status, "header value of {n} characters: {answer}");
+    }
+    for (n, status) in [(256, 202), (257, 400)] {
+        let body = json!({"type": "len.key", "payload": {}, "idempotency_key": long(n)});
+        let (got, answer) = api.post("/v1/tenants/len/events", body).await;
+        assert_eq!(got, status, "idempotency key of {n} characters: {answer}");
     }
 
     // SSRF default: a node without allow_private_networks refuses literal private addresses.

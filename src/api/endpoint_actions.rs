@@ -1,0 +1,141 @@
+//! Actions on one endpoint: rotate its signing secret, send it a test event.
+
+use super::auth::Caller;
+use super::endpoints::{load, saved};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Path, Query};
+use super::{AppState, EndpointPath};
+use crate::delivery::sign;
+use crate::event::NewEvent;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(rotate_secret))
+        .routes(routes!(send_test))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewSecret {
+    /// The new secret; the old one keeps signing beside it for the overlap.
+    secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestSent {
+    /// The `webhook.test` event's id.
+    id: String,
+    deliveries: u32,
+}
+
+/// `?overlap_s=`; unknown parameters are refused (400).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateQuery {
+    overlap_s: Option<String>,
+}
+
+impl IntoParams for RotateQuery {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![super::schema::query_param(
+            "overlap_s",
+            "Seconds the old secret keeps signing beside the new one (0 to 604800, default 86400).",
+            super::schema::overlap_s(),
+        )]
+    }
+}
+
+/// Longest overlap a rotated-out secret may keep signing.
+pub(super) const MAX_OVERLAP_S: u64 = 7 * 86_400;
+
+/// Mint a new secret. The old one keeps signing beside it (a second `v1,` signature) for
+/// `?overlap_s=` seconds (default a day), so receivers can switch without losing a message.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret",
+    operation_id = "rotate_endpoint_secret",
+    tag = "endpoints",
+    params(EndpointPath, RotateQuery),
+    responses(
+        (status = 200, description = "the new secret", body = NewSecret),
+        (status = 400, description = "a malformed `overlap_s` or tenant, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
+    Query(q): Query<RotateQuery>,
+) -> ApiResult<axum::Json<NewSecret>> {
+    caller.authorize(&tenant)?;
+    let overlap_s = match q.overlap_s.as_deref() {
+        None => 86_400,
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= MAX_OVERLAP_S)
+            .ok_or_else(|| ApiError::invalid(format!("overlap_s: whole seconds from 0 to {MAX_OVERLAP_S}")))?,
+    };
+    let mut cfg = load(&state, &tenant, &id).await?;
+    let now = hookline_actors::now_ms();
+    let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
+    cfg.previous_secrets.retain(|p| p.expires_at_ms > now);
+    if overlap_s > 0 {
+        cfg.previous_secrets.push(hookline_actors::model::PreviousSecret {
+            secret: old,
+            expires_at_ms: now + overlap_s * 1000,
+        });
+    }
+    cfg.updated_at_ms = now;
+    saved(&state, &cfg).await?;
+    Ok(axum::Json(NewSecret { secret: cfg.secret }))
+}
+
+/// Send a `webhook.test` event to this endpoint alone (whatever it subscribes to, even if it
+/// is disabled: it waits in the queue then). 202 with the event id.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/test",
+    operation_id = "send_test_event",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses(
+        (status = 202, description = "the test event is stored and queued for this endpoint", body = TestSent),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+        (status = 429, description = "the tenant's ingest limit for this second is spent (`ingest.tenant_rate_limit_per_s`); \
+            nothing stored (Retry-After)", body = ErrorBody),
+    )
+)]
+async fn send_test(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
+) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
+    caller.authorize(&tenant)?;
+    let cfg = load(&state, &tenant, &id).await?;
+    let data = json!({"message": "a test event sent by Hookline", "endpoint_id": cfg.id});
+    let event = NewEvent::new(&tenant, TEST_EVENT, &data.to_string(), hookline_actors::now_ms()).only_to(&cfg.id);
+    let stored = state.store.ingest(&event).await?;
+    if stored.rate_limited {
+        // Nothing was stored: a 202 would claim a test send that never happens.
+        return Err(super::events::rate_limited(&state));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(TestSent {
+            id: event.event_id,
+            deliveries: 1,
+        }),
+    ))
+}
+
+/// The type of test sends.
+const TEST_EVENT: &str = "webhook.test";

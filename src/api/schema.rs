@@ -1,0 +1,472 @@
+//! What the OpenAPI document says about names, ids and values, beside the checks that enforce
+//! them (`crate::ids`, `sign::decode_secret`, the handlers' own checks). A client or fuzzer that
+//! trusts the document must get no 400 for a value it calls valid; each pattern here is tested
+//! against the function that decides, so the two cannot drift apart.
+//!
+//! Patterns are written to mean the same in ECMA-262 (what OpenAPI specifies), Python's `re`
+//! (what validators and fuzzers use) and Rust's `regex` (the tests below): no look-around, no
+//! flags, `^…$` anchored.
+
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{AdditionalProperties, Array, ArrayBuilder, Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{RefOr, Required};
+
+/// One character of a minted id (`hookline_actors::model::ID_ALPHABET`).
+macro_rules! id_char {
+    () => {
+        "[0-9a-hjkmnp-tv-z]"
+    };
+}
+
+/// `crate::ids::is_tenant`.
+pub const TENANT: &str = "^[a-zA-Z0-9_-]{1,64}$";
+/// `crate::ids::is_event_type`.
+pub const EVENT_TYPE: &str = "^[a-zA-Z0-9_.:-]{1,128}$";
+/// `crate::ids::is_event_type_pattern`: `*`, an event type, or `prefix.*`.
+pub const EVENT_TYPE_PATTERN: &str = r"^(?:\*|[a-zA-Z0-9_.:-]{1,128}(?:\.\*)?)$";
+/// `crate::ids::is_endpoint_id` (`ENDPOINT_CORE` characters after the prefix).
+pub const ENDPOINT_ID: &str = concat!("^ep_", id_char!(), "{20}$");
+/// `crate::ids::is_event_id` (`EVENT_CORE` characters after the prefix).
+pub const EVENT_ID: &str = concat!("^evt_", id_char!(), "{26}$");
+/// `crate::ids::parse_delivery_id`: the endpoint's core, then the event's.
+pub const DELIVERY_ID: &str = concat!("^dlv_", id_char!(), "{46}$");
+/// `sign::decode_secret`: `whsec_` and canonical, padded base64 of 24 to 64 bytes (8 to 21
+/// whole groups of 3 bytes, then none, 1 or 2 more, whose unused bits must be zero).
+pub const SECRET: &str = concat!(
+    "^whsec_(?:",
+    "(?:[A-Za-z0-9+/]{4}){8,21}(?:[A-Za-z0-9+/][AQgw]==)?",
+    "|(?:[A-Za-z0-9+/]{4}){8,20}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=",
+    ")$"
+);
+/// What `endpoints::validate` accepts as `url`, less IPv6 literals: http or https, a host name
+/// whose last label is not a number (else it is read as an IPv4 address) or a dotted IPv4
+/// address, an optional port, no credentials, then any visible ASCII.
+pub const URL: &str = concat!(
+    "^[hH][tT][tT][pP][sS]?://",
+    "(?:(?:[a-zA-Z0-9_-]+[.])*[a-zA-Z][a-zA-Z0-9_-]*",
+    "|(?:(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])[.]){3}(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9]))",
+    "(?::(?:[0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?",
+    "(?:[/?#][\\x21-\\x7e]*)?$"
+);
+/// A header name `http::HeaderName` takes (an RFC 9110 token).
+pub const HEADER_NAME: &str = "^[0-9A-Za-z!#$%&'*+.^_`|~-]+$";
+/// The names of headers the node sets itself (`endpoints::RESERVED_HEADERS`), in any case.
+pub const RESERVED_HEADER_NAME: &str = concat!(
+    "^(?:[cC][oO][nN][tT][eE][nN][tT]-(?:[tT][yY][pP][eE]|[lL][eE][nN][gG][tT][hH])",
+    "|[hH][oO][sS][tT]|[uU][sS][eE][rR]-[aA][gG][eE][nN][tT]",
+    "|[wW][eE][bB][hH][oO][oO][kK]-(?:[iI][dD]|[tT][iI][mM][eE][sS][tT][aA][mM][pP]|[sS][iI][gG][nN][aA][tT][uU][rR][eE])",
+    "|[tT][rR][aA][nN][sS][fF][eE][rR]-[eE][nN][cC][oO][dD][iI][nN][gG]|[cC][oO][nN][nN][eE][cC][tT][iI][oO][nN])$"
+);
+/// A header value `http::HeaderValue::from_str` takes: no control character but tab.
+pub const HEADER_VALUE: &str = "^[^\\x00-\\x08\\x0a-\\x1f\\x7f]*$";
+/// The `Idempotency-Key` header: visible ASCII (`HeaderValue::to_str`), 1 to 256 characters,
+/// no space at either end (HTTP drops it, which would change the key).
+pub const IDEMPOTENCY_HEADER: &str = "^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,254}[\\x21-\\x7e])?$";
+/// `api::offset_cursor`: empty, or a whole number up to 100,000,000.
+pub const OFFSET_CURSOR: &str = r"^(?:\+?0*(?:[0-9]{1,8}|100000000))?$";
+/// The cursor of the delivery list, as the list writes it: `<ingest order>~<delivery id>`.
+pub const DELIVERY_CURSOR: &str = concat!("^[0-9]{1,20}(?:[.][0-9]{1,20})?~dlv_", id_char!(), "{46}$");
+
+/// An RFC 3339 time `humantime::parse_rfc3339_weak` reads, from 1970 on: a real calendar day,
+/// `T` or a space, seconds up to 60, any fraction, and `Z`, `+00:00` or nothing (UTC).
+pub const SINCE: &str = concat!(
+    "^(?:",
+    "(?:19[7-9][0-9]|[2-9][0-9]{3})-",
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)|02-(?:0[1-9]|1[0-9]|2[0-8]))",
+    "|(?:19(?:7[26]|8[048]|9[26])|[2-9][0-9](?:0[48]|[2468][048]|[13579][26])|(?:[2468][048]|[3579][26])00)-02-29",
+    ")[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]:(?:[0-5][0-9]|60)(?:[.][0-9]*)?(?:Z|[+]00:00)?$"
+);
+
+/// A path parameter (always required).
+pub fn path_param(name: &str, description: &str, schema: Object) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+/// An optional query parameter.
+pub fn query_param(name: &str, description: &str, schema: Object) -> Parameter {
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Query)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(schema))
+        .build()
+}
+
+fn string(pattern: &str, nullable: bool) -> ObjectBuilder {
+    let kind = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::new(Type::String)
+    };
+    ObjectBuilder::new().schema_type(kind).pattern(Some(pattern))
+}
+
+// Schemas for `schema_with` (the derive macros take only literal patterns; these take the
+// constants above). A field given its schema this way loses its doc comment, so a field's
+// description is here too.
+
+pub fn tenant() -> Object {
+    string(TENANT, false).min_length(Some(1)).max_length(Some(64)).build()
+}
+
+pub fn endpoint_id() -> Object {
+    string(ENDPOINT_ID, false).build()
+}
+
+pub fn event_id() -> Object {
+    string(EVENT_ID, false).build()
+}
+
+pub fn delivery_id() -> Object {
+    string(DELIVERY_ID, false).build()
+}
+
+pub fn limit() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(500))
+        .default(Some(50.into()))
+        .build()
+}
+
+pub fn offset_cursor() -> Object {
+    string(OFFSET_CURSOR, false).build()
+}
+
+pub fn delivery_cursor() -> Object {
+    string(DELIVERY_CURSOR, false).build()
+}
+
+pub fn overlap_s() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(super::endpoint_actions::MAX_OVERLAP_S))
+        .default(Some(86_400.into()))
+        .build()
+}
+
+pub fn idempotency_header() -> Object {
+    string(IDEMPOTENCY_HEADER, false)
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .build()
+}
+
+pub fn event_type() -> Object {
+    string(EVENT_TYPE, false)
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .description(Some("The event's type, e.g. `order.created`."))
+        .build()
+}
+
+pub fn idempotency_key() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .min_length(Some(1))
+        .max_length(Some(256))
+        .description(Some(
+            "1 to 256 characters; also accepted as the `Idempotency-Key` header (this field wins). \
+             A key seen within `ingest.idempotency_window_s` answers 200 with the first event's id.",
+        ))
+        .build()
+}
+
+pub fn since() -> Object {
+    string(SINCE, true)
+        .description(Some(
+            "Only letters dead since this time: RFC 3339 in UTC (`Z`, `+00:00` or no offset), from 1970 on, \
+             e.g. `2026-01-31T12:00:00Z`.",
+        ))
+        .build()
+}
+
+/// `url` of a new endpoint (`nullable: false`) or of a PATCH (`null` leaves it as it is).
+pub fn url(nullable: bool) -> Object {
+    // No `format: uri`: the node reads URLs as browsers do (WHATWG), which takes characters
+    // RFC 3986 does not (`|`, `^`, …) and encodes them; the pattern says what is taken.
+    string(URL, nullable)
+        .max_length(Some(2048))
+        .description(Some(
+            "Where deliveries go: an http or https URL without credentials, at most 2048 characters \
+             (an IPv6 literal in brackets is accepted too). Loopback, private, link-local and metadata \
+             addresses and `localhost` are refused (400) unless `delivery.allow_private_networks`; \
+             host names are checked again after DNS resolution at delivery time.",
+        ))
+        .build()
+}
+
+pub fn endpoint_url() -> Object {
+    url(true)
+}
+
+pub fn secret() -> Object {
+    string(SECRET, true)
+        .description(Some(
+            "The signing secret: `whsec_` and base64 of 24 to 64 bytes. Minted when absent at creation; \
+             a PATCH replaces it at once (rotate-secret keeps the old one signing for an overlap).",
+        ))
+        .build()
+}
+
+pub fn event_types() -> Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            string(EVENT_TYPE_PATTERN, false)
+                .min_length(Some(1))
+                .max_length(Some(130)),
+        )
+        .min_items(Some(1))
+        .max_items(Some(100))
+        .description(Some(
+            "1 to 100 patterns: `*` (every event), an exact type, or `prefix.*` (`order.*` matches \
+             `order.created` and `order.item.added`). Absent at creation: `[\"*\"]`.",
+        ))
+        .build()
+}
+
+pub fn retry_schedule() -> Array {
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(604_800)),
+        )
+        .max_items(Some(50))
+        .description(Some(
+            "Delays in seconds before attempts 2..N (at most 50, each at most 604800); `[]`: no \
+             retries; absent or null: `delivery.retry_schedule_s`.",
+        ))
+        .build()
+}
+
+pub fn headers() -> Object {
+    let mut names = string(HEADER_NAME, false).max_length(Some(65_535)).build();
+    // utoipa's `Object` has no `not`: it goes in through the map that is flattened into the
+    // object when serialised (meant for `x-` extensions, but it writes any key).
+    names
+        .extensions
+        .get_or_insert_with(Default::default)
+        .insert("not".into(), serde_json::json!({ "pattern": RESERVED_HEADER_NAME }));
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(names))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+            string(HEADER_VALUE, false).max_length(Some(4096)).into(),
+        ))))
+        .max_properties(Some(20))
+        .description(Some(
+            "Up to 20 extra request headers: valid names, values of at most 4096 characters without \
+             control characters but tab, and none of the headers the node sets itself (content-type, \
+             content-length, host, user-agent, webhook-id, webhook-timestamp, webhook-signature, \
+             transfer-encoding, connection).",
+        ))
+        .build()
+}
+
+/// The `code` of an error: stable snake_case.
+pub fn error_code() -> Object {
+    string("^[a-z][a-z0-9_]*$", false)
+        .description(Some(
+            "Stable, snake_case: `invalid_request`, `invalid_json`, `not_found`, `unauthorized`, `forbidden`, \
+             `payload_too_large`, `unsupported_media_type`, `rate_limited`, `store_unavailable`, \
+             `event_expired`, `method_not_allowed`, `not_ready`, `internal_error`, …",
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    fn re(pattern: &str) -> Regex {
+        Regex::new(pattern).unwrap()
+    }
+
+    /// Values drawn from a pattern (proptest reads it without its anchors).
+    fn drawn(pattern: &str) -> proptest::string::RegexGeneratorStrategy<String> {
+        let inner = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).unwrap();
+        proptest::string::string_regex(inner).unwrap()
+    }
+
+    /// Strings near the pattern's values: a drawn value with a character changed, added or
+    /// removed, and random short strings.
+    fn near(pattern: &str) -> impl Strategy<Value = String> {
+        let mutated =
+            (drawn(pattern), any::<prop::sample::Index>(), any::<char>(), 0..3u8).prop_map(|(s, at, c, how)| {
+                let mut chars: Vec<char> = s.chars().collect();
+                let i = if chars.is_empty() { 0 } else { at.index(chars.len()) };
+                match how {
+                    0 if !chars.is_empty() => chars[i] = c,
+                    1 => chars.insert(i, c),
+                    _ if !chars.is_empty() => {
+                        chars.remove(i);
+                    }
+                    _ => chars.push(c),
+                }
+                chars.into_iter().collect()
+            });
+        prop_oneof![mutated, ".{0,24}", "[ -~]{0,140}"]
+    }
+
+    fn agree(pattern: &str, check: impl Fn(&str) -> bool) {
+        let regex = re(pattern);
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&drawn(pattern), |s| {
+                prop_assert!(check(&s), "{s:?} matches {pattern} but is refused");
+                Ok(())
+            })
+            .unwrap();
+        runner
+            .run(&near(pattern), |s| {
+                prop_assert_eq!(regex.is_match(&s), check(&s), "{:?} against {}", s, pattern);
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn names_and_ids_match_their_checks() {
+        agree(TENANT, crate::ids::is_tenant);
+        agree(EVENT_TYPE, crate::ids::is_event_type);
+        agree(EVENT_TYPE_PATTERN, crate::ids::is_event_type_pattern);
+        agree(ENDPOINT_ID, crate::ids::is_endpoint_id);
+        agree(EVENT_ID, crate::ids::is_event_id);
+        agree(DELIVERY_ID, |s| crate::ids::parse_delivery_id(s).is_some());
+        assert!(re(ENDPOINT_ID).is_match(&crate::ids::new_endpoint_id()));
+        assert!(re(EVENT_ID).is_match(&crate::ids::new_event_id(1_700_000_000_000)));
+    }
+
+    #[test]
+    fn secrets_match_decode_secret() {
+        agree(SECRET, |s| crate::delivery::sign::decode_secret(s).is_some());
+        assert!(re(SECRET).is_match(&crate::delivery::sign::new_secret()));
+        // Every key length at both ends and between, with and without padding.
+        use base64::Engine;
+        for n in 0..=70usize {
+            let s = format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
+            );
+            assert_eq!(re(SECRET).is_match(&s), (24..=64).contains(&n), "{n} bytes: {s}");
+        }
+    }
+
+    #[test]
+    fn cursors_match_their_parsers() {
+        agree(OFFSET_CURSOR, |s| super::super::offset_cursor(Some(s)).is_ok());
+    }
+
+    #[test]
+    fn header_names_and_values_match_http() {
+        let reserved = re(RESERVED_HEADER_NAME);
+        for name in super::super::endpoints::RESERVED_HEADERS {
+            assert!(
+                reserved.is_match(name) && reserved.is_match(&name.to_uppercase()),
+                "{name}"
+            );
+        }
+        agree(RESERVED_HEADER_NAME, |s| {
+            super::super::endpoints::RESERVED_HEADERS.contains(&s.to_ascii_lowercase().as_str())
+        });
+        agree(HEADER_NAME, |s| {
+            axum::http::HeaderName::from_bytes(s.as_bytes()).is_ok()
+        });
+        agree(HEADER_VALUE, |s| axum::http::HeaderValue::from_str(s).is_ok());
+        // Narrower than the handler on purpose: no tab, no space at either end (HTTP would drop it).
+        agree(IDEMPOTENCY_HEADER, |s| {
+            axum::http::HeaderValue::from_str(s).is_ok_and(|v| v.to_str().is_ok())
+                && !s.contains('\t')
+                && s.trim() == s
+                && (1..=256).contains(&s.len())
+        });
+    }
+
+    /// A pattern narrower than its check: every value it matches is accepted.
+    fn within(pattern: &str, check: impl Fn(&str) -> bool) {
+        let regex = re(pattern);
+        let mut runner = proptest::test_runner::TestRunner::default();
+        runner
+            .run(&drawn(pattern), |s| {
+                prop_assert!(check(&s), "{s:?} matches {pattern} but is refused");
+                Ok(())
+            })
+            .unwrap();
+        runner
+            .run(&near(pattern), |s| {
+                prop_assert!(
+                    !regex.is_match(&s) || check(&s),
+                    "{:?} matches {} but is refused",
+                    s,
+                    pattern
+                );
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn since_accepted(s: &str) -> bool {
+        humantime::parse_rfc3339_weak(s)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .is_some()
+    }
+
+    #[test]
+    fn since_is_what_humantime_reads() {
+        // humantime also lets a few malformed suffixes through (`…07Zab`, `…07.5+99:99`): the
+        // document describes the well-formed times only.
+        within(SINCE, since_accepted);
+        let since = re(SINCE);
+        for ok in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29 23:59:60",
+            "2000-02-29T00:00:00.123456789+00:00",
+            "2026-12-31T12:00:00.Z",
+        ] {
+            assert!(since.is_match(ok) && since_accepted(ok), "{ok}");
+        }
+        for bad in [
+            "1969-12-31T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2026-01-01T24:00:00Z",
+            "2026-01-01t00:00:00Z",
+            "2026-01-01T00:00:00+01:00",
+        ] {
+            assert!(!since.is_match(bad) && !since_accepted(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_that_match_are_accepted() {
+        let base = hookline_actors::EndpointConfig::new(
+            "ep_x".into(),
+            "t".into(),
+            String::new(),
+            crate::delivery::sign::new_secret(),
+            0,
+        );
+        within(URL, |s| {
+            let mut cfg = base.clone();
+            cfg.url = s.to_string();
+            super::super::endpoints::validate(&cfg, true).is_ok()
+        });
+    }
+}
