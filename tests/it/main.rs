@@ -10,6 +10,7 @@ mod faults;
 mod fuzz;
 mod health;
 mod ingest;
+mod layout;
 mod lifecycle;
 mod loadtest;
 mod observability;
