@@ -18,6 +18,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod ids;
+pub mod inbound;
 pub mod janitor;
 pub mod sampler;
 pub mod store;
