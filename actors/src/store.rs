@@ -27,11 +27,6 @@ impl StoreError {
     pub fn unavailable(message: &str) -> Self {
         StoreError::Unavailable(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message)))
     }
-
-    /// Corrupt, with a message as its cause.
-    pub fn corrupt(message: &str) -> Self {
-        StoreError::Corrupt(Arc::from(Box::<dyn std::error::Error + Send + Sync>::from(message)))
-    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

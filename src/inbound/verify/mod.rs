@@ -212,6 +212,16 @@ mod tests {
     }
 
     #[test]
+    fn the_none_kind_takes_anything() {
+        let map = test_support::headers(&[]);
+        let req = RawRequest {
+            headers: &map,
+            body: b"anything",
+        };
+        assert_eq!(Unverified.verify(&req, test_support::at(0)), Ok(()));
+    }
+
+    #[test]
     fn hex_is_read_strictly() {
         assert_eq!(from_hex("00ff10"), Some(vec![0, 255, 16]));
         assert_eq!(from_hex("00FF"), Some(vec![0, 255]));
