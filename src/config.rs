@@ -38,12 +38,16 @@ pub struct Server {
     pub listen: String,
     /// Longest a graceful shutdown may take before the node exits anyway.
     pub shutdown_timeout_s: u64,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the caller (the
+    /// inbound gateway's `allowed_ips` and rejection log). Empty: the socket's peer is the caller.
+    pub trusted_proxies: Vec<String>,
 }
 impl Default for Server {
     fn default() -> Self {
         Self {
             listen: "0.0.0.0:8080".into(),
             shutdown_timeout_s: 25,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -323,6 +327,17 @@ impl Config {
             return bad(
                 "server.listen",
                 format!("must be an address like 0.0.0.0:8080, got {:?}", self.server.listen),
+            );
+        }
+        if let Some(wrong) = self
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|c| c.parse::<crate::inbound::net::Cidr>().is_err())
+        {
+            return bad(
+                "server.trusted_proxies",
+                format!("{wrong:?} is not an IP address or CIDR range"),
             );
         }
         if !(self.redis.url.starts_with("redis://")

@@ -17,16 +17,37 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
     /// Route to this endpoint only (test sends).
     pub only_endpoint: Option<String>,
+    /// An inbound event's dedup: its provider's id, remembered per source for a window.
+    pub provider_dedup: Option<ProviderDedup>,
+}
+
+/// What makes two inbound requests the same delivery: the provider's id within a source.
+#[derive(Debug, Clone)]
+pub struct ProviderDedup {
+    pub source_id: String,
+    pub provider_id: String,
+    pub window_s: u64,
 }
 
 impl NewEvent {
     /// A new event of `tenant` at `now_ms` whose `data` is `payload` (JSON text), kept byte
     /// for byte in the body.
     pub fn new(tenant: &str, event_type: &str, payload: &str, now_ms: u64) -> Self {
+        Self::build(tenant, event_type, payload, now_ms, None)
+    }
+
+    /// An event received on a source (`/in/…`): the body also carries `source` (JSON text:
+    /// the source, its kind, the provider's id and the request headers that matter).
+    pub fn received(tenant: &str, event_type: &str, payload: &str, now_ms: u64, source: &str) -> Self {
+        Self::build(tenant, event_type, payload, now_ms, Some(source))
+    }
+
+    fn build(tenant: &str, event_type: &str, payload: &str, now_ms: u64, source: Option<&str>) -> Self {
         let event_id = crate::ids::new_event_id(now_ms);
         let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+        let source = source.map(|s| format!(r#","source":{s}"#)).unwrap_or_default();
         let body = format!(
-            r#"{{"id":{},"type":{},"timestamp":{},"tenant":{},"data":{}}}"#,
+            r#"{{"id":{},"type":{},"timestamp":{},"tenant":{},"data":{}{source}}}"#,
             q(&event_id),
             q(event_type),
             q(&rfc3339(now_ms)),
@@ -40,11 +61,17 @@ impl NewEvent {
             body,
             idempotency_key: None,
             only_endpoint: None,
+            provider_dedup: None,
         }
     }
 
     pub fn with_idempotency_key(mut self, key: Option<String>) -> Self {
         self.idempotency_key = key;
+        self
+    }
+
+    pub fn with_provider_dedup(mut self, dedup: ProviderDedup) -> Self {
+        self.provider_dedup = Some(dedup);
         self
     }
 

@@ -1,6 +1,6 @@
 //! Identifiers the node mints, and the checks on names callers choose.
 //!
-//! - `ep_` + 20 characters of `[0-9a-z]` (random, ~103 bits).
+//! - `ep_` + 20 characters of `[0-9a-z]` (random, ~103 bits); `src_` (inbound sources) the same.
 //! - `evt_` + 26 characters: 10 of time (ms, base 32, so ids sort by ingest time) and 16 random.
 //! - `dlv_` + the endpoint part + the event part: a delivery id is a function of its endpoint and
 //!   event, so re-routing an event creates nothing new, and the id alone locates its record.
@@ -29,6 +29,15 @@ pub fn new_event_id(now_ms: u64) -> String {
         hookline_actors::model::encode_event_time(now_ms),
         random_chars(16)
     )
+}
+
+/// A source of the inbound gateway: `src_` + 20 characters, like an endpoint id.
+pub fn new_source_id() -> String {
+    format!("src_{}", random_chars(ENDPOINT_CORE))
+}
+
+pub fn is_source_id(s: &str) -> bool {
+    s.strip_prefix("src_").is_some_and(|c| is_core(c, ENDPOINT_CORE))
 }
 
 pub fn new_key_id() -> String {

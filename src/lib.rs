@@ -182,6 +182,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         metrics: telemetry::metrics_handle(),
         accepting: accepting.clone(),
         openapi: Arc::from(""),
+        trusted_proxies: Arc::new(
+            cfg.server
+                .trusted_proxies
+                .iter()
+                .filter_map(|c| c.parse().ok())
+                .collect(),
+        ),
     };
 
     let (actors_died_tx, actors_died_rx) = tokio::sync::oneshot::channel::<()>();
@@ -211,9 +218,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         actors_died_tx.send(()).ok();
     });
 
-    let served = axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(stop)
-        .await;
+    let app = api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
     if let Err(e) = served {
         tracing::error!(error = %e, "http server failed");
     }

@@ -34,6 +34,26 @@ pub const ENDPOINTS_DISABLED: &str = "hookline_endpoints_disabled";
 pub const ROUTER_LAG: &str = "hookline_router_lag_seconds";
 pub const REDIS_ERRORS: &str = "hookline_redis_errors_total";
 pub const REDIS_LATENCY: &str = "hookline_redis_command_seconds";
+/// Requests to `/in/{source_id}`. Labels `kind` (the source's kind, `unknown` for no source)
+/// and `outcome`: accepted | duplicate | unavailable | rejected_<reason> (see `INBOUND_OUTCOMES`).
+pub const INBOUND_REQUESTS: &str = "hookline_inbound_requests_total";
+pub const INBOUND_LATENCY: &str = "hookline_inbound_latency_seconds";
+/// Every `outcome` of `INBOUND_REQUESTS`.
+pub const INBOUND_OUTCOMES: &[&str] = &[
+    "accepted",
+    "duplicate",
+    "unavailable",
+    "rejected_unknown_source",
+    "rejected_ip_not_allowed",
+    "rejected_rate_limited",
+    "rejected_payload_too_large",
+    "rejected_missing_header",
+    "rejected_malformed_header",
+    "rejected_signature_mismatch",
+    "rejected_timestamp_outside_tolerance",
+    "rejected_bad_credentials",
+    "rejected_unreadable_body",
+];
 
 /// Deliveries this process settled (delivered or dead-lettered): the drain estimate's rate.
 pub static SETTLED: AtomicU64 = AtomicU64::new(0);
@@ -123,6 +143,15 @@ pub fn describe_all() {
     );
     describe_counter!(REDIS_ERRORS, "Redis commands that failed");
     describe_histogram!(REDIS_LATENCY, Unit::Seconds, "Duration of Redis scripts, by script");
+    describe_counter!(
+        INBOUND_REQUESTS,
+        "Requests to the inbound gateway (/in/…), by source kind and outcome"
+    );
+    describe_histogram!(
+        INBOUND_LATENCY,
+        Unit::Seconds,
+        "Time to answer an inbound request (/in/…)"
+    );
 
     for outcome in ["accepted", "duplicate", "rejected", "unavailable"] {
         metrics::counter!(EVENTS_INGESTED, "outcome" => outcome).increment(0);
@@ -155,7 +184,7 @@ pub fn describe_all() {
     ] {
         metrics::gauge!(name).increment(0.0);
     }
-    for name in [INGEST_LATENCY, ATTEMPT_LATENCY, E2E_LATENCY] {
+    for name in [INGEST_LATENCY, ATTEMPT_LATENCY, E2E_LATENCY, INBOUND_LATENCY] {
         let _ = metrics::histogram!(name);
     }
 }

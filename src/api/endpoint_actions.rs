@@ -9,6 +9,7 @@ use crate::delivery::sign;
 use crate::event::NewEvent;
 use axum::extract::State;
 use axum::http::StatusCode;
+use hookline_actors::model::PreviousSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::openapi::path::{Parameter, ParameterIn};
@@ -38,8 +39,34 @@ pub struct TestSent {
 /// `?overlap_s=`; unknown parameters are refused (400).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateQuery {
+pub(super) struct RotateQuery {
     overlap_s: Option<String>,
+}
+
+impl RotateQuery {
+    /// The overlap asked for: default a day, at most `MAX_OVERLAP_S`.
+    pub(super) fn overlap_s(&self) -> Result<u64, ApiError> {
+        match self.overlap_s.as_deref() {
+            None => Ok(86_400),
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|s| *s <= MAX_OVERLAP_S)
+                .ok_or_else(|| ApiError::invalid(format!("overlap_s: whole seconds from 0 to {MAX_OVERLAP_S}"))),
+        }
+    }
+}
+
+/// `previous` after a rotation at `now_ms`: expired secrets dropped, `old` added for
+/// `overlap_s` (not at all for 0).
+pub(super) fn rotated_out(previous: &mut Vec<PreviousSecret>, old: String, overlap_s: u64, now_ms: u64) {
+    previous.retain(|p| p.expires_at_ms > now_ms);
+    if overlap_s > 0 {
+        previous.push(PreviousSecret {
+            secret: old,
+            expires_at_ms: now_ms + overlap_s * 1000,
+        });
+    }
 }
 
 impl IntoParams for RotateQuery {
@@ -76,24 +103,11 @@ async fn rotate_secret(
     Query(q): Query<RotateQuery>,
 ) -> ApiResult<axum::Json<NewSecret>> {
     caller.authorize(&tenant)?;
-    let overlap_s = match q.overlap_s.as_deref() {
-        None => 86_400,
-        Some(text) => text
-            .parse::<u64>()
-            .ok()
-            .filter(|s| *s <= MAX_OVERLAP_S)
-            .ok_or_else(|| ApiError::invalid(format!("overlap_s: whole seconds from 0 to {MAX_OVERLAP_S}")))?,
-    };
+    let overlap_s = q.overlap_s()?;
     let mut cfg = load(&state, &tenant, &id).await?;
     let now = hookline_actors::now_ms();
     let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
-    cfg.previous_secrets.retain(|p| p.expires_at_ms > now);
-    if overlap_s > 0 {
-        cfg.previous_secrets.push(hookline_actors::model::PreviousSecret {
-            secret: old,
-            expires_at_ms: now + overlap_s * 1000,
-        });
-    }
+    rotated_out(&mut cfg.previous_secrets, old, overlap_s, now);
     cfg.updated_at_ms = now;
     saved(&state, &cfg).await?;
     Ok(axum::Json(NewSecret { secret: cfg.secret }))

@@ -24,14 +24,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
-fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(super) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
 /// A whole number that JSON may also spell `12.0`: the document calls these fields `integer`,
 /// which in JSON Schema admits both spellings of the same number, where serde takes only `12`.
 #[derive(Debug, Clone, Copy)]
-struct Whole<T>(T);
+pub(super) struct Whole<T>(pub(super) T);
 
 impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

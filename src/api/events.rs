@@ -341,6 +341,11 @@ pub struct EventOut {
     /// Ingest time, RFC 3339.
     timestamp: String,
     payload: Value,
+    /// Only on events received through the inbound gateway: the source's `id` and `kind`, the
+    /// provider's id (`provider_id`, null when the provider names none) and the request
+    /// `headers` that matter (never a signature or a credential).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<Value>,
     deliveries: Vec<EventDelivery>,
 }
 
@@ -408,6 +413,7 @@ async fn fetch(
         event_type: text(&body["type"]),
         timestamp: text(&body["timestamp"]),
         payload: body["data"].take(),
+        source: body.get_mut("source").map(Value::take),
         deliveries,
     }))
 }

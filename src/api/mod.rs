@@ -10,9 +10,12 @@ mod endpoints;
 pub mod error;
 mod events;
 mod extract;
+mod inbound;
 mod keys;
 mod ops;
 mod schema;
+mod source_schema;
+mod sources;
 
 use crate::config::Config;
 use crate::store::RedisStore;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// The OpenAPI document, as served (filled in by [`app`]).
     pub openapi: Arc<str>,
+    /// `server.trusted_proxies`, parsed.
+    pub trusted_proxies: Arc<Vec<crate::inbound::net::Cidr>>,
 }
 
 #[derive(utoipa::OpenApi)]
@@ -60,6 +65,8 @@ pub struct AppState {
         (name = "endpoints", description = "Receivers of a tenant, their secrets, dead letters"),
         (name = "deliveries", description = "The delivery log and replay"),
         (name = "keys", description = "Tenant API keys (admin)"),
+        (name = "sources", description = "Inbound gateway: sources that receive providers' webhooks"),
+        (name = "inbound", description = "Inbound gateway: the public door providers post to (no bearer token)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     ),
     components(schemas(error::ErrorBody))
@@ -75,6 +82,8 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(keys::router())
+        .merge(sources::router())
+        .merge(inbound::router())
         .merge(ops::router())
 }
 
@@ -219,7 +228,7 @@ impl IntoParams for ListQuery {
 // Path parameters: the handlers extract these structs, and the document describes them, once
 // per route (with the patterns of `schema`, which are tested against the checks).
 
-const TENANT_DOC: &str = "The tenant's name, chosen by the caller (400 if malformed).";
+pub(crate) const TENANT_DOC: &str = "The tenant's name, chosen by the caller (400 if malformed).";
 
 #[derive(Debug, Deserialize)]
 pub struct TenantPath {

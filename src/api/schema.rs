@@ -28,6 +28,8 @@ pub const EVENT_TYPE_PATTERN: &str = r"^(?:\*|[a-zA-Z0-9_.:-]{1,128}(?:\.\*)?)$"
 pub const ENDPOINT_ID: &str = concat!("^ep_", id_char!(), "{20}$");
 /// `crate::ids::is_event_id` (`EVENT_CORE` characters after the prefix).
 pub const EVENT_ID: &str = concat!("^evt_", id_char!(), "{26}$");
+/// `crate::ids::is_source_id` (`ENDPOINT_CORE` characters after the prefix).
+pub const SOURCE_ID: &str = concat!("^src_", id_char!(), "{20}$");
 /// `crate::ids::parse_delivery_id`: the endpoint's core, then the event's.
 pub const DELIVERY_ID: &str = concat!("^dlv_", id_char!(), "{46}$");
 /// `sign::decode_secret`: `whsec_` and canonical, padded base64 of 24 to 64 bytes (8 to 21
@@ -66,6 +68,31 @@ pub const IDEMPOTENCY_HEADER: &str = "^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,254}[\\x2
 pub const OFFSET_CURSOR: &str = r"^(?:\+?0*(?:[0-9]{1,8}|100000000))?$";
 /// The cursor of the delivery list, as the list writes it: `<ingest order>~<delivery id>`.
 pub const DELIVERY_CURSOR: &str = concat!("^[0-9]{1,20}(?:[.][0-9]{1,20})?~dlv_", id_char!(), "{46}$");
+
+/// What `inbound::net::Cidr` parses: an IPv4 address (no leading zeros, as `Ipv4Addr` reads
+/// it) or an IPv6 address (RFC 4291's forms, as `Ipv6Addr` reads them), each with an optional
+/// `/bits` of 1 to 3 digits up to 32 or 128.
+pub static CIDR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let v4 = format!("(?:{octet}[.]){{3}}{octet}");
+    let h = "[0-9a-fA-F]{1,4}";
+    let ls32 = format!("(?:{h}:{h}|{v4})");
+    let v6 = [
+        format!("(?:{h}:){{6}}{ls32}"),
+        format!("::(?:{h}:){{5}}{ls32}"),
+        format!("(?:{h})?::(?:{h}:){{4}}{ls32}"),
+        format!("(?:(?:{h}:){{0,1}}{h})?::(?:{h}:){{3}}{ls32}"),
+        format!("(?:(?:{h}:){{0,2}}{h})?::(?:{h}:){{2}}{ls32}"),
+        format!("(?:(?:{h}:){{0,3}}{h})?::{h}:{ls32}"),
+        format!("(?:(?:{h}:){{0,4}}{h})?::{ls32}"),
+        format!("(?:(?:{h}:){{0,5}}{h})?::{h}"),
+        format!("(?:(?:{h}:){{0,6}}{h})?::"),
+    ]
+    .join("|");
+    let v4_bits = "(?:[0-9]|[0-2][0-9]|3[0-2]|0[0-2][0-9]|03[0-2])";
+    let v6_bits = "(?:[0-9]{1,2}|0[0-9]{2}|1[01][0-9]|12[0-8])";
+    format!("^(?:{v4}(?:/{v4_bits})?|(?:{v6})(?:/{v6_bits})?)$")
+});
 
 /// An RFC 3339 time `humantime::parse_rfc3339_weak` reads, from 1970 on: a real calendar day,
 /// `T` or a space, seconds up to 60, any fraction, and `Z`, `+00:00` or nothing (UTC).
@@ -122,6 +149,22 @@ pub fn endpoint_id() -> Object {
 
 pub fn event_id() -> Object {
     string(EVENT_ID, false).build()
+}
+
+pub fn source_id() -> Object {
+    string(SOURCE_ID, false).build()
+}
+
+/// A header name as a source's fields take it (`inbound::source::check_header_name`).
+pub fn source_header_name() -> Object {
+    string(HEADER_NAME, false)
+        .min_length(Some(1))
+        .max_length(Some(128))
+        .build()
+}
+
+pub fn cidr() -> Object {
+    string(&CIDR, false).build()
 }
 
 pub fn delivery_id() -> Object {
@@ -348,6 +391,8 @@ mod tests {
         agree(ENDPOINT_ID, crate::ids::is_endpoint_id);
         agree(EVENT_ID, crate::ids::is_event_id);
         agree(DELIVERY_ID, |s| crate::ids::parse_delivery_id(s).is_some());
+        agree(SOURCE_ID, crate::ids::is_source_id);
+        assert!(re(SOURCE_ID).is_match(&crate::ids::new_source_id()));
         assert!(re(ENDPOINT_ID).is_match(&crate::ids::new_endpoint_id()));
         assert!(re(EVENT_ID).is_match(&crate::ids::new_event_id(1_700_000_000_000)));
     }
@@ -364,6 +409,43 @@ mod tests {
                 base64::engine::general_purpose::STANDARD.encode(vec![7u8; n])
             );
             assert_eq!(re(SECRET).is_match(&s), (24..=64).contains(&n), "{n} bytes: {s}");
+        }
+    }
+
+    #[test]
+    fn cidrs_match_what_the_allowlist_parses() {
+        let parses = |s: &str| s.parse::<crate::inbound::net::Cidr>().is_ok();
+        agree(&CIDR, parses);
+        let cidr = re(&CIDR);
+        for ok in [
+            "203.0.113.0/24",
+            "0.0.0.0/0",
+            "10.0.0.1",
+            "10.0.0.0/032",
+            "::",
+            "::1",
+            "::/0",
+            "2001:db8::/32",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7::",
+            "::ffff:1.2.3.4",
+            "1::2:3:4:5:6:7",
+            "fe80::1/128",
+            "1:2:3:4:5:6:1.2.3.4",
+        ] {
+            assert!(cidr.is_match(ok) && parses(ok), "{ok}");
+        }
+        for bad in [
+            "01.2.3.4",
+            "1.2.3.4/33",
+            "::/129",
+            "1:2:3:4:5:6:7:8:9",
+            "1::2::3",
+            ":::",
+            "12345::",
+            "1.2.3.4/0001",
+        ] {
+            assert!(!cidr.is_match(bad) && !parses(bad), "{bad}");
         }
     }
 

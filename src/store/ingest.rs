@@ -32,9 +32,19 @@ impl RedisStore {
             self.keys.event(tenant, &event.event_id),
             self.keys.tenant_rate(tenant, now / 1000),
         ];
-        if let Some(key) = &event.idempotency_key {
-            keys.push(self.keys.idempotency(tenant, key));
-        }
+        // An inbound event is deduplicated on its provider's id within its source, for the
+        // source's window; a producer's event on its idempotency key. Neither outlives retention.
+        let window_s = match (&event.provider_dedup, &event.idempotency_key) {
+            (Some(d), _) => {
+                keys.push(self.keys.inbound_dedup(tenant, &d.source_id, &d.provider_id));
+                d.window_s.min(self.retention_s).max(1)
+            }
+            (None, Some(key)) => {
+                keys.push(self.keys.idempotency(tenant, key));
+                self.idempotency_window_s
+            }
+            (None, None) => self.idempotency_window_s,
+        };
         let oldest_kept = now.saturating_sub(self.retention_s * 1000);
         let args = vec![
             event.event_id.clone(),
@@ -42,7 +52,7 @@ impl RedisStore {
             event.event_type.clone(),
             event.body.clone(),
             self.retention_s.to_string(),
-            self.idempotency_window_s.to_string(),
+            window_s.to_string(),
             format!("{oldest_kept}-0"),
             event.only_endpoint.clone().unwrap_or_default(),
             self.tenant_rate_limit_per_s.to_string(),

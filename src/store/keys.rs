@@ -15,10 +15,15 @@
 //! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids) |
 //! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
+//! | `P:{evP}:dedup:<src>:<sha256(provider id)>` | string, TTL the source's window | the event id first stored for an inbound delivery |
+//! | `P:{evP}:srate:<src>:<unix second>` | counter, TTL 2 s | requests a source took that second (its `rate_limit_per_s`) |
 //! | `P:layout` | hash | `shards` and `partitions` of the deployment, set by the first node (others must match) |
 //! | `P:endpoints` | hash | endpoint id → config JSON |
 //! | `P:t:<tenant>:endpoints` | zset | endpoint ids by creation time |
 //! | `P:t:<tenant>:ver` | counter | bumped at every change to the tenant's endpoints (routers reload on a new value) |
+//! | `P:sources` | hash | source id → config JSON (inbound gateway) |
+//! | `P:t:<tenant>:sources` | zset | source ids by creation time |
+//! | `P:src:<src>:rejections` | list, ≤ 100 | the source's last refused requests (JSON), newest first |
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id}` |
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
@@ -82,6 +87,32 @@ impl Keys {
             self.partition_of(tenant),
             hex(&Sha256::digest(key.as_bytes()))
         )
+    }
+    /// An inbound delivery already accepted on a source: its provider's id, hashed.
+    pub fn inbound_dedup(&self, tenant: &str, source_id: &str, provider_id: &str) -> String {
+        format!(
+            "{}:{{ev{}}}:dedup:{source_id}:{}",
+            self.p,
+            self.partition_of(tenant),
+            hex(&Sha256::digest(provider_id.as_bytes()))
+        )
+    }
+    /// Requests a source accepted in one wall-clock second (its `rate_limit_per_s`).
+    pub fn source_rate(&self, tenant: &str, source_id: &str, second: u64) -> String {
+        format!(
+            "{}:{{ev{}}}:srate:{source_id}:{second}",
+            self.p,
+            self.partition_of(tenant)
+        )
+    }
+    pub fn sources(&self) -> String {
+        format!("{}:sources", self.p)
+    }
+    pub fn tenant_sources(&self, tenant: &str) -> String {
+        format!("{}:t:{tenant}:sources", self.p)
+    }
+    pub fn source_rejections(&self, source_id: &str) -> String {
+        format!("{}:src:{source_id}:rejections", self.p)
     }
     /// Events a tenant ingested in one wall-clock second (for the ingest limit).
     pub fn tenant_rate(&self, tenant: &str, second: u64) -> String {

@@ -9,6 +9,7 @@
 //! | `ingest.rs` | ingest (INGEST), events read back |
 //! | `endpoints.rs` | endpoint configs, tenant index and version, change notifications |
 //! | `api_keys.rs` | tenant API keys |
+//! | `sources.rs` | inbound sources, their rejection logs and request counters |
 //! | `deliveries.rs` | delivery records, dead letters, replay |
 //! | `stream.rs` | events streams, routing, the routing mark, the deployment layout |
 //! | `leases.rs` | membership, shard leases, due sets |
@@ -33,6 +34,7 @@ mod leases;
 mod log;
 mod sample;
 mod scripts;
+mod sources;
 mod stream;
 mod work;
 

@@ -37,6 +37,17 @@ return {ARGV[1], 0}
     )
 });
 
+/// KEYS: a per-second counter. Counts one more and returns the count (the key lives 2 s).
+pub static COUNT_SECOND: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local used = redis.call('INCR', KEYS[1])
+if used == 1 then redis.call('EXPIRE', KEYS[1], 2) end
+return used
+"#,
+    )
+});
+
 /// The lease fence every write of an endpoint actor passes (RECORD_ATTEMPT, SETTLE_IDLE,
 /// FENCED_SET): `body` runs only if the token in ARGV[`token`] is `holder#epoch` as read from
 /// KEYS[`lease`] and KEYS[`epoch`]; otherwise the script returns -1 and writes nothing.

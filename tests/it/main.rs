@@ -9,6 +9,7 @@ mod deploy;
 mod faults;
 mod fuzz;
 mod health;
+mod inbound;
 mod ingest;
 mod layout;
 mod lifecycle;

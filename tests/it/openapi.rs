@@ -9,7 +9,6 @@ use crate::support::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Every route of API.md, as (method, path template).
@@ -286,22 +285,6 @@ async fn the_openapi_document_matches_the_routes() {
     let mut wrong = ep.clone();
     wrong["state"]["backlog"] = json!("many");
     assert!(shape(&doc, schema, &wrong, "endpoint").is_err());
-}
-
-/// Where `.ci/python-tools` installed openapi-spec-validator and schemathesis
-/// (`HOOKLINE_PYTHON_TOOLS`, default `/opt/hookline-venv`). Missing tools fail the test, never
-/// skip it.
-fn python_tools() -> PathBuf {
-    let venv = PathBuf::from(std::env::var("HOOKLINE_PYTHON_TOOLS").unwrap_or_else(|_| "/opt/hookline-venv".into()));
-    for tool in ["openapi-spec-validator", "st"] {
-        assert!(
-            venv.join("bin").join(tool).is_file(),
-            "{tool} is not installed in {}: run .ci/python-tools (it creates that venv with the versions \
-             pinned in .ci/python-tools.txt; set HOOKLINE_PYTHON_TOOLS for another place)",
-            venv.display()
-        );
-    }
-    venv.join("bin")
 }
 
 /// The last `n` lines of a tool's output, for a failure message.

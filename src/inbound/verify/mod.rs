@@ -68,6 +68,19 @@ impl Rejection {
             Rejection::BadCredentials => "bad_credentials",
         }
     }
+
+    /// For people: what was wrong, never a secret or the body.
+    pub fn message(&self) -> String {
+        match self {
+            Rejection::MissingHeader(h) => format!("the {h} header is missing"),
+            Rejection::MalformedHeader(h) => format!("the {h} header is not in the provider's format"),
+            Rejection::SignatureMismatch => "no signature matches the body under the source's secret".into(),
+            Rejection::TimestampOutsideTolerance => {
+                "the signed timestamp is outside the source's tolerance_s (a stale or replayed request)".into()
+            }
+            Rejection::BadCredentials => "the credentials do not match the source's".into(),
+        }
+    }
 }
 
 pub trait Verifier: Send + Sync {

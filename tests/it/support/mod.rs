@@ -204,5 +204,42 @@ pub fn stored_event(tenant: &str, id: &str, body: &str) -> hookline::event::NewE
         body: body.into(),
         idempotency_key: None,
         only_endpoint: None,
+        provider_dedup: None,
     }
+}
+
+/// The `bin` of the venv where `.ci/python-tools` installed the Python tools the tests run
+/// (openapi-spec-validator, schemathesis, the standardwebhooks library), at
+/// `HOOKLINE_PYTHON_TOOLS` (default `/opt/hookline-venv`). Missing tools fail the test, never
+/// skip it.
+pub fn python_tools() -> std::path::PathBuf {
+    let venv = std::path::PathBuf::from(
+        std::env::var("HOOKLINE_PYTHON_TOOLS").unwrap_or_else(|_| "/opt/hookline-venv".into()),
+    );
+    for tool in ["openapi-spec-validator", "st", "python"] {
+        assert!(
+            venv.join("bin").join(tool).is_file(),
+            "{tool} is not installed in {}: run .ci/python-tools (it creates that venv with the versions \
+             pinned in .ci/python-tools.txt; set HOOKLINE_PYTHON_TOOLS for another place)",
+            venv.display()
+        );
+    }
+    venv.join("bin")
+}
+
+/// Events stored under a node's key prefix (the length of every events stream).
+pub fn stored_event_count(node: &Node) -> u64 {
+    let keys = redis_cli(
+        &node.redis_url,
+        &["--raw", "keys", &format!("{}:{{ev*}}:events", node.prefix)],
+    );
+    keys.lines()
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            redis_cli(&node.redis_url, &["xlen", k])
+                .trim()
+                .parse::<u64>()
+                .unwrap_or(0)
+        })
+        .sum()
 }

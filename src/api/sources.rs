@@ -1,0 +1,470 @@
+//! `/v1/tenants/{tenant}/sources`: the inbound gateway's sources (create, list, get, patch,
+//! delete), their secret rotation and their log of refused requests. Requests themselves
+//! arrive on `/in/{source_id}` (`inbound.rs`).
+
+use super::auth::Caller;
+use super::endpoint_actions::{rotated_out, RotateQuery};
+use super::endpoints::{nullable, Whole};
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Json, Path, Query, RawBody};
+use super::source_schema::{NewSource, SourcePatch};
+use super::{page_limit, rfc3339, AppState, ListQuery, TenantPath};
+use crate::inbound::source::{ApiKeyHeader, BasicCredentials, HmacScheme, Kind, Source};
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(fetch, update, remove))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(rejections))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SourcePath {
+    pub tenant: String,
+    pub id: String,
+}
+
+impl IntoParams for SourcePath {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            super::schema::path_param("tenant", super::TENANT_DOC, super::schema::tenant()),
+            super::schema::path_param(
+                "id",
+                "Source id, `src_…` (404 if malformed or not of this tenant).",
+                super::schema::source_id(),
+            ),
+        ]
+    }
+}
+
+/// The writable fields of a source (the document's `NewSource` and `SourcePatch`). A PATCH
+/// sends any subset; `null` resets an optional field to its default. Unknown fields are refused.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFields {
+    name: Option<String>,
+    kind: Option<Kind>,
+    #[serde(default, deserialize_with = "nullable")]
+    secret: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    hmac: Option<Option<HmacScheme>>,
+    #[serde(default, deserialize_with = "nullable")]
+    basic: Option<Option<BasicCredentials>>,
+    #[serde(default, deserialize_with = "nullable")]
+    api_key: Option<Option<ApiKeyHeader>>,
+    #[serde(default, deserialize_with = "nullable")]
+    tolerance_s: Option<Option<Whole<u64>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    type_prefix: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    allowed_ips: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    rate_limit_per_s: Option<Option<Whole<u32>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    dedup_window_s: Option<Option<Whole<u64>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    dedup_header: Option<Option<String>>,
+}
+
+impl SourceFields {
+    /// On creation, a field the kind does not use is refused even as `null` (the document's
+    /// `NewSource` lists, per kind, exactly the fields it takes).
+    fn refuse_foreign_fields(&self, kind: Kind) -> Result<(), ApiError> {
+        let present = [
+            ("secret", self.secret.is_some(), kind.signs()),
+            ("hmac", self.hmac.is_some(), kind == Kind::Hmac),
+            ("basic", self.basic.is_some(), kind == Kind::Basic),
+            ("api_key", self.api_key.is_some(), kind == Kind::ApiKey),
+            ("dedup_header", self.dedup_header.is_some(), !kind.has_provider_id()),
+        ];
+        match present.iter().find(|(_, present, used)| *present && !used) {
+            Some((field, _, _)) => Err(ApiError::invalid(format!(
+                "{field}: not used by kind {} (omit it)",
+                kind.name()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    fn apply(self, s: &mut Source) {
+        if let Some(v) = self.name {
+            s.name = v;
+        }
+        if let Some(v) = self.kind {
+            s.kind = v;
+        }
+        if let Some(v) = self.secret {
+            s.secret = v;
+        }
+        if let Some(v) = self.hmac {
+            s.hmac = v;
+        }
+        if let Some(v) = self.basic {
+            s.basic = v;
+        }
+        if let Some(v) = self.api_key {
+            s.api_key = v;
+        }
+        if let Some(v) = self.tolerance_s {
+            s.tolerance_s = v.map_or(crate::inbound::source::DEFAULT_TOLERANCE_S, |w| w.0);
+        }
+        if let Some(v) = self.type_prefix {
+            s.type_prefix = v.unwrap_or_default();
+        }
+        if let Some(v) = self.allowed_ips {
+            s.allowed_ips = v.unwrap_or_default();
+        }
+        if let Some(v) = self.rate_limit_per_s {
+            s.rate_limit_per_s = v.map(|w| w.0);
+        }
+        if let Some(v) = self.dedup_window_s {
+            s.dedup_window_s = v.map_or(crate::inbound::source::DEFAULT_DEDUP_WINDOW_S, |w| w.0);
+        }
+        if let Some(v) = self.dedup_header {
+            s.dedup_header = v;
+        }
+    }
+}
+
+/// A source as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceOut {
+    id: String,
+    name: String,
+    kind: Kind,
+    /// The signing secret (kinds that sign), else null.
+    secret: Option<String>,
+    hmac: Option<HmacScheme>,
+    basic: Option<BasicCredentials>,
+    api_key: Option<ApiKeyHeader>,
+    tolerance_s: u64,
+    type_prefix: String,
+    allowed_ips: Vec<String>,
+    rate_limit_per_s: Option<u32>,
+    dedup_window_s: u64,
+    dedup_header: Option<String>,
+    /// Where the provider posts: `/in/src_…` on any node.
+    ingest_url: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Source> for SourceOut {
+    fn from(s: Source) -> SourceOut {
+        SourceOut {
+            ingest_url: s.ingest_path(),
+            id: s.id,
+            name: s.name,
+            kind: s.kind,
+            secret: s.secret,
+            hmac: s.hmac,
+            basic: s.basic,
+            api_key: s.api_key,
+            tolerance_s: s.tolerance_s,
+            type_prefix: s.type_prefix,
+            allowed_ips: s.allowed_ips,
+            rate_limit_per_s: s.rate_limit_per_s,
+            dedup_window_s: s.dedup_window_s,
+            dedup_header: s.dedup_header,
+            created_at: rfc3339(s.created_at_ms),
+            updated_at: rfc3339(s.updated_at_ms),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourcePage {
+    data: Vec<SourceOut>,
+    /// Pass as `cursor` for the next page; null at the end.
+    next_cursor: Option<String>,
+}
+
+/// The source, if it exists and belongs to `tenant` (404 otherwise).
+async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<Source> {
+    if !crate::ids::is_source_id(id) {
+        return Err(ApiError::not_found("source"));
+    }
+    match state.store.get_source(id).await? {
+        Some(source) if source.tenant == tenant => Ok(source),
+        _ => Err(ApiError::not_found("source")),
+    }
+}
+
+/// Create a source. `kind` decides which other fields it takes (see `NewSource`).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/sources",
+    operation_id = "create_source",
+    tag = "sources",
+    params(TenantPath),
+    request_body = NewSource,
+    responses(
+        (status = 201, description = "created; `ingest_url` is where the provider posts", body = SourceOut),
+        (status = 400, description = "invalid JSON, a missing, unknown or invalid field, or a field the kind does \
+            not use (the message names it), or a malformed tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
+    )
+)]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+    Json(fields): Json<SourceFields>,
+) -> ApiResult<(StatusCode, axum::Json<SourceOut>)> {
+    caller.authorize(&tenant)?;
+    let kind = fields.kind.ok_or_else(|| ApiError::invalid("kind: is required"))?;
+    if fields.name.is_none() {
+        return Err(ApiError::invalid("name: is required"));
+    }
+    fields.refuse_foreign_fields(kind)?;
+    let now = hookline_actors::now_ms();
+    let mut source = Source::new(crate::ids::new_source_id(), tenant, String::new(), kind, now);
+    fields.apply(&mut source);
+    source.check().map_err(ApiError::invalid)?;
+    state.store.put_source(&source).await?;
+    Ok((StatusCode::CREATED, axum::Json(source.into())))
+}
+
+/// The tenant's sources, oldest first, paged.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/sources",
+    operation_id = "list_sources",
+    tag = "sources",
+    params(TenantPath, ListQuery),
+    responses(
+        (status = 200, description = "a page of the tenant's sources", body = SourcePage),
+        (status = 400, description = "a malformed tenant, limit or cursor, or an unknown query parameter", body = ErrorBody),
+    )
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(TenantPath { tenant }): Path<TenantPath>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<axum::Json<SourcePage>> {
+    caller.authorize(&tenant)?;
+    let limit = page_limit(q.limit)?;
+    let offset = super::offset_cursor(q.cursor.as_deref())?;
+    let (sources, next) = state.store.list_sources(&tenant, offset, limit).await?;
+    Ok(axum::Json(SourcePage {
+        data: sources.into_iter().map(SourceOut::from).collect(),
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+/// One source.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/sources/{id}",
+    operation_id = "get_source",
+    tag = "sources",
+    params(SourcePath),
+    responses(
+        (status = 200, description = "the source", body = SourceOut),
+        (status = 404, description = "no such source in this tenant", body = ErrorBody),
+    )
+)]
+async fn fetch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(SourcePath { tenant, id }): Path<SourcePath>,
+) -> ApiResult<axum::Json<SourceOut>> {
+    caller.authorize(&tenant)?;
+    Ok(axum::Json(load(&state, &tenant, &id).await?.into()))
+}
+
+/// Change some fields. The result must still suit its `kind` (changing `kind` means sending
+/// the new kind's fields and `null` for the old kind's): 400 naming the field otherwise.
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/sources/{id}",
+    operation_id = "update_source",
+    tag = "sources",
+    params(SourcePath),
+    request_body = SourcePatch,
+    responses(
+        (status = 200, description = "the changed source", body = SourceOut),
+        (status = 400, description = "invalid JSON, an unknown or invalid field, or a result that does not suit \
+            its kind (the message names the field)", body = ErrorBody),
+        (status = 404, description = "no such source in this tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 415, description = "content-type is not application/json", body = ErrorBody),
+    )
+)]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(SourcePath { tenant, id }): Path<SourcePath>,
+    Json(fields): Json<SourceFields>,
+) -> ApiResult<axum::Json<SourceOut>> {
+    caller.authorize(&tenant)?;
+    let mut source = load(&state, &tenant, &id).await?;
+    fields.apply(&mut source);
+    source.check().map_err(ApiError::invalid)?;
+    source.updated_at_ms = hookline_actors::now_ms();
+    state.store.put_source(&source).await?;
+    Ok(axum::Json(source.into()))
+}
+
+/// Delete a source: its `/in/` URL answers 404 from then on. Events it already stored stay.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/sources/{id}",
+    operation_id = "delete_source",
+    tag = "sources",
+    params(SourcePath),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 404, description = "no such source in this tenant", body = ErrorBody),
+    )
+)]
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(SourcePath { tenant, id }): Path<SourcePath>,
+) -> ApiResult<StatusCode> {
+    caller.authorize(&tenant)?;
+    let source = load(&state, &tenant, &id).await?;
+    state.store.delete_source(&source).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of a rotation (optional).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSource {
+    /// The provider's new secret. Absent: the node mints one (kinds `github`, `hmac`,
+    /// `standard_webhooks`; Stripe and Shopify issue their own).
+    #[schema(min_length = 1, max_length = 512)]
+    secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceSecret {
+    /// The new secret; the old one keeps verifying beside it for the overlap.
+    secret: String,
+}
+
+/// Replace the signing secret. Requests signed with the old one keep passing for
+/// `?overlap_s=` seconds (default a day), so the provider can switch without a refused request.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/sources/{id}/rotate-secret",
+    operation_id = "rotate_source_secret",
+    tag = "sources",
+    params(SourcePath, RotateQuery),
+    request_body(content = Option<RotateSource>, description = "optional: `{\"secret\": …}`, the provider's new secret"),
+    responses(
+        (status = 200, description = "the new secret", body = SourceSecret),
+        (status = 400, description = "a kind without a secret, a missing secret for a kind whose provider issues it, \
+            an invalid secret, a malformed `overlap_s` or tenant, or an unknown query parameter", body = ErrorBody),
+        (status = 404, description = "no such source in this tenant", body = ErrorBody),
+        (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+    )
+)]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(SourcePath { tenant, id }): Path<SourcePath>,
+    Query(q): Query<RotateQuery>,
+    RawBody(body): RawBody,
+) -> ApiResult<axum::Json<SourceSecret>> {
+    caller.authorize(&tenant)?;
+    let overlap_s = q.overlap_s()?;
+    let asked: Option<String> = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RotateSource>(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("body: {e}")))?
+            .secret
+    };
+    let mut source = load(&state, &tenant, &id).await?;
+    let kind = source.kind;
+    if !kind.signs() {
+        return Err(ApiError::invalid(format!("kind {} has no signing secret", kind.name())));
+    }
+    let new = match asked {
+        Some(secret) => secret,
+        None if kind.node_may_mint() => crate::delivery::sign::new_secret(),
+        None => {
+            return Err(ApiError::invalid(format!(
+                "secret: required for kind {} (its provider issues the secret)",
+                kind.name()
+            )))
+        }
+    };
+    let now = hookline_actors::now_ms();
+    let old = source.secret.replace(new).unwrap_or_default();
+    rotated_out(&mut source.previous_secrets, old, overlap_s, now);
+    source.check().map_err(ApiError::invalid)?;
+    source.updated_at_ms = now;
+    state.store.put_source(&source).await?;
+    Ok(axum::Json(SourceSecret {
+        secret: source.secret.unwrap_or_default(),
+    }))
+}
+
+/// One refused request (never its body or a secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Rejection {
+    time: String,
+    /// The caller's address (behind `server.trusted_proxies`, the forwarded one).
+    ip: String,
+    status: u16,
+    /// `signature_mismatch`, `timestamp_outside_tolerance`, `missing_header`, `malformed_header`,
+    /// `bad_credentials`, `ip_not_allowed`, `rate_limited`, `payload_too_large`, `unreadable_body`.
+    reason: String,
+    message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectionList {
+    /// The last 100 refused requests, newest first.
+    data: Vec<Rejection>,
+}
+
+/// Why requests were refused: the last 100, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/sources/{id}/rejections",
+    operation_id = "list_source_rejections",
+    tag = "sources",
+    params(SourcePath),
+    responses(
+        (status = 200, description = "the source's last refused requests", body = RejectionList),
+        (status = 404, description = "no such source in this tenant", body = ErrorBody),
+    )
+)]
+async fn rejections(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(SourcePath { tenant, id }): Path<SourcePath>,
+) -> ApiResult<axum::Json<RejectionList>> {
+    caller.authorize(&tenant)?;
+    let source = load(&state, &tenant, &id).await?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let data = state
+        .store
+        .rejections(&source.id)
+        .await?
+        .into_iter()
+        .map(|r| Rejection {
+            time: text(&r["time"]),
+            ip: text(&r["ip"]),
+            status: r["status"].as_u64().unwrap_or_default() as u16,
+            reason: text(&r["reason"]),
+            message: text(&r["message"]),
+        })
+        .collect();
+    Ok(axum::Json(RejectionList { data }))
+}

@@ -1,0 +1,165 @@
+//! Who is calling: CIDR ranges (`allowed_ips`, `server.trusted_proxies`) and the caller's
+//! address behind trusted proxies.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An address range: `203.0.113.0/24`, `2001:db8::/32`, or one address (`198.51.100.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl FromStr for Cidr {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Cidr, ()> {
+        let (addr, bits) = match s.split_once('/') {
+            Some((addr, bits)) => (addr, Some(bits)),
+            None => (s, None),
+        };
+        let net: IpAddr = addr.parse().map_err(|_| ())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            // Digits only: `parse` alone would take "+8".
+            Some(b) if !b.is_empty() && b.len() <= 3 && b.bytes().all(|c| c.is_ascii_digit()) => {
+                b.parse().map_err(|_| ())?
+            }
+            Some(_) => return Err(()),
+        };
+        if bits > max {
+            return Err(());
+        }
+        Ok(Cidr { net, bits })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => prefix_eq(&net.octets(), &ip.octets(), self.bits),
+            _ => false,
+        }
+    }
+}
+
+/// Are the first `bits` bits of `a` and `b` equal?
+fn prefix_eq(a: &[u8], b: &[u8], bits: u8) -> bool {
+    let (whole, rest) = ((bits / 8) as usize, bits % 8);
+    if a[..whole] != b[..whole] {
+        return false;
+    }
+    if rest == 0 {
+        return true;
+    }
+    let mask = 0xffu8 << (8 - rest);
+    (a[whole] & mask) == (b[whole] & mask)
+}
+
+pub fn any_contains(ranges: &[Cidr], ip: IpAddr) -> bool {
+    ranges.iter().any(|r| r.contains(ip))
+}
+
+/// The caller's address: the socket's peer, unless that peer is a trusted proxy; then the
+/// `X-Forwarded-For` hops are read from the right (the hop the trusted proxy itself added)
+/// leftwards, skipping trusted proxies, and the first untrusted hop is the caller. Hops left of
+/// it were written by the caller and prove nothing. A malformed hop ends the walk at the last
+/// trusted address (which is then the caller: the proxy did not say who it forwarded).
+pub fn caller_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !any_contains(trusted, peer) {
+        return peer;
+    }
+    let mut caller = peer;
+    for hop in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            return caller;
+        };
+        caller = ip.to_canonical();
+        if !any_contains(trusted, caller) {
+            return caller;
+        }
+    }
+    caller
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn cidrs(list: &[&str]) -> Vec<Cidr> {
+        list.iter().map(|c| c.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn ranges_parse_and_match() {
+        let r: Cidr = "203.0.113.0/24".parse().unwrap();
+        assert!(r.contains(ip("203.0.113.200")));
+        assert!(!r.contains(ip("203.0.114.1")));
+        assert!(
+            r.contains(ip("::ffff:203.0.113.9")),
+            "IPv4-mapped IPv6 is the IPv4 address"
+        );
+        let one: Cidr = "198.51.100.7".parse().unwrap();
+        assert!(one.contains(ip("198.51.100.7")) && !one.contains(ip("198.51.100.8")));
+        let v6: Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(v6.contains(ip("2001:db8:1::5")) && !v6.contains(ip("2001:db9::1")));
+        assert!(!v6.contains(ip("203.0.113.1")));
+        let odd: Cidr = "10.0.0.0/13".parse().unwrap();
+        assert!(odd.contains(ip("10.7.255.255")) && !odd.contains(ip("10.8.0.0")));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("8.8.8.8")));
+        for bad in [
+            "",
+            "10.0.0.0/33",
+            "10.0.0/8",
+            "::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "x/8",
+            "10.0.0.0/8/8",
+        ] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_caller_is_the_first_untrusted_hop_from_the_right() {
+        let trusted = cidrs(&["127.0.0.1", "10.0.0.0/8"]);
+        // No trusted proxy in front: the socket's peer, whatever the header says.
+        assert_eq!(
+            caller_ip(ip("198.51.100.1"), &["203.0.113.5"], &trusted),
+            ip("198.51.100.1")
+        );
+        // One trusted proxy: the hop it added.
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["203.0.113.5"], &trusted),
+            ip("203.0.113.5")
+        );
+        // A spoofed hop left of the real one is ignored.
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["1.2.3.4, 203.0.113.5, 10.0.0.9"], &trusted),
+            ip("203.0.113.5")
+        );
+        // Several headers are one list, in order.
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["1.2.3.4", "203.0.113.5"], &trusted),
+            ip("203.0.113.5")
+        );
+        // A trusted proxy that names no one: the proxy itself.
+        assert_eq!(caller_ip(ip("127.0.0.1"), &[], &trusted), ip("127.0.0.1"));
+        assert_eq!(caller_ip(ip("127.0.0.1"), &["garbage"], &trusted), ip("127.0.0.1"));
+        // Every hop trusted: the left-most.
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["10.1.1.1, 10.2.2.2"], &trusted),
+            ip("10.1.1.1")
+        );
+    }
+}

@@ -1,0 +1,107 @@
+//! Inbound sources: their configs and per-tenant index, their rejection logs, and their
+//! per-second request counters.
+
+use super::{scripts, RedisStore, Result};
+use crate::inbound::source::Source;
+use fred::prelude::*;
+use fred::types::Value;
+
+/// Rejections kept per source.
+pub const REJECTIONS_KEPT: i64 = 100;
+
+impl RedisStore {
+    /// Create or replace a source.
+    pub async fn put_source(&self, source: &Source) -> Result<()> {
+        let json = serde_json::to_string(source)?;
+        let client = self.client();
+        let _: Value = client.hset(self.keys.sources(), (source.id.as_str(), json)).await?;
+        let _: Value = client
+            .zadd(
+                self.keys.tenant_sources(&source.tenant),
+                None,
+                None,
+                false,
+                false,
+                (source.created_at_ms as f64, source.id.as_str()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_source(&self, source_id: &str) -> Result<Option<Source>> {
+        let json: Option<String> = self.client().hget(self.keys.sources(), source_id).await?;
+        json.map(|j| serde_json::from_str(&j).map_err(super::Error::from))
+            .transpose()
+    }
+
+    /// Delete a source and its rejection log. Its events stay (they are the tenant's events).
+    pub async fn delete_source(&self, source: &Source) -> Result<()> {
+        let client = self.client();
+        let _: Value = client.hdel(self.keys.sources(), source.id.as_str()).await?;
+        let _: Value = client
+            .zrem(self.keys.tenant_sources(&source.tenant), source.id.as_str())
+            .await?;
+        let _: Value = client.del(self.keys.source_rejections(&source.id)).await?;
+        Ok(())
+    }
+
+    /// A page of a tenant's sources, oldest first: `(sources, next offset)`.
+    pub async fn list_sources(
+        &self,
+        tenant: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Source>, Option<usize>)> {
+        let client = self.client();
+        let ids: Vec<String> = client
+            .zrange(
+                self.keys.tenant_sources(tenant),
+                offset as i64,
+                (offset + limit) as i64,
+                None,
+                false,
+                None,
+                false,
+            )
+            .await?;
+        let more = ids.len() > limit;
+        let ids: Vec<String> = ids.into_iter().take(limit).collect();
+        if ids.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let configs: Vec<Option<String>> = client.hmget(self.keys.sources(), ids).await?;
+        let sources = configs
+            .into_iter()
+            .flatten()
+            .filter_map(|j| serde_json::from_str(&j).ok())
+            .collect();
+        Ok((sources, more.then_some(offset + limit)))
+    }
+
+    /// Count one request against a source's limit for the current second; returns the count
+    /// so far this second, this one included.
+    pub async fn count_source_request(&self, source: &Source, now_ms: u64) -> Result<u64> {
+        let key = self.keys.source_rate(&source.tenant, &source.id, now_ms / 1000);
+        let reply = self.eval(&scripts::COUNT_SECOND, vec![key], vec![]).await?;
+        Ok(reply.as_u64().unwrap_or(0))
+    }
+
+    /// Remember a refused request (JSON, without body or secrets); the last 100 are kept.
+    pub async fn record_rejection(&self, source_id: &str, entry: &serde_json::Value) -> Result<()> {
+        let key = self.keys.source_rejections(source_id);
+        let pipeline = self.client().pipeline();
+        let _: () = pipeline.lpush(&key, entry.to_string()).await?;
+        let _: () = pipeline.ltrim(&key, 0, REJECTIONS_KEPT - 1).await?;
+        let _: Vec<Value> = pipeline.all().await?;
+        Ok(())
+    }
+
+    /// The source's last refused requests, newest first.
+    pub async fn rejections(&self, source_id: &str) -> Result<Vec<serde_json::Value>> {
+        let entries: Vec<String> = self
+            .client()
+            .lrange(self.keys.source_rejections(source_id), 0, REJECTIONS_KEPT - 1)
+            .await?;
+        Ok(entries.iter().filter_map(|e| serde_json::from_str(e).ok()).collect())
+    }
+}
