@@ -3,7 +3,7 @@
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Json, Path, Query};
+use super::extract::{JsonObject, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::{sign, ssrf};
@@ -365,7 +365,7 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
-    Json(fields): Json<EndpointFields>,
+    JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     caller.authorize(&tenant)?;
     if fields.url.is_none() {
@@ -461,7 +461,7 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
-    Json(fields): Json<EndpointFields>,
+    JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant)?;
     let mut cfg = load(&state, &tenant, &id).await?;

@@ -48,3 +48,20 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         Ok(RawBody(axum::body::Bytes::from_request(req, state).await?))
     }
 }
+
+/// `Json<T>` for a body that must be a JSON object. serde lets a struct be written as an array
+/// of its fields in order (`[null, null]`), which no client means and the document does not
+/// allow: that is refused (400) here, before `T` is read.
+pub struct JsonObject<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(raw) = axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
+        if !raw.get().starts_with('{') {
+            return Err(ApiError::invalid("the body must be a JSON object"));
+        }
+        let axum::Json(value) = axum::Json::<T>::from_bytes(raw.get().as_bytes())?;
+        Ok(JsonObject(value))
+    }
+}

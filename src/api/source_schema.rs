@@ -219,30 +219,68 @@ impl utoipa::PartialSchema for NewSource {
 
 impl utoipa::ToSchema for NewSource {}
 
-/// The body of a PATCH: any subset of the fields.
+/// The body of a PATCH: any subset of the fields. Without `kind`, every field may be sent
+/// (whether it suits the stored source's kind is the server's to say: 409); with `kind`, only
+/// that kind's fields, and `null` for any other (which the new kind drops anyway).
 pub struct SourcePatch;
+
+fn null_only() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Null)
+        .description(Some("Only null: the named kind does not use this field."))
+        .build()
+}
+
+fn patch_of(kind: Option<Kind>) -> Object {
+    let mut branch = common(closed(ObjectBuilder::new().schema_type(Type::Object)), false);
+    let uses = |field: &str| match (kind, field) {
+        (None, _) => true,
+        (Some(k), "secret") => k.signs(),
+        (Some(k), "hmac") => k == Kind::Hmac,
+        (Some(k), "basic") => k == Kind::Basic,
+        (Some(k), "api_key") => k == Kind::ApiKey,
+        (Some(k), _) => !k.has_provider_id(),
+    };
+    let secret = match kind {
+        Some(Kind::StandardWebhooks) => nullable(secret(Kind::StandardWebhooks)),
+        _ => text(1, 512, true)
+            .description(Some(
+                "Replaces the secret at once (rotate-secret keeps the old one for an overlap); \
+                 standard_webhooks takes `whsec_…` only.",
+            ))
+            .build(),
+    };
+    for (field, schema) in [
+        ("secret", secret),
+        ("hmac", nullable(hmac())),
+        ("basic", nullable(basic())),
+        ("api_key", nullable(api_key())),
+        ("dedup_header", dedup_header(true)),
+    ] {
+        branch = branch.property(field, if uses(field) { schema } else { null_only() });
+    }
+    match kind {
+        Some(kind) => branch
+            .property("kind", one_of(&[kind.name()]))
+            .required("kind")
+            .title(Some(kind.name())),
+        None => branch.title(Some("same kind")),
+    }
+    .build()
+}
 
 impl utoipa::PartialSchema for SourcePatch {
     fn schema() -> RefOr<Schema> {
-        let kinds: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
-        let patch = common(closed(ObjectBuilder::new().schema_type(Type::Object)), false)
-            .property("kind", one_of(&kinds))
-            .property(
-                "secret",
-                text(1, 512, true).description(Some(
-                    "Replaces the secret at once (rotate-secret keeps the old one for an overlap); \
-                     standard_webhooks takes `whsec_…` only.",
-                )),
-            )
-            .property("hmac", nullable(hmac()))
-            .property("basic", nullable(basic()))
-            .property("api_key", nullable(api_key()))
-            .property("dedup_header", dedup_header(true))
-            .description(Some(
-                "Any subset of a source's fields; `null` resets one to its default. The result must \
-                 suit its kind as a new source must (see `NewSource`): 400 naming the field otherwise.",
-            ));
-        RefOr::T(Schema::Object(patch.build()))
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "Any subset of a source's fields; `null` resets one to its default. With `kind`, only \
+             that kind's fields (others only as null). The result must suit its kind as a new \
+             source must (see `NewSource`): 409 naming the field otherwise.",
+        ));
+        one_of = one_of.item(patch_of(None));
+        for kind in KINDS {
+            one_of = one_of.item(patch_of(Some(kind)));
+        }
+        RefOr::T(Schema::OneOf(one_of.build()))
     }
 }
 

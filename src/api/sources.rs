@@ -6,7 +6,7 @@ use super::auth::Caller;
 use super::endpoint_actions::{rotated_out, RotateQuery};
 use super::endpoints::{nullable, Whole};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Json, Path, Query, RawBody};
+use super::extract::{JsonObject, Path, Query, RawBody};
 use super::source_schema::{NewSource, SourcePatch};
 use super::{page_limit, rfc3339, AppState, ListQuery, TenantPath};
 use crate::inbound::source::{ApiKeyHeader, BasicCredentials, HmacScheme, Kind, Source};
@@ -51,7 +51,8 @@ impl IntoParams for SourcePath {
 #[serde(deny_unknown_fields)]
 pub struct SourceFields {
     name: Option<String>,
-    kind: Option<Kind>,
+    #[serde(default, deserialize_with = "nullable")]
+    kind: Option<Option<Kind>>,
     #[serde(default, deserialize_with = "nullable")]
     secret: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -75,15 +76,23 @@ pub struct SourceFields {
 }
 
 impl SourceFields {
-    /// On creation, a field the kind does not use is refused even as `null` (the document's
-    /// `NewSource` lists, per kind, exactly the fields it takes).
-    fn refuse_foreign_fields(&self, kind: Kind) -> Result<(), ApiError> {
+    /// A field `kind` does not use is refused: on creation even as `null` (the document's
+    /// `NewSource` lists, per kind, exactly the fields it takes); in a PATCH naming the kind,
+    /// unless `null` (which clears it).
+    fn refuse_foreign_fields(&self, kind: Kind, null_allowed: bool) -> Result<(), ApiError> {
+        fn sent<T>(field: &Option<Option<T>>, null_allowed: bool) -> bool {
+            matches!(field, Some(Some(_))) || (field.is_some() && !null_allowed)
+        }
         let present = [
-            ("secret", self.secret.is_some(), kind.signs()),
-            ("hmac", self.hmac.is_some(), kind == Kind::Hmac),
-            ("basic", self.basic.is_some(), kind == Kind::Basic),
-            ("api_key", self.api_key.is_some(), kind == Kind::ApiKey),
-            ("dedup_header", self.dedup_header.is_some(), !kind.has_provider_id()),
+            ("secret", sent(&self.secret, null_allowed), kind.signs()),
+            ("hmac", sent(&self.hmac, null_allowed), kind == Kind::Hmac),
+            ("basic", sent(&self.basic, null_allowed), kind == Kind::Basic),
+            ("api_key", sent(&self.api_key, null_allowed), kind == Kind::ApiKey),
+            (
+                "dedup_header",
+                sent(&self.dedup_header, null_allowed),
+                !kind.has_provider_id(),
+            ),
         ];
         match present.iter().find(|(_, present, used)| *present && !used) {
             Some((field, _, _)) => Err(ApiError::invalid(format!(
@@ -94,12 +103,32 @@ impl SourceFields {
         }
     }
 
+    /// Set the fields sent. A new kind first drops what the old kind used and the new one
+    /// does not (its secret, scheme or credentials).
     fn apply(self, s: &mut Source) {
         if let Some(v) = self.name {
             s.name = v;
         }
-        if let Some(v) = self.kind {
-            s.kind = v;
+        if let Some(Some(kind)) = self.kind {
+            if kind != s.kind {
+                s.kind = kind;
+                if !kind.signs() {
+                    s.secret = None;
+                    s.previous_secrets.clear();
+                }
+                if kind != Kind::Hmac {
+                    s.hmac = None;
+                }
+                if kind != Kind::Basic {
+                    s.basic = None;
+                }
+                if kind != Kind::ApiKey {
+                    s.api_key = None;
+                }
+                if kind.has_provider_id() {
+                    s.dedup_header = None;
+                }
+            }
         }
         if let Some(v) = self.secret {
             s.secret = v;
@@ -218,14 +247,17 @@ async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
-    Json(fields): Json<SourceFields>,
+    JsonObject(fields): JsonObject<SourceFields>,
 ) -> ApiResult<(StatusCode, axum::Json<SourceOut>)> {
     caller.authorize(&tenant)?;
-    let kind = fields.kind.ok_or_else(|| ApiError::invalid("kind: is required"))?;
+    let kind = fields
+        .kind
+        .flatten()
+        .ok_or_else(|| ApiError::invalid("kind: is required"))?;
     if fields.name.is_none() {
         return Err(ApiError::invalid("name: is required"));
     }
-    fields.refuse_foreign_fields(kind)?;
+    fields.refuse_foreign_fields(kind, false)?;
     let now = hookline_actors::now_ms();
     let mut source = Source::new(crate::ids::new_source_id(), tenant, String::new(), kind, now);
     fields.apply(&mut source);
@@ -283,8 +315,10 @@ async fn fetch(
     Ok(axum::Json(load(&state, &tenant, &id).await?.into()))
 }
 
-/// Change some fields. The result must still suit its `kind` (changing `kind` means sending
-/// the new kind's fields and `null` for the old kind's): 400 naming the field otherwise.
+/// Change some fields. A body that names a `kind` may carry only that kind's fields (400
+/// otherwise); a new kind drops the old kind's secret, scheme or credentials. The result must
+/// suit its kind as a new source must: 409 naming the field when it does not (a field the
+/// stored source's kind does not use, or the new kind's required field missing).
 #[utoipa::path(
     patch,
     path = "/v1/tenants/{tenant}/sources/{id}",
@@ -294,9 +328,11 @@ async fn fetch(
     request_body = SourcePatch,
     responses(
         (status = 200, description = "the changed source", body = SourceOut),
-        (status = 400, description = "invalid JSON, an unknown or invalid field, or a result that does not suit \
-            its kind (the message names the field)", body = ErrorBody),
+        (status = 400, description = "invalid JSON, an unknown or invalid field, `kind: null`, or a field the \
+            named kind does not use (the message names it)", body = ErrorBody),
         (status = 404, description = "no such source in this tenant", body = ErrorBody),
+        (status = 409, description = "the result would not suit its kind: a field the source's kind does not use, \
+            or one it needs (the message names it)", body = ErrorBody),
         (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
@@ -305,12 +341,19 @@ async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
-    Json(fields): Json<SourceFields>,
+    JsonObject(fields): JsonObject<SourceFields>,
 ) -> ApiResult<axum::Json<SourceOut>> {
     caller.authorize(&tenant)?;
+    match fields.kind {
+        Some(None) => return Err(ApiError::invalid("kind: cannot be null")),
+        Some(Some(kind)) => fields.refuse_foreign_fields(kind, true)?,
+        None => {}
+    }
     let mut source = load(&state, &tenant, &id).await?;
     fields.apply(&mut source);
-    source.check().map_err(ApiError::invalid)?;
+    source
+        .check()
+        .map_err(|problem| ApiError::new(StatusCode::CONFLICT, "conflict", problem))?;
     source.updated_at_ms = hookline_actors::now_ms();
     state.store.put_source(&source).await?;
     Ok(axum::Json(source.into()))
@@ -366,9 +409,11 @@ pub struct SourceSecret {
     request_body(content = Option<RotateSource>, description = "optional: `{\"secret\": …}`, the provider's new secret"),
     responses(
         (status = 200, description = "the new secret", body = SourceSecret),
-        (status = 400, description = "a kind without a secret, a missing secret for a kind whose provider issues it, \
-            an invalid secret, a malformed `overlap_s` or tenant, or an unknown query parameter", body = ErrorBody),
+        (status = 400, description = "a body that is not `{\"secret\"}`, null or empty, a malformed `overlap_s` or \
+            tenant, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "no such source in this tenant", body = ErrorBody),
+        (status = 409, description = "the source's kind has no secret, or its provider issues it and none was \
+            sent, or the secret does not suit the kind (standard_webhooks: `whsec_…`)", body = ErrorBody),
         (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
     )
 )]
@@ -381,23 +426,30 @@ async fn rotate_secret(
 ) -> ApiResult<axum::Json<SourceSecret>> {
     caller.authorize(&tenant)?;
     let overlap_s = q.overlap_s()?;
-    let asked: Option<String> = if body.iter().all(u8::is_ascii_whitespace) {
+    let text = std::str::from_utf8(&body).unwrap_or("?").trim();
+    let asked: Option<String> = if text.is_empty() {
         None
+    } else if !(text.starts_with('{') || text == "null") {
+        return Err(ApiError::invalid(
+            "body: a JSON object {\"secret\": …}, null, or nothing",
+        ));
     } else {
-        serde_json::from_slice::<RotateSource>(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", format!("body: {e}")))?
-            .secret
+        serde_json::from_slice::<Option<RotateSource>>(&body)
+            .map_err(|e| ApiError::invalid(format!("body: {e}")))?
+            .and_then(|r| r.secret)
     };
     let mut source = load(&state, &tenant, &id).await?;
+    // What is wrong from here on depends on the stored source's kind: 409.
+    let conflict = |problem: String| ApiError::new(StatusCode::CONFLICT, "conflict", problem);
     let kind = source.kind;
     if !kind.signs() {
-        return Err(ApiError::invalid(format!("kind {} has no signing secret", kind.name())));
+        return Err(conflict(format!("kind {} has no signing secret", kind.name())));
     }
     let new = match asked {
         Some(secret) => secret,
         None if kind.node_may_mint() => crate::delivery::sign::new_secret(),
         None => {
-            return Err(ApiError::invalid(format!(
+            return Err(conflict(format!(
                 "secret: required for kind {} (its provider issues the secret)",
                 kind.name()
             )))
@@ -406,7 +458,7 @@ async fn rotate_secret(
     let now = hookline_actors::now_ms();
     let old = source.secret.replace(new).unwrap_or_default();
     rotated_out(&mut source.previous_secrets, old, overlap_s, now);
-    source.check().map_err(ApiError::invalid)?;
+    source.check().map_err(conflict)?;
     source.updated_at_ms = now;
     state.store.put_source(&source).await?;
     Ok(axum::Json(SourceSecret {

@@ -81,6 +81,10 @@ fn event_type(prefix: &str, name: &str) -> String {
         .collect()
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn receive(source: &Source, headers: &HeaderMap, body: &[u8]) -> Received {
     let json_body = serde_json::from_slice::<&RawValue>(body).ok();
     let parsed: Option<Value> = json_body.and_then(|raw| serde_json::from_str(raw.get()).ok());
@@ -112,8 +116,7 @@ pub fn receive(source: &Source, headers: &HeaderMap, body: &[u8]) -> Received {
             .map(String::from),
     };
     let named_by_provider = provider_id.is_some();
-    let provider_id =
-        provider_id.unwrap_or_else(|| format!("sha256:{}", crate::store::keys::hex(&Sha256::digest(body))));
+    let provider_id = provider_id.unwrap_or_else(|| format!("sha256:{}", hex(&Sha256::digest(body))));
     let mut kept = Map::new();
     for name in kept_headers(source) {
         if let Some(value) = header(headers, name) {

@@ -377,6 +377,28 @@ async fn refused_requests_are_401_with_their_reason_and_store_nothing() {
         let (status, answer, _) = post_in(&node, id, &(kind.sign)(secret, body, now), body).await;
         assert_eq!(status, 200, "{name}: {answer}");
     }
+    // Counted by kind and outcome.
+    let scrape = reqwest::get(format!("{}/metrics", node.api.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |labels: &str| -> f64 {
+        let name = format!("hookline_inbound_requests_total{{{labels}}} ");
+        scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(name.as_str()))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    assert_eq!(
+        series(r#"kind="stripe",outcome="rejected_timestamp_outside_tolerance""#),
+        1.0,
+        "{scrape}"
+    );
+    assert_eq!(series(r#"kind="basic",outcome="rejected_bad_credentials""#), 1.0);
+    assert_eq!(series(r#"kind="github",outcome="rejected_signature_mismatch""#), 2.0);
+    assert_eq!(series(r#"kind="shopify",outcome="accepted""#), 1.0);
 }
 
 #[tokio::test]
