@@ -10,6 +10,7 @@ mod faults;
 mod fuzz;
 mod health;
 mod inbound;
+mod inbound_faults;
 mod inbound_guard;
 mod ingest;
 mod layout;
