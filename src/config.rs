@@ -41,6 +41,14 @@ pub struct Server {
     /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the caller (the
     /// inbound gateway's `allowed_ips` and rejection log). Empty: the socket's peer is the caller.
     pub trusted_proxies: Vec<String>,
+    /// A request's headers (or an idle connection's next request) must arrive within this.
+    pub header_read_timeout_s: u64,
+    /// A request's body must arrive within this after its headers (else 408).
+    pub body_read_timeout_s: u64,
+    /// An answer within this (else 503).
+    pub request_timeout_s: u64,
+    /// Connections open at once; past it new ones wait in the kernel's queue.
+    pub max_connections: usize,
 }
 impl Default for Server {
     fn default() -> Self {
@@ -48,6 +56,10 @@ impl Default for Server {
             listen: "0.0.0.0:8080".into(),
             shutdown_timeout_s: 25,
             trusted_proxies: Vec::new(),
+            header_read_timeout_s: 10,
+            body_read_timeout_s: 30,
+            request_timeout_s: 60,
+            max_connections: 8_192,
         }
     }
 }
@@ -329,6 +341,18 @@ impl Config {
                 format!("must be an address like 0.0.0.0:8080, got {:?}", self.server.listen),
             );
         }
+        for (key, value) in [
+            ("server.header_read_timeout_s", self.server.header_read_timeout_s),
+            ("server.body_read_timeout_s", self.server.body_read_timeout_s),
+            ("server.request_timeout_s", self.server.request_timeout_s),
+        ] {
+            if !(1..=3_600).contains(&value) {
+                return bad(key, "must be between 1 and 3600");
+            }
+        }
+        if !(1..=1_000_000).contains(&self.server.max_connections) {
+            return bad("server.max_connections", "must be between 1 and 1000000");
+        }
         if let Some(wrong) = self
             .server
             .trusted_proxies
@@ -489,92 +513,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use figment::providers::Toml;
-
-    fn from_toml(s: &str) -> Result<Config, ConfigError> {
-        Config::from_figment(Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(s)))
-    }
-
-    #[test]
-    fn defaults_match_the_contract() {
-        let c = from_toml("[auth]\nadmin_tokens = [\"0123456789\"]").unwrap();
-        assert_eq!(c.server.listen, "0.0.0.0:8080");
-        assert_eq!(c.redis.url, "redis://127.0.0.1:6379");
-        assert_eq!(c.redis.prefix, "hookline");
-        assert_eq!(c.delivery.timeout_ms, 10_000);
-        assert_eq!(
-            c.delivery.retry_schedule_s,
-            vec![5, 300, 1800, 7200, 18000, 36000, 36000]
-        );
-        assert_eq!(c.retention.days, 30);
-        assert_eq!(c.ingest.idempotency_window_s, 86_400);
-        assert_eq!(c.ingest.max_payload_bytes, 262_144);
-        assert!(!c.delivery.allow_private_networks);
-    }
-
-    #[test]
-    fn shipped_config_files_are_valid() {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let dev = Config::load(Some(Path::new(&format!("{root}/config/default.toml")))).unwrap();
-        assert!(dev.delivery.allow_private_networks);
-        // The production example has no admin token on purpose: it must come from the env.
-        let prod = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(format!("{root}/config/production.example.toml")))
-            .merge(Serialized::default("auth.admin_tokens", vec!["a-long-enough-token"]));
-        let prod = Config::from_figment(prod).unwrap();
-        assert!(!prod.delivery.allow_private_networks);
-    }
-
-    #[test]
-    fn retention_in_seconds_overrides_days() {
-        let base = "[auth]\ninsecure_no_auth = true\n";
-        assert_eq!(from_toml(base).unwrap().retention_s(), 30 * 86_400);
-        let short = from_toml(&format!("{base}[retention]\nseconds = 3\ndays = 0")).unwrap();
-        assert_eq!(short.retention_s(), 3);
-    }
-
-    #[test]
-    fn refuses_to_start_without_auth() {
-        let err = from_toml("").unwrap_err().to_string();
-        assert!(err.contains("auth.admin_tokens"), "{err}");
-        assert!(from_toml("[auth]\ninsecure_no_auth = true").is_ok());
-    }
-
-    #[test]
-    fn bad_values_name_their_key() {
-        let cases = [
-            ("[server]\nlisten = \"nope\"", "server.listen"),
-            ("[delivery]\ntimeout_ms = 5", "delivery.timeout_ms"),
-            ("[redis]\nurl = \"http://x\"", "redis.url"),
-            ("[shards]\ncount = 0", "shards.count"),
-            ("[router]\npartitions = 0", "router.partitions"),
-            ("[delivery]\ntimeout_ms = \"fast\"", "delivery.timeout_ms"),
-            ("[delivery]\nbogus = 1", "bogus"),
-            ("[retention]\ndays = 0", "retention.days"),
-            ("[retention]\njanitor_interval_s = 0", "retention.janitor_interval_s"),
-            ("[retention]\njanitor_batch = 0", "retention.janitor_batch"),
-        ];
-        for (toml, key) in cases {
-            let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(key), "{toml}: {err}");
-        }
-    }
-
-    #[test]
-    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment's own error type
-    fn environment_overrides_use_double_underscores() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("HOOKLINE__REDIS__URL", "redis://127.0.0.1:6380");
-            jail.set_env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true");
-            jail.set_env("HOOKLINE__DELIVERY__RETRY_SCHEDULE_S", "[1, 2]");
-            let c = Config::load(None).map_err(|e| e.to_string())?;
-            assert_eq!(c.redis.url, "redis://127.0.0.1:6380");
-            assert_eq!(c.delivery.retry_schedule_s, vec![1, 2]);
-            Ok(())
-        });
-    }
-}
+mod tests;

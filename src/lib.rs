@@ -21,6 +21,7 @@ pub mod ids;
 pub mod inbound;
 pub mod janitor;
 pub mod sampler;
+pub mod server;
 pub mod store;
 pub mod telemetry;
 
@@ -160,12 +161,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         settings_node_id,
     ));
 
-    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: cfg.server.listen.clone(),
-            source,
-        })?;
+    let listener = server::listen(&cfg.server.listen).map_err(|source| RunError::Listen {
+        addr: cfg.server.listen.clone(),
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| RunError::Listen {
         addr: cfg.server.listen.clone(),
         source,
@@ -218,11 +217,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         actors_died_tx.send(()).ok();
     });
 
-    let app = api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(stop).await;
-    if let Err(e) = served {
-        tracing::error!(error = %e, "http server failed");
-    }
+    let limits = server::Limits {
+        header_read: Duration::from_secs(cfg.server.header_read_timeout_s),
+        body_read: Duration::from_secs(cfg.server.body_read_timeout_s),
+        request: Duration::from_secs(cfg.server.request_timeout_s),
+        max_connections: cfg.server.max_connections,
+    };
+    server::serve(listener, api::app(state), limits, stop).await;
     janitor.abort();
     sampler.abort();
     layout_check.abort();

@@ -14,6 +14,8 @@
 //! - `w6` many endpoints: `endpoints` endpoints, each subscribed to its own type, events
 //!   spread evenly (actor start and idle cost: RSS per idle endpoint).
 //! - `w7` steady latency: events at a fixed `rate` for the run, e2e percentiles.
+//! - `w8` inbound: GitHub-signed requests to a source's `/in/{id}` at a fixed `rate` (1,000/s),
+//!   accept latency (`ingest_request_p99_ms`) and e2e to one endpoint.
 //!
 //! Cost figures, when the node's pid and its Redis are given: Redis commands per delivered
 //! event (`INFO commandstats` before and after), node CPU seconds per 10,000 deliveries, node
@@ -35,6 +37,7 @@ pub enum Scenario {
     W5,
     W6,
     W7,
+    W8,
 }
 
 impl Scenario {
@@ -47,12 +50,13 @@ impl Scenario {
             "w5" | "backlog" => Scenario::W5,
             "w6" => Scenario::W6,
             "w7" => Scenario::W7,
+            "w8" | "inbound" => Scenario::W8,
             _ => return None,
         })
     }
 
     pub fn name(self) -> &'static str {
-        ["w1", "w2", "w3", "w4", "w5", "w6", "w7"][self as usize]
+        ["w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8"][self as usize]
     }
 
     /// The scenario's standard size (BENCHMARKS.md): (events, endpoints, rate per second).
@@ -64,6 +68,7 @@ impl Scenario {
             Scenario::W5 => (200_000, 1, None),
             Scenario::W6 => (50_000, 10_000, None),
             Scenario::W7 => (120_000, 1, Some(2_000)),
+            Scenario::W8 => (30_000, 1, Some(1_000)),
         }
     }
 }
@@ -130,6 +135,10 @@ fn targets(opts: &Options) -> Vec<Target> {
     };
     match opts.scenario {
         Scenario::W1 | Scenario::W7 => vec![plain("w".into(), "ok/w".into(), json!({"max_in_flight": 32}))],
+        Scenario::W8 => vec![Target {
+            event_type: crate::inbound::EVENT_TYPE.into(),
+            ..plain("w".into(), "ok/w".into(), json!({"max_in_flight": 32}))
+        }],
         Scenario::W2 | Scenario::W3 => {
             let mut t: Vec<Target> = (0..opts.endpoints)
                 .map(|i| plain(format!("h{i}"), format!("ok/h{i}"), json!({"max_in_flight": 32})))
@@ -237,7 +246,18 @@ async fn post_all(
                     json!({"events": (first..(first + batch).min(total)).map(event).collect::<Vec<_>>()})
                 };
                 let t = Instant::now();
-                let Ok(resp) = client.post(&url).bearer_auth(&token).json(&body).send().await else {
+                let request = if url.contains("/in/src_") {
+                    // W8: the payload itself, signed as a provider signs it; no bearer token.
+                    let body = body["payload"].to_string();
+                    let mut request = client.post(&url);
+                    for (name, value) in crate::inbound::headers(body.as_bytes(), &format!("{r}-{}", now_ms())) {
+                        request = request.header(name, value);
+                    }
+                    request.body(body)
+                } else {
+                    client.post(&url).bearer_auth(&token).json(&body)
+                };
+                let Ok(resp) = request.send().await else {
                     continue;
                 };
                 if !resp.status().is_success() {
@@ -281,6 +301,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
             && (1..=3_600).contains(&opts.timeout_s)
             && (1..=20_000).contains(&opts.endpoints),
         "events ≤ 1e6, concurrency 1..1000, batch 1..1000, timeout-s 1..3600, endpoints 1..20000"
+    );
+    anyhow::ensure!(
+        opts.scenario != Scenario::W8 || opts.batch == 1,
+        "w8 posts one request per event (batch 1)"
     );
     let deadline = Instant::now() + Duration::from_secs(opts.timeout_s);
     let sink = Sink::start_lean("127.0.0.1:0").await?;
@@ -362,7 +386,22 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         seen
     };
     let path = if opts.batch > 1 { "events/batch" } else { "events" };
-    let url = format!("{}/v1/tenants/{tenant}/{path}", opts.node);
+    let mut url = format!("{}/v1/tenants/{tenant}/{path}", opts.node);
+    if opts.scenario == Scenario::W8 {
+        let source: Value = client
+            .post(format!("{}/v1/tenants/{tenant}/sources", opts.node))
+            .bearer_auth(&opts.token)
+            .json(&crate::inbound::source())
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = source["id"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("source creation failed: {source}"))?;
+        url = format!("{}/in/{id}", opts.node);
+    }
     let started = Instant::now();
     let (acked, latencies) = post_all(&client, opts, &url, &types, deadline).await;
     let ingest_s = started.elapsed().as_secs_f64();

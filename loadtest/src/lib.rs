@@ -3,6 +3,7 @@
 //! The sink is also a library so that the integration tests use the same receiver in-process.
 
 pub mod drive;
+pub mod inbound;
 pub mod sink;
 
 /// Resident memory of a process, in KiB (0 if it cannot be read), from `/proc`.

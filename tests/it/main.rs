@@ -13,6 +13,7 @@ mod inbound;
 mod inbound_faults;
 mod inbound_guard;
 mod ingest;
+mod ingress;
 mod layout;
 mod lifecycle;
 mod loadtest;

@@ -2,7 +2,7 @@
 //! `hookline_loadtest::drive` for the scenarios and figures). Exits non-zero if anything
 //! acknowledged was not delivered.
 //!
-//! `drive --node http://127.0.0.1:8080 --token dev-admin-token --scenario w1|…|w7
+//! `drive --node http://127.0.0.1:8080 --token dev-admin-token --scenario w1|…|w8
 //!        [--events N] [--endpoints N] [--concurrency N] [--rate N] [--batch N] [--runs N]
 //!        [--node-pid PID] [--redis redis://…] [--ceiling] [--timeout-s S]`
 //!
@@ -22,7 +22,7 @@ fn parse() -> anyhow::Result<Options> {
     };
     let scenario = value_of("--scenario").unwrap_or_else(|| "w1".into());
     let scenario =
-        Scenario::parse(&scenario).ok_or_else(|| anyhow::anyhow!("unknown scenario {scenario:?} (w1…w7)"))?;
+        Scenario::parse(&scenario).ok_or_else(|| anyhow::anyhow!("unknown scenario {scenario:?} (w1…w8)"))?;
     let mut o = Options::new(
         &value_of("--node").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
         &value_of("--token").unwrap_or_else(|| "dev-admin-token".into()),

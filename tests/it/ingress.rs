@@ -1,0 +1,148 @@
+//! Ingress hardening: slow clients cannot hold the node's sockets. Connections that never
+//! finish their headers, and bodies that stall, are closed within `server.header_read_timeout_s`
+//! and `server.body_read_timeout_s`, while ordinary ingest beside them keeps answering; past
+//! `server.max_connections`, new connections wait instead of failing.
+
+use crate::support::*;
+use serde_json::json;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn addr(node: &Node) -> String {
+    node.api.base.trim_start_matches("http://").to_string()
+}
+
+/// Read until the peer closes (or `within` passes); returns what arrived, or `None` if the
+/// connection was still open at the end.
+async fn read_to_close(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(within, stream.read_to_end(&mut got)).await;
+    match read {
+        Ok(_) => Some(String::from_utf8_lossy(&got).to_string()),
+        Err(_) => None,
+    }
+}
+
+#[tokio::test]
+async fn slow_clients_are_closed_within_their_timeouts_while_ingest_keeps_answering() {
+    let node = Node::start_ready(
+        &NodeOpts::new(&shared_redis_url(), &unique_prefix("ingress"))
+            .set("server__header_read_timeout_s", "5")
+            .set("server__body_read_timeout_s", "6"),
+    )
+    .await;
+    let pid = node.pid();
+    let idle = open_files(pid);
+
+    // 2,000 connections that send half a request line and headers, then nothing; 200 that send
+    // their headers and promise a body they never finish.
+    let started = Instant::now();
+    let mut unfinished = Vec::new();
+    for _ in 0..2_000 {
+        let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+        s.write_all(b"POST /v1/tenants/t/events HTTP/1.1\r\nHost: x\r\nContent-Ty")
+            .await
+            .unwrap();
+        unfinished.push(s);
+    }
+    let mut stalled = Vec::new();
+    for _ in 0..200 {
+        let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+        let head = format!(
+            "POST /v1/tenants/t/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"type\": \"a.b\""
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(s);
+    }
+    let opened_in = started.elapsed();
+    assert!(
+        open_files(pid) >= idle + 2_000,
+        "the node did not hold the slow connections open"
+    );
+
+    // Ordinary ingest beside them, for longer than both timeouts.
+    let api = Api::new(&node.api.base);
+    let mut latencies = Vec::new();
+    let ingest_until = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < ingest_until {
+        let sent = Instant::now();
+        let id = api.post_event("t", "beside.slow", json!({"n": latencies.len()})).await;
+        assert!(id.is_some(), "ingest failed beside the slow clients");
+        latencies.push(sent.elapsed().as_micros() as u64);
+    }
+    latencies.sort_unstable();
+    let p99 = hookline_loadtest::sink::percentile(&latencies, 0.99);
+    println!(
+        "slow clients: 2,200 opened in {opened_in:?}; {} ingests beside them, p50 {} µs, p99 {p99} µs",
+        latencies.len(),
+        hookline_loadtest::sink::percentile(&latencies, 0.5)
+    );
+
+    // Every slow connection has been closed by the node (well within a generous bound).
+    for s in unfinished.iter_mut() {
+        assert!(
+            read_to_close(s, Duration::from_secs(10)).await.is_some(),
+            "a connection with unfinished headers is still open"
+        );
+    }
+    for s in stalled.iter_mut() {
+        let answer = read_to_close(s, Duration::from_secs(10))
+            .await
+            .expect("a connection with a stalled body is still open");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"body_timeout\""), "{answer}");
+    }
+    drop((unfinished, stalled, api));
+    let settled = last_reading(
+        Duration::from_secs(10),
+        || async { open_files(pid) },
+        |n| *n <= idle + 5,
+    )
+    .await;
+    assert!(settled <= idle + 5, "open files: {settled}, idle {idle}");
+    assert!(node.api.ready().await);
+}
+
+#[tokio::test]
+async fn past_max_connections_new_ones_wait_and_are_served_when_others_close() {
+    let node = Node::start_ready(
+        &NodeOpts::new(&shared_redis_url(), &unique_prefix("ingress-max")).set("server__max_connections", "20"),
+    )
+    .await;
+    // Keep-alive connections, one after another, until one is not served: the node is full.
+    // (The test's own API client may hold one or two of the 20.)
+    let mut held = Vec::new();
+    let waiting = loop {
+        let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            Ok(n) => {
+                assert!(buf[..n.unwrap()].starts_with(b"HTTP/1.1 200"));
+                held.push(s);
+            }
+            Err(_) => break s,
+        }
+        assert!(held.len() <= 20, "served more than max_connections at once");
+    };
+    assert!(held.len() >= 18, "only {} served before the limit", held.len());
+    // The waiting one is served as soon as another closes. The node itself never failed.
+    let mut waiting = waiting;
+    held.pop();
+    let mut buf = [0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), waiting.read(&mut buf))
+        .await
+        .expect("still waiting after a connection closed")
+        .unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    drop(held);
+    assert!(node.api.ready().await);
+}
