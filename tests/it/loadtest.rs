@@ -41,6 +41,25 @@ async fn tiny_w1_delivers_everything() {
     );
 }
 
+/// W8, the inbound scenario, end to end at a small rate: GitHub-signed requests to a source,
+/// every one accepted and delivered, with the accept latency reported.
+#[tokio::test]
+async fn tiny_w8_posts_signed_requests_to_a_source_and_delivers_them() {
+    let redis = shared_redis_url();
+    let node = Node::start_ready(&NodeOpts::new(&redis, &unique_prefix("w8"))).await;
+    let mut options = Options::new(&node.api.base, ADMIN, Scenario::W8);
+    options.events = 200;
+    options.rate = Some(200);
+    options.concurrency = 8;
+    options.timeout_s = 60;
+    let summary = run(&options).await.unwrap();
+    assert_eq!(summary["events_acked"], 200, "{summary}");
+    assert_eq!(summary["delivered"], 200, "{summary}");
+    assert_eq!(summary["missing"], 0, "{summary}");
+    assert!(summary["ingest_request_p99_ms"].as_f64().unwrap() > 0.0, "{summary}");
+    assert!(summary["e2e_ms"]["p99"].as_u64().is_some(), "{summary}");
+}
+
 /// The sink's in-flight count (behind the ordered and isolation checks) counts a request out
 /// when its sender gives up on it mid-answer, as when a node aborts an attempt on losing a
 /// shard: an abandoned request does not stay counted and inflate every later maximum.
