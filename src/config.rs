@@ -47,6 +47,8 @@ pub struct Server {
     pub body_read_timeout_s: u64,
     /// An answer within this (else 503).
     pub request_timeout_s: u64,
+    /// A client that stops reading its answer for this long is cut off.
+    pub write_timeout_s: u64,
     /// Connections open at once; past it new ones wait in the kernel's queue.
     pub max_connections: usize,
 }
@@ -59,6 +61,7 @@ impl Default for Server {
             header_read_timeout_s: 10,
             body_read_timeout_s: 30,
             request_timeout_s: 60,
+            write_timeout_s: 30,
             max_connections: 8_192,
         }
     }
@@ -345,6 +348,7 @@ impl Config {
             ("server.header_read_timeout_s", self.server.header_read_timeout_s),
             ("server.body_read_timeout_s", self.server.body_read_timeout_s),
             ("server.request_timeout_s", self.server.request_timeout_s),
+            ("server.write_timeout_s", self.server.write_timeout_s),
         ] {
             if !(1..=3_600).contains(&value) {
                 return bad(key, "must be between 1 and 3600");

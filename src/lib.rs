@@ -221,7 +221,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         header_read: Duration::from_secs(cfg.server.header_read_timeout_s),
         body_read: Duration::from_secs(cfg.server.body_read_timeout_s),
         request: Duration::from_secs(cfg.server.request_timeout_s),
+        write: Duration::from_secs(cfg.server.write_timeout_s),
         max_connections: cfg.server.max_connections,
+        drain: Duration::from_secs((cfg.server.shutdown_timeout_s / 3).max(1)),
     };
     server::serve(listener, api::app(state), limits, stop).await;
     janitor.abort();

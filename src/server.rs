@@ -8,6 +8,8 @@
 //! - `server.body_read_timeout_s`: a request's whole body must arrive within it after its
 //!   headers, else 408 (and the connection is closed);
 //! - `server.request_timeout_s`: an answer within it, else 503 with `Retry-After`;
+//! - `server.write_timeout_s`: a client that stops reading its answer for this long is cut off
+//!   (a slow reader cannot hold a connection for ever either);
 //! - `server.max_connections`: connections open at once; past it the loop stops accepting, so
 //!   new ones wait in the kernel's queue, and a failing `accept` (out of file descriptors) is
 //!   retried, never fatal.
@@ -36,7 +38,10 @@ pub struct Limits {
     pub header_read: Duration,
     pub body_read: Duration,
     pub request: Duration,
+    pub write: Duration,
     pub max_connections: usize,
+    /// How long a shutdown waits for open connections to finish their requests.
+    pub drain: Duration,
 }
 
 /// Connections the kernel queues while the accept loop catches up (tokio's default is 128:
@@ -97,7 +102,7 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(limits.header_read)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(WriteDeadline::new(stream, limits.write)), service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
@@ -110,9 +115,93 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
     }
     drop(listener);
     closing.send(true).ok();
-    // Every connection holds a permit until it is closed.
+    // Every connection holds a permit until it is closed. Past the drain time the rest are left
+    // to end with the process (the actors' own drain comes next and has its own deadline).
     let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
-    permits.acquire_many(all).await.ok();
+    if tokio::time::timeout(limits.drain, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            open = limits.max_connections - permits.available_permits(),
+            "connections still open after the drain time; closing them with the process"
+        );
+    }
+}
+
+/// A connection whose writes may not wait longer than `limit` for the client to read.
+struct WriteDeadline {
+    inner: tokio::net::TcpStream,
+    limit: Duration,
+    /// Started when a write first waits; cleared when one makes progress.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(inner: tokio::net::TcpStream, limit: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// After a write that has to wait: `Ready(error)` once it has waited `limit` in all.
+    fn wait<T>(&mut self, cx: &mut Context<'_>, outcome: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if outcome.is_ready() {
+            self.stalled = None;
+            return outcome;
+        }
+        let limit = self.limit;
+        let stalled = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stalled.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client stopped reading (server.write_timeout_s)",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteDeadline {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let outcome = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wait(cx, outcome)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let outcome = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wait(cx, outcome)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let outcome = Pin::new(&mut self.inner).poll_flush(cx);
+        self.wait(cx, outcome)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let outcome = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.wait(cx, outcome)
+    }
 }
 
 /// The body and request deadlines of one request.
@@ -179,7 +268,7 @@ impl http_body::Body for Deadline {
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
             self.expired.store(true, Ordering::Relaxed);
-            return Poll::Ready(Some(Err(axum::Error::new("the request body did not arrive in time"))));
+            return Poll::Ready(Some(Err(axum::Error::new(crate::api::error::BODY_TIMEOUT))));
         }
         Poll::Pending
     }

@@ -53,6 +53,7 @@ pub const INBOUND_OUTCOMES: &[&str] = &[
     "rejected_timestamp_outside_tolerance",
     "rejected_bad_credentials",
     "rejected_unreadable_body",
+    "rejected_body_timeout",
 ];
 
 /// Deliveries this process settled (delivered or dead-lettered): the drain estimate's rate.

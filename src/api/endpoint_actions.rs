@@ -67,7 +67,15 @@ pub(super) fn rotated_out(previous: &mut Vec<PreviousSecret>, old: String, overl
             expires_at_ms: now_ms + overlap_s * 1000,
         });
     }
+    // Every live secret signs (or is tried on) every request: the newest few are kept.
+    if previous.len() > MAX_PREVIOUS_SECRETS {
+        previous.drain(..previous.len() - MAX_PREVIOUS_SECRETS);
+    }
 }
+
+/// Rotated-out secrets kept live at once (older ones stop at once when a newer rotation
+/// would pass this many).
+pub(super) const MAX_PREVIOUS_SECRETS: usize = 4;
 
 impl IntoParams for RotateQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {

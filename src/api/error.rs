@@ -9,6 +9,10 @@ use hookline_actors::StoreError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+/// The error a request body gives once its deadline (`server.body_read_timeout_s`) has passed
+/// (`src/server.rs` sets it; a handler that reads the body raw recognises it).
+pub const BODY_TIMEOUT: &str = "the request body did not arrive in time";
+
 /// The body of every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {

@@ -77,7 +77,8 @@ impl Refusal {
     operation_id = "receive_inbound",
     tag = "inbound",
     params(InboundPath),
-    request_body(content = String, content_type = "*/*", description = "whatever the provider sends"),
+    request_body(content = serde_json::Value, content_type = "*/*", description = "whatever the provider sends, \
+        any content type (JSON is stored as it is, anything else as base64)"),
     responses(
         (status = 200, description = "stored (`success`), or already stored (`duplicate`)", body = Received),
         (status = 400, description = "the body could not be read", body = ErrorBody),
@@ -117,7 +118,8 @@ async fn receive_request(
         .headers()
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        // A line that is not text stays in its place, as a malformed hop.
+        .map(|v| v.to_str().unwrap_or(""))
         .collect();
     let ip = caller_ip(peer, &forwarded, &state.trusted_proxies);
     let kind = source.kind.name();
@@ -193,6 +195,9 @@ async fn accept(state: &AppState, source: &Source, ip: IpAddr, req: Request) -> 
     let body = axum::body::Bytes::from_request(req, &()).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
+        } else if e.body_text().contains(super::error::BODY_TIMEOUT) {
+            // The answer becomes the server's 408; the log says the same.
+            Refusal::new(StatusCode::REQUEST_TIMEOUT, "body_timeout", e.body_text())
         } else {
             Refusal::new(
                 StatusCode::BAD_REQUEST,
@@ -227,11 +232,13 @@ async fn accept(state: &AppState, source: &Source, ip: IpAddr, req: Request) -> 
     });
     let stored = state.store.ingest(&event).await.map_err(unavailable)?;
     if stored.rate_limited {
+        // The tenant's own limit: counted, not logged (a refusal per request, when Redis is
+        // busiest, would be a write per request).
         let error = super::events::rate_limited(state);
         return Err(Refusal {
             reason: "rate_limited",
             error,
-            quiet: false,
+            quiet: true,
         });
     }
     let status = if stored.duplicate { "duplicate" } else { "success" };

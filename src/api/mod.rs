@@ -95,8 +95,9 @@ pub fn openapi(max_batch_bytes: usize) -> utoipa::openapi::OpenApi {
 
 /// What every `/v1/` route shares, added once here rather than on each handler: bearer auth,
 /// and the answers any of them can give — 400 for a malformed tenant (or another parameter), 401,
-/// 403, 500 when stored data cannot be read, 503 when Redis is unavailable. Every 429 and 503
-/// carries `Retry-After`.
+/// 403, 500 when stored data cannot be read, 503 when Redis is unavailable. Every route may
+/// answer 408 (a stalled body) and 503 (no answer in time). Every 429 and 503 carries
+/// `Retry-After`.
 fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
     use utoipa::openapi::header::HeaderBuilder;
     use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -150,6 +151,13 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
                         .or_insert_with(|| error(text).into());
                 }
             }
+            // Any route: the server's own timeouts (`src/server.rs`).
+            responses.entry("408".to_string()).or_insert_with(|| {
+                error("the request body did not arrive within `server.body_read_timeout_s` (`body_timeout`)").into()
+            });
+            responses
+                .entry("503".to_string())
+                .or_insert_with(|| error("no answer within `server.request_timeout_s` (`request_timeout`)").into());
             for status in ["429", "503"] {
                 if let Some(RefOr::T(response)) = responses.get_mut(status) {
                     response

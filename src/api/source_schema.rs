@@ -5,7 +5,7 @@
 //! stored source's kind depends on that source, which the document cannot know.
 
 use super::schema;
-use crate::inbound::source::{Kind, MAX_DEDUP_WINDOW_S};
+use crate::inbound::source::{Kind, CREDENTIAL_HEADERS, MAX_DEDUP_WINDOW_S};
 use utoipa::openapi::schema::{
     AdditionalProperties, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
@@ -104,7 +104,12 @@ fn basic() -> Object {
 fn api_key() -> Object {
     closed(ObjectBuilder::new().schema_type(Type::Object))
         .property("header", schema::source_header_name())
-        .property("value", text(1, 256, false).pattern(Some(schema::HEADER_VALUE)))
+        .property(
+            "value",
+            text(1, 256, false)
+                .pattern(Some(schema::IDEMPOTENCY_HEADER))
+                .description(Some("Visible ASCII, no space at either end.")),
+        )
         .required("value")
         .description(Some("The header (default `X-Api-Key`) and the key it must carry."))
         .build()
@@ -168,12 +173,38 @@ fn common(builder: ObjectBuilder, name_required: bool) -> ObjectBuilder {
     }
 }
 
+/// `^(?:[aA][uU]…|…)$`: any of `words`, in any case (no flags: the same in every regex dialect).
+fn any_case(words: &[&str]) -> String {
+    let alternatives: Vec<String> = words
+        .iter()
+        .map(|w| {
+            w.chars()
+                .map(|c| match c {
+                    c if c.is_ascii_alphabetic() => format!("[{}{}]", c.to_ascii_lowercase(), c.to_ascii_uppercase()),
+                    '-' => "-".to_string(),
+                    c => c.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    format!("^(?:{})$", alternatives.join("|"))
+}
+
 fn dedup_header(nullable_field: bool) -> Object {
-    let header = schema::source_header_name();
+    let mut header = schema::source_header_name();
+    // Not a credential header (`source::CREDENTIAL_HEADERS`); like `headers`' reserved names,
+    // `not` goes in through the extensions map.
+    header.extensions.get_or_insert_with(Default::default).insert(
+        "not".into(),
+        // `type` too: a bare `pattern` holds for null, and `not` would then refuse null.
+        serde_json::json!({ "type": "string", "pattern": any_case(&CREDENTIAL_HEADERS) }),
+    );
     let header = if nullable_field { nullable(header) } else { header };
     ObjectBuilder::from(header)
         .description(Some(
-            "Kinds without a provider id: the header naming each delivery (default: the body's SHA-256).",
+            "Kinds without a provider id: the header naming each delivery (default: the body's SHA-256). \
+             Not Authorization, Proxy-Authorization or Cookie (400). The kind's own key or \
+             signature header is never used (the body's SHA-256 is).",
         ))
         .build()
 }
@@ -285,3 +316,17 @@ impl utoipa::PartialSchema for SourcePatch {
 }
 
 impl utoipa::ToSchema for SourcePatch {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn credential_headers_are_refused_in_any_case_by_the_pattern() {
+        let re = regex::Regex::new(&super::any_case(&super::CREDENTIAL_HEADERS)).unwrap();
+        for name in ["Authorization", "COOKIE", "proxy-Authorization"] {
+            assert!(re.is_match(name), "{name}");
+        }
+        for name in ["X-Authorization", "Cookies", "authorization2"] {
+            assert!(!re.is_match(name), "{name}");
+        }
+    }
+}

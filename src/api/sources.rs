@@ -10,6 +10,7 @@ use super::extract::{JsonObject, Path, Query, RawBody};
 use super::source_schema::{NewSource, SourcePatch};
 use super::{page_limit, rfc3339, AppState, ListQuery, TenantPath};
 use crate::inbound::source::{ApiKeyHeader, BasicCredentials, HmacScheme, Kind, Source};
+use crate::store::Replaced;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -216,6 +217,21 @@ pub struct SourcePage {
     next_cursor: Option<String>,
 }
 
+/// Save a changed source, read at `read_at_ms`, unless it was deleted (404) or changed (409)
+/// meanwhile. Its `updated_at_ms` moves forward by at least 1 ms, so every version differs.
+async fn replace(state: &AppState, source: &mut Source, read_at_ms: u64) -> ApiResult<()> {
+    source.updated_at_ms = hookline_actors::now_ms().max(read_at_ms + 1);
+    match state.store.replace_source(source, read_at_ms).await? {
+        Replaced::Done => Ok(()),
+        Replaced::Gone => Err(ApiError::not_found("source")),
+        Replaced::Changed => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the source changed while this request was applied; read it again and retry",
+        )),
+    }
+}
+
 /// The source, if it exists and belongs to `tenant` (404 otherwise).
 async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<Source> {
     if !crate::ids::is_source_id(id) {
@@ -328,11 +344,11 @@ async fn fetch(
     request_body = SourcePatch,
     responses(
         (status = 200, description = "the changed source", body = SourceOut),
-        (status = 400, description = "invalid JSON, an unknown or invalid field, `kind: null`, or a field the \
-            named kind does not use (the message names it)", body = ErrorBody),
+        (status = 400, description = "invalid JSON, an unknown or invalid field (a value wrong in itself), \
+            `kind: null`, or a field the named kind does not use (the message names it)", body = ErrorBody),
         (status = 404, description = "no such source in this tenant", body = ErrorBody),
         (status = 409, description = "the result would not suit its kind: a field the source's kind does not use, \
-            or one it needs (the message names it)", body = ErrorBody),
+            or one it needs (the message names it); or the source changed meanwhile (read it again)", body = ErrorBody),
         (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
@@ -350,12 +366,15 @@ async fn update(
         None => {}
     }
     let mut source = load(&state, &tenant, &id).await?;
+    let read_at_ms = source.updated_at_ms;
     fields.apply(&mut source);
+    // A value wrong in itself is the body's fault (400); one that does not suit the stored
+    // source's kind is a conflict with what is stored (409).
+    source.check_values().map_err(ApiError::invalid)?;
     source
-        .check()
+        .check_kind()
         .map_err(|problem| ApiError::new(StatusCode::CONFLICT, "conflict", problem))?;
-    source.updated_at_ms = hookline_actors::now_ms();
-    state.store.put_source(&source).await?;
+    replace(&state, &mut source, read_at_ms).await?;
     Ok(axum::Json(source.into()))
 }
 
@@ -413,7 +432,8 @@ pub struct SourceSecret {
             tenant, or an unknown query parameter", body = ErrorBody),
         (status = 404, description = "no such source in this tenant", body = ErrorBody),
         (status = 409, description = "the source's kind has no secret, or its provider issues it and none was \
-            sent, or the secret does not suit the kind (standard_webhooks: `whsec_…`)", body = ErrorBody),
+            sent, or the secret does not suit the kind (standard_webhooks: `whsec_…`), or the source changed \
+            meanwhile", body = ErrorBody),
         (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
     )
 )]
@@ -438,7 +458,11 @@ async fn rotate_secret(
             .map_err(|e| ApiError::invalid(format!("body: {e}")))?
             .and_then(|r| r.secret)
     };
+    if asked.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 512) {
+        return Err(ApiError::invalid("secret: between 1 and 512 characters"));
+    }
     let mut source = load(&state, &tenant, &id).await?;
+    let read_at_ms = source.updated_at_ms;
     // What is wrong from here on depends on the stored source's kind: 409.
     let conflict = |problem: String| ApiError::new(StatusCode::CONFLICT, "conflict", problem);
     let kind = source.kind;
@@ -459,8 +483,7 @@ async fn rotate_secret(
     let old = source.secret.replace(new).unwrap_or_default();
     rotated_out(&mut source.previous_secrets, old, overlap_s, now);
     source.check().map_err(conflict)?;
-    source.updated_at_ms = now;
-    state.store.put_source(&source).await?;
+    replace(&state, &mut source, read_at_ms).await?;
     Ok(axum::Json(SourceSecret {
         secret: source.secret.unwrap_or_default(),
     }))
@@ -474,7 +497,8 @@ pub struct Rejection {
     ip: String,
     status: u16,
     /// `signature_mismatch`, `timestamp_outside_tolerance`, `missing_header`, `malformed_header`,
-    /// `bad_credentials`, `ip_not_allowed`, `rate_limited`, `payload_too_large`, `unreadable_body`.
+    /// `bad_credentials`, `ip_not_allowed`, `rate_limited`, `payload_too_large`, `unreadable_body`,
+    /// `body_timeout`.
     reason: String,
     message: String,
 }

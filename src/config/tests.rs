@@ -64,11 +64,15 @@ fn bad_values_name_their_key() {
         ("[retention]\ndays = 0", "retention.days"),
         ("[retention]\njanitor_interval_s = 0", "retention.janitor_interval_s"),
         ("[retention]\njanitor_batch = 0", "retention.janitor_batch"),
-        ("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]", "server.trusted_proxies"),
+        (
+            "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]",
+            "server.trusted_proxies",
+        ),
         ("[server]\nheader_read_timeout_s = 0", "server.header_read_timeout_s"),
         ("[server]\nbody_read_timeout_s = 0", "server.body_read_timeout_s"),
         ("[server]\nrequest_timeout_s = 4000", "server.request_timeout_s"),
         ("[server]\nmax_connections = 0", "server.max_connections"),
+        ("[server]\nwrite_timeout_s = 0", "server.write_timeout_s"),
     ];
     for (toml, key) in cases {
         let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))

@@ -63,6 +63,16 @@ pub fn any_contains(ranges: &[Cidr], ip: IpAddr) -> bool {
     ranges.iter().any(|r| r.contains(ip))
 }
 
+/// The address of one `X-Forwarded-For` hop: `1.2.3.4`, `2001:db8::1`, or with a port as some
+/// proxies write it (`1.2.3.4:5678`, `[2001:db8::1]:5678`, `[2001:db8::1]`).
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| hop.strip_prefix('[')?.strip_suffix(']')?.parse().ok())
+}
+
 /// The caller's address: the socket's peer, unless that peer is a trusted proxy; then the
 /// `X-Forwarded-For` hops are read from the right (the hop the trusted proxy itself added)
 /// leftwards, skipping trusted proxies, and the first untrusted hop is the caller. Hops left of
@@ -75,7 +85,7 @@ pub fn caller_ip(peer: IpAddr, forwarded_for: &[&str], trusted: &[Cidr]) -> IpAd
     }
     let mut caller = peer;
     for hop in forwarded_for.iter().rev().flat_map(|h| h.rsplit(',')) {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Some(ip) = hop_address(hop) else {
             return caller;
         };
         caller = ip.to_canonical();
@@ -156,6 +166,24 @@ mod tests {
         // A trusted proxy that names no one: the proxy itself.
         assert_eq!(caller_ip(ip("127.0.0.1"), &[], &trusted), ip("127.0.0.1"));
         assert_eq!(caller_ip(ip("127.0.0.1"), &["garbage"], &trusted), ip("127.0.0.1"));
+        // Ports, as some proxies write them.
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["203.0.113.5:4711"], &trusted),
+            ip("203.0.113.5")
+        );
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["[2001:db8::9]:4711"], &trusted),
+            ip("2001:db8::9")
+        );
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["[2001:db8::9]"], &trusted),
+            ip("2001:db8::9")
+        );
+        // A line that was not text (passed as ""), right of a forged one, ends the walk.
+        assert_eq!(
+            caller_ip(ip("127.0.0.1"), &["203.0.113.5", ""], &trusted),
+            ip("127.0.0.1")
+        );
         // Every hop trusted: the left-most.
         assert_eq!(
             caller_ip(ip("127.0.0.1"), &["10.1.1.1, 10.2.2.2"], &trusted),

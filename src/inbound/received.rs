@@ -10,6 +10,9 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+/// The longest provider id kept as it is.
+const MAX_PROVIDER_ID: usize = 256;
+
 /// The type of an event whose provider names none.
 pub const DEFAULT_TYPE: &str = "inbound";
 
@@ -50,6 +53,8 @@ fn kept_headers(source: &Source) -> Vec<&str> {
     if let Some(h) = &source.dedup_header {
         names.push(h.as_str());
     }
+    let secret = source.secret_headers();
+    names.retain(|n| !secret.contains(&n.to_ascii_lowercase()));
     names
 }
 
@@ -89,9 +94,10 @@ pub fn receive(source: &Source, headers: &HeaderMap, body: &[u8]) -> Received {
     let json_body = serde_json::from_slice::<&RawValue>(body).ok();
     let parsed: Option<Value> = json_body.and_then(|raw| serde_json::from_str(raw.get()).ok());
     let content_type = header(headers, "content-type");
-    let payload = match json_body {
-        Some(raw) => raw.get().to_string(),
-        None => json!({"raw": STANDARD.encode(body), "content_type": content_type}).to_string(),
+    // JSON that serde_json reads back (not, say, a lone surrogate escape) is kept as it is.
+    let payload = match (json_body, &parsed) {
+        (Some(raw), Some(_)) => raw.get().to_string(),
+        _ => json!({"raw": STANDARD.encode(body), "content_type": content_type}).to_string(),
     };
     let provider_type = match source.kind {
         Kind::Stripe | Kind::StandardWebhooks => body_text(parsed.as_ref(), "type"),
@@ -109,12 +115,24 @@ pub fn receive(source: &Source, headers: &HeaderMap, body: &[u8]) -> Received {
             .or_else(|| header(headers, "x-shopify-event-id"))
             .map(String::from),
         Kind::StandardWebhooks => header(headers, "webhook-id").map(String::from),
+        // Never the kind's own key or signature header: the same on every request, it would
+        // make each one a duplicate of the first.
         _ => source
             .dedup_header
             .as_deref()
+            .filter(|h| !source.secret_headers().contains(&h.to_ascii_lowercase()))
             .and_then(|h| header(headers, h))
             .map(String::from),
     };
+    // A provider's id is unsigned for some kinds and may be any length: a long one is kept as
+    // its digest (the same id, the same digest: dedup still holds).
+    let provider_id = provider_id.map(|id| {
+        if id.chars().count() > MAX_PROVIDER_ID {
+            format!("sha256:{}", hex(&Sha256::digest(id.as_bytes())))
+        } else {
+            id
+        }
+    });
     let named_by_provider = provider_id.is_some();
     let provider_id = provider_id.unwrap_or_else(|| format!("sha256:{}", hex(&Sha256::digest(body))));
     let mut kept = Map::new();
@@ -229,6 +247,17 @@ mod tests {
         );
         // Absent header: the digest again.
         assert_eq!(receive(&s, &headers(&[]), b"{}").provider_id, plain.provider_id);
+        // The kind's own signature header is never the dedup key, nor kept on the event.
+        s.dedup_header = Some("X-Sig".into());
+        s.hmac = Some(crate::inbound::source::HmacScheme {
+            header: "x-sig".into(),
+            algorithm: crate::inbound::source::AlgorithmName::Sha256,
+            encoding: crate::inbound::source::EncodingName::Hex,
+            prefix: String::new(),
+        });
+        let signed = receive(&s, &headers(&[("X-Sig", "abcd")]), b"{}");
+        assert_eq!(signed.provider_id, plain.provider_id);
+        assert!(!signed.source.contains("abcd"), "{}", signed.source);
     }
 
     #[test]
@@ -244,6 +273,26 @@ mod tests {
             assert_eq!(STANDARD.decode(payload["raw"].as_str().unwrap()).unwrap(), body);
             assert_eq!(payload["content_type"], "application/x-www-form-urlencoded");
         }
+    }
+
+    #[test]
+    fn long_provider_ids_are_kept_as_their_digest_and_bad_json_as_base64() {
+        let long = "d".repeat(1_000);
+        let a = receive(
+            &source(Kind::Github, ""),
+            &headers(&[("X-GitHub-Delivery", long.as_str())]),
+            b"{}",
+        );
+        let b = receive(
+            &source(Kind::Github, ""),
+            &headers(&[("X-GitHub-Delivery", long.as_str())]),
+            b"{}",
+        );
+        assert!(a.provider_id.starts_with("sha256:") && a.provider_id.len() == 7 + 64);
+        assert_eq!(a.provider_id, b.provider_id, "the same id, the same key");
+        let r = receive(&source(Kind::None, ""), &headers(&[]), br#"{"a": "\ud800"}"#);
+        let payload: Value = serde_json::from_str(&r.payload).unwrap();
+        assert!(payload["raw"].is_string(), "{}", r.payload);
     }
 
     #[test]

@@ -152,6 +152,9 @@ pub struct Source {
     pub updated_at_ms: u64,
 }
 
+/// Headers that carry credentials whatever the kind: never a dedup key, never kept on an event.
+pub const CREDENTIAL_HEADERS: [&str; 3] = ["authorization", "proxy-authorization", "cookie"];
+
 pub const DEFAULT_TOLERANCE_S: u64 = 300;
 pub const DEFAULT_DEDUP_WINDOW_S: u64 = 86_400;
 pub const MAX_DEDUP_WINDOW_S: u64 = 30 * 86_400;
@@ -183,51 +186,42 @@ impl Source {
 
     /// Every rule a source keeps; `Err` names the field (`"field: problem"`).
     pub fn check(&self) -> Result<(), String> {
-        let kind = self.kind.name();
+        self.check_values()?;
+        self.check_kind()
+    }
+
+    /// The rules each field keeps whatever the kind (what the document's schemas say).
+    pub fn check_values(&self) -> Result<(), String> {
         if self.name.is_empty() || self.name.chars().count() > 128 {
             return Err("name: between 1 and 128 characters".into());
         }
-        match (&self.secret, self.kind.signs()) {
-            (None, true) => return Err(format!("secret: required for kind {kind}")),
-            (Some(_), false) => return Err(format!("secret: not used by kind {kind} (omit it)")),
-            (Some(secret), true) => check_secret(self.kind, secret)?,
-            (None, false) => {}
-        }
-        match (&self.hmac, self.kind) {
-            (None, Kind::Hmac) => return Err("hmac: required for kind hmac ({\"header\": …})".into()),
-            (Some(_), k) if k != Kind::Hmac => return Err(format!("hmac: only for kind hmac, not {kind}")),
-            (Some(scheme), _) => check_header_name("hmac.header", &scheme.header)?,
-            _ => {}
-        }
-        if self.hmac.as_ref().is_some_and(|s| s.prefix.chars().count() > 64) {
-            return Err("hmac.prefix: at most 64 characters".into());
-        }
-        match (&self.basic, self.kind) {
-            (None, Kind::Basic) => return Err("basic: required for kind basic ({\"username\", \"password\"})".into()),
-            (Some(_), k) if k != Kind::Basic => return Err(format!("basic: only for kind basic, not {kind}")),
-            (Some(b), _) => {
-                if b.username.is_empty() || b.username.chars().count() > 256 || b.username.contains(':') {
-                    return Err("basic.username: 1 to 256 characters, without ':'".into());
-                }
-                if b.password.is_empty() || b.password.chars().count() > 256 {
-                    return Err("basic.password: 1 to 256 characters".into());
-                }
+        if let Some(secret) = &self.secret {
+            if secret.is_empty() || secret.chars().count() > 512 {
+                return Err("secret: between 1 and 512 characters".into());
             }
-            _ => {}
         }
-        match (&self.api_key, self.kind) {
-            (None, Kind::ApiKey) => return Err("api_key: required for kind api_key ({\"value\": …})".into()),
-            (Some(_), k) if k != Kind::ApiKey => return Err(format!("api_key: only for kind api_key, not {kind}")),
-            (Some(a), _) => {
-                check_header_name("api_key.header", &a.header)?;
-                if a.value.is_empty()
-                    || a.value.chars().count() > 256
-                    || axum::http::HeaderValue::from_str(&a.value).is_err()
-                {
-                    return Err("api_key.value: 1 to 256 characters a header can carry".into());
-                }
+        if let Some(scheme) = &self.hmac {
+            check_header_name("hmac.header", &scheme.header)?;
+            if scheme.prefix.chars().count() > 64 {
+                return Err("hmac.prefix: at most 64 characters".into());
             }
-            _ => {}
+        }
+        if let Some(b) = &self.basic {
+            if b.username.is_empty() || b.username.chars().count() > 256 || b.username.contains(':') {
+                return Err("basic.username: 1 to 256 characters, without ':'".into());
+            }
+            if b.password.is_empty() || b.password.chars().count() > 256 {
+                return Err("basic.password: 1 to 256 characters".into());
+            }
+        }
+        if let Some(a) = &self.api_key {
+            check_header_name("api_key.header", &a.header)?;
+            // What a client can send and the node read back the same: visible ASCII, no
+            // space at either end (HTTP drops it).
+            let sendable = a.value.bytes().all(|b| (0x20..0x7f).contains(&b)) && a.value.trim() == a.value;
+            if a.value.is_empty() || a.value.len() > 256 || !sendable {
+                return Err("api_key.value: 1 to 256 visible ASCII characters, no space at either end".into());
+            }
         }
         if !(1..=86_400).contains(&self.tolerance_s) {
             return Err("tolerance_s: between 1 and 86400".into());
@@ -254,14 +248,39 @@ impl Source {
         if !(1..=MAX_DEDUP_WINDOW_S).contains(&self.dedup_window_s) {
             return Err(format!("dedup_window_s: between 1 and {MAX_DEDUP_WINDOW_S}"));
         }
-        match (&self.dedup_header, self.kind.has_provider_id()) {
-            (Some(_), true) => {
-                return Err(format!(
-                    "dedup_header: kind {kind} deduplicates on its provider's id (omit it)"
-                ))
+        if let Some(h) = &self.dedup_header {
+            check_header_name("dedup_header", h)?;
+            // A credential would be copied onto every event, and make every later request a
+            // duplicate of the first. (The kind's own key or signature header is never used as
+            // the dedup key either: `received` skips it.)
+            if CREDENTIAL_HEADERS.iter().any(|c| h.eq_ignore_ascii_case(c)) {
+                return Err(format!("dedup_header: {h:?} carries credentials"));
             }
-            (Some(h), false) => check_header_name("dedup_header", h)?,
-            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The rules of the kind: which fields it needs, which it refuses, what its secret looks like.
+    pub fn check_kind(&self) -> Result<(), String> {
+        let kind = self.kind.name();
+        match (&self.secret, self.kind.signs()) {
+            (None, true) => return Err(format!("secret: required for kind {kind}")),
+            (Some(_), false) => return Err(format!("secret: not used by kind {kind} (omit it)")),
+            (Some(secret), true) => check_secret(self.kind, secret)?,
+            (None, false) => {}
+        }
+        let needs = |field: &str, wanted: Kind, present: bool| match (present, self.kind == wanted) {
+            (false, true) => Err(format!("{field}: required for kind {kind}")),
+            (true, false) => Err(format!("{field}: only for kind {}, not {kind}", wanted.name())),
+            _ => Ok(()),
+        };
+        needs("hmac", Kind::Hmac, self.hmac.is_some())?;
+        needs("basic", Kind::Basic, self.basic.is_some())?;
+        needs("api_key", Kind::ApiKey, self.api_key.is_some())?;
+        if self.dedup_header.is_some() && self.kind.has_provider_id() {
+            return Err(format!(
+                "dedup_header: kind {kind} deduplicates on its provider's id (omit it)"
+            ));
         }
         Ok(())
     }
@@ -335,6 +354,27 @@ impl Source {
         }
     }
 
+    /// Every header that carries this source's signature or credentials (lower case): the
+    /// fixed ones, the providers' signature headers, and the kind's configured header.
+    pub fn secret_headers(&self) -> Vec<String> {
+        let fixed = CREDENTIAL_HEADERS.iter().chain(&[
+            "stripe-signature",
+            "x-hub-signature",
+            "x-hub-signature-256",
+            "x-shopify-hmac-sha256",
+            "webhook-signature",
+        ]);
+        let own = [
+            self.api_key.as_ref().map(|a| a.header.as_str()),
+            self.hmac.as_ref().map(|s| s.header.as_str()),
+        ];
+        fixed
+            .copied()
+            .chain(own.into_iter().flatten())
+            .map(str::to_ascii_lowercase)
+            .collect()
+    }
+
     /// The parsed `allowed_ips` (empty: every caller).
     pub fn allowed_ranges(&self) -> Vec<Cidr> {
         self.allowed_ips.iter().filter_map(|c| c.parse().ok()).collect()
@@ -350,9 +390,6 @@ fn check_secret(kind: Kind, secret: &str) -> Result<(), String> {
         return crate::delivery::sign::decode_secret(secret)
             .map(|_| ())
             .ok_or_else(|| "secret: kind standard_webhooks needs whsec_ followed by base64".to_string());
-    }
-    if secret.is_empty() || secret.chars().count() > 512 {
-        return Err("secret: between 1 and 512 characters".into());
     }
     Ok(())
 }
@@ -441,6 +478,27 @@ mod tests {
         assert_eq!(s.check(), Ok(()));
         s.dedup_header = Some("X-Id".into());
         assert!(s.check().unwrap_err().starts_with("dedup_header: "));
+
+        // A credential header cannot be the dedup key (it would be copied onto every event).
+        let mut s = source(Kind::ApiKey);
+        s.api_key = Some(ApiKeyHeader {
+            header: "X-Key".into(),
+            value: "v".into(),
+        });
+        for header in ["Authorization", "cookie", "Proxy-Authorization"] {
+            s.dedup_header = Some(header.into());
+            assert!(s.check_values().unwrap_err().starts_with("dedup_header: "), "{header}");
+        }
+        assert!(s.secret_headers().contains(&"x-key".to_string()));
+        s.dedup_header = Some("X-Request-Id".into());
+        assert_eq!(s.check(), Ok(()));
+        for value in [" v", "v ", "é", ""] {
+            s.api_key.as_mut().unwrap().value = value.into();
+            assert!(
+                s.check_values().unwrap_err().starts_with("api_key.value: "),
+                "{value:?}"
+            );
+        }
     }
 
     #[test]

@@ -46,6 +46,7 @@ pub use janitor::JanitorReport;
 pub use keys::Keys;
 pub use log::DeliveryRow;
 pub use sample::EndpointSample;
+pub use sources::Replaced;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;

@@ -37,6 +37,21 @@ return {ARGV[1], 0}
     )
 });
 
+/// KEYS: the sources hash. ARGV: source id, its new JSON, the `updated_at_ms` it was read with.
+/// Writes only if the source still exists and is still that version: 1 written, 0 gone, -1
+/// changed meanwhile (a PATCH or rotation racing another, or a DELETE).
+pub static REPLACE_SOURCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current then return 0 end
+if string.format('%.0f', cjson.decode(current).updated_at_ms) ~= ARGV[3] then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#,
+    )
+});
+
 /// KEYS: a per-second counter. Counts one more and returns the count (the key lives 2 s).
 pub static COUNT_SECOND: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(

@@ -9,6 +9,16 @@ use fred::types::Value;
 /// Rejections kept per source.
 pub const REJECTIONS_KEPT: i64 = 100;
 
+/// What a conditional replace did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    Done,
+    /// Deleted meanwhile.
+    Gone,
+    /// Changed meanwhile (its `updated_at_ms` is not the one read).
+    Changed,
+}
+
 impl RedisStore {
     /// Create or replace a source.
     pub async fn put_source(&self, source: &Source) -> Result<()> {
@@ -26,6 +36,21 @@ impl RedisStore {
             )
             .await?;
         Ok(())
+    }
+
+    /// Replace a source read at version `read_at_ms` (its `updated_at_ms` then), only if it
+    /// still exists and nothing changed it since.
+    pub async fn replace_source(&self, source: &Source, read_at_ms: u64) -> Result<Replaced> {
+        let json = serde_json::to_string(source)?;
+        let args = vec![source.id.clone(), json, read_at_ms.to_string()];
+        let reply = self
+            .eval(&scripts::REPLACE_SOURCE, vec![self.keys.sources()], args)
+            .await?;
+        Ok(match reply.as_i64() {
+            Some(1) => Replaced::Done,
+            Some(0) => Replaced::Gone,
+            _ => Replaced::Changed,
+        })
     }
 
     pub async fn get_source(&self, source_id: &str) -> Result<Option<Source>> {
@@ -86,12 +111,15 @@ impl RedisStore {
         Ok(reply.as_u64().unwrap_or(0))
     }
 
-    /// Remember a refused request (JSON, without body or secrets); the last 100 are kept.
+    /// Remember a refused request (JSON, without body or secrets); the last 100 are kept, for
+    /// at most retention after the last one.
     pub async fn record_rejection(&self, source_id: &str, entry: &serde_json::Value) -> Result<()> {
         let key = self.keys.source_rejections(source_id);
         let pipeline = self.client().pipeline();
         let _: () = pipeline.lpush(&key, entry.to_string()).await?;
         let _: () = pipeline.ltrim(&key, 0, REJECTIONS_KEPT - 1).await?;
+        // Gone with its source; if the source went first, within retention.
+        let _: () = pipeline.expire(&key, self.retention_s as i64, None).await?;
         let _: Vec<Value> = pipeline.all().await?;
         Ok(())
     }

@@ -231,6 +231,14 @@ async fn the_sources_api_refuses_wrong_combinations_naming_the_field() {
         ),
         (json!({"name": "x", "kind": "none", "colour": "red"}), "colour"),
         (json!({"name": "x", "kind": "carrier-pigeon"}), "kind"),
+        (
+            json!({"name": "x", "kind": "basic", "basic": {"username": "u", "password": "p"}, "dedup_header": "Authorization"}),
+            "dedup_header",
+        ),
+        (
+            json!({"name": "x", "kind": "api_key", "api_key": {"value": " padded"}}),
+            "api_key.value",
+        ),
     ];
     for (body, field) in cases {
         let (status, answer) = node.api.post("/v1/tenants/api/sources", body.clone()).await;
@@ -283,7 +291,13 @@ async fn the_sources_api_refuses_wrong_combinations_naming_the_field() {
         answer["error"]["message"].as_str().unwrap().starts_with("hmac"),
         "{answer}"
     );
-    // On its own: 400 (a field the named kind does not use; a struct written as an array).
+    // On its own: 400 (a value wrong in itself; a field the named kind does not use; a struct
+    // written as an array).
+    let (status, answer) = node
+        .api
+        .call(Method::PATCH, &one, Some(json!({"tolerance_s": 0})))
+        .await;
+    assert_eq!(status, 400, "{answer}");
     let (status, answer) = node
         .api
         .call(Method::PATCH, &one, Some(json!({"kind": "none", "secret": "s"})))

@@ -146,3 +146,32 @@ async fn past_max_connections_new_ones_wait_and_are_served_when_others_close() {
     drop(held);
     assert!(node.api.ready().await);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
+    let node = Node::start_ready(
+        // Headers time out after a minute here, so only the write timeout can close it sooner.
+        &NodeOpts::new(&shared_redis_url(), &unique_prefix("ingress-write"))
+            .set("server__write_timeout_s", "2")
+            .set("server__header_read_timeout_s", "60"),
+    )
+    .await;
+    let pid = node.pid();
+    let idle = open_files(pid);
+    // Hundreds of pipelined requests for the OpenAPI document (tens of MB of answers), and not
+    // one byte read: the node's writes fill the socket's buffers and wait.
+    let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+    let requests = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
+    s.write_all(requests.as_bytes()).await.unwrap();
+    let held = last_reading(Duration::from_secs(2), || async { open_files(pid) }, |n| *n > idle).await;
+    assert!(held > idle, "the node never held the connection");
+    // The node closes its end while this end still holds the socket unread.
+    let settled = last_reading(Duration::from_secs(15), || async { open_files(pid) }, |n| *n <= idle).await;
+    assert!(
+        settled <= idle,
+        "the node still holds the stalled connection: {settled} files, idle {idle}"
+    );
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+    assert!(node.api.ready().await);
+}

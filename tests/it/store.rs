@@ -756,3 +756,38 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     );
     assert_eq!(store.router_lag_ms(later).await.unwrap(), 0);
 }
+
+/// A PATCH or rotation of a source writes only over the version it read: one racing another
+/// is refused (409), and one racing a DELETE cannot bring the source back (404).
+#[tokio::test]
+async fn a_source_changed_or_deleted_meanwhile_is_not_overwritten() {
+    use hookline::inbound::source::{Kind, Source};
+    use hookline::store::Replaced;
+    let (_, store, _) = connect(&unique_prefix("source-cas")).await;
+    let mut source = Source::new(
+        hookline::ids::new_source_id(),
+        "t".into(),
+        "s".into(),
+        Kind::None,
+        1_000,
+    );
+    store.put_source(&source).await.unwrap();
+    let read = source.updated_at_ms;
+
+    source.name = "first".into();
+    source.updated_at_ms = 2_000;
+    assert_eq!(store.replace_source(&source, read).await.unwrap(), Replaced::Done);
+    // A second writer that read the same version loses.
+    let mut stale = source.clone();
+    stale.name = "second".into();
+    stale.updated_at_ms = 2_001;
+    assert_eq!(store.replace_source(&stale, read).await.unwrap(), Replaced::Changed);
+    assert_eq!(store.get_source(&source.id).await.unwrap().unwrap().name, "first");
+
+    store.delete_source(&source).await.unwrap();
+    assert_eq!(store.replace_source(&source, 2_000).await.unwrap(), Replaced::Gone);
+    assert!(
+        store.get_source(&source.id).await.unwrap().is_none(),
+        "a deleted source came back"
+    );
+}
