@@ -79,12 +79,14 @@ async fn over_its_rate_a_source_answers_429_and_stores_nothing() {
         let (base, id) = (node.api.base.clone(), id.clone());
         async move { post_to(&base, &id, &vec![], format!("{{\"n\":{i}}}").as_bytes()).await }
     });
+    let started = std::time::Instant::now();
     let answers = futures_join_all(posts).await;
+    // The wall-clock seconds the burst can have touched: at most 5 accepted in each.
+    let seconds = started.elapsed().as_secs() as usize + 2;
     let accepted = answers.iter().filter(|(s, _, _)| *s == 200).count();
     let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
     assert_eq!(accepted + limited.len(), 40, "only 200 or 429");
-    // 40 requests land in one or two wall-clock seconds: at most 5 in each.
-    assert!((5..=10).contains(&accepted), "{accepted} accepted");
+    assert!(accepted >= 5 && accepted <= 5 * seconds, "{accepted} accepted over at most {seconds} s");
     for (_, answer, headers) in &limited {
         assert_eq!(answer["error"]["code"], "rate_limited");
         assert_eq!(headers["retry-after"], "1");
@@ -92,7 +94,7 @@ async fn over_its_rate_a_source_answers_429_and_stores_nothing() {
     assert_eq!(stored_event_count(&node), before + accepted as u64);
     // The first refusal of each second is logged, not all of them.
     let logged = rejections(&node, "rate", &id).await;
-    assert!((1..=2).contains(&logged.len()), "{logged:?}");
+    assert!((1..=seconds).contains(&logged.len()), "{logged:?}");
     assert_eq!(logged[0]["reason"], "rate_limited");
     assert_eq!(logged[0]["status"], 429);
 }
