@@ -41,7 +41,14 @@ pub fn is_source_id(s: &str) -> bool {
 }
 
 pub fn new_key_id() -> String {
-    format!("key_{}", random_chars(16))
+    format!("key_{}", random_chars(KEY_CORE))
+}
+
+/// Characters after `key_` in a key id.
+pub const KEY_CORE: usize = 16;
+
+pub fn is_key_id(s: &str) -> bool {
+    s.strip_prefix("key_").is_some_and(|c| is_core(c, KEY_CORE))
 }
 
 /// A tenant API key: shown once, stored only as its SHA-256.

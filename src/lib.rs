@@ -181,6 +181,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         metrics: telemetry::metrics_handle(),
         accepting: accepting.clone(),
         openapi: Arc::from(""),
+        keys: Arc::new(api::auth::KeyCache::default()),
         trusted_proxies: Arc::new(
             cfg.server
                 .trusted_proxies

@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant}/endpoints/{id}/dead-letters`: an endpoint's dead letters, and their
 //! replay.
 
-use super::auth::Caller;
+use super::auth::{Caller, Scope};
 use super::endpoints::load;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query, RawBody};
@@ -72,7 +72,7 @@ async fn dead_letters(
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<DeadLetterPage>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::DeliveriesRead)?;
     let cfg = load(&state, &tenant, &id).await?;
     let limit = page_limit(q.limit)?;
     let offset = offset_cursor(q.cursor.as_deref())?;
@@ -128,7 +128,7 @@ async fn replay_dead_letters(
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::DeliveriesReplay)?;
     let cfg = load(&state, &tenant, &id).await?;
     let request: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayBody::default()

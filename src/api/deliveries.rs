@@ -5,7 +5,7 @@
 //! merges them; the cursor is the position `(ingest order, delivery id)` of the last delivery
 //! returned, so pages stay stable while new deliveries arrive.
 
-use super::auth::Caller;
+use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query};
 use super::{rfc3339, AppState};
@@ -79,7 +79,7 @@ async fn fetch(
     caller: Caller,
     Path(DeliveryPath { tenant, id }): Path<DeliveryPath>,
 ) -> ApiResult<axum::Json<DeliveryDetail>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::DeliveriesRead)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
     match state.store.get_endpoint(&endpoint_id).await? {
         Some(cfg) if cfg.tenant == tenant => {}
@@ -133,7 +133,7 @@ async fn replay(
     caller: Caller,
     Path(DeliveryPath { tenant, id }): Path<DeliveryPath>,
 ) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::DeliveriesReplay)?;
     let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
     let cfg = match state.store.get_endpoint(&endpoint_id).await? {
         Some(cfg) if cfg.tenant == tenant => cfg,
@@ -329,7 +329,7 @@ async fn list(
     Path(TenantPath { tenant }): Path<TenantPath>,
     Query(q): Query<ListParams>,
 ) -> ApiResult<axum::Json<DeliveryPage>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::DeliveriesRead)?;
     let limit = super::page_limit(q.limit)?;
     let status = match q.status.as_deref() {
         None => None,

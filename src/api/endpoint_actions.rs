@@ -1,6 +1,6 @@
 //! Actions on one endpoint: rotate its signing secret, send it a test event.
 
-use super::auth::Caller;
+use super::auth::{Caller, Scope};
 use super::endpoints::{load, saved};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query};
@@ -110,7 +110,7 @@ async fn rotate_secret(
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Query(q): Query<RotateQuery>,
 ) -> ApiResult<axum::Json<NewSecret>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let overlap_s = q.overlap_s()?;
     let mut cfg = load(&state, &tenant, &id).await?;
     let now = hookline_actors::now_ms();
@@ -141,7 +141,7 @@ async fn send_test(
     caller: Caller,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<(StatusCode, axum::Json<TestSent>)> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let cfg = load(&state, &tenant, &id).await?;
     let data = json!({"message": "a test event sent by Hookline", "endpoint_id": cfg.id});
     let event = NewEvent::new(&tenant, TEST_EVENT, &data.to_string(), hookline_actors::now_ms()).only_to(&cfg.id);

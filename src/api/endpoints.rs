@@ -1,7 +1,7 @@
 //! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete, enable. Dead letters
 //! are in `dead_letters`, secret rotation and test sends in `endpoint_actions`.
 
-use super::auth::Caller;
+use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonObject, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
@@ -124,7 +124,10 @@ pub struct EndpointOut {
     url: String,
     event_types: Vec<String>,
     description: Option<String>,
-    secret: String,
+    /// The signing secret: shown to the admin and to keys with `endpoints:secrets` (and on
+    /// creation, to whoever created it); left out for other keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
     rate_limit_per_s: Option<u32>,
     max_in_flight: Option<u32>,
     timeout_ms: Option<u64>,
@@ -296,7 +299,7 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
     Ok(())
 }
 
-async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<EndpointOut> {
+async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret: bool) -> ApiResult<EndpointOut> {
     let shard = state.node.shard_of(&cfg.id);
     let backlog = state.store.backlog(&cfg.id, shard).await?;
     let health = state.store.load_health(&cfg.id, shard).await?;
@@ -306,7 +309,7 @@ async fn to_json(state: &AppState, cfg: &EndpointConfig) -> ApiResult<EndpointOu
         url: cfg.url,
         event_types: cfg.event_types,
         description: cfg.description,
-        secret: cfg.secret,
+        secret: show_secret.then_some(cfg.secret),
         rate_limit_per_s: cfg.rate_limit_per_s,
         max_in_flight: cfg.max_in_flight,
         timeout_ms: cfg.timeout_ms,
@@ -367,7 +370,7 @@ async fn create(
     Path(TenantPath { tenant }): Path<TenantPath>,
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
     if fields.url.is_none() {
         return Err(ApiError::invalid("url: is required"));
     }
@@ -382,7 +385,7 @@ async fn create(
     fields.apply(&mut cfg);
     validate(&cfg, state.config.delivery.allow_private_networks)?;
     saved(&state, &cfg).await?;
-    Ok((StatusCode::CREATED, axum::Json(to_json(&state, &cfg).await?)))
+    Ok((StatusCode::CREATED, axum::Json(to_json(&state, &cfg, true).await?)))
 }
 
 /// The tenant's endpoints, oldest first, paged.
@@ -403,13 +406,13 @@ async fn list(
     Path(TenantPath { tenant }): Path<TenantPath>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<EndpointPage>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsRead)?;
     let limit = page_limit(q.limit)?;
     let offset = super::offset_cursor(q.cursor.as_deref())?;
     let (endpoints, next) = state.store.list_endpoints(&tenant, offset, limit).await?;
     let mut data = Vec::with_capacity(endpoints.len());
     for cfg in &endpoints {
-        data.push(to_json(&state, cfg).await?);
+        data.push(to_json(&state, cfg, caller.may(Scope::EndpointsSecrets)).await?);
     }
     Ok(axum::Json(EndpointPage {
         data,
@@ -434,9 +437,11 @@ async fn fetch(
     caller: Caller,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsRead)?;
     let cfg = load(&state, &tenant, &id).await?;
-    Ok(axum::Json(to_json(&state, &cfg).await?))
+    Ok(axum::Json(
+        to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
+    ))
 }
 
 /// Change any fields; `null` resets an optional one to the node default. Takes effect on the
@@ -463,7 +468,7 @@ async fn update(
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let mut cfg = load(&state, &tenant, &id).await?;
     let was_disabled = cfg.disabled;
     fields.apply(&mut cfg);
@@ -477,7 +482,9 @@ async fn update(
             .await?;
     }
     saved(&state, &cfg).await?;
-    Ok(axum::Json(to_json(&state, &cfg).await?))
+    Ok(axum::Json(
+        to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
+    ))
 }
 
 /// Delete the endpoint and drop its pending deliveries (they become dead, `endpoint_deleted`).
@@ -499,7 +506,7 @@ async fn remove(
     caller: Caller,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<(StatusCode, [(&'static str, String); 1])> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let cfg = load(&state, &tenant, &id).await?;
     let dropped = state.store.delete_endpoint(&cfg, state.node.shard_of(&cfg.id)).await?;
     state.index.remove(&cfg.id);
@@ -530,7 +537,7 @@ async fn enable(
     caller: Caller,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let mut cfg = load(&state, &tenant, &id).await?;
     cfg.disabled = false;
     cfg.disabled_reason = None;
@@ -541,5 +548,7 @@ async fn enable(
         .save_health(None, &cfg.id, shard, &Default::default())
         .await?;
     saved(&state, &cfg).await?;
-    Ok(axum::Json(to_json(&state, &cfg).await?))
+    Ok(axum::Json(
+        to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
+    ))
 }

@@ -3,7 +3,7 @@
 //! Invariant 1 lives here: the 202 is sent only after Redis acknowledged the script that stored
 //! the event and appended it to the stream. Any failure to store answers 503, never 2xx.
 
-use super::auth::Caller;
+use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::{Json, Path};
 use super::AppState;
@@ -109,7 +109,7 @@ async fn ingest(
     Json(event): Json<EventIn>,
 ) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
     let started = Instant::now();
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EventsWrite)?;
     let outcome = ingest_one(&state, &tenant, &headers, event).await;
     let label = match &outcome {
         Ok((StatusCode::OK, _)) => "duplicate",
@@ -262,7 +262,7 @@ async fn ingest_batch(
     Json(batch): Json<BatchIn>,
 ) -> ApiResult<(StatusCode, axum::Json<BatchOut>)> {
     let started = Instant::now();
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EventsWrite)?;
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(format!("events: between 1 and {MAX_BATCH} events")));
     }
@@ -375,7 +375,7 @@ async fn fetch(
     caller: Caller,
     Path(EventPath { tenant, id }): Path<EventPath>,
 ) -> ApiResult<axum::Json<EventOut>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::EventsRead)?;
     if !crate::ids::is_event_id(&id) {
         return Err(ApiError::not_found("event"));
     }

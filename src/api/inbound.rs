@@ -8,14 +8,14 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::Path;
 use super::AppState;
 use crate::event::{NewEvent, ProviderDedup};
-use crate::inbound::net::{any_contains, caller_ip};
+use crate::inbound::net::any_contains;
 use crate::inbound::received::receive;
 use crate::inbound::source::Source;
 use crate::inbound::verify::RawRequest;
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime};
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
@@ -110,18 +110,9 @@ async fn receive_request(
             return Err(e);
         }
     };
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-    let forwarded: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .iter()
-        // A line that is not text stays in its place, as a malformed hop.
-        .map(|v| v.to_str().unwrap_or(""))
-        .collect();
-    let ip = caller_ip(peer, &forwarded, &state.trusted_proxies);
+    let (parts, body) = req.into_parts();
+    let ip = super::auth::caller_address(&parts, &state);
+    let req = Request::from_parts(parts, body);
     let kind = source.kind.name();
     match accept(&state, &source, ip, req).await {
         Ok((received, duplicate)) => {

@@ -47,6 +47,8 @@ pub struct AppState {
     pub accepting: Arc<AtomicBool>,
     /// The OpenAPI document, as served (filled in by [`app`]).
     pub openapi: Arc<str>,
+    /// Tenant keys as this node last read them (at most `auth::KEY_CACHE_TTL` ago).
+    pub keys: Arc<auth::KeyCache>,
     /// `server.trusted_proxies`, parsed.
     pub trusted_proxies: Arc<Vec<crate::inbound::net::Cidr>>,
 }
@@ -64,7 +66,7 @@ pub struct AppState {
         (name = "events", description = "Ingest and look up events"),
         (name = "endpoints", description = "Receivers of a tenant, their secrets, dead letters"),
         (name = "deliveries", description = "The delivery log and replay"),
-        (name = "keys", description = "Tenant API keys (admin)"),
+        (name = "keys", description = "Tenant API keys: mint, list, revoke (admin)"),
         (name = "sources", description = "Inbound gateway: sources that receive providers' webhooks"),
         (name = "inbound", description = "Inbound gateway: the public door providers post to (no bearer token)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
@@ -135,11 +137,18 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
         {
             let responses = &mut op.responses.responses;
             if path.starts_with("/v1/") {
-                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                // The scope a tenant key needs (none listed: an admin token only).
+                let scope = op.operation_id.as_deref().and_then(auth::operation_scope);
+                let scopes: Vec<String> = scope.iter().map(|s| s.name().to_string()).collect();
+                op.security = Some(vec![SecurityRequirement::new("bearer", scopes)]);
                 for (status, text) in [
                     ("400", "a malformed tenant (the message names what is wrong)"),
-                    ("401", "missing or unknown bearer token"),
-                    ("403", "the token may not act on this tenant"),
+                    ("401", "missing, unknown, revoked or expired bearer token"),
+                    (
+                        "403",
+                        "the token may not act on this tenant, lacks the scope the operation lists \
+                         (`missing_scope`), or is used from an address its key does not allow",
+                    ),
                     ("500", "stored data could not be read (`internal_error`)"),
                     (
                         "503",

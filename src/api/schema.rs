@@ -28,6 +28,8 @@ pub const EVENT_TYPE_PATTERN: &str = r"^(?:\*|[a-zA-Z0-9_.:-]{1,128}(?:\.\*)?)$"
 pub const ENDPOINT_ID: &str = concat!("^ep_", id_char!(), "{20}$");
 /// `crate::ids::is_event_id` (`EVENT_CORE` characters after the prefix).
 pub const EVENT_ID: &str = concat!("^evt_", id_char!(), "{26}$");
+/// `crate::ids::is_key_id` (`KEY_CORE` characters after the prefix).
+pub const KEY_ID: &str = concat!("^key_", id_char!(), "{16}$");
 /// `crate::ids::is_source_id` (`ENDPOINT_CORE` characters after the prefix).
 pub const SOURCE_ID: &str = concat!("^src_", id_char!(), "{20}$");
 /// `crate::ids::parse_delivery_id`: the endpoint's core, then the event's.
@@ -151,6 +153,10 @@ pub fn event_id() -> Object {
     string(EVENT_ID, false).build()
 }
 
+pub fn key_id() -> Object {
+    string(KEY_ID, false).build()
+}
+
 pub fn source_id() -> Object {
     string(SOURCE_ID, false).build()
 }
@@ -229,6 +235,15 @@ pub fn since() -> Object {
         .description(Some(
             "Only letters dead since this time: RFC 3339 in UTC (`Z`, `+00:00` or no offset), from 1970 on, \
              e.g. `2026-01-31T12:00:00Z`.",
+        ))
+        .build()
+}
+
+pub fn expires_at() -> Object {
+    string(SINCE, true)
+        .description(Some(
+            "When the key stops working: RFC 3339 in UTC (`Z`, `+00:00` or no offset), from 1970 on; \
+             null: never.",
         ))
         .build()
 }
@@ -392,6 +407,8 @@ mod tests {
         agree(EVENT_ID, crate::ids::is_event_id);
         agree(DELIVERY_ID, |s| crate::ids::parse_delivery_id(s).is_some());
         agree(SOURCE_ID, crate::ids::is_source_id);
+        agree(KEY_ID, crate::ids::is_key_id);
+        assert!(re(KEY_ID).is_match(&crate::ids::new_key_id()));
         assert!(re(SOURCE_ID).is_match(&crate::ids::new_source_id()));
         assert!(re(ENDPOINT_ID).is_match(&crate::ids::new_endpoint_id()));
         assert!(re(EVENT_ID).is_match(&crate::ids::new_event_id(1_700_000_000_000)));

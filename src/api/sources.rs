@@ -2,7 +2,7 @@
 //! delete), their secret rotation and their log of refused requests. Requests themselves
 //! arrive on `/in/{source_id}` (`inbound.rs`).
 
-use super::auth::Caller;
+use super::auth::{Caller, Scope};
 use super::endpoint_actions::{rotated_out, RotateQuery};
 use super::endpoints::{nullable, Whole};
 use super::error::{ApiError, ApiResult, ErrorBody};
@@ -265,7 +265,7 @@ async fn create(
     Path(TenantPath { tenant }): Path<TenantPath>,
     JsonObject(fields): JsonObject<SourceFields>,
 ) -> ApiResult<(StatusCode, axum::Json<SourceOut>)> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesWrite)?;
     let kind = fields
         .kind
         .flatten()
@@ -300,7 +300,7 @@ async fn list(
     Path(TenantPath { tenant }): Path<TenantPath>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<axum::Json<SourcePage>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesRead)?;
     let limit = page_limit(q.limit)?;
     let offset = super::offset_cursor(q.cursor.as_deref())?;
     let (sources, next) = state.store.list_sources(&tenant, offset, limit).await?;
@@ -327,7 +327,7 @@ async fn fetch(
     caller: Caller,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
 ) -> ApiResult<axum::Json<SourceOut>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesRead)?;
     Ok(axum::Json(load(&state, &tenant, &id).await?.into()))
 }
 
@@ -359,7 +359,7 @@ async fn update(
     Path(SourcePath { tenant, id }): Path<SourcePath>,
     JsonObject(fields): JsonObject<SourceFields>,
 ) -> ApiResult<axum::Json<SourceOut>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesWrite)?;
     match fields.kind {
         Some(None) => return Err(ApiError::invalid("kind: cannot be null")),
         Some(Some(kind)) => fields.refuse_foreign_fields(kind, true)?,
@@ -395,7 +395,7 @@ async fn remove(
     caller: Caller,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
 ) -> ApiResult<StatusCode> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesWrite)?;
     let source = load(&state, &tenant, &id).await?;
     state.store.delete_source(&source).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -444,7 +444,7 @@ async fn rotate_secret(
     Query(q): Query<RotateQuery>,
     RawBody(body): RawBody,
 ) -> ApiResult<axum::Json<SourceSecret>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesWrite)?;
     let overlap_s = q.overlap_s()?;
     let text = std::str::from_utf8(&body).unwrap_or("?").trim();
     let asked: Option<String> = if text.is_empty() {
@@ -526,7 +526,7 @@ async fn rejections(
     caller: Caller,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
 ) -> ApiResult<axum::Json<RejectionList>> {
-    caller.authorize(&tenant)?;
+    caller.authorize(&tenant, Scope::SourcesRead)?;
     let source = load(&state, &tenant, &id).await?;
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let data = state

@@ -1,21 +1,39 @@
-//! Tenant API keys, stored by the SHA-256 of the key.
+//! Tenant API keys, stored by the SHA-256 of the key, with a per-tenant index (id → digest) for
+//! listing and revoking, and the time each was last used.
 
 use super::{RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ApiKeyRecord {
     pub id: String,
     pub tenant: String,
     pub created_at_ms: u64,
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `None`: every tenant scope (as every key minted before scopes existed).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default)]
+    pub expires_at_ms: Option<u64>,
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    /// The key's first 8 characters (empty for keys minted before it was kept).
+    #[serde(default)]
+    pub prefix: String,
 }
 
 impl RedisStore {
     pub async fn put_api_key(&self, key_hash: &str, record: &ApiKeyRecord) -> Result<()> {
         let json = serde_json::to_string(record)?;
-        let _: Value = self.client().hset(self.keys.api_keys(), (key_hash, json)).await?;
+        let client = self.client();
+        let _: Value = client.hset(self.keys.api_keys(), (key_hash, json)).await?;
+        let _: Value = client
+            .hset(self.keys.tenant_keys(&record.tenant), (record.id.as_str(), key_hash))
+            .await?;
         Ok(())
     }
 
@@ -23,5 +41,48 @@ impl RedisStore {
         let json: Option<String> = self.client().hget(self.keys.api_keys(), key_hash).await?;
         json.map(|j| serde_json::from_str(&j).map_err(super::Error::from))
             .transpose()
+    }
+
+    /// A tenant's keys, oldest first, each with when it was last used (ms).
+    pub async fn list_api_keys(&self, tenant: &str) -> Result<Vec<(ApiKeyRecord, Option<u64>)>> {
+        let client = self.client();
+        let index: HashMap<String, String> = client.hgetall(self.keys.tenant_keys(tenant)).await?;
+        if index.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, hashes): (Vec<String>, Vec<String>) = index.into_iter().unzip();
+        let records: Vec<Option<String>> = client.hmget(self.keys.api_keys(), hashes).await?;
+        let used: Vec<Option<u64>> = client.hmget(self.keys.api_keys_used(), ids).await?;
+        let mut keys: Vec<(ApiKeyRecord, Option<u64>)> = records
+            .into_iter()
+            .zip(used)
+            .filter_map(|(json, used)| Some((serde_json::from_str(&json?).ok()?, used)))
+            .collect();
+        keys.sort_by(|a, b| (a.0.created_at_ms, &a.0.id).cmp(&(b.0.created_at_ms, &b.0.id)));
+        Ok(keys)
+    }
+
+    /// Revoke a tenant's key by id; false if it has no such key.
+    pub async fn revoke_api_key(&self, tenant: &str, key_id: &str) -> Result<bool> {
+        let client = self.client();
+        let hash: Option<String> = client.hget(self.keys.tenant_keys(tenant), key_id).await?;
+        let Some(hash) = hash else { return Ok(false) };
+        let _: Value = client.hdel(self.keys.api_keys(), hash.as_str()).await?;
+        let _: Value = client.hdel(self.keys.tenant_keys(tenant), key_id).await?;
+        let _: Value = client.hdel(self.keys.api_keys_used(), key_id).await?;
+        Ok(true)
+    }
+
+    /// Note that a key was used at `now_ms` (and index a key minted before the index existed,
+    /// so it can be listed and revoked).
+    pub async fn key_used(&self, record: &ApiKeyRecord, key_hash: &str, now_ms: u64) -> Result<()> {
+        let client = self.client();
+        let _: Value = client
+            .hset(self.keys.api_keys_used(), (record.id.as_str(), now_ms))
+            .await?;
+        let _: Value = client
+            .hsetnx(self.keys.tenant_keys(&record.tenant), record.id.as_str(), key_hash)
+            .await?;
+        Ok(())
     }
 }

@@ -24,7 +24,9 @@
 //! | `P:sources` | hash | source id → config JSON (inbound gateway) |
 //! | `P:t:<tenant>:sources` | zset | source ids by creation time |
 //! | `P:src:<src>:rejections` | list, ≤ 100 | the source's last refused requests (JSON), newest first |
-//! | `P:apikeys` | hash | sha256(key) → `{tenant, id}` |
+//! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
+//! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
+//! | `P:apikeys:used` | hash | key id → last use (ms), written at most once a minute per node |
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
 //! | `P:{shN}:lease` | string, PX TTL | holder node id |
@@ -133,6 +135,12 @@ impl Keys {
     }
     pub fn api_keys(&self) -> String {
         format!("{}:apikeys", self.p)
+    }
+    pub fn tenant_keys(&self, tenant: &str) -> String {
+        format!("{}:t:{tenant}:keys", self.p)
+    }
+    pub fn api_keys_used(&self) -> String {
+        format!("{}:apikeys:used", self.p)
     }
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.p)

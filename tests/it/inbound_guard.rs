@@ -86,7 +86,10 @@ async fn over_its_rate_a_source_answers_429_and_stores_nothing() {
     let accepted = answers.iter().filter(|(s, _, _)| *s == 200).count();
     let limited: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 429).collect();
     assert_eq!(accepted + limited.len(), 40, "only 200 or 429");
-    assert!(accepted >= 5 && accepted <= 5 * seconds, "{accepted} accepted over at most {seconds} s");
+    assert!(
+        accepted >= 5 && accepted <= 5 * seconds,
+        "{accepted} accepted over at most {seconds} s"
+    );
     for (_, answer, headers) in &limited {
         assert_eq!(answer["error"]["code"], "rate_limited");
         assert_eq!(headers["retry-after"], "1");

@@ -14,6 +14,7 @@ mod inbound_faults;
 mod inbound_guard;
 mod ingest;
 mod ingress;
+mod keys;
 mod layout;
 mod lifecycle;
 mod loadtest;

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// Every route of API.md, as (method, path template).
 const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant}/keys"),
+    ("get", "/v1/tenants/{tenant}/keys"),
+    ("delete", "/v1/tenants/{tenant}/keys/{id}"),
     ("get", "/v1/tenants/{tenant}/endpoints"),
     ("post", "/v1/tenants/{tenant}/endpoints"),
     ("get", "/v1/tenants/{tenant}/endpoints/{id}"),
