@@ -44,6 +44,11 @@ pub fn new_key_id() -> String {
     format!("key_{}", random_chars(KEY_CORE))
 }
 
+/// A request's id (`Hookline-Request-Id`): `req_` + 20 characters.
+pub fn new_request_id() -> String {
+    format!("req_{}", random_chars(20))
+}
+
 /// Characters after `key_` in a key id.
 pub const KEY_CORE: usize = 16;
 

@@ -205,7 +205,17 @@ impl tokio::io::AsyncWrite for WriteDeadline {
 }
 
 /// The body and request deadlines of one request.
-async fn bounded(limits: Limits, req: Request, next: Next) -> Response {
+async fn bounded(limits: Limits, mut req: Request, next: Next) -> Response {
+    let id = crate::ids::new_request_id();
+    req.extensions_mut().insert(crate::api::RequestId(id.clone()));
+    let mut response = answer(limits, req, next).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(crate::api::REQUEST_ID, value);
+    }
+    response
+}
+
+async fn answer(limits: Limits, req: Request, next: Next) -> Response {
     let expired = Arc::new(AtomicBool::new(false));
     let (parts, body) = req.into_parts();
     let body = Body::new(Deadline {

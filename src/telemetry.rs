@@ -50,8 +50,21 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut fields = Fields(Map::new());
+        // The fields of the spans the event is in (such as a request's `request_id`), outermost
+        // first, as `key=value` pairs of ids (values without spaces).
+        for span in ctx.event_scope().into_iter().flat_map(|scope| scope.from_root()) {
+            let extensions = span.extensions();
+            let Some(formatted) = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>() else {
+                continue;
+            };
+            for (name, value) in formatted.fields.split(' ').filter_map(|pair| pair.split_once('=')) {
+                fields
+                    .0
+                    .insert(name.to_string(), Value::String(value.trim_matches('"').to_string()));
+            }
+        }
         fields.0.insert(
             "ts".into(),
             Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
@@ -76,6 +89,9 @@ pub fn init_logging(level: &str) {
         .and_then(|v| v.parse::<EnvFilter>().ok())
         .unwrap_or_else(|| EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
+        // Span fields are read back as `key=value` text: no colour codes in it (set before the
+        // event format, which replaces the one `with_ansi` belongs to).
+        .with_ansi(false)
         .with_env_filter(filter)
         .event_format(JsonLines)
         .with_writer(std::io::stdout)

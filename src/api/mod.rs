@@ -167,6 +167,22 @@ fn complete(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
             responses
                 .entry("503".to_string())
                 .or_insert_with(|| error("no answer within `server.request_timeout_s` (`request_timeout`)").into());
+            let request_id = HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .pattern(Some("^req_[0-9a-z]{20}$")),
+                )
+                .description(Some("this request's id, also in the node's log lines about it"))
+                .build();
+            for response in responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .entry("Hookline-Request-Id".into())
+                        .or_insert_with(|| request_id.clone());
+                }
+            }
             for status in ["429", "503"] {
                 if let Some(RefOr::T(response)) = responses.get_mut(status) {
                     response
@@ -206,15 +222,38 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Requests by route template (never the raw path: its values are unbounded) and status class.
-async fn count_requests(req: Request, next: Next) -> Response {
+/// The header naming each request, on every answer and in the log lines it causes.
+pub const REQUEST_ID: &str = "hookline-request-id";
+
+/// A request's id, for handlers that record it.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Every request gets an id (`Hookline-Request-Id` on the answer, `request_id` in its log
+/// lines), and is counted by route template (never the raw path: its values are unbounded)
+/// and status class.
+async fn count_requests(mut req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    // Named already by the server (`server::bounded`), which also answers its own timeouts.
+    let id = match req.extensions().get::<RequestId>() {
+        Some(id) => id.0.clone(),
+        None => {
+            let id = crate::ids::new_request_id();
+            req.extensions_mut().insert(RequestId(id.clone()));
+            id
+        }
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
-    let response = next.run(req).await;
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut response = next.run(req).instrument(span).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
     let class = format!("{}xx", response.status().as_u16() / 100);
     metrics::counter!(crate::telemetry::names::HTTP_REQUESTS, "route" => route, "method" => method, "status" => class)
         .increment(1);

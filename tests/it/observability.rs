@@ -405,3 +405,57 @@ fn dashboard_and_alert_queries() -> Vec<(String, String)> {
     }
     queries
 }
+
+/// Every answer carries `Hookline-Request-Id` (successes, errors, unknown routes, wrong methods),
+/// each one different, and the log lines a request causes carry the same `request_id`.
+#[tokio::test]
+async fn every_answer_names_its_request_and_its_log_lines_carry_the_id() {
+    let node = Node::start_ready(
+        &NodeOpts::new(&shared_redis_url(), &unique_prefix("request-id")).set("log__level", "info,hookline=debug"),
+    )
+    .await;
+    let id_of = |headers: &reqwest::header::HeaderMap| -> String {
+        let id = headers
+            .get("hookline-request-id")
+            .expect("an answer without Hookline-Request-Id")
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(id.starts_with("req_") && id.len() == 24, "{id}");
+        id
+    };
+    let mut seen = std::collections::HashSet::new();
+    for (method, path, body) in [
+        (reqwest::Method::GET, "/healthz", None),
+        (reqwest::Method::GET, "/no/such/route", None),
+        (reqwest::Method::DELETE, "/healthz", None),
+        (reqwest::Method::GET, "/v1/tenants/t/endpoints/ep_nope", None),
+        (reqwest::Method::POST, "/v1/tenants/t/events", Some("{not json")),
+    ] {
+        let (_, _, headers) = node.api.raw(method, path, body, Some("application/json")).await;
+        assert!(seen.insert(id_of(&headers)), "an id was used twice");
+    }
+    let (status, answer, headers) = node
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/tenants/t/events",
+            Some(r#"{"type": "a.b", "payload": {}}"#),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = id_of(&headers);
+    let line = eventually(Duration::from_secs(5), "the ingest's log line", || {
+        let logs = node.logs();
+        let id = id.clone();
+        async move {
+            logs.into_iter()
+                .find(|l| l.contains("event accepted") && l.contains(&id))
+        }
+    })
+    .await;
+    let line: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(line["request_id"], id.as_str(), "{line}");
+    assert_eq!(line["event_id"], answer["id"]);
+}
