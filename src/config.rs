@@ -30,6 +30,17 @@ pub struct Config {
     pub health: Health,
     pub log: Log,
     pub metrics: MetricsCfg,
+    pub security: Security,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Security {
+    /// `"<key id>:<base64 of 32 bytes>"`: the first seals secrets at rest (AES-256-GCM), every
+    /// one opens them. Empty: secrets stay clear (and the node says so at start).
+    pub encryption_keys: Vec<String>,
+    /// Refuse to start without an encryption key.
+    pub require_encryption: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -357,6 +368,15 @@ impl Config {
         if !(1..=1_000_000).contains(&self.server.max_connections) {
             return bad("server.max_connections", "must be between 1 and 1000000");
         }
+        if let Err(e) = crate::store::seal::Sealer::new(&self.security.encryption_keys) {
+            return bad("security.encryption_keys", e);
+        }
+        if self.security.require_encryption && self.security.encryption_keys.is_empty() {
+            return bad(
+                "security.encryption_keys",
+                "is empty but security.require_encryption is true: give at least one key",
+            );
+        }
         if let Some(wrong) = self
             .server
             .trusted_proxies
@@ -512,6 +532,7 @@ impl Config {
             retention_s: self.retention_s(),
             idempotency_window_s: self.ingest.idempotency_window_s,
             tenant_rate_limit_per_s: self.ingest.tenant_rate_limit_per_s,
+            encryption_keys: self.security.encryption_keys.clone(),
         }
     }
 }

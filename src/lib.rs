@@ -100,6 +100,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let cfg = Arc::new(cfg);
     let store = store::RedisStore::connect(&cfg.store_settings()).await?;
     let (shards, partitions) = (cfg.shards.count, cfg.router.partitions);
+    let sealed = store.seals_secrets();
+    telemetry::metrics_handle(); // the recorder, before the first figure
+    metrics::gauge!(telemetry::names::SECRETS_ENCRYPTED).set(if sealed { 1.0 } else { 0.0 });
+    if !sealed {
+        tracing::warn!("secrets are stored in clear: set security.encryption_keys to seal them (AES-256-GCM)");
+    }
     if !store.wait_connected(Duration::from_secs(5)).await {
         tracing::warn!(url = %redacted(&cfg.redis.url), "Redis does not answer yet; serving 503 until it does");
     } else if let Ok(Some(wrong)) = store.check_layout(shards, partitions).await {

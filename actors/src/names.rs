@@ -38,6 +38,8 @@ pub const REDIS_LATENCY: &str = "hookline_redis_command_seconds";
 /// and `outcome`: accepted | duplicate | unavailable | rejected_<reason> (see `INBOUND_OUTCOMES`).
 pub const INBOUND_REQUESTS: &str = "hookline_inbound_requests_total";
 pub const INBOUND_LATENCY: &str = "hookline_inbound_latency_seconds";
+/// 1 when this node seals secrets at rest (it has `security.encryption_keys`), else 0.
+pub const SECRETS_ENCRYPTED: &str = "hookline_secrets_encrypted";
 /// Every `outcome` of `INBOUND_REQUESTS`.
 pub const INBOUND_OUTCOMES: &[&str] = &[
     "accepted",
@@ -144,6 +146,10 @@ pub fn describe_all() {
     );
     describe_counter!(REDIS_ERRORS, "Redis commands that failed");
     describe_histogram!(REDIS_LATENCY, Unit::Seconds, "Duration of Redis scripts, by script");
+    describe_gauge!(
+        SECRETS_ENCRYPTED,
+        "1 when secrets are stored sealed (security.encryption_keys is set), 0 when in clear"
+    );
     describe_counter!(
         INBOUND_REQUESTS,
         "Requests to the inbound gateway (/in/…), by source kind and outcome"

@@ -73,6 +73,11 @@ fn bad_values_name_their_key() {
         ("[server]\nrequest_timeout_s = 4000", "server.request_timeout_s"),
         ("[server]\nmax_connections = 0", "server.max_connections"),
         ("[server]\nwrite_timeout_s = 0", "server.write_timeout_s"),
+        (
+            "[security]\nencryption_keys = [\"k1:short\"]",
+            "security.encryption_keys",
+        ),
+        ("[security]\nrequire_encryption = true", "security.encryption_keys"),
     ];
     for (toml, key) in cases {
         let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))

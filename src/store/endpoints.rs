@@ -7,11 +7,50 @@ use fred::types::Value;
 use hookline_actors::EndpointConfig;
 
 impl RedisStore {
+    /// An endpoint as stored: its secrets sealed.
+    fn endpoint_json(&self, cfg: &EndpointConfig) -> Result<String> {
+        let mut sealed = cfg.clone();
+        sealed.secret = self.sealer.seal(&cfg.secret);
+        for previous in &mut sealed.previous_secrets {
+            previous.secret = self.sealer.seal(&previous.secret);
+        }
+        Ok(serde_json::to_string(&sealed)?)
+    }
+
+    /// An endpoint as read back: its secrets opened.
+    fn endpoint_from(&self, json: &str) -> Result<EndpointConfig> {
+        let mut cfg: EndpointConfig = serde_json::from_str(json)?;
+        let open = |stored: &str| {
+            self.sealer
+                .open(stored)
+                .map_err(|e| super::Error::corrupt(&format!("endpoint {}: {e}", cfg.id)))
+        };
+        cfg.secret = open(&cfg.secret)?;
+        let previous: Result<Vec<String>> = cfg.previous_secrets.iter().map(|p| open(&p.secret)).collect();
+        for (p, clear) in cfg.previous_secrets.iter_mut().zip(previous?) {
+            p.secret = clear;
+        }
+        Ok(cfg)
+    }
+
+    /// Endpoints as read back; one that cannot be read is logged and left out (it cannot be
+    /// delivered to anyway), not allowed to hide the others.
+    fn endpoints_from(&self, stored: impl IntoIterator<Item = String>) -> Vec<EndpointConfig> {
+        stored
+            .into_iter()
+            .filter_map(|json| {
+                self.endpoint_from(&json)
+                    .map_err(|e| tracing::error!(error = %e, "an endpoint cannot be read"))
+                    .ok()
+            })
+            .collect()
+    }
+
     /// Create or replace an endpoint, then tell every node. An enabled endpoint also gets a
     /// due entry in its shard, so the shard's owner looks at its queue again even if the change
     /// notification is lost (that is what resumes an endpoint that was just enabled).
     pub async fn put_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> Result<()> {
-        let json = serde_json::to_string(cfg)?;
+        let json = self.endpoint_json(cfg)?;
         let client = self.client();
         let _: Value = client.hset(self.keys.endpoints(), (cfg.id.as_str(), json)).await?;
         let _: Value = client
@@ -115,11 +154,7 @@ impl RedisStore {
             return Ok((Vec::new(), None));
         }
         let configs: Vec<Option<String>> = client.hmget(self.keys.endpoints(), ids).await?;
-        let endpoints = configs
-            .into_iter()
-            .flatten()
-            .filter_map(|j| serde_json::from_str(&j).ok())
-            .collect();
+        let endpoints = self.endpoints_from(configs.into_iter().flatten());
         Ok((endpoints, more.then_some(offset + limit)))
     }
 
@@ -130,16 +165,12 @@ impl RedisStore {
 
     pub async fn get_endpoint(&self, endpoint_id: &str) -> Result<Option<EndpointConfig>> {
         let json: Option<String> = self.client().hget(self.keys.endpoints(), endpoint_id).await?;
-        json.map(|j| serde_json::from_str(&j).map_err(super::Error::from))
-            .transpose()
+        json.map(|j| self.endpoint_from(&j)).transpose()
     }
 
     pub async fn load_endpoints(&self) -> Result<Vec<EndpointConfig>> {
         let all: std::collections::HashMap<String, String> = self.client().hgetall(self.keys.endpoints()).await?;
-        Ok(all
-            .into_values()
-            .filter_map(|j| serde_json::from_str(&j).ok())
-            .collect())
+        Ok(self.endpoints_from(all.into_values()))
     }
 
     pub async fn tenant_versions(&self, tenants: &[String]) -> Result<Vec<u64>> {
@@ -161,11 +192,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let configs: Vec<Option<String>> = self.client().hmget(self.keys.endpoints(), ids).await?;
-        Ok(configs
-            .into_iter()
-            .flatten()
-            .filter_map(|j| serde_json::from_str(&j).ok())
-            .collect())
+        Ok(self.endpoints_from(configs.into_iter().flatten()))
     }
 
     pub async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> Result<u64> {

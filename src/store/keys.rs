@@ -17,6 +17,7 @@
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:{evP}:dedup:<src>:<sha256(provider id)>` | string, TTL the source's window | the event id first stored for an inbound delivery |
 //! | `P:{evP}:srate:<src>:<unix second>` | counter, TTL 2 s | requests a source took that second (its `rate_limit_per_s`) |
+//! | `P:keycheck` | string | a constant sealed under the deployment's first encryption key: a node whose keys cannot open it refuses to start |
 //! | `P:layout` | hash | `shards` and `partitions` of the deployment, set by the first node (others must match) |
 //! | `P:endpoints` | hash | endpoint id → config JSON |
 //! | `P:t:<tenant>:endpoints` | zset | endpoint ids by creation time |
@@ -135,6 +136,9 @@ impl Keys {
     }
     pub fn api_keys(&self) -> String {
         format!("{}:apikeys", self.p)
+    }
+    pub fn key_check(&self) -> String {
+        format!("{}:keycheck", self.p)
     }
     pub fn tenant_keys(&self, tenant: &str) -> String {
         format!("{}:t:{tenant}:keys", self.p)

@@ -10,6 +10,7 @@
 //! | `endpoints.rs` | endpoint configs, tenant index and version, change notifications |
 //! | `api_keys.rs` | tenant API keys |
 //! | `sources.rs` | inbound sources, their rejection logs and request counters |
+//! | `seal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys` |
 //! | `deliveries.rs` | delivery records, dead letters, replay |
 //! | `stream.rs` | events streams, routing, the routing mark, the deployment layout |
 //! | `leases.rs` | membership, shard leases, due sets |
@@ -34,6 +35,7 @@ mod leases;
 mod log;
 mod sample;
 mod scripts;
+pub mod seal;
 mod sources;
 mod stream;
 mod work;
@@ -71,6 +73,8 @@ pub struct StoreSettings {
     /// Never longer than retention: a key never outlives the event it names.
     pub idempotency_window_s: u64,
     pub tenant_rate_limit_per_s: u32,
+    /// `security.encryption_keys`: the first seals secrets, every one opens them.
+    pub encryption_keys: Vec<String>,
 }
 
 /// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
@@ -104,6 +108,8 @@ pub struct RedisStore {
     idempotency_window_s: u64,
     shard_count: u32,
     tenant_rate_limit_per_s: u32,
+    /// Seals secrets on their way into Redis and opens them on the way out.
+    sealer: seal::Sealer,
 }
 
 impl RedisStore {
@@ -140,7 +146,11 @@ impl RedisStore {
             reader.connect();
         }
         subscriber.connect();
+        let sealer = seal::Sealer::new(&cfg.encryption_keys).map_err(|e| {
+            fred::error::Error::new(fred::error::ErrorKind::Config, format!("security.encryption_keys: {e}"))
+        })?;
         Ok(Arc::new(RedisStore {
+            sealer,
             pool,
             readers,
             subscriber,
@@ -157,6 +167,11 @@ impl RedisStore {
         tokio::time::timeout(within, self.pool.wait_for_connect())
             .await
             .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Are secrets sealed on their way into Redis (is there an encryption key)?
+    pub fn seals_secrets(&self) -> bool {
+        self.sealer.encrypts()
     }
 
     pub fn keys(&self) -> &Keys {

@@ -20,9 +20,44 @@ pub enum Replaced {
 }
 
 impl RedisStore {
+    /// A source as stored: its secrets and credentials sealed.
+    fn source_json(&self, source: &Source) -> Result<String> {
+        let mut sealed = source.clone();
+        self.each_secret(&mut sealed, |s, v| Ok(s.seal(v)))?;
+        Ok(serde_json::to_string(&sealed)?)
+    }
+
+    /// A source as read back: its secrets and credentials opened.
+    fn source_from(&self, json: &str) -> Result<Source> {
+        let mut source: Source = serde_json::from_str(json)?;
+        let id = source.id.clone();
+        self.each_secret(&mut source, |s, v| {
+            s.open(v)
+                .map_err(|e| super::Error::corrupt(&format!("source {id}: {e}")))
+        })?;
+        Ok(source)
+    }
+
+    /// Replace each secret of `source` (signing secrets, password, API key) with `f` of it.
+    fn each_secret(&self, source: &mut Source, f: impl Fn(&super::seal::Sealer, &str) -> Result<String>) -> Result<()> {
+        if let Some(secret) = &mut source.secret {
+            *secret = f(&self.sealer, secret)?;
+        }
+        for previous in &mut source.previous_secrets {
+            previous.secret = f(&self.sealer, &previous.secret)?;
+        }
+        if let Some(basic) = &mut source.basic {
+            basic.password = f(&self.sealer, &basic.password)?;
+        }
+        if let Some(key) = &mut source.api_key {
+            key.value = f(&self.sealer, &key.value)?;
+        }
+        Ok(())
+    }
+
     /// Create or replace a source.
     pub async fn put_source(&self, source: &Source) -> Result<()> {
-        let json = serde_json::to_string(source)?;
+        let json = self.source_json(source)?;
         let client = self.client();
         let _: Value = client.hset(self.keys.sources(), (source.id.as_str(), json)).await?;
         let _: Value = client
@@ -41,7 +76,7 @@ impl RedisStore {
     /// Replace a source read at version `read_at_ms` (its `updated_at_ms` then), only if it
     /// still exists and nothing changed it since.
     pub async fn replace_source(&self, source: &Source, read_at_ms: u64) -> Result<Replaced> {
-        let json = serde_json::to_string(source)?;
+        let json = self.source_json(source)?;
         let args = vec![source.id.clone(), json, read_at_ms.to_string()];
         let reply = self
             .eval(&scripts::REPLACE_SOURCE, vec![self.keys.sources()], args)
@@ -55,8 +90,7 @@ impl RedisStore {
 
     pub async fn get_source(&self, source_id: &str) -> Result<Option<Source>> {
         let json: Option<String> = self.client().hget(self.keys.sources(), source_id).await?;
-        json.map(|j| serde_json::from_str(&j).map_err(super::Error::from))
-            .transpose()
+        json.map(|j| self.source_from(&j)).transpose()
     }
 
     /// Delete a source and its rejection log. Its events stay (they are the tenant's events).
@@ -98,7 +132,11 @@ impl RedisStore {
         let sources = configs
             .into_iter()
             .flatten()
-            .filter_map(|j| serde_json::from_str(&j).ok())
+            .filter_map(|j| {
+                self.source_from(&j)
+                    .map_err(|e| tracing::error!(error = %e, "a source cannot be read"))
+                    .ok()
+            })
             .collect();
         Ok((sources, more.then_some(offset + limit)))
     }

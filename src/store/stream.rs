@@ -174,6 +174,9 @@ impl RedisStore {
             .iter()
             .map(|v| text(v).and_then(|t| t.parse().ok()))
             .collect();
+        if let Some(wrong) = self.check_keys().await? {
+            return Ok(Some(wrong));
+        }
         let mut wrong = Vec::new();
         for ((key, ours), theirs) in [("shards.count", shards), ("router.partitions", partitions)]
             .into_iter()
@@ -189,6 +192,45 @@ impl RedisStore {
                 wrong.join("; ")
             )
         }))
+    }
+}
+
+impl RedisStore {
+    /// Can this node's `security.encryption_keys` open the deployment's secrets? The first node
+    /// with a key leaves a key check (a sealed constant); every node after must open it. A
+    /// node without keys in a deployment whose secrets are sealed is refused too.
+    async fn check_keys(&self) -> Result<Option<String>> {
+        use super::seal::KEY_CHECK;
+        let client = self.client();
+        let stored: Option<String> = client.get(self.keys.key_check()).await?;
+        let stored = match stored {
+            Some(stored) => stored,
+            None if self.sealer.encrypts() => {
+                let _: Value = client
+                    .set(
+                        self.keys.key_check(),
+                        self.sealer.seal(KEY_CHECK),
+                        None,
+                        Some(fred::types::SetOptions::NX),
+                        false,
+                    )
+                    .await?;
+                // Another node may have written its own first: check what is there now.
+                client
+                    .get::<Option<String>, _>(self.keys.key_check())
+                    .await?
+                    .unwrap_or_default()
+            }
+            None => return Ok(None),
+        };
+        Ok(match self.sealer.open(&stored) {
+            Ok(clear) if clear == KEY_CHECK => None,
+            Ok(_) => Some("security.encryption_keys: the deployment's key check holds something else".into()),
+            Err(e) => Some(format!(
+                "security.encryption_keys cannot open this deployment's secrets ({e}); give the node the \
+                 deployment's keys"
+            )),
+        })
     }
 }
 

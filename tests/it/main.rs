@@ -24,6 +24,7 @@ mod pipeline;
 mod queries;
 mod repair;
 mod retention;
+mod secrets;
 mod store;
 mod supervision;
 mod validation;
