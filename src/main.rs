@@ -1,16 +1,38 @@
 //! `hookline [serve] [--config FILE]`: parse the command line, load config, run the node.
+//! `hookline secrets rotate [--config FILE]`: seal every stored secret again under the first
+//! of `security.encryption_keys`, then exit.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage: hookline [serve] [--config FILE]\n\
   Starts a Hookline node. Without --config it reads config/default.toml if present.\n\
-  Every setting can be overridden as HOOKLINE__<SECTION>__<KEY>.";
+  Every setting can be overridden as HOOKLINE__<SECTION>__<KEY>.\n\
+  hookline secrets rotate [--config FILE]: seal every stored secret again under the first of\n\
+  security.encryption_keys (run it once every node has the new key first), then exit.";
 
-fn parse_args() -> Result<Option<PathBuf>, String> {
+/// What to do.
+#[derive(PartialEq)]
+enum Command {
+    Serve,
+    RotateSecrets,
+}
+
+fn parse_args() -> Result<(Command, Option<PathBuf>), String> {
     let mut args = std::env::args().skip(1).peekable();
-    if args.peek().map(String::as_str) == Some("serve") {
-        args.next();
+    let mut command = Command::Serve;
+    match args.peek().map(String::as_str) {
+        Some("serve") => {
+            args.next();
+        }
+        Some("secrets") => {
+            args.next();
+            match args.next().as_deref() {
+                Some("rotate") => command = Command::RotateSecrets,
+                other => return Err(format!("unknown secrets command {other:?}\n{USAGE}")),
+            }
+        }
+        _ => {}
     }
     let mut config = None;
     while let Some(arg) = args.next() {
@@ -21,7 +43,48 @@ fn parse_args() -> Result<Option<PathBuf>, String> {
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
-    Ok(config)
+    Ok((command, config))
+}
+
+/// `hookline secrets rotate`: one re-sealing pass, reported as a JSON line.
+async fn rotate_secrets(cfg: hookline::config::Config) -> ExitCode {
+    if cfg.security.encryption_keys.is_empty() {
+        tracing::error!("security.encryption_keys is empty: there is no key to seal under");
+        return ExitCode::from(2);
+    }
+    let store = match hookline::store::RedisStore::connect(&cfg.store_settings()).await {
+        Ok(store) => store,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot reach Redis");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !store.wait_connected(std::time::Duration::from_secs(10)).await {
+        tracing::error!("Redis does not answer");
+        return ExitCode::FAILURE;
+    }
+    // Only the keys must fit (a deployment's layout is the nodes' business).
+    let outcome = match store.check_keys().await {
+        Ok(Some(wrong)) => Err(wrong),
+        Ok(None) => store.reseal_all().await.map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    store.shutdown().await;
+    match outcome {
+        Ok(report) => {
+            tracing::info!(
+                endpoints = report.endpoints_resealed,
+                sources = report.sources_resealed,
+                changed_meanwhile = report.skipped_changed,
+                "secrets resealed"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "secrets not resealed");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn signal() {
@@ -44,7 +107,7 @@ async fn signal() {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config_file = match parse_args() {
+    let (command, config_file) = match parse_args() {
         Ok(c) => c,
         Err(text) => {
             eprintln!("{text}");
@@ -67,6 +130,9 @@ async fn main() -> ExitCode {
         }
     };
     hookline::telemetry::init_logging(&cfg.log.level);
+    if command == Command::RotateSecrets {
+        return rotate_secrets(cfg).await;
+    }
     let grace = std::time::Duration::from_secs(cfg.server.shutdown_timeout_s + 4);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

@@ -8,7 +8,7 @@ use hookline_actors::EndpointConfig;
 
 impl RedisStore {
     /// An endpoint as stored: its secrets sealed.
-    fn endpoint_json(&self, cfg: &EndpointConfig) -> Result<String> {
+    pub(super) fn endpoint_json(&self, cfg: &EndpointConfig) -> Result<String> {
         let mut sealed = cfg.clone();
         sealed.secret = self.sealer.seal(&cfg.secret);
         for previous in &mut sealed.previous_secrets {
@@ -18,7 +18,7 @@ impl RedisStore {
     }
 
     /// An endpoint as read back: its secrets opened.
-    fn endpoint_from(&self, json: &str) -> Result<EndpointConfig> {
+    pub(super) fn endpoint_from(&self, json: &str) -> Result<EndpointConfig> {
         let mut cfg: EndpointConfig = serde_json::from_str(json)?;
         let open = |stored: &str| {
             self.sealer

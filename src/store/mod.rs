@@ -10,7 +10,7 @@
 //! | `endpoints.rs` | endpoint configs, tenant index and version, change notifications |
 //! | `api_keys.rs` | tenant API keys |
 //! | `sources.rs` | inbound sources, their rejection logs and request counters |
-//! | `seal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys` |
+//! | `seal.rs`, `reseal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys`; the pass that seals them all again under the first key |
 //! | `deliveries.rs` | delivery records, dead letters, replay |
 //! | `stream.rs` | events streams, routing, the routing mark, the deployment layout |
 //! | `leases.rs` | membership, shard leases, due sets |
@@ -33,6 +33,7 @@ mod janitor;
 pub mod keys;
 mod leases;
 mod log;
+mod reseal;
 mod sample;
 mod scripts;
 pub mod seal;
@@ -47,6 +48,7 @@ pub use ingest::{Ingested, StoredEvent};
 pub use janitor::JanitorReport;
 pub use keys::Keys;
 pub use log::DeliveryRow;
+pub use reseal::ResealReport;
 pub use sample::EndpointSample;
 pub use sources::Replaced;
 

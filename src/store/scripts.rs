@@ -52,6 +52,18 @@ return 1
     )
 });
 
+/// KEYS: a hash. ARGV: field, the value read, the value to write. Writes only if the field
+/// still holds the value read: 1 written, 0 changed meanwhile.
+pub static REPLACE_FIELD_IF: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"#,
+    )
+});
+
 /// KEYS: a per-second counter. Counts one more and returns the count (the key lives 2 s).
 pub static COUNT_SECOND: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(

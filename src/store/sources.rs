@@ -21,14 +21,14 @@ pub enum Replaced {
 
 impl RedisStore {
     /// A source as stored: its secrets and credentials sealed.
-    fn source_json(&self, source: &Source) -> Result<String> {
+    pub(super) fn source_json(&self, source: &Source) -> Result<String> {
         let mut sealed = source.clone();
         self.each_secret(&mut sealed, |s, v| Ok(s.seal(v)))?;
         Ok(serde_json::to_string(&sealed)?)
     }
 
     /// A source as read back: its secrets and credentials opened.
-    fn source_from(&self, json: &str) -> Result<Source> {
+    pub(super) fn source_from(&self, json: &str) -> Result<Source> {
         let mut source: Source = serde_json::from_str(json)?;
         let id = source.id.clone();
         self.each_secret(&mut source, |s, v| {

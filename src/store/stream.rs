@@ -199,7 +199,7 @@ impl RedisStore {
     /// Can this node's `security.encryption_keys` open the deployment's secrets? The first node
     /// with a key leaves a key check (a sealed constant); every node after must open it. A
     /// node without keys in a deployment whose secrets are sealed is refused too.
-    async fn check_keys(&self) -> Result<Option<String>> {
+    pub async fn check_keys(&self) -> Result<Option<String>> {
         use super::seal::KEY_CHECK;
         let client = self.client();
         let stored: Option<String> = client.get(self.keys.key_check()).await?;

@@ -20,7 +20,12 @@ async fn end_to_end_on_a_three_master_cluster() {
     let opts = cluster_opts(&cluster, "cl-e2e", 6)
         .set("metrics__sample_interval_s", "1")
         .set("retention__janitor_interval_s", "1")
-        .set("log__level", "info,hookline=debug,hookline_actors=debug");
+        .set("log__level", "info,hookline=debug,hookline_actors=debug")
+        // Secrets sealed on a cluster too (and no "secrets in clear" warning to explain away).
+        .set(
+            "security__encryption_keys",
+            r#"["c1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="]"#,
+        );
     let node = Node::start_ready(&opts).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     // Tenants spread over the partitions, and so over the masters.

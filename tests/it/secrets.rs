@@ -189,3 +189,113 @@ async fn a_node_with_the_wrong_key_refuses_to_start_and_clear_secrets_keep_worki
     .await;
     assert!(rotated.api.ready().await);
 }
+
+/// Run `hookline secrets rotate` with `encryption_keys`; its output.
+fn rotate(redis: &str, prefix: &str, encryption_keys: &str) -> String {
+    let cwd = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .args(["secrets", "rotate"])
+        .current_dir(cwd.path())
+        .env("HOOKLINE__REDIS__URL", redis)
+        .env("HOOKLINE__REDIS__PREFIX", prefix)
+        .env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true")
+        .env("HOOKLINE__SECURITY__ENCRYPTION_KEYS", encryption_keys)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "secrets rotate failed: {text}");
+    text
+}
+
+/// A store written in clear is sealed by the pass; then a new key replaces the old one under
+/// load: every event is delivered signed, the old key can be dropped, and a node with the new
+/// key alone starts and verifies inbound requests.
+#[tokio::test]
+async fn the_rotation_pass_seals_a_clear_store_and_moves_it_to_a_new_key_under_load() {
+    let (redis, prefix) = (shared_redis_url(), unique_prefix("reseal"));
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let clear = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
+    let ep = clear
+        .api
+        .create_endpoint("r", json!({"url": sink.url("ok/reseal")}))
+        .await;
+    let secret = ep["secret"].as_str().unwrap().to_string();
+    sink.set_secret("reseal", &secret);
+    let gh = clear
+        .api
+        .post(
+            "/v1/tenants/r/sources",
+            json!({"name": "g", "kind": "github", "secret": "gh-reseal-secret-42"}),
+        )
+        .await
+        .1;
+    drop(clear);
+    assert!(everything_stored(&redis, &prefix).contains(&secret));
+
+    // Clear → k1.
+    let out = rotate(&redis, &prefix, &keys(&[key("k1", 1)]));
+    assert!(out.contains("secrets resealed"), "{out}");
+    let stored = everything_stored(&redis, &prefix);
+    assert!(
+        !stored.contains(&secret) && !stored.contains("gh-reseal-secret-42"),
+        "still in clear"
+    );
+
+    // k1 → k2, while a node with both keys delivers events.
+    let both = keys(&[key("k2", 2), key("k1", 1)]);
+    let node = Node::start_ready(&NodeOpts::new(&redis, &prefix).set("security__encryption_keys", &both)).await;
+    let poster = {
+        let api = node.api.clone();
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for n in 0..200 {
+                ids.push(api.post_event("r", "a.b", json!({"n": n})).await.expect("ingest"));
+            }
+            ids
+        })
+    };
+    let out = rotate(&redis, &prefix, &both);
+    assert!(out.contains("secrets resealed"), "{out}");
+    let ids = poster.await.unwrap();
+    wait_for(Duration::from_secs(20), "every event delivered", || {
+        sink.delivered_ids("reseal").len() >= ids.len()
+    })
+    .await;
+    assert!(
+        sink.received_by("reseal").iter().all(|r| r.signature_ok == Some(true)),
+        "a delivery was signed wrongly during the rotation"
+    );
+    let stored = everything_stored(&redis, &prefix);
+    assert!(!stored.contains("enc:v1:k1:"), "something is still sealed under k1");
+    drop(node);
+
+    // The old key dropped: a node with k2 alone starts, delivers and verifies.
+    let new_only =
+        Node::start_ready(&NodeOpts::new(&redis, &prefix).set("security__encryption_keys", &keys(&[key("k2", 2)])))
+            .await;
+    let before = sink.delivered_ids("reseal").len();
+    new_only
+        .api
+        .post_event("r", "a.b", json!({"last": true}))
+        .await
+        .expect("ingest");
+    wait_for(Duration::from_secs(10), "a delivery under k2 alone", || {
+        sink.delivered_ids("reseal").len() > before
+    })
+    .await;
+    assert!(sink.received_by("reseal").iter().all(|r| r.signature_ok == Some(true)));
+    let body = br#"{"zen":"k2"}"#;
+    let headers = vec![
+        (
+            "X-Hub-Signature-256".to_string(),
+            crate::inbound::github_signature("gh-reseal-secret-42", body),
+        ),
+        ("X-GitHub-Event".to_string(), "ping".to_string()),
+    ];
+    let (status, answer, _) = crate::inbound::post_in(&new_only, gh["id"].as_str().unwrap(), &headers, body).await;
+    assert_eq!(status, 200, "{answer}");
+}
