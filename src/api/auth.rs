@@ -76,6 +76,7 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
         "ingest_event" | "ingest_event_batch" => Scope::EventsWrite,
         "get_event" => Scope::EventsRead,
         "list_endpoints" | "get_endpoint" => Scope::EndpointsRead,
+        "get_endpoint_secret" => Scope::EndpointsSecrets,
         "create_endpoint"
         | "update_endpoint"
         | "delete_endpoint"

@@ -20,6 +20,7 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(rotate_secret))
+        .routes(routes!(read_secret))
         .routes(routes!(send_test))
 }
 
@@ -27,6 +28,35 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct NewSecret {
     /// The new secret; the old one keeps signing beside it for the overlap.
     secret: String,
+}
+
+/// An endpoint's signing secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointSecret {
+    /// `whsec_…`: what receivers verify signatures with.
+    secret: String,
+}
+
+/// The endpoint's signing secret (scope `endpoints:secrets`), for a receiver to verify with.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/secret",
+    operation_id = "get_endpoint_secret",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses(
+        (status = 200, description = "the secret", body = EndpointSecret),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
+async fn read_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
+) -> ApiResult<axum::Json<EndpointSecret>> {
+    caller.authorize(&tenant, Scope::EndpointsSecrets)?;
+    let cfg = load(&state, &tenant, &id).await?;
+    Ok(axum::Json(EndpointSecret { secret: cfg.secret }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -106,7 +106,7 @@ async fn every_route_needs_the_scope_the_document_gives_it() {
             checked += 1;
         }
     }
-    assert!(checked >= 26, "only {checked} routes checked");
+    assert!(checked >= 27, "only {checked} routes checked");
 }
 
 #[tokio::test]
@@ -254,6 +254,10 @@ async fn an_endpoint_secret_is_shown_only_to_keys_that_may_read_secrets() {
     assert_eq!(seen["secret"], created["secret"]);
     let (_, seen) = node.api.get(&path).await;
     assert_eq!(seen["secret"], created["secret"], "the admin sees it");
+    let (status, answer) = node.api.with_token(Some(&writer)).get(&format!("{path}/secret")).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("missing_scope")));
+    let (status, answer) = node.api.with_token(Some(&reader)).get(&format!("{path}/secret")).await;
+    assert_eq!((status, &answer["secret"]), (200, &created["secret"]));
     // A key minted with no body, as before scopes existed, may still do everything.
     let (old_style, _) = mint(&node, "s", Value::Null).await;
     let (_, seen) = node.api.with_token(Some(&old_style)).get(&path).await;

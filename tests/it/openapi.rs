@@ -22,6 +22,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("patch", "/v1/tenants/{tenant}/endpoints/{id}"),
     ("delete", "/v1/tenants/{tenant}/endpoints/{id}"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/rotate-secret"),
+    ("get", "/v1/tenants/{tenant}/endpoints/{id}/secret"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/test"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/enable"),
     ("get", "/v1/tenants/{tenant}/endpoints/{id}/dead-letters"),
