@@ -5,7 +5,7 @@
 
 use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
-use super::extract::{Json, Path};
+use super::extract::{JsonObject, ObjectOnly, Path};
 use super::AppState;
 use super::{EventPath, TenantPath};
 use crate::event::NewEvent;
@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::Value;
 use std::time::Instant;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -106,7 +105,7 @@ async fn ingest(
     caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
     headers: HeaderMap,
-    Json(event): Json<EventIn>,
+    JsonObject(event): JsonObject<EventIn>,
 ) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
     let started = Instant::now();
     caller.authorize(&tenant, Scope::EventsWrite)?;
@@ -259,7 +258,7 @@ async fn ingest_batch(
     State(state): State<AppState>,
     caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
-    Json(batch): Json<BatchIn>,
+    JsonObject(batch): JsonObject<BatchIn>,
 ) -> ApiResult<(StatusCode, axum::Json<BatchOut>)> {
     let started = Instant::now();
     caller.authorize(&tenant, Scope::EventsWrite)?;
@@ -271,7 +270,7 @@ async fn ingest_batch(
         .iter()
         .enumerate()
         .map(|(i, raw)| {
-            let event: EventIn =
+            let ObjectOnly(event): ObjectOnly<EventIn> =
                 serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid(format!("events[{i}]: {e}")))?;
             prepare(&state, &tenant, event, None).map_err(|e| ApiError {
                 message: format!("events[{i}]: {}", e.message),
@@ -340,12 +339,14 @@ pub struct EventOut {
     event_type: String,
     /// Ingest time, RFC 3339.
     timestamp: String,
-    payload: Value,
+    #[schema(value_type = Value)]
+    payload: Box<RawValue>,
     /// Only on events received through the inbound gateway: the source's `id` and `kind`, the
     /// provider's id (`provider_id`, null when the provider names none) and the request
     /// `headers` that matter (never a signature or a credential).
     #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    source: Option<Box<RawValue>>,
     deliveries: Vec<EventDelivery>,
 }
 
@@ -382,8 +383,10 @@ async fn fetch(
     let Some(stored) = state.store.get_event(&tenant, &id).await? else {
         return Err(ApiError::not_found("event"));
     };
-    let body: Value = serde_json::from_str(&stored.body).map_err(crate::store::Error::from)?;
-    if body["tenant"] != Value::String(tenant.clone()) {
+    // Read as stored: `data` and `source` are passed on as they are (a payload JSON allows but
+    // a JSON value cannot hold, such as a lone surrogate escape, is still shown, not a 500).
+    let body: StoredBody = serde_json::from_str(&stored.body).map_err(crate::store::Error::from)?;
+    if body.tenant != tenant {
         return Err(ApiError::not_found("event"));
     }
     let targets: Vec<(u32, String)> = stored
@@ -406,16 +409,25 @@ async fn fetch(
             })
         })
         .collect();
-    let mut body = body;
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     Ok(axum::Json(EventOut {
         id,
-        event_type: text(&body["type"]),
-        timestamp: text(&body["timestamp"]),
-        payload: body["data"].take(),
-        source: body.get_mut("source").map(Value::take),
+        event_type: body.event_type,
+        timestamp: body.timestamp,
+        payload: body.data,
+        source: body.source,
         deliveries,
     }))
+}
+
+/// An event's body as stored (`event::NewEvent`).
+#[derive(Deserialize)]
+struct StoredBody {
+    #[serde(rename = "type")]
+    event_type: String,
+    timestamp: String,
+    tenant: String,
+    data: Box<RawValue>,
+    source: Option<Box<RawValue>>,
 }
 
 /// `hookline_events_ingested_total{outcome[, tenant]}`.

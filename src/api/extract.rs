@@ -49,19 +49,34 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// `Json<T>` for a body that must be a JSON object. serde lets a struct be written as an array
-/// of its fields in order (`[null, null]`), which no client means and the document does not
-/// allow: that is refused (400) here, before `T` is read.
+/// `T`, read only from a JSON object. serde lets a struct be written as an array of its
+/// fields in order (`[null, null]`), which no client means and the document does not allow;
+/// this takes maps alone, in the same single pass (no second parse).
+pub struct ObjectOnly<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData)).map(ObjectOnly)
+    }
+}
+
+/// `Json<T>` for a body that must be a JSON object (see [`ObjectOnly`]).
 pub struct JsonObject<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
     type Rejection = ApiError;
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(raw) = axum::Json::<Box<serde_json::value::RawValue>>::from_request(req, state).await?;
-        if !raw.get().starts_with('{') {
-            return Err(ApiError::invalid("the body must be a JSON object"));
-        }
-        let axum::Json(value) = axum::Json::<T>::from_bytes(raw.get().as_bytes())?;
+        let Json(ObjectOnly(value)) = Json::<ObjectOnly<T>>::from_request(req, state).await?;
         Ok(JsonObject(value))
     }
 }

@@ -267,3 +267,40 @@ async fn the_tenant_ingest_limit_refuses_without_storing() {
     assert_eq!(body["error"]["code"], "rate_limited", "{body}");
     assert_eq!(headers["retry-after"], "1");
 }
+
+/// JSON that a JSON value cannot hold (a lone surrogate escape) is stored as sent and shown as
+/// sent; an event written as an array of its fields is refused, in a batch in its place.
+#[tokio::test]
+async fn odd_json_is_kept_as_sent_and_arrays_are_not_events() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("oddjson"))).await;
+    let (status, answer, _) = node
+        .api
+        .raw(
+            reqwest::Method::POST,
+            "/v1/tenants/o/events",
+            Some(r#"{"type": "a.b", "payload": {"s": "\ud800"}}"#),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let (status, event, _) = node
+        .api
+        .raw(
+            reqwest::Method::GET,
+            &format!("/v1/tenants/o/events/{}", answer["id"].as_str().unwrap()),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{event}");
+    let (status, batch) = node
+        .api
+        .post(
+            "/v1/tenants/o/events/batch",
+            serde_json::json!({"events": [["a.b", {}], {"type": "a.b", "payload": {}}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{batch}");
+    assert_eq!(batch["results"][0]["error"]["code"], "invalid_request", "{batch}");
+    assert!(batch["results"][1]["id"].is_string(), "{batch}");
+}

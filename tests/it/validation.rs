@@ -37,6 +37,25 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
             "invalid_json",
             "",
         ),
+        // An event written as an array of its fields (serde would take it as the struct).
+        (
+            Method::POST,
+            "/v1/tenants/v/events".into(),
+            Some(r#"["good.array", {}]"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "JSON object",
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/v/events/batch".into(),
+            Some(r#"[[{"type": "good.array", "payload": {}}]]"#.into()),
+            JSON,
+            400,
+            "invalid_request",
+            "JSON object",
+        ),
         (
             Method::POST,
             "/v1/tenants/v/events".into(),
