@@ -93,6 +93,11 @@ pub struct Redis {
     pub prefix: String,
     pub pool_size: usize,
     pub command_timeout_ms: u64,
+    /// Ingest answers 2xx only once this many replicas hold the event (`WAIT`); 0: as soon as
+    /// the master does.
+    pub wait_replicas: u32,
+    /// How long ingest waits for those replicas before answering 503 "not confirmed".
+    pub wait_timeout_ms: u64,
 }
 impl Default for Redis {
     fn default() -> Self {
@@ -101,6 +106,8 @@ impl Default for Redis {
             prefix: "hookline".into(),
             pool_size: 4,
             command_timeout_ms: 3_000,
+            wait_replicas: 0,
+            wait_timeout_ms: 1_000,
         }
     }
 }
@@ -403,6 +410,17 @@ impl Config {
         if self.redis.pool_size == 0 || self.redis.pool_size > 64 {
             return bad("redis.pool_size", "must be between 1 and 64");
         }
+        if self.redis.wait_replicas > 16 {
+            return bad("redis.wait_replicas", "must be between 0 and 16");
+        }
+        if !(1..=60_000).contains(&self.redis.wait_timeout_ms)
+            || self.redis.wait_timeout_ms >= self.redis.command_timeout_ms
+        {
+            return bad(
+                "redis.wait_timeout_ms",
+                "must be between 1 and 60000 and below redis.command_timeout_ms",
+            );
+        }
         if self.redis.command_timeout_ms < 100 {
             return bad("redis.command_timeout_ms", "must be at least 100");
         }
@@ -533,6 +551,8 @@ impl Config {
             idempotency_window_s: self.ingest.idempotency_window_s,
             tenant_rate_limit_per_s: self.ingest.tenant_rate_limit_per_s,
             encryption_keys: self.security.encryption_keys.clone(),
+            wait_replicas: self.redis.wait_replicas,
+            wait_timeout_ms: self.redis.wait_timeout_ms,
         }
     }
 }

@@ -38,6 +38,8 @@ pub const REDIS_LATENCY: &str = "hookline_redis_command_seconds";
 /// and `outcome`: accepted | duplicate | unavailable | rejected_<reason> (see `INBOUND_OUTCOMES`).
 pub const INBOUND_REQUESTS: &str = "hookline_inbound_requests_total";
 pub const INBOUND_LATENCY: &str = "hookline_inbound_latency_seconds";
+/// Ingests answered 503 because fewer replicas than `redis.wait_replicas` confirmed in time.
+pub const REPLICA_WAITS_FAILED: &str = "hookline_replica_waits_failed_total";
 /// 1 when this node seals secrets at rest (it has `security.encryption_keys`), else 0.
 pub const SECRETS_ENCRYPTED: &str = "hookline_secrets_encrypted";
 /// Every `outcome` of `INBOUND_REQUESTS`.
@@ -146,6 +148,10 @@ pub fn describe_all() {
     );
     describe_counter!(REDIS_ERRORS, "Redis commands that failed");
     describe_histogram!(REDIS_LATENCY, Unit::Seconds, "Duration of Redis scripts, by script");
+    describe_counter!(
+        REPLICA_WAITS_FAILED,
+        "Ingests answered 503 because fewer replicas than redis.wait_replicas confirmed in time"
+    );
     describe_gauge!(
         SECRETS_ENCRYPTED,
         "1 when secrets are stored sealed (security.encryption_keys is set), 0 when in clear"
@@ -178,6 +184,7 @@ pub fn describe_all() {
         JANITOR_PASSES,
         BREAKERS_OPENED,
         REDIS_ERRORS,
+        REPLICA_WAITS_FAILED,
     ] {
         metrics::counter!(name).increment(0);
     }

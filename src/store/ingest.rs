@@ -4,7 +4,7 @@
 use super::{join_all, scripts, text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
-use fred::types::Value;
+use fred::types::{ClusterHash, CustomCommand, Value};
 
 /// What ingest answered.
 #[derive(Debug, Clone)]
@@ -75,7 +75,48 @@ impl RedisStore {
     /// within the window returns the first event's id instead.
     pub async fn ingest(&self, event: &NewEvent) -> Result<Ingested> {
         let (keys, args) = self.ingest_call(event);
-        Self::ingest_reply(self.eval(&scripts::INGEST, keys, args).await?)
+        if self.wait_replicas == 0 {
+            return Self::ingest_reply(self.eval(&scripts::INGEST, keys, args).await?);
+        }
+        // WAIT covers the writes of the connection it is sent on: the same client, after.
+        let client = self.client();
+        let stream = keys[0].clone();
+        let reply = scripts::INGEST
+            .evalsha_with_reload::<Value, _, _>(client, keys, args)
+            .await
+            .map_err(Error::from)
+            .and_then(Self::ingest_reply)?;
+        self.confirm_replicated(client, &stream).await?;
+        Ok(reply)
+    }
+
+    /// With `redis.wait_replicas`: `Ok` once that many replicas hold every write `client` made
+    /// so far (`WAIT`, sent to the master of `key`'s slot), else "not confirmed".
+    async fn confirm_replicated(&self, client: &Client, key: &str) -> Result<()> {
+        if self.wait_replicas == 0 {
+            return Ok(());
+        }
+        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let acked: Value = client
+            .custom(
+                CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false),
+                vec![self.wait_replicas.to_string(), self.wait_timeout_ms.to_string()],
+            )
+            .await?;
+        let acked = acked.as_u64().unwrap_or(0);
+        if acked < u64::from(self.wait_replicas) {
+            metrics::counter!(crate::telemetry::names::REPLICA_WAITS_FAILED).increment(1);
+            // Answered as "not confirmed" (503): the event may be on the master, but nothing is
+            // promised, and a retry with the same idempotency key is safe.
+            return Err(Error::Redis(fred::error::Error::new(
+                fred::error::ErrorKind::Timeout,
+                format!(
+                    "the write reached {acked} of the {} replicas redis.wait_replicas asks for within {} ms",
+                    self.wait_replicas, self.wait_timeout_ms
+                ),
+            )));
+        }
+        Ok(())
     }
 
     /// Store many events in one pipelined round trip: the INGEST calls are issued together on
@@ -92,7 +133,18 @@ impl RedisStore {
                 reply.map_err(Error::from).and_then(Self::ingest_reply)
             }
         });
-        join_all(calls).await
+        let mut results = join_all(calls).await;
+        // One WAIT for the whole batch (on the connection that carried it); if the replicas do
+        // not confirm, no event of it is promised.
+        if let (Some(first), true) = (events.first(), self.wait_replicas > 0) {
+            let stream = self.keys.events_stream(self.keys.partition_of(&first.tenant));
+            if let Err(e) = self.confirm_replicated(client, &stream).await {
+                for result in results.iter_mut().filter(|r| r.is_ok()) {
+                    *result = Err(e.clone());
+                }
+            }
+        }
+        results
     }
 
     pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {

@@ -77,6 +77,10 @@ pub struct StoreSettings {
     pub tenant_rate_limit_per_s: u32,
     /// `security.encryption_keys`: the first seals secrets, every one opens them.
     pub encryption_keys: Vec<String>,
+    /// `redis.wait_replicas`, `redis.wait_timeout_ms`: replicas that must hold an ingested
+    /// event before ingest answers.
+    pub wait_replicas: u32,
+    pub wait_timeout_ms: u64,
 }
 
 /// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
@@ -112,6 +116,8 @@ pub struct RedisStore {
     tenant_rate_limit_per_s: u32,
     /// Seals secrets on their way into Redis and opens them on the way out.
     sealer: seal::Sealer,
+    wait_replicas: u32,
+    wait_timeout_ms: u64,
 }
 
 impl RedisStore {
@@ -153,6 +159,8 @@ impl RedisStore {
         })?;
         Ok(Arc::new(RedisStore {
             sealer,
+            wait_replicas: cfg.wait_replicas,
+            wait_timeout_ms: cfg.wait_timeout_ms,
             pool,
             readers,
             subscriber,

@@ -23,6 +23,7 @@ mod openapi;
 mod pipeline;
 mod queries;
 mod repair;
+mod replicas;
 mod retention;
 mod secrets;
 mod store;

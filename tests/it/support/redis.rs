@@ -22,6 +22,8 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     aof: bool,
+    /// The master's port, for a replica.
+    replica_of: Option<u16>,
     child: Option<Child>,
 }
 
@@ -38,9 +40,33 @@ impl RedisServer {
             port,
             dir: tempfile::tempdir().unwrap(),
             aof,
+            replica_of: None,
             child: None,
         };
         server.launch();
+        server
+    }
+
+    /// A replica of `master` (no persistence), synced before this returns.
+    pub fn start_replica_of(master: &RedisServer) -> RedisServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = RedisServer {
+            port,
+            dir: tempfile::tempdir().unwrap(),
+            aof: false,
+            replica_of: Some(master.port),
+            child: None,
+        };
+        server.launch();
+        let start = Instant::now();
+        while !super::redis_cli(&server.url(), &["info", "replication"]).contains("master_link_status:up") {
+            assert!(start.elapsed() < Duration::from_secs(10), "the replica did not sync");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         server
     }
 
@@ -53,6 +79,11 @@ impl RedisServer {
                 "--appendfsync",
                 "always",
             ])
+            .args(
+                self.replica_of
+                    .map(|master| vec!["--replicaof".to_string(), "127.0.0.1".into(), master.to_string()])
+                    .unwrap_or_default(),
+            )
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
