@@ -93,6 +93,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Also measure the raw ceiling: the same load posted straight to a sink.
     pub ceiling: bool,
+    /// Ingest with a tenant key (scope `events:write`) minted for the run, not the admin token.
+    pub tenant_key: bool,
 }
 
 impl Options {
@@ -111,6 +113,7 @@ impl Options {
             node_pid: None,
             redis_url: None,
             ceiling: false,
+            tenant_key: false,
         }
     }
 }
@@ -402,8 +405,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
             .ok_or_else(|| anyhow::anyhow!("source creation failed: {source}"))?;
         url = format!("{}/in/{id}", opts.node);
     }
+    let mut posting = opts.clone();
+    if opts.tenant_key {
+        let key: Value = client
+            .post(format!("{}/v1/tenants/{tenant}/keys", opts.node))
+            .bearer_auth(&opts.token)
+            .json(&json!({"name": "drive", "scopes": ["events:write"]}))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        posting.token = key["key"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no key minted: {key}"))?
+            .into();
+    }
     let started = Instant::now();
-    let (acked, latencies) = post_all(&client, opts, &url, &types, deadline).await;
+    let (acked, latencies) = post_all(&client, &posting, &url, &types, deadline).await;
     let ingest_s = started.elapsed().as_secs_f64();
     summary["events_acked"] = json!(acked.len());
     summary["ingest_per_s"] = json!(acked.len() as f64 / ingest_s);

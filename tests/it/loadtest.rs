@@ -30,9 +30,10 @@ async fn tiny_w1_delivers_everything() {
         assert!(summary[figure].is_number(), "{figure} missing: {summary}");
     }
 
-    // Batch ingest takes the same path.
+    // Batch ingest takes the same path, here with a tenant key holding events:write only.
     options.batch = 50;
     options.ceiling = false;
+    options.tenant_key = true;
     let summary = run(&options).await.unwrap();
     assert_eq!(
         (summary["delivered"].as_u64(), summary["missing"].as_u64()),

@@ -4,7 +4,9 @@
 //!
 //! `drive --node http://127.0.0.1:8080 --token dev-admin-token --scenario w1|…|w8
 //!        [--events N] [--endpoints N] [--concurrency N] [--rate N] [--batch N] [--runs N]
-//!        [--node-pid PID] [--redis redis://…] [--ceiling] [--timeout-s S]`
+//!        [--node-pid PID] [--redis redis://…] [--ceiling] [--tenant-key] [--timeout-s S]`
+//! (`--tenant-key`: ingest with a tenant key minted for the run, holding `events:write` only,
+//! instead of the admin token)
 //!
 //! With `--runs N` it runs the scenario N times and ends with a line holding the median of
 //! every figure (`"median_of": N`). `drive --median-of FILE` prints the medians of the
@@ -45,7 +47,7 @@ fn parse() -> anyhow::Result<Options> {
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--ceiling" => i += 1,
+            "--ceiling" | "--tenant-key" => i += 1,
             flag if known.contains(&flag) => {
                 anyhow::ensure!(i + 1 < args.len(), "{flag} needs a value");
                 i += 2;
@@ -74,6 +76,7 @@ fn parse() -> anyhow::Result<Options> {
     o.node_pid = value_of("--node-pid").map(|v| v.parse()).transpose()?;
     o.redis_url = value_of("--redis");
     o.ceiling = args.iter().any(|a| a == "--ceiling");
+    o.tenant_key = args.iter().any(|a| a == "--tenant-key");
     Ok(o)
 }
 
