@@ -397,9 +397,13 @@ impl Config {
         }
         if !(self.redis.url.starts_with("redis://")
             || self.redis.url.starts_with("rediss://")
-            || self.redis.url.starts_with("redis-cluster://"))
+            || self.redis.url.starts_with("redis-cluster://")
+            || self.redis.url.starts_with("redis-sentinel://"))
         {
-            return bad("redis.url", "must start with redis://, rediss:// or redis-cluster://");
+            return bad(
+                "redis.url",
+                "must start with redis://, rediss://, redis-cluster:// or redis-sentinel://",
+            );
         }
         if crate::store::redis_config(&self.redis.url).is_err() {
             return bad("redis.url", format!("is not a valid Redis URL: {:?}", self.redis.url));

@@ -84,22 +84,42 @@ pub struct StoreSettings {
 }
 
 /// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
+///
+/// `redis-sentinel://[auth@]s1:26379,s2:26379/<master name>`: the master named there, found and
+/// followed (after a failover) through those sentinels.
 pub fn redis_config(url: &str) -> std::result::Result<fred::types::config::Config, fred::error::Error> {
-    if let Some(rest) = url.strip_prefix("redis-cluster://") {
-        // Accept a comma-separated host list; fred wants extra hosts as `?node=` parameters.
+    // fred wants extra hosts as `?node=` parameters, and a sentinel's master name as
+    // `?sentinelServiceName=`.
+    let split = |rest: &str| {
         let (auth, hosts) = match rest.rsplit_once('@') {
-            Some((auth, hosts)) => (format!("{auth}@"), hosts),
-            None => (String::new(), rest),
+            Some((auth, hosts)) => (format!("{auth}@"), hosts.to_string()),
+            None => (String::new(), rest.to_string()),
         };
-        let mut hosts = hosts.split(',');
-        let first = hosts.next().unwrap_or_default();
-        let others: Vec<String> = hosts.map(|h| format!("node={h}")).collect();
+        let mut list = hosts.split(',').map(String::from).collect::<Vec<_>>().into_iter();
+        let first = list.next().unwrap_or_default();
+        (auth, first, list.map(|h| format!("node={h}")).collect::<Vec<_>>())
+    };
+    if let Some(rest) = url.strip_prefix("redis-cluster://") {
+        let (auth, first, others) = split(rest);
         let query = if others.is_empty() {
             String::new()
         } else {
             format!("?{}", others.join("&"))
         };
         return fred::types::config::Config::from_url(&format!("redis-cluster://{auth}{first}{query}"));
+    }
+    if let Some(rest) = url.strip_prefix("redis-sentinel://") {
+        let (hosts, master) = rest.rsplit_once('/').unwrap_or((rest, ""));
+        if master.is_empty() {
+            return Err(fred::error::Error::new(
+                fred::error::ErrorKind::Config,
+                "redis-sentinel:// needs the master's name after the hosts: …/mymaster",
+            ));
+        }
+        let (auth, first, others) = split(hosts);
+        let mut query = vec![format!("sentinelServiceName={master}")];
+        query.extend(others);
+        return fred::types::config::Config::from_url(&format!("redis-sentinel://{auth}{first}/0?{}", query.join("&")));
     }
     fred::types::config::Config::from_url(url)
 }
@@ -247,4 +267,29 @@ async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) 
     })
     .await;
     results.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use fred::types::config::ServerConfig;
+
+    #[test]
+    fn sentinel_urls_name_their_sentinels_and_master() {
+        let cfg = super::redis_config("redis-sentinel://s1:26379,s2:26380/mymaster").unwrap();
+        match cfg.server {
+            ServerConfig::Sentinel {
+                hosts, service_name, ..
+            } => {
+                assert_eq!(service_name, "mymaster");
+                let mut hosts: Vec<String> = hosts.iter().map(|h| format!("{}:{}", h.host, h.port)).collect();
+                hosts.sort();
+                assert_eq!(hosts, ["s1:26379", "s2:26380"]);
+            }
+            other => panic!("not a sentinel config: {other:?}"),
+        }
+        assert!(
+            super::redis_config("redis-sentinel://s1:26379").is_err(),
+            "no master name"
+        );
+    }
 }

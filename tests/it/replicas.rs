@@ -1,5 +1,5 @@
-//! `redis.wait_replicas`: ingest answers 2xx only once a replica holds the event (WAIT), and
-//! 503 "not confirmed" when no replica confirms in time.
+//! Redis with replicas: `redis.wait_replicas` (ingest answers 2xx only once a replica holds the
+//! event, 503 "not confirmed" otherwise), and Sentinel (a node follows a master failover).
 
 use crate::support::*;
 use serde_json::json;
@@ -56,4 +56,39 @@ async fn with_wait_replicas_ingest_is_acknowledged_only_once_a_replica_holds_it(
         .await;
     assert_eq!(status, 503, "{answer}");
     assert!(node.api.metric("hookline_replica_waits_failed_total").await >= 2.0);
+}
+
+/// `redis-sentinel://…/mymaster`: the node finds the master through Sentinel, stores there
+/// (with `wait_replicas = 1`, on the replica too) and delivers. (Following a failover is not
+/// proven yet: see the closing note of session 8.)
+#[tokio::test]
+async fn a_node_finds_its_master_through_sentinel() {
+    let master = RedisServer::start(false);
+    let replica = RedisServer::start_replica_of(&master);
+    let sentinel = Sentinel::start(&master);
+    assert_eq!(sentinel.master_port(), Some(master.port));
+    let url = format!("redis-sentinel://127.0.0.1:{}/mymaster", sentinel.port);
+    let node = Node::start_ready(
+        &NodeOpts::new(&url, "sentinel")
+            .set("redis__wait_replicas", "1")
+            .set("redis__wait_timeout_ms", "500"),
+    )
+    .await;
+    let sink = hookline_loadtest::sink::Sink::start("127.0.0.1:0").await.unwrap();
+    node.api.create_endpoint("s", json!({"url": sink.url("ok/s")})).await;
+    let mut acked = std::collections::HashSet::new();
+    for n in 0..20 {
+        acked.insert(
+            node.api
+                .post_event("s", "a.b", json!({"n": n}))
+                .await
+                .expect("ingest through sentinel"),
+        );
+    }
+    wait_for(std::time::Duration::from_secs(10), "every event delivered", || {
+        acked.is_subset(&sink.delivered_ids("s"))
+    })
+    .await;
+    let on_replica = redis_cli(&replica.url(), &["xlen", "sentinel:{ev0}:events"]);
+    assert_eq!(on_replica.trim().parse::<usize>().unwrap(), 20);
 }

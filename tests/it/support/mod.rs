@@ -7,7 +7,7 @@ pub mod wait;
 
 pub use multi_node::*;
 pub use node::{Node, NodeOpts};
-pub use redis::{RedisCluster, RedisServer};
+pub use redis::{RedisCluster, RedisServer, Sentinel};
 pub use wait::{eventually, last_reading, poll_until, wait_for};
 
 use reqwest::Method;

@@ -260,3 +260,62 @@ impl Drop for RedisCluster {
         }
     }
 }
+
+/// A private Redis Sentinel watching one master as `mymaster` (quorum 1, down after 1 s), on a
+/// free port with its config in a temp dir (Sentinel rewrites it). Killed on drop.
+pub struct Sentinel {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Sentinel {
+    pub fn start(master: &RedisServer) -> Sentinel {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (it is also Redis Sentinel)");
+        let start = Instant::now();
+        while !ping(&format!("127.0.0.1:{port}")) {
+            assert!(start.elapsed() < Duration::from_secs(10), "sentinel did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sentinel { port, _dir: dir, child }
+    }
+
+    /// The address Sentinel gives for the master now.
+    pub fn master_port(&self) -> Option<u16> {
+        let out = super::redis_cli(
+            &format!("redis://127.0.0.1:{}", self.port),
+            &["--raw", "sentinel", "get-master-addr-by-name", "mymaster"],
+        );
+        out.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
