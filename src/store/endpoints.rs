@@ -136,26 +136,37 @@ impl RedisStore {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<EndpointConfig>, Option<usize>)> {
-        let client = self.client();
-        let ids: Vec<String> = client
-            .zrange(
-                self.keys.tenant_endpoints(tenant),
-                offset as i64,
-                (offset + limit) as i64,
-                None,
-                false,
-                None,
-                false,
+        let (configs, next) = self
+            .page_of(
+                &self.keys.tenant_endpoints(tenant),
+                &self.keys.endpoints(),
+                offset,
+                limit,
             )
             .await?;
-        let more = ids.len() > limit;
-        let ids: Vec<String> = ids.into_iter().take(limit).collect();
-        if ids.is_empty() {
+        Ok((self.endpoints_from(configs), next))
+    }
+
+    /// A page of the hash `records`, in the order of the index `ids` (a zset of its fields):
+    /// the stored values and the offset of the next page, if any.
+    pub(super) async fn page_of(
+        &self,
+        ids: &str,
+        records: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<usize>)> {
+        let client = self.client();
+        let page: Vec<String> = client
+            .zrange(ids, offset as i64, (offset + limit) as i64, None, false, None, false)
+            .await?;
+        let more = page.len() > limit;
+        let page: Vec<String> = page.into_iter().take(limit).collect();
+        if page.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let configs: Vec<Option<String>> = client.hmget(self.keys.endpoints(), ids).await?;
-        let endpoints = self.endpoints_from(configs.into_iter().flatten());
-        Ok((endpoints, more.then_some(offset + limit)))
+        let values: Vec<Option<String>> = client.hmget(records, page).await?;
+        Ok((values.into_iter().flatten().collect(), more.then_some(offset + limit)))
     }
 
     /// Pending deliveries queued for an endpoint.

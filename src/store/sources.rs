@@ -111,34 +111,18 @@ impl RedisStore {
         offset: usize,
         limit: usize,
     ) -> Result<(Vec<Source>, Option<usize>)> {
-        let client = self.client();
-        let ids: Vec<String> = client
-            .zrange(
-                self.keys.tenant_sources(tenant),
-                offset as i64,
-                (offset + limit) as i64,
-                None,
-                false,
-                None,
-                false,
-            )
+        let (configs, next) = self
+            .page_of(&self.keys.tenant_sources(tenant), &self.keys.sources(), offset, limit)
             .await?;
-        let more = ids.len() > limit;
-        let ids: Vec<String> = ids.into_iter().take(limit).collect();
-        if ids.is_empty() {
-            return Ok((Vec::new(), None));
-        }
-        let configs: Vec<Option<String>> = client.hmget(self.keys.sources(), ids).await?;
         let sources = configs
-            .into_iter()
-            .flatten()
+            .iter()
             .filter_map(|j| {
-                self.source_from(&j)
+                self.source_from(j)
                     .map_err(|e| tracing::error!(error = %e, "a source cannot be read"))
                     .ok()
             })
             .collect();
-        Ok((sources, more.then_some(offset + limit)))
+        Ok((sources, next))
     }
 
     /// Count one request against a source's limit for the current second; returns the count
