@@ -105,35 +105,7 @@ async fn a_node_that_does_not_match_the_deployment_refuses_to_start() {
         ("shards.count", "HOOKLINE__SHARDS__COUNT", "32"),
         ("router.partitions", "HOOKLINE__ROUTER__PARTITIONS", "4"),
     ] {
-        let cwd = tempfile::tempdir().unwrap();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-            .arg("serve")
-            .current_dir(cwd.path())
-            .env("HOOKLINE__SERVER__LISTEN", "127.0.0.1:0")
-            .env("HOOKLINE__REDIS__URL", &redis)
-            .env("HOOKLINE__REDIS__PREFIX", &prefix)
-            .env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true")
-            .env("HOOKLINE__SHARDS__COUNT", "16")
-            .env(env, value)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let exited = poll_until(Duration::from_secs(20), || {
-            std::future::ready(child.try_wait().unwrap())
-        })
-        .await;
-        let Some(status) = exited else {
-            child.kill().ok();
-            panic!("a node with another {key} kept running");
-        };
-        let out = child.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(!status.success(), "{key}: {text}");
+        let text = refused_start(&redis, &prefix, &[("HOOKLINE__SHARDS__COUNT", "16"), (env, value)]).await;
         assert!(
             text.contains(key) && text.contains("does not match the deployment"),
             "{text}"

@@ -40,38 +40,6 @@ fn everything_stored(redis: &str, prefix: &str) -> String {
     all
 }
 
-/// Start the node binary and expect it to exit non-zero; returns what it printed.
-async fn refused_start(redis: &str, prefix: &str, encryption_keys: &str) -> String {
-    let cwd = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
-        .arg("serve")
-        .current_dir(cwd.path())
-        .env("HOOKLINE__SERVER__LISTEN", "127.0.0.1:0")
-        .env("HOOKLINE__REDIS__URL", redis)
-        .env("HOOKLINE__REDIS__PREFIX", prefix)
-        .env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true")
-        .env("HOOKLINE__SECURITY__ENCRYPTION_KEYS", encryption_keys)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let exited = poll_until(Duration::from_secs(20), || {
-        std::future::ready(child.try_wait().unwrap())
-    })
-    .await;
-    let Some(status) = exited else {
-        child.kill().ok();
-        panic!("a node with keys {encryption_keys} kept running");
-    };
-    let out = child.wait_with_output().unwrap();
-    assert!(!status.success());
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[tokio::test]
 async fn with_a_key_no_secret_is_stored_in_clear_and_everything_still_works() {
     let (redis, prefix) = (shared_redis_url(), unique_prefix("sealed"));
@@ -179,7 +147,7 @@ async fn a_node_with_the_wrong_key_refuses_to_start_and_clear_secrets_keep_worki
 
     // The wrong key, the same id with other bytes, and no key at all: each refused, clearly.
     for wrong in [keys(&[key("k9", 9)]), keys(&[key("k1", 2)]), keys(&[])] {
-        let text = refused_start(&redis, &prefix, &wrong).await;
+        let text = refused_start(&redis, &prefix, &[("HOOKLINE__SECURITY__ENCRYPTION_KEYS", &wrong)]).await;
         assert!(text.contains("security.encryption_keys cannot open"), "{wrong}: {text}");
     }
     // A new key first and the old one beside it: starts (what a key rotation needs).

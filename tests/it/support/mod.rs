@@ -6,7 +6,7 @@ pub mod redis;
 pub mod wait;
 
 pub use multi_node::*;
-pub use node::{Node, NodeOpts};
+pub use node::{refused_start, Node, NodeOpts};
 pub use redis::{RedisCluster, RedisServer, Sentinel};
 pub use wait::{eventually, last_reading, poll_until, wait_for};
 

@@ -244,3 +244,38 @@ impl Node {
         self.logs.lock().unwrap().clone()
     }
 }
+
+/// Start the node binary on `redis`/`prefix` with the extra `HOOKLINE__…` settings `env`, expect
+/// it to exit with an error within 20 s (a node that keeps running fails the test), and return
+/// what it printed.
+pub async fn refused_start(redis: &str, prefix: &str, env: &[(&str, &str)]) -> String {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookline"))
+        .arg("serve")
+        .current_dir(cwd.path())
+        .env("HOOKLINE__SERVER__LISTEN", "127.0.0.1:0")
+        .env("HOOKLINE__REDIS__URL", redis)
+        .env("HOOKLINE__REDIS__PREFIX", prefix)
+        .env("HOOKLINE__AUTH__INSECURE_NO_AUTH", "true")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = super::poll_until(Duration::from_secs(20), || {
+        std::future::ready(child.try_wait().unwrap())
+    })
+    .await;
+    let Some(status) = exited else {
+        child.kill().ok();
+        panic!("a node with {env:?} kept running");
+    };
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!status.success(), "{env:?}: {text}");
+    text
+}
