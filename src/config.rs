@@ -152,6 +152,8 @@ pub struct Retention {
     pub janitor_interval_s: u64,
     /// Endpoints one janitor pass trims (their delivery logs and dead letters).
     pub janitor_batch: usize,
+    /// How long audit entries are kept, in days.
+    pub audit_days: u64,
 }
 impl Default for Retention {
     fn default() -> Self {
@@ -160,6 +162,7 @@ impl Default for Retention {
             seconds: 0,
             janitor_interval_s: 60,
             janitor_batch: 500,
+            audit_days: 365,
         }
     }
 }
@@ -458,6 +461,9 @@ impl Config {
         if !(1..=3600).contains(&self.metrics.sample_interval_s) {
             return bad("metrics.sample_interval_s", "must be between 1 and 3600");
         }
+        if !(1..=3650).contains(&self.retention.audit_days) {
+            return bad("retention.audit_days", "must be between 1 and 3650");
+        }
         if self.retention.janitor_interval_s == 0 {
             return bad("retention.janitor_interval_s", "must be at least 1");
         }
@@ -552,6 +558,7 @@ impl Config {
             partitions: self.router.partitions,
             shard_count: self.shards.count,
             retention_s: self.retention_s(),
+            audit_retention_s: self.retention.audit_days * 86_400,
             idempotency_window_s: self.ingest.idempotency_window_s,
             tenant_rate_limit_per_s: self.ingest.tenant_rate_limit_per_s,
             encryption_keys: self.security.encryption_keys.clone(),

@@ -87,14 +87,21 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
         "replay_delivery" | "replay_dead_letters" => Scope::DeliveriesReplay,
         "list_sources" | "get_source" | "list_source_rejections" => Scope::SourcesRead,
         "create_source" | "update_source" | "delete_source" | "rotate_source_secret" => Scope::SourcesWrite,
+        "list_audit" => Scope::AuditRead,
         _ => return None,
     })
 }
 
 #[derive(Debug, Clone)]
 pub enum Caller {
-    Admin,
+    /// `id`: `adm_` + the first 8 hex digits of the token's SHA-256 (`anonymous` when
+    /// `auth.insecure_no_auth` let a request without a token in), for the audit log.
+    Admin {
+        id: String,
+    },
     Tenant {
+        /// The key's id (`key_…`).
+        key_id: String,
         tenant: String,
         /// `None`: every tenant scope (keys minted without scopes, and before scopes existed).
         scopes: Option<Vec<Scope>>,
@@ -109,7 +116,7 @@ impl Caller {
             return Err(ApiError::invalid("tenant: must match ^[a-zA-Z0-9_-]{1,64}$"));
         }
         match self {
-            Caller::Admin => Ok(()),
+            Caller::Admin { .. } => Ok(()),
             Caller::Tenant { tenant: t, .. } if t != tenant => Err(ApiError::forbidden()),
             Caller::Tenant { .. } if self.may(scope) => Ok(()),
             Caller::Tenant { .. } => Err(ApiError::new(
@@ -123,7 +130,7 @@ impl Caller {
     /// Does the caller hold `scope` (in its own tenant)?
     pub fn may(&self, scope: Scope) -> bool {
         match self {
-            Caller::Admin => true,
+            Caller::Admin { .. } => true,
             Caller::Tenant { scopes: None, .. } => true,
             Caller::Tenant { scopes: Some(s), .. } => s.contains(&scope),
         }
@@ -137,7 +144,7 @@ impl Caller {
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self {
-            Caller::Admin => Ok(()),
+            Caller::Admin { .. } => Ok(()),
             Caller::Tenant { .. } => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -244,7 +251,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim);
         let Some(token) = token else {
             if state.config.auth.insecure_no_auth {
-                return Ok(Caller::Admin);
+                return Ok(Caller::Admin { id: "anonymous".into() });
             }
             return Err(ApiError::unauthorized());
         };
@@ -255,7 +262,8 @@ impl FromRequestParts<AppState> for Caller {
             .iter()
             .fold(false, |found, d| found | constant_time_eq(d, &presented));
         if is_admin {
-            return Ok(Caller::Admin);
+            let id = format!("adm_{}", crate::store::keys::hex(&presented[..4]));
+            return Ok(Caller::Admin { id });
         }
         if !token.starts_with("hk_") {
             return Err(ApiError::unauthorized());
@@ -291,6 +299,7 @@ impl FromRequestParts<AppState> for Caller {
             .as_ref()
             .map(|names| names.iter().filter_map(|n| Scope::parse(n)).collect());
         Ok(Caller::Tenant {
+            key_id: record.id,
             tenant: record.tenant,
             scopes,
         })
@@ -314,6 +323,7 @@ mod tests {
     #[test]
     fn a_key_may_do_what_its_scopes_say_in_its_own_tenant_only() {
         let key = Caller::Tenant {
+            key_id: "key_a".into(),
             tenant: "a".into(),
             scopes: Some(vec![Scope::EventsRead]),
         };
@@ -323,10 +333,11 @@ mod tests {
         assert!(missing.message.contains("events:write"));
         assert_eq!(key.authorize("b", Scope::EventsRead).unwrap_err().code, "forbidden");
         let every = Caller::Tenant {
+            key_id: "key_b".into(),
             tenant: "a".into(),
             scopes: None,
         };
         assert!(Scope::ALL.iter().all(|s| every.authorize("a", *s).is_ok()));
-        assert!(Caller::Admin.authorize("any", Scope::AuditRead).is_ok());
+        assert!(Caller::Admin { id: "adm_1".into() }.authorize("any", Scope::AuditRead).is_ok());
     }
 }

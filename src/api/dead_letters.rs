@@ -125,6 +125,7 @@ pub struct ReplayBody {
 async fn replay_dead_letters(
     State(state): State<AppState>,
     caller: Caller,
+    origin: super::audit::Origin,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<ReplayCount>)> {
@@ -138,13 +139,17 @@ async fn replay_dead_letters(
     };
     let since_ms = match request.since.as_deref() {
         None => 0,
-        Some(text) => humantime::parse_rfc3339_weak(text)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_millis() as u64)
-            .ok_or_else(|| ApiError::invalid("since: an RFC 3339 time in UTC, like 2026-01-31T12:00:00Z"))?,
+        Some(text) => super::parse_time("since", text)?,
     };
     let shard = state.node.shard_of(&cfg.id);
+    // Recorded before it runs, like a single replay (`deliveries::replay`).
+    let entry = origin.by(&caller).entry(
+        &tenant,
+        "dead_letters.replayed",
+        crate::store::audit::Target::new("endpoint", &cfg.id),
+        Default::default(),
+    );
+    state.store.audit_only(crate::store::audit::Kind::Endpoints, &entry).await?;
     // Only letters dead before this request: one that dies again while we go is not replayed
     // twice. Replayed letters leave the set, so each batch reads from the start.
     let until_ms = hookline_actors::now_ms();

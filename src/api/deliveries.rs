@@ -131,6 +131,7 @@ async fn fetch(
 async fn replay(
     State(state): State<AppState>,
     caller: Caller,
+    origin: super::audit::Origin,
     Path(DeliveryPath { tenant, id }): Path<DeliveryPath>,
 ) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
     caller.authorize(&tenant, Scope::DeliveriesReplay)?;
@@ -147,6 +148,15 @@ async fn replay(
         ));
     }
     let shard = state.node.shard_of(&endpoint_id);
+    // Recorded just before it runs (the delivery's records are in another slot than the log):
+    // a crash in between leaves an entry for a replay that did not start, never the reverse.
+    let entry = origin.by(&caller).entry(
+        &tenant,
+        "delivery.replayed",
+        crate::store::audit::Target::new("delivery", &id),
+        Default::default(),
+    );
+    state.store.audit_only(crate::store::audit::Kind::Endpoints, &entry).await?;
     if state.store.replay(shard, &cfg, std::slice::from_ref(&event_id)).await? == 0 {
         return Err(ApiError::not_found("delivery"));
     }

@@ -1,12 +1,14 @@
 //! Actions on one endpoint: rotate its signing secret, send it a test event.
 
+use super::audit::Origin;
 use super::auth::{Caller, Scope};
-use super::endpoints::{load, saved};
+use super::endpoints::{change, load};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query};
 use super::{AppState, EndpointPath};
 use crate::delivery::sign;
 use crate::event::NewEvent;
+use crate::store::audit::{Kind, Target};
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::model::PreviousSecret;
@@ -52,10 +54,16 @@ pub struct EndpointSecret {
 async fn read_secret(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointSecret>> {
     caller.authorize(&tenant, Scope::EndpointsSecrets)?;
     let cfg = load(&state, &tenant, &id).await?;
+    // Recorded before it is shown: a read that cannot be recorded is refused (503).
+    let entry = origin
+        .by(&caller)
+        .entry(&tenant, "endpoint.secret_read", Target::new("endpoint", &id), Default::default());
+    state.store.audit_only(Kind::Endpoints, &entry).await?;
     Ok(axum::Json(EndpointSecret { secret: cfg.secret }))
 }
 
@@ -137,17 +145,18 @@ pub(super) const MAX_OVERLAP_S: u64 = 7 * 86_400;
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     Query(q): Query<RotateQuery>,
 ) -> ApiResult<axum::Json<NewSecret>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let overlap_s = q.overlap_s()?;
-    let mut cfg = load(&state, &tenant, &id).await?;
-    let now = hookline_actors::now_ms();
-    let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
-    rotated_out(&mut cfg.previous_secrets, old, overlap_s, now);
-    cfg.updated_at_ms = now;
-    saved(&state, &cfg).await?;
+    let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
+        let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
+        rotated_out(&mut cfg.previous_secrets, old, overlap_s, hookline_actors::now_ms());
+        Ok("endpoint.secret_rotated")
+    })
+    .await?;
     Ok(axum::Json(NewSecret { secret: cfg.secret }))
 }
 

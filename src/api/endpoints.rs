@@ -1,12 +1,16 @@
 //! `/v1/tenants/{tenant}/endpoints`: create, list, get, patch, delete, enable. Dead letters
 //! are in `dead_letters`, secret rotation and test sends in `endpoint_actions`.
 
+use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonObject, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::{sign, ssrf};
+use crate::store::audit::Target;
+use crate::store::Written;
+use crate::store::endpoints::endpoint_changes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::EndpointConfig;
@@ -55,7 +59,7 @@ impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
 /// The writable fields of an endpoint. A PATCH sends any subset; `null` resets an optional
 /// field to the node default (and leaves `url`, `event_types`, `secret`, `headers`, `ordered`
 /// and `disabled` as they are). Unknown fields are refused.
-#[derive(Debug, Deserialize, Default, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFields {
     #[schema(schema_with = super::schema::endpoint_url)]
@@ -340,12 +344,40 @@ pub(super) async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<
     }
 }
 
-pub(super) async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<()> {
-    state.store.put_endpoint(cfg, state.node.shard_of(&cfg.id)).await?;
-    // This node sees its own change at once; others hear of it on the change channel.
+/// After a change: this node sees it at once; others hear of it on the change channel.
+fn announce(state: &AppState, cfg: &EndpointConfig) {
     state.index.upsert(cfg, state.node.shard_of(&cfg.id));
     state.node.endpoint_changed(&cfg.id);
-    Ok(())
+}
+
+/// Change the tenant's endpoint `id` as stored with `change`, recorded as `action` (or what
+/// `change` names), and tell the nodes. `change` may run more than once: another writer's
+/// change in between is read again, never overwritten.
+pub(super) async fn change(
+    state: &AppState,
+    author: &Author,
+    tenant: &str,
+    id: &str,
+    mut change: impl FnMut(&mut EndpointConfig) -> ApiResult<&'static str>,
+) -> ApiResult<EndpointConfig> {
+    if !crate::ids::is_endpoint_id(id) {
+        return Err(ApiError::not_found("endpoint"));
+    }
+    let changed = state
+        .store
+        .change_endpoint(id, |current| {
+            if current.tenant != tenant {
+                return Err(ApiError::not_found("endpoint"));
+            }
+            let mut next = current.clone();
+            let action = change(&mut next)?;
+            let changes = endpoint_changes(Some(current), Some(&next));
+            Ok((next, author.entry(tenant, action, Target::new("endpoint", id), changes)))
+        })
+        .await?;
+    let cfg = changed.ok_or_else(|| ApiError::not_found("endpoint"))?;
+    announce(state, &cfg);
+    Ok(cfg)
 }
 
 /// Create an endpoint (only `url` is required).
@@ -367,6 +399,7 @@ pub(super) async fn saved(state: &AppState, cfg: &EndpointConfig) -> ApiResult<(
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(TenantPath { tenant }): Path<TenantPath>,
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
@@ -384,7 +417,12 @@ async fn create(
     );
     fields.apply(&mut cfg);
     validate(&cfg, state.config.delivery.allow_private_networks)?;
-    saved(&state, &cfg).await?;
+    let changes = endpoint_changes(None, Some(&cfg));
+    let entry = origin
+        .by(&caller)
+        .entry(&cfg.tenant, "endpoint.created", Target::new("endpoint", &cfg.id), changes);
+    state.store.put_endpoint(&cfg, state.node.shard_of(&cfg.id), &entry).await?;
+    announce(&state, &cfg);
     Ok((StatusCode::CREATED, axum::Json(to_json(&state, &cfg, true).await?)))
 }
 
@@ -465,23 +503,31 @@ async fn fetch(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    let mut cfg = load(&state, &tenant, &id).await?;
-    let was_disabled = cfg.disabled;
-    fields.apply(&mut cfg);
-    cfg.updated_at_ms = hookline_actors::now_ms();
-    validate(&cfg, state.config.delivery.allow_private_networks)?;
-    if was_disabled && !cfg.disabled {
+    let current = load(&state, &tenant, &id).await?;
+    if current.disabled && fields.disabled == Some(false) {
         // Enabling by PATCH is the same as POST …/enable: a fresh start for its health.
         state
             .store
-            .save_health(None, &cfg.id, state.node.shard_of(&cfg.id), &Default::default())
+            .save_health(None, &id, state.node.shard_of(&id), &Default::default())
             .await?;
     }
-    saved(&state, &cfg).await?;
+    let allow_private = state.config.delivery.allow_private_networks;
+    let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
+        let was_disabled = cfg.disabled;
+        fields.clone().apply(cfg);
+        validate(cfg, allow_private)?;
+        Ok(match (was_disabled, cfg.disabled) {
+            (false, true) => "endpoint.disabled",
+            (true, false) => "endpoint.enabled",
+            _ => "endpoint.updated",
+        })
+    })
+    .await?;
     Ok(axum::Json(
         to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
     ))
@@ -504,16 +550,28 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<(StatusCode, [(&'static str, String); 1])> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    let cfg = load(&state, &tenant, &id).await?;
-    let dropped = state.store.delete_endpoint(&cfg, state.node.shard_of(&cfg.id)).await?;
-    state.index.remove(&cfg.id);
-    state.node.endpoint_changed(&cfg.id);
-    tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, dropped, "endpoint deleted with its pending deliveries");
-    // 204 has no body: the count is in a header (and the log and `hookline_deliveries_dropped_total`).
-    Ok((StatusCode::NO_CONTENT, [(DROPPED_HEADER, dropped.to_string())]))
+    let author = origin.by(&caller);
+    // Deleted as read: a change in between is read again, so the entry shows what went.
+    for _ in 0..16 {
+        let cfg = load(&state, &tenant, &id).await?;
+        let changes = endpoint_changes(Some(&cfg), None);
+        let entry = author.entry(&tenant, "endpoint.deleted", Target::new("endpoint", &id), changes);
+        let dropped = match state.store.delete_endpoint(&cfg, state.node.shard_of(&id), &entry).await? {
+            Ok(dropped) => dropped,
+            Err(Written::Changed) => continue,
+            Err(_) => return Err(ApiError::not_found("endpoint")),
+        };
+        state.index.remove(&cfg.id);
+        state.node.endpoint_changed(&cfg.id);
+        tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, dropped, "endpoint deleted with its pending deliveries");
+        // 204 has no body: the count is in a header (and the log and `hookline_deliveries_dropped_total`).
+        return Ok((StatusCode::NO_CONTENT, [(DROPPED_HEADER, dropped.to_string())]));
+    }
+    Err(crate::store::Error::Contended(format!("endpoint {id}")).into())
 }
 
 /// How many pending deliveries a DELETE dropped.
@@ -535,19 +593,21 @@ pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
 async fn enable(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    let mut cfg = load(&state, &tenant, &id).await?;
-    cfg.disabled = false;
-    cfg.disabled_reason = None;
-    cfg.updated_at_ms = hookline_actors::now_ms();
-    let shard = state.node.shard_of(&cfg.id);
+    load(&state, &tenant, &id).await?;
     state
         .store
-        .save_health(None, &cfg.id, shard, &Default::default())
+        .save_health(None, &id, state.node.shard_of(&id), &Default::default())
         .await?;
-    saved(&state, &cfg).await?;
+    let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
+        cfg.disabled = false;
+        cfg.disabled_reason = None;
+        Ok("endpoint.enabled")
+    })
+    .await?;
     Ok(axum::Json(
         to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
     ))

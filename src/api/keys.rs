@@ -1,10 +1,12 @@
 //! `/v1/tenants/{tenant}/keys` (admin): mint a tenant API key (shown once, stored hashed) with
 //! optional name, scopes, expiry and allowed addresses; list a tenant's keys; revoke one.
 
+use super::audit::Origin;
 use super::auth::{digest, Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, RawBody};
 use super::{rfc3339, AppState, TenantPath};
+use crate::store::audit::Target;
 use crate::store::ApiKeyRecord;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -114,6 +116,22 @@ impl KeyOut {
     }
 }
 
+/// What a key's creation or revocation changed, for its audit entry: its fields as listed
+/// (never the key itself).
+fn key_changes(before: Option<&ApiKeyRecord>, after: Option<&ApiKeyRecord>) -> serde_json::Map<String, serde_json::Value> {
+    let listed = |r: Option<&ApiKeyRecord>| {
+        r.and_then(|r| serde_json::to_value(KeyOut::new(r.clone(), None)).ok())
+            .map(|mut v| {
+                if let Some(fields) = v.as_object_mut() {
+                    fields.remove("created_at");
+                    fields.remove("last_used_at");
+                }
+                v
+            })
+    };
+    crate::store::audit::changes(listed(before).as_ref(), listed(after).as_ref(), &[])
+}
+
 /// A new tenant key: `key` is shown only here (the node keeps its SHA-256).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewKey {
@@ -145,14 +163,7 @@ fn record(tenant: String, fields: KeyFields, key: &str, now_ms: u64) -> ApiResul
     });
     let expires_at_ms = match fields.expires_at.as_deref() {
         None => None,
-        Some(text) => {
-            let at = humantime::parse_rfc3339_weak(text)
-                .ok()
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_millis() as u64)
-                .ok_or_else(|| ApiError::invalid("expires_at: an RFC 3339 time (UTC)"))?;
-            Some(at)
-        }
+        Some(text) => Some(super::parse_time("expires_at", text)?),
     };
     let allowed_ips = fields.allowed_ips.unwrap_or_default();
     if allowed_ips.len() > 100 {
@@ -198,6 +209,7 @@ fn record(tenant: String, fields: KeyFields, key: &str, now_ms: u64) -> ApiResul
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(TenantPath { tenant }): Path<TenantPath>,
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<NewKey>)> {
@@ -214,9 +226,13 @@ async fn create(
     };
     let key = crate::ids::new_api_key();
     let record = record(tenant, fields, &key, hookline_actors::now_ms())?;
+    let changes = key_changes(None, Some(&record));
+    let entry = origin
+        .by(&caller)
+        .entry(&record.tenant, "key.created", Target::new("key", &record.id), changes);
     state
         .store
-        .put_api_key(&crate::store::keys::hex(&digest(&key)), &record)
+        .put_api_key(&crate::store::keys::hex(&digest(&key)), &record, &entry)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -266,10 +282,16 @@ async fn list(
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(KeyPath { tenant, id }): Path<KeyPath>,
 ) -> ApiResult<StatusCode> {
     caller.admin_for(&tenant)?;
-    if !crate::ids::is_key_id(&id) || !state.store.revoke_api_key(&tenant, &id).await? {
+    let author = origin.by(&caller);
+    let entry = |record: &ApiKeyRecord| {
+        let changes = key_changes(Some(record), None);
+        author.entry(&tenant, "key.revoked", Target::new("key", &id), changes)
+    };
+    if !crate::ids::is_key_id(&id) || !state.store.revoke_api_key(&tenant, &id, entry).await? {
         return Err(ApiError::not_found("key"));
     }
     Ok(StatusCode::NO_CONTENT)

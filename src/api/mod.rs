@@ -2,6 +2,7 @@
 //! `OpenApiRouter` whose routes are the `#[utoipa::path]`-annotated handlers themselves, so
 //! the OpenAPI document served at `/openapi.json` is generated from the same code that routes.
 
+mod audit;
 pub mod auth;
 mod dead_letters;
 mod deliveries;
@@ -67,6 +68,7 @@ pub struct AppState {
         (name = "endpoints", description = "Receivers of a tenant, their secrets, dead letters"),
         (name = "deliveries", description = "The delivery log and replay"),
         (name = "keys", description = "Tenant API keys: mint, list, revoke (admin)"),
+        (name = "audit", description = "The audit log: every change, who made it, from where"),
         (name = "sources", description = "Inbound gateway: sources that receive providers' webhooks"),
         (name = "inbound", description = "Inbound gateway: the public door providers post to (no bearer token)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
@@ -84,6 +86,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(keys::router())
+        .merge(audit::router())
         .merge(sources::router())
         .merge(inbound::router())
         .merge(ops::router())
@@ -375,6 +378,15 @@ pub fn offset_cursor(cursor: Option<&str>) -> Result<usize, ApiError> {
             .filter(|offset| *offset <= 100_000_000)
             .ok_or_else(|| ApiError::invalid("cursor: not a cursor this API returned")),
     }
+}
+
+/// A time parameter (`since`, `expires_at`, `from`, `to`): RFC 3339 in UTC, as ms since 1970.
+pub fn parse_time(field: &str, text: &str) -> Result<u64, ApiError> {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .ok_or_else(|| ApiError::invalid(format!("{field}: an RFC 3339 time in UTC, like 2026-01-31T12:00:00Z")))
 }
 
 /// RFC 3339 with milliseconds, UTC.

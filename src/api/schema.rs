@@ -69,6 +69,8 @@ pub const IDEMPOTENCY_HEADER: &str = "^[\\x21-\\x7e](?:[\\x20-\\x7e]{0,254}[\\x2
 /// `api::offset_cursor`: empty, or a whole number up to 100,000,000.
 pub const OFFSET_CURSOR: &str = r"^(?:\+?0*(?:[0-9]{1,8}|100000000))?$";
 /// The cursor of the delivery list, as the list writes it: `<ingest order>~<delivery id>`.
+/// An audit entry id (`store::audit::parse_id`), or empty (the first page).
+pub const AUDIT_CURSOR: &str = "^(?:aud_[0-9]{1,19}-[0-9]{1,19}-[esk])?$";
 pub const DELIVERY_CURSOR: &str = concat!("^[0-9]{1,20}(?:[.][0-9]{1,20})?~dlv_", id_char!(), "{46}$");
 
 /// What `inbound::net::Cidr` parses: an IPv4 address (no leading zeros, as `Ipv4Addr` reads
@@ -188,6 +190,27 @@ pub fn limit() -> Object {
 
 pub fn offset_cursor() -> Object {
     string(OFFSET_CURSOR, false).build()
+}
+
+pub fn audit_cursor() -> Object {
+    string(AUDIT_CURSOR, false).build()
+}
+
+/// A time bound of a listing (`?from=`, `?to=`).
+pub fn time_bound() -> Object {
+    string(SINCE, false)
+        .description(Some(
+            "RFC 3339 in UTC (`Z`, `+00:00` or no offset), from 1970 on, e.g. `2026-01-31T12:00:00Z`.",
+        ))
+        .build()
+}
+
+/// An exact-match filter of the audit log (`?action=`, `?target_id=`).
+pub fn audit_filter() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(super::audit::MAX_FILTER))
+        .build()
 }
 
 pub fn delivery_cursor() -> Object {
@@ -551,6 +574,11 @@ mod tests {
         ] {
             assert!(!since.is_match(bad) && !since_accepted(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn audit_cursors_that_match_are_read_back() {
+        within(AUDIT_CURSOR, |s| s.is_empty() || crate::store::audit::parse_id(s).is_some());
     }
 
     #[test]

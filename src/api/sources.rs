@@ -10,7 +10,10 @@ use super::extract::{JsonObject, Path, Query, RawBody};
 use super::source_schema::{NewSource, SourcePatch};
 use super::{page_limit, rfc3339, AppState, ListQuery, TenantPath};
 use crate::inbound::source::{ApiKeyHeader, BasicCredentials, HmacScheme, Kind, Source};
-use crate::store::Replaced;
+use crate::store::audit::Target;
+use crate::store::sources::source_changes;
+use crate::store::Written;
+use super::audit::{Author, Origin};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -217,14 +220,17 @@ pub struct SourcePage {
     next_cursor: Option<String>,
 }
 
-/// Save a changed source, read at `read_at_ms`, unless it was deleted (404) or changed (409)
-/// meanwhile. Its `updated_at_ms` moves forward by at least 1 ms, so every version differs.
-async fn replace(state: &AppState, source: &mut Source, read_at_ms: u64) -> ApiResult<()> {
-    source.updated_at_ms = hookline_actors::now_ms().max(read_at_ms + 1);
-    match state.store.replace_source(source, read_at_ms).await? {
-        Replaced::Done => Ok(()),
-        Replaced::Gone => Err(ApiError::not_found("source")),
-        Replaced::Changed => Err(ApiError::new(
+/// Save a changed source, read as `before`, unless it was deleted (404) or changed (409)
+/// meanwhile, recorded as `action`. Its `updated_at_ms` moves forward by at least 1 ms, so
+/// every version differs.
+async fn replace(state: &AppState, author: &Author, before: &Source, source: &mut Source, action: &str) -> ApiResult<()> {
+    source.updated_at_ms = hookline_actors::now_ms().max(before.updated_at_ms + 1);
+    let changes = source_changes(Some(before), Some(source));
+    let entry = author.entry(&source.tenant, action, Target::new("source", &source.id), changes);
+    match state.store.replace_source(source, before.updated_at_ms, &entry).await? {
+        Written::Done => Ok(()),
+        Written::Gone => Err(ApiError::not_found("source")),
+        Written::Changed => Err(ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
             "the source changed while this request was applied; read it again and retry",
@@ -262,6 +268,7 @@ async fn load(state: &AppState, tenant: &str, id: &str) -> ApiResult<Source> {
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(TenantPath { tenant }): Path<TenantPath>,
     JsonObject(fields): JsonObject<SourceFields>,
 ) -> ApiResult<(StatusCode, axum::Json<SourceOut>)> {
@@ -278,7 +285,11 @@ async fn create(
     let mut source = Source::new(crate::ids::new_source_id(), tenant, String::new(), kind, now);
     fields.apply(&mut source);
     source.check().map_err(ApiError::invalid)?;
-    state.store.put_source(&source).await?;
+    let changes = source_changes(None, Some(&source));
+    let entry = origin
+        .by(&caller)
+        .entry(&source.tenant, "source.created", Target::new("source", &source.id), changes);
+    state.store.put_source(&source, &entry).await?;
     Ok((StatusCode::CREATED, axum::Json(source.into())))
 }
 
@@ -356,6 +367,7 @@ async fn fetch(
 async fn update(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
     JsonObject(fields): JsonObject<SourceFields>,
 ) -> ApiResult<axum::Json<SourceOut>> {
@@ -365,8 +377,8 @@ async fn update(
         Some(Some(kind)) => fields.refuse_foreign_fields(kind, true)?,
         None => {}
     }
-    let mut source = load(&state, &tenant, &id).await?;
-    let read_at_ms = source.updated_at_ms;
+    let before = load(&state, &tenant, &id).await?;
+    let mut source = before.clone();
     fields.apply(&mut source);
     // A value wrong in itself is the body's fault (400); one that does not suit the stored
     // source's kind is a conflict with what is stored (409).
@@ -374,7 +386,7 @@ async fn update(
     source
         .check_kind()
         .map_err(|problem| ApiError::new(StatusCode::CONFLICT, "conflict", problem))?;
-    replace(&state, &mut source, read_at_ms).await?;
+    replace(&state, &origin.by(&caller), &before, &mut source, "source.updated").await?;
     Ok(axum::Json(source.into()))
 }
 
@@ -393,12 +405,23 @@ async fn update(
 async fn remove(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
 ) -> ApiResult<StatusCode> {
     caller.authorize(&tenant, Scope::SourcesWrite)?;
-    let source = load(&state, &tenant, &id).await?;
-    state.store.delete_source(&source).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let author = origin.by(&caller);
+    // Deleted as read: a change in between is read again, so the entry shows what went.
+    for _ in 0..16 {
+        let source = load(&state, &tenant, &id).await?;
+        let changes = source_changes(Some(&source), None);
+        let entry = author.entry(&tenant, "source.deleted", Target::new("source", &id), changes);
+        match state.store.delete_source(&source, &entry).await? {
+            Written::Done => return Ok(StatusCode::NO_CONTENT),
+            Written::Changed => continue,
+            Written::Gone => return Err(ApiError::not_found("source")),
+        }
+    }
+    Err(crate::store::Error::Contended(format!("source {id}")).into())
 }
 
 /// The body of a rotation (optional).
@@ -440,6 +463,7 @@ pub struct SourceSecret {
 async fn rotate_secret(
     State(state): State<AppState>,
     caller: Caller,
+    origin: Origin,
     Path(SourcePath { tenant, id }): Path<SourcePath>,
     Query(q): Query<RotateQuery>,
     RawBody(body): RawBody,
@@ -461,8 +485,8 @@ async fn rotate_secret(
     if asked.as_ref().is_some_and(|s| s.is_empty() || s.chars().count() > 512) {
         return Err(ApiError::invalid("secret: between 1 and 512 characters"));
     }
-    let mut source = load(&state, &tenant, &id).await?;
-    let read_at_ms = source.updated_at_ms;
+    let before = load(&state, &tenant, &id).await?;
+    let mut source = before.clone();
     // What is wrong from here on depends on the stored source's kind: 409.
     let conflict = |problem: String| ApiError::new(StatusCode::CONFLICT, "conflict", problem);
     let kind = source.kind;
@@ -483,7 +507,7 @@ async fn rotate_secret(
     let old = source.secret.replace(new).unwrap_or_default();
     rotated_out(&mut source.previous_secrets, old, overlap_s, now);
     source.check().map_err(conflict)?;
-    replace(&state, &mut source, read_at_ms).await?;
+    replace(&state, &origin.by(&caller), &before, &mut source, "source.secret_rotated").await?;
     Ok(axum::Json(SourceSecret {
         secret: source.secret.unwrap_or_default(),
     }))

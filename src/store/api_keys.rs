@@ -1,6 +1,7 @@
 //! Tenant API keys, stored by the SHA-256 of the key, with a per-tenant index (id → digest) for
 //! listing and revoking, and the time each was last used.
 
+use super::audit::{AuditEntry, Kind, Write, Written};
 use super::{RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
@@ -27,11 +28,12 @@ pub struct ApiKeyRecord {
 }
 
 impl RedisStore {
-    pub async fn put_api_key(&self, key_hash: &str, record: &ApiKeyRecord) -> Result<()> {
+    /// Store a new key's record (by the digest of the key) with the entry that records it.
+    pub async fn put_api_key(&self, key_hash: &str, record: &ApiKeyRecord, entry: &AuditEntry) -> Result<()> {
         let json = serde_json::to_string(record)?;
-        let client = self.client();
-        let _: Value = client.hset(self.keys.api_keys(), (key_hash, json)).await?;
-        let _: Value = client
+        self.audited(Kind::Keys, key_hash, Write::Set(&json), None, entry).await?;
+        let _: Value = self
+            .client()
             .hset(self.keys.tenant_keys(&record.tenant), (record.id.as_str(), key_hash))
             .await?;
         Ok(())
@@ -62,15 +64,28 @@ impl RedisStore {
         Ok(keys)
     }
 
-    /// Revoke a tenant's key by id; false if it has no such key.
-    pub async fn revoke_api_key(&self, tenant: &str, key_id: &str) -> Result<bool> {
+    /// Revoke a tenant's key by id, with the entry `entry(record)` that records it; false if
+    /// the tenant has no such key.
+    pub async fn revoke_api_key(
+        &self,
+        tenant: &str,
+        key_id: &str,
+        entry: impl FnOnce(&ApiKeyRecord) -> AuditEntry,
+    ) -> Result<bool> {
         let client = self.client();
         let hash: Option<String> = client.hget(self.keys.tenant_keys(tenant), key_id).await?;
         let Some(hash) = hash else { return Ok(false) };
-        let _: Value = client.hdel(self.keys.api_keys(), hash.as_str()).await?;
+        let revoked = match self.get_api_key(&hash).await? {
+            Some(record) => {
+                let entry = entry(&record);
+                self.audited(Kind::Keys, &hash, Write::Delete, None, &entry).await? == Written::Done
+            }
+            // Only the index was left (a revocation stopped half-way): finish it.
+            None => false,
+        };
         let _: Value = client.hdel(self.keys.tenant_keys(tenant), key_id).await?;
         let _: Value = client.hdel(self.keys.api_keys_used(), key_id).await?;
-        Ok(true)
+        Ok(revoked)
     }
 
     /// Note that a key was used at `now_ms` (and index a key minted before the index existed,

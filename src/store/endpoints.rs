@@ -1,6 +1,7 @@
 //! Endpoints: their configs, the per-tenant index and version, change notifications, and what
 //! deleting or disabling one does to its work.
 
+use super::audit::{AuditEntry, Kind, Target, Write, Written};
 use super::{scripts, RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
@@ -46,13 +47,51 @@ impl RedisStore {
             .collect()
     }
 
-    /// Create or replace an endpoint, then tell every node. An enabled endpoint also gets a
-    /// due entry in its shard, so the shard's owner looks at its queue again even if the change
-    /// notification is lost (that is what resumes an endpoint that was just enabled).
-    pub async fn put_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> Result<()> {
+    /// Store a new endpoint (or one written whatever is there: repairs) with the entry that
+    /// records it, then tell every node.
+    pub async fn put_endpoint(&self, cfg: &EndpointConfig, shard: u32, entry: &AuditEntry) -> Result<()> {
         let json = self.endpoint_json(cfg)?;
+        self.audited(Kind::Endpoints, &cfg.id, Write::Set(&json), None, entry).await?;
+        self.endpoint_saved(cfg, shard).await
+    }
+
+    /// Change a stored endpoint: `change` gets it as stored and returns it changed, with the
+    /// entry that records the change. It is written only if nothing changed it meanwhile; if
+    /// something did, it is read and changed again (so no write is lost and every entry's
+    /// `from` is what was there). Its `updated_at_ms` moves forward by at least 1 ms. `None`:
+    /// no such endpoint.
+    pub async fn change_endpoint<E: From<super::Error>>(
+        &self,
+        endpoint_id: &str,
+        mut change: impl FnMut(&EndpointConfig) -> std::result::Result<(EndpointConfig, AuditEntry), E>,
+    ) -> std::result::Result<Option<EndpointConfig>, E> {
+        for _ in 0..CHANGE_TRIES {
+            let Some(current) = self.get_endpoint(endpoint_id).await? else {
+                return Ok(None);
+            };
+            let (mut next, entry) = change(&current)?;
+            next.updated_at_ms = hookline_actors::now_ms().max(current.updated_at_ms + 1);
+            let json = self.endpoint_json(&next)?;
+            let guard = Some(current.updated_at_ms);
+            match self.audited(Kind::Endpoints, endpoint_id, Write::Set(&json), guard, &entry).await? {
+                Written::Done => {
+                    let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
+                    self.endpoint_saved(&next, shard).await?;
+                    return Ok(Some(next));
+                }
+                Written::Gone => return Ok(None),
+                Written::Changed => continue,
+            }
+        }
+        Err(super::Error::Contended(format!("endpoint {endpoint_id}")).into())
+    }
+
+    /// After an endpoint's record is written: its place in the tenant's index, a due entry
+    /// in its shard if it is enabled (so the shard's owner looks at its queue again even if
+    /// the change notification is lost: that resumes an endpoint just enabled), the tenant's
+    /// version, the notification.
+    async fn endpoint_saved(&self, cfg: &EndpointConfig, shard: u32) -> Result<()> {
         let client = self.client();
-        let _: Value = client.hset(self.keys.endpoints(), (cfg.id.as_str(), json)).await?;
         let _: Value = client
             .zadd(
                 self.keys.tenant_endpoints(&cfg.tenant),
@@ -116,17 +155,28 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Delete an endpoint and its pending work; returns how many pending deliveries were dropped.
-    pub async fn delete_endpoint(&self, cfg: &EndpointConfig, shard: u32) -> Result<u64> {
-        let client = self.client();
-        let _: Value = client.hdel(self.keys.endpoints(), cfg.id.as_str()).await?;
-        let _: Value = client
+    /// Delete an endpoint (as read at `cfg.updated_at_ms`) with the entry that records it, and
+    /// its pending work; returns how many pending deliveries were dropped, or `Written::Gone`
+    /// / `Changed` if it is not there as read (nothing done).
+    pub async fn delete_endpoint(
+        &self,
+        cfg: &EndpointConfig,
+        shard: u32,
+        entry: &AuditEntry,
+    ) -> Result<std::result::Result<u64, Written>> {
+        let guard = Some(cfg.updated_at_ms);
+        match self.audited(Kind::Endpoints, &cfg.id, Write::Delete, guard, entry).await? {
+            Written::Done => {}
+            other => return Ok(Err(other)),
+        }
+        let _: Value = self
+            .client()
             .zrem(self.keys.tenant_endpoints(&cfg.tenant), cfg.id.as_str())
             .await?;
         let dropped = self.forget_endpoint(&cfg.id, shard).await?;
         self.bump_tenant_version(&cfg.tenant).await?;
         self.announce_change(&cfg.id).await?;
-        Ok(dropped)
+        Ok(Ok(dropped))
     }
 
     /// A page of a tenant's endpoints, oldest first: `(endpoints, next offset)`.
@@ -233,17 +283,37 @@ impl RedisStore {
         Ok(dropped)
     }
 
+    /// The node disables an endpoint by itself (410, failing too long): recorded in the audit
+    /// log as `endpoint.disabled` by `system`.
     pub async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> Result<Option<EndpointConfig>> {
-        // Only the endpoint's owner node does this, and API writes are last-writer-wins like
-        // every other endpoint change.
-        let Some(mut cfg) = self.get_endpoint(endpoint_id).await? else {
-            return Ok(None);
-        };
-        cfg.disabled = true;
-        cfg.disabled_reason = Some(reason.to_string());
-        cfg.updated_at_ms = hookline_actors::now_ms();
-        let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
-        self.put_endpoint(&cfg, shard).await?;
-        Ok(Some(cfg))
+        self.change_endpoint(endpoint_id, |current| {
+            let mut next = current.clone();
+            next.disabled = true;
+            next.disabled_reason = Some(reason.to_string());
+            let entry = AuditEntry::by_system(
+                "endpoint_actor",
+                &current.tenant,
+                "endpoint.disabled",
+                Target::new("endpoint", endpoint_id),
+                endpoint_changes(Some(current), Some(&next)),
+            );
+            Ok::<_, super::Error>((next, entry))
+        })
+        .await
     }
+}
+
+/// Tries of a compare-and-set change before it gives up (each lost to another writer).
+const CHANGE_TRIES: usize = 16;
+
+/// The endpoint fields whose values the audit log never shows.
+pub const ENDPOINT_SECRETS: [&str; 2] = ["secret", "previous_secrets"];
+
+/// What changed between two versions of an endpoint, for its audit entry.
+pub fn endpoint_changes(
+    before: Option<&EndpointConfig>,
+    after: Option<&EndpointConfig>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let json = |cfg: Option<&EndpointConfig>| cfg.and_then(|c| serde_json::to_value(c).ok());
+    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &ENDPOINT_SECRETS)
 }

@@ -14,6 +14,9 @@ pub enum Error {
     /// A write refused because this node no longer holds the shard's lease.
     #[error("not the lease holder of shard {0}: write refused")]
     Fenced(u32),
+    /// A compare-and-set write that lost to other writers too many times in a row.
+    #[error("{0} kept changing under this write; retry")]
+    Contended(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -45,6 +48,7 @@ impl From<Error> for StoreError {
             Error::Redis(e) => StoreError::Unavailable(Arc::new(e)),
             Error::Corrupt(e) => StoreError::Corrupt(e),
             Error::Fenced(shard) => StoreError::Fenced(shard),
+            e @ Error::Contended(_) => StoreError::Unavailable(Arc::new(e)),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! carry TTLs and the stream is trimmed on every append; a janitor pass removes what TTLs
 //! cannot: old entries inside sorted sets (delivery logs, dead letters), stream entries left
 //! when ingest stops, the records of a deleted endpoint's dropped deliveries (marked dead), and
-//! router consumers of nodes that are gone. Every step does bounded work per pass.
+//! router consumers of nodes that are gone, and audit entries past `retention.audit_days`. Every step does bounded work per pass.
 
 use super::keys::ROUTER_GROUP;
 use super::{scripts, text, Error, RedisStore, Result};
@@ -26,6 +26,7 @@ pub struct JanitorReport {
     pub dropped_marked_dead: u64,
     pub consumers: u64,
     pub endpoints_visited: u64,
+    pub audit_entries: u64,
 }
 
 impl RedisStore {
@@ -56,6 +57,7 @@ impl RedisStore {
         self.trim_endpoint_sets(cutoff_ms, batch, &mut report).await?;
         report.dropped_marked_dead = self.mark_dropped().await?;
         report.consumers = self.remove_idle_consumers(node_id, consumer_idle_ms).await?;
+        report.audit_entries = self.trim_audit().await?;
         Ok(report)
     }
 

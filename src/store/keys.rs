@@ -28,6 +28,9 @@
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
 //! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
 //! | `P:apikeys:used` | hash | key id → last use (ms), written at most once a minute per node |
+//! | `P:audit:{P:endpoints}`, `P:audit:{P:sources}`, `P:audit:{P:apikeys}` | stream, trimmed to `retention.audit_days` | audit entries (`j`: JSON) of changes to that hash's records, every tenant; the hash's name is the tag, so its slot is the hash's own |
+//! | `P:audit:{<hash>}:<tenant>` | stream | the same entries of one tenant (same ids) |
+//! | `P:audit:tenants` | set | tenants with audit streams (the janitor trims theirs) |
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
 //! | `P:{shN}:lease` | string, PX TTL | holder node id |
@@ -146,6 +149,18 @@ impl Keys {
     pub fn api_keys_used(&self) -> String {
         format!("{}:apikeys:used", self.p)
     }
+    /// The audit stream of changes to the records of `record_hash` (a key without a hash tag,
+    /// such as `endpoints()`): of every tenant, or of one. Its hash tag is that key's whole
+    /// name, so it lands in that key's cluster slot and one script writes both.
+    pub fn audit(&self, record_hash: &str, tenant: Option<&str>) -> String {
+        match tenant {
+            None => format!("{}:audit:{{{record_hash}}}", self.p),
+            Some(t) => format!("{}:audit:{{{record_hash}}}:{t}", self.p),
+        }
+    }
+    pub fn audit_tenants(&self) -> String {
+        format!("{}:audit:tenants", self.p)
+    }
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.p)
     }
@@ -231,6 +246,34 @@ mod tests {
         ] {
             assert_eq!(tag(&key), tag(&k.lease(s)), "{key}");
             assert!(key.starts_with("hl:"));
+        }
+    }
+
+    /// Redis Cluster's slot of a key (CRC16/XMODEM of its hash tag or whole name, mod 16384).
+    fn slot(key: &str) -> u16 {
+        let tagged = key
+            .find('{')
+            .and_then(|s| key[s + 1..].find('}').filter(|len| *len > 0).map(|len| &key[s + 1..s + 1 + len]));
+        let mut crc: u16 = 0;
+        for byte in tagged.unwrap_or(key).bytes() {
+            crc ^= (byte as u16) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+            }
+        }
+        crc % 16384
+    }
+
+    #[test]
+    fn audit_streams_share_the_slot_of_the_records_they_audit() {
+        // Known values (redis.io cluster spec: CLUSTER KEYSLOT "123456789" is 12739).
+        assert_eq!(slot("123456789"), 12739);
+        assert_eq!(slot("{user1000}.following"), slot("user1000"));
+        let k = Keys::new("hl");
+        for hash in [k.endpoints(), k.sources(), k.api_keys()] {
+            assert_eq!(slot(&k.audit(&hash, None)), slot(&hash), "{hash}");
+            assert_eq!(slot(&k.audit(&hash, Some("acme"))), slot(&hash), "{hash}");
+            assert!(k.audit(&hash, Some("acme")).starts_with("hl:"));
         }
     }
 

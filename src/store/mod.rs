@@ -25,8 +25,9 @@
 
 mod adapter;
 mod api_keys;
+pub mod audit;
 mod deliveries;
-mod endpoints;
+pub mod endpoints;
 mod error;
 mod ingest;
 mod janitor;
@@ -37,7 +38,7 @@ mod reseal;
 mod sample;
 mod scripts;
 pub mod seal;
-mod sources;
+pub mod sources;
 mod stream;
 mod work;
 
@@ -50,7 +51,7 @@ pub use keys::Keys;
 pub use log::DeliveryRow;
 pub use reseal::ResealReport;
 pub use sample::EndpointSample;
-pub use sources::Replaced;
+pub use audit::{AuditEntry, Written};
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;
@@ -72,6 +73,8 @@ pub struct StoreSettings {
     pub partitions: u32,
     pub shard_count: u32,
     pub retention_s: u64,
+    /// How long audit entries are kept (`retention.audit_days`).
+    pub audit_retention_s: u64,
     /// Never longer than retention: a key never outlives the event it names.
     pub idempotency_window_s: u64,
     pub tenant_rate_limit_per_s: u32,
@@ -131,6 +134,7 @@ pub struct RedisStore {
     subscriber: SubscriberClient,
     keys: Keys,
     retention_s: u64,
+    audit_retention_s: u64,
     idempotency_window_s: u64,
     shard_count: u32,
     tenant_rate_limit_per_s: u32,
@@ -186,6 +190,7 @@ impl RedisStore {
             subscriber,
             keys: Keys::with_partitions(&cfg.prefix, cfg.partitions),
             retention_s: cfg.retention_s,
+            audit_retention_s: cfg.audit_retention_s,
             idempotency_window_s: cfg.idempotency_window_s.min(cfg.retention_s),
             shard_count: cfg.shard_count,
             tenant_rate_limit_per_s: cfg.tenant_rate_limit_per_s,

@@ -1,6 +1,7 @@
 //! Inbound sources: their configs and per-tenant index, their rejection logs, and their
 //! per-second request counters.
 
+use super::audit::{AuditEntry, Kind, Write, Written};
 use super::{scripts, RedisStore, Result};
 use crate::inbound::source::Source;
 use fred::prelude::*;
@@ -8,16 +9,6 @@ use fred::types::Value;
 
 /// Rejections kept per source.
 pub const REJECTIONS_KEPT: i64 = 100;
-
-/// What a conditional replace did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Replaced {
-    Done,
-    /// Deleted meanwhile.
-    Gone,
-    /// Changed meanwhile (its `updated_at_ms` is not the one read).
-    Changed,
-}
 
 impl RedisStore {
     /// A source as stored: its secrets and credentials sealed.
@@ -55,12 +46,12 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Create or replace a source.
-    pub async fn put_source(&self, source: &Source) -> Result<()> {
+    /// Store a new source with the entry that records it.
+    pub async fn put_source(&self, source: &Source, entry: &AuditEntry) -> Result<()> {
         let json = self.source_json(source)?;
-        let client = self.client();
-        let _: Value = client.hset(self.keys.sources(), (source.id.as_str(), json)).await?;
-        let _: Value = client
+        self.audited(Kind::Sources, &source.id, Write::Set(&json), None, entry).await?;
+        let _: Value = self
+            .client()
             .zadd(
                 self.keys.tenant_sources(&source.tenant),
                 None,
@@ -73,19 +64,12 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Replace a source read at version `read_at_ms` (its `updated_at_ms` then), only if it
-    /// still exists and nothing changed it since.
-    pub async fn replace_source(&self, source: &Source, read_at_ms: u64) -> Result<Replaced> {
+    /// Replace a source read at version `read_at_ms` (its `updated_at_ms` then), with the
+    /// entry that records the change, only if it still exists and nothing changed it since.
+    pub async fn replace_source(&self, source: &Source, read_at_ms: u64, entry: &AuditEntry) -> Result<Written> {
         let json = self.source_json(source)?;
-        let args = vec![source.id.clone(), json, read_at_ms.to_string()];
-        let reply = self
-            .eval(&scripts::REPLACE_SOURCE, vec![self.keys.sources()], args)
-            .await?;
-        Ok(match reply.as_i64() {
-            Some(1) => Replaced::Done,
-            Some(0) => Replaced::Gone,
-            _ => Replaced::Changed,
-        })
+        self.audited(Kind::Sources, &source.id, Write::Set(&json), Some(read_at_ms), entry)
+            .await
     }
 
     pub async fn get_source(&self, source_id: &str) -> Result<Option<Source>> {
@@ -93,15 +77,19 @@ impl RedisStore {
         json.map(|j| self.source_from(&j)).transpose()
     }
 
-    /// Delete a source and its rejection log. Its events stay (they are the tenant's events).
-    pub async fn delete_source(&self, source: &Source) -> Result<()> {
-        let client = self.client();
-        let _: Value = client.hdel(self.keys.sources(), source.id.as_str()).await?;
-        let _: Value = client
-            .zrem(self.keys.tenant_sources(&source.tenant), source.id.as_str())
-            .await?;
-        let _: Value = client.del(self.keys.source_rejections(&source.id)).await?;
-        Ok(())
+    /// Delete a source as read (at its `updated_at_ms`) with the entry that records it, and
+    /// its rejection log. Its events stay (they are the tenant's events).
+    pub async fn delete_source(&self, source: &Source, entry: &AuditEntry) -> Result<Written> {
+        let guard = Some(source.updated_at_ms);
+        let written = self.audited(Kind::Sources, &source.id, Write::Delete, guard, entry).await?;
+        if written == Written::Done {
+            let client = self.client();
+            let _: Value = client
+                .zrem(self.keys.tenant_sources(&source.tenant), source.id.as_str())
+                .await?;
+            let _: Value = client.del(self.keys.source_rejections(&source.id)).await?;
+        }
+        Ok(written)
     }
 
     /// A page of a tenant's sources, oldest first: `(sources, next offset)`.
@@ -154,4 +142,13 @@ impl RedisStore {
             .await?;
         Ok(entries.iter().filter_map(|e| serde_json::from_str(e).ok()).collect())
     }
+}
+
+/// The source fields whose values the audit log never shows.
+pub const SOURCE_SECRETS: [&str; 4] = ["secret", "previous_secrets", "basic", "api_key"];
+
+/// What changed between two versions of a source, for its audit entry.
+pub fn source_changes(before: Option<&Source>, after: Option<&Source>) -> serde_json::Map<String, serde_json::Value> {
+    let json = |s: Option<&Source>| s.and_then(|s| serde_json::to_value(s).ok());
+    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &SOURCE_SECRETS)
 }

@@ -50,7 +50,7 @@ async fn a_node_started_without_redis_routes_nothing_before_it_knows_the_endpoin
     let store = store_for(&redis.url(), "cold").await;
     let ep = endpoint("cold", sink.url("ok/cold"));
     store
-        .put_endpoint(&ep, hookline_actors::shard::shard_of(&ep.id, SHARDS))
+        .put_endpoint(&ep, hookline_actors::shard::shard_of(&ep.id, SHARDS), &test_entry(&ep.tenant))
         .await
         .unwrap();
     let mut ids = HashSet::new();
@@ -82,7 +82,7 @@ async fn expired_deliveries_do_not_stall_an_endpoint() {
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let ep = endpoint("x", sink.url("ok/expired"));
     let shard = hookline_actors::shard::shard_of(&ep.id, SHARDS);
-    store.put_endpoint(&ep, shard).await.unwrap();
+    store.put_endpoint(&ep, shard, &test_entry(&ep.tenant)).await.unwrap();
     // Three deliveries of events whose records are gone, queued ahead of a real one.
     let ghosts: Vec<RoutedEvent> = (0..3)
         .map(|i| RoutedEvent {

@@ -54,7 +54,7 @@ async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookline_actors::
         hookline_actors::now_ms(),
     );
     let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
-    store.put_endpoint(&endpoint, shard).await.unwrap();
+    store.put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant)).await.unwrap();
     (endpoint, shard)
 }
 
@@ -174,7 +174,10 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
     let epoch = store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held");
     let token = format!("n#{epoch}");
-    assert_eq!(store.delete_endpoint(&endpoint, shard).await.unwrap(), 2);
+    assert_eq!(
+        store.delete_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant)).await.unwrap(),
+        Ok(2)
+    );
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
     assert_eq!(report.dropped_marked_dead, 2, "{report:?}");
 
@@ -686,7 +689,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     let (cfg, store, _client) = connect_with(cfg).await;
     let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
     endpoint.ordered = true;
-    store.put_endpoint(&endpoint, shard).await.unwrap();
+    store.put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant)).await.unwrap();
     let partition = store.keys().partition_of("t");
     // The first read creates the router group; the stream is empty.
     assert!(store.read_events(partition, "a", false, 1, 0).await.unwrap().is_empty());
@@ -762,7 +765,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
 #[tokio::test]
 async fn a_source_changed_or_deleted_meanwhile_is_not_overwritten() {
     use hookline::inbound::source::{Kind, Source};
-    use hookline::store::Replaced;
+    use hookline::store::Written as Replaced;
     let (_, store, _) = connect(&unique_prefix("source-cas")).await;
     let mut source = Source::new(
         hookline::ids::new_source_id(),
@@ -771,21 +774,21 @@ async fn a_source_changed_or_deleted_meanwhile_is_not_overwritten() {
         Kind::None,
         1_000,
     );
-    store.put_source(&source).await.unwrap();
+    store.put_source(&source, &test_entry("t")).await.unwrap();
     let read = source.updated_at_ms;
 
     source.name = "first".into();
     source.updated_at_ms = 2_000;
-    assert_eq!(store.replace_source(&source, read).await.unwrap(), Replaced::Done);
+    assert_eq!(store.replace_source(&source, read, &test_entry("t")).await.unwrap(), Replaced::Done);
     // A second writer that read the same version loses.
     let mut stale = source.clone();
     stale.name = "second".into();
     stale.updated_at_ms = 2_001;
-    assert_eq!(store.replace_source(&stale, read).await.unwrap(), Replaced::Changed);
+    assert_eq!(store.replace_source(&stale, read, &test_entry("t")).await.unwrap(), Replaced::Changed);
     assert_eq!(store.get_source(&source.id).await.unwrap().unwrap().name, "first");
 
-    store.delete_source(&source).await.unwrap();
-    assert_eq!(store.replace_source(&source, 2_000).await.unwrap(), Replaced::Gone);
+    assert_eq!(store.delete_source(&source, &test_entry("t")).await.unwrap(), Replaced::Done);
+    assert_eq!(store.replace_source(&source, 2_000, &test_entry("t")).await.unwrap(), Replaced::Gone);
     assert!(
         store.get_source(&source.id).await.unwrap().is_none(),
         "a deleted source came back"

@@ -112,6 +112,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         .put_endpoint(
             &endpoint(&crashy, sink.url("sleep/5/crashy")),
             hookline_actors::shard::shard_of(&crashy, 4),
+            &test_entry("t"),
         )
         .await
         .unwrap();
@@ -119,6 +120,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         .put_endpoint(
             &endpoint(&steady, sink.url("sleep/5/steady")),
             hookline_actors::shard::shard_of(&steady, 4),
+            &test_entry("t"),
         )
         .await
         .unwrap();

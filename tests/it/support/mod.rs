@@ -243,3 +243,14 @@ pub fn stored_event_count(node: &Node) -> u64 {
         })
         .sum()
 }
+
+/// The audit entry of a change a test makes straight in the store.
+pub fn test_entry(tenant: &str) -> hookline::store::AuditEntry {
+    hookline::store::AuditEntry::by_system(
+        "test",
+        tenant,
+        "test.change",
+        hookline::store::audit::Target::new("endpoint", "ep_test"),
+        Default::default(),
+    )
+}
