@@ -1,8 +1,8 @@
-//! Actions on one endpoint: rotate its signing secret, send it a test event.
+//! Actions on one endpoint: enable it, rotate its signing secret, read it, send it a test event.
 
 use super::audit::Origin;
 use super::auth::{Caller, Scope};
-use super::endpoints::{change, load};
+use super::endpoints::{change, load, to_json, EndpointOut};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Path, Query};
 use super::{AppState, EndpointPath};
@@ -21,6 +21,7 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(enable))
         .routes(routes!(rotate_secret))
         .routes(routes!(read_secret))
         .routes(routes!(send_test))
@@ -200,3 +201,39 @@ async fn send_test(
 
 /// The type of test sends.
 const TEST_EVENT: &str = "webhook.test";
+
+/// Re-enable an endpoint disabled by hand, by a 410 or for failing: its queued work resumes,
+/// with a fresh health record (closed breaker, no failure run).
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/endpoints/{id}/enable",
+    operation_id = "enable_endpoint",
+    tag = "endpoints",
+    params(EndpointPath),
+    responses(
+        (status = 200, description = "the endpoint, enabled", body = EndpointOut),
+        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+    )
+)]
+async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    origin: Origin,
+    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
+) -> ApiResult<axum::Json<EndpointOut>> {
+    caller.authorize(&tenant, Scope::EndpointsWrite)?;
+    load(&state, &tenant, &id).await?;
+    state
+        .store
+        .save_health(None, &id, state.node.shard_of(&id), &Default::default())
+        .await?;
+    let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
+        cfg.disabled = false;
+        cfg.disabled_reason = None;
+        Ok("endpoint.enabled")
+    })
+    .await?;
+    Ok(axum::Json(
+        to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
+    ))
+}

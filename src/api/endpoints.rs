@@ -24,7 +24,6 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(fetch, update, remove))
-        .routes(routes!(enable))
 }
 
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
@@ -303,7 +302,7 @@ pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiErro
     Ok(())
 }
 
-async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret: bool) -> ApiResult<EndpointOut> {
+pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret: bool) -> ApiResult<EndpointOut> {
     let shard = state.node.shard_of(&cfg.id);
     let backlog = state.store.backlog(&cfg.id, shard).await?;
     let health = state.store.load_health(&cfg.id, shard).await?;
@@ -576,39 +575,3 @@ async fn remove(
 
 /// How many pending deliveries a DELETE dropped.
 pub const DROPPED_HEADER: &str = "hookline-dropped-deliveries";
-
-/// Re-enable an endpoint disabled by hand, by a 410 or for failing: its queued work resumes,
-/// with a fresh health record (closed breaker, no failure run).
-#[utoipa::path(
-    post,
-    path = "/v1/tenants/{tenant}/endpoints/{id}/enable",
-    operation_id = "enable_endpoint",
-    tag = "endpoints",
-    params(EndpointPath),
-    responses(
-        (status = 200, description = "the endpoint, enabled", body = EndpointOut),
-        (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
-    )
-)]
-async fn enable(
-    State(state): State<AppState>,
-    caller: Caller,
-    origin: Origin,
-    Path(EndpointPath { tenant, id }): Path<EndpointPath>,
-) -> ApiResult<axum::Json<EndpointOut>> {
-    caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    load(&state, &tenant, &id).await?;
-    state
-        .store
-        .save_health(None, &id, state.node.shard_of(&id), &Default::default())
-        .await?;
-    let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
-        cfg.disabled = false;
-        cfg.disabled_reason = None;
-        Ok("endpoint.enabled")
-    })
-    .await?;
-    Ok(axum::Json(
-        to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
-    ))
-}

@@ -174,7 +174,8 @@ async fn ingest_one(
         Some(v) => Some(
             v.to_str()
                 .ok()
-                .filter(|k| (1..=256).contains(&k.len()))
+                // Visible ASCII and inner spaces, as the contract says (no tab: HTTP allows one).
+                .filter(|k| (1..=256).contains(&k.len()) && k.bytes().all(|b| (0x20..=0x7e).contains(&b)))
                 .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 256 visible ASCII characters"))?
                 .to_string(),
         ),

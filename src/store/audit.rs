@@ -283,10 +283,15 @@ impl RedisStore {
                         end = Some(bound);
                     }
                 }
+                // Nothing is below the first id there can be (and Redis refuses `(0-0`).
+                let next_end = match end {
+                    Some(e) if e == "(0-0" => None,
+                    e => Some(e.unwrap_or_else(|| "+".into())),
+                };
                 Side {
                     kind,
                     buffered: Default::default(),
-                    next_end: Some(end.unwrap_or_else(|| "+".into())),
+                    next_end,
                 }
             })
             .collect();

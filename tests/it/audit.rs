@@ -150,6 +150,8 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
     assert_eq!(reader.get(&format!("{t}/audit")).await.0, 200);
     assert_eq!(reader.get("/v1/audit").await.0, 403);
     assert_eq!(reader.get("/v1/tenants/other/audit").await.0, 403);
+    let (status, oldest) = admin.get(&format!("{t}/audit?cursor=aud_0-0-k")).await;
+    assert_eq!((status, &oldest["data"]), (200, &json!([])), "nothing is older than the first id");
     let (status, bad) = admin.get(&format!("{t}/audit?cursor=aud_1-2")).await;
     assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_request")), "{bad}");
 }

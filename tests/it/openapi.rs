@@ -41,6 +41,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant}/sources/{id}/rotate-secret"),
     ("get", "/v1/tenants/{tenant}/sources/{id}/rejections"),
     ("post", "/in/{source_id}"),
+    ("get", "/v1/tenants/{tenant}/audit"),
+    ("get", "/v1/audit"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
