@@ -7,7 +7,8 @@
 //! | file | what |
 //! |---|---|
 //! | `ingest.rs` | ingest (INGEST), events read back |
-//! | `endpoints.rs` | endpoint configs, tenant index and version, change notifications |
+//! | `endpoints.rs` | endpoint configs (compare-and-set changes), tenant index and version, change notifications |
+//! | `audit.rs` | the audit log: a change and its entry in one script (AUDITED), the merged listing |
 //! | `api_keys.rs` | tenant API keys |
 //! | `sources.rs` | inbound sources, their rejection logs and request counters |
 //! | `seal.rs`, `reseal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys`; the pass that seals them all again under the first key |
