@@ -300,3 +300,33 @@ async fn kill_9_in_a_burst_of_changes_leaves_no_change_without_its_entry() {
     }
     println!("{} entries explain {} endpoints", log.len(), stored.len());
 }
+
+/// Invariant 4 for the audit log: entries past `retention.audit_days` go, in every stream
+/// (the node's own trimming as it writes is approximate; the janitor's is exact).
+#[tokio::test]
+async fn the_janitor_trims_audit_entries_past_their_retention() {
+    let mut cfg = hookline::config::Config::default();
+    cfg.redis.url = shared_redis_url();
+    cfg.redis.prefix = unique_prefix("audit-trim");
+    let mut settings = cfg.store_settings();
+    settings.audit_retention_s = 1;
+    let store = hookline::store::RedisStore::connect(&settings).await.unwrap();
+    assert!(store.wait_connected(Duration::from_secs(5)).await);
+    for tenant in ["a", "b"] {
+        store
+            .audit_only(hookline::store::audit::Kind::Endpoints, &test_entry(tenant))
+            .await
+            .unwrap();
+    }
+    let everyone = hookline::store::audit::AuditQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    assert_eq!(store.audit_page(None, &everyone).await.unwrap().0.len(), 2);
+    assert_eq!(store.janitor_pass("n", 10, 3_600_000).await.unwrap().audit_entries, 0, "nothing is old yet");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    // Two entries, each in the every-tenant stream and its tenant's.
+    assert_eq!(store.janitor_pass("n", 10, 3_600_000).await.unwrap().audit_entries, 4);
+    assert!(store.audit_page(None, &everyone).await.unwrap().0.is_empty());
+    assert!(store.audit_page(Some("a"), &everyone).await.unwrap().0.is_empty());
+}
