@@ -179,7 +179,14 @@ pub trait EndpointStore: Send + Sync + 'static {
     /// whose index was stale) and its due entry. Returns how many deliveries were dropped.
     async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> StoreResult<u64>;
 
-    /// Disable an endpoint (the receiver asked to stop, e.g. with 410) and tell every node.
-    /// Returns the updated config, or `None` if the endpoint is gone.
-    async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>>;
+    /// Disable an endpoint (the receiver asked to stop, e.g. with 410) and tell every node,
+    /// if it is still enabled and at the version `seen_at_ms` (its `updated_at_ms`) the actor
+    /// acted on: a change made meanwhile (a fixed URL, a manual disable) is not overridden.
+    /// Returns the config as stored after it, or `None` if the endpoint is gone.
+    async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        seen_at_ms: u64,
+        reason: &str,
+    ) -> StoreResult<Option<EndpointConfig>>;
 }

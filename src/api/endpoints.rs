@@ -371,7 +371,7 @@ pub(super) async fn change(
             let mut next = current.clone();
             let action = change(&mut next)?;
             let changes = endpoint_changes(Some(current), Some(&next));
-            Ok((next, author.entry(tenant, action, Target::new("endpoint", id), changes)))
+            Ok(Some((next, author.entry(tenant, action, Target::new("endpoint", id), changes))))
         })
         .await?;
     let cfg = changed.ok_or_else(|| ApiError::not_found("endpoint"))?;
@@ -508,7 +508,10 @@ async fn update(
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let current = load(&state, &tenant, &id).await?;
-    if current.disabled && fields.disabled == Some(false) {
+    let mut checked = current.clone();
+    fields.clone().apply(&mut checked);
+    validate(&checked, state.config.delivery.allow_private_networks)?;
+    if current.disabled && !checked.disabled {
         // Enabling by PATCH is the same as POST …/enable: a fresh start for its health.
         state
             .store

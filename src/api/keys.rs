@@ -129,7 +129,7 @@ fn key_changes(before: Option<&ApiKeyRecord>, after: Option<&ApiKeyRecord>) -> s
                 v
             })
     };
-    crate::store::audit::changes(listed(before).as_ref(), listed(after).as_ref(), &[])
+    crate::store::audit::changes(listed(before).as_ref(), listed(after).as_ref(), &[], &[])
 }
 
 /// A new tenant key: `key` is shown only here (the node keeps its SHA-256).

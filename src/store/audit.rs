@@ -9,7 +9,7 @@
 
 use super::{scripts, Error, RedisStore, Result};
 use fred::prelude::*;
-use fred::types::Value;
+use fred::types::{ClusterHash, CustomCommand, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use utoipa::ToSchema;
@@ -63,7 +63,8 @@ pub struct AuditEntry {
     /// `aud_…`, in the order of the log (also a cursor).
     #[serde(default, skip_deserializing)]
     pub id: String,
-    /// RFC 3339 with milliseconds, the node's clock.
+    /// RFC 3339 with milliseconds: when Redis wrote the entry (the clock of its id, which
+    /// the order and `from`/`to` follow).
     pub time: String,
     pub tenant: String,
     pub actor: Actor,
@@ -113,8 +114,10 @@ const BOOKKEEPING: [&str; 4] = ["id", "tenant", "created_at_ms", "updated_at_ms"
 
 /// Field by field, what changed from `before` to `after` (JSON objects; `None`: no record, as
 /// before a create or after a delete). The fields named in `secret` show as `"***"` (null and
-/// empty values as they are, so a secret appearing or going away still shows).
-pub fn changes(before: Option<&Json>, after: Option<&Json>, secret: &[&str]) -> Map<String, Json> {
+/// empty values as they are, so a secret appearing or going away still shows); those named in
+/// `hidden_values` are objects shown with their keys and `"***"` for every value (custom
+/// headers: their names tell what changed, their values may be credentials).
+pub fn changes(before: Option<&Json>, after: Option<&Json>, secret: &[&str], hidden_values: &[&str]) -> Map<String, Json> {
     let empty = Map::new();
     let fields = |v: Option<&Json>| v.and_then(Json::as_object).unwrap_or(&empty).clone();
     let (before, after) = (fields(before), fields(after));
@@ -130,10 +133,13 @@ pub fn changes(before: Option<&Json>, after: Option<&Json>, secret: &[&str]) -> 
         }
         let shown = |v: &Json| {
             let blank = v.is_null() || v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty);
-            if secret.contains(&name.as_str()) && !blank {
-                Json::from("***")
-            } else {
-                v.clone()
+            match v.as_object() {
+                _ if blank => v.clone(),
+                _ if secret.contains(&name.as_str()) => Json::from("***"),
+                Some(object) if hidden_values.contains(&name.as_str()) => {
+                    Json::Object(object.keys().map(|k| (k.clone(), Json::from("***"))).collect())
+                }
+                _ => v.clone(),
             }
         };
         out.insert(name.clone(), serde_json::json!({"from": shown(from), "to": shown(to)}));
@@ -317,6 +323,8 @@ impl RedisStore {
             scanned += 1;
             let mut entry: AuditEntry = serde_json::from_value(json)?;
             entry.id = entry_id(&format!("{ms}-{seq}"), sides[i].kind);
+            // The log's own clock (Redis's), which `from`, `to` and the order follow.
+            entry.time = crate::event::rfc3339(ms);
             let keep = q.action.as_ref().is_none_or(|a| *a == entry.action)
                 && q.target_id.as_ref().is_none_or(|t| *t == entry.target.id);
             if keep {
@@ -355,23 +363,53 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Drop entries older than audit retention from every audit stream (the janitor's part;
-    /// writes trim their own streams as they go). Returns the entries removed.
-    pub(super) async fn trim_audit(&self) -> Result<u64> {
+    /// Drop entries older than audit retention from the every-tenant streams and from the
+    /// streams of up to `batch` tenants, going on where the last pass stopped (the janitor's
+    /// part; writes trim their own streams as they go, approximately). Returns the entries
+    /// removed.
+    pub(super) async fn trim_audit(&self, batch: usize) -> Result<u64> {
         let client = self.client();
         let cutoff = hookline_actors::now_ms().saturating_sub(self.audit_retention_s * 1000);
         let min_id = format!("{cutoff}-0");
-        let tenants: Vec<String> = client.smembers(self.keys.audit_tenants()).await?;
-        let mut removed = 0;
-        for kind in Kind::ALL {
-            let hash = self.record_hash(kind);
-            let streams = std::iter::once(self.keys.audit(&hash, None))
-                .chain(tenants.iter().map(|t| self.keys.audit(&hash, Some(t))));
-            for stream in streams {
+        let cursor: Option<String> = client.get(self.keys.audit_cursor()).await?;
+        let reply: Value = client
+            .custom(
+                CustomCommand::new_static("SSCAN", ClusterHash::FirstKey, false),
+                vec![
+                    self.keys.audit_tenants(),
+                    cursor.unwrap_or_else(|| "0".into()),
+                    "COUNT".into(),
+                    batch.to_string(),
+                ],
+            )
+            .await?;
+        let mut parts = reply.into_array().into_iter();
+        let next = parts.next().and_then(|v| v.as_string()).unwrap_or_else(|| "0".into());
+        let tenants: Vec<String> = parts
+            .next()
+            .map(|t| t.into_array().iter().filter_map(Value::as_string).collect())
+            .unwrap_or_default();
+        let streams: Vec<String> = Kind::ALL
+            .into_iter()
+            .flat_map(|kind| {
+                let hash = self.record_hash(kind);
+                std::iter::once(self.keys.audit(&hash, None))
+                    .chain(tenants.iter().map(|t| self.keys.audit(&hash, Some(t))))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let trims = streams.into_iter().map(|stream| {
+            let min_id = min_id.clone();
+            async move {
                 let n: u64 = client.xtrim(stream, ("MINID", "=", min_id.as_str(), None)).await?;
-                removed += n;
+                Ok::<u64, Error>(n)
             }
+        });
+        let mut removed = 0;
+        for n in super::join_all(trims).await {
+            removed += n?;
         }
+        let _: Value = client.set(self.keys.audit_cursor(), next, None, None, false).await?;
         Ok(removed)
     }
 }
@@ -385,23 +423,27 @@ mod tests {
     fn changes_name_each_changed_field_and_hide_secrets() {
         let before = json!({"id": "ep_1", "url": "https://a", "secret": "whsec_x", "headers": {}, "updated_at_ms": 1});
         let after = json!({"id": "ep_1", "url": "https://b", "secret": "whsec_y", "headers": {"x": "1"}, "updated_at_ms": 2});
-        let c = changes(Some(&before), Some(&after), &["secret"]);
+        let c = changes(Some(&before), Some(&after), &["secret"], &["headers"]);
         assert_eq!(
             Json::Object(c),
             json!({
                 "url": {"from": "https://a", "to": "https://b"},
                 "secret": {"from": "***", "to": "***"},
-                "headers": {"from": {}, "to": {"x": "1"}},
+                "headers": {"from": {}, "to": {"x": "***"}},
             })
         );
-        let created = changes(None, Some(&after), &["secret"]);
+        // A header whose value alone changed still shows as changed, its values hidden.
+        let token = |t: &str| json!({"headers": {"authorization": t}});
+        let c = changes(Some(&token("Bearer a")), Some(&token("Bearer b")), &[], &["headers"]);
+        assert_eq!(c["headers"], json!({"from": {"authorization": "***"}, "to": {"authorization": "***"}}));
+        let created = changes(None, Some(&after), &["secret"], &[]);
         assert_eq!(created["secret"], json!({"from": null, "to": "***"}));
         assert_eq!(created["url"], json!({"from": null, "to": "https://b"}));
         assert!(!created.contains_key("id") && !created.contains_key("updated_at_ms"));
-        let deleted = changes(Some(&before), None, &["secret"]);
+        let deleted = changes(Some(&before), None, &["secret"], &[]);
         assert_eq!(deleted["url"], json!({"from": "https://a", "to": null}));
-        assert!(changes(Some(&before), Some(&before), &["secret"]).is_empty());
-        let text = serde_json::to_string(&changes(None, Some(&after), &["secret"])).unwrap();
+        assert!(changes(Some(&before), Some(&before), &["secret"], &[]).is_empty());
+        let text = serde_json::to_string(&changes(None, Some(&after), &["secret"], &[])).unwrap();
         assert!(!text.contains("whsec_y"), "{text}");
     }
 

@@ -56,20 +56,22 @@ impl RedisStore {
     }
 
     /// Change a stored endpoint: `change` gets it as stored and returns it changed, with the
-    /// entry that records the change. It is written only if nothing changed it meanwhile; if
+    /// entry that records the change (or nothing: no write, the endpoint as stored). It is written only if nothing changed it meanwhile; if
     /// something did, it is read and changed again (so no write is lost and every entry's
     /// `from` is what was there). Its `updated_at_ms` moves forward by at least 1 ms. `None`:
     /// no such endpoint.
     pub async fn change_endpoint<E: From<super::Error>>(
         &self,
         endpoint_id: &str,
-        mut change: impl FnMut(&EndpointConfig) -> std::result::Result<(EndpointConfig, AuditEntry), E>,
+        mut change: impl FnMut(&EndpointConfig) -> std::result::Result<Option<(EndpointConfig, AuditEntry)>, E>,
     ) -> std::result::Result<Option<EndpointConfig>, E> {
         for _ in 0..CHANGE_TRIES {
             let Some(current) = self.get_endpoint(endpoint_id).await? else {
                 return Ok(None);
             };
-            let (mut next, entry) = change(&current)?;
+            let Some((mut next, entry)) = change(&current)? else {
+                return Ok(Some(current));
+            };
             next.updated_at_ms = hookline_actors::now_ms().max(current.updated_at_ms + 1);
             let json = self.endpoint_json(&next)?;
             let guard = Some(current.updated_at_ms);
@@ -283,10 +285,14 @@ impl RedisStore {
         Ok(dropped)
     }
 
-    /// The node disables an endpoint by itself (410, failing too long): recorded in the audit
-    /// log as `endpoint.disabled` by `system`.
-    pub async fn disable_endpoint(&self, endpoint_id: &str, reason: &str) -> Result<Option<EndpointConfig>> {
+    /// The node disables an endpoint by itself (410, failing too long), if it is still
+    /// enabled and at the version the endpoint actor acted on (`seen_at_ms`): recorded in the
+    /// audit log as `endpoint.disabled` by `system`.
+    pub async fn disable_endpoint(&self, endpoint_id: &str, seen_at_ms: u64, reason: &str) -> Result<Option<EndpointConfig>> {
         self.change_endpoint(endpoint_id, |current| {
+            if current.disabled || current.updated_at_ms != seen_at_ms {
+                return Ok(None);
+            }
             let mut next = current.clone();
             next.disabled = true;
             next.disabled_reason = Some(reason.to_string());
@@ -297,7 +303,7 @@ impl RedisStore {
                 Target::new("endpoint", endpoint_id),
                 endpoint_changes(Some(current), Some(&next)),
             );
-            Ok::<_, super::Error>((next, entry))
+            Ok::<_, super::Error>(Some((next, entry)))
         })
         .await
     }
@@ -315,5 +321,5 @@ pub fn endpoint_changes(
     after: Option<&EndpointConfig>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let json = |cfg: Option<&EndpointConfig>| cfg.and_then(|c| serde_json::to_value(c).ok());
-    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &ENDPOINT_SECRETS)
+    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &ENDPOINT_SECRETS, &["headers"])
 }

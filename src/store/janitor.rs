@@ -57,7 +57,7 @@ impl RedisStore {
         self.trim_endpoint_sets(cutoff_ms, batch, &mut report).await?;
         report.dropped_marked_dead = self.mark_dropped().await?;
         report.consumers = self.remove_idle_consumers(node_id, consumer_idle_ms).await?;
-        report.audit_entries = self.trim_audit().await?;
+        report.audit_entries = self.trim_audit(batch).await?;
         Ok(report)
     }
 

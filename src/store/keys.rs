@@ -31,6 +31,7 @@
 //! | `P:audit:{P:endpoints}`, `P:audit:{P:sources}`, `P:audit:{P:apikeys}` | stream, trimmed to `retention.audit_days` | audit entries (`j`: JSON) of changes to that hash's records, every tenant; the hash's name is the tag, so its slot is the hash's own |
 //! | `P:audit:{<hash>}:<tenant>` | stream | the same entries of one tenant (same ids) |
 //! | `P:audit:tenants` | set | tenants with audit streams (the janitor trims theirs) |
+//! | `P:audit:cursor` | string | where the janitor's walk over those tenants continues (SSCAN cursor) |
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
 //! | `P:{shN}:lease` | string, PX TTL | holder node id |
@@ -160,6 +161,10 @@ impl Keys {
     }
     pub fn audit_tenants(&self) -> String {
         format!("{}:audit:tenants", self.p)
+    }
+    /// Where the janitor's walk over `audit_tenants` continues (SSCAN cursor).
+    pub fn audit_cursor(&self) -> String {
+        format!("{}:audit:cursor", self.p)
     }
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.p)

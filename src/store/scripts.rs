@@ -42,12 +42,12 @@ return {ARGV[1], 0}
 /// `updated_at_ms` as read ('' to write whatever is there), the entry's JSON, the oldest
 /// stream id to keep (ms). Returns 0 if the record is gone (guarded or `del`), -1 if it is not
 /// at the version read (nothing written), else the entry's stream id. The change and its entry
-/// are one step: a change without its entry cannot exist.
+/// are one step: the entry is appended first, so a command that fails (Redis does not undo a
+/// script's earlier writes) leaves at most an entry without its change, never the reverse.
 ///
 /// The id is the Redis clock to the microsecond (`<ms>-<µs in the ms × 1000>`), moved past
-/// the every-tenant stream's last id if the clock is behind it: both streams take the same
-/// id (the tenant's is a subset of the other), and on one Redis the three kinds' streams
-/// merge in the order the changes happened.
+/// both streams' last ids if the clock is behind them; both take the same id, and on one Redis
+/// the three kinds' streams merge in the order the changes happened.
 pub static AUDITED: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -56,25 +56,23 @@ if ARGV[4] ~= '' then
   if not current then return 0 end
   if string.format('%.0f', cjson.decode(current).updated_at_ms) ~= ARGV[4] then return -1 end
 end
-if ARGV[2] == 'set' then
-  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-elseif ARGV[2] == 'del' then
-  if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-end
+if ARGV[2] == 'del' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 local now = redis.call('TIME')
 local us = tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(us / 1000)
 local seq = (us % 1000) * 1000
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  local info = redis.call('XINFO', 'STREAM', KEYS[2])
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then
-      local lms, lseq = string.match(info[i + 1], '^(%d+)-(%d+)$')
-      lms = tonumber(lms)
-      lseq = tonumber(lseq)
-      if lms > ms or (lms == ms and lseq >= seq) then
-        ms = lms
-        seq = lseq + 1
+for k = 2, 3 do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', KEYS[k])
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then
+        local lms, lseq = string.match(info[i + 1], '^(%d+)-(%d+)$')
+        lms = tonumber(lms)
+        lseq = tonumber(lseq)
+        if lms > ms or (lms == ms and lseq >= seq) then
+          ms = lms
+          seq = lseq + 1
+        end
       end
     end
   end
@@ -82,6 +80,11 @@ end
 local id = string.format('%.0f-%.0f', ms, seq)
 redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[6], id, 'j', ARGV[5])
 redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[6], id, 'j', ARGV[5])
+if ARGV[2] == 'set' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+elseif ARGV[2] == 'del' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+end
 return id
 "#,
     )

@@ -150,5 +150,5 @@ pub const SOURCE_SECRETS: [&str; 4] = ["secret", "previous_secrets", "basic", "a
 /// What changed between two versions of a source, for its audit entry.
 pub fn source_changes(before: Option<&Source>, after: Option<&Source>) -> serde_json::Map<String, serde_json::Value> {
     let json = |s: Option<&Source>| s.and_then(|s| serde_json::to_value(s).ok());
-    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &SOURCE_SECRETS)
+    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &SOURCE_SECRETS, &[])
 }

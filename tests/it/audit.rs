@@ -56,7 +56,9 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
         requests.push(id);
         answer
     };
-    let ep = step(Method::POST, format!("{t}/endpoints"), Some(json!({"url": sink.url("ok")})), 201).await;
+    let body = json!({"url": sink.url("ok"), "headers": {"x-api-key": "hdr-s3cr3t"}});
+    let ep = step(Method::POST, format!("{t}/endpoints"), Some(body), 201).await;
+    secrets.push("hdr-s3cr3t".into());
     let ep_id = ep["id"].as_str().unwrap().to_string();
     secrets.push(ep["secret"].as_str().unwrap().to_string());
     let e = format!("{t}/endpoints/{ep_id}");
@@ -112,6 +114,7 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
     assert_eq!(changes(0)["name"], json!({"from": null, "to": "ci"}));
     assert_eq!(changes(1)["url"], json!({"from": null, "to": sink.url("ok")}));
     assert_eq!(changes(1)["secret"], json!({"from": null, "to": "***"}));
+    assert_eq!(changes(1)["headers"], json!({"from": null, "to": {"x-api-key": "***"}}));
     assert_eq!(changes(2), json!({"description": {"from": null, "to": "orders"}}));
     assert_eq!(
         changes(3),
@@ -329,4 +332,33 @@ async fn the_janitor_trims_audit_entries_past_their_retention() {
     assert_eq!(store.janitor_pass("n", 10, 3_600_000).await.unwrap().audit_entries, 4);
     assert!(store.audit_page(None, &everyone).await.unwrap().0.is_empty());
     assert!(store.audit_page(Some("a"), &everyone).await.unwrap().0.is_empty());
+}
+
+/// The node disables an endpoint only as the endpoint actor saw it: a change made meanwhile (a
+/// fixed URL, a manual disable) is neither overridden nor recorded as the node's.
+#[tokio::test]
+async fn the_node_does_not_disable_an_endpoint_changed_since_it_judged_it() {
+    let mut cfg = hookline::config::Config::default();
+    cfg.redis.url = shared_redis_url();
+    cfg.redis.prefix = unique_prefix("audit-disable");
+    let store = hookline::store::RedisStore::connect(&cfg.store_settings()).await.unwrap();
+    assert!(store.wait_connected(Duration::from_secs(5)).await);
+    let id = hookline::ids::new_endpoint_id();
+    let ep = hookline_actors::EndpointConfig::new(id.clone(), "d".into(), "https://x.test".into(), "whsec_x".into(), 1_000);
+    store.put_endpoint(&ep, 0, &test_entry("d")).await.unwrap();
+    let everyone = hookline::store::audit::AuditQuery {
+        limit: 50,
+        action: Some("endpoint.disabled".into()),
+        ..Default::default()
+    };
+
+    let stale = store.disable_endpoint(&id, 999, "gone").await.unwrap().unwrap();
+    assert!(!stale.disabled, "changed since the actor judged it: left alone");
+    let done = store.disable_endpoint(&id, 1_000, "gone").await.unwrap().unwrap();
+    assert_eq!((done.disabled, done.disabled_reason.as_deref()), (true, Some("gone")));
+    let again = store.disable_endpoint(&id, done.updated_at_ms, "failing").await.unwrap().unwrap();
+    assert_eq!(again.disabled_reason.as_deref(), Some("gone"), "already disabled: left alone");
+    let (entries, _) = store.audit_page(Some("d"), &everyone).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0].actor.kind, "system");
 }

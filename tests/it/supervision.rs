@@ -85,8 +85,8 @@ impl EndpointStore for PanicOnce {
     async fn forget_endpoint(&self, id: &str, s: u32) -> StoreResult<u64> {
         EndpointStore::forget_endpoint(&*self.inner, id, s).await
     }
-    async fn disable_endpoint(&self, id: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
-        EndpointStore::disable_endpoint(&*self.inner, id, reason).await
+    async fn disable_endpoint(&self, id: &str, seen: u64, reason: &str) -> StoreResult<Option<EndpointConfig>> {
+        EndpointStore::disable_endpoint(&*self.inner, id, seen, reason).await
     }
 }
 

@@ -165,7 +165,12 @@ impl EndpointState {
         let reason = reason.as_str();
         tracing::warn!(tenant = %cfg.tenant, endpoint_id = %cfg.id, reason, "disabling the endpoint");
         let store = self.ctx.stores.endpoints.clone();
-        match store.disable_endpoint(&cfg.id, reason).await {
+        match store.disable_endpoint(&cfg.id, cfg.updated_at_ms, reason).await {
+            // Changed meanwhile: the actor hears of the new config and judges again.
+            Ok(updated) if updated.as_ref().is_none_or(|c| c.disabled_reason.as_deref() != Some(reason)) => {
+                self.cfg = updated;
+                return;
+            }
             Ok(updated) => self.cfg = updated,
             Err(e) => {
                 tracing::warn!(endpoint_id = %cfg.id, error = %e, "disabling the endpoint failed");

@@ -174,7 +174,7 @@ impl EndpointStore for Memory {
         Ok(std::mem::take(&mut *self.queue.lock().unwrap()).len() as u64)
     }
 
-    async fn disable_endpoint(&self, _: &str, reason: &str) -> StoreResult<Option<EndpointConfig>> {
+    async fn disable_endpoint(&self, _: &str, _: u64, reason: &str) -> StoreResult<Option<EndpointConfig>> {
         let mut endpoint = self.endpoint.lock().unwrap();
         if let Some(cfg) = endpoint.as_mut() {
             cfg.disabled = true;
