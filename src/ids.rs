@@ -56,6 +56,15 @@ pub fn is_key_id(s: &str) -> bool {
     s.strip_prefix("key_").is_some_and(|c| is_core(c, KEY_CORE))
 }
 
+/// A portal session: `ps_` + 16 characters (its token is `hkp_` + 40, stored like a key).
+pub fn new_portal_session_id() -> String {
+    format!("ps_{}", random_chars(KEY_CORE))
+}
+
+pub fn new_portal_token() -> String {
+    format!("hkp_{}", random_chars(40))
+}
+
 /// A tenant API key: shown once, stored only as its SHA-256.
 pub fn new_api_key() -> String {
     format!("hk_{}", random_chars(40))

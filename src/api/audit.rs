@@ -55,8 +55,8 @@ impl Origin {
                 kind: "admin".into(),
                 id: id.clone(),
             },
-            Caller::Tenant { key_id, .. } => Actor {
-                kind: "key".into(),
+            Caller::Tenant { key_id, portal, .. } => Actor {
+                kind: if *portal { "portal" } else { "key" }.into(),
                 id: key_id.clone(),
             },
         };

@@ -88,6 +88,7 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
         "list_sources" | "get_source" | "list_source_rejections" => Scope::SourcesRead,
         "create_source" | "update_source" | "delete_source" | "rotate_source_secret" => Scope::SourcesWrite,
         "list_audit" => Scope::AuditRead,
+        "create_portal_session" | "revoke_portal_sessions" => Scope::PortalCreate,
         _ => return None,
     })
 }
@@ -100,8 +101,10 @@ pub enum Caller {
         id: String,
     },
     Tenant {
-        /// The key's id (`key_…`).
+        /// The key's id (`key_…`), or the portal session's (`ps_…`).
         key_id: String,
+        /// A portal session's token rather than a key.
+        portal: bool,
         tenant: String,
         /// `None`: every tenant scope (keys minted without scopes, and before scopes existed).
         scopes: Option<Vec<Scope>>,
@@ -119,6 +122,14 @@ impl Caller {
             Caller::Admin { .. } => Ok(()),
             Caller::Tenant { tenant: t, .. } if t != tenant => Err(ApiError::forbidden()),
             Caller::Tenant { .. } if self.may(scope) => Ok(()),
+            Caller::Tenant { portal: true, .. } => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing_scope",
+                format!(
+                    "this portal session may not do this: it lacks the scope {} (a read-only session only reads)",
+                    scope.name()
+                ),
+            )),
             Caller::Tenant { .. } => Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 "missing_scope",
@@ -205,6 +216,10 @@ impl KeyCache {
 
     /// Note a use of the key; writes `last_used_at` when the last write is a minute old.
     async fn used(&self, state: &AppState, record: &ApiKeyRecord, key_hash: &str) {
+        if record.portal {
+            // Sessions are not listed with the keys: nothing to note.
+            return;
+        }
         let now = hookline_actors::now_ms();
         {
             let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
@@ -265,7 +280,7 @@ impl FromRequestParts<AppState> for Caller {
             let id = format!("adm_{}", crate::store::keys::hex(&presented[..4]));
             return Ok(Caller::Admin { id });
         }
-        if !token.starts_with("hk_") {
+        if !(token.starts_with("hk_") || token.starts_with("hkp_")) {
             return Err(ApiError::unauthorized());
         }
         let Some(record) = state.keys.lookup(state, &presented).await? else {
@@ -300,6 +315,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(|names| names.iter().filter_map(|n| Scope::parse(n)).collect());
         Ok(Caller::Tenant {
             key_id: record.id,
+            portal: record.portal,
             tenant: record.tenant,
             scopes,
         })
@@ -324,6 +340,7 @@ mod tests {
     fn a_key_may_do_what_its_scopes_say_in_its_own_tenant_only() {
         let key = Caller::Tenant {
             key_id: "key_a".into(),
+            portal: false,
             tenant: "a".into(),
             scopes: Some(vec![Scope::EventsRead]),
         };
@@ -334,6 +351,7 @@ mod tests {
         assert_eq!(key.authorize("b", Scope::EventsRead).unwrap_err().code, "forbidden");
         let every = Caller::Tenant {
             key_id: "key_b".into(),
+            portal: false,
             tenant: "a".into(),
             scopes: None,
         };

@@ -186,6 +186,7 @@ fn record(tenant: String, fields: KeyFields, key: &str, now_ms: u64) -> ApiResul
         expires_at_ms,
         allowed_ips,
         prefix: key.chars().take(8).collect(),
+        portal: false,
     })
 }
 

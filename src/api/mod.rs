@@ -14,6 +14,7 @@ mod extract;
 mod inbound;
 mod keys;
 mod ops;
+mod portal;
 mod schema;
 mod source_schema;
 mod sources;
@@ -69,6 +70,7 @@ pub struct AppState {
         (name = "deliveries", description = "The delivery log and replay"),
         (name = "keys", description = "Tenant API keys: mint, list, revoke (admin)"),
         (name = "audit", description = "The audit log: every change, who made it, from where"),
+        (name = "portal", description = "Portal sessions: links and tokens that give one tenant its portal"),
         (name = "sources", description = "Inbound gateway: sources that receive providers' webhooks"),
         (name = "inbound", description = "Inbound gateway: the public door providers post to (no bearer token)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
@@ -87,6 +89,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(deliveries::router())
         .merge(keys::router())
         .merge(audit::router())
+        .merge(portal::router())
         .merge(sources::router())
         .merge(inbound::router())
         .merge(ops::router())

@@ -25,6 +25,10 @@ pub struct ApiKeyRecord {
     /// The key's first 8 characters (empty for keys minted before it was kept).
     #[serde(default)]
     pub prefix: String,
+    /// A portal session's token (`hkp_…`), not a key: not listed with the keys, gone when it
+    /// expires.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub portal: bool,
 }
 
 impl RedisStore {
@@ -99,5 +103,70 @@ impl RedisStore {
             .hsetnx(self.keys.tenant_keys(&record.tenant), record.id.as_str(), key_hash)
             .await?;
         Ok(())
+    }
+}
+
+impl RedisStore {
+    /// Store a portal session (its record beside the keys, by the digest of its token) with
+    /// the entry that records it.
+    pub async fn put_portal_session(&self, token_hash: &str, record: &ApiKeyRecord, entry: &AuditEntry) -> Result<()> {
+        // Indexed first: the janitor and a revocation find every session that can exist.
+        let expires = record.expires_at_ms.unwrap_or(0) as f64;
+        let _: Value = self
+            .client()
+            .zadd(self.keys.portal_expiry(), None, None, false, false, (expires, token_hash))
+            .await?;
+        let _: Value = self
+            .client()
+            .hset(self.keys.tenant_portal(&record.tenant), (record.id.as_str(), token_hash))
+            .await?;
+        let json = serde_json::to_string(record)?;
+        self.audited(Kind::Keys, token_hash, Write::Set(&json), None, entry).await?;
+        Ok(())
+    }
+
+    /// Revoke every portal session of a tenant, each with the entry `entry(record)`; returns
+    /// how many were revoked.
+    pub async fn revoke_portal_sessions(
+        &self,
+        tenant: &str,
+        entry: impl Fn(&ApiKeyRecord) -> AuditEntry,
+    ) -> Result<usize> {
+        let client = self.client();
+        let index: HashMap<String, String> = client.hgetall(self.keys.tenant_portal(tenant)).await?;
+        let mut revoked = 0;
+        for (id, hash) in index {
+            if let Some(record) = self.get_api_key(&hash).await? {
+                if self.audited(Kind::Keys, &hash, Write::Delete, None, &entry(&record)).await? == Written::Done {
+                    revoked += 1;
+                }
+            }
+            let _: Value = client.hdel(self.keys.tenant_portal(tenant), id.as_str()).await?;
+            let _: Value = client.zrem(self.keys.portal_expiry(), hash.as_str()).await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Remove up to `limit` portal sessions past their expiry (they stopped working then; the
+    /// entry of their creation says when). Returns how many were removed.
+    pub(super) async fn expire_portal_sessions(&self, now_ms: u64, limit: usize) -> Result<u64> {
+        let client = self.client();
+        let hashes: Vec<String> = client
+            .zrangebyscore(
+                self.keys.portal_expiry(),
+                "-inf",
+                now_ms as f64,
+                false,
+                Some((0, limit as i64)),
+            )
+            .await?;
+        for hash in &hashes {
+            if let Some(record) = self.get_api_key(hash).await? {
+                let _: Value = client.hdel(self.keys.tenant_portal(&record.tenant), record.id.as_str()).await?;
+                let _: Value = client.hdel(self.keys.api_keys(), hash.as_str()).await?;
+            }
+            let _: Value = client.zrem(self.keys.portal_expiry(), hash.as_str()).await?;
+        }
+        Ok(hashes.len() as u64)
     }
 }

@@ -27,6 +27,7 @@ pub struct JanitorReport {
     pub consumers: u64,
     pub endpoints_visited: u64,
     pub audit_entries: u64,
+    pub portal_sessions_expired: u64,
 }
 
 impl RedisStore {
@@ -58,6 +59,7 @@ impl RedisStore {
         report.dropped_marked_dead = self.mark_dropped().await?;
         report.consumers = self.remove_idle_consumers(node_id, consumer_idle_ms).await?;
         report.audit_entries = self.trim_audit(batch).await?;
+        report.portal_sessions_expired = self.expire_portal_sessions(hookline_actors::now_ms(), batch).await?;
         Ok(report)
     }
 

@@ -27,6 +27,8 @@
 //! | `P:src:<src>:rejections` | list, ≤ 100 | the source's last refused requests (JSON), newest first |
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
 //! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
+//! | `P:t:<tenant>:portal` | hash | portal session id → sha256(token) (revoking them all) |
+//! | `P:portal:expiry` | zset | sha256(token) of every portal session → when it expires (ms; the janitor removes it then) |
 //! | `P:apikeys:used` | hash | key id → last use (ms), written at most once a minute per node |
 //! | `P:audit:{P:endpoints}`, `P:audit:{P:sources}`, `P:audit:{P:apikeys}` | stream, trimmed to `retention.audit_days` | audit entries (`j`: JSON) of changes to that hash's records, every tenant; the hash's name is the tag, so its slot is the hash's own |
 //! | `P:audit:{<hash>}:<tenant>` | stream | the same entries of one tenant (same ids) |
@@ -146,6 +148,13 @@ impl Keys {
     }
     pub fn tenant_keys(&self, tenant: &str) -> String {
         format!("{}:t:{tenant}:keys", self.p)
+    }
+    /// A tenant's portal sessions: id → digest of the token (their records are in `api_keys`).
+    pub fn tenant_portal(&self, tenant: &str) -> String {
+        format!("{}:t:{tenant}:portal", self.p)
+    }
+    pub fn portal_expiry(&self) -> String {
+        format!("{}:portal:expiry", self.p)
     }
     pub fn api_keys_used(&self) -> String {
         format!("{}:apikeys:used", self.p)

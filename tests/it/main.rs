@@ -22,6 +22,7 @@ mod loadtest;
 mod observability;
 mod openapi;
 mod pipeline;
+mod portal;
 mod queries;
 mod repair;
 mod replicas;

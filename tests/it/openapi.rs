@@ -43,6 +43,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/in/{source_id}"),
     ("get", "/v1/tenants/{tenant}/audit"),
     ("get", "/v1/audit"),
+    ("post", "/v1/tenants/{tenant}/portal-sessions"),
+    ("delete", "/v1/tenants/{tenant}/portal-sessions"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),
