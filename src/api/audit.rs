@@ -101,10 +101,26 @@ impl IntoParams for LogQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         use super::schema::{audit_cursor, audit_filter, limit, query_param, time_bound};
         vec![
-            query_param("from", "Only entries at or after this time (RFC 3339, UTC).", time_bound()),
-            query_param("to", "Only entries at or before this time (RFC 3339, UTC).", time_bound()),
-            query_param("action", "Only entries of this action, e.g. `endpoint.updated`.", audit_filter()),
-            query_param("target_id", "Only entries about this id (`ep_…`, `src_…`, `key_…`, `dlv_…`).", audit_filter()),
+            query_param(
+                "from",
+                "Only entries at or after this time (RFC 3339, UTC).",
+                time_bound(),
+            ),
+            query_param(
+                "to",
+                "Only entries at or before this time (RFC 3339, UTC).",
+                time_bound(),
+            ),
+            query_param(
+                "action",
+                "Only entries of this action, e.g. `endpoint.updated`.",
+                audit_filter(),
+            ),
+            query_param(
+                "target_id",
+                "Only entries about this id (`ep_…`, `src_…`, `key_…`, `dlv_…`).",
+                audit_filter(),
+            ),
             query_param(
                 "cursor",
                 "`next_cursor` of the previous page (absent or empty: the newest entries).",

@@ -97,9 +97,7 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
 pub enum Caller {
     /// `id`: `adm_` + the first 8 hex digits of the token's SHA-256 (`anonymous` when
     /// `auth.insecure_no_auth` let a request without a token in), for the audit log.
-    Admin {
-        id: String,
-    },
+    Admin { id: String },
     Tenant {
         /// The key's id (`key_…`), or the portal session's (`ps_…`).
         key_id: String,
@@ -356,6 +354,8 @@ mod tests {
             scopes: None,
         };
         assert!(Scope::ALL.iter().all(|s| every.authorize("a", *s).is_ok()));
-        assert!(Caller::Admin { id: "adm_1".into() }.authorize("any", Scope::AuditRead).is_ok());
+        assert!(Caller::Admin { id: "adm_1".into() }
+            .authorize("any", Scope::AuditRead)
+            .is_ok());
     }
 }

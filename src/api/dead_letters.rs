@@ -149,7 +149,10 @@ async fn replay_dead_letters(
         crate::store::audit::Target::new("endpoint", &cfg.id),
         Default::default(),
     );
-    state.store.audit_only(crate::store::audit::Kind::Endpoints, &entry).await?;
+    state
+        .store
+        .audit_only(crate::store::audit::Kind::Endpoints, &entry)
+        .await?;
     // Only letters dead before this request: one that dies again while we go is not replayed
     // twice. Replayed letters leave the set, so each batch reads from the start.
     let until_ms = hookline_actors::now_ms();

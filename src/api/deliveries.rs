@@ -156,7 +156,10 @@ async fn replay(
         crate::store::audit::Target::new("delivery", &id),
         Default::default(),
     );
-    state.store.audit_only(crate::store::audit::Kind::Endpoints, &entry).await?;
+    state
+        .store
+        .audit_only(crate::store::audit::Kind::Endpoints, &entry)
+        .await?;
     if state.store.replay(shard, &cfg, std::slice::from_ref(&event_id)).await? == 0 {
         return Err(ApiError::not_found("delivery"));
     }

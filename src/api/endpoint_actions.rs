@@ -61,9 +61,12 @@ async fn read_secret(
     caller.authorize(&tenant, Scope::EndpointsSecrets)?;
     let cfg = load(&state, &tenant, &id).await?;
     // Recorded before it is shown: a read that cannot be recorded is refused (503).
-    let entry = origin
-        .by(&caller)
-        .entry(&tenant, "endpoint.secret_read", Target::new("endpoint", &id), Default::default());
+    let entry = origin.by(&caller).entry(
+        &tenant,
+        "endpoint.secret_read",
+        Target::new("endpoint", &id),
+        Default::default(),
+    );
     state.store.audit_only(Kind::Endpoints, &entry).await?;
     Ok(axum::Json(EndpointSecret { secret: cfg.secret }))
 }

@@ -9,8 +9,8 @@ use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::{sign, ssrf};
 use crate::store::audit::Target;
-use crate::store::Written;
 use crate::store::endpoints::endpoint_changes;
+use crate::store::Written;
 use axum::extract::State;
 use axum::http::StatusCode;
 use hookline_actors::EndpointConfig;
@@ -371,7 +371,10 @@ pub(super) async fn change(
             let mut next = current.clone();
             let action = change(&mut next)?;
             let changes = endpoint_changes(Some(current), Some(&next));
-            Ok(Some((next, author.entry(tenant, action, Target::new("endpoint", id), changes))))
+            Ok(Some((
+                next,
+                author.entry(tenant, action, Target::new("endpoint", id), changes),
+            )))
         })
         .await?;
     let cfg = changed.ok_or_else(|| ApiError::not_found("endpoint"))?;
@@ -417,10 +420,16 @@ async fn create(
     fields.apply(&mut cfg);
     validate(&cfg, state.config.delivery.allow_private_networks)?;
     let changes = endpoint_changes(None, Some(&cfg));
-    let entry = origin
-        .by(&caller)
-        .entry(&cfg.tenant, "endpoint.created", Target::new("endpoint", &cfg.id), changes);
-    state.store.put_endpoint(&cfg, state.node.shard_of(&cfg.id), &entry).await?;
+    let entry = origin.by(&caller).entry(
+        &cfg.tenant,
+        "endpoint.created",
+        Target::new("endpoint", &cfg.id),
+        changes,
+    );
+    state
+        .store
+        .put_endpoint(&cfg, state.node.shard_of(&cfg.id), &entry)
+        .await?;
     announce(&state, &cfg);
     Ok((StatusCode::CREATED, axum::Json(to_json(&state, &cfg, true).await?)))
 }
@@ -562,7 +571,11 @@ async fn remove(
         let cfg = load(&state, &tenant, &id).await?;
         let changes = endpoint_changes(Some(&cfg), None);
         let entry = author.entry(&tenant, "endpoint.deleted", Target::new("endpoint", &id), changes);
-        let dropped = match state.store.delete_endpoint(&cfg, state.node.shard_of(&id), &entry).await? {
+        let dropped = match state
+            .store
+            .delete_endpoint(&cfg, state.node.shard_of(&id), &entry)
+            .await?
+        {
             Ok(dropped) => dropped,
             Err(Written::Changed) => continue,
             Err(_) => return Err(ApiError::not_found("endpoint")),

@@ -118,7 +118,10 @@ impl KeyOut {
 
 /// What a key's creation or revocation changed, for its audit entry: its fields as listed
 /// (never the key itself).
-fn key_changes(before: Option<&ApiKeyRecord>, after: Option<&ApiKeyRecord>) -> serde_json::Map<String, serde_json::Value> {
+fn key_changes(
+    before: Option<&ApiKeyRecord>,
+    after: Option<&ApiKeyRecord>,
+) -> serde_json::Map<String, serde_json::Value> {
     let listed = |r: Option<&ApiKeyRecord>| {
         r.and_then(|r| serde_json::to_value(KeyOut::new(r.clone(), None)).ok())
             .map(|mut v| {

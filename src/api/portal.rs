@@ -92,7 +92,9 @@ async fn create(
     let fields: SessionFields = if text.is_empty() || text == "null" {
         SessionFields::default()
     } else if !text.starts_with('{') {
-        return Err(ApiError::invalid("body: a JSON object {\"ttl_s\", \"read_only\"}, null, or nothing"));
+        return Err(ApiError::invalid(
+            "body: a JSON object {\"ttl_s\", \"read_only\"}, null, or nothing",
+        ));
     } else {
         serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("body: {e}")))?
     };

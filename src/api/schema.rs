@@ -578,7 +578,9 @@ mod tests {
 
     #[test]
     fn audit_cursors_that_match_are_read_back() {
-        within(AUDIT_CURSOR, |s| s.is_empty() || crate::store::audit::parse_id(s).is_some());
+        within(AUDIT_CURSOR, |s| {
+            s.is_empty() || crate::store::audit::parse_id(s).is_some()
+        });
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! delete), their secret rotation and their log of refused requests. Requests themselves
 //! arrive on `/in/{source_id}` (`inbound.rs`).
 
+use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
 use super::endpoint_actions::{rotated_out, RotateQuery};
 use super::endpoints::{nullable, Whole};
@@ -13,7 +14,6 @@ use crate::inbound::source::{ApiKeyHeader, BasicCredentials, HmacScheme, Kind, S
 use crate::store::audit::Target;
 use crate::store::sources::source_changes;
 use crate::store::Written;
-use super::audit::{Author, Origin};
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -223,7 +223,13 @@ pub struct SourcePage {
 /// Save a changed source, read as `before`, unless it was deleted (404) or changed (409)
 /// meanwhile, recorded as `action`. Its `updated_at_ms` moves forward by at least 1 ms, so
 /// every version differs.
-async fn replace(state: &AppState, author: &Author, before: &Source, source: &mut Source, action: &str) -> ApiResult<()> {
+async fn replace(
+    state: &AppState,
+    author: &Author,
+    before: &Source,
+    source: &mut Source,
+    action: &str,
+) -> ApiResult<()> {
     source.updated_at_ms = hookline_actors::now_ms().max(before.updated_at_ms + 1);
     let changes = source_changes(Some(before), Some(source));
     let entry = author.entry(&source.tenant, action, Target::new("source", &source.id), changes);
@@ -286,9 +292,12 @@ async fn create(
     fields.apply(&mut source);
     source.check().map_err(ApiError::invalid)?;
     let changes = source_changes(None, Some(&source));
-    let entry = origin
-        .by(&caller)
-        .entry(&source.tenant, "source.created", Target::new("source", &source.id), changes);
+    let entry = origin.by(&caller).entry(
+        &source.tenant,
+        "source.created",
+        Target::new("source", &source.id),
+        changes,
+    );
     state.store.put_source(&source, &entry).await?;
     Ok((StatusCode::CREATED, axum::Json(source.into())))
 }
@@ -507,7 +516,14 @@ async fn rotate_secret(
     let old = source.secret.replace(new).unwrap_or_default();
     rotated_out(&mut source.previous_secrets, old, overlap_s, now);
     source.check().map_err(conflict)?;
-    replace(&state, &origin.by(&caller), &before, &mut source, "source.secret_rotated").await?;
+    replace(
+        &state,
+        &origin.by(&caller),
+        &before,
+        &mut source,
+        "source.secret_rotated",
+    )
+    .await?;
     Ok(axum::Json(SourceSecret {
         secret: source.secret.unwrap_or_default(),
     }))

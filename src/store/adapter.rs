@@ -134,7 +134,12 @@ impl EndpointStore for RedisStore {
     async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> StoreResult<u64> {
         Ok(RedisStore::forget_endpoint(self, endpoint_id, shard).await?)
     }
-    async fn disable_endpoint(&self, endpoint_id: &str, seen_at_ms: u64, reason: &str) -> StoreResult<Option<EndpointConfig>> {
+    async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        seen_at_ms: u64,
+        reason: &str,
+    ) -> StoreResult<Option<EndpointConfig>> {
         Ok(RedisStore::disable_endpoint(self, endpoint_id, seen_at_ms, reason).await?)
     }
 }

@@ -35,7 +35,8 @@ impl RedisStore {
     /// Store a new key's record (by the digest of the key) with the entry that records it.
     pub async fn put_api_key(&self, key_hash: &str, record: &ApiKeyRecord, entry: &AuditEntry) -> Result<()> {
         let json = serde_json::to_string(record)?;
-        self.audited(Kind::Keys, key_hash, Write::Set(&json), None, entry).await?;
+        self.audited(Kind::Keys, key_hash, Write::Set(&json), None, entry)
+            .await?;
         let _: Value = self
             .client()
             .hset(self.keys.tenant_keys(&record.tenant), (record.id.as_str(), key_hash))
@@ -114,14 +115,25 @@ impl RedisStore {
         let expires = record.expires_at_ms.unwrap_or(0) as f64;
         let _: Value = self
             .client()
-            .zadd(self.keys.portal_expiry(), None, None, false, false, (expires, token_hash))
+            .zadd(
+                self.keys.portal_expiry(),
+                None,
+                None,
+                false,
+                false,
+                (expires, token_hash),
+            )
             .await?;
         let _: Value = self
             .client()
-            .hset(self.keys.tenant_portal(&record.tenant), (record.id.as_str(), token_hash))
+            .hset(
+                self.keys.tenant_portal(&record.tenant),
+                (record.id.as_str(), token_hash),
+            )
             .await?;
         let json = serde_json::to_string(record)?;
-        self.audited(Kind::Keys, token_hash, Write::Set(&json), None, entry).await?;
+        self.audited(Kind::Keys, token_hash, Write::Set(&json), None, entry)
+            .await?;
         Ok(())
     }
 
@@ -137,7 +149,11 @@ impl RedisStore {
         let mut revoked = 0;
         for (id, hash) in index {
             if let Some(record) = self.get_api_key(&hash).await? {
-                if self.audited(Kind::Keys, &hash, Write::Delete, None, &entry(&record)).await? == Written::Done {
+                if self
+                    .audited(Kind::Keys, &hash, Write::Delete, None, &entry(&record))
+                    .await?
+                    == Written::Done
+                {
                     revoked += 1;
                 }
             }
@@ -162,7 +178,9 @@ impl RedisStore {
             .await?;
         for hash in &hashes {
             if let Some(record) = self.get_api_key(hash).await? {
-                let _: Value = client.hdel(self.keys.tenant_portal(&record.tenant), record.id.as_str()).await?;
+                let _: Value = client
+                    .hdel(self.keys.tenant_portal(&record.tenant), record.id.as_str())
+                    .await?;
                 let _: Value = client.hdel(self.keys.api_keys(), hash.as_str()).await?;
             }
             let _: Value = client.zrem(self.keys.portal_expiry(), hash.as_str()).await?;

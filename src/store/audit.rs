@@ -35,7 +35,9 @@ impl Kind {
     }
 
     fn from_code(code: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| code.len() == 1 && code.starts_with(k.code()))
+        Kind::ALL
+            .into_iter()
+            .find(|k| code.len() == 1 && code.starts_with(k.code()))
     }
 }
 
@@ -117,7 +119,12 @@ const BOOKKEEPING: [&str; 4] = ["id", "tenant", "created_at_ms", "updated_at_ms"
 /// empty values as they are, so a secret appearing or going away still shows); those named in
 /// `hidden_values` are objects shown with their keys and `"***"` for every value (custom
 /// headers: their names tell what changed, their values may be credentials).
-pub fn changes(before: Option<&Json>, after: Option<&Json>, secret: &[&str], hidden_values: &[&str]) -> Map<String, Json> {
+pub fn changes(
+    before: Option<&Json>,
+    after: Option<&Json>,
+    secret: &[&str],
+    hidden_values: &[&str],
+) -> Map<String, Json> {
     let empty = Map::new();
     let fields = |v: Option<&Json>| v.and_then(Json::as_object).unwrap_or(&empty).clone();
     let (before, after) = (fields(before), fields(after));
@@ -127,12 +134,16 @@ pub fn changes(before: Option<&Json>, after: Option<&Json>, secret: &[&str], hid
         if BOOKKEEPING.contains(&name.as_str()) {
             continue;
         }
-        let (from, to) = (before.get(name).unwrap_or(&Json::Null), after.get(name).unwrap_or(&Json::Null));
+        let (from, to) = (
+            before.get(name).unwrap_or(&Json::Null),
+            after.get(name).unwrap_or(&Json::Null),
+        );
         if from == to {
             continue;
         }
         let shown = |v: &Json| {
-            let blank = v.is_null() || v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty);
+            let blank =
+                v.is_null() || v.as_array().is_some_and(Vec::is_empty) || v.as_object().is_some_and(Map::is_empty);
             match v.as_object() {
                 _ if blank => v.clone(),
                 _ if secret.contains(&name.as_str()) => Json::from("***"),
@@ -232,7 +243,10 @@ impl RedisStore {
     ) -> Result<Written> {
         let hash = self.record_hash(kind);
         // The tenant index of the janitor first: no stream exists that it does not know.
-        let _: Value = self.client().sadd(self.keys.audit_tenants(), entry.tenant.as_str()).await?;
+        let _: Value = self
+            .client()
+            .sadd(self.keys.audit_tenants(), entry.tenant.as_str())
+            .await?;
         let (op, value) = match write {
             Write::Set(v) => ("set", v),
             Write::Delete => ("del", ""),
@@ -422,7 +436,8 @@ mod tests {
     #[test]
     fn changes_name_each_changed_field_and_hide_secrets() {
         let before = json!({"id": "ep_1", "url": "https://a", "secret": "whsec_x", "headers": {}, "updated_at_ms": 1});
-        let after = json!({"id": "ep_1", "url": "https://b", "secret": "whsec_y", "headers": {"x": "1"}, "updated_at_ms": 2});
+        let after =
+            json!({"id": "ep_1", "url": "https://b", "secret": "whsec_y", "headers": {"x": "1"}, "updated_at_ms": 2});
         let c = changes(Some(&before), Some(&after), &["secret"], &["headers"]);
         assert_eq!(
             Json::Object(c),
@@ -435,7 +450,10 @@ mod tests {
         // A header whose value alone changed still shows as changed, its values hidden.
         let token = |t: &str| json!({"headers": {"authorization": t}});
         let c = changes(Some(&token("Bearer a")), Some(&token("Bearer b")), &[], &["headers"]);
-        assert_eq!(c["headers"], json!({"from": {"authorization": "***"}, "to": {"authorization": "***"}}));
+        assert_eq!(
+            c["headers"],
+            json!({"from": {"authorization": "***"}, "to": {"authorization": "***"}})
+        );
         let created = changes(None, Some(&after), &["secret"], &[]);
         assert_eq!(created["secret"], json!({"from": null, "to": "***"}));
         assert_eq!(created["url"], json!({"from": null, "to": "https://b"}));
@@ -453,7 +471,16 @@ mod tests {
             let id = entry_id("1764000000000-42", kind);
             assert_eq!(parse_id(&id), Some((1_764_000_000_000, 42, kind)));
         }
-        for bad in ["", "aud_", "aud_1-2", "aud_1-2-x", "aud_1-2-e-3", "aud_a-2-e", "evt_1-2-e", "aud_1-2-ee"] {
+        for bad in [
+            "",
+            "aud_",
+            "aud_1-2",
+            "aud_1-2-x",
+            "aud_1-2-e-3",
+            "aud_a-2-e",
+            "evt_1-2-e",
+            "aud_1-2-ee",
+        ] {
             assert_eq!(parse_id(bad), None, "{bad}");
         }
     }

@@ -51,7 +51,8 @@ impl RedisStore {
     /// records it, then tell every node.
     pub async fn put_endpoint(&self, cfg: &EndpointConfig, shard: u32, entry: &AuditEntry) -> Result<()> {
         let json = self.endpoint_json(cfg)?;
-        self.audited(Kind::Endpoints, &cfg.id, Write::Set(&json), None, entry).await?;
+        self.audited(Kind::Endpoints, &cfg.id, Write::Set(&json), None, entry)
+            .await?;
         self.endpoint_saved(cfg, shard).await
     }
 
@@ -75,7 +76,10 @@ impl RedisStore {
             next.updated_at_ms = hookline_actors::now_ms().max(current.updated_at_ms + 1);
             let json = self.endpoint_json(&next)?;
             let guard = Some(current.updated_at_ms);
-            match self.audited(Kind::Endpoints, endpoint_id, Write::Set(&json), guard, &entry).await? {
+            match self
+                .audited(Kind::Endpoints, endpoint_id, Write::Set(&json), guard, &entry)
+                .await?
+            {
                 Written::Done => {
                     let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
                     self.endpoint_saved(&next, shard).await?;
@@ -167,7 +171,10 @@ impl RedisStore {
         entry: &AuditEntry,
     ) -> Result<std::result::Result<u64, Written>> {
         let guard = Some(cfg.updated_at_ms);
-        match self.audited(Kind::Endpoints, &cfg.id, Write::Delete, guard, entry).await? {
+        match self
+            .audited(Kind::Endpoints, &cfg.id, Write::Delete, guard, entry)
+            .await?
+        {
             Written::Done => {}
             other => return Ok(Err(other)),
         }
@@ -288,7 +295,12 @@ impl RedisStore {
     /// The node disables an endpoint by itself (410, failing too long), if it is still
     /// enabled and at the version the endpoint actor acted on (`seen_at_ms`): recorded in the
     /// audit log as `endpoint.disabled` by `system`.
-    pub async fn disable_endpoint(&self, endpoint_id: &str, seen_at_ms: u64, reason: &str) -> Result<Option<EndpointConfig>> {
+    pub async fn disable_endpoint(
+        &self,
+        endpoint_id: &str,
+        seen_at_ms: u64,
+        reason: &str,
+    ) -> Result<Option<EndpointConfig>> {
         self.change_endpoint(endpoint_id, |current| {
             if current.disabled || current.updated_at_ms != seen_at_ms {
                 return Ok(None);
@@ -321,5 +333,10 @@ pub fn endpoint_changes(
     after: Option<&EndpointConfig>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let json = |cfg: Option<&EndpointConfig>| cfg.and_then(|c| serde_json::to_value(c).ok());
-    super::audit::changes(json(before).as_ref(), json(after).as_ref(), &ENDPOINT_SECRETS, &["headers"])
+    super::audit::changes(
+        json(before).as_ref(),
+        json(after).as_ref(),
+        &ENDPOINT_SECRETS,
+        &["headers"],
+    )
 }

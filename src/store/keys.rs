@@ -265,14 +265,21 @@ mod tests {
 
     /// Redis Cluster's slot of a key (CRC16/XMODEM of its hash tag or whole name, mod 16384).
     fn slot(key: &str) -> u16 {
-        let tagged = key
-            .find('{')
-            .and_then(|s| key[s + 1..].find('}').filter(|len| *len > 0).map(|len| &key[s + 1..s + 1 + len]));
+        let tagged = key.find('{').and_then(|s| {
+            key[s + 1..]
+                .find('}')
+                .filter(|len| *len > 0)
+                .map(|len| &key[s + 1..s + 1 + len])
+        });
         let mut crc: u16 = 0;
         for byte in tagged.unwrap_or(key).bytes() {
             crc ^= (byte as u16) << 8;
             for _ in 0..8 {
-                crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
             }
         }
         crc % 16384

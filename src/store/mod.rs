@@ -44,6 +44,7 @@ mod stream;
 mod work;
 
 pub use api_keys::ApiKeyRecord;
+pub use audit::{AuditEntry, Written};
 pub use deliveries::{DeadLetter, StoredDelivery};
 pub use error::{Error, Result};
 pub use ingest::{Ingested, StoredEvent};
@@ -52,7 +53,6 @@ pub use keys::Keys;
 pub use log::DeliveryRow;
 pub use reseal::ResealReport;
 pub use sample::EndpointSample;
-pub use audit::{AuditEntry, Written};
 
 use fred::clients::SubscriberClient;
 use fred::prelude::*;

@@ -49,7 +49,8 @@ impl RedisStore {
     /// Store a new source with the entry that records it.
     pub async fn put_source(&self, source: &Source, entry: &AuditEntry) -> Result<()> {
         let json = self.source_json(source)?;
-        self.audited(Kind::Sources, &source.id, Write::Set(&json), None, entry).await?;
+        self.audited(Kind::Sources, &source.id, Write::Set(&json), None, entry)
+            .await?;
         let _: Value = self
             .client()
             .zadd(
@@ -81,7 +82,9 @@ impl RedisStore {
     /// its rejection log. Its events stay (they are the tenant's events).
     pub async fn delete_source(&self, source: &Source, entry: &AuditEntry) -> Result<Written> {
         let guard = Some(source.updated_at_ms);
-        let written = self.audited(Kind::Sources, &source.id, Write::Delete, guard, entry).await?;
+        let written = self
+            .audited(Kind::Sources, &source.id, Write::Delete, guard, entry)
+            .await?;
         if written == Written::Done {
             let client = self.client();
             let _: Value = client

@@ -42,8 +42,20 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let admin = &node.api;
     let t = "/v1/tenants/aud";
-    let scopes = json!(["endpoints:read", "endpoints:write", "endpoints:secrets", "sources:write", "audit:read"]);
-    let (status, minted, minted_req) = call(admin, Method::POST, &format!("{t}/keys"), Some(json!({"name": "ci", "scopes": scopes}))).await;
+    let scopes = json!([
+        "endpoints:read",
+        "endpoints:write",
+        "endpoints:secrets",
+        "sources:write",
+        "audit:read"
+    ]);
+    let (status, minted, minted_req) = call(
+        admin,
+        Method::POST,
+        &format!("{t}/keys"),
+        Some(json!({"name": "ci", "scopes": scopes})),
+    )
+    .await;
     assert_eq!(status, 201, "{minted}");
     let (key, key_id) = (minted["key"].as_str().unwrap(), minted["id"].as_str().unwrap());
     let api = admin.with_token(Some(key));
@@ -68,10 +80,22 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
     let rotated = step(Method::POST, format!("{e}/rotate-secret?overlap_s=60"), None, 200).await;
     secrets.push(rotated["secret"].as_str().unwrap().to_string());
     step(Method::GET, format!("{e}/secret"), None, 200).await;
-    let src = step(Method::POST, format!("{t}/sources"), Some(json!({"name": "gh", "kind": "github", "secret": "s3cr3t-gh"})), 201).await;
+    let src = step(
+        Method::POST,
+        format!("{t}/sources"),
+        Some(json!({"name": "gh", "kind": "github", "secret": "s3cr3t-gh"})),
+        201,
+    )
+    .await;
     secrets.push("s3cr3t-gh".into());
     let src_id = src["id"].as_str().unwrap().to_string();
-    step(Method::PATCH, format!("{t}/sources/{src_id}"), Some(json!({"name": "github"})), 200).await;
+    step(
+        Method::PATCH,
+        format!("{t}/sources/{src_id}"),
+        Some(json!({"name": "github"})),
+        200,
+    )
+    .await;
     step(Method::DELETE, format!("{t}/sources/{src_id}"), None, 204).await;
     step(Method::DELETE, e.clone(), None, 204).await;
     let (status, _, revoked_req) = call(admin, Method::DELETE, &format!("{t}/keys/{key_id}"), None).await;
@@ -99,12 +123,20 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
         ]
     );
     let logged: Vec<&str> = log.iter().map(|e| e["request_id"].as_str().unwrap()).collect();
-    assert_eq!(logged, requests.iter().map(String::as_str).collect::<Vec<_>>(), "one entry per request, its id");
+    assert_eq!(
+        logged,
+        requests.iter().map(String::as_str).collect::<Vec<_>>(),
+        "one entry per request, its id"
+    );
     for (i, entry) in log.iter().enumerate() {
         assert_eq!(entry["tenant"], "aud");
         assert_eq!(entry["ip"], "127.0.0.1");
         let by_admin = i == 0 || i == log.len() - 1;
-        assert_eq!(entry["actor"]["kind"], if by_admin { "admin" } else { "key" }, "{entry}");
+        assert_eq!(
+            entry["actor"]["kind"],
+            if by_admin { "admin" } else { "key" },
+            "{entry}"
+        );
         if !by_admin {
             assert_eq!(entry["actor"]["id"], key_id);
         }
@@ -148,30 +180,56 @@ async fn a_scripted_session_leaves_exactly_its_entries_in_order_without_a_secret
     let mut everyone = whole_log(admin, "/v1/audit", 5).await;
     everyone.reverse();
     assert_eq!(everyone, log, "/v1/audit holds the tenant's entries, the same ones");
-    let (_, reader, _) = call(admin, Method::POST, &format!("{t}/keys"), Some(json!({"scopes": ["audit:read"]}))).await;
+    let (_, reader, _) = call(
+        admin,
+        Method::POST,
+        &format!("{t}/keys"),
+        Some(json!({"scopes": ["audit:read"]})),
+    )
+    .await;
     let reader = admin.with_token(reader["key"].as_str());
     assert_eq!(reader.get(&format!("{t}/audit")).await.0, 200);
     assert_eq!(reader.get("/v1/audit").await.0, 403);
     assert_eq!(reader.get("/v1/tenants/other/audit").await.0, 403);
     let (status, oldest) = admin.get(&format!("{t}/audit?cursor=aud_0-0-k")).await;
-    assert_eq!((status, &oldest["data"]), (200, &json!([])), "nothing is older than the first id");
+    assert_eq!(
+        (status, &oldest["data"]),
+        (200, &json!([])),
+        "nothing is older than the first id"
+    );
     let (status, bad) = admin.get(&format!("{t}/audit?cursor=aud_1-2")).await;
-    assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_request")), "{bad}");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{bad}"
+    );
 }
 
 #[tokio::test]
 async fn the_node_records_what_it_does_by_itself() {
     let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("audit-sys"))).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    let ep = node.api.create_endpoint("g", json!({"url": sink.url("status/410/gone")})).await;
+    let ep = node
+        .api
+        .create_endpoint("g", json!({"url": sink.url("status/410/gone")}))
+        .await;
     let path = format!("/v1/tenants/g/endpoints/{}", ep["id"].as_str().unwrap());
     node.api.post_event("g", "a.b", json!({})).await.unwrap();
-    node.api.get_until(&path, Duration::from_secs(10), |e| e["disabled"] == true).await;
+    node.api
+        .get_until(&path, Duration::from_secs(10), |e| e["disabled"] == true)
+        .await;
     let (_, log) = node.api.get("/v1/tenants/g/audit?action=endpoint.disabled").await;
     let entry = &log["data"][0];
-    assert_eq!(entry["actor"], json!({"kind": "system", "id": "endpoint_actor"}), "{log}");
+    assert_eq!(
+        entry["actor"],
+        json!({"kind": "system", "id": "endpoint_actor"}),
+        "{log}"
+    );
     assert_eq!(entry["changes"]["disabled_reason"], json!({"from": null, "to": "gone"}));
-    assert_eq!((entry["request_id"].clone(), entry["ip"].clone()), (Value::Null, Value::Null));
+    assert_eq!(
+        (entry["request_id"].clone(), entry["ip"].clone()),
+        (Value::Null, Value::Null)
+    );
 }
 
 /// An endpoint as its entries describe it: each field's last `to`, nulls left out.
@@ -208,7 +266,10 @@ fn as_logged(stored: &Value) -> Map<String, Value> {
     }
     fields.retain(|_, v| !v.is_null());
     for secret in ["secret", "previous_secrets"] {
-        if fields.get(secret).is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
+        if fields
+            .get(secret)
+            .is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty()))
+        {
             fields.insert(secret.into(), json!("***"));
         }
     }
@@ -248,7 +309,10 @@ async fn kill_9_in_a_burst_of_changes_leaves_no_change_without_its_entry() {
                     // another's change without an entry saying so.
                     0 | 2 if w % 2 == 0 => (Method::PATCH, Some(json!({"description": format!("w{w} i{i}")}))),
                     0 | 2 => (Method::PATCH, Some(json!({"timeout_ms": 1000 + i}))),
-                    1 => (Method::POST, Some(json!({"url": "http://127.0.0.1:9/y", "event_types": [format!("w{w}.*")]}))),
+                    1 => (
+                        Method::POST,
+                        Some(json!({"url": "http://127.0.0.1:9/y", "event_types": [format!("w{w}.*")]})),
+                    ),
                     _ => (Method::DELETE, None),
                 };
                 let text = body.map(|b| b.to_string());
@@ -276,7 +340,10 @@ async fn kill_9_in_a_burst_of_changes_leaves_no_change_without_its_entry() {
     node.kill9().await;
     let mut changes = 0;
     for writer in writers {
-        changes += tokio::time::timeout(Duration::from_secs(30), writer).await.unwrap().unwrap();
+        changes += tokio::time::timeout(Duration::from_secs(30), writer)
+            .await
+            .unwrap()
+            .unwrap();
     }
     println!("{changes} requests in {:?} before the kill", started.elapsed());
     assert!(changes > 50, "the burst was too small to mean anything: {changes}");
@@ -299,7 +366,11 @@ async fn kill_9_in_a_burst_of_changes_leaves_no_change_without_its_entry() {
         "endpoints in Redis and the endpoints the log says exist differ"
     );
     for (id, value) in &stored {
-        assert_eq!(&described[id], &as_logged(value), "endpoint {id}: Redis holds what no entry says");
+        assert_eq!(
+            &described[id],
+            &as_logged(value),
+            "endpoint {id}: Redis holds what no entry says"
+        );
     }
     println!("{} entries explain {} endpoints", log.len(), stored.len());
 }
@@ -326,7 +397,11 @@ async fn the_janitor_trims_audit_entries_past_their_retention() {
         ..Default::default()
     };
     assert_eq!(store.audit_page(None, &everyone).await.unwrap().0.len(), 2);
-    assert_eq!(store.janitor_pass("n", 10, 3_600_000).await.unwrap().audit_entries, 0, "nothing is old yet");
+    assert_eq!(
+        store.janitor_pass("n", 10, 3_600_000).await.unwrap().audit_entries,
+        0,
+        "nothing is old yet"
+    );
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     // Two entries, each in the every-tenant stream and its tenant's.
     assert_eq!(store.janitor_pass("n", 10, 3_600_000).await.unwrap().audit_entries, 4);
@@ -341,10 +416,13 @@ async fn the_node_does_not_disable_an_endpoint_changed_since_it_judged_it() {
     let mut cfg = hookline::config::Config::default();
     cfg.redis.url = shared_redis_url();
     cfg.redis.prefix = unique_prefix("audit-disable");
-    let store = hookline::store::RedisStore::connect(&cfg.store_settings()).await.unwrap();
+    let store = hookline::store::RedisStore::connect(&cfg.store_settings())
+        .await
+        .unwrap();
     assert!(store.wait_connected(Duration::from_secs(5)).await);
     let id = hookline::ids::new_endpoint_id();
-    let ep = hookline_actors::EndpointConfig::new(id.clone(), "d".into(), "https://x.test".into(), "whsec_x".into(), 1_000);
+    let ep =
+        hookline_actors::EndpointConfig::new(id.clone(), "d".into(), "https://x.test".into(), "whsec_x".into(), 1_000);
     store.put_endpoint(&ep, 0, &test_entry("d")).await.unwrap();
     let everyone = hookline::store::audit::AuditQuery {
         limit: 50,
@@ -356,8 +434,16 @@ async fn the_node_does_not_disable_an_endpoint_changed_since_it_judged_it() {
     assert!(!stale.disabled, "changed since the actor judged it: left alone");
     let done = store.disable_endpoint(&id, 1_000, "gone").await.unwrap().unwrap();
     assert_eq!((done.disabled, done.disabled_reason.as_deref()), (true, Some("gone")));
-    let again = store.disable_endpoint(&id, done.updated_at_ms, "failing").await.unwrap().unwrap();
-    assert_eq!(again.disabled_reason.as_deref(), Some("gone"), "already disabled: left alone");
+    let again = store
+        .disable_endpoint(&id, done.updated_at_ms, "failing")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.disabled_reason.as_deref(),
+        Some("gone"),
+        "already disabled: left alone"
+    );
     let (entries, _) = store.audit_page(Some("d"), &everyone).await.unwrap();
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0].actor.kind, "system");

@@ -14,7 +14,9 @@ async fn session(api: &Api, tenant: &str, body: Value) -> Value {
 }
 
 fn error_code(answer: &Value) -> &str {
-    answer["error"]["code"].as_str().unwrap_or_else(|| panic!("not the error shape: {answer}"))
+    answer["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not the error shape: {answer}"))
 }
 
 #[tokio::test]
@@ -31,7 +33,9 @@ async fn a_portal_token_works_for_its_tenant_only_and_a_read_only_one_changes_no
     assert_eq!(full["read_only"], false);
     let portal = admin.with_token(Some(token));
     assert_eq!(portal.get("/v1/tenants/p/endpoints").await.0, 200);
-    let (status, changed) = portal.call(Method::PATCH, &ep_path, Some(json!({"description": "via portal"}))).await;
+    let (status, changed) = portal
+        .call(Method::PATCH, &ep_path, Some(json!({"description": "via portal"})))
+        .await;
     assert_eq!(status, 200, "{changed}");
     for (method, path) in [
         (Method::GET, "/v1/tenants/other/endpoints"),
@@ -47,38 +51,72 @@ async fn a_portal_token_works_for_its_tenant_only_and_a_read_only_one_changes_no
     let viewer = session(admin, "p", json!({"read_only": true})).await;
     assert_eq!(viewer["read_only"], true);
     let viewer = admin.with_token(viewer["token"].as_str());
-    for path in ["/v1/tenants/p/endpoints", ep_path.as_str(), "/v1/tenants/p/deliveries", "/v1/tenants/p/audit"] {
+    for path in [
+        "/v1/tenants/p/endpoints",
+        ep_path.as_str(),
+        "/v1/tenants/p/deliveries",
+        "/v1/tenants/p/audit",
+    ] {
         assert_eq!(viewer.get(path).await.0, 200, "{path}");
     }
     let writes = [
         (Method::PATCH, ep_path.clone(), Some(json!({"description": "no"}))),
         (Method::DELETE, ep_path.clone(), None),
         (Method::POST, format!("{ep_path}/rotate-secret"), None),
-        (Method::POST, "/v1/tenants/p/endpoints".into(), Some(json!({"url": "http://127.0.0.1:9/q"}))),
-        (Method::POST, "/v1/tenants/p/events".into(), Some(json!({"type": "a.b", "payload": {}}))),
+        (
+            Method::POST,
+            "/v1/tenants/p/endpoints".into(),
+            Some(json!({"url": "http://127.0.0.1:9/q"})),
+        ),
+        (
+            Method::POST,
+            "/v1/tenants/p/events".into(),
+            Some(json!({"type": "a.b", "payload": {}})),
+        ),
         (Method::DELETE, "/v1/tenants/p/portal-sessions".into(), None),
     ];
     for (method, path, body) in writes {
         let (status, answer) = viewer.call(method.clone(), &path, body).await;
-        assert_eq!((status, error_code(&answer)), (403, "missing_scope"), "{method} {path}: {answer}");
+        assert_eq!(
+            (status, error_code(&answer)),
+            (403, "missing_scope"),
+            "{method} {path}: {answer}"
+        );
     }
     let (_, now) = admin.get(&ep_path).await;
-    assert_eq!(now["description"], "via portal", "the read-only session changed nothing");
+    assert_eq!(
+        now["description"], "via portal",
+        "the read-only session changed nothing"
+    );
 
     // A key may open sessions for its own tenant only with `portal:create`.
-    let (_, key) = admin.post("/v1/tenants/p/keys", json!({"scopes": ["portal:create"]})).await;
+    let (_, key) = admin
+        .post("/v1/tenants/p/keys", json!({"scopes": ["portal:create"]}))
+        .await;
     let key = admin.with_token(key["key"].as_str());
     session(&key, "p", Value::Null).await;
     assert_eq!(key.post("/v1/tenants/q/portal-sessions", json!({})).await.0, 403);
-    let (_, limited) = admin.post("/v1/tenants/p/keys", json!({"scopes": ["endpoints:read"]})).await;
+    let (_, limited) = admin
+        .post("/v1/tenants/p/keys", json!({"scopes": ["endpoints:read"]}))
+        .await;
     let (status, answer) = admin
         .with_token(limited["key"].as_str())
         .post("/v1/tenants/p/portal-sessions", json!({}))
         .await;
     assert_eq!((status, error_code(&answer)), (403, "missing_scope"));
-    for bad in [json!({"ttl_s": 0}), json!({"ttl_s": 604801}), json!({"read_only": "yes"}), json!({"extra": 1}), json!([])] {
+    for bad in [
+        json!({"ttl_s": 0}),
+        json!({"ttl_s": 604801}),
+        json!({"read_only": "yes"}),
+        json!({"extra": 1}),
+        json!([]),
+    ] {
         let (status, answer) = admin.post("/v1/tenants/p/portal-sessions", bad.clone()).await;
-        assert_eq!((status, error_code(&answer)), (400, "invalid_request"), "{bad}: {answer}");
+        assert_eq!(
+            (status, error_code(&answer)),
+            (400, "invalid_request"),
+            "{bad}: {answer}"
+        );
     }
 
     // The log names the sessions and what a session changed.
@@ -86,7 +124,10 @@ async fn a_portal_token_works_for_its_tenant_only_and_a_read_only_one_changes_no
     let entries = log["data"].as_array().unwrap();
     let patch = entries.iter().find(|e| e["action"] == "endpoint.updated").unwrap();
     assert_eq!(patch["actor"], json!({"kind": "portal", "id": full["id"]}));
-    let created: Vec<&Value> = entries.iter().filter(|e| e["action"] == "portal.session_created").collect();
+    let created: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "portal.session_created")
+        .collect();
     assert_eq!(created.len(), 3);
     assert!(!log.to_string().contains(token), "the log shows a session's token");
     // Sessions are not keys: the key list does not show them.
@@ -115,23 +156,42 @@ async fn expired_revoked_and_tampered_portal_tokens_are_refused() {
     let (status, answer) = b.api.with_token(Some(&tampered)).get("/v1/tenants/e/endpoints").await;
     assert_eq!((status, error_code(&answer)), (401, "unauthorized"));
     let on_b = b.api.with_token(Some(&token));
-    assert_eq!(on_b.get("/v1/tenants/e/endpoints").await.0, 200, "node b knows the session");
-    assert_eq!(a.api.call(Method::DELETE, "/v1/tenants/e/portal-sessions", None).await.0, 204);
+    assert_eq!(
+        on_b.get("/v1/tenants/e/endpoints").await.0,
+        200,
+        "node b knows the session"
+    );
+    assert_eq!(
+        a.api
+            .call(Method::DELETE, "/v1/tenants/e/portal-sessions", None)
+            .await
+            .0,
+        204
+    );
     let revoked = Instant::now();
     let refused = poll_until(Duration::from_secs(5), || async {
         (on_b.get("/v1/tenants/e/endpoints").await.0 == 401).then_some(revoked.elapsed())
     })
     .await
     .expect("node b still takes a revoked session after 5 s");
-    assert!(refused <= Duration::from_millis(1_500), "took {refused:?} (promised: within 1 s)");
+    assert!(
+        refused <= Duration::from_millis(1_500),
+        "took {refused:?} (promised: within 1 s)"
+    );
     let (_, log) = a.api.get("/v1/tenants/e/audit?action=portal.session_revoked").await;
-    assert_eq!(log["data"].as_array().unwrap().len(), 2, "one entry per session revoked: {log}");
+    assert_eq!(
+        log["data"].as_array().unwrap().len(),
+        2,
+        "one entry per session revoked: {log}"
+    );
 
     // The janitor removes sessions past their expiry (tenant j's; e's went with the revocation).
     let mut cfg = hookline::config::Config::default();
     cfg.redis.url = redis.clone();
     cfg.redis.prefix = prefix.clone();
-    let store = hookline::store::RedisStore::connect(&cfg.store_settings()).await.unwrap();
+    let store = hookline::store::RedisStore::connect(&cfg.store_settings())
+        .await
+        .unwrap();
     assert!(store.wait_connected(Duration::from_secs(5)).await);
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
     assert_eq!(report.portal_sessions_expired, 1);

@@ -50,7 +50,11 @@ async fn a_node_started_without_redis_routes_nothing_before_it_knows_the_endpoin
     let store = store_for(&redis.url(), "cold").await;
     let ep = endpoint("cold", sink.url("ok/cold"));
     store
-        .put_endpoint(&ep, hookline_actors::shard::shard_of(&ep.id, SHARDS), &test_entry(&ep.tenant))
+        .put_endpoint(
+            &ep,
+            hookline_actors::shard::shard_of(&ep.id, SHARDS),
+            &test_entry(&ep.tenant),
+        )
         .await
         .unwrap();
     let mut ids = HashSet::new();

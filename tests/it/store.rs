@@ -54,7 +54,10 @@ async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookline_actors::
         hookline_actors::now_ms(),
     );
     let shard = hookline_actors::shard::shard_of(&endpoint.id, cfg.shards.count);
-    store.put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant)).await.unwrap();
+    store
+        .put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant))
+        .await
+        .unwrap();
     (endpoint, shard)
 }
 
@@ -175,7 +178,10 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     let epoch = store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held");
     let token = format!("n#{epoch}");
     assert_eq!(
-        store.delete_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant)).await.unwrap(),
+        store
+            .delete_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant))
+            .await
+            .unwrap(),
         Ok(2)
     );
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
@@ -689,7 +695,10 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     let (cfg, store, _client) = connect_with(cfg).await;
     let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
     endpoint.ordered = true;
-    store.put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant)).await.unwrap();
+    store
+        .put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant))
+        .await
+        .unwrap();
     let partition = store.keys().partition_of("t");
     // The first read creates the router group; the stream is empty.
     assert!(store.read_events(partition, "a", false, 1, 0).await.unwrap().is_empty());
@@ -779,16 +788,28 @@ async fn a_source_changed_or_deleted_meanwhile_is_not_overwritten() {
 
     source.name = "first".into();
     source.updated_at_ms = 2_000;
-    assert_eq!(store.replace_source(&source, read, &test_entry("t")).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        store.replace_source(&source, read, &test_entry("t")).await.unwrap(),
+        Replaced::Done
+    );
     // A second writer that read the same version loses.
     let mut stale = source.clone();
     stale.name = "second".into();
     stale.updated_at_ms = 2_001;
-    assert_eq!(store.replace_source(&stale, read, &test_entry("t")).await.unwrap(), Replaced::Changed);
+    assert_eq!(
+        store.replace_source(&stale, read, &test_entry("t")).await.unwrap(),
+        Replaced::Changed
+    );
     assert_eq!(store.get_source(&source.id).await.unwrap().unwrap().name, "first");
 
-    assert_eq!(store.delete_source(&source, &test_entry("t")).await.unwrap(), Replaced::Done);
-    assert_eq!(store.replace_source(&source, 2_000, &test_entry("t")).await.unwrap(), Replaced::Gone);
+    assert_eq!(
+        store.delete_source(&source, &test_entry("t")).await.unwrap(),
+        Replaced::Done
+    );
+    assert_eq!(
+        store.replace_source(&source, 2_000, &test_entry("t")).await.unwrap(),
+        Replaced::Gone
+    );
     assert!(
         store.get_source(&source.id).await.unwrap().is_none(),
         "a deleted source came back"

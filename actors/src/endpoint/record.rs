@@ -167,7 +167,11 @@ impl EndpointState {
         let store = self.ctx.stores.endpoints.clone();
         match store.disable_endpoint(&cfg.id, cfg.updated_at_ms, reason).await {
             // Changed meanwhile: the actor hears of the new config and judges again.
-            Ok(updated) if updated.as_ref().is_none_or(|c| c.disabled_reason.as_deref() != Some(reason)) => {
+            Ok(updated)
+                if updated
+                    .as_ref()
+                    .is_none_or(|c| c.disabled_reason.as_deref() != Some(reason)) =>
+            {
                 self.cfg = updated;
                 return;
             }
