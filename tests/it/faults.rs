@@ -598,12 +598,20 @@ async fn a_fourth_node_joins_without_double_ownership() {
     })
     .await;
 
-    let mut attempts: Vec<LoggedAttempt> = nodes
-        .iter()
-        .enumerate()
-        .flat_map(|(i, n)| logged_attempts(i, n))
-        .collect();
+    // A node logs an attempt after its answer arrives, which is after the sink counted it.
     let ok_requests: usize = names.iter().map(|n| sink.received_by(n).len()).sum();
+    let all_logged = || -> Vec<LoggedAttempt> {
+        nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| logged_attempts(i, n))
+            .collect()
+    };
+    wait_for(Duration::from_secs(10), "every attempt in a node's log", || {
+        all_logged().len() >= ok_requests
+    })
+    .await;
+    let mut attempts = all_logged();
     assert_eq!(
         attempts.len(),
         ok_requests,

@@ -31,6 +31,8 @@ fn everything_stored(redis: &str, prefix: &str) -> String {
             "set" => redis_cli(redis, &["--raw", "smembers", name]),
             "zset" => redis_cli(redis, &["--raw", "zrange", name, "0", "-1"]),
             "stream" => redis_cli(redis, &["--raw", "xrange", name, "-", "+"]),
+            // Expired since the scan (a lease, a rate counter): nothing stored any more.
+            "none" => continue,
             other => panic!("{name}: a {other} this test cannot read"),
         };
         all.push_str(name);
