@@ -83,7 +83,9 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
         | "enable_endpoint"
         | "rotate_endpoint_secret"
         | "send_test_event" => Scope::EndpointsWrite,
-        "list_deliveries" | "get_delivery" | "list_dead_letters" => Scope::DeliveriesRead,
+        "list_deliveries" | "get_delivery" | "list_dead_letters" | "get_endpoint_stats" | "get_tenant_stats" => {
+            Scope::DeliveriesRead
+        }
         "replay_delivery" | "replay_dead_letters" => Scope::DeliveriesReplay,
         "list_sources" | "get_source" | "list_source_rejections" => Scope::SourcesRead,
         "create_source" | "update_source" | "delete_source" | "rotate_source_secret" => Scope::SourcesWrite,

@@ -18,6 +18,7 @@ mod portal;
 mod schema;
 mod source_schema;
 mod sources;
+mod stats;
 
 use crate::config::Config;
 use crate::store::RedisStore;
@@ -90,6 +91,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(keys::router())
         .merge(audit::router())
         .merge(portal::router())
+        .merge(stats::router())
         .merge(sources::router())
         .merge(inbound::router())
         .merge(ops::router())

@@ -205,6 +205,15 @@ pub fn time_bound() -> Object {
         .build()
 }
 
+/// `?step=` of the stats: 60 or 3600.
+pub fn stats_step() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .enum_values(Some([60, 3600]))
+        .default(Some(60.into()))
+        .build()
+}
+
 /// An exact-match filter of the audit log (`?action=`, `?target_id=`).
 pub fn audit_filter() -> Object {
     ObjectBuilder::new()

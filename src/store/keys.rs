@@ -45,6 +45,7 @@
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
 //! | `P:{shN}:ep:<ep>:bucket` | string, PX until full | the rate limiter's bucket when the last actor stopped (JSON) |
 //! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
+//! | `P:{shN}:ep:<ep>:st:<step>:<start s>` | hash, TTL 3 h (step 60) or 8 d (step 3600) | the endpoint's attempts by outcome (`s`, `r`, `f`, `d`) and latency histogram (`l<i>`) in that bucket, written by RECORD_ATTEMPT |
 //! | `P:{shN}:ep:<ep>:dropped` | zset, TTL retention | a deleted endpoint's pending deliveries, until the janitor marks their records dead |
 //! | `P:dropping` | set | `<shard>:<ep>` of deleted endpoints whose `dropped` set the janitor still has to work off |
 //! | `P:janitor:lock` | string, PX TTL | the node running this janitor pass |
@@ -210,6 +211,10 @@ impl Keys {
     /// Every delivery of an endpoint by ingest order, for `GET …/deliveries`.
     pub fn delivery_log(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:log", self.p)
+    }
+    /// A stats bucket of `step` seconds starting at `start_s` (`store::stats`).
+    pub fn stats(&self, shard: u32, endpoint_id: &str, step: u64, start_s: u64) -> String {
+        format!("{}:{{sh{shard}}}:ep:{endpoint_id}:st:{step}:{start_s}", self.p)
     }
     pub fn dropped(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:dropped", self.p)

@@ -40,6 +40,7 @@ mod sample;
 mod scripts;
 pub mod seal;
 pub mod sources;
+pub mod stats;
 mod stream;
 mod work;
 

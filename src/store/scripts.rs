@@ -226,11 +226,13 @@ return created
     )
 });
 
-/// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n. ARGV: fencing
-/// token `node#epoch`, retention s, keep place 0|1, then for each record 7 values: event id,
-/// status (delivered|failed|dead), attempts, attempt JSON, attempt start ms, next due ms,
-/// reason. Records a batch of one endpoint's finished attempts (an endpoint actor's group
-/// commit) in one call, so the fence is read once per batch.
+/// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n, stats bucket × m.
+/// ARGV: fencing token `node#epoch`, retention s, keep place 0|1, then for each record 7
+/// values: event id, status (delivered|failed|dead), attempts, attempt JSON, attempt start ms,
+/// next due ms, reason; then for each stats bucket: its TTL s, k, and k (field, increment)
+/// pairs; last, m. Records a batch of one endpoint's finished attempts (an endpoint actor's
+/// group commit) in one call, so the fence is read once per batch, and counts them in the
+/// endpoint's stats buckets (`stats.rs`): exactly the attempts recorded, no round trip more.
 ///
 /// Fenced: unless the token is the shard's current holder and epoch, nothing is written and -1
 /// is returned (a node that lost the shard, or took it again since, must not overwrite what the
@@ -256,8 +258,10 @@ pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local retention = ARGV[2]
 local keep_place = ARGV[3]
+local nstats = tonumber(ARGV[#ARGV])
+local nrec = #KEYS - 4 - nstats
 local codes = {}
-for i = 5, #KEYS do
+for i = 5, 4 + nrec do
   local a = 3 + (i - 5) * 7
   local record = KEYS[i]
   local id, status, n, json, at, next_ms, reason =
@@ -297,6 +301,18 @@ for i = 5, #KEYS do
       codes[#codes + 1] = 1
     end
   end
+end
+local a = 4 + nrec * 7
+for j = 1, nstats do
+  local key = KEYS[4 + nrec + j]
+  local ttl = ARGV[a]
+  local n = tonumber(ARGV[a + 1])
+  a = a + 2
+  for _ = 1, n do
+    redis.call('HINCRBY', key, ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  redis.call('EXPIRE', key, ttl)
 end
 return codes
 "#,

@@ -150,6 +150,17 @@ impl RedisStore {
                 reason,
             ]);
         }
+        // The stats buckets these attempts fall in, their increments folded (`stats`).
+        let increments = super::stats::increments(finished);
+        for ((step, start), fields) in &increments {
+            keys.push(self.keys.stats(shard, &endpoint.id, *step, *start));
+            args.push(super::stats::kept_s(*step).to_string());
+            args.push(fields.len().to_string());
+            for (field, n) in fields {
+                args.extend([field.clone(), n.to_string()]);
+            }
+        }
+        args.push(increments.len().to_string());
         Ok((keys, args))
     }
 

@@ -28,6 +28,7 @@ mod repair;
 mod replicas;
 mod retention;
 mod secrets;
+mod stats;
 mod store;
 mod supervision;
 mod validation;

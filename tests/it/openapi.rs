@@ -44,6 +44,8 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/tenants/{tenant}/audit"),
     ("get", "/v1/audit"),
     ("post", "/v1/tenants/{tenant}/portal-sessions"),
+    ("get", "/v1/tenants/{tenant}/endpoints/{id}/stats"),
+    ("get", "/v1/tenants/{tenant}/stats"),
     ("delete", "/v1/tenants/{tenant}/portal-sessions"),
     ("get", "/healthz"),
     ("get", "/readyz"),
