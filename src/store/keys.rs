@@ -45,7 +45,7 @@
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
 //! | `P:{shN}:ep:<ep>:bucket` | string, PX until full | the rate limiter's bucket when the last actor stopped (JSON) |
 //! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
-//! | `P:{shN}:ep:<ep>:st:<step>:<start s>` | hash, TTL 3 h (step 60) or 8 d (step 3600) | the endpoint's attempts by outcome (`s`, `r`, `f`, `d`) and latency histogram (`l<i>`) in that bucket, written by RECORD_ATTEMPT |
+//! | `P:{shN}:ep:<ep>:st:<step>:<start s>` | hash, TTL 3 h (step 60) or 8 d (step 3600) | the endpoint's attempts in that bucket by outcome and latency: field `<s|r|f|d><histogram bucket index>`, written by RECORD_ATTEMPT |
 //! | `P:{shN}:ep:<ep>:dropped` | zset, TTL retention | a deleted endpoint's pending deliveries, until the janitor marks their records dead |
 //! | `P:dropping` | set | `<shard>:<ep>` of deleted endpoints whose `dropped` set the janitor still has to work off |
 //! | `P:janitor:lock` | string, PX TTL | the node running this janitor pass |

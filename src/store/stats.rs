@@ -47,15 +47,21 @@ impl Outcome {
         }
     }
 
-    /// Its field in a bucket's hash.
-    fn field(self) -> &'static str {
+    /// Its letter in a bucket's fields.
+    fn code(self) -> char {
         match self {
-            Outcome::Success => "s",
-            Outcome::Retry => "r",
-            Outcome::Failed => "f",
-            Outcome::Dead => "d",
+            Outcome::Success => 's',
+            Outcome::Retry => 'r',
+            Outcome::Failed => 'f',
+            Outcome::Dead => 'd',
         }
     }
+}
+
+/// A bucket's field: an outcome's letter and a latency bucket's index (`s3`: delivered within
+/// 5 ms), one counter for both, so a batch's attempts make one increment per distinct pair.
+fn field(outcome: Outcome, latency_ms: u64) -> String {
+    format!("{}{}", outcome.code(), latency_bucket(latency_ms))
 }
 
 /// The histogram bucket of a latency.
@@ -101,11 +107,20 @@ impl Bucket {
             start_s,
             ..Default::default()
         };
-        for (i, outcome) in Outcome::ALL.iter().enumerate() {
-            bucket.counts[i] = fields.get(outcome.field()).copied().unwrap_or(0);
-        }
-        for (i, n) in bucket.latency.iter_mut().enumerate() {
-            *n = fields.get(&format!("l{i}")).copied().unwrap_or(0);
+        for (name, n) in fields {
+            let mut chars = name.chars();
+            let outcome = chars
+                .next()
+                .and_then(|c| Outcome::ALL.iter().position(|o| o.code() == c));
+            let latency = chars
+                .as_str()
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < bucket.latency.len());
+            if let (Some(o), Some(l)) = (outcome, latency) {
+                bucket.counts[o] += n;
+                bucket.latency[l] += n;
+            }
         }
         bucket
     }
@@ -120,9 +135,8 @@ pub fn increments(finished: &[FinishedAttempt]) -> Increments {
         let at_s = f.record.at_ms / 1000;
         for step in STEPS {
             let fields = out.entry((step, at_s - at_s % step)).or_default();
-            *fields.entry(Outcome::of(&f.next).field().to_string()).or_default() += 1;
             *fields
-                .entry(format!("l{}", latency_bucket(f.record.latency_ms)))
+                .entry(field(Outcome::of(&f.next), f.record.latency_ms))
                 .or_default() += 1;
         }
     }
@@ -247,14 +261,30 @@ mod tests {
             attempt(3_660_002, 40, Next::Dead(DeadReason::RetriesExhausted)),
         ];
         let inc = increments(&batch);
-        let field = |step: u64, start: u64, f: &str| inc[&(step, start)].get(f).copied().unwrap_or(0);
-        assert_eq!(field(60, 3_600, "s"), 2);
-        assert_eq!(field(60, 3_600, &format!("l{}", latency_bucket(5))), 2);
+        let count = |step: u64, start: u64, f: &str| inc[&(step, start)].get(f).copied().unwrap_or(0);
+        let (fast, slow) = (latency_bucket(5), latency_bucket(40));
         assert_eq!(
-            (field(60, 3_660, "r"), field(60, 3_660, "f"), field(60, 3_660, "d")),
-            (1, 1, 1)
+            count(60, 3_600, &format!("s{fast}")),
+            2,
+            "4 and 5 ms share the 5 ms bucket"
         );
-        assert_eq!((field(3_600, 3_600, "s"), field(3_600, 3_600, "r")), (2, 1));
+        let minute: Vec<u64> = ["r", "f", "d"]
+            .iter()
+            .map(|o| count(60, 3_660, &format!("{o}{slow}")))
+            .collect();
+        assert_eq!(minute, [1, 1, 1]);
+        assert_eq!(
+            (
+                count(3_600, 3_600, &format!("s{fast}")),
+                count(3_600, 3_600, &format!("d{slow}"))
+            ),
+            (2, 1)
+        );
         assert_eq!(inc.len(), 3, "two minutes and one hour");
+        // Read back, the fields give the counts by outcome and the histogram.
+        let fields: HashMap<String, u64> = inc[&(3_600, 3_600)].clone().into_iter().collect();
+        let hour = Bucket::from_fields(3_600, &fields);
+        assert_eq!(hour.counts, [2, 1, 1, 1]);
+        assert_eq!((hour.latency[fast], hour.latency[slow]), (2, 3));
     }
 }
