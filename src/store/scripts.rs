@@ -232,7 +232,9 @@ return created
 /// next due ms, reason; then for each stats bucket: its TTL s, k, and k (field, increment)
 /// pairs; last, m. Records a batch of one endpoint's finished attempts (an endpoint actor's
 /// group commit) in one call, so the fence is read once per batch, and counts them in the
-/// endpoint's stats buckets (`stats.rs`): exactly the attempts recorded, no round trip more.
+/// endpoint's stats buckets (`stats.rs`): exactly the attempts recorded, no round trip more. A
+/// bucket's expiry is set when one of its fields is new (so when the bucket is), not at every
+/// batch.
 ///
 /// Fenced: unless the token is the shard's current holder and epoch, nothing is written and -1
 /// is returned (a node that lost the shard, or took it again since, must not overwrite what the
@@ -308,11 +310,12 @@ for j = 1, nstats do
   local ttl = ARGV[a]
   local n = tonumber(ARGV[a + 1])
   a = a + 2
+  local fresh = false
   for _ = 1, n do
-    redis.call('HINCRBY', key, ARGV[a], ARGV[a + 1])
+    if redis.call('HINCRBY', key, ARGV[a], ARGV[a + 1]) == tonumber(ARGV[a + 1]) then fresh = true end
     a = a + 2
   end
-  redis.call('EXPIRE', key, ttl)
+  if fresh then redis.call('EXPIRE', key, ttl) end
 end
 return codes
 "#,

@@ -21,7 +21,8 @@ fn totals(stats: &Value) -> ([u64; 4], usize) {
 
 #[tokio::test]
 async fn stats_count_exactly_the_attempts_made() {
-    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("stats"))).await;
+    let (redis, prefix) = (shared_redis_url(), unique_prefix("stats"));
+    let node = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let api = &node.api;
     let make = |url: String, types: &str, extra: Value| {
@@ -84,6 +85,16 @@ async fn stats_count_exactly_the_attempts_made() {
             .find(|b| b["latency_ms"]["p50"].is_u64());
         let busy = busy.unwrap_or_else(|| panic!("no bucket with a latency: {minutes}"));
         assert!(busy["latency_ms"]["p99"].as_u64() >= busy["latency_ms"]["p50"].as_u64());
+    }
+    // Buckets expire: 3 hours for minutes, 8 days for hours.
+    for (step, kept) in [(60, 3 * 3_600), (3_600, 8 * 86_400)] {
+        let pattern = format!("{prefix}:*:st:{step}:*");
+        let keys = redis_cli(&redis, &["--scan", "--pattern", &pattern]);
+        assert!(!keys.trim().is_empty(), "no bucket of step {step}");
+        for key in keys.lines() {
+            let ttl: i64 = redis_cli(&redis, &["ttl", key]).trim().parse().unwrap();
+            assert!((1..=kept).contains(&ttl), "{key} expires in {ttl} s");
+        }
     }
     // Every attempt the log holds is counted once.
     let (_, log) = api.get("/v1/tenants/s/deliveries?limit=500").await;
