@@ -123,6 +123,8 @@ pub struct Auth {
 #[serde(deny_unknown_fields, default)]
 pub struct Delivery {
     pub allow_private_networks: bool,
+    /// Refuse `http://` endpoint URLs (400), unless private networks are allowed (tests, dev).
+    pub require_https: bool,
     pub timeout_ms: u64,
     pub retry_schedule_s: Vec<u64>,
     /// Attempts in flight per endpoint when the endpoint does not say.
@@ -134,6 +136,7 @@ impl Default for Delivery {
     fn default() -> Self {
         Self {
             allow_private_networks: false,
+            require_https: false,
             timeout_ms: 10_000,
             retry_schedule_s: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             max_in_flight: 10,

@@ -214,10 +214,16 @@ pub(super) const RESERVED_HEADERS: &[&str] = &[
     "connection",
 ];
 
-pub fn validate(cfg: &EndpointConfig, allow_private: bool) -> Result<(), ApiError> {
+pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result<(), ApiError> {
+    let allow_private = rules.allow_private_networks;
     let url = reqwest::Url::parse(&cfg.url).map_err(|e| ApiError::invalid(format!("url: not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ApiError::invalid("url: the scheme must be http or https"));
+    }
+    if url.scheme() == "http" && rules.require_https && !allow_private {
+        return Err(ApiError::invalid(
+            "url: must be https:// (delivery.require_https is on)",
+        ));
     }
     let host = url
         .host_str()
@@ -418,7 +424,7 @@ async fn create(
         now,
     );
     fields.apply(&mut cfg);
-    validate(&cfg, state.config.delivery.allow_private_networks)?;
+    validate(&cfg, &state.config.delivery)?;
     let changes = endpoint_changes(None, Some(&cfg));
     let entry = origin.by(&caller).entry(
         &cfg.tenant,
@@ -519,7 +525,7 @@ async fn update(
     let current = load(&state, &tenant, &id).await?;
     let mut checked = current.clone();
     fields.clone().apply(&mut checked);
-    validate(&checked, state.config.delivery.allow_private_networks)?;
+    validate(&checked, &state.config.delivery)?;
     if current.disabled && !checked.disabled {
         // Enabling by PATCH is the same as POST …/enable: a fresh start for its health.
         state
@@ -527,11 +533,11 @@ async fn update(
             .save_health(None, &id, state.node.shard_of(&id), &Default::default())
             .await?;
     }
-    let allow_private = state.config.delivery.allow_private_networks;
+    let rules = &state.config.delivery;
     let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
         let was_disabled = cfg.disabled;
         fields.clone().apply(cfg);
-        validate(cfg, allow_private)?;
+        validate(cfg, rules)?;
         Ok(match (was_disabled, cfg.disabled) {
             (false, true) => "endpoint.disabled",
             (true, false) => "endpoint.enabled",

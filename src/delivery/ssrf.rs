@@ -31,14 +31,18 @@ fn is_blocked_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_blocked_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let s = ip.segments();
     ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local (includes fd00:ec2::254 metadata)
-        || (first & 0xffc0) == 0xfe80 // link-local
-        || ip.to_ipv4().is_some_and(|v4| ip.segments()[..6] == [0; 6] && is_blocked_v4(v4))
-    // IPv4-compatible
+        || (s[0] & 0xfe00) == 0xfc00 // unique local (includes fd00:ec2::254 metadata)
+        || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[..6] == [0; 6] && is_blocked_v4(ip.to_ipv4().expect("an IPv4-compatible address"))) // IPv4-compatible
+        // Addresses that lead into IPv4 through a translator or a tunnel, whatever they embed:
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) // NAT64, 64:ff9b::/96
+        || (s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1) // local-use NAT64, 64:ff9b:1::/48
+        || s[0] == 0x2002 // 6to4, 2002::/16
+        || (s[0] == 0x2001 && s[1] == 0) // Teredo, 2001::/32
 }
 
 /// The host of a URL as a literal IP address, if it is one.
@@ -61,6 +65,15 @@ impl std::fmt::Display for BlockedDestination {
 }
 impl std::error::Error for BlockedDestination {}
 
+/// What a name resolved to, less every blocked address; refused when nothing is left.
+pub fn guard(host: &str, addrs: Vec<SocketAddr>) -> Result<Vec<SocketAddr>, Box<dyn std::error::Error + Send + Sync>> {
+    let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| !is_blocked(a.ip())).collect();
+    if allowed.is_empty() {
+        return Err(Box::new(BlockedDestination(host.to_string())));
+    }
+    Ok(allowed)
+}
+
 /// A reqwest resolver that drops every blocked address.
 pub struct GuardedResolver;
 
@@ -69,10 +82,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> = addrs.into_iter().filter(|a| !is_blocked(a.ip())).collect();
-            if allowed.is_empty() {
-                return Err(Box::new(BlockedDestination(host)) as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let allowed = guard(&host, addrs)?;
             Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
         })
     }
@@ -82,28 +92,52 @@ impl reqwest::dns::Resolve for GuardedResolver {
 mod tests {
     use super::*;
 
+    /// Every range the guard refuses (docs/API.md), by an address inside it.
+    const BLOCKED: [&str; 30] = [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "0.0.0.0",
+        "0.1.2.3",
+        "100.64.0.1",
+        "100.127.255.254",
+        "192.0.0.8",
+        "198.18.0.1",
+        "198.19.255.255",
+        "255.255.255.255",
+        "224.0.0.1",
+        "240.0.0.1",
+        "::1",
+        "::",
+        "fc00::1",
+        "fd00:ec2::254",
+        "fe80::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::10.0.0.1",
+        "64:ff9b::8.8.8.8",
+        "64:ff9b::a00:1",
+        "64:ff9b:1::1",
+        "2002:c0a8:101::1",
+        "2002:808:808::1",
+        "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+    ];
+
     #[test]
-    fn private_and_special_addresses_are_blocked() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "255.255.255.255",
-            "224.0.0.1",
-            "::1",
-            "::",
-            "fc00::1",
-            "fd00:ec2::254",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:10.0.0.1",
-        ] {
-            assert!(is_blocked(ip.parse().unwrap()), "{ip}");
+    fn every_listed_range_is_blocked_as_a_literal_and_as_what_a_name_resolves_to() {
+        for ip in BLOCKED {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(is_blocked(ip), "{ip}");
+            let refused = guard("receiver.test", vec![SocketAddr::new(ip, 443)]).unwrap_err();
+            assert!(refused.to_string().contains("destination_blocked"), "{ip}: {refused}");
         }
+        // A name with one public address among blocked ones is delivered to that one only.
+        let public: SocketAddr = "93.184.216.34:443".parse().unwrap();
+        let mixed = vec![SocketAddr::new("10.0.0.1".parse().unwrap(), 443), public];
+        assert_eq!(guard("receiver.test", mixed).unwrap(), vec![public]);
     }
 
     #[test]
@@ -114,6 +148,8 @@ mod tests {
             "93.184.216.34",
             "2606:4700:4700::1111",
             "::ffff:1.1.1.1",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
         ] {
             assert!(!is_blocked(ip.parse().unwrap()), "{ip}");
         }

@@ -676,3 +676,39 @@ async fn bad_input_gets_a_clear_json_error_and_costs_nothing() {
         "a request made the node panic"
     );
 }
+
+/// `delivery.require_https`: an `http://` URL is refused by name; `https://` is taken (the node
+/// connects to nothing when an endpoint is created).
+#[tokio::test]
+async fn with_require_https_an_http_url_is_refused() {
+    let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("https-only"))
+        .set("delivery__require_https", "true")
+        .set("delivery__allow_private_networks", "false");
+    let node = Node::start_ready(&opts).await;
+    let (status, answer) = node
+        .api
+        .post(
+            "/v1/tenants/h/endpoints",
+            json!({"url": "http://receiver.example/hook"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().unwrap().starts_with("url:"),
+        "{answer}"
+    );
+    let ep = node
+        .api
+        .create_endpoint("h", json!({"url": "https://receiver.example/hook"}))
+        .await;
+    let path = format!("/v1/tenants/h/endpoints/{}", ep["id"].as_str().unwrap());
+    let (status, _) = node
+        .api
+        .call(
+            reqwest::Method::PATCH,
+            &path,
+            Some(json!({"url": "http://receiver.example/hook"})),
+        )
+        .await;
+    assert_eq!(status, 400, "a PATCH may not bring http back either");
+}
