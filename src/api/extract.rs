@@ -80,3 +80,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
         Ok(JsonObject(value))
     }
 }
+
+/// An optional body: nothing, `null` or whitespace gives the default; otherwise it must be a
+/// JSON object of `T`'s fields (`shape` says which, for the message).
+pub fn optional_object<T: serde::de::DeserializeOwned + Default>(body: &[u8], shape: &str) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body).unwrap_or("?").trim();
+    if text.is_empty() || text == "null" {
+        Ok(T::default())
+    } else if !text.starts_with('{') {
+        Err(ApiError::invalid(format!("body: {shape}, null, or nothing")))
+    } else {
+        serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("body: {e}")))
+    }
+}

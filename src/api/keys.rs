@@ -218,16 +218,7 @@ async fn create(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<NewKey>)> {
     caller.admin_for(&tenant)?;
-    let text = std::str::from_utf8(&body).unwrap_or("?").trim();
-    let fields: KeyFields = if text.is_empty() || text == "null" {
-        KeyFields::default()
-    } else if !text.starts_with('{') {
-        return Err(ApiError::invalid(
-            "body: a JSON object of a key's fields, null, or nothing",
-        ));
-    } else {
-        serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("body: {e}")))?
-    };
+    let fields: KeyFields = super::extract::optional_object(&body, "a JSON object of a key's fields")?;
     let key = crate::ids::new_api_key();
     let record = record(tenant, fields, &key, hookline_actors::now_ms())?;
     let changes = key_changes(None, Some(&record));

@@ -88,16 +88,7 @@ async fn create(
     RawBody(body): RawBody,
 ) -> ApiResult<(StatusCode, axum::Json<PortalSession>)> {
     caller.authorize(&tenant, Scope::PortalCreate)?;
-    let text = std::str::from_utf8(&body).unwrap_or("?").trim();
-    let fields: SessionFields = if text.is_empty() || text == "null" {
-        SessionFields::default()
-    } else if !text.starts_with('{') {
-        return Err(ApiError::invalid(
-            "body: a JSON object {\"ttl_s\", \"read_only\"}, null, or nothing",
-        ));
-    } else {
-        serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("body: {e}")))?
-    };
+    let fields: SessionFields = super::extract::optional_object(&body, "a JSON object {\"ttl_s\", \"read_only\"}")?;
     let ttl_s = fields.ttl_s.map_or(DEFAULT_TTL_S, |w| w.0);
     if !(1..=MAX_TTL_S).contains(&ttl_s) {
         return Err(ApiError::invalid(format!("ttl_s: whole seconds from 1 to {MAX_TTL_S}")));

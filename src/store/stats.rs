@@ -143,6 +143,15 @@ pub fn increments(finished: &[FinishedAttempt]) -> Increments {
     out
 }
 
+/// The starts of the buckets from the one holding `from_s` to the last before `to_s`; none
+/// when `from_s` is not before `to_s`.
+fn starts(step: u64, from_s: u64, to_s: u64) -> Vec<u64> {
+    if from_s >= to_s {
+        return Vec::new();
+    }
+    (from_s - from_s % step..to_s).step_by(step as usize).collect()
+}
+
 /// How long a bucket of `step` is kept.
 pub fn kept_s(step: u64) -> u64 {
     if step == 60 {
@@ -157,7 +166,7 @@ impl RedisStore {
     /// step), every one of them, empty ones included.
     pub async fn endpoint_stats(&self, endpoint_id: &str, step: u64, from_s: u64, to_s: u64) -> Result<Vec<Bucket>> {
         let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
-        let starts: Vec<u64> = (from_s - from_s % step..to_s).step_by(step as usize).collect();
+        let starts = starts(step, from_s, to_s);
         if starts.is_empty() {
             return Ok(Vec::new());
         }
@@ -199,13 +208,11 @@ impl RedisStore {
         }
         if sum.is_empty() {
             // No endpoints: the same empty buckets an endpoint without attempts has.
-            let starts = (from_s - from_s % step..to_s).step_by(step as usize);
-            sum = starts
-                .map(|start_s| Bucket {
-                    start_s,
-                    ..Default::default()
-                })
-                .collect();
+            let empty = |start_s| Bucket {
+                start_s,
+                ..Default::default()
+            };
+            sum = starts(step, from_s, to_s).into_iter().map(empty).collect();
         }
         Ok(sum)
     }
