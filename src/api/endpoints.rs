@@ -3,11 +3,12 @@
 
 use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
+use super::endpoint_rules::validate;
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonObject, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
-use crate::delivery::{sign, ssrf};
+use crate::delivery::sign;
 use crate::store::audit::Target;
 use crate::store::endpoints::endpoint_changes;
 use crate::store::Written;
@@ -199,113 +200,6 @@ impl EndpointFields {
             cfg.disabled_reason = disabled.then(|| "manual".to_string());
         }
     }
-}
-
-/// Headers the node sets itself, which an endpoint may not override.
-pub(super) const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "transfer-encoding",
-    "connection",
-];
-
-pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result<(), ApiError> {
-    let allow_private = rules.allow_private_networks;
-    let url = reqwest::Url::parse(&cfg.url).map_err(|e| ApiError::invalid(format!("url: not a valid URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::invalid("url: the scheme must be http or https"));
-    }
-    if url.scheme() == "http" && rules.require_https && !allow_private {
-        return Err(ApiError::invalid(
-            "url: must be https:// (delivery.require_https is on)",
-        ));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| ApiError::invalid("url: a host is required"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
-            "url: credentials in the URL are not allowed; use headers",
-        ));
-    }
-    if cfg.url.len() > 2048 {
-        return Err(ApiError::invalid("url: at most 2048 characters"));
-    }
-    if !allow_private {
-        if let Some(ip) = ssrf::literal_ip(host) {
-            if ssrf::is_blocked(ip) {
-                return Err(ApiError::invalid(format!(
-                    "url: {ip} is a loopback, private, link-local or metadata address (set delivery.allow_private_networks to allow it)"
-                )));
-            }
-        }
-        if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-            return Err(ApiError::invalid("url: localhost is not a public address"));
-        }
-    }
-    if cfg.event_types.is_empty() || cfg.event_types.len() > 100 {
-        return Err(ApiError::invalid(
-            "event_types: between 1 and 100 patterns (omit it for every event)",
-        ));
-    }
-    if let Some(bad) = cfg.event_types.iter().find(|t| !crate::ids::is_event_type_pattern(t)) {
-        return Err(ApiError::invalid(format!(
-            "event_types: {bad:?} is not an event type, \"*\" or \"prefix.*\""
-        )));
-    }
-    // Limits count characters, as the document's `maxLength` does (not UTF-8 bytes).
-    if cfg.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
-        return Err(ApiError::invalid("description: at most 1024 characters"));
-    }
-    if sign::decode_secret(&cfg.secret).is_none() {
-        return Err(ApiError::invalid(
-            "secret: must be whsec_ followed by base64 of 24 to 64 bytes",
-        ));
-    }
-    if cfg.rate_limit_per_s == Some(0) || cfg.rate_limit_per_s.is_some_and(|r| r > 100_000) {
-        return Err(ApiError::invalid(
-            "rate_limit_per_s: between 1 and 100000 (omit it for no limit)",
-        ));
-    }
-    if cfg.max_in_flight.is_some_and(|m| !(1..=1_000).contains(&m)) {
-        return Err(ApiError::invalid("max_in_flight: between 1 and 1000"));
-    }
-    if cfg.timeout_ms.is_some_and(|t| !(100..=300_000).contains(&t)) {
-        return Err(ApiError::invalid("timeout_ms: between 100 and 300000"));
-    }
-    if let Some(schedule) = &cfg.retry_schedule_s {
-        if schedule.len() > 50 || schedule.iter().any(|s| *s > 7 * 86_400) {
-            return Err(ApiError::invalid(
-                "retry_schedule_s: at most 50 delays, each at most 604800 seconds",
-            ));
-        }
-    }
-    if cfg.headers.len() > 20 {
-        return Err(ApiError::invalid("headers: at most 20"));
-    }
-    for (name, value) in &cfg.headers {
-        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(ApiError::invalid(format!(
-                "headers: {name:?} is not a valid header name"
-            )));
-        }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
-            return Err(ApiError::invalid(format!(
-                "headers: {name:?} is set by the node and cannot be overridden"
-            )));
-        }
-        if axum::http::HeaderValue::from_str(value).is_err() || value.chars().count() > 4096 {
-            return Err(ApiError::invalid(format!(
-                "headers: the value of {name:?} is not a valid header value"
-            )));
-        }
-    }
-    Ok(())
 }
 
 pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret: bool) -> ApiResult<EndpointOut> {

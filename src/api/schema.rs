@@ -42,7 +42,7 @@ pub const SECRET: &str = concat!(
     "|(?:[A-Za-z0-9+/]{4}){8,20}[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=",
     ")$"
 );
-/// What `endpoints::validate` accepts as `url`, less IPv6 literals: http or https, a host name
+/// What `endpoint_rules::validate` accepts as `url`, less IPv6 literals: http or https, a host name
 /// whose last label is not a number (else it is read as an IPv4 address) or a dotted IPv4
 /// address, an optional port, no credentials, then any visible ASCII.
 pub const URL: &str = concat!(
@@ -54,7 +54,7 @@ pub const URL: &str = concat!(
 );
 /// A header name `http::HeaderName` takes (an RFC 9110 token).
 pub const HEADER_NAME: &str = "^[0-9A-Za-z!#$%&'*+.^_`|~-]+$";
-/// The names of headers the node sets itself (`endpoints::RESERVED_HEADERS`), in any case.
+/// The names of headers the node sets itself (`endpoint_rules::RESERVED_HEADERS`), in any case.
 pub const RESERVED_HEADER_NAME: &str = concat!(
     "^(?:[cC][oO][nN][tT][eE][nN][tT]-(?:[tT][yY][pP][eE]|[lL][eE][nN][gG][tT][hH])",
     "|[hH][oO][sS][tT]|[uU][sS][eE][rR]-[aA][gG][eE][nN][tT]",
