@@ -29,8 +29,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NewSecret {
-    /// The new secret; the old one keeps signing beside it for the overlap.
-    secret: String,
+    /// The new secret (`hmac_sha256` endpoints); the old one keeps signing beside it for the
+    /// overlap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<String>,
+    /// The new public key (`ed25519` endpoints); the old key keeps signing beside it for the
+    /// overlap.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<String>,
 }
 
 /// An endpoint's signing secret.
@@ -50,6 +56,8 @@ pub struct EndpointSecret {
     responses(
         (status = 200, description = "the secret", body = EndpointSecret),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
+        (status = 409, description = "an `ed25519` endpoint: it has no shared secret (receivers verify with its \
+            `public_key`)", body = ErrorBody),
     )
 )]
 async fn read_secret(
@@ -60,6 +68,13 @@ async fn read_secret(
 ) -> ApiResult<axum::Json<EndpointSecret>> {
     caller.authorize(&tenant, Scope::EndpointsSecrets)?;
     let cfg = load(&state, &tenant, &id).await?;
+    if sign::Scheme::of(&cfg.secret) == sign::Scheme::Ed25519 {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "an ed25519 endpoint has no shared secret: receivers verify with its public_key",
+        ));
+    }
     // Recorded before it is shown: a read that cannot be recorded is refused (503).
     let entry = origin.by(&caller).entry(
         &tenant,
@@ -156,12 +171,15 @@ async fn rotate_secret(
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let overlap_s = q.overlap_s()?;
     let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
-        let old = std::mem::replace(&mut cfg.secret, sign::new_secret());
+        let fresh = sign::Scheme::of(&cfg.secret).new_secret();
+        let old = std::mem::replace(&mut cfg.secret, fresh);
         rotated_out(&mut cfg.previous_secrets, old, overlap_s, hookline_actors::now_ms());
         Ok("endpoint.secret_rotated")
     })
     .await?;
-    Ok(axum::Json(NewSecret { secret: cfg.secret }))
+    let public_key = sign::public_key(&cfg.secret);
+    let secret = public_key.is_none().then_some(cfg.secret);
+    Ok(axum::Json(NewSecret { secret, public_key }))
 }
 
 /// Send a `webhook.test` event to this endpoint alone (whatever it subscribes to, even if it

@@ -93,6 +93,44 @@ pub struct EndpointFields {
     ordered: Option<bool>,
     /// True disables the endpoint by hand (`disabled_reason: manual`); false enables it.
     disabled: Option<bool>,
+    /// How deliveries are signed (default `hmac_sha256`). Changing it mints a key of the new
+    /// scheme; the old one keeps signing beside it for a day.
+    signature: Option<Signature>,
+}
+
+/// How an endpoint's deliveries are signed.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    scheme: SchemeName,
+}
+
+/// `hmac_sha256`: `v1,` signatures with the shared `secret` (Standard Webhooks, symmetric).
+/// `ed25519`: `v1a,` signatures with a key the node keeps; receivers verify with `public_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeName {
+    HmacSha256,
+    Ed25519,
+}
+
+impl From<SchemeName> for sign::Scheme {
+    fn from(name: SchemeName) -> sign::Scheme {
+        match name {
+            SchemeName::HmacSha256 => sign::Scheme::HmacSha256,
+            SchemeName::Ed25519 => sign::Scheme::Ed25519,
+        }
+    }
+}
+
+impl Signature {
+    fn of(secret: &str) -> Signature {
+        let scheme = match sign::Scheme::of(secret) {
+            sign::Scheme::HmacSha256 => SchemeName::HmacSha256,
+            sign::Scheme::Ed25519 => SchemeName::Ed25519,
+        };
+        Signature { scheme }
+    }
 }
 
 /// The body of a creation: `EndpointFields` with `url` required (documentation only: the
@@ -129,9 +167,13 @@ pub struct EndpointOut {
     event_types: Vec<String>,
     description: Option<String>,
     /// The signing secret: shown to the admin and to keys with `endpoints:secrets` (and on
-    /// creation, to whoever created it); left out for other keys.
+    /// creation, to whoever created it); left out for other keys, and for `ed25519`
+    /// endpoints (their key never leaves the node).
     #[serde(skip_serializing_if = "Option::is_none")]
     secret: Option<String>,
+    signature: Signature,
+    /// `whpk_…`: what receivers of an `ed25519` endpoint verify with (null for `hmac_sha256`).
+    public_key: Option<String>,
     rate_limit_per_s: Option<u32>,
     max_in_flight: Option<u32>,
     timeout_ms: Option<u64>,
@@ -164,6 +206,32 @@ pub struct EndpointPage {
 }
 
 impl EndpointFields {
+    /// What no single field says: a `secret` is an HMAC secret (`whsec_…`), so it does not go
+    /// with the `ed25519` scheme, whose key the node makes.
+    fn check(&self) -> ApiResult<()> {
+        if let Some(secret) = &self.secret {
+            if sign::decode_secret(secret).is_none() {
+                return Err(ApiError::invalid(
+                    "secret: must be whsec_ followed by base64 of 24 to 64 bytes",
+                ));
+            }
+            if self.signature.is_some_and(|s| s.scheme == SchemeName::Ed25519) {
+                // Each field is valid alone (the document cannot say they exclude each other).
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "secret: an ed25519 endpoint signs with a key the node makes; leave secret out",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The scheme a new endpoint starts with.
+    fn scheme(&self) -> sign::Scheme {
+        self.signature.map_or(sign::Scheme::HmacSha256, |s| s.scheme.into())
+    }
+
     fn apply(self, cfg: &mut EndpointConfig) {
         if let Some(v) = self.url {
             cfg.url = v;
@@ -176,6 +244,11 @@ impl EndpointFields {
         }
         if let Some(v) = self.secret {
             cfg.secret = v;
+        } else if let Some(to) = self.signature.map(|s| sign::Scheme::from(s.scheme)) {
+            if sign::Scheme::of(&cfg.secret) != to {
+                let old = std::mem::replace(&mut cfg.secret, to.new_secret());
+                super::endpoint_actions::rotated_out(&mut cfg.previous_secrets, old, 86_400, hookline_actors::now_ms());
+            }
         }
         if let Some(v) = self.rate_limit_per_s {
             cfg.rate_limit_per_s = v.map(|w| w.0);
@@ -212,7 +285,9 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         url: cfg.url,
         event_types: cfg.event_types,
         description: cfg.description,
-        secret: show_secret.then_some(cfg.secret),
+        secret: (show_secret && sign::Scheme::of(&cfg.secret) == sign::Scheme::HmacSha256).then(|| cfg.secret.clone()),
+        signature: Signature::of(&cfg.secret),
+        public_key: sign::public_key(&cfg.secret),
         rate_limit_per_s: cfg.rate_limit_per_s,
         max_in_flight: cfg.max_in_flight,
         timeout_ms: cfg.timeout_ms,
@@ -295,6 +370,7 @@ pub(super) async fn change(
         (status = 400, description = "invalid JSON, a missing `url`, an unknown or invalid field (the message \
             names it), a private address while `delivery.allow_private_networks` is off, or a malformed tenant", body = ErrorBody),
         (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 409, description = "a `secret` with the `ed25519` scheme (its key is the node's)", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
 )]
@@ -309,12 +385,13 @@ async fn create(
     if fields.url.is_none() {
         return Err(ApiError::invalid("url: is required"));
     }
+    fields.check()?;
     let now = hookline_actors::now_ms();
     let mut cfg = EndpointConfig::new(
         crate::ids::new_endpoint_id(),
         tenant,
         String::new(),
-        sign::new_secret(),
+        fields.scheme().new_secret(),
         now,
     );
     fields.apply(&mut cfg);
@@ -405,6 +482,7 @@ async fn fetch(
             private address while `delivery.allow_private_networks` is off, or a malformed tenant", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
         (status = 413, description = "the body is larger than `ingest.max_payload_bytes` + 16 KiB", body = ErrorBody),
+        (status = 409, description = "a `secret` with the `ed25519` scheme (its key is the node's)", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
     )
 )]
@@ -416,6 +494,7 @@ async fn update(
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
+    fields.check()?;
     let current = load(&state, &tenant, &id).await?;
     let mut checked = current.clone();
     fields.clone().apply(&mut checked);

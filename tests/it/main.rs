@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod cluster;
 mod deploy;
+mod ed25519;
 mod faults;
 mod fuzz;
 mod health;
