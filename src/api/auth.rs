@@ -108,6 +108,10 @@ pub enum Caller {
         tenant: String,
         /// `None`: every tenant scope (keys minted without scopes, and before scopes existed).
         scopes: Option<Vec<Scope>>,
+        /// When the key stops working, and where it may be used from: what a portal session
+        /// it opens inherits (a session never outlives or outreaches its key).
+        expires_at_ms: Option<u64>,
+        allowed_ips: Vec<String>,
     },
 }
 
@@ -205,7 +209,13 @@ impl KeyCache {
         if let Some(record) = fresh {
             return Ok(record);
         }
-        let record = state.store.get_api_key(&crate::store::keys::hex(presented)).await?;
+        let mut record = state.store.get_api_key(&crate::store::keys::hex(presented)).await?;
+        if let Some(session) = record.as_ref().filter(|r| r.portal) {
+            // Revoked with its tenant's sessions, even if its record was written meanwhile.
+            if state.store.portal_revoked_at(&session.tenant).await? >= session.created_at_ms {
+                record = None;
+            }
+        }
         let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
         if records.len() >= KEY_CACHE_MAX {
             records.clear();
@@ -318,6 +328,8 @@ impl FromRequestParts<AppState> for Caller {
             portal: record.portal,
             tenant: record.tenant,
             scopes,
+            expires_at_ms: record.expires_at_ms,
+            allowed_ips: record.allowed_ips,
         })
     }
 }
@@ -341,6 +353,8 @@ mod tests {
         let key = Caller::Tenant {
             key_id: "key_a".into(),
             portal: false,
+            expires_at_ms: None,
+            allowed_ips: Vec::new(),
             tenant: "a".into(),
             scopes: Some(vec![Scope::EventsRead]),
         };
@@ -352,6 +366,8 @@ mod tests {
         let every = Caller::Tenant {
             key_id: "key_b".into(),
             portal: false,
+            expires_at_ms: None,
+            allowed_ips: Vec::new(),
             tenant: "a".into(),
             scopes: None,
         };

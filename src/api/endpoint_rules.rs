@@ -1,11 +1,23 @@
-//! What an endpoint's fields must be (`validate`): a URL the SSRF guard and
-//! `delivery.require_https` allow, event type patterns, limits, a secret, headers the node
+//! What an endpoint's fields must be (`validate`): a URL the SSRF guard allows (and
+//! `delivery.require_https`, for a URL being set: `check_https`), event type patterns, limits, a secret, headers the node
 //! does not set itself. The OpenAPI patterns in `schema` say the same, and its tests hold them
 //! to this.
 
 use super::error::ApiError;
 use crate::delivery::{sign, ssrf};
 use hookline_actors::EndpointConfig;
+
+/// `delivery.require_https`: a URL given in a request must be `https://` (unless private
+/// networks are allowed). Only a URL being set is checked: an endpoint stored before the
+/// setting keeps its URL and can still be changed otherwise.
+pub fn check_https(url: &str, rules: &crate::config::Delivery) -> Result<(), ApiError> {
+    if rules.require_https && !rules.allow_private_networks && url.to_ascii_lowercase().starts_with("http://") {
+        return Err(ApiError::invalid(
+            "url: must be https:// (delivery.require_https is on)",
+        ));
+    }
+    Ok(())
+}
 
 /// Headers the node sets itself, which an endpoint may not override.
 pub(super) const RESERVED_HEADERS: &[&str] = &[
@@ -25,11 +37,6 @@ pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result
     let url = reqwest::Url::parse(&cfg.url).map_err(|e| ApiError::invalid(format!("url: not a valid URL ({e})")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ApiError::invalid("url: the scheme must be http or https"));
-    }
-    if url.scheme() == "http" && rules.require_https && !allow_private {
-        return Err(ApiError::invalid(
-            "url: must be https:// (delivery.require_https is on)",
-        ));
     }
     let host = url
         .host_str()

@@ -242,13 +242,19 @@ impl EndpointFields {
         if let Some(v) = self.description {
             cfg.description = v;
         }
-        if let Some(v) = self.secret {
+        // A change of scheme (a new `secret` is an HMAC one) keeps the old key signing beside
+        // the new one for a day; a new HMAC secret replaces an HMAC secret at once, as before.
+        let to = match (&self.secret, self.signature) {
+            (Some(_), _) => Some(sign::Scheme::HmacSha256),
+            (None, Some(s)) => Some(sign::Scheme::from(s.scheme)),
+            (None, None) => None,
+        };
+        if let Some(to) = to.filter(|to| sign::Scheme::of(&cfg.secret) != *to) {
+            let fresh = self.secret.clone().unwrap_or_else(|| to.new_secret());
+            let old = std::mem::replace(&mut cfg.secret, fresh);
+            super::endpoint_actions::rotated_out(&mut cfg.previous_secrets, old, 86_400, hookline_actors::now_ms());
+        } else if let Some(v) = self.secret {
             cfg.secret = v;
-        } else if let Some(to) = self.signature.map(|s| sign::Scheme::from(s.scheme)) {
-            if sign::Scheme::of(&cfg.secret) != to {
-                let old = std::mem::replace(&mut cfg.secret, to.new_secret());
-                super::endpoint_actions::rotated_out(&mut cfg.previous_secrets, old, 86_400, hookline_actors::now_ms());
-            }
         }
         if let Some(v) = self.rate_limit_per_s {
             cfg.rate_limit_per_s = v.map(|w| w.0);
@@ -386,6 +392,9 @@ async fn create(
         return Err(ApiError::invalid("url: is required"));
     }
     fields.check()?;
+    if let Some(url) = &fields.url {
+        super::endpoint_rules::check_https(url, &state.config.delivery)?;
+    }
     let now = hookline_actors::now_ms();
     let mut cfg = EndpointConfig::new(
         crate::ids::new_endpoint_id(),
@@ -495,6 +504,9 @@ async fn update(
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
     fields.check()?;
+    if let Some(url) = &fields.url {
+        super::endpoint_rules::check_https(url, &state.config.delivery)?;
+    }
     let current = load(&state, &tenant, &id).await?;
     let mut checked = current.clone();
     fields.clone().apply(&mut checked);

@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Longest and default life of a session.
-pub const MAX_TTL_S: u64 = 7 * 86_400;
+pub const MAX_TTL_S: u64 = crate::store::api_keys::PORTAL_MAX_TTL_S;
 const DEFAULT_TTL_S: u64 = 3_600;
 
 /// What a read-only session may do: every read of the tenant (its endpoints' secrets too: the
@@ -94,12 +94,24 @@ async fn create(
         return Err(ApiError::invalid(format!("ttl_s: whole seconds from 1 to {MAX_TTL_S}")));
     }
     let read_only = fields.read_only.unwrap_or(false);
-    let scopes: Vec<Scope> = if read_only {
+    // A session may do what the session asks for and its creator may do, no more: from
+    // where the creator's key may be used, and not past the key's own expiry.
+    let wanted: Vec<Scope> = if read_only {
         READ_ONLY.to_vec()
     } else {
         Scope::ALL.into_iter().filter(|s| *s != Scope::PortalCreate).collect()
     };
+    let scopes: Vec<Scope> = wanted.into_iter().filter(|s| caller.may(*s)).collect();
+    let (key_expiry, allowed_ips) = match &caller {
+        Caller::Tenant {
+            expires_at_ms,
+            allowed_ips,
+            ..
+        } => (*expires_at_ms, allowed_ips.clone()),
+        Caller::Admin { .. } => (None, Vec::new()),
+    };
     let now = hookline_actors::now_ms();
+    let expires_at_ms = key_expiry.map_or(now + ttl_s * 1000, |k| k.min(now + ttl_s * 1000));
     let token = crate::ids::new_portal_token();
     let record = ApiKeyRecord {
         id: crate::ids::new_portal_session_id(),
@@ -107,12 +119,12 @@ async fn create(
         created_at_ms: now,
         name: None,
         scopes: Some(scopes.iter().map(|s| s.name().to_string()).collect()),
-        expires_at_ms: Some(now + ttl_s * 1000),
-        allowed_ips: Vec::new(),
+        expires_at_ms: Some(expires_at_ms),
+        allowed_ips,
         prefix: token.chars().take(8).collect(),
         portal: true,
     };
-    let expires_at = rfc3339(now + ttl_s * 1000);
+    let expires_at = rfc3339(expires_at_ms);
     let changes = [("read_only", json!(read_only)), ("expires_at", json!(expires_at))]
         .into_iter()
         .map(|(field, to)| (field.to_string(), json!({"from": null, "to": to})))

@@ -71,16 +71,23 @@ impl StatsQuery {
             Some("3600") => 3_600,
             Some(_) => return Err(ApiError::invalid("step: 60 or 3600")),
         };
-        let now_s = hookline_actors::now_ms() / 1000;
-        let to_s = match self.to.as_deref() {
-            Some(t) => super::parse_time("to", t)?.div_ceil(1000),
-            None => now_s + 1,
+        let to_ms = match self.to.as_deref() {
+            Some(t) => super::parse_time("to", t)?,
+            None => hookline_actors::now_ms() + 1,
         };
-        let default_span = if step == 60 { 3_600 } else { 86_400 };
-        let from_s = match self.from.as_deref() {
-            Some(f) => super::parse_time("from", f)? / 1000,
-            None => to_s.saturating_sub(default_span),
+        let default_span_ms = if step == 60 { 3_600_000 } else { 86_400_000 };
+        let from_ms = match self.from.as_deref() {
+            Some(f) => super::parse_time("from", f)?,
+            None => to_ms.saturating_sub(default_span_ms),
         };
+        if from_ms >= to_ms {
+            return Ok(Range {
+                step,
+                from_s: 0,
+                to_s: 0,
+            });
+        }
+        let (from_s, to_s) = (from_ms / 1000, to_ms.div_ceil(1000));
         // At most the newest MAX_BUCKETS buckets of the range.
         let last_start = to_s.saturating_sub(1) / step * step;
         let from_s = from_s.max(last_start.saturating_sub((MAX_BUCKETS - 1) * step));

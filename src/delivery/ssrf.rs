@@ -27,6 +27,9 @@ fn is_blocked_v4(ip: Ipv4Addr) -> bool {
         || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
         || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
         || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || (a == 192 && b == 0 && ip.octets()[2] == 2) // documentation (TEST-NET-1)
+        || (a == 198 && b == 51 && ip.octets()[2] == 100) // TEST-NET-2
+        || (a == 203 && b == 0 && ip.octets()[2] == 113) // TEST-NET-3
         || a >= 240
 }
 
@@ -37,6 +40,10 @@ fn is_blocked_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (s[0] & 0xfe00) == 0xfc00 // unique local (includes fd00:ec2::254 metadata)
         || (s[0] & 0xffc0) == 0xfe80 // link-local
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0100 && s[1..4] == [0; 3]) // discard, 100::/64
+        || (s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0) // IPv4-translated, ::ffff:0:a.b.c.d
         || (s[..6] == [0; 6] && is_blocked_v4(ip.to_ipv4().expect("an IPv4-compatible address"))) // IPv4-compatible
         // Addresses that lead into IPv4 through a translator or a tunnel, whatever they embed:
         || (s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4]) // NAT64, 64:ff9b::/96
@@ -93,7 +100,7 @@ mod tests {
     use super::*;
 
     /// Every range the guard refuses (docs/API.md), by an address inside it.
-    const BLOCKED: [&str; 30] = [
+    const BLOCKED: [&str; 37] = [
         "127.0.0.1",
         "10.1.2.3",
         "172.16.0.1",
@@ -124,6 +131,13 @@ mod tests {
         "2002:c0a8:101::1",
         "2002:808:808::1",
         "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+        "192.0.2.1",
+        "198.51.100.7",
+        "203.0.113.9",
+        "fec0::1",
+        "2001:db8::1",
+        "100::1",
+        "::ffff:0:7f00:1",
     ];
 
     #[test]

@@ -107,6 +107,9 @@ impl RedisStore {
     }
 }
 
+/// The longest life of a portal session (`ttl_s`).
+pub const PORTAL_MAX_TTL_S: u64 = 7 * 86_400;
+
 impl RedisStore {
     /// Store a portal session (its record beside the keys, by the digest of its token) with
     /// the entry that records it.
@@ -145,22 +148,37 @@ impl RedisStore {
         entry: impl Fn(&ApiKeyRecord) -> AuditEntry,
     ) -> Result<usize> {
         let client = self.client();
+        // First the mark every node checks: a session whose record is being written right now
+        // (indexed, not yet stored) is refused all the same, once it exists.
+        let now = hookline_actors::now_ms();
+        let kept = Expiration::EX((PORTAL_MAX_TTL_S + 86_400) as i64);
+        let _: Value = client
+            .set(self.keys.portal_revoked(tenant), now, Some(kept), None, false)
+            .await?;
         let index: HashMap<String, String> = client.hgetall(self.keys.tenant_portal(tenant)).await?;
         let mut revoked = 0;
         for (id, hash) in index {
-            if let Some(record) = self.get_api_key(&hash).await? {
-                if self
-                    .audited(Kind::Keys, &hash, Write::Delete, None, &entry(&record))
-                    .await?
-                    == Written::Done
-                {
-                    revoked += 1;
-                }
+            // A record not written yet stays indexed: the janitor removes it when it expires.
+            let Some(record) = self.get_api_key(&hash).await? else {
+                continue;
+            };
+            if self
+                .audited(Kind::Keys, &hash, Write::Delete, None, &entry(&record))
+                .await?
+                == Written::Done
+            {
+                revoked += 1;
             }
             let _: Value = client.hdel(self.keys.tenant_portal(tenant), id.as_str()).await?;
             let _: Value = client.zrem(self.keys.portal_expiry(), hash.as_str()).await?;
         }
         Ok(revoked)
+    }
+
+    /// When the tenant's portal sessions were last all revoked (ms; 0: never).
+    pub async fn portal_revoked_at(&self, tenant: &str) -> Result<u64> {
+        let at: Option<u64> = self.client().get(self.keys.portal_revoked(tenant)).await?;
+        Ok(at.unwrap_or(0))
     }
 
     /// Remove up to `limit` portal sessions past their expiry (they stopped working then; the

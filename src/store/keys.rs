@@ -28,6 +28,7 @@
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
 //! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
 //! | `P:t:<tenant>:portal` | hash | portal session id → sha256(token) (revoking them all) |
+//! | `P:t:<tenant>:portal:revoked` | string, TTL 8 d | when the tenant's sessions were last all revoked (ms): none created by then works |
 //! | `P:portal:expiry` | zset | sha256(token) of every portal session → when it expires (ms; the janitor removes it then) |
 //! | `P:apikeys:used` | hash | key id → last use (ms), written at most once a minute per node |
 //! | `P:audit:{P:endpoints}`, `P:audit:{P:sources}`, `P:audit:{P:apikeys}` | stream, trimmed to `retention.audit_days` | audit entries (`j`: JSON) of changes to that hash's records, every tenant; the hash's name is the tag, so its slot is the hash's own |
@@ -153,6 +154,11 @@ impl Keys {
     /// A tenant's portal sessions: id → digest of the token (their records are in `api_keys`).
     pub fn tenant_portal(&self, tenant: &str) -> String {
         format!("{}:t:{tenant}:portal", self.p)
+    }
+    /// When the tenant's portal sessions were last all revoked (ms): no session created at or
+    /// before it works.
+    pub fn portal_revoked(&self, tenant: &str) -> String {
+        format!("{}:t:{tenant}:portal:revoked", self.p)
     }
     pub fn portal_expiry(&self) -> String {
         format!("{}:portal:expiry", self.p)

@@ -25,7 +25,7 @@
 //! `XREADGROUP`, which holds its connection; a subscriber client serves change notifications.
 
 mod adapter;
-mod api_keys;
+pub mod api_keys;
 pub mod audit;
 mod deliveries;
 pub mod endpoints;

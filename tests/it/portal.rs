@@ -89,12 +89,30 @@ async fn a_portal_token_works_for_its_tenant_only_and_a_read_only_one_changes_no
         "the read-only session changed nothing"
     );
 
-    // A key may open sessions for its own tenant only with `portal:create`.
+    // A key may open sessions for its own tenant only with `portal:create`, and a session can
+    // do no more than the key that opened it, for no longer.
+    let expiry = "2099-01-01T00:00:00Z";
     let (_, key) = admin
-        .post("/v1/tenants/p/keys", json!({"scopes": ["portal:create"]}))
+        .post(
+            "/v1/tenants/p/keys",
+            json!({"scopes": ["portal:create", "endpoints:read"], "expires_at": expiry}),
+        )
         .await;
     let key = admin.with_token(key["key"].as_str());
     session(&key, "p", Value::Null).await;
+    let narrow = session(&key, "p", json!({"ttl_s": 604800})).await;
+    assert!(narrow["expires_at"].as_str().unwrap() < expiry);
+    let narrow = admin.with_token(narrow["token"].as_str());
+    assert_eq!(narrow.get("/v1/tenants/p/endpoints").await.0, 200);
+    let (status, answer) = narrow
+        .call(Method::PATCH, &ep_path, Some(json!({"description": "no"})))
+        .await;
+    assert_eq!(
+        (status, error_code(&answer)),
+        (403, "missing_scope"),
+        "a session beyond its key: {answer}"
+    );
+    assert_eq!(narrow.get("/v1/tenants/p/deliveries").await.0, 403);
     assert_eq!(key.post("/v1/tenants/q/portal-sessions", json!({})).await.0, 403);
     let (_, limited) = admin
         .post("/v1/tenants/p/keys", json!({"scopes": ["endpoints:read"]}))
@@ -128,7 +146,7 @@ async fn a_portal_token_works_for_its_tenant_only_and_a_read_only_one_changes_no
         .iter()
         .filter(|e| e["action"] == "portal.session_created")
         .collect();
-    assert_eq!(created.len(), 3);
+    assert_eq!(created.len(), 4);
     assert!(!log.to_string().contains(token), "the log shows a session's token");
     // Sessions are not keys: the key list does not show them.
     let (_, keys) = admin.get("/v1/tenants/p/keys").await;

@@ -1,5 +1,6 @@
 //! Redis with replicas: `redis.wait_replicas` (ingest answers 2xx only once a replica holds the
-//! event, 503 "not confirmed" otherwise), and Sentinel (a node follows a master failover).
+//! event, 503 "not confirmed" otherwise), and Sentinel (a node finds its master through it;
+//! following a failover is not proven yet).
 
 use crate::support::*;
 use serde_json::json;

@@ -712,3 +712,26 @@ async fn with_require_https_an_http_url_is_refused() {
         .await;
     assert_eq!(status, 400, "a PATCH may not bring http back either");
 }
+
+/// An endpoint stored with an `http://` URL before `require_https` was set keeps working and
+/// can still be changed in every other field.
+#[tokio::test]
+async fn an_http_endpoint_from_before_require_https_can_still_be_changed() {
+    let (redis, prefix) = (shared_redis_url(), unique_prefix("https-later"));
+    let before = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
+    let ep = before
+        .api
+        .create_endpoint("h", json!({"url": "http://receiver.example/hook"}))
+        .await;
+    drop(before);
+    let opts = NodeOpts::new(&redis, &prefix)
+        .set("delivery__require_https", "true")
+        .set("delivery__allow_private_networks", "false");
+    let after = Node::start_ready(&opts).await;
+    let path = format!("/v1/tenants/h/endpoints/{}", ep["id"].as_str().unwrap());
+    let (status, answer) = after
+        .api
+        .call(Method::PATCH, &path, Some(json!({"description": "kept"})))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
