@@ -229,4 +229,17 @@ fn urls_that_match_are_accepted() {
         };
         super::super::endpoint_rules::validate(&cfg, &rules).is_ok()
     });
+    // Punycode labels are left out (`xn--` that does not decode is refused by the URL parser).
+    let url = re(URL);
+    for refused in ["hTTP://Xn--.a", "http://a.xn--", "http://xn--zz.example"] {
+        assert!(!url.is_match(refused), "{refused}");
+    }
+    for matched in [
+        "http://x.example",
+        "http://xn.example",
+        "http://xn-a.example",
+        "https://a.x",
+    ] {
+        assert!(url.is_match(matched), "{matched}");
+    }
 }
