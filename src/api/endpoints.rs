@@ -558,7 +558,7 @@ async fn remove(
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
     let author = origin.by(&caller);
     // Deleted as read: a change in between is read again, so the entry shows what went.
-    for _ in 0..16 {
+    for _ in 0..crate::store::endpoints::CHANGE_TRIES {
         let cfg = load(&state, &tenant, &id).await?;
         let changes = endpoint_changes(Some(&cfg), None);
         let entry = author.entry(&tenant, "endpoint.deleted", Target::new("endpoint", &id), changes);

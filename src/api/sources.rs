@@ -420,7 +420,7 @@ async fn remove(
     caller.authorize(&tenant, Scope::SourcesWrite)?;
     let author = origin.by(&caller);
     // Deleted as read: a change in between is read again, so the entry shows what went.
-    for _ in 0..16 {
+    for _ in 0..crate::store::endpoints::CHANGE_TRIES {
         let source = load(&state, &tenant, &id).await?;
         let changes = source_changes(Some(&source), None);
         let entry = author.entry(&tenant, "source.deleted", Target::new("source", &id), changes);

@@ -322,7 +322,7 @@ impl RedisStore {
 }
 
 /// Tries of a compare-and-set change before it gives up (each lost to another writer).
-const CHANGE_TRIES: usize = 16;
+pub const CHANGE_TRIES: usize = 16;
 
 /// The endpoint fields whose values the audit log never shows.
 pub const ENDPOINT_SECRETS: [&str; 2] = ["secret", "previous_secrets"];

@@ -541,6 +541,14 @@ async fn only_the_lease_holder_records_attempts() {
     .unwrap();
     let record = store.get_delivery(shard, &endpoint.id, &event).await.unwrap().unwrap();
     assert_eq!(record.status, "delivered");
+    // The stats count what was recorded: the holder's attempt, none of the three refused.
+    let now_s = hookline_actors::now_ms() / 1000;
+    let buckets = store
+        .endpoint_stats(&endpoint.id, 3_600, now_s - 3_600, now_s + 1)
+        .await
+        .unwrap();
+    let counted: u64 = buckets.iter().map(|b| b.counts.iter().sum::<u64>()).sum();
+    assert_eq!(counted, 1, "{buckets:?}");
 }
 
 /// Health (breaker state, failure run, rate-limit bucket) and the due entry an idle actor
