@@ -131,6 +131,38 @@ pub struct Delivery {
     pub max_in_flight: u32,
     /// Due deliveries an endpoint actor holds in memory at most.
     pub window: usize,
+    /// `http://[user:password@]host:port` of a forward proxy every attempt goes through.
+    pub proxy_url: Option<String>,
+    /// Hosts (and their subdomains) and address ranges reached without the proxy.
+    pub no_proxy: Vec<String>,
+    /// PEM certificates (or the path of a file holding them) trusted beside the system roots.
+    pub extra_ca_pem: Option<String>,
+}
+
+impl Delivery {
+    /// The transport's settings: `extra_ca_pem` read from its file when it is a path.
+    pub fn egress(&self) -> Result<crate::delivery::Egress, String> {
+        let extra_ca_pem = match self.extra_ca_pem.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(pem) if pem.starts_with("-----BEGIN") => Some(pem.to_string()),
+            Some(path) => {
+                Some(std::fs::read_to_string(path).map_err(|e| format!("delivery.extra_ca_pem: reading {path}: {e}"))?)
+            }
+        };
+        if let Some(pem) = &extra_ca_pem {
+            crate::delivery::clients::certificates(pem, "delivery.extra_ca_pem")?;
+        }
+        if let Some(url) = &self.proxy_url {
+            crate::delivery::relay::parse_proxy_url(url)?;
+        }
+        crate::delivery::relay::NoProxy::parse(&self.no_proxy)?;
+        Ok(crate::delivery::Egress {
+            allow_private_networks: self.allow_private_networks,
+            proxy_url: self.proxy_url.clone().filter(|u| !u.trim().is_empty()),
+            no_proxy: self.no_proxy.clone(),
+            extra_ca_pem,
+        })
+    }
 }
 impl Default for Delivery {
     fn default() -> Self {
@@ -141,6 +173,9 @@ impl Default for Delivery {
             retry_schedule_s: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             max_in_flight: 10,
             window: 100,
+            proxy_url: None,
+            no_proxy: Vec::new(),
+            extra_ca_pem: None,
         }
     }
 }
@@ -400,6 +435,15 @@ impl Config {
                 "server.trusted_proxies",
                 format!("{wrong:?} is not an IP address or CIDR range"),
             );
+        }
+        if let Err(problem) = self.delivery.egress() {
+            // Each problem begins with the key it is about.
+            let key = ["delivery.proxy_url", "delivery.no_proxy", "delivery.extra_ca_pem"]
+                .into_iter()
+                .find(|k| problem.starts_with(k))
+                .unwrap_or("delivery");
+            let problem = problem.strip_prefix(key).unwrap_or(&problem).trim_start_matches(": ");
+            return bad(key, problem);
         }
         if !(self.redis.url.starts_with("redis://")
             || self.redis.url.starts_with("rediss://")

@@ -14,6 +14,7 @@
 //! [`run`] wires them together and serves until the shutdown future resolves.
 
 pub mod api;
+pub mod cidr;
 pub mod config;
 pub mod delivery;
 pub mod event;
@@ -38,7 +39,7 @@ pub enum RunError {
     #[error("redis: {0}")]
     Redis(#[from] fred::error::Error),
     #[error("http client: {0}")]
-    Http(#[from] reqwest::Error),
+    Http(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
     #[error("actors: {0}")]
@@ -128,7 +129,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
             }
         })
     };
-    let transport = Arc::new(delivery::HttpTransport::new(cfg.delivery.allow_private_networks)?);
+    let egress = cfg.delivery.egress().map_err(RunError::Http)?;
+    let transport = Arc::new(delivery::HttpTransport::new(&egress).map_err(RunError::Http)?);
     let index = Arc::new(SubscriptionIndex::new());
     let settings = node_settings(&cfg);
     tracing::info!(node_id = %settings.node_id, shards = settings.shard_count, "starting node");

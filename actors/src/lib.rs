@@ -29,10 +29,10 @@ pub mod supervisor;
 pub mod transport;
 
 pub use ctx::{Clock, NodeSettings, Stores, SystemClock, TokioClock};
-pub use model::{EndpointConfig, RoutedEvent, StreamEvent};
+pub use model::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth, RoutedEvent, StreamEvent};
 pub use store::{EndpointStore, LeaseStore, RouterStore, StoreError};
 pub use supervisor::Node;
-pub use transport::{AttemptRequest, AttemptResponse, Transport};
+pub use transport::{AttemptRequest, AttemptResponse, ReceiverAuth, Transport};
 
 /// Milliseconds since the Unix epoch: the clock every stored time uses.
 pub fn now_ms() -> u64 {

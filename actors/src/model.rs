@@ -10,6 +10,46 @@ pub struct PreviousSecret {
     pub expires_at_ms: u64,
 }
 
+/// How the node proves itself to a receiver over TLS: a client certificate (with its key) and
+/// a CA trusted for this endpoint beside the system roots. Either part may be absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct ClientTls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_pem: Option<String>,
+    /// Write-only: never shown, sealed at rest like a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_pem: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+}
+
+/// How the node sends the client's credentials to the token URL (RFC 6749, 2.3.1).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuth2ClientAuth {
+    /// HTTP Basic with the form-encoded id and secret.
+    #[default]
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// OAuth2 client credentials: the node fetches a token from `token_url` and sends it as
+/// `Authorization: Bearer …`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct OAuth2Client {
+    pub token_url: String,
+    pub client_id: String,
+    /// Write-only: never shown, sealed at rest like a secret.
+    pub client_secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    #[serde(default)]
+    pub auth: OAuth2ClientAuth,
+}
+
 /// An endpoint (subscription) as stored. `None` fields fall back to node defaults at delivery.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EndpointConfig {
@@ -38,6 +78,10 @@ pub struct EndpointConfig {
     pub disabled: bool,
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<std::sync::Arc<ClientTls>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<std::sync::Arc<OAuth2Client>>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }
@@ -62,6 +106,8 @@ impl EndpointConfig {
             ordered: false,
             disabled: false,
             disabled_reason: None,
+            tls: None,
+            oauth2: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }

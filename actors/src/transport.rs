@@ -1,6 +1,7 @@
 //! How an endpoint actor reaches a receiver. Implemented by `hookline::delivery` on reqwest;
 //! the actor only sees a request in and a response summary out.
 
+use crate::model::{ClientTls, OAuth2Client};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +16,28 @@ pub struct AttemptRequest {
     pub secrets: Vec<String>,
     pub headers: BTreeMap<String, String>,
     pub timeout: Duration,
+    /// How the receiver wants the node to prove itself beyond the signature: only for
+    /// endpoints that set it (the plain path carries nothing).
+    pub auth: Option<ReceiverAuth>,
+}
+
+/// An endpoint's client certificate and OAuth2 client, with the endpoint's id: the transport
+/// keeps a client and a token per endpoint.
+#[derive(Debug, Clone)]
+pub struct ReceiverAuth {
+    pub endpoint_id: String,
+    pub tls: Option<Arc<ClientTls>>,
+    pub oauth2: Option<Arc<OAuth2Client>>,
+}
+
+impl ReceiverAuth {
+    pub fn of(cfg: &crate::EndpointConfig) -> Option<ReceiverAuth> {
+        (cfg.tls.is_some() || cfg.oauth2.is_some()).then(|| ReceiverAuth {
+            endpoint_id: cfg.id.clone(),
+            tls: cfg.tls.clone(),
+            oauth2: cfg.oauth2.clone(),
+        })
+    }
 }
 
 /// Why an attempt got no HTTP status.

@@ -4,17 +4,17 @@
 //! to this.
 
 use super::error::ApiError;
-use crate::delivery::{sign, ssrf};
+use crate::delivery::sign;
 use hookline_actors::EndpointConfig;
 
 /// `delivery.require_https`: a URL given in a request must be `https://` (unless private
 /// networks are allowed). Only a URL being set is checked: an endpoint stored before the
 /// setting keeps its URL and can still be changed otherwise.
-pub fn check_https(url: &str, rules: &crate::config::Delivery) -> Result<(), ApiError> {
+pub fn check_https(field: &str, url: &str, rules: &crate::config::Delivery) -> Result<(), ApiError> {
     if rules.require_https && !rules.allow_private_networks && url.to_ascii_lowercase().starts_with("http://") {
-        return Err(ApiError::invalid(
-            "url: must be https:// (delivery.require_https is on)",
-        ));
+        return Err(ApiError::invalid(format!(
+            "{field}: must be https:// (delivery.require_https is on)"
+        )));
     }
     Ok(())
 }
@@ -33,34 +33,7 @@ pub(super) const RESERVED_HEADERS: &[&str] = &[
 ];
 
 pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result<(), ApiError> {
-    let allow_private = rules.allow_private_networks;
-    let url = reqwest::Url::parse(&cfg.url).map_err(|e| ApiError::invalid(format!("url: not a valid URL ({e})")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::invalid("url: the scheme must be http or https"));
-    }
-    let host = url
-        .host_str()
-        .ok_or_else(|| ApiError::invalid("url: a host is required"))?;
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::invalid(
-            "url: credentials in the URL are not allowed; use headers",
-        ));
-    }
-    if cfg.url.len() > 2048 {
-        return Err(ApiError::invalid("url: at most 2048 characters"));
-    }
-    if !allow_private {
-        if let Some(ip) = ssrf::literal_ip(host) {
-            if ssrf::is_blocked(ip) {
-                return Err(ApiError::invalid(format!(
-                    "url: {ip} is a loopback, private, link-local or metadata address (set delivery.allow_private_networks to allow it)"
-                )));
-            }
-        }
-        if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
-            return Err(ApiError::invalid("url: localhost is not a public address"));
-        }
-    }
+    super::endpoint_auth::check_url("url", &cfg.url, rules)?;
     if cfg.event_types.is_empty() || cfg.event_types.len() > 100 {
         return Err(ApiError::invalid(
             "event_types: between 1 and 100 patterns (omit it for every event)",
@@ -118,5 +91,5 @@ pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result
             )));
         }
     }
-    Ok(())
+    super::endpoint_auth::check(cfg, rules)
 }

@@ -3,7 +3,8 @@
 
 use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
-use super::endpoint_rules::validate;
+use super::endpoint_auth::{OAuth2Fields, OAuth2Out, TlsFields, TlsOut};
+use super::endpoint_rules::{check_https, validate};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonObject, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
@@ -96,6 +97,12 @@ pub struct EndpointFields {
     /// How deliveries are signed (default `hmac_sha256`). Changing it mints a key of the new
     /// scheme; the old one keeps signing beside it for a day.
     signature: Option<Signature>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::endpoint_auth::tls_schema)]
+    tls: Option<Option<TlsFields>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::endpoint_auth::oauth2_schema)]
+    oauth2: Option<Option<OAuth2Fields>>,
 }
 
 /// How an endpoint's deliveries are signed.
@@ -181,6 +188,10 @@ pub struct EndpointOut {
     headers: BTreeMap<String, String>,
     ordered: bool,
     disabled: bool,
+    /// The client certificate and CA (never the key); null when not set.
+    tls: Option<TlsOut>,
+    /// The OAuth2 client (never its secret); null when not set.
+    oauth2: Option<OAuth2Out>,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -208,7 +219,13 @@ pub struct EndpointPage {
 impl EndpointFields {
     /// What no single field says: a `secret` is an HMAC secret (`whsec_…`), so it does not go
     /// with the `ed25519` scheme, whose key the node makes.
-    fn check(&self) -> ApiResult<()> {
+    fn check(&self, rules: &crate::config::Delivery) -> ApiResult<()> {
+        if let Some(url) = &self.url {
+            check_https("url", url, rules)?;
+        }
+        if let Some(Some(oauth)) = &self.oauth2 {
+            check_https("oauth2.token_url", oauth.token_url(), rules)?;
+        }
         if let Some(secret) = &self.secret {
             if sign::decode_secret(secret).is_none() {
                 return Err(ApiError::invalid(
@@ -278,6 +295,7 @@ impl EndpointFields {
             cfg.disabled = disabled;
             cfg.disabled_reason = disabled.then(|| "manual".to_string());
         }
+        super::endpoint_auth::apply(cfg, self.tls, self.oauth2);
     }
 }
 
@@ -301,6 +319,8 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         headers: cfg.headers,
         ordered: cfg.ordered,
         disabled: cfg.disabled,
+        tls: super::endpoint_auth::tls_out(cfg.tls.as_deref()),
+        oauth2: super::endpoint_auth::oauth2_out(cfg.oauth2.as_deref()),
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {
@@ -391,10 +411,7 @@ async fn create(
     if fields.url.is_none() {
         return Err(ApiError::invalid("url: is required"));
     }
-    fields.check()?;
-    if let Some(url) = &fields.url {
-        super::endpoint_rules::check_https(url, &state.config.delivery)?;
-    }
+    fields.check(&state.config.delivery)?;
     let now = hookline_actors::now_ms();
     let mut cfg = EndpointConfig::new(
         crate::ids::new_endpoint_id(),
@@ -503,10 +520,7 @@ async fn update(
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    fields.check()?;
-    if let Some(url) = &fields.url {
-        super::endpoint_rules::check_https(url, &state.config.delivery)?;
-    }
+    fields.check(&state.config.delivery)?;
     let current = load(&state, &tenant, &id).await?;
     let mut checked = current.clone();
     fields.clone().apply(&mut checked);

@@ -7,6 +7,7 @@ pub mod auth;
 mod dead_letters;
 mod deliveries;
 mod endpoint_actions;
+mod endpoint_auth;
 mod endpoint_rules;
 mod endpoints;
 pub mod error;

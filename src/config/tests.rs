@@ -78,6 +78,17 @@ fn bad_values_name_their_key() {
             "security.encryption_keys",
         ),
         ("[security]\nrequire_encryption = true", "security.encryption_keys"),
+        ("[delivery]\nproxy_url = \"socks5://p:1080\"", "delivery.proxy_url"),
+        ("[delivery]\nproxy_url = \"not a url\"", "delivery.proxy_url"),
+        ("[delivery]\nno_proxy = [\"bad name!\"]", "delivery.no_proxy"),
+        (
+            "[delivery]\nextra_ca_pem = \"/nonexistent/ca.pem\"",
+            "delivery.extra_ca_pem",
+        ),
+        (
+            "[delivery]\nextra_ca_pem = \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\"",
+            "delivery.extra_ca_pem",
+        ),
     ];
     for (toml, key) in cases {
         let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))

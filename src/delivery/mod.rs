@@ -1,51 +1,59 @@
-//! The outbound HTTP client: one pooled reqwest client (rustls, keep-alive, no redirects, no
-//! proxy), Standard Webhooks headers and signature, the SSRF guard, and a bounded read of the
+//! The outbound HTTP client: pooled reqwest clients (rustls, keep-alive, no redirects), the
+//! egress proxy, client certificates and OAuth2 tokens where an endpoint asks for them,
+//! Standard Webhooks headers and signature, the SSRF guard, and a bounded read of the
 //! response. It implements the actors' `Transport`; classification of the result into
 //! retry/dead happens in the actors (`hookline_actors::outcome`).
 
+pub mod clients;
+pub mod oauth;
+pub mod relay;
 pub mod sign;
 pub mod ssrf;
 
+pub use clients::{check_tls, Egress};
 use hookline_actors::outcome::parse_retry_after;
 use hookline_actors::transport::FailureKind;
-use hookline_actors::{AttemptRequest, AttemptResponse, Transport};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use hookline_actors::{AttemptRequest, AttemptResponse, OAuth2Client, Transport};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// At most this much of a response body is ever read.
 const MAX_READ: usize = 64 * 1024;
 /// This much of it is kept with the attempt.
 const EXCERPT: usize = 1024;
 
+type Failed = (FailureKind, String);
+
 pub struct HttpTransport {
-    client: reqwest::Client,
+    clients: clients::Clients,
+    tokens: oauth::Tokens,
     allow_private: bool,
 }
 
 impl HttpTransport {
-    pub fn new(allow_private_networks: bool) -> Result<HttpTransport, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("hookline/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .connect_timeout(Duration::from_secs(10))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .tcp_nodelay(true);
-        if !allow_private_networks {
-            builder = builder.dns_resolver(Arc::new(ssrf::GuardedResolver));
-        }
+    pub fn new(egress: &Egress) -> Result<HttpTransport, String> {
         Ok(HttpTransport {
-            client: builder.build()?,
-            allow_private: allow_private_networks,
+            clients: clients::Clients::new(egress)?,
+            tokens: oauth::Tokens::default(),
+            allow_private: egress.allow_private_networks,
         })
     }
 
-    async fn attempt(&self, req: &AttemptRequest) -> Result<reqwest::Response, (FailureKind, String)> {
-        let url =
-            reqwest::Url::parse(&req.url).map_err(|e| (FailureKind::InvalidRequest, format!("invalid url: {e}")))?;
+    /// Without a proxy or extra CAs: what tests and tools use.
+    pub fn direct(allow_private_networks: bool) -> Result<HttpTransport, String> {
+        HttpTransport::new(&Egress {
+            allow_private_networks,
+            ..Egress::default()
+        })
+    }
+
+    /// A URL the node may send to: parsed, a literal address checked by the SSRF guard, and a
+    /// name the proxy will be asked for resolved and checked first (names reached directly
+    /// are checked by the client's resolver).
+    async fn checked(&self, url: &str) -> Result<reqwest::Url, Failed> {
+        let url = reqwest::Url::parse(url).map_err(|e| (FailureKind::InvalidRequest, format!("invalid url: {e}")))?;
+        let host = url.host_str().unwrap_or_default();
         if !self.allow_private {
-            if let Some(ip) = url.host_str().and_then(ssrf::literal_ip) {
+            if let Some(ip) = ssrf::literal_ip(host) {
                 if ssrf::is_blocked(ip) {
                     return Err((
                         FailureKind::Blocked,
@@ -54,13 +62,87 @@ impl HttpTransport {
                 }
             }
         }
+        if let Some(relay) = self.clients.relay_for(host) {
+            relay
+                .check(host)
+                .await
+                .map_err(|blocked| (FailureKind::Blocked, blocked.to_string()))?;
+        }
+        Ok(url)
+    }
+
+    /// The endpoint's OAuth2 token (a new one if `stale` is the cached one).
+    async fn token(
+        &self,
+        client: &reqwest::Client,
+        endpoint_id: &str,
+        oauth: &OAuth2Client,
+        stale: Option<&str>,
+        deadline: Instant,
+    ) -> Result<std::sync::Arc<str>, Failed> {
+        let failed = |why: String| (FailureKind::Other, format!("oauth_token_failed: {why}"));
+        self.checked(&oauth.token_url).await.map_err(|(kind, why)| match kind {
+            FailureKind::Blocked => (kind, format!("oauth_token_failed: {why}")),
+            _ => failed(why),
+        })?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.tokens
+            .bearer(client, endpoint_id, oauth, stale, left)
+            .await
+            .map_err(failed)
+    }
+
+    async fn attempt(&self, req: &AttemptRequest, deadline: Instant) -> Result<reqwest::Response, Failed> {
+        let url = self.checked(&req.url).await?;
+        let auth = req.auth.as_ref();
+        let client = match auth {
+            Some(a) => self
+                .clients
+                .client(&a.endpoint_id, a.tls.as_deref())
+                .map_err(|why| (FailureKind::InvalidRequest, why))?,
+            None => self
+                .clients
+                .client("", None)
+                .map_err(|why| (FailureKind::InvalidRequest, why))?,
+        };
+        let oauth = auth.and_then(|a| Some((a.endpoint_id.as_str(), a.oauth2.as_deref()?)));
+        let Some((endpoint_id, oauth)) = oauth else {
+            return self.post(&client, url, req, None, deadline).await;
+        };
+        let bearer = self.token(&client, endpoint_id, oauth, None, deadline).await?;
+        let answer = self.post(&client, url.clone(), req, Some(&bearer), deadline).await?;
+        if answer.status() != reqwest::StatusCode::UNAUTHORIZED {
+            return Ok(answer);
+        }
+        // The receiver refused the token: one new token (unless another attempt already got
+        // one), one more try, and its answer counts.
+        drop(answer);
+        let fresh = self.token(&client, endpoint_id, oauth, Some(&bearer), deadline).await?;
+        self.post(&client, url, req, Some(&fresh), deadline).await
+    }
+
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        url: reqwest::Url,
+        req: &AttemptRequest,
+        bearer: Option<&str>,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, Failed> {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut builder = self.client.post(url).timeout(req.timeout);
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut builder = client.post(url).timeout(left);
         for (name, value) in &req.headers {
-            builder = builder.header(name, value);
+            // An OAuth2 token takes the place of a custom Authorization header.
+            if bearer.is_none() || !name.eq_ignore_ascii_case("authorization") {
+                builder = builder.header(name, value);
+            }
+        }
+        if let Some(token) = bearer {
+            builder = builder.header("authorization", format!("Bearer {token}"));
         }
         builder = builder
             .header("content-type", "application/json")
@@ -71,12 +153,26 @@ impl HttpTransport {
                 sign::signature_header(&req.secrets, &req.event_id, timestamp, &req.body),
             )
             .body(req.body.to_string());
-        builder.send().await.map_err(describe)
+        let answer = builder.send().await.map_err(describe)?;
+        // The relay could not pass an http request on: no answer from the receiver.
+        if let Some(kind) = self.clients.relay_marker().and_then(|m| answer.headers().get(m)) {
+            let kind = match kind.as_bytes() {
+                b"blocked" => FailureKind::Blocked,
+                _ => FailureKind::Connect,
+            };
+            let why = answer.text().await.unwrap_or_default();
+            let why = match kind {
+                FailureKind::Blocked => format!("destination_blocked: {why}"),
+                _ => why,
+            };
+            return Err((kind, why));
+        }
+        Ok(answer)
     }
 }
 
 /// What went wrong, in a word the classifier understands and a sentence for the log.
-fn describe(e: reqwest::Error) -> (FailureKind, String) {
+fn describe(e: reqwest::Error) -> Failed {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
         if let Some(blocked) = err.downcast_ref::<ssrf::BlockedDestination>() {
@@ -112,7 +208,7 @@ impl Transport for HttpTransport {
         let started = Instant::now();
         let deadline = started + req.timeout;
         let mut out = AttemptResponse::default();
-        match self.attempt(&req).await {
+        match self.attempt(&req, deadline).await {
             Err((kind, text)) => {
                 out.failure = Some(kind);
                 out.error = Some(text);
@@ -146,6 +242,8 @@ mod tests {
     use super::*;
     use axum::routing::post;
     use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::Duration;
 
     async fn receiver() -> String {
         let app = axum::Router::new()
@@ -179,12 +277,13 @@ mod tests {
             secrets: vec![sign::new_secret()],
             headers: BTreeMap::new(),
             timeout: Duration::from_secs(2),
+            auth: None,
         }
     }
 
     #[tokio::test]
     async fn blocked_destinations_fail_permanently_without_a_connection() {
-        let strict = HttpTransport::new(false).unwrap();
+        let strict = HttpTransport::direct(false).unwrap();
         for url in [
             "http://localhost:9/hook",
             "http://127.0.0.1:9/hook",
@@ -199,7 +298,7 @@ mod tests {
     #[tokio::test]
     async fn redirects_are_not_followed_and_reads_are_bounded() {
         let base = receiver().await;
-        let t = HttpTransport::new(true).unwrap();
+        let t = HttpTransport::direct(true).unwrap();
         let r = t.send(request(format!("{base}/redirect"))).await;
         assert_eq!(r.status, Some(302));
         let r = t.send(request(format!("{base}/huge"))).await;
@@ -212,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn slow_receivers_time_out() {
         let base = receiver().await;
-        let t = HttpTransport::new(true).unwrap();
+        let t = HttpTransport::direct(true).unwrap();
         let r = t.send(request(format!("{base}/slow"))).await;
         assert_eq!(r.failure, Some(FailureKind::Timeout), "{r:?}");
         assert!(r.latency_ms >= 1_900 && r.latency_ms < 4_000, "{}", r.latency_ms);

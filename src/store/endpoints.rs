@@ -15,6 +15,17 @@ impl RedisStore {
         for previous in &mut sealed.previous_secrets {
             previous.secret = self.sealer.seal(&previous.secret);
         }
+        if let Some(key) = sealed
+            .tls
+            .as_mut()
+            .and_then(|t| std::sync::Arc::make_mut(t).client_key_pem.as_mut())
+        {
+            *key = self.sealer.seal(key);
+        }
+        if let Some(oauth) = sealed.oauth2.as_mut() {
+            let oauth = std::sync::Arc::make_mut(oauth);
+            oauth.client_secret = self.sealer.seal(&oauth.client_secret);
+        }
         Ok(serde_json::to_string(&sealed)?)
     }
 
@@ -30,6 +41,19 @@ impl RedisStore {
         let previous: Result<Vec<String>> = cfg.previous_secrets.iter().map(|p| open(&p.secret)).collect();
         for (p, clear) in cfg.previous_secrets.iter_mut().zip(previous?) {
             p.secret = clear;
+        }
+        let key = cfg
+            .tls
+            .as_ref()
+            .and_then(|t| t.client_key_pem.as_deref())
+            .map(open)
+            .transpose()?;
+        let client_secret = cfg.oauth2.as_ref().map(|o| open(&o.client_secret)).transpose()?;
+        if let (Some(tls), Some(key)) = (cfg.tls.as_mut(), key) {
+            std::sync::Arc::make_mut(tls).client_key_pem = Some(key);
+        }
+        if let (Some(oauth), Some(secret)) = (cfg.oauth2.as_mut(), client_secret) {
+            std::sync::Arc::make_mut(oauth).client_secret = secret;
         }
         Ok(cfg)
     }
@@ -333,10 +357,20 @@ pub fn endpoint_changes(
     after: Option<&EndpointConfig>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let json = |cfg: Option<&EndpointConfig>| cfg.and_then(|c| serde_json::to_value(c).ok());
-    super::audit::changes(
+    let mut changes = super::audit::changes(
         json(before).as_ref(),
         json(after).as_ref(),
         &ENDPOINT_SECRETS,
         &["headers"],
-    )
+    );
+    // `tls` and `oauth2` show all but their secret part.
+    for (field, secret) in [("tls", "client_key_pem"), ("oauth2", "client_secret")] {
+        let Some(change) = changes.get_mut(field) else { continue };
+        for side in ["from", "to"] {
+            if let Some(value) = change.get_mut(side).and_then(|v| v.get_mut(secret)) {
+                *value = serde_json::Value::from("***");
+            }
+        }
+    }
+    changes
 }

@@ -101,9 +101,16 @@ impl RedisStore {
 }
 
 /// The secret-holding strings of an endpoint's or a source's JSON: `secret`,
-/// `previous_secrets[].secret`, `basic.password`, `api_key.value`.
+/// `previous_secrets[].secret`, `tls.client_key_pem`, `oauth2.client_secret`, `basic.password`,
+/// `api_key.value`.
 fn collect_secrets<'a>(value: &'a serde_json::Value, into: &mut Vec<&'a str>) {
-    let paths: [&[&str]; 3] = [&["secret"], &["basic", "password"], &["api_key", "value"]];
+    let paths: [&[&str]; 5] = [
+        &["secret"],
+        &["tls", "client_key_pem"],
+        &["oauth2", "client_secret"],
+        &["basic", "password"],
+        &["api_key", "value"],
+    ];
     for path in paths {
         let found = path.iter().try_fold(value, |v, key| v.get(key));
         if let Some(s) = found.and_then(|v| v.as_str()) {

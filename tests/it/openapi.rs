@@ -401,6 +401,13 @@ async fn the_openapi_document_is_valid_and_the_server_keeps_to_it() {
             sink.url("ok/schemathesis"),
             "an endpoint off loopback: {cfg}"
         );
+        if let Some(token_url) = cfg["oauth2"]["token_url"].as_str() {
+            assert_eq!(
+                token_url,
+                sink.url("ok/schemathesis"),
+                "a token URL off loopback: {cfg}"
+            );
+        }
     }
     assert!(node.logs().iter().all(|l| !l.contains("panicked")), "the node panicked");
 }

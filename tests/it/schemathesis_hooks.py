@@ -8,6 +8,10 @@ rewritten, keeping what the document says of it:
 - any other string becomes one that is not a URL at all, so the node refuses it as it would
   have refused the generated one (the node also takes URLs the pattern does not describe, such
   as IPv6 literals: those must not be created either).
+The same holds for an `oauth2.token_url` (the node would fetch tokens there). And PEM fields
+(`tls`): a value the document calls valid (PEM framing; the content must also parse, which a
+pattern cannot say) becomes a real certificate, or its key, made here with `cryptography`, so the
+node accepts it; any other value is left as it is, and the node refuses it.
 The test then checks in Redis that every endpoint of the run points at the sink.
 """
 
@@ -19,10 +23,44 @@ import schemathesis
 
 SINK_URL = os.environ["HOOKLINE_TEST_SINK_URL"]
 with open(os.environ["HOOKLINE_OPENAPI_FILE"], encoding="utf-8") as document:
-    _URL = json.load(document)["components"]["schemas"]["NewEndpoint"]["properties"]["url"]
+    _NEW_ENDPOINT = json.load(document)["components"]["schemas"]["NewEndpoint"]["properties"]
+_URL = _NEW_ENDPOINT["url"]
+_TLS = _NEW_ENDPOINT["tls"]
 URL_PATTERN = re.compile(_URL["pattern"])
 URL_MAX_LENGTH = _URL["maxLength"]
 assert URL_PATTERN.fullmatch(SINK_URL), SINK_URL
+PEM_PATTERN = re.compile(_TLS["oneOf"][0]["properties"]["client_cert_pem"]["pattern"])
+
+
+def _certificate():
+    """A self-signed certificate and its key, as PEM."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "schemathesis")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem.decode()
+
+
+CERT_PEM, KEY_PEM = _certificate()
 
 
 def loopback_only(url):
@@ -33,5 +71,16 @@ def loopback_only(url):
 
 @schemathesis.hook
 def before_call(context, case, **kwargs):
-    if isinstance(case.body, dict) and isinstance(case.body.get("url"), str):
+    if not isinstance(case.body, dict):
+        return
+    if isinstance(case.body.get("url"), str):
         case.body["url"] = loopback_only(case.body["url"])
+    oauth2 = case.body.get("oauth2")
+    if isinstance(oauth2, dict) and isinstance(oauth2.get("token_url"), str):
+        oauth2["token_url"] = loopback_only(oauth2["token_url"])
+    tls = case.body.get("tls")
+    if isinstance(tls, dict):
+        for field, real in (("client_cert_pem", CERT_PEM), ("client_key_pem", KEY_PEM), ("ca_pem", CERT_PEM)):
+            value = tls.get(field)
+            if isinstance(value, str) and PEM_PATTERN.fullmatch(value) and len(value) <= 65536:
+                tls[field] = real

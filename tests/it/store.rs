@@ -636,7 +636,7 @@ async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
         let epoch = store.hold_lease(shard, holder, 60_000).await.unwrap().expect("held");
         let ctx = Arc::new(Ctx::new(
             Stores::all(store.clone()),
-            Arc::new(hookline::delivery::HttpTransport::new(true).unwrap()),
+            Arc::new(hookline::delivery::HttpTransport::direct(true).unwrap()),
             hookline::node_settings(&cfg),
             Arc::new(hookline_actors::matching::SubscriptionIndex::new()),
             Arc::new(SystemClock),

@@ -152,7 +152,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         metric_labels: Default::default(),
     };
     let index = Arc::new(SubscriptionIndex::new());
-    let transport = Arc::new(HttpTransport::new(true).unwrap());
+    let transport = Arc::new(HttpTransport::direct(true).unwrap());
     let stores = Stores {
         endpoints: store.clone(),
         ..Stores::all(redis.clone())

@@ -8,7 +8,7 @@ use crate::ctx::Ctx;
 use crate::model::{DeadReason, EndpointConfig, FinishedAttempt, HealthRecord, QueuedDelivery};
 use crate::outcome::Outcome;
 use crate::store::{StoreError, StoreResult};
-use crate::transport::AttemptRequest;
+use crate::transport::{AttemptRequest, ReceiverAuth};
 use ractor::{ActorRef, RpcReplyPort};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -327,6 +327,7 @@ impl EndpointState {
             secrets: cfg.live_secrets(started_ms),
             headers: cfg.headers.clone(),
             timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(self.ctx.settings.default_timeout_ms)),
+            auth: ReceiverAuth::of(cfg),
         };
         let transport = self.ctx.transport.clone();
         let reply_to = myself.clone();

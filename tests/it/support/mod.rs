@@ -3,6 +3,7 @@
 pub mod multi_node;
 pub mod node;
 pub mod redis;
+pub mod tls;
 pub mod wait;
 
 pub use multi_node::*;
