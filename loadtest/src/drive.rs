@@ -95,6 +95,13 @@ pub struct Options {
     pub ceiling: bool,
     /// Ingest with a tenant key (scope `events:write`) minted for the run, not the admin token.
     pub tenant_key: bool,
+    /// Deliver over HTTPS (the sink's certificate from a CA made for the run, given to the
+    /// endpoints as `tls.ca_pem`); with `client_cert`, the sink also requires a client
+    /// certificate, which the endpoints present.
+    pub tls: bool,
+    pub client_cert: bool,
+    /// Endpoints fetch an OAuth2 token (from the sink) and send it with every attempt.
+    pub oauth: bool,
 }
 
 impl Options {
@@ -114,6 +121,9 @@ impl Options {
             redis_url: None,
             ceiling: false,
             tenant_key: false,
+            tls: false,
+            client_cert: false,
+            oauth: false,
         }
     }
 }
@@ -310,7 +320,29 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         "w8 posts one request per event (batch 1)"
     );
     let deadline = Instant::now() + Duration::from_secs(opts.timeout_s);
-    let sink = Sink::start_lean("127.0.0.1:0").await?;
+    // HTTPS: a CA for the run signs the sink's certificate (and the endpoints' client
+    // certificate); the endpoints trust it through `tls.ca_pem`.
+    let ca = crate::tls::TestCa::new("hookline drive");
+    let mut receiver_auth = json!({});
+    let sink = if opts.tls || opts.client_cert {
+        let client = ca.client("hookline");
+        receiver_auth["tls"] = match opts.client_cert {
+            true => json!({"ca_pem": ca.pem(), "client_cert_pem": client.cert_pem, "client_key_pem": client.key_pem}),
+            false => json!({"ca_pem": ca.pem()}),
+        };
+        Sink::start_lean_tls(
+            "127.0.0.1:0",
+            &ca.server(&["127.0.0.1"]),
+            opts.client_cert.then_some(&ca),
+        )
+        .await?
+    } else {
+        Sink::start_lean("127.0.0.1:0").await?
+    };
+    if opts.oauth {
+        receiver_auth["oauth2"] =
+            json!({"token_url": sink.url("oauth/token"), "client_id": "drive", "client_secret": "drive-secret"});
+    }
     // Every request is bounded, so a stalled node cannot hang a run past its deadline.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.concurrency)
@@ -348,6 +380,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     for t in &targets {
         let mut fields = t.fields.clone();
         fields["url"] = json!(sink.url(&t.path));
+        for (key, value) in receiver_auth.as_object().into_iter().flatten() {
+            fields[key] = value.clone();
+        }
         let endpoint: Value = client
             .post(format!("{}/v1/tenants/{tenant}/endpoints", opts.node))
             .bearer_auth(&opts.token)
@@ -505,6 +540,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     summary["duplicates"] = json!(duplicates);
     summary["missing"] = json!(missing);
     summary["bad_signatures"] = json!(bad_signatures);
+    if opts.tls || opts.client_cert || opts.oauth {
+        summary["receiver"] = json!({"https": opts.tls || opts.client_cert, "client_cert": opts.client_cert,
+            "oauth": opts.oauth, "oauth_grants": sink.oauth_grants()});
+    }
     summary["e2e_ms"] = json!({
         "p50": percentile(&all_e2e, 0.5), "p90": percentile(&all_e2e, 0.9),
         "p99": percentile(&all_e2e, 0.99), "max": all_e2e.last().copied().unwrap_or(0),

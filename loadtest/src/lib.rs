@@ -5,6 +5,7 @@
 pub mod drive;
 pub mod inbound;
 pub mod sink;
+pub mod tls;
 
 /// Resident memory of a process, in KiB (0 if it cannot be read), from `/proc`.
 pub fn rss_kib(pid: u32) -> u64 {

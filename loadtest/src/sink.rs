@@ -9,6 +9,10 @@
 //! | `/retry-after/<secs>/<name>` | 429 with `Retry-After: secs` |
 //! | `/switch/<name>` | the status set with [`Sink::set_switch`] (200 until set) |
 //!
+//! `POST /oauth/token` answers a bearer token (OAuth2 client credentials) and counts the grants.
+//! [`Sink::start_lean_tls`] serves the same over HTTPS, optionally requiring client
+//! certificates.
+//!
 //! It records every request (path, headers, body, arrival time) and the most requests it ever
 //! had in flight at once per path. Given an endpoint's secret ([`Sink::set_secret`]) it
 //! verifies each request's Standard Webhooks signature; given a `sent_ms` in the event's data
@@ -64,6 +68,8 @@ struct Inner {
     /// Distinct ids answered 2xx per name, kept as requests come, so a driver waiting for its
     /// deliveries can check without copying every record (which also held up the sink).
     delivered: HashMap<String, HashSet<String>>,
+    /// `POST /oauth/token` requests.
+    oauth_grants: usize,
 }
 
 #[derive(Clone, Default)]
@@ -77,6 +83,8 @@ impl Shared {
 
 pub struct Sink {
     addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     shared: Shared,
     server: tokio::task::JoinHandle<()>,
 }
@@ -100,28 +108,65 @@ impl Sink {
         Self::start_with(addr, true).await
     }
 
-    async fn start_with(addr: &str, lean: bool) -> std::io::Result<Sink> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
+    /// Lean, over HTTPS with `server`'s certificate; with `client_ca`, only callers whose
+    /// client certificate it signed are served.
+    pub async fn start_lean_tls(
+        addr: &str,
+        server: &crate::tls::Issued,
+        client_ca: Option<&crate::tls::TestCa>,
+    ) -> std::io::Result<Sink> {
+        let listener = crate::tls::TlsListener::bind(addr, server, client_ca).await?;
+        let addr = axum::serve::Listener::local_addr(&listener)?;
+        let (shared, app) = Self::app(true);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.ok();
+        });
+        Ok(Sink {
+            addr,
+            scheme: "https",
+            shared,
+            server,
+        })
+    }
+
+    fn app(lean: bool) -> (Shared, Router) {
         let shared = Shared::default();
         shared.lock().lean = lean;
         let app = Router::new()
             .route("/stats", get(stats))
+            .route("/oauth/token", post(token))
             .route("/{*path}", post(receive))
             .with_state(shared.clone());
+        (shared, app)
+    }
+
+    async fn start_with(addr: &str, lean: bool) -> std::io::Result<Sink> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (shared, app) = Self::app(lean);
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.ok();
         });
-        Ok(Sink { addr, shared, server })
+        Ok(Sink {
+            addr,
+            scheme: "http",
+            shared,
+            server,
+        })
+    }
+
+    /// How many OAuth2 tokens were asked for.
+    pub fn oauth_grants(&self) -> usize {
+        self.shared.lock().oauth_grants
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://127.0.0.1:port/<path>`
+    /// `http://127.0.0.1:port/<path>` (`https` for a TLS sink)
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        format!("{}://{}/{}", self.scheme, self.addr, path.trim_start_matches('/'))
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -323,6 +368,12 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         return (code, [("retry-after", secs)], "slow down").into_response();
     }
     (code, "ok").into_response()
+}
+
+/// An OAuth2 token endpoint that grants every request the same long-lived token.
+async fn token(State(shared): State<Shared>) -> axum::Json<serde_json::Value> {
+    shared.lock().oauth_grants += 1;
+    axum::Json(json!({"access_token": "sink-token", "token_type": "Bearer", "expires_in": 3600}))
 }
 
 async fn stats(State(shared): State<Shared>) -> Response {

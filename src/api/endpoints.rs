@@ -58,8 +58,8 @@ impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
 }
 
 /// The writable fields of an endpoint. A PATCH sends any subset; `null` resets an optional
-/// field to the node default (and leaves `url`, `event_types`, `secret`, `headers`, `ordered`
-/// and `disabled` as they are). Unknown fields are refused.
+/// field to the node default, removes `tls` and `oauth2` (and leaves `url`, `event_types`,
+/// `secret`, `headers`, `ordered` and `disabled` as they are). Unknown fields are refused.
 #[derive(Debug, Clone, Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointFields {

@@ -4,7 +4,10 @@
 //!
 //! `drive --node http://127.0.0.1:8080 --token dev-admin-token --scenario w1|…|w8
 //!        [--events N] [--endpoints N] [--concurrency N] [--rate N] [--batch N] [--runs N]
-//!        [--node-pid PID] [--redis redis://…] [--ceiling] [--tenant-key] [--timeout-s S]`
+//!        [--node-pid PID] [--redis redis://…] [--ceiling] [--tenant-key] [--tls] [--client-cert] [--oauth] [--timeout-s S]`
+//! `--tls` delivers over HTTPS (a CA made for the run; endpoints get `tls.ca_pem`),
+//! `--client-cert` also makes the sink require a client certificate the endpoints present,
+//! `--oauth` makes the endpoints fetch an OAuth2 token from the sink and send it.
 //! (`--tenant-key`: ingest with a tenant key minted for the run, holding `events:write` only,
 //! instead of the admin token)
 //!
@@ -47,7 +50,7 @@ fn parse() -> anyhow::Result<Options> {
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--ceiling" | "--tenant-key" => i += 1,
+            "--ceiling" | "--tenant-key" | "--tls" | "--client-cert" | "--oauth" => i += 1,
             flag if known.contains(&flag) => {
                 anyhow::ensure!(i + 1 < args.len(), "{flag} needs a value");
                 i += 2;
@@ -77,6 +80,9 @@ fn parse() -> anyhow::Result<Options> {
     o.redis_url = value_of("--redis");
     o.ceiling = args.iter().any(|a| a == "--ceiling");
     o.tenant_key = args.iter().any(|a| a == "--tenant-key");
+    o.tls = args.iter().any(|a| a == "--tls");
+    o.client_cert = args.iter().any(|a| a == "--client-cert");
+    o.oauth = args.iter().any(|a| a == "--oauth");
     Ok(o)
 }
 

@@ -1,82 +1,14 @@
-//! Test certificates (rcgen) and an HTTPS receiver (rustls) that can require client
-//! certificates signed by a given CA: what the mTLS and egress proxy tests deliver to.
+//! An HTTPS receiver (the sink's TLS listener) that counts what it accepts: what the mTLS and
+//! egress proxy tests deliver to.
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose};
+use hookline_loadtest::tls::TlsListener;
+pub use hookline_loadtest::tls::{Issued, TestCa};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::server::WebPkiClientVerifier;
-use tokio_rustls::rustls::{RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
 
-/// A certificate authority made for one test.
-pub struct TestCa {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// A certificate it signed, with its key, as PEM.
-pub struct Issued {
-    pub cert_pem: String,
-    pub key_pem: String,
-}
-
-impl TestCa {
-    pub fn new(name: &str) -> TestCa {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        TestCa { cert, key }
-    }
-
-    pub fn pem(&self) -> String {
-        self.cert.pem()
-    }
-
-    fn issue(&self, names: &[&str], usage: ExtendedKeyUsagePurpose) -> Issued {
-        let mut params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("client"));
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Issued {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }
-    }
-
-    /// A server certificate for these names (IP addresses become IP SANs).
-    pub fn server(&self, names: &[&str]) -> Issued {
-        self.issue(names, ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    /// A client certificate.
-    pub fn client(&self, name: &str) -> Issued {
-        self.issue(&[name], ExtendedKeyUsagePurpose::ClientAuth)
-    }
-}
-
-fn der_certs(pem: &str) -> Vec<CertificateDer<'static>> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .map(|c| c.unwrap())
-        .collect()
-}
-
-fn der_key(pem: &str) -> PrivateKeyDer<'static> {
-    use tokio_rustls::rustls::pki_types::pem::PemObject;
-    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap())
-}
-
-/// An HTTPS receiver answering 200 to every POST; with `client_ca`, only to callers whose
-/// client certificate that CA signed. Counts requests and refused handshakes.
+/// Answers 200 to every request; with `client_ca`, only to callers whose client certificate
+/// that CA signed. Counts requests and refused handshakes.
 pub struct TlsReceiver {
     pub addr: SocketAddr,
     received: Arc<AtomicUsize>,
@@ -90,59 +22,12 @@ impl Drop for TlsReceiver {
     }
 }
 
-struct Listener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl axum::serve::Listener for Listener {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            match self.acceptor.accept(tcp).await {
-                Ok(tls) => return (tls, addr),
-                Err(e) => self.errors.lock().unwrap().push(e.to_string()),
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.tcp.local_addr()
-    }
-}
-
 impl TlsReceiver {
     pub async fn start(server: &Issued, client_ca: Option<&TestCa>) -> TlsReceiver {
-        let builder = ServerConfig::builder();
-        let builder = match client_ca {
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                for cert in der_certs(&ca.pem()) {
-                    roots.add(cert).unwrap();
-                }
-                builder.with_client_cert_verifier(WebPkiClientVerifier::builder(Arc::new(roots)).build().unwrap())
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder
-            .with_single_cert(der_certs(&server.cert_pem), der_key(&server.key_pem))
-            .unwrap();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
+        let listener = TlsListener::bind("127.0.0.1:0", server, client_ca).await.unwrap();
+        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
+        let handshake_errors = listener.errors();
         let received = Arc::new(AtomicUsize::new(0));
-        let handshake_errors = Arc::new(Mutex::new(Vec::new()));
-        let listener = Listener {
-            tcp,
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            errors: handshake_errors.clone(),
-        };
         let counter = received.clone();
         let app = axum::Router::new().fallback(move || {
             let counter = counter.clone();
