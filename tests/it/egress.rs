@@ -315,3 +315,31 @@ async fn the_proxy_carries_every_attempt_and_is_asked_only_for_checked_addresses
         .await;
     assert_eq!(through_closed.status, None, "{through_closed:?}");
 }
+
+#[tokio::test]
+async fn delivery_extra_ca_pem_is_trusted_for_every_endpoint() {
+    let ca = TestCa::new("private CA");
+    let receiver = TlsReceiver::start(&ca.server(&["127.0.0.1"]), None).await;
+    let url = format!("https://127.0.0.1:{}/hook", receiver.addr.port());
+    // As an operator sets it: the path of a PEM file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.pem");
+    std::fs::write(&file, ca.pem()).unwrap();
+    let settings = hookline::config::Delivery {
+        allow_private_networks: true,
+        extra_ca_pem: Some(file.display().to_string()),
+        ..Default::default()
+    };
+    let trusting = HttpTransport::new(&settings.egress().unwrap()).unwrap();
+    let answer = trusting.send(attempt(&url)).await;
+    assert_eq!(answer.status, Some(200), "{answer:?}");
+    // Without it, the same receiver is not trusted.
+    let refused = HttpTransport::direct(true).unwrap().send(attempt(&url)).await;
+    assert_eq!(refused.status, None, "{refused:?}");
+    assert!(refused
+        .error
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .contains("certificate"));
+    assert_eq!(receiver.received(), 1);
+}

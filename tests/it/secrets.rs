@@ -65,6 +65,18 @@ async fn with_a_key_no_secret_is_stored_in_clear_and_everything_still_works() {
     assert_eq!(status, 200, "{rotated}");
     let second = rotated["secret"].as_str().unwrap().to_string();
     sink.set_secret("sealed", &second);
+    // The write-only parts of `tls` and `oauth2` are secrets too.
+    let oauth_secret = "oauth-clear-secret-31337";
+    let client = hookline_loadtest::tls::TestCa::new("c").client("hookline");
+    let key_body = key_material(&client.key_pem);
+    node.api
+        .create_endpoint(
+            "s",
+            json!({"url": sink.url("ok/sealed-oauth"),
+                   "tls": {"client_cert_pem": client.cert_pem, "client_key_pem": client.key_pem},
+                   "oauth2": {"token_url": sink.url("oauth/token"), "client_id": "c", "client_secret": oauth_secret}}),
+        )
+        .await;
     let github = "gh-clear-secret-1234567";
     let password = "pw-clear-secret-7654321";
     let api_key = "key-clear-secret-99999";
@@ -96,6 +108,14 @@ async fn with_a_key_no_secret_is_stored_in_clear_and_everything_still_works() {
     })
     .await;
     assert_eq!(sink.received_by("sealed")[0].signature_ok, Some(true));
+    wait_for(Duration::from_secs(10), "the delivery with a token", || {
+        !sink.received_by("sealed-oauth").is_empty()
+    })
+    .await;
+    assert_eq!(
+        sink.received_by("sealed-oauth")[0].headers["authorization"],
+        "Bearer sink-token"
+    );
     let body = br#"{"zen":"sealed"}"#;
     let headers = vec![
         (
@@ -114,9 +134,23 @@ async fn with_a_key_no_secret_is_stored_in_clear_and_everything_still_works() {
 
     let stored = everything_stored(&redis, &prefix);
     assert!(stored.contains("enc:v1:k1:"), "nothing sealed under k1?");
-    for secret in [first.as_str(), second.as_str(), github, password, api_key] {
+    for secret in [
+        first.as_str(),
+        second.as_str(),
+        github,
+        password,
+        api_key,
+        oauth_secret,
+        &key_body,
+    ] {
         assert!(!stored.contains(secret), "{secret} is stored in clear");
     }
+}
+
+/// The base64 of a PEM block, on one line (what a stored key would contain in clear, however
+/// its line breaks were escaped).
+fn key_material(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()[..40].to_string()
 }
 
 #[tokio::test]
@@ -195,6 +229,17 @@ async fn the_rotation_pass_seals_a_clear_store_and_moves_it_to_a_new_key_under_l
         .await;
     let secret = ep["secret"].as_str().unwrap().to_string();
     sink.set_secret("reseal", &secret);
+    let client = hookline_loadtest::tls::TestCa::new("c").client("hookline");
+    let key_body = key_material(&client.key_pem);
+    clear
+        .api
+        .create_endpoint(
+            "r",
+            json!({"url": sink.url("ok/reseal-oauth"), "event_types": ["none.*"],
+                   "tls": {"client_cert_pem": client.cert_pem, "client_key_pem": client.key_pem},
+                   "oauth2": {"token_url": sink.url("oauth/token"), "client_id": "c", "client_secret": "oauth-reseal-77"}}),
+        )
+        .await;
     let gh = clear
         .api
         .post(
@@ -204,14 +249,18 @@ async fn the_rotation_pass_seals_a_clear_store_and_moves_it_to_a_new_key_under_l
         .await
         .1;
     drop(clear);
-    assert!(everything_stored(&redis, &prefix).contains(&secret));
+    let stored = everything_stored(&redis, &prefix);
+    assert!(stored.contains(&secret) && stored.contains("oauth-reseal-77") && stored.contains(&key_body));
 
     // Clear → k1.
     let out = rotate(&redis, &prefix, &keys(&[key("k1", 1)]));
     assert!(out.contains("secrets resealed"), "{out}");
     let stored = everything_stored(&redis, &prefix);
     assert!(
-        !stored.contains(&secret) && !stored.contains("gh-reseal-secret-42"),
+        !stored.contains(&secret)
+            && !stored.contains("gh-reseal-secret-42")
+            && !stored.contains("oauth-reseal-77")
+            && !stored.contains(&key_body),
         "still in clear"
     );
 
