@@ -152,7 +152,7 @@ impl Delivery {
         if let Some(pem) = &extra_ca_pem {
             crate::delivery::clients::certificates(pem, "delivery.extra_ca_pem")?;
         }
-        if let Some(url) = &self.proxy_url {
+        if let Some(url) = self.proxy_url.as_deref().filter(|u| !u.trim().is_empty()) {
             crate::delivery::relay::parse_proxy_url(url)?;
         }
         crate::delivery::relay::NoProxy::parse(&self.no_proxy)?;

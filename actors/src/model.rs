@@ -12,7 +12,7 @@ pub struct PreviousSecret {
 
 /// How the node proves itself to a receiver over TLS: a client certificate (with its key) and
 /// a CA trusted for this endpoint beside the system roots. Either part may be absent.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct ClientTls {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_cert_pem: Option<String>,
@@ -36,7 +36,7 @@ pub enum OAuth2ClientAuth {
 
 /// OAuth2 client credentials: the node fetches a token from `token_url` and sends it as
 /// `Authorization: Bearer …`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct OAuth2Client {
     pub token_url: String,
     pub client_id: String,
@@ -48,6 +48,29 @@ pub struct OAuth2Client {
     pub audience: Option<String>,
     #[serde(default)]
     pub auth: OAuth2ClientAuth,
+}
+
+// Debug without the key and the client secret: these structs travel in attempts and configs
+// that may be logged.
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls")
+            .field("client_cert_pem", &self.client_cert_pem.as_ref().map(|_| "…"))
+            .field("client_key_pem", &self.client_key_pem.as_ref().map(|_| "***"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for OAuth2Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuth2Client")
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"***")
+            .field("auth", &self.auth)
+            .finish()
+    }
 }
 
 /// An endpoint (subscription) as stored. `None` fields fall back to node defaults at delivery.

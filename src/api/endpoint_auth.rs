@@ -11,8 +11,47 @@ use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder,
 use utoipa::openapi::RefOr;
 use utoipa::ToSchema;
 
-/// A PEM block or bundle, as far as a pattern can tell (the content must also parse).
-pub const PEM: &str = r"^\s*-----BEGIN [A-Z0-9 ]{1,40}-----[\s\S]*-----END [A-Z0-9 ]{1,40}-----\s*$";
+/// A PEM block or bundle, as far as a pattern can tell (the content must also parse):
+/// `pem_framed`.
+pub const PEM: &str = r"^[ \t\r\n]*-----BEGIN [A-Z0-9 ]{1,40}-----[\s\S]*-----END [A-Z0-9 ]{1,40}-----[ \t\r\n]*$";
+/// The labels of private keys the node reads (PKCS#8, PKCS#1, SEC1).
+const KEY_LABELS: [&str; 3] = ["PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY"];
+
+/// `label-----` at the start of `text` (a label of 1 to 40 of `[A-Z0-9 ]`): the label and what
+/// follows.
+fn label_then_dashes(text: &str) -> Option<(&str, &str)> {
+    let end = text.find("-----")?;
+    let label = &text[..end];
+    let valid = (1..=40).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b' ');
+    valid.then(|| (label, &text[end + 5..]))
+}
+
+/// What `PEM` says: `-----BEGIN <label>-----`, anything, `-----END <label>-----`, with only
+/// spaces, tabs and line breaks around.
+pub fn pem_framed(text: &str) -> bool {
+    let text = text.trim_matches([' ', '\t', '\r', '\n']);
+    let Some(after_begin) = text
+        .strip_prefix("-----BEGIN ")
+        .and_then(label_then_dashes)
+        .map(|(_, rest)| rest)
+    else {
+        return false;
+    };
+    // The last `-----END ` that leaves a whole footer at the end.
+    after_begin
+        .match_indices("-----END ")
+        .any(|(at, _)| label_then_dashes(&after_begin[at + 9..]).is_some_and(|(_, rest)| rest.is_empty()))
+}
+
+/// The labels of the PEM blocks in `text`, in order.
+fn pem_labels(text: &str) -> Vec<&str> {
+    text.match_indices("-----BEGIN ")
+        .filter_map(|(at, _)| label_then_dashes(&text[at + 11..]).map(|(label, _)| label))
+        .collect()
+}
 /// Longest PEM text taken.
 pub const PEM_MAX: usize = 65_536;
 /// A string without control characters.
@@ -184,8 +223,29 @@ pub fn check(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result<()
             ("tls.client_key_pem", &tls.client_key_pem),
             ("tls.ca_pem", &tls.ca_pem),
         ] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > PEM_MAX) {
+            let Some(value) = value else { continue };
+            if value.chars().count() > PEM_MAX {
                 return Err(ApiError::invalid(format!("{field}: at most {PEM_MAX} characters")));
+            }
+            if !pem_framed(value) {
+                return Err(ApiError::invalid(format!(
+                    "{field}: must be PEM (-----BEGIN …----- … -----END …-----), nothing around it"
+                )));
+            }
+            // Certificates are shown and stored as they are: a key pasted among them would be
+            // too. The key field holds one key and nothing else.
+            let labels = pem_labels(value);
+            let fits = match field {
+                "tls.client_key_pem" => labels.len() == 1 && KEY_LABELS.contains(&labels[0]),
+                _ => labels.iter().all(|l| *l == "CERTIFICATE"),
+            };
+            if !fits {
+                return Err(ApiError::invalid(match field {
+                    "tls.client_key_pem" => format!(
+                        "{field}: exactly one PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block, nothing else"
+                    ),
+                    _ => format!("{field}: CERTIFICATE blocks only (a private key goes in tls.client_key_pem)"),
+                }));
             }
         }
         crate::delivery::check_tls(tls).map_err(ApiError::invalid)?;
@@ -222,9 +282,15 @@ fn pem(description: &str) -> ObjectBuilder {
 /// `tls`: one of an object with the certificate and its key (and perhaps a CA), an object
 /// with a CA alone (or nothing), or null.
 pub fn tls_schema() -> RefOr<Schema> {
-    let cert = || pem("The client certificate (chain), PEM; it must parse.");
-    let key = || pem("Its private key, PEM (PKCS#8, PKCS#1 or SEC1); write-only, stored like a secret.");
-    let ca = || pem("CA certificates trusted for this endpoint beside the system roots, PEM; they must parse.");
+    let cert = || pem("The client certificate (chain): PEM CERTIFICATE blocks that parse.");
+    let key = || {
+        pem(
+            "Its private key: one PEM block (PKCS#8, PKCS#1 or SEC1) that fits the certificate; write-only, \
+             stored like a secret.",
+        )
+    };
+    let ca =
+        || pem("CA certificates trusted for this endpoint beside the system roots: PEM CERTIFICATE blocks that parse.");
     let with_certificate = ObjectBuilder::new()
         .schema_type(SchemaType::new(Type::Object))
         .property("client_cert_pem", cert())
@@ -245,8 +311,8 @@ pub fn tls_schema() -> RefOr<Schema> {
             .item(null)
             .description(Some(
                 "Mutual TLS: a client certificate presented to the receiver (with its key), and a CA \
-                 trusted for this endpoint only. Replaces the stored object whole; null removes it. \
-                 PEM that does not parse is a 400 naming the field.",
+                 trusted for this endpoint only. Replaces the stored object whole; null (or {}) removes it. \
+                 PEM that does not parse, or a key that does not fit the certificate, is a 400 naming the field.",
             ))
             .build(),
     ))
@@ -290,4 +356,40 @@ pub fn oauth2_schema() -> RefOr<Schema> {
             ))
             .build(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_framing_is_what_the_pattern_says() {
+        let pattern = regex::Regex::new(PEM).unwrap();
+        let block = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
+        let cases = [
+            block.to_string(),
+            format!("\n {block}\r\n\t"),
+            format!("{block}\n{block}"),
+            format!("junk\n{block}"),
+            format!("{block}\ntrailer"),
+            "-----BEGIN A-----END A-----".into(),
+            "-----BEGIN A----------END A-----".into(),
+            "-----BEGIN a-----x-----END A-----".into(),
+            format!("-----BEGIN {}-----x-----END A-----", "A".repeat(41)),
+            "-----BEGIN -----x-----END A-----".into(),
+            "\u{1c}-----BEGIN A-----x-----END A-----".into(),
+            "-----BEGIN A-----x-----END A----- -----END B-----".into(),
+            "-----BEGIN A-----x-----END A----------END B".into(),
+            String::new(),
+        ];
+        for case in cases {
+            assert_eq!(pem_framed(&case), pattern.is_match(&case), "{case:?}");
+        }
+        assert_eq!(
+            pem_labels(&format!(
+                "{block}\n-----BEGIN EC PRIVATE KEY-----\nx\n-----END EC PRIVATE KEY-----"
+            )),
+            ["CERTIFICATE", "EC PRIVATE KEY"]
+        );
+    }
 }

@@ -6,7 +6,7 @@ use super::auth::{Caller, Scope};
 use super::endpoint_auth::{OAuth2Fields, OAuth2Out, TlsFields, TlsOut};
 use super::endpoint_rules::{check_https, validate};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonObject, Path, Query};
+use super::extract::{JsonObject, ObjectOnly, Path, Query};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::sign;
@@ -96,13 +96,14 @@ pub struct EndpointFields {
     disabled: Option<bool>,
     /// How deliveries are signed (default `hmac_sha256`). Changing it mints a key of the new
     /// scheme; the old one keeps signing beside it for a day.
-    signature: Option<Signature>,
+    #[schema(value_type = Option<Signature>)]
+    signature: Option<ObjectOnly<Signature>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::endpoint_auth::tls_schema)]
-    tls: Option<Option<TlsFields>>,
+    tls: Option<Option<ObjectOnly<TlsFields>>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::endpoint_auth::oauth2_schema)]
-    oauth2: Option<Option<OAuth2Fields>>,
+    oauth2: Option<Option<ObjectOnly<OAuth2Fields>>>,
 }
 
 /// How an endpoint's deliveries are signed.
@@ -224,7 +225,7 @@ impl EndpointFields {
             check_https("url", url, rules)?;
         }
         if let Some(Some(oauth)) = &self.oauth2 {
-            check_https("oauth2.token_url", oauth.token_url(), rules)?;
+            check_https("oauth2.token_url", oauth.0.token_url(), rules)?;
         }
         if let Some(secret) = &self.secret {
             if sign::decode_secret(secret).is_none() {
@@ -232,7 +233,11 @@ impl EndpointFields {
                     "secret: must be whsec_ followed by base64 of 24 to 64 bytes",
                 ));
             }
-            if self.signature.is_some_and(|s| s.scheme == SchemeName::Ed25519) {
+            if self
+                .signature
+                .as_ref()
+                .is_some_and(|s| s.0.scheme == SchemeName::Ed25519)
+            {
                 // Each field is valid alone (the document cannot say they exclude each other).
                 return Err(ApiError::new(
                     StatusCode::CONFLICT,
@@ -246,7 +251,9 @@ impl EndpointFields {
 
     /// The scheme a new endpoint starts with.
     fn scheme(&self) -> sign::Scheme {
-        self.signature.map_or(sign::Scheme::HmacSha256, |s| s.scheme.into())
+        self.signature
+            .as_ref()
+            .map_or(sign::Scheme::HmacSha256, |s| s.0.scheme.into())
     }
 
     fn apply(self, cfg: &mut EndpointConfig) {
@@ -261,7 +268,7 @@ impl EndpointFields {
         }
         // A change of scheme (a new `secret` is an HMAC one) keeps the old key signing beside
         // the new one for a day; a new HMAC secret replaces an HMAC secret at once, as before.
-        let to = match (&self.secret, self.signature) {
+        let to = match (&self.secret, self.signature.as_ref().map(|s| s.0)) {
             (Some(_), _) => Some(sign::Scheme::HmacSha256),
             (None, Some(s)) => Some(sign::Scheme::from(s.scheme)),
             (None, None) => None,
@@ -295,7 +302,11 @@ impl EndpointFields {
             cfg.disabled = disabled;
             cfg.disabled_reason = disabled.then(|| "manual".to_string());
         }
-        super::endpoint_auth::apply(cfg, self.tls, self.oauth2);
+        super::endpoint_auth::apply(
+            cfg,
+            self.tls.map(|t| t.map(|t| t.0)),
+            self.oauth2.map(|o| o.map(|o| o.0)),
+        );
     }
 }
 

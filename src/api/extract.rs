@@ -52,6 +52,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 /// `T`, read only from a JSON object. serde lets a struct be written as an array of its
 /// fields in order (`[null, null]`), which no client means and the document does not allow;
 /// this takes maps alone, in the same single pass (no second parse).
+#[derive(Debug, Clone)]
 pub struct ObjectOnly<T>(pub T);
 
 impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for ObjectOnly<T> {

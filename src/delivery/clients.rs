@@ -95,10 +95,11 @@ impl Clients {
         }
         if let Some(relay) = &self.relay {
             let (relay_url, no_proxy) = (format!("http://{}", relay.addr), self.no_proxy.clone());
-            builder = builder.proxy(reqwest::Proxy::custom(move |url| {
+            let proxy = reqwest::Proxy::custom(move |url| {
                 let direct = url.host_str().is_none_or(|h| no_proxy.matches(h));
                 (!direct).then(|| relay_url.clone())
-            }));
+            });
+            builder = builder.proxy(proxy.basic_auth(super::relay::RELAY_USER, &relay.password));
         }
         builder
     }

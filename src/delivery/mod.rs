@@ -71,7 +71,8 @@ impl HttpTransport {
         Ok(url)
     }
 
-    /// The endpoint's OAuth2 token (a new one if `stale` is the cached one).
+    /// The endpoint's OAuth2 token (a new one if `stale` is the cached one). Every failure
+    /// reads `oauth_token_failed: …` and is retried, except a token URL the SSRF guard refuses.
     async fn token(
         &self,
         client: &reqwest::Client,
@@ -80,14 +81,14 @@ impl HttpTransport {
         stale: Option<&str>,
         deadline: Instant,
     ) -> Result<std::sync::Arc<str>, Failed> {
-        let failed = |why: String| (FailureKind::Other, format!("oauth_token_failed: {why}"));
-        self.checked(&oauth.token_url).await.map_err(|(kind, why)| match kind {
+        let failed = |(kind, why): Failed| match kind {
             FailureKind::Blocked => (kind, format!("oauth_token_failed: {why}")),
-            _ => failed(why),
-        })?;
-        let left = deadline.saturating_duration_since(Instant::now());
+            FailureKind::Timeout => (kind, format!("oauth_token_failed: {why}")),
+            _ => (FailureKind::Other, format!("oauth_token_failed: {why}")),
+        };
+        self.checked(&oauth.token_url).await.map_err(failed)?;
         self.tokens
-            .bearer(client, endpoint_id, oauth, stale, left)
+            .bearer(client, endpoint_id, oauth, stale, deadline)
             .await
             .map_err(failed)
     }
@@ -160,12 +161,8 @@ impl HttpTransport {
                 b"blocked" => FailureKind::Blocked,
                 _ => FailureKind::Connect,
             };
-            let why = answer.text().await.unwrap_or_default();
-            let why = match kind {
-                FailureKind::Blocked => format!("destination_blocked: {why}"),
-                _ => why,
-            };
-            return Err((kind, why));
+            // The relay's text names the problem (`destination_blocked: …`, `proxy: …`).
+            return Err((kind, answer.text().await.unwrap_or_default()));
         }
         Ok(answer)
     }
@@ -208,7 +205,15 @@ impl Transport for HttpTransport {
         let started = Instant::now();
         let deadline = started + req.timeout;
         let mut out = AttemptResponse::default();
-        match self.attempt(&req, deadline).await {
+        // The whole attempt (a token, a DNS check, a second try after a 401) within its timeout.
+        let attempt = tokio::time::timeout_at(deadline.into(), self.attempt(&req, deadline));
+        let attempt = attempt.await.unwrap_or_else(|_| {
+            Err((
+                FailureKind::Timeout,
+                format!("no answer within the attempt's {} ms", req.timeout.as_millis()),
+            ))
+        });
+        match attempt {
             Err((kind, text)) => {
                 out.failure = Some(kind);
                 out.error = Some(text);

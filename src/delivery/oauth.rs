@@ -1,10 +1,11 @@
 //! OAuth2 client credentials (an endpoint's `oauth2`): a token per endpoint, fetched from the
 //! receiver's token URL with the `client_credentials` grant, shared by the endpoint's attempts
 //! and reused until shortly before it expires (`expires_in` − 30 s; half its life when it
-//! lives a minute or less; 5 minutes when the server does not say). One fetch at a time per
+//! lives a minute or less; 5 minutes when the server does not say; a day at most). One fetch at a time per
 //! endpoint: attempts that need a token meanwhile wait for that fetch. A failed fetch is
 //! remembered for a second, so a burst of attempts against a down token server asks it once.
 
+use hookline_actors::transport::FailureKind;
 use hookline_actors::{OAuth2Client, OAuth2ClientAuth};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -17,13 +18,19 @@ const MAX_ANSWER: usize = 64 * 1024;
 const FAILURE_HELD: Duration = Duration::from_secs(1);
 /// A token's life when the server does not give `expires_in`.
 const DEFAULT_LIFE: Duration = Duration::from_secs(300);
+/// The longest a token is used, whatever the server says.
+const MAX_LIFE: Duration = Duration::from_secs(86_400);
+
+/// Why there is no token: a word the classifier understands (`Blocked` for a token URL the
+/// SSRF guard refuses, else `Other`) and a sentence.
+pub type TokenError = (FailureKind, String);
 /// Endpoints with a token, at most (emptied past it).
 const MAX_SLOTS: usize = 65_536;
 
 #[derive(Default)]
 struct Slot {
     token: Option<Token>,
-    failed: Option<(u64, Instant, String)>,
+    failed: Option<(u64, Instant, TokenError)>,
 }
 
 struct Token {
@@ -40,11 +47,12 @@ pub(super) struct Tokens {
 
 /// When a token that lives `expires_in` seconds is fetched again.
 pub fn lifetime(expires_in: Option<u64>) -> Duration {
-    match expires_in {
+    let life = match expires_in {
         None => DEFAULT_LIFE,
         Some(s) if s > 60 => Duration::from_secs(s - 30),
         Some(s) => Duration::from_millis(s * 500),
-    }
+    };
+    life.min(MAX_LIFE)
 }
 
 impl Tokens {
@@ -56,8 +64,8 @@ impl Tokens {
         endpoint_id: &str,
         oauth: &OAuth2Client,
         stale: Option<&str>,
-        timeout: Duration,
-    ) -> Result<Arc<str>, String> {
+        deadline: Instant,
+    ) -> Result<Arc<str>, TokenError> {
         let fingerprint = {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             oauth.hash(&mut h);
@@ -83,13 +91,19 @@ impl Tokens {
                 return Err(why.clone());
             }
         }
+        // The time left is counted after the wait for another attempt's fetch.
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        if timeout.is_zero() {
+            return Err((FailureKind::Timeout, "no time left to fetch a token".into()));
+        }
         match fetch(client, oauth, timeout).await {
             Ok((value, life)) => {
                 let value: Arc<str> = Arc::from(value);
+                let now = Instant::now();
                 slot.token = Some(Token {
                     value: value.clone(),
                     fingerprint,
-                    refresh_at: now + life,
+                    refresh_at: now.checked_add(life).unwrap_or(now),
                 });
                 slot.failed = None;
                 Ok(value)
@@ -158,7 +172,7 @@ async fn fetch(
     client: &reqwest::Client,
     oauth: &OAuth2Client,
     timeout: Duration,
-) -> Result<(String, Duration), String> {
+) -> Result<(String, Duration), TokenError> {
     let (body, authorization) = grant(oauth);
     let mut request = client
         .post(&oauth.token_url)
@@ -169,21 +183,24 @@ async fn fetch(
     if let Some(value) = authorization {
         request = request.header("authorization", value);
     }
-    let mut answer = request.send().await.map_err(|e| super::describe(e).1)?;
+    let mut answer = request.send().await.map_err(super::describe)?;
     let status = answer.status();
     let mut bytes = Vec::new();
     while bytes.len() < MAX_ANSWER {
         match answer.chunk().await {
             Ok(Some(chunk)) => bytes.extend_from_slice(&chunk[..chunk.len().min(MAX_ANSWER - bytes.len())]),
             Ok(None) => break,
-            Err(e) => return Err(super::describe(e).1),
+            Err(e) => return Err(super::describe(e)),
         }
     }
     if !status.is_success() {
         let excerpt: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
-        return Err(format!("the token URL answered {}: {excerpt}", status.as_u16()));
+        return Err((
+            FailureKind::Other,
+            format!("the token URL answered {}: {excerpt}", status.as_u16()),
+        ));
     }
-    parse_answer(&bytes)
+    parse_answer(&bytes).map_err(|why| (FailureKind::Other, why))
 }
 
 /// A token answer (RFC 6749 5.1): `access_token`, `token_type` bearer, `expires_in`.
@@ -200,6 +217,7 @@ pub fn parse_answer(bytes: &[u8]) -> Result<(String, Duration), String> {
     }
     // A number, or a number in a string (some servers send that).
     let expires_in = match &answer["expires_in"] {
+        // `as` saturates: 1e30 is u64::MAX, which `lifetime` caps.
         serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
         serde_json::Value::String(s) => s.trim().parse().ok(),
         _ => None,
@@ -251,5 +269,14 @@ mod tests {
         assert!(parse_answer(br#"{"token_type":"bearer"}"#).is_err());
         assert!(parse_answer(b"<html>").is_err());
         assert!(parse_answer(br#"{"access_token":"a\nb","token_type":"bearer"}"#).is_err());
+        // Absurd lifetimes are capped (an Instant that far ahead would overflow).
+        for absurd in [
+            &br#"{"access_token":"a","token_type":"bearer","expires_in":1e30}"#[..],
+            br#"{"access_token":"a","token_type":"bearer","expires_in":18446744073709551615}"#,
+        ] {
+            assert_eq!(parse_answer(absurd).unwrap().1, MAX_LIFE);
+        }
+        assert_eq!(lifetime(Some(u64::MAX)), MAX_LIFE);
+        assert_eq!(lifetime(Some(0)), Duration::ZERO);
     }
 }

@@ -21,6 +21,8 @@ struct Idp {
     issued: Mutex<HashMap<String, (String, Instant)>>,
     /// The grant requests: (authorization header, form body).
     requests: Mutex<Vec<(String, String)>>,
+    /// When each token was granted.
+    granted_at: Mutex<HashMap<String, Instant>>,
     /// Bodies the receiver accepted, per client id; and its 401s.
     accepted: Mutex<HashMap<String, usize>>,
     refused: AtomicUsize,
@@ -44,6 +46,7 @@ async fn token(State(idp): State<Arc<Idp>>, headers: HeaderMap, body: String) ->
     let n = idp.grants.fetch_add(1, Ordering::SeqCst) + 1;
     let expires_in = idp.expires_in.load(Ordering::SeqCst);
     let value = format!("tok-{n}");
+    idp.granted_at.lock().unwrap().insert(value.clone(), Instant::now());
     idp.issued.lock().unwrap().insert(
         value.clone(),
         (client, Instant::now() + Duration::from_secs(expires_in)),
@@ -236,6 +239,12 @@ async fn one_token_serves_many_deliveries_and_is_refreshed_before_expiry_or_once
         || idp.accepted("down") == 1,
     )
     .await;
+
+    // The audit log never shows the client secret.
+    let (_, audit) = api.get("/v1/tenants/o/audit?action=endpoint.created").await;
+    let text = audit.to_string();
+    assert!(text.contains("\"client_secret\":\"***\""), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
 
     // Field rules: 400 naming the field.
     for (oauth2, field) in [
