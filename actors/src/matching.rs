@@ -213,6 +213,8 @@ mod tests {
             ordered: false,
             disabled: false,
             disabled_reason: None,
+            tls: None,
+            oauth2: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         }
