@@ -139,31 +139,6 @@ pub struct Delivery {
     pub extra_ca_pem: Option<String>,
 }
 
-impl Delivery {
-    /// The transport's settings: `extra_ca_pem` read from its file when it is a path.
-    pub fn egress(&self) -> Result<crate::delivery::Egress, String> {
-        let extra_ca_pem = match self.extra_ca_pem.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(pem) if pem.starts_with("-----BEGIN") => Some(pem.to_string()),
-            Some(path) => {
-                Some(std::fs::read_to_string(path).map_err(|e| format!("delivery.extra_ca_pem: reading {path}: {e}"))?)
-            }
-        };
-        if let Some(pem) = &extra_ca_pem {
-            crate::delivery::clients::certificates(pem, "delivery.extra_ca_pem")?;
-        }
-        if let Some(url) = self.proxy_url.as_deref().filter(|u| !u.trim().is_empty()) {
-            crate::delivery::relay::parse_proxy_url(url)?;
-        }
-        crate::delivery::relay::NoProxy::parse(&self.no_proxy)?;
-        Ok(crate::delivery::Egress {
-            allow_private_networks: self.allow_private_networks,
-            proxy_url: self.proxy_url.clone().filter(|u| !u.trim().is_empty()),
-            no_proxy: self.no_proxy.clone(),
-            extra_ca_pem,
-        })
-    }
-}
 impl Default for Delivery {
     fn default() -> Self {
         Self {
@@ -615,5 +590,6 @@ impl Config {
     }
 }
 
+mod egress;
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use super::auth::{Caller, Scope};
 use super::endpoint_auth::{OAuth2Fields, OAuth2Out, TlsFields, TlsOut};
 use super::endpoint_rules::{check_https, validate};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonObject, ObjectOnly, Path, Query};
+use super::extract::{JsonObject, ObjectOnly, Path, Query, Whole};
 use super::{page_limit, rfc3339, AppState, ListQuery};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::sign;
@@ -31,30 +31,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `Some(None)` for an explicit `null`, `None` when the field is absent.
 pub(super) fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
-}
-
-/// A whole number that JSON may also spell `12.0`: the document calls these fields `integer`,
-/// which in JSON Schema admits both spellings of the same number, where serde takes only `12`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Whole<T>(pub(super) T);
-
-impl<'de, T: TryFrom<u64>> Deserialize<'de> for Whole<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::{Error, Unexpected};
-        let expected = "a whole number in range";
-        let number = serde_json::Number::deserialize(d)?;
-        let whole = match (number.as_u64(), number.as_i64(), number.as_f64()) {
-            (Some(n), _, _) => n,
-            (None, Some(negative), _) => return Err(Error::invalid_value(Unexpected::Signed(negative), &expected)),
-            // Whole floats up to 2^53 spell their integer exactly.
-            (None, None, Some(f)) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => f as u64,
-            (None, None, Some(f)) => return Err(Error::invalid_value(Unexpected::Float(f), &expected)),
-            (None, None, None) => return Err(Error::invalid_value(Unexpected::Other("number"), &expected)),
-        };
-        T::try_from(whole)
-            .map(Whole)
-            .map_err(|_| Error::invalid_value(Unexpected::Unsigned(whole), &expected))
-    }
 }
 
 /// The writable fields of an endpoint. A PATCH sends any subset; `null` resets an optional

@@ -94,3 +94,27 @@ pub fn optional_object<T: serde::de::DeserializeOwned + Default>(body: &[u8], sh
         serde_json::from_str(text).map_err(|e| ApiError::invalid(format!("body: {e}")))
     }
 }
+
+/// A whole number that JSON may also spell `12.0`: the document calls these fields `integer`,
+/// which in JSON Schema admits both spellings of the same number, where serde takes only `12`.
+#[derive(Debug, Clone, Copy)]
+pub struct Whole<T>(pub T);
+
+impl<'de, T: TryFrom<u64>> serde::Deserialize<'de> for Whole<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, Unexpected};
+        let expected = "a whole number in range";
+        let number = serde_json::Number::deserialize(d)?;
+        let whole = match (number.as_u64(), number.as_i64(), number.as_f64()) {
+            (Some(n), _, _) => n,
+            (None, Some(negative), _) => return Err(Error::invalid_value(Unexpected::Signed(negative), &expected)),
+            // Whole floats up to 2^53 spell their integer exactly.
+            (None, None, Some(f)) if f.fract() == 0.0 && (0.0..=9_007_199_254_740_992.0).contains(&f) => f as u64,
+            (None, None, Some(f)) => return Err(Error::invalid_value(Unexpected::Float(f), &expected)),
+            (None, None, None) => return Err(Error::invalid_value(Unexpected::Other("number"), &expected)),
+        };
+        T::try_from(whole)
+            .map(Whole)
+            .map_err(|_| Error::invalid_value(Unexpected::Unsigned(whole), &expected))
+    }
+}

@@ -5,8 +5,8 @@
 
 use super::audit::Origin;
 use super::auth::{digest, Caller, Scope};
-use super::endpoints::Whole;
 use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::Whole;
 use super::extract::{Path, RawBody};
 use super::{rfc3339, AppState, TenantPath};
 use crate::store::audit::Target;

@@ -5,8 +5,9 @@
 use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
 use super::endpoint_actions::{rotated_out, RotateQuery};
-use super::endpoints::{nullable, Whole};
+use super::endpoints::nullable;
 use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::Whole;
 use super::extract::{JsonObject, Path, Query, RawBody};
 use super::source_schema::{NewSource, SourcePatch};
 use super::{page_limit, rfc3339, AppState, ListQuery, TenantPath};

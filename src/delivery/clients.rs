@@ -2,7 +2,8 @@
 //! presents a client certificate or trusts a CA of its own (`tls`), all built on the same base
 //! (no redirects, the SSRF guard's resolver, the egress proxy, `delivery.extra_ca_pem`).
 
-use super::relay::{NoProxy, Relay};
+use super::egress::NoProxy;
+use super::relay::Relay;
 use super::ssrf;
 use hookline_actors::ClientTls;
 use std::collections::HashMap;

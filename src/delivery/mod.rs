@@ -5,6 +5,7 @@
 //! retry/dead happens in the actors (`hookline_actors::outcome`).
 
 pub mod clients;
+pub mod egress;
 pub mod oauth;
 pub mod relay;
 pub mod sign;
