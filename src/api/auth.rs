@@ -169,6 +169,17 @@ impl Caller {
     }
 }
 
+/// `Some(adm_…)` when `token` is one of `auth.admin_tokens`. Every admin token is compared
+/// (no early exit), so timing says nothing about which matched.
+pub fn admin_id(state: &AppState, token: &str) -> Option<String> {
+    let presented = digest(token);
+    let is_admin = state
+        .admin_digests
+        .iter()
+        .fold(false, |found, d| found | constant_time_eq(d, &presented));
+    is_admin.then(|| format!("adm_{}", crate::store::keys::hex(&presented[..4])))
+}
+
 pub fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
@@ -281,13 +292,7 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::unauthorized());
         };
         let presented = digest(token);
-        // Check every admin token (no early exit), so timing says nothing about which matched.
-        let is_admin = state
-            .admin_digests
-            .iter()
-            .fold(false, |found, d| found | constant_time_eq(d, &presented));
-        if is_admin {
-            let id = format!("adm_{}", crate::store::keys::hex(&presented[..4]));
+        if let Some(id) = admin_id(state, token) {
             return Ok(Caller::Admin { id });
         }
         if !(token.starts_with("hk_") || token.starts_with("hkp_")) {

@@ -4,6 +4,7 @@
 
 mod audit;
 pub mod auth;
+mod console;
 mod dead_letters;
 mod deliveries;
 mod endpoint_actions;
@@ -213,6 +214,7 @@ pub fn app(state: AppState) -> Router {
     let mut state = state;
     state.openapi = complete(doc).to_json().expect("the OpenAPI document serialises").into();
     router
+        .merge(console::router())
         .fallback(|req: Request| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,

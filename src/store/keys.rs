@@ -28,6 +28,7 @@
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
 //! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
 //! | `P:t:<tenant>:portal` | hash | portal session id → sha256(token) (revoking them all) |
+//! | `P:console:<sha256(session id)>` | string, TTL the session's life | a console sign-in: `{admin, csrf}` |
 //! | `P:t:<tenant>:portal:revoked` | string, TTL 8 d | when the tenant's sessions were last all revoked (ms): none created by then works |
 //! | `P:portal:expiry` | zset | sha256(token) of every portal session → when it expires (ms; the janitor removes it then) |
 //! | `P:apikeys:used` | hash | key id → last use (ms), written at most once a minute per node |
@@ -181,6 +182,9 @@ impl Keys {
     /// Where the janitor's walk over `audit_tenants` continues (SSCAN cursor).
     pub fn audit_cursor(&self) -> String {
         format!("{}:audit:cursor", self.p)
+    }
+    pub fn console_session(&self, id_hash: &str) -> String {
+        format!("{}:console:{id_hash}", self.p)
     }
     pub fn nodes(&self) -> String {
         format!("{}:nodes", self.p)

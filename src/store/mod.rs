@@ -10,6 +10,7 @@
 //! | `endpoints.rs` | endpoint configs (compare-and-set changes), tenant index and version, change notifications |
 //! | `audit.rs` | the audit log: a change and its entry in one script (AUDITED), the merged listing |
 //! | `api_keys.rs` | tenant API keys |
+//! | `console.rs` | console sign-in sessions |
 //! | `sources.rs` | inbound sources, their rejection logs and request counters |
 //! | `seal.rs`, `reseal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys`; the pass that seals them all again under the first key |
 //! | `deliveries.rs` | delivery records, dead letters, replay |
@@ -27,6 +28,7 @@
 mod adapter;
 pub mod api_keys;
 pub mod audit;
+mod console;
 mod deliveries;
 pub mod endpoints;
 mod error;

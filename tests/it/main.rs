@@ -6,6 +6,7 @@ mod support;
 mod audit;
 mod auth;
 mod cluster;
+mod console;
 mod deploy;
 mod ed25519;
 mod egress;

@@ -1,0 +1,402 @@
+//! The operator console (`/console/`): pages rendered here from the same store the API uses,
+//! with no script at all. This is its first part: sign-in, the tenant picker and a tenant's
+//! endpoints with their state.
+//!
+//! - Sign-in takes an admin token once; the node keeps a session in Redis
+//!   (`store::console`) and gives the browser only its random id, in an `HttpOnly`,
+//!   `SameSite=Strict` cookie scoped to `/console` (never in a URL).
+//! - Every POST must come from this origin (`Origin` names this host) and, once signed in,
+//!   carry the session's CSRF token.
+//! - Every answer forbids script, framing and sniffing (`secure_headers`), and every value is
+//!   HTML-escaped (`esc`): an endpoint description holding `<script>` is text.
+
+use super::auth::admin_id;
+use super::AppState;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+/// The session cookie.
+pub const COOKIE: &str = "hookline_console";
+/// How long a sign-in lasts.
+const SESSION_TTL_S: u64 = 8 * 3600;
+/// Endpoints shown on a tenant's page at most.
+const PAGE: usize = 100;
+const STYLE: &str = include_str!("console.css");
+/// No script, no plugin, no framing; styles and images from this node only.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+                   frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(home))
+        .route("/console/style.css", get(style))
+        .route("/console/sign-in", post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/tenants", get(tenants))
+        .route("/console/t/{tenant}", get(tenant_page))
+        .layer(axum::middleware::map_response(secure_headers))
+}
+
+async fn secure_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-security-policy", CSP),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        // Not `no-referrer`: with it, browsers send `Origin: null` on the console's own posts.
+        ("referrer-policy", "same-origin"),
+        ("cache-control", "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// HTML-escaped text, for element content and quoted attribute values alike.
+pub fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A signed-in operator, as the session records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    admin: String,
+    csrf: String,
+}
+
+fn session_hash(id: &str) -> String {
+    crate::store::keys::hex(&super::auth::digest(id))
+}
+
+/// The session id in the request's cookie.
+fn cookie_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_string))
+        .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
+    let Some(id) = cookie_id(headers) else { return Ok(None) };
+    let stored = state
+        .store
+        .get_console_session(&session_hash(&id))
+        .await
+        .map_err(|e| unavailable(&e.to_string()))?;
+    Ok(stored.and_then(|json| serde_json::from_str(&json).ok()))
+}
+
+/// A POST must come from a page of this node: its `Origin` names the host it was sent to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .and_then(|o| reqwest::Url::parse(o).ok());
+    match (host, origin) {
+        (Some(host), Some(origin)) => {
+            let authority = match origin.port() {
+                Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
+                None => origin.host_str().unwrap_or_default().to_string(),
+            };
+            authority.eq_ignore_ascii_case(host)
+        }
+        _ => false,
+    }
+}
+
+fn page(status: StatusCode, title: &str, signed_in: Option<&Session>, body: &str) -> Response {
+    let nav = match signed_in {
+        Some(s) => format!(
+            "<nav><a href=\"/console/tenants\">Tenants</a><span class=\"who\">{}</span>\
+             <form method=\"post\" action=\"/console/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">Sign out</button></form></nav>",
+            esc(&s.admin),
+            esc(&s.csrf)
+        ),
+        None => String::new(),
+    };
+    let html = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{} · Hookline</title>\
+         <link rel=\"stylesheet\" href=\"/console/style.css\"></head><body><header><h1>Hookline</h1>{nav}</header>\
+         <main>{body}</main></body></html>",
+        esc(title)
+    );
+    (status, Html(html)).into_response()
+}
+
+fn refused(status: StatusCode, why: &str) -> Response {
+    page(status, "Refused", None, &format!("<p class=\"error\">{}</p>", esc(why)))
+}
+
+fn unavailable(why: &str) -> Response {
+    refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("The store did not answer: {why}"),
+    )
+}
+
+fn sign_in_form(error: Option<&str>) -> String {
+    let error = error
+        .map(|e| format!("<p class=\"error\">{}</p>", esc(e)))
+        .unwrap_or_default();
+    format!(
+        "<h2>Sign in</h2>{error}<form method=\"post\" action=\"/console/sign-in\" class=\"card\">\
+         <label for=\"token\">Admin token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required>\
+         <button type=\"submit\">Sign in</button></form>"
+    )
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session(&state, &headers).await {
+        Err(answer) => answer,
+        Ok(Some(_)) => Redirect::to("/console/tenants").into_response(),
+        Ok(None) => page(StatusCode::OK, "Sign in", None, &sign_in_form(None)),
+    }
+}
+
+async fn style() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE).into_response()
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<SignIn>) -> Response {
+    if !same_origin(&headers) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This form must be sent from the console's own page.",
+        );
+    }
+    let admin = match admin_id(&state, form.token.trim()) {
+        Some(id) => id,
+        None if state.config.auth.insecure_no_auth => "anonymous".to_string(),
+        None => {
+            return page(
+                StatusCode::UNAUTHORIZED,
+                "Sign in",
+                None,
+                &sign_in_form(Some("That is not an admin token.")),
+            )
+        }
+    };
+    let id = crate::store::keys::hex(&rand::random::<[u8; 32]>());
+    let session = Session {
+        admin,
+        csrf: crate::store::keys::hex(&rand::random::<[u8; 16]>()),
+    };
+    let json = serde_json::to_string(&session).unwrap_or_default();
+    if let Err(e) = state
+        .store
+        .put_console_session(&session_hash(&id), &json, SESSION_TTL_S)
+        .await
+    {
+        return unavailable(&e.to_string());
+    }
+    let cookie = format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_S}");
+    let mut answer = Redirect::to("/console/tenants").into_response();
+    *answer.status_mut() = StatusCode::SEE_OTHER;
+    answer
+        .headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex cookie"));
+    answer
+}
+
+#[derive(Deserialize)]
+struct Csrf {
+    csrf: String,
+}
+
+async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Csrf>) -> Response {
+    let current = match session(&state, &headers).await {
+        Err(answer) => return answer,
+        Ok(current) => current,
+    };
+    let Some(current) = current else {
+        return Redirect::to("/console/").into_response();
+    };
+    if !same_origin(&headers) || form.csrf != current.csrf {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "This form must be sent from the console's own page.",
+        );
+    }
+    if let Some(id) = cookie_id(&headers) {
+        if let Err(e) = state.store.delete_console_session(&session_hash(&id)).await {
+            return unavailable(&e.to_string());
+        }
+    }
+    let mut answer = Redirect::to("/console/").into_response();
+    *answer.status_mut() = StatusCode::SEE_OTHER;
+    let gone = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
+    answer
+        .headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_str(&gone).expect("plain cookie"));
+    answer
+}
+
+/// The signed-in session, or the answer that sends the browser to sign in.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match session(state, headers).await? {
+        Some(s) => Ok(s),
+        None => Err(Redirect::to("/console/").into_response()),
+    }
+}
+
+#[derive(Deserialize)]
+struct TenantQuery {
+    tenant: Option<String>,
+}
+
+async fn tenants(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TenantQuery>) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let mut error = String::new();
+    if let Some(tenant) = q.tenant.as_deref().map(str::trim) {
+        if crate::ids::is_tenant(tenant) {
+            return Redirect::to(&format!("/console/t/{tenant}")).into_response();
+        }
+        error = format!(
+            "<p class=\"error\">{} is not a tenant name (1 to 64 of a-z, A-Z, 0-9, _ and -).</p>",
+            esc(&format!("{tenant:?}"))
+        );
+    }
+    let body = format!(
+        "<h2>Tenants</h2>{error}<form method=\"get\" action=\"/console/tenants\" class=\"card\">\
+         <label for=\"tenant\">Tenant</label><input id=\"tenant\" name=\"tenant\" required>\
+         <button type=\"submit\">Open</button></form>"
+    );
+    page(StatusCode::OK, "Tenants", Some(&session), &body)
+}
+
+async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(tenant): Path<String>) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    if !crate::ids::is_tenant(&tenant) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            Some(&session),
+            "<p class=\"error\">No such tenant name.</p>",
+        );
+    }
+    let (endpoints, more) = match state.store.list_endpoints(&tenant, 0, PAGE).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(&e.to_string()),
+    };
+    let mut rows = String::new();
+    for cfg in &endpoints {
+        let shard = state.node.shard_of(&cfg.id);
+        let (backlog, health) = match tokio::try_join!(
+            state.store.backlog(&cfg.id, shard),
+            state.store.load_health(&cfg.id, shard)
+        ) {
+            Ok(found) => found,
+            Err(e) => return unavailable(&e.to_string()),
+        };
+        let status = match (&cfg.disabled_reason, cfg.disabled) {
+            (Some(reason), true) => format!("disabled ({reason})"),
+            (None, true) => "disabled".to_string(),
+            _ => health.breaker.state.name().to_string(),
+        };
+        rows.push_str(&format!(
+            "<tr><td class=\"id\">{}</td><td>{}</td><td class=\"description\">{}</td><td>{}</td>\
+             <td class=\"state\">{}</td><td class=\"number\">{backlog}</td></tr>",
+            esc(&cfg.id),
+            esc(&cfg.url),
+            esc(cfg.description.as_deref().unwrap_or("")),
+            esc(&cfg.event_types.join(", ")),
+            esc(&status),
+        ));
+    }
+    let table = if endpoints.is_empty() {
+        "<p>No endpoints yet.</p>".to_string()
+    } else {
+        format!(
+            "<table><thead><tr><th>ID</th><th>URL</th><th>Description</th><th>Event types</th><th>State</th>\
+             <th>Backlog</th></tr></thead><tbody>{rows}</tbody></table>{}",
+            if more.is_some() {
+                format!("<p>The first {PAGE} are shown.</p>")
+            } else {
+                String::new()
+            }
+        )
+    };
+    let title = format!("Endpoints of {tenant}");
+    let body = format!("<h2>{}</h2>{table}", esc(&title));
+    page(StatusCode::OK, &title, Some(&session), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_special_character_is_escaped() {
+        assert_eq!(
+            esc(r#"<script>alert("x" + 'y')</script> & more"#),
+            "&lt;script&gt;alert(&quot;x&quot; + &#39;y&#39;)&lt;/script&gt; &amp; more"
+        );
+    }
+
+    #[test]
+    fn posts_must_name_this_host_as_their_origin() {
+        let headers = |host: &str, origin: Option<&str>| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
+            if let Some(o) = origin {
+                h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
+            }
+            h
+        };
+        assert!(same_origin(&headers("127.0.0.1:8080", Some("http://127.0.0.1:8080"))));
+        assert!(same_origin(&headers("hooks.example", Some("https://hooks.example"))));
+        assert!(!same_origin(&headers("127.0.0.1:8080", Some("http://evil.example"))));
+        assert!(!same_origin(&headers("127.0.0.1:8080", Some("http://127.0.0.1:9090"))));
+        assert!(!same_origin(&headers("127.0.0.1:8080", Some("null"))));
+        assert!(!same_origin(&headers("127.0.0.1:8080", None)));
+    }
+
+    #[test]
+    fn the_session_cookie_is_read_among_others() {
+        let mut h = HeaderMap::new();
+        let id = "a".repeat(64);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("x=1; {COOKIE}={id}; y=2")).unwrap(),
+        );
+        assert_eq!(cookie_id(&h), Some(id));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{COOKIE}=short")).unwrap(),
+        );
+        assert_eq!(cookie_id(&h), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The operator console in a real headless Chromium (selenium from `.ci/python-tools`, Debian's
+//! chromium and chromedriver from `.ci/chromium`): sign-in, the tenant picker, a tenant's
+//! endpoints, sign-out; a description holding a script tag is text; the session cookie is
+//! HttpOnly and SameSite=Strict; posts from elsewhere are refused; every page forbids script.
+
+use crate::support::*;
+use hookline_loadtest::sink::Sink;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const HOSTILE: &str = "<script>document.title='pwned'</script><b>bold</b>";
+
+#[tokio::test]
+async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_text() {
+    assert!(
+        std::path::Path::new("/usr/bin/chromedriver").exists(),
+        "Chromium is missing: run .ci/chromium (apt-get install chromium chromium-driver)"
+    );
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("console"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let tenant = "acme-console";
+    node.api
+        .create_endpoint(tenant, json!({"url": sink.url("ok/console"), "description": HOSTILE}))
+        .await;
+
+    // HOOKLINE_CONSOLE_SHOTS=dir keeps the screenshots there (for docs/); else a temp dir.
+    let temp = tempfile::tempdir().unwrap();
+    let kept = std::env::var_os("HOOKLINE_CONSOLE_SHOTS").map(std::path::PathBuf::from);
+    let shots = kept.as_deref().unwrap_or(temp.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/console_browser.py");
+    let run = tokio::process::Command::new(python_tools().join("python"))
+        .arg(script)
+        .env("HOOKLINE_URL", &node.api.base)
+        .env("HOOKLINE_ADMIN", ADMIN)
+        .env("HOOKLINE_TENANT", tenant)
+        .env("HOOKLINE_SHOTS", shots)
+        .kill_on_drop(true)
+        .output();
+    let run = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the browser did not finish within 120 s")
+        .expect("run the browser script");
+    assert!(
+        run.status.success(),
+        "the browser script failed:\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&run.stdout).expect("the script's JSON");
+    let base = &node.api.base;
+
+    assert_eq!(seen["sign_in_heading"], "Sign in", "{seen}");
+    assert_eq!(seen["wrong_token_error"], "That is not an admin token.", "{seen}");
+    assert_eq!(seen["after_sign_in"], format!("{base}/console/tenants"), "{seen}");
+    assert_eq!(
+        seen["cookie"],
+        json!({"httpOnly": true, "sameSite": "Strict", "path": "/console"}),
+        "{seen}"
+    );
+    assert_eq!(seen["tenant_page"], format!("{base}/console/t/{tenant}"), "{seen}");
+    // The description is shown exactly, as text: no script ran, no tag became an element.
+    assert_eq!(seen["descriptions"], json!([HOSTILE]), "{seen}");
+    assert_eq!(seen["bold_in_description"], 0, "{seen}");
+    assert!(!seen["title"].as_str().unwrap().contains("pwned"), "{seen}");
+    assert_eq!(seen["states"], json!(["closed"]), "{seen}");
+    assert_eq!(seen["after_sign_out"], format!("{base}/console/"), "{seen}");
+    assert_eq!(
+        seen["tenants_after_sign_out"],
+        format!("{base}/console/"),
+        "signed out for good: {seen}"
+    );
+    for name in ["sign-in", "tenants", "endpoints"] {
+        assert!(shots.join(format!("{name}.png")).exists(), "{name}");
+        let variety = seen["shots"][name].as_u64().unwrap();
+        assert!(
+            variety > 8,
+            "the {name} screenshot looks blank ({variety} distinct byte values)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn console_posts_from_elsewhere_are_refused_and_pages_forbid_script() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("console-csrf"))).await;
+    let base = &node.api.base;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client.get(format!("{base}/console/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("script-src"), "no script is allowed at all: {csp}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+
+    let sign_in = |origin: Option<String>| {
+        let mut request = client
+            .post(format!("{base}/console/sign-in"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={ADMIN}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    // A form on another site (or a request naming no origin) cannot sign anyone in.
+    for origin in [None, Some("http://evil.example".to_string())] {
+        let refused = sign_in(origin.clone()).await.unwrap();
+        assert_eq!(refused.status(), 403, "{origin:?}");
+        assert!(refused.headers().get("set-cookie").is_none());
+    }
+    let signed = sign_in(Some(base.clone())).await.unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    // Signed in, a post still needs the session's CSRF token.
+    let forged = client
+        .post(format!("{base}/console/sign-out"))
+        .header("cookie", &session)
+        .header("origin", base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let still = client
+        .get(format!("{base}/console/tenants"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "the forged sign-out ended the session");
+}

@@ -1,0 +1,88 @@
+"""The console in a real browser (Debian's chromium, driven over WebDriver by selenium), for
+tests/it/console.rs. Prints one JSON object: what it saw at each step, for the Rust test to
+check. Screenshots go to HOOKLINE_SHOTS, with how many distinct byte values each PNG's pixels
+hold (a blank page has very few).
+"""
+
+import json
+import os
+import struct
+import zlib
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as arrived
+from selenium.webdriver.support.ui import WebDriverWait
+
+BASE = os.environ["HOOKLINE_URL"]
+ADMIN = os.environ["HOOKLINE_ADMIN"]
+TENANT = os.environ["HOOKLINE_TENANT"]
+SHOTS = os.environ["HOOKLINE_SHOTS"]
+
+
+def pixel_variety(png):
+    """How many distinct byte values the decompressed pixel rows of a PNG hold."""
+    pos, data = 8, b""
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        if kind == b"IDAT":
+            data += png[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    return len(set(zlib.decompress(data)))
+
+
+def shot(driver, name, seen):
+    png = driver.get_screenshot_as_png()
+    with open(os.path.join(SHOTS, name + ".png"), "wb") as f:
+        f.write(png)
+    seen["shots"][name] = pixel_variety(png)
+
+
+def main():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,800"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    seen = {"shots": {}}
+    try:
+        driver.get(BASE + "/console/")
+        seen["sign_in_heading"] = driver.find_element(By.TAG_NAME, "h2").text
+        shot(driver, "sign-in", seen)
+
+        driver.find_element(By.ID, "token").send_keys("not-the-token")
+        driver.find_element(By.CSS_SELECTOR, "form button").click()
+        WebDriverWait(driver, 10).until(arrived.presence_of_element_located((By.CSS_SELECTOR, ".error")))
+        seen["wrong_token_error"] = driver.find_element(By.CSS_SELECTOR, ".error").text
+
+        wait = WebDriverWait(driver, 10)
+        driver.find_element(By.ID, "token").send_keys(ADMIN)
+        driver.find_element(By.CSS_SELECTOR, "main form button").click()
+        wait.until(arrived.url_contains("/console/tenants"))
+        seen["after_sign_in"] = driver.current_url
+        cookie = driver.get_cookie("hookline_console") or {}
+        seen["cookie"] = {k: cookie.get(k) for k in ("httpOnly", "sameSite", "path")}
+        shot(driver, "tenants", seen)
+
+        driver.find_element(By.ID, "tenant").send_keys(TENANT)
+        driver.find_element(By.CSS_SELECTOR, "main form button").click()
+        wait.until(arrived.url_contains("/console/t/"))
+        seen["tenant_page"] = driver.current_url
+        seen["descriptions"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.description")]
+        seen["bold_in_description"] = len(driver.find_elements(By.CSS_SELECTOR, "td.description b"))
+        seen["title"] = driver.title
+        seen["states"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.state")]
+        shot(driver, "endpoints", seen)
+
+        driver.find_element(By.CSS_SELECTOR, "nav form button").click()
+        wait.until(arrived.url_to_be(BASE + "/console/"))
+        seen["after_sign_out"] = driver.current_url
+        driver.get(BASE + "/console/tenants")
+        seen["tenants_after_sign_out"] = driver.current_url
+    finally:
+        driver.quit()
+    print(json.dumps(seen))
+
+
+main()
