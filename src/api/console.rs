@@ -95,14 +95,28 @@ fn cookie_id(headers: &HeaderMap) -> Option<String> {
         .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// The request's session, if it has one that is still good: its admin token is still one of
+/// `auth.admin_tokens` (an `anonymous` one only while `auth.insecure_no_auth` is on). A session
+/// that is no longer good is deleted.
 async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
     let Some(id) = cookie_id(headers) else { return Ok(None) };
-    let stored = state
-        .store
-        .get_console_session(&session_hash(&id))
-        .await
-        .map_err(|e| unavailable(&e.to_string()))?;
-    Ok(stored.and_then(|json| serde_json::from_str(&json).ok()))
+    let hash = session_hash(&id);
+    let stored = state.store.get_console_session(&hash).await.map_err(unavailable)?;
+    let Some(session) = stored.and_then(|json| serde_json::from_str::<Session>(&json).ok()) else {
+        return Ok(None);
+    };
+    let still_admin = match session.admin.as_str() {
+        "anonymous" => state.config.auth.insecure_no_auth,
+        admin => state
+            .admin_digests
+            .iter()
+            .any(|d| format!("adm_{}", crate::store::keys::hex(&d[..4])) == admin),
+    };
+    if !still_admin {
+        state.store.delete_console_session(&hash).await.map_err(unavailable)?;
+        return Ok(None);
+    }
+    Ok(Some(session))
 }
 
 /// A POST must come from a page of this node: its `Origin` names the host it was sent to.
@@ -112,11 +126,14 @@ fn same_origin(headers: &HeaderMap) -> bool {
         .get(header::ORIGIN)
         .and_then(|o| o.to_str().ok())
         .and_then(|o| reqwest::Url::parse(o).ok());
-    match (host, origin) {
-        (Some(host), Some(origin)) => {
+    let Some(origin) = origin.filter(|o| matches!(o.scheme(), "http" | "https")) else {
+        return false;
+    };
+    match (host, origin.host_str()) {
+        (Some(host), Some(origin_host)) => {
             let authority = match origin.port() {
-                Some(port) => format!("{}:{port}", origin.host_str().unwrap_or_default()),
-                None => origin.host_str().unwrap_or_default().to_string(),
+                Some(port) => format!("{origin_host}:{port}"),
+                None => origin_host.to_string(),
             };
             authority.eq_ignore_ascii_case(host)
         }
@@ -148,11 +165,17 @@ fn refused(status: StatusCode, why: &str) -> Response {
     page(status, "Refused", None, &format!("<p class=\"error\">{}</p>", esc(why)))
 }
 
-fn unavailable(why: &str) -> Response {
-    refused(
+/// The store failed: the page says so plainly; the log says what happened.
+fn unavailable(e: crate::store::Error) -> Response {
+    tracing::warn!(error = %e, "console: the store failed");
+    let mut answer = refused(
         StatusCode::SERVICE_UNAVAILABLE,
-        &format!("The store did not answer: {why}"),
-    )
+        "The store is not answering; try again shortly.",
+    );
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    answer
 }
 
 fn sign_in_form(error: Option<&str>) -> String {
@@ -162,7 +185,7 @@ fn sign_in_form(error: Option<&str>) -> String {
     format!(
         "<h2>Sign in</h2>{error}<form method=\"post\" action=\"/console/sign-in\" class=\"card\">\
          <label for=\"token\">Admin token</label>\
-         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\" required>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"off\">\
          <button type=\"submit\">Sign in</button></form>"
     )
 }
@@ -193,7 +216,8 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): 
     }
     let admin = match admin_id(&state, form.token.trim()) {
         Some(id) => id,
-        None if state.config.auth.insecure_no_auth => "anonymous".to_string(),
+        // As the API: without auth, no token is anyone; a wrong token is still wrong.
+        None if state.config.auth.insecure_no_auth && form.token.trim().is_empty() => "anonymous".to_string(),
         None => {
             return page(
                 StatusCode::UNAUTHORIZED,
@@ -214,7 +238,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         .put_console_session(&session_hash(&id), &json, SESSION_TTL_S)
         .await
     {
-        return unavailable(&e.to_string());
+        return unavailable(e);
     }
     let cookie = format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_S}");
     let mut answer = Redirect::to("/console/tenants").into_response();
@@ -236,9 +260,9 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
         Ok(current) => current,
     };
     let Some(current) = current else {
-        return Redirect::to("/console/").into_response();
+        return signed_out();
     };
-    if !same_origin(&headers) || form.csrf != current.csrf {
+    if !same_origin(&headers) || !same_text(&form.csrf, &current.csrf) {
         return refused(
             StatusCode::FORBIDDEN,
             "This form must be sent from the console's own page.",
@@ -246,9 +270,14 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
     }
     if let Some(id) = cookie_id(&headers) {
         if let Err(e) = state.store.delete_console_session(&session_hash(&id)).await {
-            return unavailable(&e.to_string());
+            return unavailable(e);
         }
     }
+    signed_out()
+}
+
+/// Back to sign-in, the cookie cleared.
+fn signed_out() -> Response {
     let mut answer = Redirect::to("/console/").into_response();
     *answer.status_mut() = StatusCode::SEE_OTHER;
     let gone = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
@@ -256,6 +285,11 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
         .headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_str(&gone).expect("plain cookie"));
     answer
+}
+
+/// Equal, in a time that does not depend on where they differ.
+fn same_text(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The signed-in session, or the answer that sends the browser to sign in.
@@ -309,7 +343,7 @@ async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(ten
     }
     let (endpoints, more) = match state.store.list_endpoints(&tenant, 0, PAGE).await {
         Ok(found) => found,
-        Err(e) => return unavailable(&e.to_string()),
+        Err(e) => return unavailable(e),
     };
     let mut rows = String::new();
     for cfg in &endpoints {
@@ -319,7 +353,7 @@ async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(ten
             state.store.load_health(&cfg.id, shard)
         ) {
             Ok(found) => found,
-            Err(e) => return unavailable(&e.to_string()),
+            Err(e) => return unavailable(e),
         };
         let status = match (&cfg.disabled_reason, cfg.disabled) {
             (Some(reason), true) => format!("disabled ({reason})"),
@@ -381,6 +415,7 @@ mod tests {
         assert!(!same_origin(&headers("127.0.0.1:8080", Some("http://evil.example"))));
         assert!(!same_origin(&headers("127.0.0.1:8080", Some("http://127.0.0.1:9090"))));
         assert!(!same_origin(&headers("127.0.0.1:8080", Some("null"))));
+        assert!(!same_origin(&headers("127.0.0.1:8080", Some("ftp://127.0.0.1:8080"))));
         assert!(!same_origin(&headers("127.0.0.1:8080", None)));
     }
 

@@ -113,6 +113,18 @@ async fn console_posts_from_elsewhere_are_refused_and_pages_forbid_script() {
         assert_eq!(refused.status(), 403, "{origin:?}");
         assert!(refused.headers().get("set-cookie").is_none());
     }
+    // A wrong token: 401, no cookie.
+    let wrong = client
+        .post(format!("{base}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", base)
+        .body("token=wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
     let signed = sign_in(Some(base.clone())).await.unwrap();
     assert_eq!(signed.status(), 303);
     let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_string();
@@ -121,22 +133,120 @@ async fn console_posts_from_elsewhere_are_refused_and_pages_forbid_script() {
         "{cookie}"
     );
     let session = cookie.split(';').next().unwrap().to_string();
-    // Signed in, a post still needs the session's CSRF token.
-    let forged = client
+    let id = session.split('=').nth(1).unwrap();
+    // The session lives in Redis for 8 hours at most, under the digest of its id.
+    let ttl: i64 = redis_cli(
+        &node.redis_url,
+        &["ttl", &format!("{}:console:{}", node.prefix, sha256_hex(id))],
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    assert!((1..=28_800).contains(&ttl), "{ttl}");
+    let get = |path: &str| client.get(format!("{base}{path}")).header("cookie", &session).send();
+    // Every console answer forbids script, signed in or not, page or style sheet or redirect.
+    for path in [
+        "/console/tenants",
+        "/console/t/acme",
+        "/console/style.css",
+        "/console/",
+        "/console/t/bad%20name",
+    ] {
+        let answer = get(path).await.unwrap();
+        let csp = answer.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+    }
+    let csrf = csrf_of(&get("/console/tenants").await.unwrap().text().await.unwrap());
+    let sign_out = |origin: Option<String>, csrf: String| {
+        let mut request = client
+            .post(format!("{base}/console/sign-out"))
+            .header("cookie", &session)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    // Signed in, a post needs both this origin and the session's CSRF token.
+    for (origin, token) in [
+        (Some(base.clone()), "guess".to_string()),
+        (None, csrf.clone()),
+        (Some("http://evil.example".to_string()), csrf.clone()),
+    ] {
+        let forged = sign_out(origin.clone(), token).await.unwrap();
+        assert_eq!(forged.status(), 403, "{origin:?}");
+        assert_eq!(
+            get("/console/tenants").await.unwrap().status(),
+            200,
+            "a forged sign-out ended it: {origin:?}"
+        );
+    }
+    // A node whose admin tokens no longer include the one that signed in refuses the session
+    // (and forgets it).
+    let rotated = Node::start_ready(
+        &NodeOpts::new(&node.redis_url, &node.prefix).set("auth__admin_tokens", "[\"another-admin-token\"]"),
+    )
+    .await;
+    let refused = client
+        .get(format!("{}/console/tenants", rotated.api.base))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            refused.status().as_u16(),
+            refused.headers()["location"].to_str().unwrap()
+        ),
+        (303, "/console/")
+    );
+    drop(rotated);
+    let forgotten = get("/console/tenants").await.unwrap();
+    assert_eq!(forgotten.status(), 303, "the revoked session was deleted");
+
+    // Sign-out ends the session on the node, not only in the browser.
+    let signed = sign_in(Some(base.clone())).await.unwrap();
+    let session = signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |path: &str| client.get(format!("{base}{path}")).header("cookie", &session).send();
+    let csrf = csrf_of(&get("/console/tenants").await.unwrap().text().await.unwrap());
+    let out = client
         .post(format!("{base}/console/sign-out"))
         .header("cookie", &session)
         .header("origin", base)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("csrf=guess")
+        .body(format!("csrf={csrf}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(forged.status(), 403);
-    let still = client
-        .get(format!("{base}/console/tenants"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(still.status(), 200, "the forged sign-out ended the session");
+    assert_eq!(out.status(), 303);
+    assert_eq!(
+        get("/console/tenants").await.unwrap().status(),
+        303,
+        "the old cookie still works"
+    );
+}
+
+/// The CSRF token of a page's sign-out form.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = page.find(marker).expect("the sign-out form's token") + marker.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
