@@ -39,6 +39,10 @@ pub fn router() -> Router<AppState> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/tenants", get(tenants))
         .route("/console/t/{tenant}", get(tenant_page))
+        .route(
+            "/console/t/{tenant}/e/{id}",
+            get(super::console_endpoint::endpoint_page),
+        )
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -75,7 +79,7 @@ pub fn esc(text: &str) -> String {
 
 /// A signed-in operator, as the session records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Session {
+pub(super) struct Session {
     admin: String,
     csrf: String,
 }
@@ -141,7 +145,7 @@ fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-fn page(status: StatusCode, title: &str, signed_in: Option<&Session>, body: &str) -> Response {
+pub(super) fn page(status: StatusCode, title: &str, signed_in: Option<&Session>, body: &str) -> Response {
     let nav = match signed_in {
         Some(s) => format!(
             "<nav><a href=\"/console/tenants\">Tenants</a><span class=\"who\">{}</span>\
@@ -166,7 +170,7 @@ fn refused(status: StatusCode, why: &str) -> Response {
 }
 
 /// The store failed: the page says so plainly; the log says what happened.
-fn unavailable(e: crate::store::Error) -> Response {
+pub(super) fn unavailable(e: crate::store::Error) -> Response {
     tracing::warn!(error = %e, "console: the store failed");
     let mut answer = refused(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -293,7 +297,7 @@ fn same_text(a: &str, b: &str) -> bool {
 }
 
 /// The signed-in session, or the answer that sends the browser to sign in.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+pub(super) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
     match session(state, headers).await? {
         Some(s) => Ok(s),
         None => Err(Redirect::to("/console/").into_response()),
@@ -361,8 +365,10 @@ async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(ten
             _ => health.breaker.state.name().to_string(),
         };
         rows.push_str(&format!(
-            "<tr><td class=\"id\">{}</td><td>{}</td><td class=\"description\">{}</td><td>{}</td>\
-             <td class=\"state\">{}</td><td class=\"number\">{backlog}</td></tr>",
+            "<tr><td class=\"id\"><a href=\"/console/t/{}/e/{}\">{}</a></td><td>{}</td><td class=\"description\">{}</td>\
+             <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td></tr>",
+            esc(&tenant),
+            esc(&cfg.id),
             esc(&cfg.id),
             esc(&cfg.url),
             esc(cfg.description.as_deref().unwrap_or("")),

@@ -19,8 +19,27 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
     let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("console"))).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let tenant = "acme-console";
-    node.api
+    let ep = node
+        .api
         .create_endpoint(tenant, json!({"url": sink.url("ok/console"), "description": HOSTILE}))
+        .await;
+    // One delivery, so the endpoint's page has a bar and a row to show.
+    node.api
+        .post_event(tenant, "order.created", json!({"n": 1}))
+        .await
+        .unwrap();
+    wait_for(Duration::from_secs(10), "the delivery", || {
+        sink.received_by("console").len() == 1
+    })
+    .await;
+    let path = format!(
+        "/v1/tenants/{tenant}/deliveries?endpoint_id={}",
+        ep["id"].as_str().unwrap()
+    );
+    node.api
+        .get_until(&path, Duration::from_secs(10), |page| {
+            page["data"][0]["status"] == "delivered"
+        })
         .await;
 
     // HOOKLINE_CONSOLE_SHOTS=dir keeps the screenshots there (for docs/); else a temp dir.
@@ -62,13 +81,33 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
     assert_eq!(seen["bold_in_description"], 0, "{seen}");
     assert!(!seen["title"].as_str().unwrap().contains("pwned"), "{seen}");
     assert_eq!(seen["states"], json!(["closed"]), "{seen}");
+    // The endpoint's page: one success bar this minute, the delivery in the list.
+    let ep_id = ep["id"].as_str().unwrap();
+    assert_eq!(
+        seen["endpoint_page"],
+        format!("{base}/console/t/{tenant}/e/{ep_id}"),
+        "{seen}"
+    );
+    assert_eq!(seen["success_bars"], 1, "{seen}");
+    assert!(
+        seen["bar_titles"][0].as_str().unwrap().ends_with("success: 1"),
+        "{seen}"
+    );
+    assert_eq!(seen["delivery_statuses"], json!(["delivered"]), "{seen}");
+    assert!(
+        seen["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 attempt in the last hour: 1 success"),
+        "{seen}"
+    );
     assert_eq!(seen["after_sign_out"], format!("{base}/console/"), "{seen}");
     assert_eq!(
         seen["tenants_after_sign_out"],
         format!("{base}/console/"),
         "signed out for good: {seen}"
     );
-    for name in ["sign-in", "tenants", "endpoints"] {
+    for name in ["sign-in", "tenants", "endpoints", "endpoint"] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");
         let variety = seen["shots"][name].as_u64().unwrap();
         assert!(

@@ -75,6 +75,15 @@ def main():
         seen["states"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.state")]
         shot(driver, "endpoints", seen)
 
+        driver.find_element(By.CSS_SELECTOR, "td.id a").click()
+        wait.until(arrived.url_contains("/e/"))
+        seen["endpoint_page"] = driver.current_url
+        seen["success_bars"] = len(driver.find_elements(By.CSS_SELECTOR, "svg.chart rect.success"))
+        seen["bar_titles"] = [t.get_attribute("textContent") for t in driver.find_elements(By.CSS_SELECTOR, "svg.chart title")]
+        seen["delivery_statuses"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.deliveries td.status")]
+        seen["summary"] = driver.find_element(By.CSS_SELECTOR, "p.summary").text
+        shot(driver, "endpoint", seen)
+
         driver.find_element(By.CSS_SELECTOR, "nav form button").click()
         wait.until(arrived.url_to_be(BASE + "/console/"))
         seen["after_sign_out"] = driver.current_url

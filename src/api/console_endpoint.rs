@@ -1,0 +1,210 @@
+//! The console's page of one endpoint: its attempts per minute over the last hour by outcome
+//! (an SVG chart drawn here, no script), latency p50/p99, and its recent deliveries.
+
+use super::console::{esc, page, signed_in, unavailable};
+use super::AppState;
+use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+
+/// Minutes the chart covers.
+const MINUTES: u64 = 60;
+/// Recent deliveries listed.
+const RECENT: usize = 20;
+const CHART_W: u64 = 720;
+const CHART_H: u64 = 160;
+
+/// The chart: one stacked bar per minute (success, retry, failed, dead from the bottom), each
+/// with a `<title>` giving its counts; `buckets` are the minutes that had attempts.
+pub fn chart(buckets: &[Bucket], now_s: u64) -> String {
+    let first = (now_s / 60).saturating_sub(MINUTES - 1) * 60;
+    let tallest = buckets
+        .iter()
+        .map(|b| b.counts.iter().sum::<u64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let bar_w = CHART_W / MINUTES;
+    let mut bars = String::new();
+    for b in buckets.iter().filter(|b| b.start_s >= first) {
+        let x = (b.start_s - first) / 60 * bar_w;
+        let mut y = CHART_H;
+        for outcome in Outcome::ALL {
+            let n = b.count(outcome);
+            if n == 0 {
+                continue;
+            }
+            let h = (n * CHART_H).div_ceil(tallest);
+            y = y.saturating_sub(h);
+            bars.push_str(&format!(
+                "<rect class=\"{}\" x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{h}\"><title>{} {}: {n}</title></rect>",
+                name(outcome),
+                bar_w.saturating_sub(1).max(1),
+                esc(&super::rfc3339(b.start_s * 1000)),
+                name(outcome),
+            ));
+        }
+    }
+    format!(
+        "<svg class=\"chart\" role=\"img\" aria-label=\"attempts per minute, last hour\" viewBox=\"0 0 {CHART_W} {CHART_H}\" \
+         width=\"{CHART_W}\" height=\"{CHART_H}\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <rect class=\"frame\" x=\"0\" y=\"0\" width=\"{CHART_W}\" height=\"{CHART_H}\"></rect>{bars}</svg>"
+    )
+}
+
+fn name(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Success => "success",
+        Outcome::Retry => "retry",
+        Outcome::Failed => "failed",
+        Outcome::Dead => "dead",
+    }
+}
+
+/// "N attempts: … ; latency p50 … ms, p99 … ms" over the buckets.
+fn summary(buckets: &[Bucket]) -> String {
+    let mut totals = [0u64; 4];
+    let mut latency = [0u64; LATENCY_EDGES_MS.len() + 1];
+    for b in buckets {
+        for (t, n) in totals.iter_mut().zip(b.counts) {
+            *t += n;
+        }
+        for (l, n) in latency.iter_mut().zip(b.latency) {
+            *l += n;
+        }
+    }
+    let parts: Vec<String> = Outcome::ALL
+        .iter()
+        .zip(totals)
+        .map(|(o, n)| format!("<span class=\"{}\">{n} {}</span>", name(*o), name(*o)))
+        .collect();
+    let ms = |q| quantile(&latency, q).map_or("–".to_string(), |v| format!("≤ {v} ms"));
+    let total = totals.iter().sum::<u64>();
+    format!(
+        "<p class=\"summary\">{total} {} in the last hour: {}. Latency p50 {}, p99 {}.</p>",
+        if total == 1 { "attempt" } else { "attempts" },
+        parts.join(", "),
+        ms(0.5),
+        ms(0.99)
+    )
+}
+
+pub(super) async fn endpoint_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let missing = || {
+        page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            Some(&session),
+            "<p class=\"error\">No such endpoint.</p>",
+        )
+    };
+    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
+        return missing();
+    }
+    let cfg = match state.store.get_endpoint(&id).await {
+        Ok(Some(cfg)) if cfg.tenant == tenant => cfg,
+        Ok(_) => return missing(),
+        Err(e) => return unavailable(e),
+    };
+    let shard = state.node.shard_of(&id);
+    let now_s = hookline_actors::now_ms() / 1000;
+    let from_s = (now_s / 60).saturating_sub(MINUTES - 1) * 60;
+    let which = [(shard, id.clone())];
+    let (buckets, log) = match tokio::try_join!(
+        state.store.endpoint_stats(&id, 60, from_s, now_s + 1),
+        state.store.delivery_log_newest(&which, None, RECENT)
+    ) {
+        Ok(found) => found,
+        Err(e) => return unavailable(e),
+    };
+    let newest: Vec<String> = log.into_iter().flatten().map(|(event_id, _)| event_id).collect();
+    let items: Vec<(u32, &str, &str)> = newest.iter().map(|e| (shard, id.as_str(), e.as_str())).collect();
+    let rows = match state.store.delivery_rows(&items).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(e),
+    };
+    let mut table = String::new();
+    for (event_id, row) in newest.iter().zip(rows) {
+        let Some(row) = row else { continue };
+        table.push_str(&format!(
+            "<tr><td class=\"id\">{}</td><td class=\"status\">{}</td><td class=\"number\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(event_id),
+            esc(&row.status),
+            row.attempts,
+            esc(&super::rfc3339(row.created_ms)),
+            esc(row.reason.as_deref().unwrap_or("")),
+        ));
+    }
+    let deliveries = if table.is_empty() {
+        "<p>No deliveries yet.</p>".to_string()
+    } else {
+        format!(
+            "<table class=\"deliveries\"><thead><tr><th>Event</th><th>Status</th><th>Attempts</th><th>Created</th>\
+             <th>Reason</th></tr></thead><tbody>{table}</tbody></table>"
+        )
+    };
+    let title = format!("Endpoint {id}");
+    let body = format!(
+        "<p><a href=\"/console/t/{}\">← endpoints of {}</a></p><h2>{}</h2><p class=\"url\">{}</p>\
+         <h3>Attempts per minute, last hour</h3>{}{}<h3>Recent deliveries</h3>{deliveries}",
+        esc(&tenant),
+        esc(&tenant),
+        esc(&title),
+        esc(&cfg.url),
+        chart(&buckets, now_s),
+        summary(&buckets),
+    );
+    page(StatusCode::OK, &title, Some(&session), &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_stack_by_outcome_and_scale_to_the_busiest_minute() {
+        let now_s = 1_800_000_030; // 30 s into a minute
+        let minute = now_s / 60 * 60;
+        let mut busy = Bucket {
+            start_s: minute,
+            ..Default::default()
+        };
+        busy.counts = [6, 2, 0, 0];
+        let mut quiet = Bucket {
+            start_s: minute - 600,
+            ..Default::default()
+        };
+        quiet.counts = [0, 0, 1, 1];
+        let svg = chart(&[quiet, busy], now_s);
+        // The busiest minute fills the height: 6 + 2 of 8.
+        assert!(
+            svg.contains("class=\"success\" x=\"708\" y=\"40\" width=\"11\" height=\"120\""),
+            "{svg}"
+        );
+        assert!(
+            svg.contains("class=\"retry\" x=\"708\" y=\"0\" width=\"11\" height=\"40\""),
+            "{svg}"
+        );
+        // Ten minutes earlier, two small bars; nothing is drawn for an outcome without attempts.
+        assert!(svg.contains("class=\"failed\" x=\"588\""), "{svg}");
+        assert!(svg.contains("class=\"dead\" x=\"588\""), "{svg}");
+        assert_eq!(svg.matches("<rect class=\"success\"").count(), 1);
+        assert_eq!(svg.matches("<title>").count(), 4);
+        // Outside the hour: not drawn.
+        let old = Bucket {
+            start_s: minute - 7200,
+            counts: [5, 0, 0, 0],
+            ..Default::default()
+        };
+        assert!(!chart(&[old], now_s).contains("<rect class=\"success\""));
+    }
+}
