@@ -43,6 +43,14 @@ pub fn router() -> Router<AppState> {
             "/console/t/{tenant}/e/{id}",
             get(super::console_endpoint::endpoint_page),
         )
+        .route(
+            "/console/t/{tenant}/d/{id}",
+            get(super::console_delivery::delivery_page),
+        )
+        .route(
+            "/console/t/{tenant}/d/{id}/replay",
+            post(super::console_delivery::replay),
+        )
         .layer(axum::middleware::map_response(secure_headers))
 }
 
@@ -80,8 +88,8 @@ pub fn esc(text: &str) -> String {
 /// A signed-in operator, as the session records it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Session {
-    admin: String,
-    csrf: String,
+    pub(super) admin: String,
+    pub(super) csrf: String,
 }
 
 fn session_hash(id: &str) -> String {
@@ -124,7 +132,7 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session
 }
 
 /// A POST must come from a page of this node: its `Origin` names the host it was sent to.
-fn same_origin(headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     let origin = headers
         .get(header::ORIGIN)
@@ -292,7 +300,7 @@ fn signed_out() -> Response {
 }
 
 /// Equal, in a time that does not depend on where they differ.
-fn same_text(a: &str, b: &str) -> bool {
+pub(super) fn same_text(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

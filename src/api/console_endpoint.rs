@@ -136,7 +136,10 @@ pub(super) async fn endpoint_page(
     for (event_id, row) in newest.iter().zip(rows) {
         let Some(row) = row else { continue };
         table.push_str(&format!(
-            "<tr><td class=\"id\">{}</td><td class=\"status\">{}</td><td class=\"number\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"id\"><a href=\"/console/t/{}/d/{}\">{}</a></td><td class=\"status\">{}</td>\
+             <td class=\"number\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&tenant),
+            esc(&crate::ids::delivery_id(&id, event_id)),
             esc(event_id),
             esc(&row.status),
             row.attempts,

@@ -135,12 +135,30 @@ async fn replay(
     Path(DeliveryPath { tenant, id }): Path<DeliveryPath>,
 ) -> ApiResult<(StatusCode, axum::Json<Replayed>)> {
     caller.authorize(&tenant, Scope::DeliveriesReplay)?;
-    let (endpoint_id, event_id) = crate::ids::parse_delivery_id(&id).ok_or_else(|| ApiError::not_found("delivery"))?;
+    replay_delivery(&state, &origin.by(&caller), &tenant, &id).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(Replayed {
+            id,
+            status: "pending".into(),
+        }),
+    ))
+}
+
+/// Replay the tenant's delivery `id` as `author` (the API and the console): 404 if there is
+/// no such delivery, 409 `event_expired` past retention; the audit entry is written first.
+pub(super) async fn replay_delivery(
+    state: &AppState,
+    author: &super::audit::Author,
+    tenant: &str,
+    id: &str,
+) -> ApiResult<()> {
+    let (endpoint_id, event_id) = crate::ids::parse_delivery_id(id).ok_or_else(|| ApiError::not_found("delivery"))?;
     let cfg = match state.store.get_endpoint(&endpoint_id).await? {
         Some(cfg) if cfg.tenant == tenant => cfg,
         _ => return Err(ApiError::not_found("delivery")),
     };
-    if !state.store.event_exists(&tenant, &event_id).await? {
+    if !state.store.event_exists(tenant, &event_id).await? {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "event_expired",
@@ -150,10 +168,10 @@ async fn replay(
     let shard = state.node.shard_of(&endpoint_id);
     // Recorded just before it runs (the delivery's records are in another slot than the log):
     // a crash in between leaves an entry for a replay that did not start, never the reverse.
-    let entry = origin.by(&caller).entry(
-        &tenant,
+    let entry = author.entry(
+        tenant,
         "delivery.replayed",
-        crate::store::audit::Target::new("delivery", &id),
+        crate::store::audit::Target::new("delivery", id),
         Default::default(),
     );
     state
@@ -163,13 +181,7 @@ async fn replay(
     if state.store.replay(shard, &cfg, std::slice::from_ref(&event_id)).await? == 0 {
         return Err(ApiError::not_found("delivery"));
     }
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(Replayed {
-            id,
-            status: "pending".into(),
-        }),
-    ))
+    Ok(())
 }
 
 /// Most deliveries one list request looks at while filtering by status; past it the page is

@@ -5,6 +5,7 @@
 mod audit;
 pub mod auth;
 mod console;
+mod console_delivery;
 mod console_endpoint;
 mod dead_letters;
 mod deliveries;

@@ -101,13 +101,40 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             .starts_with("1 attempt in the last hour: 1 success"),
         "{seen}"
     );
+    // The delivery: its attempt, a replay from the page, and the second attempt it made.
+    let dlv = seen["delivery_page"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(dlv.starts_with(&format!("dlv_{}", &ep_id[3..])), "{seen}");
+    assert_eq!(
+        seen["delivery_page"],
+        format!("{base}/console/t/{tenant}/d/{dlv}"),
+        "{seen}"
+    );
+    assert_eq!(seen["attempt_codes"], json!(["200"]), "{seen}");
+    assert_eq!(
+        seen["replay_notice"], "Replayed: a new attempt cycle has started.",
+        "{seen}"
+    );
+    assert_eq!(seen["attempt_codes_after_replay"], json!(["200", "200"]), "{seen}");
+    assert_eq!(sink.received_by("console").len(), 2, "the replay was delivered");
+    let (_, audit) = node
+        .api
+        .get(&format!("/v1/tenants/{tenant}/audit?action=delivery.replayed"))
+        .await;
+    assert_eq!(audit["data"][0]["actor"]["kind"], "admin", "{audit}");
+    assert_eq!(audit["data"][0]["target"]["id"], dlv, "{audit}");
     assert_eq!(seen["after_sign_out"], format!("{base}/console/"), "{seen}");
     assert_eq!(
         seen["tenants_after_sign_out"],
         format!("{base}/console/"),
         "signed out for good: {seen}"
     );
-    for name in ["sign-in", "tenants", "endpoints", "endpoint"] {
+    for name in ["sign-in", "tenants", "endpoints", "endpoint", "delivery"] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");
         let variety = seen["shots"][name].as_u64().unwrap();
         assert!(

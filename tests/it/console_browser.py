@@ -84,6 +84,24 @@ def main():
         seen["summary"] = driver.find_element(By.CSS_SELECTOR, "p.summary").text
         shot(driver, "endpoint", seen)
 
+        driver.find_element(By.CSS_SELECTOR, "table.deliveries td.id a").click()
+        wait.until(arrived.url_contains("/d/dlv_"))
+        seen["delivery_page"] = driver.current_url
+        seen["attempt_codes"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.attempts td.status-code")]
+        driver.find_element(By.ID, "replay").click()
+        wait.until(arrived.url_contains("replayed=1"))
+        seen["replay_notice"] = driver.find_element(By.CSS_SELECTOR, ".notice").text
+
+        def two_attempts(d):
+            d.refresh()
+            return len(d.find_elements(By.CSS_SELECTOR, "table.attempts td.status-code")) >= 2
+
+        WebDriverWait(driver, 15, poll_frequency=0.3).until(two_attempts)
+        seen["attempt_codes_after_replay"] = [
+            td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.attempts td.status-code")
+        ]
+        shot(driver, "delivery", seen)
+
         driver.find_element(By.CSS_SELECTOR, "nav form button").click()
         wait.until(arrived.url_to_be(BASE + "/console/"))
         seen["after_sign_out"] = driver.current_url
