@@ -51,6 +51,10 @@ pub fn router() -> Router<AppState> {
             "/console/t/{tenant}/d/{id}/replay",
             post(super::console_delivery::replay),
         )
+        .route(
+            "/console/t/{tenant}/e/{id}/{action}",
+            post(super::console_endpoint::toggle),
+        )
         .layer(axum::middleware::map_response(secure_headers))
 }
 

@@ -1,12 +1,15 @@
 //! The console's page of one endpoint: its attempts per minute over the last hour by outcome
 //! (an SVG chart drawn here, no script), latency p50/p99, and its recent deliveries.
 
-use super::console::{esc, page, signed_in, unavailable};
+use super::audit::Origin;
+use super::auth::Caller;
+use super::console::{esc, page, same_origin, same_text, signed_in, unavailable};
 use super::AppState;
 use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
-use axum::extract::{Path, State};
+use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
 
 /// Minutes the chart covers.
 const MINUTES: u64 = 60;
@@ -156,17 +159,100 @@ pub(super) async fn endpoint_page(
         )
     };
     let title = format!("Endpoint {id}");
+    let state_text = match (&cfg.disabled_reason, cfg.disabled) {
+        (Some(reason), true) => format!("disabled ({reason})"),
+        (None, true) => "disabled".to_string(),
+        _ => "enabled".to_string(),
+    };
+    // Disable or enable: a form, checked like every console post, done as the API does it.
+    let (action, label) = if cfg.disabled {
+        ("enable", "Enable")
+    } else {
+        ("disable", "Disable")
+    };
+    let toggle = format!(
+        "<form method=\"post\" action=\"/console/t/{}/e/{}/{action}\" class=\"inline\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{label}</button></form>",
+        esc(&tenant),
+        esc(&id),
+        esc(&session.csrf)
+    );
     let body = format!(
         "<p><a href=\"/console/t/{}\">← endpoints of {}</a></p><h2>{}</h2><p class=\"url\">{}</p>\
+         <p>State: <span class=\"endpoint-state\">{}</span></p>{toggle}\
          <h3>Attempts per minute, last hour</h3>{}{}<h3>Recent deliveries</h3>{deliveries}",
         esc(&tenant),
         esc(&tenant),
         esc(&title),
         esc(&cfg.url),
+        esc(&state_text),
         chart(&buckets, now_s),
         summary(&buckets),
     );
     page(StatusCode::OK, &title, Some(&session), &body)
+}
+
+#[derive(Deserialize)]
+pub(super) struct Csrf {
+    csrf: String,
+}
+
+/// `POST /console/t/{tenant}/e/{id}/disable` and `…/enable`.
+pub(super) async fn toggle(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    origin: Origin,
+    Path((tenant, id, action)): Path<(String, String, String)>,
+    Form(form): Form<Csrf>,
+) -> Response {
+    let session = match signed_in(&state, &headers).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    if !same_origin(&headers) || !same_text(&form.csrf, &session.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            Some(&session),
+            "<p class=\"error\">This form must be sent from the console's own page.</p>",
+        );
+    }
+    let disabled = match action.as_str() {
+        "disable" => true,
+        "enable" => false,
+        _ => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                Some(&session),
+                "<p class=\"error\">No such action.</p>",
+            )
+        }
+    };
+    if !crate::ids::is_tenant(&tenant) {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            Some(&session),
+            "<p class=\"error\">No such endpoint.</p>",
+        );
+    }
+    let author = origin.by(&Caller::Admin {
+        id: session.admin.clone(),
+    });
+    match super::endpoint_actions::set_disabled(&state, &author, &tenant, &id, disabled).await {
+        Ok(_) => {
+            let mut answer = Redirect::to(&format!("/console/t/{tenant}/e/{id}")).into_response();
+            *answer.status_mut() = StatusCode::SEE_OTHER;
+            answer
+        }
+        Err(e) => page(
+            e.status,
+            "Not changed",
+            Some(&session),
+            &format!("<p class=\"error\">{}</p>", esc(&e.message)),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -243,18 +243,37 @@ async fn enable(
     Path(EndpointPath { tenant, id }): Path<EndpointPath>,
 ) -> ApiResult<axum::Json<EndpointOut>> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    load(&state, &tenant, &id).await?;
-    state
-        .store
-        .save_health(None, &id, state.node.shard_of(&id), &Default::default())
-        .await?;
-    let cfg = change(&state, &origin.by(&caller), &tenant, &id, |cfg| {
-        cfg.disabled = false;
-        cfg.disabled_reason = None;
-        Ok("endpoint.enabled")
-    })
-    .await?;
+    let cfg = set_disabled(&state, &origin.by(&caller), &tenant, &id, false).await?;
     Ok(axum::Json(
         to_json(&state, &cfg, caller.may(Scope::EndpointsSecrets)).await?,
     ))
+}
+
+/// Disable the tenant's endpoint by hand (`disabled_reason: manual`) or enable it (a fresh
+/// start for its health), as `author`: what `POST …/enable`, a PATCH of `disabled` and the
+/// console do.
+pub(super) async fn set_disabled(
+    state: &AppState,
+    author: &super::audit::Author,
+    tenant: &str,
+    id: &str,
+    disabled: bool,
+) -> ApiResult<hookline_actors::EndpointConfig> {
+    load(state, tenant, id).await?;
+    if !disabled {
+        state
+            .store
+            .save_health(None, id, state.node.shard_of(id), &Default::default())
+            .await?;
+    }
+    change(state, author, tenant, id, |cfg| {
+        cfg.disabled = disabled;
+        cfg.disabled_reason = disabled.then(|| "manual".to_string());
+        Ok(if disabled {
+            "endpoint.disabled"
+        } else {
+            "endpoint.enabled"
+        })
+    })
+    .await
 }

@@ -101,6 +101,30 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             .starts_with("1 attempt in the last hour: 1 success"),
         "{seen}"
     );
+    // Disabled and enabled again from the page, as the API would, each change in the audit log.
+    assert_eq!(seen["state_after_disable"], "disabled (manual)", "{seen}");
+    assert_eq!(seen["state_after_enable"], "enabled", "{seen}");
+    assert_eq!(seen["back_on_endpoint_page"], true, "{seen}");
+    let (_, changes) = node
+        .api
+        .get(&format!("/v1/tenants/{tenant}/audit?target_id={ep_id}"))
+        .await;
+    let actions: Vec<&str> = changes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["endpoint.enabled", "endpoint.disabled", "endpoint.created"],
+        "{changes}"
+    );
+    assert_eq!(
+        changes["data"][1]["changes"]["disabled"],
+        json!({"from": false, "to": true}),
+        "{changes}"
+    );
     // The delivery: its attempt, a replay from the page, and the second attempt it made.
     let dlv = seen["delivery_page"]
         .as_str()

@@ -7,6 +7,7 @@ hold (a blank page has very few).
 import json
 import os
 import struct
+import sys
 import zlib
 
 from selenium import webdriver
@@ -39,6 +40,21 @@ def shot(driver, name, seen):
     seen["shots"][name] = pixel_variety(png)
 
 
+def press(driver, css, done):
+    """Click the button `css` and wait until `done(driver)`. A click headless Chromium drops
+    (the page is as it was after 10 s) is made once more."""
+    before = driver.current_url
+    driver.find_element(By.CSS_SELECTOR, css).click()
+    try:
+        WebDriverWait(driver, 10, poll_frequency=0.2).until(done)
+    except Exception:
+        if driver.current_url != before:
+            raise
+        print("a click on", css, "was lost; clicking again", file=sys.stderr)
+        driver.find_element(By.CSS_SELECTOR, css).click()
+        WebDriverWait(driver, 10, poll_frequency=0.2).until(done)
+
+
 def main():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -52,22 +68,18 @@ def main():
         shot(driver, "sign-in", seen)
 
         driver.find_element(By.ID, "token").send_keys("not-the-token")
-        driver.find_element(By.CSS_SELECTOR, "form button").click()
-        WebDriverWait(driver, 10).until(arrived.presence_of_element_located((By.CSS_SELECTOR, ".error")))
+        press(driver, "main form button", arrived.presence_of_element_located((By.CSS_SELECTOR, ".error")))
         seen["wrong_token_error"] = driver.find_element(By.CSS_SELECTOR, ".error").text
 
-        wait = WebDriverWait(driver, 10)
         driver.find_element(By.ID, "token").send_keys(ADMIN)
-        driver.find_element(By.CSS_SELECTOR, "main form button").click()
-        wait.until(arrived.url_contains("/console/tenants"))
+        press(driver, "main form button", arrived.url_contains("/console/tenants"))
         seen["after_sign_in"] = driver.current_url
         cookie = driver.get_cookie("hookline_console") or {}
         seen["cookie"] = {k: cookie.get(k) for k in ("httpOnly", "sameSite", "path")}
         shot(driver, "tenants", seen)
 
         driver.find_element(By.ID, "tenant").send_keys(TENANT)
-        driver.find_element(By.CSS_SELECTOR, "main form button").click()
-        wait.until(arrived.url_contains("/console/t/"))
+        press(driver, "main form button", arrived.url_contains("/console/t/"))
         seen["tenant_page"] = driver.current_url
         seen["descriptions"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.description")]
         seen["bold_in_description"] = len(driver.find_elements(By.CSS_SELECTOR, "td.description b"))
@@ -75,21 +87,24 @@ def main():
         seen["states"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.state")]
         shot(driver, "endpoints", seen)
 
-        driver.find_element(By.CSS_SELECTOR, "td.id a").click()
-        wait.until(arrived.url_contains("/e/"))
+        press(driver, "td.id a", arrived.url_contains("/e/"))
         seen["endpoint_page"] = driver.current_url
         seen["success_bars"] = len(driver.find_elements(By.CSS_SELECTOR, "svg.chart rect.success"))
         seen["bar_titles"] = [t.get_attribute("textContent") for t in driver.find_elements(By.CSS_SELECTOR, "svg.chart title")]
         seen["delivery_statuses"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.deliveries td.status")]
         seen["summary"] = driver.find_element(By.CSS_SELECTOR, "p.summary").text
         shot(driver, "endpoint", seen)
+        endpoint_url = driver.current_url
+        press(driver, "#disable", arrived.presence_of_element_located((By.ID, "enable")))
+        seen["state_after_disable"] = driver.find_element(By.CSS_SELECTOR, ".endpoint-state").text
+        press(driver, "#enable", arrived.presence_of_element_located((By.ID, "disable")))
+        seen["state_after_enable"] = driver.find_element(By.CSS_SELECTOR, ".endpoint-state").text
+        seen["back_on_endpoint_page"] = driver.current_url == endpoint_url
 
-        driver.find_element(By.CSS_SELECTOR, "table.deliveries td.id a").click()
-        wait.until(arrived.url_contains("/d/dlv_"))
+        press(driver, "table.deliveries td.id a", arrived.url_contains("/d/dlv_"))
         seen["delivery_page"] = driver.current_url
         seen["attempt_codes"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.attempts td.status-code")]
-        driver.find_element(By.ID, "replay").click()
-        wait.until(arrived.url_contains("replayed=1"))
+        press(driver, "#replay", arrived.url_contains("replayed=1"))
         seen["replay_notice"] = driver.find_element(By.CSS_SELECTOR, ".notice").text
 
         def two_attempts(d):
@@ -102,8 +117,7 @@ def main():
         ]
         shot(driver, "delivery", seen)
 
-        driver.find_element(By.CSS_SELECTOR, "nav form button").click()
-        wait.until(arrived.url_to_be(BASE + "/console/"))
+        press(driver, "nav form button", arrived.url_to_be(BASE + "/console/"))
         seen["after_sign_out"] = driver.current_url
         driver.get(BASE + "/console/tenants")
         seen["tenants_after_sign_out"] = driver.current_url
