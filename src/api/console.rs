@@ -257,17 +257,17 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(form): 
         return unavailable(e);
     }
     let cookie = format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={SESSION_TTL_S}");
-    let mut answer = Redirect::to("/console/tenants").into_response();
-    *answer.status_mut() = StatusCode::SEE_OTHER;
+    let mut answer = see_other("/console/tenants");
     answer
         .headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex cookie"));
     answer
 }
 
+/// The body of every signed-in form: the session's CSRF token.
 #[derive(Deserialize)]
-struct Csrf {
-    csrf: String,
+pub(super) struct Csrf {
+    pub(super) csrf: String,
 }
 
 async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<Csrf>) -> Response {
@@ -292,10 +292,31 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
     signed_out()
 }
 
+/// A 303 to `to` (after a form's post).
+pub(super) fn see_other(to: &str) -> Response {
+    let mut answer = Redirect::to(to).into_response();
+    *answer.status_mut() = StatusCode::SEE_OTHER;
+    answer
+}
+
+/// The session of a post that may act: signed in, from this origin, with the session's CSRF
+/// token; else the answer to give.
+pub(super) async fn posted(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    let session = signed_in(state, headers).await?;
+    if !same_origin(headers) || !same_text(csrf, &session.csrf) {
+        return Err(page(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            Some(&session),
+            "<p class=\"error\">This form must be sent from the console's own page.</p>",
+        ));
+    }
+    Ok(session)
+}
+
 /// Back to sign-in, the cookie cleared.
 fn signed_out() -> Response {
-    let mut answer = Redirect::to("/console/").into_response();
-    *answer.status_mut() = StatusCode::SEE_OTHER;
+    let mut answer = see_other("/console/");
     let gone = format!("{COOKIE}=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0");
     answer
         .headers_mut()

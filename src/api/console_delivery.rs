@@ -4,11 +4,11 @@
 
 use super::audit::Origin;
 use super::auth::Caller;
-use super::console::{esc, page, same_origin, same_text, signed_in, unavailable};
+use super::console::{esc, page, posted, see_other, signed_in, unavailable, Csrf};
 use super::AppState;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -101,11 +101,6 @@ pub(super) async fn delivery_page(
     page(StatusCode::OK, &title, Some(&session), &body)
 }
 
-#[derive(Deserialize)]
-pub(super) struct Csrf {
-    csrf: String,
-}
-
 pub(super) async fn replay(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -113,18 +108,10 @@ pub(super) async fn replay(
     Path((tenant, id)): Path<(String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
+    let session = match posted(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if !same_origin(&headers) || !same_text(&form.csrf, &session.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            Some(&session),
-            "<p class=\"error\">This form must be sent from the console's own page.</p>",
-        );
-    }
     if !crate::ids::is_tenant(&tenant) {
         return page(
             StatusCode::NOT_FOUND,
@@ -137,11 +124,7 @@ pub(super) async fn replay(
         id: session.admin.clone(),
     });
     match super::deliveries::replay_delivery(&state, &author, &tenant, &id).await {
-        Ok(()) => {
-            let mut answer = Redirect::to(&format!("/console/t/{tenant}/d/{id}?replayed=1")).into_response();
-            *answer.status_mut() = StatusCode::SEE_OTHER;
-            answer
-        }
+        Ok(()) => see_other(&format!("/console/t/{tenant}/d/{id}?replayed=1")),
         Err(e) => page(
             e.status,
             "Not replayed",

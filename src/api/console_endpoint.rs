@@ -3,13 +3,12 @@
 
 use super::audit::Origin;
 use super::auth::Caller;
-use super::console::{esc, page, same_origin, same_text, signed_in, unavailable};
+use super::console::{esc, page, posted, see_other, signed_in, unavailable, Csrf};
 use super::AppState;
 use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
-use serde::Deserialize;
+use axum::response::Response;
 
 /// Minutes the chart covers.
 const MINUTES: u64 = 60;
@@ -192,11 +191,6 @@ pub(super) async fn endpoint_page(
     page(StatusCode::OK, &title, Some(&session), &body)
 }
 
-#[derive(Deserialize)]
-pub(super) struct Csrf {
-    csrf: String,
-}
-
 /// `POST /console/t/{tenant}/e/{id}/disable` and `…/enable`.
 pub(super) async fn toggle(
     State(state): State<AppState>,
@@ -205,18 +199,10 @@ pub(super) async fn toggle(
     Path((tenant, id, action)): Path<(String, String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
+    let session = match posted(&state, &headers, &form.csrf).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if !same_origin(&headers) || !same_text(&form.csrf, &session.csrf) {
-        return page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            Some(&session),
-            "<p class=\"error\">This form must be sent from the console's own page.</p>",
-        );
-    }
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
@@ -241,11 +227,7 @@ pub(super) async fn toggle(
         id: session.admin.clone(),
     });
     match super::endpoint_actions::set_disabled(&state, &author, &tenant, &id, disabled).await {
-        Ok(_) => {
-            let mut answer = Redirect::to(&format!("/console/t/{tenant}/e/{id}")).into_response();
-            *answer.status_mut() = StatusCode::SEE_OTHER;
-            answer
-        }
+        Ok(_) => see_other(&format!("/console/t/{tenant}/e/{id}")),
         Err(e) => page(
             e.status,
             "Not changed",

@@ -7,7 +7,6 @@ use super::relay::Relay;
 use super::ssrf;
 use hookline_actors::ClientTls;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -120,11 +119,7 @@ impl Clients {
         let Some(tls) = tls else {
             return Ok(self.shared.clone());
         };
-        let fingerprint = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            tls.hash(&mut h);
-            h.finish()
-        };
+        let fingerprint = super::fingerprint(tls);
         if let Some((seen, client)) = self.own.lock().expect("clients").get(endpoint_id) {
             if *seen == fingerprint {
                 return Ok(client.clone());

@@ -24,6 +24,14 @@ const EXCERPT: usize = 1024;
 
 type Failed = (FailureKind, String);
 
+/// A fingerprint of settings a cached client or token was made from (a change makes a new one).
+fn fingerprint(settings: &impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    settings.hash(&mut h);
+    h.finish()
+}
+
 pub struct HttpTransport {
     clients: clients::Clients,
     tokens: oauth::Tokens,

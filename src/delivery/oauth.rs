@@ -8,7 +8,6 @@
 use hookline_actors::transport::FailureKind;
 use hookline_actors::{OAuth2Client, OAuth2ClientAuth};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,11 +65,7 @@ impl Tokens {
         stale: Option<&str>,
         deadline: Instant,
     ) -> Result<Arc<str>, TokenError> {
-        let fingerprint = {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            oauth.hash(&mut h);
-            h.finish()
-        };
+        let fingerprint = super::fingerprint(oauth);
         let slot = {
             let mut slots = self.slots.lock().expect("token slots");
             if slots.len() >= MAX_SLOTS && !slots.contains_key(endpoint_id) {
