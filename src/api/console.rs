@@ -292,6 +292,16 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
     signed_out()
 }
 
+/// 404: no such `what` (for a signed-in operator).
+pub(super) fn not_found(session: &Session, what: &str) -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        Some(session),
+        &format!("<p class=\"error\">No such {}.</p>", esc(what)),
+    )
+}
+
 /// A 303 to `to` (after a form's post).
 pub(super) fn see_other(to: &str) -> Response {
     let mut answer = Redirect::to(to).into_response();
@@ -371,12 +381,7 @@ async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(ten
         Err(answer) => return answer,
     };
     if !crate::ids::is_tenant(&tenant) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some(&session),
-            "<p class=\"error\">No such tenant name.</p>",
-        );
+        return not_found(&session, "tenant name");
     }
     let (endpoints, more) = match state.store.list_endpoints(&tenant, 0, PAGE).await {
         Ok(found) => found,

@@ -4,7 +4,7 @@
 
 use super::audit::Origin;
 use super::auth::Caller;
-use super::console::{esc, page, posted, see_other, signed_in, unavailable, Csrf};
+use super::console::{esc, not_found, page, posted, see_other, signed_in, unavailable, Csrf};
 use super::AppState;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,14 +26,7 @@ pub(super) async fn delivery_page(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let missing = || {
-        page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some(&session),
-            "<p class=\"error\">No such delivery.</p>",
-        )
-    };
+    let missing = || not_found(&session, "delivery");
     let Some((endpoint_id, event_id)) = crate::ids::parse_delivery_id(&id).filter(|_| crate::ids::is_tenant(&tenant))
     else {
         return missing();
@@ -113,12 +106,7 @@ pub(super) async fn replay(
         Err(answer) => return answer,
     };
     if !crate::ids::is_tenant(&tenant) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some(&session),
-            "<p class=\"error\">No such delivery.</p>",
-        );
+        return not_found(&session, "delivery");
     }
     let author = origin.by(&Caller::Admin {
         id: session.admin.clone(),

@@ -3,7 +3,7 @@
 
 use super::audit::Origin;
 use super::auth::Caller;
-use super::console::{esc, page, posted, see_other, signed_in, unavailable, Csrf};
+use super::console::{esc, not_found, page, posted, see_other, signed_in, unavailable, Csrf};
 use super::AppState;
 use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
 use axum::extract::{Form, Path, State};
@@ -101,14 +101,7 @@ pub(super) async fn endpoint_page(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let missing = || {
-        page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some(&session),
-            "<p class=\"error\">No such endpoint.</p>",
-        )
-    };
+    let missing = || not_found(&session, "endpoint");
     if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
         return missing();
     }
@@ -206,22 +199,10 @@ pub(super) async fn toggle(
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
-        _ => {
-            return page(
-                StatusCode::NOT_FOUND,
-                "Not found",
-                Some(&session),
-                "<p class=\"error\">No such action.</p>",
-            )
-        }
+        _ => return not_found(&session, "action"),
     };
     if !crate::ids::is_tenant(&tenant) {
-        return page(
-            StatusCode::NOT_FOUND,
-            "Not found",
-            Some(&session),
-            "<p class=\"error\">No such endpoint.</p>",
-        );
+        return not_found(&session, "endpoint");
     }
     let author = origin.by(&Caller::Admin {
         id: session.admin.clone(),

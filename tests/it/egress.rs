@@ -14,19 +14,6 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The delivery of the tenant's only event to `endpoint` once it has made `attempts` attempts
-/// (or is delivered).
-async fn delivery_after(api: &Api, tenant: &str, endpoint: &str, attempts: u64) -> Value {
-    let path = format!("/v1/tenants/{tenant}/deliveries?endpoint_id={endpoint}");
-    let listed = api
-        .get_until(&path, Duration::from_secs(20), |page| {
-            page["data"][0]["attempts"].as_u64() >= Some(attempts) || page["data"][0]["status"] == "delivered"
-        })
-        .await;
-    let id = listed["data"][0]["id"].as_str().expect("a delivery").to_string();
-    api.get(&format!("/v1/tenants/{tenant}/deliveries/{id}")).await.1
-}
-
 #[tokio::test]
 async fn client_certificates_are_presented_and_each_endpoint_trusts_its_own_ca() {
     let (ca, other_ca) = (TestCa::new("receiver CA"), TestCa::new("someone else's CA"));
@@ -67,7 +54,7 @@ async fn client_certificates_are_presented_and_each_endpoint_trusts_its_own_ca()
         .await;
 
     api.post_event("m", "a.b", json!({"n": 1})).await.unwrap();
-    let delivered = delivery_after(api, "m", with_cert["id"].as_str().unwrap(), 1).await;
+    let delivered = api.delivery_after("m", with_cert["id"].as_str().unwrap(), 1).await;
     assert_eq!(delivered["status"], "delivered", "{delivered}");
     assert_eq!(receiver.received(), 1);
     for (ep, why) in [
@@ -76,7 +63,7 @@ async fn client_certificates_are_presented_and_each_endpoint_trusts_its_own_ca()
         (&no_ca, "the receiver's CA not trusted"),
     ] {
         // Retried, not dead-lettered, each attempt with an error that says TLS went wrong.
-        let d = delivery_after(api, "m", ep["id"].as_str().unwrap(), 2).await;
+        let d = api.delivery_after("m", ep["id"].as_str().unwrap(), 2).await;
         assert_ne!(d["status"], "delivered", "{why}: {d}");
         assert_ne!(d["status"], "dead", "{why}: {d}");
         let error = d["attempts"][0]["error"]
@@ -267,15 +254,8 @@ async fn the_proxy_carries_every_attempt_and_is_asked_only_for_checked_addresses
     // The proxy down: attempts fail and are retried; back up, they go through.
     let dir = proxy.stop().await;
     api.post_event("p", "a.b", json!({"n": 5})).await.unwrap();
-    let path = format!("/v1/tenants/p/deliveries?endpoint_id={}", plain["id"].as_str().unwrap());
-    let failing = api
-        .get_until(&path, Duration::from_secs(20), |page| {
-            page["data"][0]["attempts"].as_u64() >= Some(2)
-        })
-        .await;
-    assert_eq!(failing["data"][0]["status"], "failed", "{failing}");
-    let id = failing["data"][0]["id"].as_str().unwrap();
-    let (_, delivery) = api.get(&format!("/v1/tenants/p/deliveries/{id}")).await;
+    let delivery = api.delivery_after("p", plain["id"].as_str().unwrap(), 2).await;
+    assert_eq!(delivery["status"], "failed", "{delivery}");
     let error = delivery["attempts"][0]["error"].as_str().unwrap_or_default();
     assert!(error.contains("proxy"), "{delivery}");
     assert_eq!(

@@ -219,15 +219,8 @@ async fn one_token_serves_many_deliveries_and_is_refreshed_before_expiry_or_once
         .create_endpoint("o", endpoint("down", "client_secret_basic", "down.*"))
         .await;
     api.post_event("o", "down.x", json!({"n": 1})).await.unwrap();
-    let path = format!("/v1/tenants/o/deliveries?endpoint_id={}", down["id"].as_str().unwrap());
-    let failing = api
-        .get_until(&path, Duration::from_secs(20), |page| {
-            page["data"][0]["attempts"].as_u64() >= Some(2)
-        })
-        .await;
-    assert_eq!(failing["data"][0]["status"], "failed", "{failing}");
-    let id = failing["data"][0]["id"].as_str().unwrap();
-    let (_, delivery) = api.get(&format!("/v1/tenants/o/deliveries/{id}")).await;
+    let delivery = api.delivery_after("o", down["id"].as_str().unwrap(), 2).await;
+    assert_eq!(delivery["status"], "failed", "{delivery}");
     let error = delivery["attempts"][0]["error"].as_str().unwrap_or_default();
     assert!(error.starts_with("oauth_token_failed"), "{delivery}");
     assert!(error.contains("503"), "{error}");

@@ -140,6 +140,19 @@ impl Api {
     }
 
     /// Is the node ready (`/readyz` 200)?
+    /// The newest delivery to `endpoint` (with its attempts) once it has made `attempts`
+    /// attempts, waiting up to 20 s.
+    pub async fn delivery_after(&self, tenant: &str, endpoint: &str, attempts: u64) -> Value {
+        let path = format!("/v1/tenants/{tenant}/deliveries?endpoint_id={endpoint}");
+        let listed = self
+            .get_until(&path, Duration::from_secs(20), |page| {
+                page["data"][0]["attempts"].as_u64() >= Some(attempts)
+            })
+            .await;
+        let id = listed["data"][0]["id"].as_str().expect("a delivery").to_string();
+        self.get(&format!("/v1/tenants/{tenant}/deliveries/{id}")).await.1
+    }
+
     pub async fn ready(&self) -> bool {
         self.http
             .get(format!("{}/readyz", self.base))
