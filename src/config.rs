@@ -31,6 +31,7 @@ pub struct Config {
     pub log: Log,
     pub metrics: MetricsCfg,
     pub security: Security,
+    pub console: Console,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -411,14 +412,11 @@ impl Config {
                 format!("{wrong:?} is not an IP address or CIDR range"),
             );
         }
-        if let Err(problem) = self.delivery.egress() {
-            // Each problem begins with the key it is about.
-            let key = ["delivery.proxy_url", "delivery.no_proxy", "delivery.extra_ca_pem"]
-                .into_iter()
-                .find(|k| problem.starts_with(k))
-                .unwrap_or("delivery");
-            let problem = problem.strip_prefix(key).unwrap_or(&problem).trim_start_matches(": ");
+        if let Err((key, problem)) = self.delivery.egress_checked() {
             return bad(key, problem);
+        }
+        if let Err(problem) = self.console.frame_ancestors() {
+            return bad("console.portal_frame_ancestors", problem);
         }
         if !(self.redis.url.starts_with("redis://")
             || self.redis.url.starts_with("rediss://")
@@ -590,6 +588,8 @@ impl Config {
     }
 }
 
+mod console;
 mod egress;
+pub use console::Console;
 #[cfg(test)]
 mod tests;

@@ -291,52 +291,58 @@ impl FromRequestParts<AppState> for Caller {
             }
             return Err(ApiError::unauthorized());
         };
-        let presented = digest(token);
-        if let Some(id) = admin_id(state, token) {
-            return Ok(Caller::Admin { id });
-        }
-        if !(token.starts_with("hk_") || token.starts_with("hkp_")) {
-            return Err(ApiError::unauthorized());
-        }
-        let Some(record) = state.keys.lookup(state, &presented).await? else {
-            return Err(ApiError::unauthorized());
-        };
-        if record.expires_at_ms.is_some_and(|at| at <= hookline_actors::now_ms()) {
+        token_caller(parts, state, token).await
+    }
+}
+
+/// Who presents `token` (an admin token, a key or a portal session's token), checked as every
+/// API request is: known, not expired, from an allowed address. The portal's pages use it with
+/// the token their cookie holds.
+pub async fn token_caller(parts: &Parts, state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let presented = digest(token);
+    if let Some(id) = admin_id(state, token) {
+        return Ok(Caller::Admin { id });
+    }
+    if !(token.starts_with("hk_") || token.starts_with("hkp_")) {
+        return Err(ApiError::unauthorized());
+    }
+    let Some(record) = state.keys.lookup(state, &presented).await? else {
+        return Err(ApiError::unauthorized());
+    };
+    if record.expires_at_ms.is_some_and(|at| at <= hookline_actors::now_ms()) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "this key has expired",
+        ));
+    }
+    if !record.allowed_ips.is_empty() {
+        let ip = caller_address(parts, state);
+        let ranges: Vec<crate::inbound::net::Cidr> = record.allowed_ips.iter().filter_map(|c| c.parse().ok()).collect();
+        if !crate::inbound::net::any_contains(&ranges, ip) {
             return Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "this key has expired",
+                StatusCode::FORBIDDEN,
+                "ip_not_allowed",
+                format!("this key may not be used from {ip}"),
             ));
         }
-        if !record.allowed_ips.is_empty() {
-            let ip = caller_address(parts, state);
-            let ranges: Vec<crate::inbound::net::Cidr> =
-                record.allowed_ips.iter().filter_map(|c| c.parse().ok()).collect();
-            if !crate::inbound::net::any_contains(&ranges, ip) {
-                return Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "ip_not_allowed",
-                    format!("this key may not be used from {ip}"),
-                ));
-            }
-        }
-        state
-            .keys
-            .used(state, &record, &crate::store::keys::hex(&presented))
-            .await;
-        let scopes = record
-            .scopes
-            .as_ref()
-            .map(|names| names.iter().filter_map(|n| Scope::parse(n)).collect());
-        Ok(Caller::Tenant {
-            key_id: record.id,
-            portal: record.portal,
-            tenant: record.tenant,
-            scopes,
-            expires_at_ms: record.expires_at_ms,
-            allowed_ips: record.allowed_ips,
-        })
     }
+    state
+        .keys
+        .used(state, &record, &crate::store::keys::hex(&presented))
+        .await;
+    let scopes = record
+        .scopes
+        .as_ref()
+        .map(|names| names.iter().filter_map(|n| Scope::parse(n)).collect());
+    Ok(Caller::Tenant {
+        key_id: record.id,
+        portal: record.portal,
+        tenant: record.tenant,
+        scopes,
+        expires_at_ms: record.expires_at_ms,
+        allowed_ips: record.allowed_ips,
+    })
 }
 
 #[cfg(test)]

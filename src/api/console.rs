@@ -1,19 +1,23 @@
-//! The operator console (`/console/`): pages rendered here from the same store the API uses,
-//! with no script at all. This is its first part: sign-in, the tenant picker and a tenant's
-//! endpoints with their state.
+//! The operator console (`/console/`) and the tenant portal (`/portal/`): pages rendered here
+//! from the same store the API uses, with no script but the portal's first page's one
+//! (`console_portal`). Both entrances share the tenant pages; `console_viewer` says who is
+//! looking and what they may do.
 //!
 //! - Sign-in takes an admin token once; the node keeps a session in Redis
 //!   (`store::console`) and gives the browser only its random id, in an `HttpOnly`,
 //!   `SameSite=Strict` cookie scoped to `/console` (never in a URL).
 //! - Every POST must come from this origin (`Origin` names this host) and, once signed in,
-//!   carry the session's CSRF token.
-//! - Every answer forbids script, framing and sniffing (`secure_headers`), and every value is
-//!   HTML-escaped (`esc`): an endpoint description holding `<script>` is text.
+//!   carry the viewer's CSRF token.
+//! - Every answer forbids script (but that one, by its hash), framing (the portal's may be
+//!   allowed, `console.portal_frame_ancestors`) and sniffing (`secure_headers`), and every
+//!   value is HTML-escaped (`esc`): an endpoint description holding `<script>` is text.
 
-use super::auth::admin_id;
+use super::auth::{admin_id, Caller, Scope};
+use super::console_viewer::{Entrance, Viewer};
 use super::AppState;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -26,43 +30,68 @@ const SESSION_TTL_S: u64 = 8 * 3600;
 /// Endpoints shown on a tenant's page at most.
 const PAGE: usize = 100;
 const STYLE: &str = include_str!("console.css");
-/// No script, no plugin, no framing; styles and images from this node only.
-const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
-                   frame-ancestors 'none'; base-uri 'none'";
+/// Answers' `Content-Security-Policy` for `entrance`: no plugin, styles and images from this
+/// node only, no script but `script` (a hash source), framing as configured for the portal.
+pub(super) fn csp(state: &AppState, entrance: Entrance, script: Option<&str>) -> HeaderValue {
+    let ancestors = match entrance {
+        Entrance::Console => "'none'",
+        Entrance::Portal => state.config.console.portal_frame_ancestors.trim(),
+    };
+    let script = script.map(|s| format!(" script-src {s};")).unwrap_or_default();
+    let policy = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self';{script} \
+         frame-ancestors {ancestors}; base-uri 'none'"
+    );
+    HeaderValue::from_str(&policy).expect("a policy of checked sources")
+}
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router(state: AppState) -> Router<AppState> {
+    let mut router = Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(home))
         .route("/console/style.css", get(style))
         .route("/console/sign-in", post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/tenants", get(tenants))
-        .route("/console/t/{tenant}", get(tenant_page))
-        .route(
-            "/console/t/{tenant}/e/{id}",
-            get(super::console_endpoint::endpoint_page),
-        )
-        .route(
-            "/console/t/{tenant}/d/{id}",
-            get(super::console_delivery::delivery_page),
-        )
-        .route(
-            "/console/t/{tenant}/d/{id}/replay",
-            post(super::console_delivery::replay),
-        )
-        .route(
-            "/console/t/{tenant}/e/{id}/{action}",
-            post(super::console_endpoint::toggle),
-        )
-        .layer(axum::middleware::map_response(secure_headers))
+        .route("/portal", get(|| async { Redirect::to("/portal/") }))
+        .route("/portal/", get(super::console_portal::landing))
+        .route("/portal/open", post(super::console_portal::open))
+        .route("/portal/close", post(super::console_portal::close));
+    // The tenant pages, the same at both entrances.
+    for base in ["/console", "/portal"] {
+        router = router
+            .route(&format!("{base}/t/{{tenant}}"), get(tenant_page))
+            .route(
+                &format!("{base}/t/{{tenant}}/e/{{id}}"),
+                get(super::console_endpoint::endpoint_page),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/e/{{id}}/{{action}}"),
+                post(super::console_endpoint::toggle),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/d/{{id}}"),
+                get(super::console_delivery::delivery_page),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/d/{{id}}/replay"),
+                post(super::console_delivery::replay),
+            );
+    }
+    router.layer(axum::middleware::from_fn_with_state(state, secure_headers))
 }
 
-async fn secure_headers(mut response: Response) -> Response {
+async fn secure_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let entrance = Entrance::of(request.uri().path());
+    let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if !headers.contains_key("content-security-policy") {
+        headers.insert("content-security-policy", csp(&state, entrance, None));
+    }
+    if entrance == Entrance::Console || !state.config.console.portal_framed() {
+        headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    }
     for (name, value) in [
-        ("content-security-policy", CSP),
-        ("x-frame-options", "DENY"),
         ("x-content-type-options", "nosniff"),
         // Not `no-referrer`: with it, browsers send `Origin: null` on the console's own posts.
         ("referrer-policy", "same-origin"),
@@ -100,21 +129,25 @@ fn session_hash(id: &str) -> String {
     crate::store::keys::hex(&super::auth::digest(id))
 }
 
-/// The session id in the request's cookie.
-fn cookie_id(headers: &HeaderMap) -> Option<String> {
+/// The value of the request's cookie `name`.
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('=').map(str::to_string))
-        .filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+}
+
+/// The operator's session id in the request's cookie.
+fn cookie_id(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, COOKIE).filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The request's session, if it has one that is still good: its admin token is still one of
 /// `auth.admin_tokens` (an `anonymous` one only while `auth.insecure_no_auth` is on). A session
 /// that is no longer good is deleted.
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
+pub(super) async fn session(state: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
     let Some(id) = cookie_id(headers) else { return Ok(None) };
     let hash = session_hash(&id);
     let stored = state.store.get_console_session(&hash).await.map_err(unavailable)?;
@@ -157,15 +190,31 @@ pub(super) fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
-pub(super) fn page(status: StatusCode, title: &str, signed_in: Option<&Session>, body: &str) -> Response {
-    let nav = match signed_in {
-        Some(s) => format!(
+pub(super) fn page(status: StatusCode, title: &str, viewer: Option<&Viewer>, body: &str) -> Response {
+    let nav = match viewer {
+        Some(v) if v.entrance == Entrance::Console => format!(
             "<nav><a href=\"/console/tenants\">Tenants</a><span class=\"who\">{}</span>\
              <form method=\"post\" action=\"/console/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Sign out</button></form></nav>",
-            esc(&s.admin),
-            esc(&s.csrf)
+            esc(&actor_id(&v.caller)),
+            esc(&v.csrf)
         ),
+        Some(v) => {
+            let tenant = v.own_tenant().unwrap_or_default();
+            format!(
+                "<nav><a href=\"{}\">Endpoints</a><span class=\"who\">{}{}</span>\
+                 <form method=\"post\" action=\"/portal/close\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                 <button type=\"submit\">Close</button></form></nav>",
+                v.link(tenant, ""),
+                esc(tenant),
+                if v.may(Scope::EndpointsWrite) {
+                    ""
+                } else {
+                    " · read-only"
+                },
+                esc(&v.csrf)
+            )
+        }
         None => String::new(),
     };
     let html = format!(
@@ -175,6 +224,14 @@ pub(super) fn page(status: StatusCode, title: &str, signed_in: Option<&Session>,
         esc(title)
     );
     (status, Html(html)).into_response()
+}
+
+/// The admin's or the session's id, as the audit log names it.
+fn actor_id(caller: &Caller) -> String {
+    match caller {
+        Caller::Admin { id } => id.clone(),
+        Caller::Tenant { key_id, .. } => key_id.clone(),
+    }
 }
 
 fn refused(status: StatusCode, why: &str) -> Response {
@@ -292,36 +349,11 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
     signed_out()
 }
 
-/// 404: no such `what` (for a signed-in operator).
-pub(super) fn not_found(session: &Session, what: &str) -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        Some(session),
-        &format!("<p class=\"error\">No such {}.</p>", esc(what)),
-    )
-}
-
 /// A 303 to `to` (after a form's post).
 pub(super) fn see_other(to: &str) -> Response {
     let mut answer = Redirect::to(to).into_response();
     *answer.status_mut() = StatusCode::SEE_OTHER;
     answer
-}
-
-/// The session of a post that may act: signed in, from this origin, with the session's CSRF
-/// token; else the answer to give.
-pub(super) async fn posted(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
-    let session = signed_in(state, headers).await?;
-    if !same_origin(headers) || !same_text(csrf, &session.csrf) {
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            "Refused",
-            Some(&session),
-            "<p class=\"error\">This form must be sent from the console's own page.</p>",
-        ));
-    }
-    Ok(session)
 }
 
 /// Back to sign-in, the cookie cleared.
@@ -339,24 +371,12 @@ pub(super) fn same_text(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The signed-in session, or the answer that sends the browser to sign in.
-pub(super) async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    match session(state, headers).await? {
-        Some(s) => Ok(s),
-        None => Err(Redirect::to("/console/").into_response()),
-    }
-}
-
 #[derive(Deserialize)]
 struct TenantQuery {
     tenant: Option<String>,
 }
 
-async fn tenants(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<TenantQuery>) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+async fn tenants(viewer: Viewer, Query(q): Query<TenantQuery>) -> Response {
     let mut error = String::new();
     if let Some(tenant) = q.tenant.as_deref().map(str::trim) {
         if crate::ids::is_tenant(tenant) {
@@ -372,16 +392,12 @@ async fn tenants(State(state): State<AppState>, headers: HeaderMap, Query(q): Qu
          <label for=\"tenant\">Tenant</label><input id=\"tenant\" name=\"tenant\" required>\
          <button type=\"submit\">Open</button></form>"
     );
-    page(StatusCode::OK, "Tenants", Some(&session), &body)
+    page(StatusCode::OK, "Tenants", Some(&viewer), &body)
 }
 
-async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(tenant): Path<String>) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    if !crate::ids::is_tenant(&tenant) {
-        return not_found(&session, "tenant name");
+async fn tenant_page(State(state): State<AppState>, viewer: Viewer, Path(tenant): Path<String>) -> Response {
+    if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsRead) {
+        return answer;
     }
     let (endpoints, more) = match state.store.list_endpoints(&tenant, 0, PAGE).await {
         Ok(found) => found,
@@ -403,10 +419,9 @@ async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(ten
             _ => health.breaker.state.name().to_string(),
         };
         rows.push_str(&format!(
-            "<tr><td class=\"id\"><a href=\"/console/t/{}/e/{}\">{}</a></td><td>{}</td><td class=\"description\">{}</td>\
+            "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td>{}</td><td class=\"description\">{}</td>\
              <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td></tr>",
-            esc(&tenant),
-            esc(&cfg.id),
+            viewer.link(&tenant, &format!("/e/{}", cfg.id)),
             esc(&cfg.id),
             esc(&cfg.url),
             esc(cfg.description.as_deref().unwrap_or("")),
@@ -429,7 +444,7 @@ async fn tenant_page(State(state): State<AppState>, headers: HeaderMap, Path(ten
     };
     let title = format!("Endpoints of {tenant}");
     let body = format!("<h2>{}</h2>{table}", esc(&title));
-    page(StatusCode::OK, &title, Some(&session), &body)
+    page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! The console's page of one delivery: its state and every attempt (time, status, latency,
 //! error, the start of the answer), and a Replay button that starts a new attempt cycle through
-//! the same code as the API (`deliveries::replay_delivery`, audited as the signed-in admin).
+//! the same code as the API (`deliveries::replay_delivery`, audited as the viewer: the admin,
+//! or the portal session).
 
 use super::audit::Origin;
-use super::auth::Caller;
-use super::console::{esc, not_found, page, posted, see_other, signed_in, unavailable, Csrf};
+use super::auth::Scope;
+use super::console::{esc, page, see_other, unavailable, Csrf};
+use super::console_viewer::Viewer;
 use super::AppState;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -18,17 +20,15 @@ pub(super) struct Notice {
 
 pub(super) async fn delivery_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    viewer: Viewer,
     Path((tenant, id)): Path<(String, String)>,
     Query(notice): Query<Notice>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let missing = || not_found(&session, "delivery");
-    let Some((endpoint_id, event_id)) = crate::ids::parse_delivery_id(&id).filter(|_| crate::ids::is_tenant(&tenant))
-    else {
+    if let Some(answer) = viewer.refuse_read(&tenant, Scope::DeliveriesRead) {
+        return answer;
+    }
+    let missing = || viewer.not_found("delivery");
+    let Some((endpoint_id, event_id)) = crate::ids::parse_delivery_id(&id) else {
         return missing();
     };
     match state.store.get_endpoint(&endpoint_id).await {
@@ -68,56 +68,48 @@ pub(super) async fn delivery_page(
         ""
     };
     let facts = format!(
-        "<dl><dt>Status</dt><dd class=\"delivery-status\">{}</dd><dt>Endpoint</dt><dd><a href=\"/console/t/{}/e/{}\">{}</a></dd>\
+        "<dl><dt>Status</dt><dd class=\"delivery-status\">{}</dd><dt>Endpoint</dt><dd><a href=\"{}\">{}</a></dd>\
          <dt>Event</dt><dd>{}</dd><dt>Created</dt><dd>{}</dd><dt>Next attempt</dt><dd>{}</dd><dt>Reason</dt><dd>{}</dd></dl>",
         esc(&delivery.status),
-        esc(&tenant),
-        esc(&endpoint_id),
+        viewer.link(&tenant, &format!("/e/{endpoint_id}")),
         esc(&endpoint_id),
         esc(&event_id),
         esc(&super::rfc3339(delivery.created_ms)),
         delivery.next_ms.map_or("–".to_string(), |ms| esc(&super::rfc3339(ms))),
         esc(delivery.reason.as_deref().unwrap_or("–")),
     );
-    let replay = format!(
-        "<form method=\"post\" action=\"/console/t/{}/d/{}/replay\" class=\"inline\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"replay\">Replay</button></form>",
-        esc(&tenant),
-        esc(&id),
-        esc(&session.csrf)
-    );
+    let replay = if viewer.may(Scope::DeliveriesReplay) {
+        format!(
+            "<form method=\"post\" action=\"{}\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"replay\">Replay</button></form>",
+            viewer.link(&tenant, &format!("/d/{id}/replay")),
+            esc(&viewer.csrf)
+        )
+    } else {
+        String::new()
+    };
     let title = format!("Delivery {id}");
     let body = format!(
         "<h2>{}</h2>{notice}{facts}{replay}<h3>Attempts</h3>{attempts}",
         esc(&title)
     );
-    page(StatusCode::OK, &title, Some(&session), &body)
+    page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
 pub(super) async fn replay(
     State(state): State<AppState>,
+    viewer: Viewer,
     headers: HeaderMap,
     origin: Origin,
     Path((tenant, id)): Path<(String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let session = match posted(&state, &headers, &form.csrf).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    if !crate::ids::is_tenant(&tenant) {
-        return not_found(&session, "delivery");
+    if let Some(answer) = viewer.refuse_act(&headers, &form.csrf, &tenant, Scope::DeliveriesReplay) {
+        return answer;
     }
-    let author = origin.by(&Caller::Admin {
-        id: session.admin.clone(),
-    });
+    let author = origin.by(&viewer.caller);
     match super::deliveries::replay_delivery(&state, &author, &tenant, &id).await {
-        Ok(()) => see_other(&format!("/console/t/{tenant}/d/{id}?replayed=1")),
-        Err(e) => page(
-            e.status,
-            "Not replayed",
-            Some(&session),
-            &format!("<p class=\"error\">{}</p>", esc(&e.message)),
-        ),
+        Ok(()) => see_other(&format!("{}/t/{tenant}/d/{id}?replayed=1", viewer.base())),
+        Err(e) => viewer.error(e.status, "Not replayed", &e.message),
     }
 }

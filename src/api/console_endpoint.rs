@@ -2,8 +2,9 @@
 //! (an SVG chart drawn here, no script), latency p50/p99, and its recent deliveries.
 
 use super::audit::Origin;
-use super::auth::Caller;
-use super::console::{esc, not_found, page, posted, see_other, signed_in, unavailable, Csrf};
+use super::auth::Scope;
+use super::console::{esc, page, see_other, unavailable, Csrf};
+use super::console_viewer::Viewer;
 use super::AppState;
 use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
 use axum::extract::{Form, Path, State};
@@ -94,15 +95,14 @@ fn summary(buckets: &[Bucket]) -> String {
 
 pub(super) async fn endpoint_page(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    viewer: Viewer,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Response {
-    let session = match signed_in(&state, &headers).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let missing = || not_found(&session, "endpoint");
-    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
+    if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsRead) {
+        return answer;
+    }
+    let missing = || viewer.not_found("endpoint");
+    if !crate::ids::is_endpoint_id(&id) {
         return missing();
     }
     let cfg = match state.store.get_endpoint(&id).await {
@@ -131,10 +131,9 @@ pub(super) async fn endpoint_page(
     for (event_id, row) in newest.iter().zip(rows) {
         let Some(row) = row else { continue };
         table.push_str(&format!(
-            "<tr><td class=\"id\"><a href=\"/console/t/{}/d/{}\">{}</a></td><td class=\"status\">{}</td>\
+            "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td class=\"status\">{}</td>\
              <td class=\"number\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&tenant),
-            esc(&crate::ids::delivery_id(&id, event_id)),
+            viewer.link(&tenant, &format!("/d/{}", crate::ids::delivery_id(&id, event_id))),
             esc(event_id),
             esc(&row.status),
             row.attempts,
@@ -156,24 +155,28 @@ pub(super) async fn endpoint_page(
         (None, true) => "disabled".to_string(),
         _ => "enabled".to_string(),
     };
-    // Disable or enable: a form, checked like every console post, done as the API does it.
+    // Disable or enable: a form, checked like every console post, done as the API does it;
+    // shown only to a viewer who may (a read-only portal session may not).
     let (action, label) = if cfg.disabled {
         ("enable", "Enable")
     } else {
         ("disable", "Disable")
     };
-    let toggle = format!(
-        "<form method=\"post\" action=\"/console/t/{}/e/{}/{action}\" class=\"inline\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{label}</button></form>",
-        esc(&tenant),
-        esc(&id),
-        esc(&session.csrf)
-    );
+    let toggle = if viewer.may(Scope::EndpointsWrite) {
+        format!(
+            "<form method=\"post\" action=\"{}\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{label}</button></form>",
+            viewer.link(&tenant, &format!("/e/{id}/{action}")),
+            esc(&viewer.csrf)
+        )
+    } else {
+        String::new()
+    };
     let body = format!(
-        "<p><a href=\"/console/t/{}\">← endpoints of {}</a></p><h2>{}</h2><p class=\"url\">{}</p>\
+        "<p><a href=\"{}\">← endpoints of {}</a></p><h2>{}</h2><p class=\"url\">{}</p>\
          <p>State: <span class=\"endpoint-state\">{}</span></p>{toggle}\
          <h3>Attempts per minute, last hour</h3>{}{}<h3>Recent deliveries</h3>{deliveries}",
-        esc(&tenant),
+        viewer.link(&tenant, ""),
         esc(&tenant),
         esc(&title),
         esc(&cfg.url),
@@ -181,40 +184,30 @@ pub(super) async fn endpoint_page(
         chart(&buckets, now_s),
         summary(&buckets),
     );
-    page(StatusCode::OK, &title, Some(&session), &body)
+    page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
-/// `POST /console/t/{tenant}/e/{id}/disable` and `…/enable`.
+/// `POST …/t/{tenant}/e/{id}/disable` and `…/enable`.
 pub(super) async fn toggle(
     State(state): State<AppState>,
+    viewer: Viewer,
     headers: HeaderMap,
     origin: Origin,
     Path((tenant, id, action)): Path<(String, String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    let session = match posted(&state, &headers, &form.csrf).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+    if let Some(answer) = viewer.refuse_act(&headers, &form.csrf, &tenant, Scope::EndpointsWrite) {
+        return answer;
+    }
     let disabled = match action.as_str() {
         "disable" => true,
         "enable" => false,
-        _ => return not_found(&session, "action"),
+        _ => return viewer.not_found("action"),
     };
-    if !crate::ids::is_tenant(&tenant) {
-        return not_found(&session, "endpoint");
-    }
-    let author = origin.by(&Caller::Admin {
-        id: session.admin.clone(),
-    });
+    let author = origin.by(&viewer.caller);
     match super::endpoint_actions::set_disabled(&state, &author, &tenant, &id, disabled).await {
-        Ok(_) => see_other(&format!("/console/t/{tenant}/e/{id}")),
-        Err(e) => page(
-            e.status,
-            "Not changed",
-            Some(&session),
-            &format!("<p class=\"error\">{}</p>", esc(&e.message)),
-        ),
+        Ok(_) => see_other(&format!("{}/t/{tenant}/e/{id}", viewer.base())),
+        Err(e) => viewer.error(e.status, "Not changed", &e.message),
     }
 }
 

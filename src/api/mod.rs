@@ -7,6 +7,8 @@ pub mod auth;
 mod console;
 mod console_delivery;
 mod console_endpoint;
+mod console_portal;
+mod console_viewer;
 mod dead_letters;
 mod deliveries;
 mod endpoint_actions;
@@ -216,7 +218,7 @@ pub fn app(state: AppState) -> Router {
     let mut state = state;
     state.openapi = complete(doc).to_json().expect("the OpenAPI document serialises").into();
     router
-        .merge(console::router())
+        .merge(console::router(state.clone()))
         .fallback(|req: Request| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,

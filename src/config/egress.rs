@@ -27,4 +27,16 @@ impl Delivery {
             extra_ca_pem,
         })
     }
+
+    /// [`Delivery::egress`]'s problem, if any, with the key it is about.
+    pub(super) fn egress_checked(&self) -> Result<(), (&'static str, String)> {
+        let Err(problem) = self.egress() else { return Ok(()) };
+        // Each problem begins with the key it is about.
+        let key = ["delivery.proxy_url", "delivery.no_proxy", "delivery.extra_ca_pem"]
+            .into_iter()
+            .find(|k| problem.starts_with(k))
+            .unwrap_or("delivery");
+        let problem = problem.strip_prefix(key).unwrap_or(&problem).trim_start_matches(": ");
+        Err((key, problem.to_string()))
+    }
 }

@@ -21,6 +21,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.ingest.idempotency_window_s, 86_400);
     assert_eq!(c.ingest.max_payload_bytes, 262_144);
     assert!(!c.delivery.allow_private_networks);
+    assert_eq!(c.console.portal_frame_ancestors, "'none'");
 }
 
 #[test]
@@ -88,6 +89,10 @@ fn bad_values_name_their_key() {
         (
             "[delivery]\nextra_ca_pem = \"-----BEGIN CERTIFICATE-----\\nAAAA\\n-----END CERTIFICATE-----\"",
             "delivery.extra_ca_pem",
+        ),
+        (
+            "[console]\nportal_frame_ancestors = \"https://a.example; script-src *\"",
+            "console.portal_frame_ancestors",
         ),
     ];
     for (toml, key) in cases {

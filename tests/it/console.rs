@@ -5,17 +5,13 @@
 
 use crate::support::*;
 use hookline_loadtest::sink::Sink;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const HOSTILE: &str = "<script>document.title='pwned'</script><b>bold</b>";
 
 #[tokio::test]
 async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_text() {
-    assert!(
-        std::path::Path::new("/usr/bin/chromedriver").exists(),
-        "Chromium is missing: run .ci/chromium (apt-get install chromium chromium-driver)"
-    );
     let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("console"))).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let tenant = "acme-console";
@@ -44,27 +40,18 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
 
     // HOOKLINE_CONSOLE_SHOTS=dir keeps the screenshots there (for docs/); else a temp dir.
     let temp = tempfile::tempdir().unwrap();
-    let kept = std::env::var_os("HOOKLINE_CONSOLE_SHOTS").map(std::path::PathBuf::from);
-    let shots = kept.as_deref().unwrap_or(temp.path());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/console_browser.py");
-    let run = tokio::process::Command::new(python_tools().join("python"))
-        .arg(script)
-        .env("HOOKLINE_URL", &node.api.base)
-        .env("HOOKLINE_ADMIN", ADMIN)
-        .env("HOOKLINE_TENANT", tenant)
-        .env("HOOKLINE_SHOTS", shots)
-        .kill_on_drop(true)
-        .output();
-    let run = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser did not finish within 120 s")
-        .expect("run the browser script");
-    assert!(
-        run.status.success(),
-        "the browser script failed:\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&run.stdout).expect("the script's JSON");
+    let shots = shots_dir(&temp);
+    let seen = run_browser_script(
+        "console_browser.py",
+        &[
+            ("HOOKLINE_URL", &node.api.base),
+            ("HOOKLINE_ADMIN", ADMIN),
+            ("HOOKLINE_TENANT", tenant),
+            ("HOOKLINE_SHOTS", shots.to_str().unwrap()),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
     let base = &node.api.base;
 
     assert_eq!(seen["sign_in_heading"], "Sign in", "{seen}");

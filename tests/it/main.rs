@@ -27,6 +27,7 @@ mod observability;
 mod openapi;
 mod pipeline;
 mod portal;
+mod portal_pages;
 mod queries;
 mod repair;
 mod replicas;

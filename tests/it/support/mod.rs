@@ -1,11 +1,13 @@
 //! Shared test helpers: the node as a real process, a private Redis, an API client, waiting.
 
+pub mod browser;
 pub mod multi_node;
 pub mod node;
 pub mod redis;
 pub mod tls;
 pub mod wait;
 
+pub use browser::{run_browser_script, shots_dir};
 pub use multi_node::*;
 pub use node::{refused_start, Node, NodeOpts};
 pub use redis::{RedisCluster, RedisServer, Sentinel};

@@ -1,0 +1,216 @@
+//! Who looks at a console page: an operator signed in at `/console/` (an admin: every tenant),
+//! or a tenant's portal session at `/portal/` (its `hkp_` token in a cookie: one tenant, and
+//! reads only for a read-only session). Both entrances run the same page code; what a viewer
+//! may see or do is what the API lets its caller do (`Caller::authorize`), checked by the
+//! server on every page and post, whatever buttons a page shows.
+
+use super::auth::{token_caller, Caller, Scope};
+use super::console::{cookie_value, esc, page, same_origin, same_text, session};
+use super::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+
+/// The portal's cookie: the session's token itself (the browser got it in the link's fragment).
+pub const PORTAL_COOKIE: &str = "hookline_portal";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Entrance {
+    Console,
+    Portal,
+}
+
+impl Entrance {
+    /// The entrance a request came in by.
+    pub(super) fn of(path: &str) -> Entrance {
+        if path == "/portal" || path.starts_with("/portal/") {
+            Entrance::Portal
+        } else {
+            Entrance::Console
+        }
+    }
+}
+
+pub(super) struct Viewer {
+    pub(super) entrance: Entrance,
+    /// An admin for the console; the portal session (`Caller::Tenant`, `portal: true`).
+    pub(super) caller: Caller,
+    /// What every post of this viewer's pages carries.
+    pub(super) csrf: String,
+}
+
+impl Viewer {
+    /// Where this viewer's pages live: `/console` or `/portal`.
+    pub(super) fn base(&self) -> &'static str {
+        match self.entrance {
+            Entrance::Console => "/console",
+            Entrance::Portal => "/portal",
+        }
+    }
+
+    /// The (escaped) address of `rest` in `tenant`'s pages, e.g. `link("acme", "/e/ep_1")`.
+    pub(super) fn link(&self, tenant: &str, rest: &str) -> String {
+        esc(&format!("{}/t/{tenant}{rest}", self.base()))
+    }
+
+    /// May this viewer do what `scope` names (in its own tenant)? Pages show an action only
+    /// then; the post is checked again ([`Viewer::refuse_act`]).
+    pub(super) fn may(&self, scope: Scope) -> bool {
+        self.caller.may(scope)
+    }
+
+    /// The tenant a portal session belongs to.
+    pub(super) fn own_tenant(&self) -> Option<&str> {
+        match &self.caller {
+            Caller::Tenant { tenant, .. } => Some(tenant),
+            Caller::Admin { .. } => None,
+        }
+    }
+
+    /// When a portal session ends (never for an operator: the console's sign-in has its own).
+    pub(super) fn expires_at_ms(&self) -> Option<u64> {
+        match &self.caller {
+            Caller::Tenant { expires_at_ms, .. } => *expires_at_ms,
+            Caller::Admin { .. } => None,
+        }
+    }
+
+    /// The page to answer when this viewer may not read `tenant`'s pages (with `scope`): 404
+    /// for a name that cannot be a tenant, 403 for another tenant than a portal session's.
+    pub(super) fn refuse_read(&self, tenant: &str, scope: Scope) -> Option<Response> {
+        if !crate::ids::is_tenant(tenant) {
+            return Some(self.not_found("tenant name"));
+        }
+        let refused = self.caller.authorize(tenant, scope).err()?;
+        Some(self.error(refused.status, "Refused", &refused.message))
+    }
+
+    /// The page to answer when this post may not act on `tenant` (with `scope`). It must come
+    /// from this origin, carry the viewer's CSRF token, and be allowed to the caller as the API
+    /// would allow it.
+    pub(super) fn refuse_act(&self, headers: &HeaderMap, csrf: &str, tenant: &str, scope: Scope) -> Option<Response> {
+        self.refuse_post(headers, csrf)
+            .or_else(|| self.refuse_read(tenant, scope))
+    }
+
+    /// The page to answer when a post is not from this viewer's own page: another origin, or
+    /// without the viewer's CSRF token.
+    pub(super) fn refuse_post(&self, headers: &HeaderMap, csrf: &str) -> Option<Response> {
+        (!same_origin(headers) || !same_text(csrf, &self.csrf)).then(|| {
+            self.error(
+                StatusCode::FORBIDDEN,
+                "Refused",
+                "This form must be sent from the console's own page.",
+            )
+        })
+    }
+
+    /// A page saying what went wrong, with the viewer's header.
+    pub(super) fn error(&self, status: StatusCode, title: &str, message: &str) -> Response {
+        page(
+            status,
+            title,
+            Some(self),
+            &format!("<p class=\"error\">{}</p>", esc(message)),
+        )
+    }
+
+    /// 404: no such `what`.
+    pub(super) fn not_found(&self, what: &str) -> Response {
+        self.error(StatusCode::NOT_FOUND, "Not found", &format!("No such {what}."))
+    }
+}
+
+/// The portal session's CSRF token: derived from its token, so nothing more is stored.
+fn portal_csrf(token: &str) -> String {
+    crate::store::keys::hex(&super::auth::digest(&format!("hookline portal csrf\n{token}")))[..32].to_string()
+}
+
+/// Does `token` look like a portal session's (`hkp_` and letters and digits)?
+pub(super) fn is_portal_token(token: &str) -> bool {
+    token
+        .strip_prefix("hkp_")
+        .is_some_and(|rest| (1..=100).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// The portal token in the request's cookie.
+pub(super) fn portal_token(headers: &HeaderMap) -> Option<String> {
+    cookie_value(headers, PORTAL_COOKIE).filter(|t| is_portal_token(t))
+}
+
+/// The viewer a portal token makes, or why it makes none (401/403 as the API says it).
+pub(super) async fn portal_viewer(
+    parts: &Parts,
+    state: &AppState,
+    token: &str,
+) -> Result<Viewer, (StatusCode, String)> {
+    match token_caller(parts, state, token).await {
+        Ok(caller @ Caller::Tenant { portal: true, .. }) => Ok(Viewer {
+            entrance: Entrance::Portal,
+            caller,
+            csrf: portal_csrf(token),
+        }),
+        // An admin token or a key opens the API, not the portal.
+        Ok(_) => Err((StatusCode::UNAUTHORIZED, "That is not a portal link.".into())),
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => Err((
+            StatusCode::UNAUTHORIZED,
+            "This portal session has ended (it expired or was revoked). Open the portal again from your platform."
+                .into(),
+        )),
+        Err(e) => Err((e.status, e.message)),
+    }
+}
+
+/// The portal's cookie, set (`token`, for `max_age_s`) or cleared (`None`). A portal that may
+/// be framed by another site needs `SameSite=None` to see its cookie inside the frame, and so
+/// `Secure` (HTTPS, or localhost) and `Partitioned` (the cookie lives in that frame only).
+pub(super) fn portal_cookie(state: &AppState, token: Option<(&str, u64)>) -> HeaderValue {
+    let site = if state.config.console.portal_framed() {
+        "Secure; SameSite=None; Partitioned"
+    } else {
+        "SameSite=Strict"
+    };
+    let (value, max_age) = token.unwrap_or(("", 0));
+    let cookie = format!("{PORTAL_COOKIE}={value}; Path=/portal; HttpOnly; {site}; Max-Age={max_age}");
+    HeaderValue::from_str(&cookie).expect("a cookie of checked characters")
+}
+
+/// Back to the portal's first page, its cookie cleared, with `why` said there.
+fn portal_ended(state: &AppState, status: StatusCode, why: &str) -> Response {
+    let mut answer = super::console_portal::landing_page(state, status, Some(why));
+    answer
+        .headers_mut()
+        .insert(header::SET_COOKIE, portal_cookie(state, None));
+    answer
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match Entrance::of(parts.uri.path()) {
+            Entrance::Console => match session(state, &parts.headers).await? {
+                Some(s) => Ok(Viewer {
+                    entrance: Entrance::Console,
+                    caller: Caller::Admin { id: s.admin },
+                    csrf: s.csrf,
+                }),
+                None => Err(Redirect::to("/console/").into_response()),
+            },
+            Entrance::Portal => {
+                let Some(token) = portal_token(&parts.headers) else {
+                    return Err(Redirect::to("/portal/").into_response());
+                };
+                portal_viewer(parts, state, &token).await.map_err(|(status, why)| {
+                    if status == StatusCode::UNAUTHORIZED {
+                        portal_ended(state, status, &why)
+                    } else {
+                        // The store failed, or the address is not allowed: the session stays.
+                        super::console_portal::landing_page(state, status, Some(&why))
+                    }
+                })
+            }
+        }
+    }
+}
