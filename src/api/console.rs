@@ -45,7 +45,7 @@ pub(super) fn csp(state: &AppState, entrance: Entrance, script: Option<&str>) ->
     HeaderValue::from_str(&policy).expect("a policy of checked sources")
 }
 
-pub fn router(state: AppState) -> Router<AppState> {
+pub fn router(state: AppState, api: Router) -> Router<AppState> {
     let mut router = Router::new()
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(home))
@@ -67,8 +67,29 @@ pub fn router(state: AppState) -> Router<AppState> {
             )
             .route(
                 &format!("{base}/t/{{tenant}}/e/{{id}}/{{action}}"),
-                post(super::console_endpoint::toggle),
+                post(super::console_endpoint::act),
             )
+            .route(
+                &format!("{base}/t/{{tenant}}/new"),
+                get(super::console_edit::new_page).post(super::console_edit::create),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/e/{{id}}/edit"),
+                get(super::console_edit::edit_page).post(super::console_edit::save),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/e/{{id}}/delete"),
+                get(super::console_edit::delete_page).post(super::console_edit::delete),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/e/{{id}}/dead-letters"),
+                get(super::console_log::dead_letters).post(super::console_log::replay_dead_letters),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/deliveries"),
+                get(super::console_log::deliveries),
+            )
+            .route(&format!("{base}/t/{{tenant}}/events"), get(super::console_log::event))
             .route(
                 &format!("{base}/t/{{tenant}}/d/{{id}}"),
                 get(super::console_delivery::delivery_page),
@@ -78,7 +99,9 @@ pub fn router(state: AppState) -> Router<AppState> {
                 post(super::console_delivery::replay),
             );
     }
-    router.layer(axum::middleware::from_fn_with_state(state, secure_headers))
+    router
+        .layer(axum::Extension(super::console_viewer::InnerApi(api)))
+        .layer(axum::middleware::from_fn_with_state(state, secure_headers))
 }
 
 async fn secure_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -395,7 +418,19 @@ async fn tenants(viewer: Viewer, Query(q): Query<TenantQuery>) -> Response {
     page(StatusCode::OK, "Tenants", Some(&viewer), &body)
 }
 
-async fn tenant_page(State(state): State<AppState>, viewer: Viewer, Path(tenant): Path<String>) -> Response {
+/// What a tenant's page says after a deletion: `?deleted=<id>&dropped=<n>`.
+#[derive(Deserialize)]
+struct Deleted {
+    deleted: Option<String>,
+    dropped: Option<u64>,
+}
+
+async fn tenant_page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(tenant): Path<String>,
+    Query(deleted): Query<Deleted>,
+) -> Response {
     if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsRead) {
         return answer;
     }
@@ -443,7 +478,32 @@ async fn tenant_page(State(state): State<AppState>, viewer: Viewer, Path(tenant)
         )
     };
     let title = format!("Endpoints of {tenant}");
-    let body = format!("<h2>{}</h2>{table}", esc(&title));
+    let notice = match (
+        deleted.deleted.filter(|id| crate::ids::is_endpoint_id(id)),
+        deleted.dropped,
+    ) {
+        (Some(id), dropped) => format!(
+            "<p class=\"notice\">Endpoint {} deleted; {} pending deliveries dropped.</p>",
+            esc(&id),
+            dropped.unwrap_or(0)
+        ),
+        _ => String::new(),
+    };
+    let new = if viewer.may(Scope::EndpointsWrite) {
+        format!(
+            "<a class=\"action\" id=\"new\" href=\"{}\">New endpoint</a> · ",
+            viewer.link(&tenant, "/new")
+        )
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<h2>{}</h2>{notice}<p class=\"links\">{new}<a id=\"log\" href=\"{}\">Deliveries</a> · \
+         <a href=\"{}\">Find an event</a></p>{table}",
+        esc(&title),
+        viewer.link(&tenant, "/deliveries"),
+        viewer.link(&tenant, "/events"),
+    );
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 

@@ -3,13 +3,12 @@
 //! the same code as the API (`deliveries::replay_delivery`, audited as the viewer: the admin,
 //! or the portal session).
 
-use super::audit::Origin;
 use super::auth::Scope;
 use super::console::{esc, page, see_other, unavailable, Csrf};
 use super::console_viewer::Viewer;
 use super::AppState;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -96,20 +95,29 @@ pub(super) async fn delivery_page(
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
+/// `POST …/t/{tenant}/d/{id}/replay`: what `POST /v1/tenants/{t}/deliveries/{id}/replay` does,
+/// as the viewer's caller.
 pub(super) async fn replay(
-    State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
-    origin: Origin,
     Path((tenant, id)): Path<(String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    if let Some(answer) = viewer.refuse_act(&headers, &form.csrf, &tenant, Scope::DeliveriesReplay) {
+    if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
         return answer;
     }
-    let author = origin.by(&viewer.caller);
-    match super::deliveries::replay_delivery(&state, &author, &tenant, &id).await {
-        Ok(()) => see_other(&format!("{}/t/{tenant}/d/{id}?replayed=1", viewer.base())),
-        Err(e) => viewer.error(e.status, "Not replayed", &e.message),
+    if !crate::ids::is_tenant(&tenant) || crate::ids::parse_delivery_id(&id).is_none() {
+        return viewer.not_found("delivery");
     }
+    let answer = viewer
+        .call(
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/deliveries/{id}/replay"),
+            None,
+        )
+        .await;
+    if !answer.ok() {
+        return viewer.error(answer.status, "Not replayed", &answer.message());
+    }
+    see_other(&format!("{}/t/{tenant}/d/{id}?replayed=1", viewer.base()))
 }

@@ -1,15 +1,16 @@
 //! The console's page of one endpoint: its attempts per minute over the last hour by outcome
 //! (an SVG chart drawn here, no script), latency p50/p99, and its recent deliveries.
 
-use super::audit::Origin;
 use super::auth::Scope;
 use super::console::{esc, page, see_other, unavailable, Csrf};
 use super::console_viewer::Viewer;
 use super::AppState;
 use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
-use axum::extract::{Form, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
 
 /// Minutes the chart covers.
 const MINUTES: u64 = 60;
@@ -93,10 +94,18 @@ fn summary(buckets: &[Bucket]) -> String {
     )
 }
 
+/// What an endpoint's page says after an action: `?sent=<event id>`, `?rotated=1`.
+#[derive(Deserialize)]
+pub(super) struct Notice {
+    sent: Option<String>,
+    rotated: Option<String>,
+}
+
 pub(super) async fn endpoint_page(
     State(state): State<AppState>,
     viewer: Viewer,
     Path((tenant, id)): Path<(String, String)>,
+    Query(notice): Query<Notice>,
 ) -> Response {
     if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsRead) {
         return answer;
@@ -155,27 +164,63 @@ pub(super) async fn endpoint_page(
         (None, true) => "disabled".to_string(),
         _ => "enabled".to_string(),
     };
-    // Disable or enable: a form, checked like every console post, done as the API does it;
-    // shown only to a viewer who may (a read-only portal session may not).
-    let (action, label) = if cfg.disabled {
-        ("enable", "Enable")
+    // Each action a form or a link, shown only to a viewer who may (a read-only portal session
+    // may not), checked again by the API when posted.
+    let toggle = if cfg.disabled {
+        button(&viewer, &tenant, &id, "enable", "Enable", Scope::EndpointsWrite)
     } else {
-        ("disable", "Disable")
+        button(&viewer, &tenant, &id, "disable", "Disable", Scope::EndpointsWrite)
     };
-    let toggle = if viewer.may(Scope::EndpointsWrite) {
-        format!(
-            "<form method=\"post\" action=\"{}\" class=\"inline\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{label}</button></form>",
-            viewer.link(&tenant, &format!("/e/{id}/{action}")),
-            esc(&viewer.csrf)
-        )
-    } else {
-        String::new()
+    let mut actions = toggle;
+    actions.push_str(&button(
+        &viewer,
+        &tenant,
+        &id,
+        "test",
+        "Send a test event",
+        Scope::EndpointsWrite,
+    ));
+    actions.push_str(&button(
+        &viewer,
+        &tenant,
+        &id,
+        "rotate",
+        "Rotate secret",
+        Scope::EndpointsWrite,
+    ));
+    actions.push_str(&button(
+        &viewer,
+        &tenant,
+        &id,
+        "secret",
+        "Reveal secret",
+        Scope::EndpointsSecrets,
+    ));
+    if viewer.may(Scope::EndpointsWrite) {
+        actions.push_str(&format!(
+            "<a class=\"action\" id=\"edit\" href=\"{}\">Edit</a><a class=\"action\" id=\"delete\" href=\"{}\">Delete…</a>",
+            viewer.link(&tenant, &format!("/e/{id}/edit")),
+            viewer.link(&tenant, &format!("/e/{id}/delete")),
+        ));
+    }
+    let notice = match (&notice.sent, notice.rotated.is_some()) {
+        (Some(event), _) if crate::ids::is_event_id(event) => format!(
+            "<p class=\"notice\">Test event {} sent: <a id=\"test-delivery\" href=\"{}\">its delivery</a>.</p>",
+            esc(event),
+            viewer.link(&tenant, &format!("/d/{}", crate::ids::delivery_id(&id, event)))
+        ),
+        (_, true) => "<p class=\"notice\">Secret rotated: the old one signs beside it for a day.</p>".to_string(),
+        _ => String::new(),
     };
+    let links = format!(
+        "<p class=\"links\"><a href=\"{}\">All its deliveries</a> · <a id=\"dead-letters\" href=\"{}\">Dead letters</a></p>",
+        viewer.link(&tenant, &format!("/deliveries?endpoint_id={id}")),
+        viewer.link(&tenant, &format!("/e/{id}/dead-letters")),
+    );
     let body = format!(
-        "<p><a href=\"{}\">← endpoints of {}</a></p><h2>{}</h2><p class=\"url\">{}</p>\
-         <p>State: <span class=\"endpoint-state\">{}</span></p>{toggle}\
-         <h3>Attempts per minute, last hour</h3>{}{}<h3>Recent deliveries</h3>{deliveries}",
+        "<p><a href=\"{}\">← endpoints of {}</a></p><h2>{}</h2>{notice}<p class=\"url\">{}</p>\
+         <p>State: <span class=\"endpoint-state\">{}</span></p><div class=\"actions\">{actions}</div>\
+         <h3>Attempts per minute, last hour</h3>{}{}<h3>Recent deliveries</h3>{links}{deliveries}",
         viewer.link(&tenant, ""),
         esc(&tenant),
         esc(&title),
@@ -187,27 +232,68 @@ pub(super) async fn endpoint_page(
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
-/// `POST …/t/{tenant}/e/{id}/disable` and `…/enable`.
-pub(super) async fn toggle(
-    State(state): State<AppState>,
+/// A button of an endpoint's page: a form posting to `…/e/{id}/{action}` with the viewer's
+/// CSRF token, shown only to a viewer whose caller may do it.
+fn button(viewer: &Viewer, tenant: &str, id: &str, action: &str, label: &str, scope: Scope) -> String {
+    if !viewer.may(scope) {
+        return String::new();
+    }
+    format!(
+        "<form method=\"post\" action=\"{}\" class=\"inline\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\" id=\"{action}\">{label}</button></form>",
+        viewer.link(tenant, &format!("/e/{id}/{action}")),
+        esc(&viewer.csrf)
+    )
+}
+
+/// `POST …/t/{tenant}/e/{id}/{action}`: `disable`, `enable`, `test` (send a test event),
+/// `rotate` (a new secret, the old one signing beside it for a day) and `secret` (show it).
+/// Each is one call of the API as the viewer's caller: what the API refuses, the page refuses.
+pub(super) async fn act(
     viewer: Viewer,
     headers: HeaderMap,
-    origin: Origin,
     Path((tenant, id, action)): Path<(String, String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    if let Some(answer) = viewer.refuse_act(&headers, &form.csrf, &tenant, Scope::EndpointsWrite) {
+    if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
         return answer;
     }
-    let disabled = match action.as_str() {
-        "disable" => true,
-        "enable" => false,
+    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
+        return viewer.not_found("endpoint");
+    }
+    let api = format!("/v1/tenants/{tenant}/endpoints/{id}");
+    let (method, path, body) = match action.as_str() {
+        "disable" => (Method::PATCH, api, Some(json!({"disabled": true}))),
+        "enable" => (Method::POST, format!("{api}/enable"), None),
+        "test" => (Method::POST, format!("{api}/test"), None),
+        "rotate" => (Method::POST, format!("{api}/rotate-secret"), None),
+        "secret" => (Method::GET, format!("{api}/secret"), None),
         _ => return viewer.not_found("action"),
     };
-    let author = origin.by(&viewer.caller);
-    match super::endpoint_actions::set_disabled(&state, &author, &tenant, &id, disabled).await {
-        Ok(_) => see_other(&format!("{}/t/{tenant}/e/{id}", viewer.base())),
-        Err(e) => viewer.error(e.status, "Not changed", &e.message),
+    let answer = viewer.call(method, &path, body.as_ref()).await;
+    if !answer.ok() {
+        return viewer.error(answer.status, "Not done", &answer.message());
+    }
+    let back = format!("{}/t/{tenant}/e/{id}", viewer.base());
+    match action.as_str() {
+        "test" => see_other(&format!(
+            "{back}?sent={}",
+            answer.body["id"].as_str().unwrap_or_default()
+        )),
+        "rotate" => see_other(&format!("{back}?rotated=1")),
+        "secret" => {
+            let secret = answer.body["secret"].as_str().unwrap_or_default();
+            let body = format!(
+                "<p><a href=\"{}\">← endpoint {}</a></p><h2>Signing secret</h2>\
+                 <p>Receivers verify this endpoint's signatures with it. Reading it is recorded in the audit log.</p>\
+                 <p><code class=\"secret\">{}</code></p>",
+                viewer.link(&tenant, &format!("/e/{id}")),
+                esc(&id),
+                esc(secret)
+            );
+            page(StatusCode::OK, "Signing secret", Some(&viewer), &body)
+        }
+        _ => see_other(&back),
     }
 }
 

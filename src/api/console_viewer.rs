@@ -4,13 +4,18 @@
 //! may see or do is what the API lets its caller do (`Caller::authorize`), checked by the
 //! server on every page and post, whatever buttons a page shows.
 
-use super::auth::{token_caller, Caller, Scope};
+use super::auth::{token_caller, ActingFor, Caller, Scope};
 use super::console::{cookie_value, esc, page, same_origin, same_text, session};
-use super::AppState;
-use axum::extract::FromRequestParts;
+use super::{AppState, RequestId};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, Extensions, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use serde_json::Value;
+use std::net::SocketAddr;
+use tower::ServiceExt;
 
 /// The portal's cookie: the session's token itself (the browser got it in the link's fragment).
 pub const PORTAL_COOKIE: &str = "hookline_portal";
@@ -32,15 +37,104 @@ impl Entrance {
     }
 }
 
+/// The API's routes, as the console's pages call them in-process ([`Viewer::call`]).
+#[derive(Clone)]
+pub(super) struct InnerApi(pub(super) Router);
+
 pub(super) struct Viewer {
     pub(super) entrance: Entrance,
     /// An admin for the console; the portal session (`Caller::Tenant`, `portal: true`).
     pub(super) caller: Caller,
     /// What every post of this viewer's pages carries.
     pub(super) csrf: String,
+    /// The API, and what its calls carry of this request: its id, its peer, its forwarding.
+    api: Option<InnerApi>,
+    context: Extensions,
+    forwarded: Vec<HeaderValue>,
 }
 
+/// What an API call answered: its status, its JSON body (`Null` for none), its headers.
+pub(super) struct Answer {
+    pub(super) status: StatusCode,
+    pub(super) body: Value,
+    pub(super) headers: HeaderMap,
+}
+
+impl Answer {
+    pub(super) fn ok(&self) -> bool {
+        self.status.is_success()
+    }
+
+    /// The error's message (`{"error": {"message"}}`), or the status.
+    pub(super) fn message(&self) -> String {
+        self.body["error"]["message"]
+            .as_str()
+            .map_or_else(|| self.status.to_string(), str::to_string)
+    }
+}
+
+/// Largest API answer a page reads.
+const ANSWER_LIMIT: usize = 8 << 20;
+
 impl Viewer {
+    fn new(parts: &Parts, entrance: Entrance, caller: Caller, csrf: String) -> Viewer {
+        let mut context = Extensions::new();
+        if let Some(id) = parts.extensions.get::<RequestId>() {
+            context.insert(id.clone());
+        }
+        if let Some(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            context.insert(*peer);
+        }
+        Viewer {
+            entrance,
+            caller,
+            csrf,
+            api: parts.extensions.get::<InnerApi>().cloned(),
+            context,
+            forwarded: parts.headers.get_all("x-forwarded-for").iter().cloned().collect(),
+        }
+    }
+
+    /// `method path` of the API (`path` with its query), as this viewer's caller: the API
+    /// authorizes, validates, changes and audits exactly as for any client.
+    pub(super) async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        let failed = |why: String| Answer {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: serde_json::json!({"error": {"code": "internal", "message": why}}),
+            headers: HeaderMap::new(),
+        };
+        let Some(InnerApi(api)) = self.api.clone() else {
+            return failed("the console has no API to call".into());
+        };
+        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut request = match Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(bytes))
+        {
+            Ok(request) => request,
+            Err(e) => return failed(format!("could not make the request {path}: {e}")),
+        };
+        for value in &self.forwarded {
+            request.headers_mut().append("x-forwarded-for", value.clone());
+        }
+        request.extensions_mut().extend(self.context.clone());
+        request.extensions_mut().insert(ActingFor(self.caller.clone()));
+        let Ok(response) = api.oneshot(request).await;
+        let (parts, body) = response.into_parts();
+        let body = match axum::body::to_bytes(body, ANSWER_LIMIT).await {
+            Ok(bytes) if bytes.is_empty() => Value::Null,
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            Err(e) => return failed(format!("could not read the answer of {path}: {e}")),
+        };
+        Answer {
+            status: parts.status,
+            body,
+            headers: parts.headers,
+        }
+    }
+
     /// Where this viewer's pages live: `/console` or `/portal`.
     pub(super) fn base(&self) -> &'static str {
         match self.entrance {
@@ -55,7 +149,7 @@ impl Viewer {
     }
 
     /// May this viewer do what `scope` names (in its own tenant)? Pages show an action only
-    /// then; the post is checked again ([`Viewer::refuse_act`]).
+    /// then; the API checks the post again ([`Viewer::call`]).
     pub(super) fn may(&self, scope: Scope) -> bool {
         self.caller.may(scope)
     }
@@ -84,14 +178,6 @@ impl Viewer {
         }
         let refused = self.caller.authorize(tenant, scope).err()?;
         Some(self.error(refused.status, "Refused", &refused.message))
-    }
-
-    /// The page to answer when this post may not act on `tenant` (with `scope`). It must come
-    /// from this origin, carry the viewer's CSRF token, and be allowed to the caller as the API
-    /// would allow it.
-    pub(super) fn refuse_act(&self, headers: &HeaderMap, csrf: &str, tenant: &str, scope: Scope) -> Option<Response> {
-        self.refuse_post(headers, csrf)
-            .or_else(|| self.refuse_read(tenant, scope))
     }
 
     /// The page to answer when a post is not from this viewer's own page: another origin, or
@@ -146,11 +232,9 @@ pub(super) async fn portal_viewer(
     token: &str,
 ) -> Result<Viewer, (StatusCode, String)> {
     match token_caller(parts, state, token).await {
-        Ok(caller @ Caller::Tenant { portal: true, .. }) => Ok(Viewer {
-            entrance: Entrance::Portal,
-            caller,
-            csrf: portal_csrf(token),
-        }),
+        Ok(caller @ Caller::Tenant { portal: true, .. }) => {
+            Ok(Viewer::new(parts, Entrance::Portal, caller, portal_csrf(token)))
+        }
         // An admin token or a key opens the API, not the portal.
         Ok(_) => Err((StatusCode::UNAUTHORIZED, "That is not a portal link.".into())),
         Err(e) if e.status == StatusCode::UNAUTHORIZED => Err((
@@ -191,11 +275,12 @@ impl FromRequestParts<AppState> for Viewer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match Entrance::of(parts.uri.path()) {
             Entrance::Console => match session(state, &parts.headers).await? {
-                Some(s) => Ok(Viewer {
-                    entrance: Entrance::Console,
-                    caller: Caller::Admin { id: s.admin },
-                    csrf: s.csrf,
-                }),
+                Some(s) => Ok(Viewer::new(
+                    parts,
+                    Entrance::Console,
+                    Caller::Admin { id: s.admin },
+                    s.csrf,
+                )),
                 None => Err(Redirect::to("/console/").into_response()),
             },
             Entrance::Portal => {

@@ -6,7 +6,9 @@ mod audit;
 pub mod auth;
 mod console;
 mod console_delivery;
+mod console_edit;
 mod console_endpoint;
+mod console_log;
 mod console_portal;
 mod console_viewer;
 mod dead_letters;
@@ -217,8 +219,10 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = routes(state.config.ingest.max_batch_bytes).split_for_parts();
     let mut state = state;
     state.openapi = complete(doc).to_json().expect("the OpenAPI document serialises").into();
+    // The API as the console's pages call it, in-process.
+    let api = router.clone().with_state(state.clone());
     router
-        .merge(console::router(state.clone()))
+        .merge(console::router(state.clone(), api))
         .fallback(|req: Request| async move {
             ApiError::new(
                 StatusCode::NOT_FOUND,

@@ -5,7 +5,7 @@
 
 use crate::support::*;
 use hookline_loadtest::sink::Sink;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::Duration;
 
 const HOSTILE: &str = "<script>document.title='pwned'</script><b>bold</b>";
@@ -38,6 +38,20 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         })
         .await;
 
+    // An endpoint of another tenant whose receiver answers 410: one dead letter to replay.
+    let gone_tenant = "acme-console-dl";
+    let gone = node
+        .api
+        .create_endpoint(gone_tenant, json!({"url": sink.url("status/410/gone")}))
+        .await;
+    let gone_id = gone["id"].as_str().unwrap();
+    node.api
+        .post_event(gone_tenant, "order.created", json!({"n": 2}))
+        .await
+        .unwrap();
+    let dead_letters = format!("/console/t/{gone_tenant}/e/{gone_id}/dead-letters");
+    let form_url = sink.url("ok/form");
+
     // HOOKLINE_CONSOLE_SHOTS=dir keeps the screenshots there (for docs/); else a temp dir.
     let temp = tempfile::tempdir().unwrap();
     let shots = shots_dir(&temp);
@@ -47,6 +61,8 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             ("HOOKLINE_URL", &node.api.base),
             ("HOOKLINE_ADMIN", ADMIN),
             ("HOOKLINE_TENANT", tenant),
+            ("HOOKLINE_FORM_URL", &form_url),
+            ("HOOKLINE_DEAD_LETTERS", &dead_letters),
             ("HOOKLINE_SHOTS", shots.to_str().unwrap()),
         ],
         Duration::from_secs(120),
@@ -137,15 +153,104 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         .api
         .get(&format!("/v1/tenants/{tenant}/audit?action=delivery.replayed"))
         .await;
-    assert_eq!(audit["data"][0]["actor"]["kind"], "admin", "{audit}");
-    assert_eq!(audit["data"][0]["target"]["id"], dlv, "{audit}");
+    let replayed: Vec<&Value> = audit["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["target"]["id"] == dlv)
+        .collect();
+    assert_eq!(replayed.len(), 1, "{audit}");
+    assert_eq!(replayed[0]["actor"]["kind"], "admin", "{audit}");
+    // The endpoint made through the form: its test event delivered, seen in the log, replayed.
+    let created = seen["created_page"].as_str().unwrap();
+    let form_id = created.rsplit('/').next().unwrap();
+    assert_eq!(created, format!("{base}/console/t/{tenant}/e/{form_id}"), "{seen}");
+    assert_eq!(seen["created_url"], form_url, "{seen}");
+    assert!(
+        seen["test_notice"].as_str().unwrap().starts_with("Test event evt_"),
+        "{seen}"
+    );
+    assert_eq!(seen["log_statuses"], json!(["delivered"]), "{seen}");
+    assert_eq!(seen["form_attempts"], json!(["200"]), "{seen}");
+    assert_eq!(seen["form_attempts_after_replay"], json!(["200", "200"]), "{seen}");
+    assert_eq!(sink.received_by("form").len(), 2, "the test event and its replay");
+    // Edited as JSON (every field a PATCH takes but the write-only ones and `disabled`), and
+    // a value the API refuses came back with the API's message.
+    assert_eq!(
+        seen["edit_fields"],
+        json!([
+            "description",
+            "event_types",
+            "headers",
+            "max_in_flight",
+            "ordered",
+            "rate_limit_per_s",
+            "retry_schedule_s",
+            "signature",
+            "timeout_ms",
+            "url"
+        ]),
+        "{seen}"
+    );
+    assert!(seen["edit_error"].as_str().unwrap().contains("timeout_ms"), "{seen}");
+    assert_eq!(seen["event_type"], "webhook.test", "{seen}");
+    assert_eq!(seen["event_went_to"], json!(["delivered"]), "{seen}");
+    assert_eq!(seen["pending_before_delete"], "0", "{seen}");
+    assert_eq!(
+        seen["delete_notice"],
+        format!("Endpoint {form_id} deleted; 0 pending deliveries dropped."),
+        "{seen}"
+    );
+    // What the forms did, as the API and the audit log saw it.
+    let (status, _) = node.api.get(&format!("/v1/tenants/{tenant}/endpoints/{form_id}")).await;
+    assert_eq!(status, 404, "deleted");
+    let (_, changes) = node
+        .api
+        .get(&format!("/v1/tenants/{tenant}/audit?target_id={form_id}"))
+        .await;
+    let entries = changes["data"].as_array().unwrap();
+    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["endpoint.deleted", "endpoint.updated", "endpoint.created"],
+        "{changes}"
+    );
+    assert!(entries.iter().all(|e| e["actor"]["kind"] == "admin"), "{changes}");
+    let created_entry = &entries[2]["changes"];
+    assert_eq!(created_entry["description"]["to"], "made in the form", "{changes}");
+    assert_eq!(
+        created_entry["event_types"]["to"],
+        json!(["webhook.test", "order.*"]),
+        "{changes}"
+    );
+    let updated = &entries[1]["changes"];
+    assert_eq!(
+        (&updated["description"]["to"], &updated["timeout_ms"]["to"]),
+        (&json!("edited in the form"), &json!(5000)),
+        "{changes}"
+    );
+    // The dead letter, replayed from its page.
+    assert_eq!(seen["letter_reasons"], json!(["gone"]), "{seen}");
+    assert_eq!(
+        seen["replay_all_notice"], "1 dead letters replayed: each starts a new attempt cycle.",
+        "{seen}"
+    );
+
     assert_eq!(seen["after_sign_out"], format!("{base}/console/"), "{seen}");
     assert_eq!(
         seen["tenants_after_sign_out"],
         format!("{base}/console/"),
         "signed out for good: {seen}"
     );
-    for name in ["sign-in", "tenants", "endpoints", "endpoint", "delivery"] {
+    for name in [
+        "sign-in",
+        "tenants",
+        "endpoints",
+        "endpoint",
+        "delivery",
+        "deliveries",
+        "dead-letters",
+    ] {
         assert!(shots.join(format!("{name}.png")).exists(), "{name}");
         let variety = seen["shots"][name].as_u64().unwrap();
         assert!(

@@ -18,6 +18,90 @@ from browser_common import press, shot, start_driver  # noqa: E402
 BASE = os.environ["HOOKLINE_URL"]
 ADMIN = os.environ["HOOKLINE_ADMIN"]
 TENANT = os.environ["HOOKLINE_TENANT"]
+FORM_URL = os.environ["HOOKLINE_FORM_URL"]
+DEAD_LETTERS = os.environ["HOOKLINE_DEAD_LETTERS"]
+
+
+def attempt_codes(driver):
+    return [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.attempts td.status-code")]
+
+
+def until(driver, check, seconds=15):
+    """Reload the page until `check(driver)` holds."""
+
+    def reloaded(d):
+        d.refresh()
+        return check(d)
+
+    WebDriverWait(driver, seconds, poll_frequency=0.3).until(reloaded)
+
+
+def form_flow(driver, seen):
+    """An endpoint made through the form, a test event sent to it and seen delivered in the
+    log, its attempt opened and replayed; then edited, looked up, and deleted."""
+    driver.get(BASE + "/console/t/" + TENANT)
+    press(driver, "#new", arrived.presence_of_element_located((By.ID, "new-endpoint")))
+    driver.find_element(By.ID, "url").send_keys(FORM_URL)
+    driver.find_element(By.ID, "description").send_keys("made in the form")
+    driver.find_element(By.ID, "event_types").send_keys("webhook.test, order.*")
+    press(driver, "#create", arrived.url_contains("/e/ep_"))
+    created = driver.current_url
+    seen["created_page"] = created
+    seen["created_url"] = driver.find_element(By.CSS_SELECTOR, "p.url").text
+    press(driver, "#test", arrived.presence_of_element_located((By.ID, "test-delivery")))
+    notice = driver.find_element(By.CSS_SELECTOR, ".notice").text
+    seen["test_notice"] = notice
+    test_event = notice.split()[2]
+
+    press(driver, "a[href*='/deliveries?endpoint_id=']", arrived.url_contains("/deliveries?"))
+    until(driver, lambda d: [td.text for td in d.find_elements(By.CSS_SELECTOR, "table.log td.status")] == ["delivered"])
+    seen["log_statuses"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.log td.status")]
+    shot(driver, "deliveries", seen)
+    press(driver, "table.log td.id a", arrived.url_contains("/d/dlv_"))
+    seen["form_attempts"] = attempt_codes(driver)
+    press(driver, "#replay", arrived.url_contains("replayed=1"))
+    until(driver, lambda d: len(attempt_codes(d)) >= 2)
+    seen["form_attempts_after_replay"] = attempt_codes(driver)
+
+    # Edit: every field as JSON; what the API refuses comes back with its message.
+    driver.get(created + "/edit")
+    area = driver.find_element(By.ID, "settings")
+    settings = json.loads(area.get_attribute("value"))
+    seen["edit_fields"] = sorted(settings)
+    settings["description"] = "edited in the form"
+    settings["timeout_ms"] = 5000
+    area.clear()
+    area.send_keys(json.dumps(settings))
+    press(driver, "#save", arrived.url_to_be(created))
+    driver.get(created + "/edit")
+    area = driver.find_element(By.ID, "settings")
+    area.clear()
+    area.send_keys('{"timeout_ms": 5}')
+    press(driver, "#save", arrived.presence_of_element_located((By.CSS_SELECTOR, ".error")))
+    seen["edit_error"] = driver.find_element(By.CSS_SELECTOR, ".error").text
+
+    # The test event, looked up by id: its payload and where it went.
+    driver.get(BASE + "/console/t/" + TENANT + "/events")
+    driver.find_element(By.NAME, "id").send_keys(test_event)
+    press(driver, "#find", arrived.presence_of_element_located((By.CSS_SELECTOR, ".event-type")))
+    seen["event_type"] = driver.find_element(By.CSS_SELECTOR, ".event-type").text
+    seen["event_went_to"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.event-deliveries td.status")]
+
+    # Delete, after a page that says what it drops.
+    driver.get(created + "/delete")
+    seen["pending_before_delete"] = driver.find_element(By.ID, "pending").text
+    press(driver, "#confirm-delete", arrived.url_contains("deleted="))
+    seen["delete_notice"] = driver.find_element(By.CSS_SELECTOR, ".notice").text
+
+
+def dead_letters(driver, seen):
+    """An endpoint whose receiver answered 410: its dead letter, replayed from the page."""
+    driver.get(BASE + DEAD_LETTERS)
+    until(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "table.letters td.reason")) == 1)
+    seen["letter_reasons"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.letters td.reason")]
+    shot(driver, "dead-letters", seen)
+    press(driver, "#replay-all", arrived.url_contains("replayed="))
+    seen["replay_all_notice"] = driver.find_element(By.CSS_SELECTOR, ".notice").text
 
 
 def main():
@@ -77,6 +161,9 @@ def main():
             td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.attempts td.status-code")
         ]
         shot(driver, "delivery", seen)
+
+        form_flow(driver, seen)
+        dead_letters(driver, seen)
 
         press(driver, "nav form button", arrived.url_to_be(BASE + "/console/"))
         seen["after_sign_out"] = driver.current_url

@@ -93,6 +93,7 @@ def main():
         seen["read_only_who"] = driver.find_element(By.CSS_SELECTOR, "nav .who").text
         driver.get(endpoint_page)
         seen["read_only_buttons"] = [b.get_attribute("id") for b in driver.find_elements(By.CSS_SELECTOR, "main button")]
+        seen["read_only_links"] = [a.get_attribute("id") for a in driver.find_elements(By.CSS_SELECTOR, "a.action")]
         seen["read_only_state"] = driver.find_element(By.CSS_SELECTOR, ".endpoint-state").text
 
         # Inside a platform's page on another site.

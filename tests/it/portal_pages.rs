@@ -222,8 +222,32 @@ async fn the_portal_shows_its_own_tenant_and_acts_only_as_its_session_may() {
     assert!(page.contains("read-only session"), "{page}");
     let (_, now) = api.get(&format!("/v1/tenants/pp-a/endpoints/{ours_id}")).await;
     assert_eq!(now["disabled"], true, "a read-only session enabled it");
-    let replay = format!("/portal/t/pp-a/d/dlv_{ours_id}_evt_x/replay");
-    assert_eq!(reader.post(&replay, &csrf).await.0, 403);
+    // Whatever it posts: the forms' posts are API calls as the session, which the API refuses.
+    let (_, list) = api.get("/v1/tenants/pp-a/endpoints").await;
+    let before = list["data"].as_array().unwrap().len();
+    for path in [
+        "/portal/t/pp-a/new".to_string(),
+        format!("{endpoint_page}/edit"),
+        format!("{endpoint_page}/delete"),
+        format!("{endpoint_page}/test"),
+        format!("{endpoint_page}/rotate"),
+        format!("{endpoint_page}/dead-letters"),
+    ] {
+        let (status, page) = reader.post(&path, &csrf).await;
+        assert_eq!(status, 403, "{path}: {page}");
+        assert!(page.contains("read-only session"), "{path}: {page}");
+    }
+    let (_, list) = api.get("/v1/tenants/pp-a/endpoints").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), before);
+    // The pages of the forms are not offered either.
+    for path in ["/portal/t/pp-a/new".to_string(), format!("{endpoint_page}/edit")] {
+        assert_eq!(reader.get(&path).await.0, 403, "{path}");
+    }
+    let (_, tenant_page, _) = reader.get("/portal/t/pp-a").await;
+    assert!(!tenant_page.contains("id=\"new\""), "{tenant_page}");
+    // A full session's forms work (the API takes the session's changes).
+    let (_, full_page, _) = browser.get("/portal/t/pp-a").await;
+    assert!(full_page.contains("id=\"new\""), "{full_page}");
 
     // Close: this browser leaves; the session itself still works elsewhere.
     let (status, _) = reader.post("/portal/close", &csrf).await;
@@ -376,9 +400,11 @@ async fn a_tenant_opens_its_portal_from_a_link_in_a_real_browser_and_in_a_frame(
         "{seen}"
     );
     assert_eq!(seen["other_tenant_rows"], 0, "{seen}");
-    // Read-only: the page offers no change (the server refuses one anyway: the other test).
+    // Read-only: the page offers no change, only what the session may read (the signing
+    // secret, `endpoints:secrets`); the server refuses a change anyway (the other test).
     assert_eq!(seen["read_only_who"], format!("{tenant} · read-only"), "{seen}");
-    assert_eq!(seen["read_only_buttons"], json!([]), "{seen}");
+    assert_eq!(seen["read_only_buttons"], json!(["secret"]), "{seen}");
+    assert_eq!(seen["read_only_links"], json!([]), "{seen}");
     assert_eq!(seen["read_only_state"], "enabled", "{seen}");
     // In the platform's frame, the portal opened and kept its session across the redirect.
     assert_eq!(seen["framed"], json!([ep_id]), "{seen}");
