@@ -53,6 +53,7 @@ pub fn router(state: AppState, api: Router) -> Router<AppState> {
         .route("/console/sign-in", post(sign_in))
         .route("/console/sign-out", post(sign_out))
         .route("/console/tenants", get(tenants))
+        .route("/console/nodes", get(super::console_nodes::nodes))
         .route("/portal", get(|| async { Redirect::to("/portal/") }))
         .route("/portal/", get(super::console_portal::landing))
         .route("/portal/open", post(super::console_portal::open))
@@ -216,7 +217,8 @@ pub(super) fn same_origin(headers: &HeaderMap) -> bool {
 pub(super) fn page(status: StatusCode, title: &str, viewer: Option<&Viewer>, body: &str) -> Response {
     let nav = match viewer {
         Some(v) if v.entrance == Entrance::Console => format!(
-            "<nav><a href=\"/console/tenants\">Tenants</a><span class=\"who\">{}</span>\
+            "<nav><a href=\"/console/tenants\">Tenants</a><a href=\"/console/nodes\" id=\"nodes\">Nodes</a>\
+             <span class=\"who\">{}</span>\
              <form method=\"post\" action=\"/console/sign-out\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <button type=\"submit\">Sign out</button></form></nav>",
             esc(&actor_id(&v.caller)),

@@ -4,11 +4,13 @@
 
 mod audit;
 pub mod auth;
+mod cluster;
 mod console;
 mod console_delivery;
 mod console_edit;
 mod console_endpoint;
 mod console_log;
+mod console_nodes;
 mod console_portal;
 mod console_viewer;
 mod dead_letters;
@@ -103,6 +105,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(stats::router())
         .merge(sources::router())
         .merge(inbound::router())
+        .merge(cluster::router())
         .merge(ops::router())
 }
 

@@ -28,6 +28,7 @@
 mod adapter;
 pub mod api_keys;
 pub mod audit;
+mod cluster;
 mod console;
 mod deliveries;
 pub mod endpoints;

@@ -25,15 +25,11 @@ pub struct EndpointSample {
 impl RedisStore {
     /// The shards whose lease `node_id` holds now.
     pub async fn held_shards(&self, node_id: &str, shard_count: u32) -> Result<Vec<u32>> {
-        let pipeline = self.client().pipeline();
-        for shard in 0..shard_count {
-            let _: () = pipeline.get(self.keys.lease(shard)).await?;
-        }
-        let holders: Vec<Value> = pipeline.all().await?;
+        let holders = self.lease_holders(shard_count).await?;
         Ok(holders
             .iter()
             .enumerate()
-            .filter(|(_, holder)| text(holder).as_deref() == Some(node_id))
+            .filter(|(_, holder)| holder.as_deref() == Some(node_id))
             .map(|(shard, _)| shard as u32)
             .collect())
     }

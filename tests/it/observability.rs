@@ -459,3 +459,119 @@ async fn every_answer_names_its_request_and_its_log_lines_carry_the_id() {
     assert_eq!(line["request_id"], id.as_str(), "{line}");
     assert_eq!(line["event_id"], answer["id"]);
 }
+
+#[tokio::test]
+async fn the_cluster_view_lists_nodes_shard_holders_and_the_backlog_by_tenant() {
+    let (redis, prefix) = (shared_redis_url(), unique_prefix("cluster-view"));
+    let opts = |id: &str| NodeOpts::new(&redis, &prefix).node_id(id).set("shards__count", "4");
+    let a = Node::start_ready(&opts("view-a")).await;
+    let b = Node::start_ready(&opts("view-b")).await;
+    // Disabled endpoints keep what is routed to them queued: 3 for one tenant's endpoint, and
+    // 1 + 2 for the other's two endpoints.
+    let paused = |url: &str| json!({"url": url, "disabled": true});
+    a.api.create_endpoint("cv-busy", paused("http://127.0.0.1:9/a")).await;
+    a.api.create_endpoint("cv-calm", paused("http://127.0.0.1:9/b")).await;
+    let calm2 = a.api.create_endpoint("cv-calm", paused("http://127.0.0.1:9/c")).await;
+    for _ in 0..3 {
+        a.api.post_event("cv-busy", "order.created", json!({})).await.unwrap();
+    }
+    a.api.post_event("cv-calm", "order.created", json!({})).await.unwrap();
+    // One more for one endpoint of cv-calm only (a test send targets it alone).
+    let calm2_id = calm2["id"].as_str().unwrap();
+    let (status, _) = a
+        .api
+        .post(&format!("/v1/tenants/cv-calm/endpoints/{calm2_id}/test"), json!({}))
+        .await;
+    assert_eq!(status, 202);
+
+    let view = poll_until(Duration::from_secs(15), || async {
+        let (status, view) = b.api.get("/v1/cluster").await;
+        assert_eq!(status, 200, "{view}");
+        let held = view["shards"].as_array().unwrap().iter().all(|s| !s["node"].is_null());
+        let total: u64 = view["backlog"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["queued"].as_u64().unwrap())
+            .sum();
+        let queued = total == 6;
+        (held && queued && view["nodes"].as_array().unwrap().len() == 2).then_some(view)
+    })
+    .await
+    .expect("both nodes, every shard held and the backlog within 15 s");
+    assert_eq!(
+        view["backlog"],
+        json!([
+            {"tenant": "cv-busy", "queued": 3, "endpoints": 1},
+            {"tenant": "cv-calm", "queued": 3, "endpoints": 2},
+        ]),
+        "{view}"
+    );
+    let ids: Vec<&str> = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["view-a", "view-b"], "{view}");
+    // Each node's shards are the shards it holds, and every shard is held by one of them.
+    let shards = view["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 4);
+    for node in view["nodes"].as_array().unwrap() {
+        for shard in node["shards"].as_array().unwrap() {
+            assert_eq!(shards[shard.as_u64().unwrap() as usize]["node"], node["id"], "{view}");
+        }
+    }
+    let counted: usize = view["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["shards"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(counted, 4, "{view}");
+    assert!(view["router_lag_ms"].is_u64(), "{view}");
+
+    // Admins only.
+    let (_, key) = a.api.post("/v1/tenants/cv-busy/keys", json!({})).await;
+    let (status, refused) = a.api.with_token(key["key"].as_str()).get("/v1/cluster").await;
+    assert_eq!((status, &refused["error"]["code"]), (403, &json!("forbidden")));
+
+    // The console's node view shows the same, to a signed-in operator.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = &a.api.base;
+    let signed = client
+        .post(format!("{base}/console/sign-in"))
+        .header("origin", base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = client
+        .get(format!("{base}/console/nodes"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    for wanted in [
+        "view-a",
+        "view-b",
+        "Router lag",
+        "href=\"/console/t/cv-busy\"",
+        "<td class=\"number\">3</td>",
+    ] {
+        assert!(page.contains(wanted), "{wanted} is missing from {page}");
+    }
+}

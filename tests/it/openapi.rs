@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// Every route of API.md, as (method, path template).
 const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant}/keys"),
+    ("get", "/v1/cluster"),
     ("get", "/v1/tenants/{tenant}/keys"),
     ("delete", "/v1/tenants/{tenant}/keys/{id}"),
     ("get", "/v1/tenants/{tenant}/endpoints"),
