@@ -440,13 +440,24 @@ async fn tenant_page(
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
-    let mut rows = String::new();
-    for cfg in &endpoints {
+    // Each endpoint's backlog, breaker and last 24 hours, all read at once.
+    let now_s = hookline_actors::now_ms() / 1000;
+    let day_from = (now_s / 3_600).saturating_sub(23) * 3_600;
+    let store = &state.store;
+    let facts = crate::store::join_all(endpoints.iter().map(|cfg| {
         let shard = state.node.shard_of(&cfg.id);
-        let (backlog, health) = match tokio::try_join!(
-            state.store.backlog(&cfg.id, shard),
-            state.store.load_health(&cfg.id, shard)
-        ) {
+        async move {
+            tokio::try_join!(
+                store.backlog(&cfg.id, shard),
+                store.load_health(&cfg.id, shard),
+                store.endpoint_stats(&cfg.id, 3_600, day_from, now_s + 1),
+            )
+        }
+    }))
+    .await;
+    let mut rows = String::new();
+    for (cfg, found) in endpoints.iter().zip(facts) {
+        let (backlog, health, day) = match found {
             Ok(found) => found,
             Err(e) => return unavailable(e),
         };
@@ -455,9 +466,18 @@ async fn tenant_page(
             (None, true) => "disabled".to_string(),
             _ => health.breaker.state.name().to_string(),
         };
+        let (counts, latency) = super::console_endpoint::totals(&day);
+        let attempts: u64 = counts.iter().sum();
+        let success = if attempts == 0 {
+            "–".to_string()
+        } else {
+            format!("{:.1}%", counts[0] as f64 * 100.0 / attempts as f64)
+        };
+        let p99 = crate::store::stats::quantile(&latency, 0.99).map_or("–".to_string(), |ms| format!("≤ {ms} ms"));
         rows.push_str(&format!(
             "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td>{}</td><td class=\"description\">{}</td>\
-             <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td></tr>",
+             <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td>\
+             <td class=\"number success-rate\">{success}</td><td class=\"number p99\">{p99}</td></tr>",
             viewer.link(&tenant, &format!("/e/{}", cfg.id)),
             esc(&cfg.id),
             esc(&cfg.url),
@@ -470,8 +490,9 @@ async fn tenant_page(
         "<p>No endpoints yet.</p>".to_string()
     } else {
         format!(
-            "<table><thead><tr><th>ID</th><th>URL</th><th>Description</th><th>Event types</th><th>State</th>\
-             <th>Backlog</th></tr></thead><tbody>{rows}</tbody></table>{}",
+            "<table class=\"endpoints\"><thead><tr><th>ID</th><th>URL</th><th>Description</th><th>Event types</th>\
+             <th>State</th><th>Backlog</th><th>Success, 24 h</th><th>p99, 24 h</th></tr></thead><tbody>{rows}</tbody>\
+             </table>{}",
             if more.is_some() {
                 format!("<p>The first {PAGE} are shown.</p>")
             } else {

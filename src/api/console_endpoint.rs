@@ -1,5 +1,6 @@
-//! The console's page of one endpoint: its attempts per minute over the last hour by outcome
-//! (an SVG chart drawn here, no script), latency p50/p99, and its recent deliveries.
+//! The console's page of one endpoint: its attempts by outcome and its latency p50/p99 over the
+//! last hour (by minute), day or week (by hour), as SVG charts drawn here (no script); its
+//! recent deliveries; and its buttons, each one call of the API as the viewer.
 
 use super::auth::Scope;
 use super::console::{esc, page, see_other, unavailable, Csrf};
@@ -12,27 +13,69 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-/// Minutes the chart covers.
-const MINUTES: u64 = 60;
 /// Recent deliveries listed.
 const RECENT: usize = 20;
 const CHART_W: u64 = 720;
 const CHART_H: u64 = 160;
 
-/// The chart: one stacked bar per minute (success, retry, failed, dead from the bottom), each
-/// with a `<title>` giving its counts; `buckets` are the minutes that had attempts.
-pub fn chart(buckets: &[Bucket], now_s: u64) -> String {
-    let first = (now_s / 60).saturating_sub(MINUTES - 1) * 60;
+/// What an endpoint's charts cover: the last hour by minute, the last day or week by hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Range {
+    Hour,
+    Day,
+    Week,
+}
+
+impl Range {
+    const ALL: [Range; 3] = [Range::Hour, Range::Day, Range::Week];
+
+    /// (bucket width in seconds, buckets)
+    fn buckets(self) -> (u64, u64) {
+        match self {
+            Range::Hour => (60, 60),
+            Range::Day => (3_600, 24),
+            Range::Week => (3_600, 168),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Range::Hour => "1h",
+            Range::Day => "24h",
+            Range::Week => "7d",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Range::Hour => "the last hour",
+            Range::Day => "the last 24 hours",
+            Range::Week => "the last 7 days",
+        }
+    }
+
+    /// The start of the first bucket shown at `now_s`.
+    fn first(self, now_s: u64) -> u64 {
+        let (step, count) = self.buckets();
+        (now_s / step).saturating_sub(count - 1) * step
+    }
+}
+
+/// The chart: one stacked bar per bucket (success, retry, failed, dead from the bottom), each
+/// with a `<title>` giving its counts; `buckets` are those that had attempts.
+pub(super) fn chart(buckets: &[Bucket], now_s: u64, range: Range) -> String {
+    let (step, count) = range.buckets();
+    let first = range.first(now_s);
     let tallest = buckets
         .iter()
         .map(|b| b.counts.iter().sum::<u64>())
         .max()
         .unwrap_or(0)
         .max(1);
-    let bar_w = CHART_W / MINUTES;
+    let bar_w = CHART_W / count;
     let mut bars = String::new();
     for b in buckets.iter().filter(|b| b.start_s >= first) {
-        let x = (b.start_s - first) / 60 * bar_w;
+        let x = (b.start_s - first) / step * bar_w;
         let mut y = CHART_H;
         for outcome in Outcome::ALL {
             let n = b.count(outcome);
@@ -51,9 +94,51 @@ pub fn chart(buckets: &[Bucket], now_s: u64) -> String {
         }
     }
     format!(
-        "<svg class=\"chart\" role=\"img\" aria-label=\"attempts per minute, last hour\" viewBox=\"0 0 {CHART_W} {CHART_H}\" \
+        "<svg class=\"chart\" role=\"img\" aria-label=\"attempts per {}, {}\" viewBox=\"0 0 {CHART_W} {CHART_H}\" \
          width=\"{CHART_W}\" height=\"{CHART_H}\" xmlns=\"http://www.w3.org/2000/svg\">\
-         <rect class=\"frame\" x=\"0\" y=\"0\" width=\"{CHART_W}\" height=\"{CHART_H}\"></rect>{bars}</svg>"
+         <rect class=\"frame\" x=\"0\" y=\"0\" width=\"{CHART_W}\" height=\"{CHART_H}\"></rect>{bars}</svg>",
+        if step == 60 { "minute" } else { "hour" },
+        range.label()
+    )
+}
+
+/// Latency p50 and p99 of each bucket with attempts, as two lines (each point titled).
+pub(super) fn latency_chart(buckets: &[Bucket], now_s: u64, range: Range) -> String {
+    let (step, count) = range.buckets();
+    let first = range.first(now_s);
+    let bar_w = CHART_W / count;
+    let points: Vec<(u64, u64, u64)> = buckets
+        .iter()
+        .filter(|b| b.start_s >= first)
+        .filter_map(|b| {
+            let x = (b.start_s - first) / step * bar_w + bar_w / 2;
+            Some((x, quantile(&b.latency, 0.5)?, quantile(&b.latency, 0.99)?))
+        })
+        .collect();
+    let highest = points.iter().map(|p| p.2).max().unwrap_or(0).max(1);
+    let y = |ms: u64| CHART_H - (ms.min(highest) * (CHART_H - 4)) / highest;
+    let mut lines = String::new();
+    for (class, pick) in [("p50", 1usize), ("p99", 2usize)] {
+        let value = |p: &(u64, u64, u64)| if pick == 1 { p.1 } else { p.2 };
+        let path: Vec<String> = points.iter().map(|p| format!("{},{}", p.0, y(value(p)))).collect();
+        lines.push_str(&format!(
+            "<polyline class=\"{class}\" fill=\"none\" points=\"{}\"></polyline>",
+            path.join(" ")
+        ));
+        for p in &points {
+            lines.push_str(&format!(
+                "<circle class=\"{class}\" cx=\"{}\" cy=\"{}\" r=\"2\"><title>{class} ≤ {} ms</title></circle>",
+                p.0,
+                y(value(p)),
+                value(p)
+            ));
+        }
+    }
+    format!(
+        "<svg class=\"chart latency\" role=\"img\" aria-label=\"latency p50 and p99, {}\" viewBox=\"0 0 {CHART_W} {CHART_H}\" \
+         width=\"{CHART_W}\" height=\"{CHART_H}\" xmlns=\"http://www.w3.org/2000/svg\">\
+         <rect class=\"frame\" x=\"0\" y=\"0\" width=\"{CHART_W}\" height=\"{CHART_H}\"></rect>{lines}</svg>",
+        range.label()
     )
 }
 
@@ -66,8 +151,8 @@ fn name(outcome: Outcome) -> &'static str {
     }
 }
 
-/// "N attempts: … ; latency p50 … ms, p99 … ms" over the buckets.
-fn summary(buckets: &[Bucket]) -> String {
+/// The buckets added up: attempts by outcome, and the latency histogram.
+pub(super) fn totals(buckets: &[Bucket]) -> ([u64; 4], [u64; LATENCY_EDGES_MS.len() + 1]) {
     let mut totals = [0u64; 4];
     let mut latency = [0u64; LATENCY_EDGES_MS.len() + 1];
     for b in buckets {
@@ -78,6 +163,12 @@ fn summary(buckets: &[Bucket]) -> String {
             *l += n;
         }
     }
+    (totals, latency)
+}
+
+/// "N attempts in …: … ; latency p50 … ms, p99 … ms" over the buckets.
+fn summary(buckets: &[Bucket], range: Range) -> String {
+    let (totals, latency) = totals(buckets);
     let parts: Vec<String> = Outcome::ALL
         .iter()
         .zip(totals)
@@ -86,8 +177,9 @@ fn summary(buckets: &[Bucket]) -> String {
     let ms = |q| quantile(&latency, q).map_or("–".to_string(), |v| format!("≤ {v} ms"));
     let total = totals.iter().sum::<u64>();
     format!(
-        "<p class=\"summary\">{total} {} in the last hour: {}. Latency p50 {}, p99 {}.</p>",
+        "<p class=\"summary\">{total} {} in {}: {}. Latency p50 {}, p99 {}.</p>",
         if total == 1 { "attempt" } else { "attempts" },
+        range.label(),
         parts.join(", "),
         ms(0.5),
         ms(0.99)
@@ -99,6 +191,8 @@ fn summary(buckets: &[Bucket]) -> String {
 pub(super) struct Notice {
     sent: Option<String>,
     rotated: Option<String>,
+    /// `1h` (default), `24h` or `7d`; anything else is the default.
+    range: Option<String>,
 }
 
 pub(super) async fn endpoint_page(
@@ -121,10 +215,15 @@ pub(super) async fn endpoint_page(
     };
     let shard = state.node.shard_of(&id);
     let now_s = hookline_actors::now_ms() / 1000;
-    let from_s = (now_s / 60).saturating_sub(MINUTES - 1) * 60;
+    let range = Range::ALL
+        .into_iter()
+        .find(|r| notice.range.as_deref() == Some(r.name()))
+        .unwrap_or(Range::Hour);
     let which = [(shard, id.clone())];
     let (buckets, log) = match tokio::try_join!(
-        state.store.endpoint_stats(&id, 60, from_s, now_s + 1),
+        state
+            .store
+            .endpoint_stats(&id, range.buckets().0, range.first(now_s), now_s + 1),
         state.store.delivery_log_newest(&which, None, RECENT)
     ) {
         Ok(found) => found,
@@ -212,6 +311,21 @@ pub(super) async fn endpoint_page(
         (_, true) => "<p class=\"notice\">Secret rotated: the old one signs beside it for a day.</p>".to_string(),
         _ => String::new(),
     };
+    let ranges: Vec<String> = Range::ALL
+        .iter()
+        .map(|r| {
+            if *r == range {
+                format!("<strong>{}</strong>", r.name())
+            } else {
+                format!(
+                    "<a id=\"range-{0}\" href=\"{1}?range={0}\">{0}</a>",
+                    r.name(),
+                    viewer.link(&tenant, &format!("/e/{id}"))
+                )
+            }
+        })
+        .collect();
+    let ranges = ranges.join(" · ");
     let links = format!(
         "<p class=\"links\"><a href=\"{}\">All its deliveries</a> · <a id=\"dead-letters\" href=\"{}\">Dead letters</a></p>",
         viewer.link(&tenant, &format!("/deliveries?endpoint_id={id}")),
@@ -220,14 +334,16 @@ pub(super) async fn endpoint_page(
     let body = format!(
         "<p><a href=\"{}\">← endpoints of {}</a></p><h2>{}</h2>{notice}<p class=\"url\">{}</p>\
          <p>State: <span class=\"endpoint-state\">{}</span></p><div class=\"actions\">{actions}</div>\
-         <h3>Attempts per minute, last hour</h3>{}{}<h3>Recent deliveries</h3>{links}{deliveries}",
+         <h3>Attempts and latency over {}</h3><p class=\"ranges\">{ranges}</p>{}{}{}<h3>Recent deliveries</h3>{links}{deliveries}",
         viewer.link(&tenant, ""),
         esc(&tenant),
         esc(&title),
         esc(&cfg.url),
         esc(&state_text),
-        chart(&buckets, now_s),
-        summary(&buckets),
+        range.label(),
+        chart(&buckets, now_s, range),
+        summary(&buckets, range),
+        latency_chart(&buckets, now_s, range),
     );
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }
@@ -315,7 +431,7 @@ mod tests {
             ..Default::default()
         };
         quiet.counts = [0, 0, 1, 1];
-        let svg = chart(&[quiet, busy], now_s);
+        let svg = chart(&[quiet, busy], now_s, Range::Hour);
         // The busiest minute fills the height: 6 + 2 of 8.
         assert!(
             svg.contains("class=\"success\" x=\"708\" y=\"40\" width=\"11\" height=\"120\""),
@@ -336,6 +452,37 @@ mod tests {
             counts: [5, 0, 0, 0],
             ..Default::default()
         };
-        assert!(!chart(&[old], now_s).contains("<rect class=\"success\""));
+        assert!(!chart(&[old], now_s, Range::Hour).contains("<rect class=\"success\""));
+    }
+
+    #[test]
+    fn a_week_is_drawn_by_the_hour_with_its_latency_lines() {
+        let now_s = 1_800_000_030;
+        let hour = now_s / 3_600 * 3_600;
+        let mut b = Bucket {
+            start_s: hour - 72 * 3_600,
+            counts: [3, 0, 0, 1],
+            ..Default::default()
+        };
+        // Three fast answers, one slow.
+        b.latency[crate::store::stats::latency_bucket(8)] = 3;
+        b.latency[crate::store::stats::latency_bucket(900)] = 1;
+        let range = Range::Week;
+        assert_eq!(range.first(now_s), hour - 167 * 3_600);
+        // 168 bars of 4 px: 72 hours ago is bar 95.
+        let svg = chart(std::slice::from_ref(&b), now_s, range);
+        assert!(svg.contains("class=\"success\" x=\"380\""), "{svg}");
+        assert!(svg.contains("attempts per hour, the last 7 days"), "{svg}");
+        let lines = latency_chart(&[b], now_s, range);
+        assert_eq!(lines.matches("<polyline").count(), 2, "{lines}");
+        assert!(lines.contains("<title>p50 ≤ 10 ms</title>"), "{lines}");
+        assert!(lines.contains("<title>p99 ≤ 1000 ms</title>"), "{lines}");
+        // Outside the week: nothing.
+        let old = Bucket {
+            start_s: hour - 200 * 3_600,
+            counts: [1, 0, 0, 0],
+            ..Default::default()
+        };
+        assert!(!chart(&[old], now_s, range).contains("<rect class=\"success\""));
     }
 }

@@ -255,7 +255,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// Await futures concurrently (fred pipelines their commands onto its connections), without
 /// requiring them to be `'static` as spawned tasks would.
-async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+pub async fn join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
     use std::task::Poll;
     let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();

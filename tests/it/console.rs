@@ -84,6 +84,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
     assert_eq!(seen["bold_in_description"], 0, "{seen}");
     assert!(!seen["title"].as_str().unwrap().contains("pwned"), "{seen}");
     assert_eq!(seen["states"], json!(["closed"]), "{seen}");
+    assert_eq!(seen["success_rates"], json!(["100.0%"]), "{seen}");
     // The endpoint's page: one success bar this minute, the delivery in the list.
     let ep_id = ep["id"].as_str().unwrap();
     assert_eq!(
@@ -104,6 +105,16 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             .starts_with("1 attempt in the last hour: 1 success"),
         "{seen}"
     );
+    // Its latency line has the minute's point (p50 and p99); the day's view, one hour's bar.
+    assert_eq!(seen["latency_points"], 2, "{seen}");
+    assert!(
+        seen["summary_24h"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 attempt in the last 24 hours: 1 success"),
+        "{seen}"
+    );
+    assert_eq!(seen["hour_bars_24h"], 1, "{seen}");
     // Disabled and enabled again from the page, as the API would, each change in the audit log.
     assert_eq!(seen["state_after_disable"], "disabled (manual)", "{seen}");
     assert_eq!(seen["state_after_enable"], "enabled", "{seen}");

@@ -130,6 +130,7 @@ def main():
         seen["bold_in_description"] = len(driver.find_elements(By.CSS_SELECTOR, "td.description b"))
         seen["title"] = driver.title
         seen["states"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.state")]
+        seen["success_rates"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.success-rate")]
         shot(driver, "endpoints", seen)
 
         press(driver, "td.id a", arrived.url_contains("/e/"))
@@ -138,8 +139,13 @@ def main():
         seen["bar_titles"] = [t.get_attribute("textContent") for t in driver.find_elements(By.CSS_SELECTOR, "svg.chart title")]
         seen["delivery_statuses"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.deliveries td.status")]
         seen["summary"] = driver.find_element(By.CSS_SELECTOR, "p.summary").text
+        seen["latency_points"] = len(driver.find_elements(By.CSS_SELECTOR, "svg.latency circle"))
         shot(driver, "endpoint", seen)
         endpoint_url = driver.current_url
+        press(driver, "#range-24h", arrived.url_contains("range=24h"))
+        seen["summary_24h"] = driver.find_element(By.CSS_SELECTOR, "p.summary").text
+        seen["hour_bars_24h"] = len(driver.find_elements(By.CSS_SELECTOR, "svg.chart rect.success"))
+        driver.get(endpoint_url)
         press(driver, "#disable", arrived.presence_of_element_located((By.ID, "enable")))
         seen["state_after_disable"] = driver.find_element(By.CSS_SELECTOR, ".endpoint-state").text
         press(driver, "#enable", arrived.presence_of_element_located((By.ID, "disable")))
