@@ -15,7 +15,7 @@
 use super::auth::{admin_id, Caller, Scope};
 use super::console_viewer::{Entrance, Viewer};
 use super::AppState;
-use axum::extract::{Form, Path, Query, Request, State};
+use axum::extract::{Form, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -28,7 +28,7 @@ pub const COOKIE: &str = "hookline_console";
 /// How long a sign-in lasts.
 const SESSION_TTL_S: u64 = 8 * 3600;
 /// Endpoints shown on a tenant's page at most.
-const PAGE: usize = 100;
+pub(super) const PAGE: usize = 100;
 const STYLE: &str = include_str!("console.css");
 /// Answers' `Content-Security-Policy` for `entrance`: no plugin, styles and images from this
 /// node only, no script but `script` (a hash source), framing as configured for the portal.
@@ -61,7 +61,7 @@ pub fn router(state: AppState, api: Router) -> Router<AppState> {
     // The tenant pages, the same at both entrances.
     for base in ["/console", "/portal"] {
         router = router
-            .route(&format!("{base}/t/{{tenant}}"), get(tenant_page))
+            .route(&format!("{base}/t/{{tenant}}"), get(super::console_tenant::tenant_page))
             .route(
                 &format!("{base}/t/{{tenant}}/e/{{id}}"),
                 get(super::console_endpoint::endpoint_page),
@@ -91,6 +91,14 @@ pub fn router(state: AppState, api: Router) -> Router<AppState> {
                 get(super::console_log::deliveries),
             )
             .route(&format!("{base}/t/{{tenant}}/events"), get(super::console_log::event))
+            .route(
+                &format!("{base}/t/{{tenant}}/sources"),
+                get(super::console_sources::sources).post(super::console_sources::create),
+            )
+            .route(
+                &format!("{base}/t/{{tenant}}/sources/{{id}}"),
+                get(super::console_sources::source),
+            )
             .route(
                 &format!("{base}/t/{{tenant}}/d/{{id}}"),
                 get(super::console_delivery::delivery_page),
@@ -418,116 +426,6 @@ async fn tenants(viewer: Viewer, Query(q): Query<TenantQuery>) -> Response {
          <button type=\"submit\">Open</button></form>"
     );
     page(StatusCode::OK, "Tenants", Some(&viewer), &body)
-}
-
-/// What a tenant's page says after a deletion: `?deleted=<id>&dropped=<n>`.
-#[derive(Deserialize)]
-struct Deleted {
-    deleted: Option<String>,
-    dropped: Option<u64>,
-}
-
-async fn tenant_page(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(tenant): Path<String>,
-    Query(deleted): Query<Deleted>,
-) -> Response {
-    if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsRead) {
-        return answer;
-    }
-    let (endpoints, more) = match state.store.list_endpoints(&tenant, 0, PAGE).await {
-        Ok(found) => found,
-        Err(e) => return unavailable(e),
-    };
-    // Each endpoint's backlog, breaker and last 24 hours, all read at once.
-    let now_s = hookline_actors::now_ms() / 1000;
-    let day_from = (now_s / 3_600).saturating_sub(23) * 3_600;
-    let store = &state.store;
-    let facts = crate::store::join_all(endpoints.iter().map(|cfg| {
-        let shard = state.node.shard_of(&cfg.id);
-        async move {
-            tokio::try_join!(
-                store.backlog(&cfg.id, shard),
-                store.load_health(&cfg.id, shard),
-                store.endpoint_stats(&cfg.id, 3_600, day_from, now_s + 1),
-            )
-        }
-    }))
-    .await;
-    let mut rows = String::new();
-    for (cfg, found) in endpoints.iter().zip(facts) {
-        let (backlog, health, day) = match found {
-            Ok(found) => found,
-            Err(e) => return unavailable(e),
-        };
-        let status = match (&cfg.disabled_reason, cfg.disabled) {
-            (Some(reason), true) => format!("disabled ({reason})"),
-            (None, true) => "disabled".to_string(),
-            _ => health.breaker.state.name().to_string(),
-        };
-        let (counts, latency) = super::console_endpoint::totals(&day);
-        let attempts: u64 = counts.iter().sum();
-        let success = if attempts == 0 {
-            "–".to_string()
-        } else {
-            format!("{:.1}%", counts[0] as f64 * 100.0 / attempts as f64)
-        };
-        let p99 = crate::store::stats::quantile(&latency, 0.99).map_or("–".to_string(), |ms| format!("≤ {ms} ms"));
-        rows.push_str(&format!(
-            "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td>{}</td><td class=\"description\">{}</td>\
-             <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td>\
-             <td class=\"number success-rate\">{success}</td><td class=\"number p99\">{p99}</td></tr>",
-            viewer.link(&tenant, &format!("/e/{}", cfg.id)),
-            esc(&cfg.id),
-            esc(&cfg.url),
-            esc(cfg.description.as_deref().unwrap_or("")),
-            esc(&cfg.event_types.join(", ")),
-            esc(&status),
-        ));
-    }
-    let table = if endpoints.is_empty() {
-        "<p>No endpoints yet.</p>".to_string()
-    } else {
-        format!(
-            "<table class=\"endpoints\"><thead><tr><th>ID</th><th>URL</th><th>Description</th><th>Event types</th>\
-             <th>State</th><th>Backlog</th><th>Success, 24 h</th><th>p99, 24 h</th></tr></thead><tbody>{rows}</tbody>\
-             </table>{}",
-            if more.is_some() {
-                format!("<p>The first {PAGE} are shown.</p>")
-            } else {
-                String::new()
-            }
-        )
-    };
-    let title = format!("Endpoints of {tenant}");
-    let notice = match (
-        deleted.deleted.filter(|id| crate::ids::is_endpoint_id(id)),
-        deleted.dropped,
-    ) {
-        (Some(id), dropped) => format!(
-            "<p class=\"notice\">Endpoint {} deleted; {} pending deliveries dropped.</p>",
-            esc(&id),
-            dropped.unwrap_or(0)
-        ),
-        _ => String::new(),
-    };
-    let new = if viewer.may(Scope::EndpointsWrite) {
-        format!(
-            "<a class=\"action\" id=\"new\" href=\"{}\">New endpoint</a> · ",
-            viewer.link(&tenant, "/new")
-        )
-    } else {
-        String::new()
-    };
-    let body = format!(
-        "<h2>{}</h2>{notice}<p class=\"links\">{new}<a id=\"log\" href=\"{}\">Deliveries</a> · \
-         <a href=\"{}\">Find an event</a></p>{table}",
-        esc(&title),
-        viewer.link(&tenant, "/deliveries"),
-        viewer.link(&tenant, "/events"),
-    );
-    page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ mod console_endpoint;
 mod console_log;
 mod console_nodes;
 mod console_portal;
+mod console_sources;
+mod console_tenant;
 mod console_viewer;
 mod dead_letters;
 mod deliveries;

@@ -240,6 +240,14 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         (&json!("edited in the form"), &json!(5000)),
         "{changes}"
     );
+    // A source made through the form; what the API refused first came back with its message;
+    // its secret is not on its page; an unsigned request to it is among its rejections.
+    assert!(seen["source_error"].as_str().unwrap().contains("secret"), "{seen}");
+    assert_eq!(seen["source_kind"], "stripe", "{seen}");
+    assert_eq!(seen["source_secret_shown"], false, "{seen}");
+    assert_eq!(seen["unsigned_status"], 401, "{seen}");
+    assert_eq!(seen["rejection_reasons"], json!(["missing_header"]), "{seen}");
+    assert_eq!(seen["source_names"], json!(["Billing provider"]), "{seen}");
     // The dead letter, replayed from its page.
     assert_eq!(seen["letter_reasons"], json!(["gone"]), "{seen}");
     assert_eq!(

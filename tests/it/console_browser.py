@@ -7,10 +7,12 @@ hold (a blank page has very few).
 import json
 import os
 import sys
+import urllib.error
+import urllib.request
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as arrived
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from browser_common import press, shot, start_driver  # noqa: E402
@@ -94,6 +96,33 @@ def form_flow(driver, seen):
     seen["delete_notice"] = driver.find_element(By.CSS_SELECTOR, ".notice").text
 
 
+def sources_flow(driver, seen):
+    """A source made through the form (a refused one first, with the API's message), a request
+    to its ingest URL refused, and that refusal among its recent rejections."""
+    driver.get(BASE + "/console/t/" + TENANT)
+    press(driver, "#sources", arrived.presence_of_element_located((By.ID, "new-source")))
+    driver.find_element(By.ID, "name").send_keys("Billing provider")
+    Select(driver.find_element(By.ID, "kind")).select_by_value("hmac")
+    press(driver, "#create-source", arrived.presence_of_element_located((By.CSS_SELECTOR, ".error")))
+    seen["source_error"] = driver.find_element(By.CSS_SELECTOR, ".error").text
+    Select(driver.find_element(By.ID, "kind")).select_by_value("stripe")
+    driver.find_element(By.ID, "secret").send_keys("whsec_console_test_secret")
+    press(driver, "#create-source", arrived.url_contains("/sources/src_"))
+    seen["source_kind"] = driver.find_element(By.CSS_SELECTOR, ".source-kind").text
+    ingest = driver.find_element(By.CSS_SELECTOR, "dd.url").text
+    seen["source_secret_shown"] = "whsec_console_test_secret" in driver.page_source
+    request = urllib.request.Request(BASE + ingest, data=b"{}", method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=5)
+        seen["unsigned_status"] = 200
+    except urllib.error.HTTPError as refused:
+        seen["unsigned_status"] = refused.code
+    until(driver, lambda d: len(d.find_elements(By.CSS_SELECTOR, "table.rejections td.reason")) == 1)
+    seen["rejection_reasons"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "table.rejections td.reason")]
+    press(driver, "main p a", arrived.url_to_be(BASE + "/console/t/" + TENANT + "/sources"))
+    seen["source_names"] = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "td.source-name")]
+
+
 def dead_letters(driver, seen):
     """An endpoint whose receiver answered 410: its dead letter, replayed from the page."""
     driver.get(BASE + DEAD_LETTERS)
@@ -169,6 +198,7 @@ def main():
         shot(driver, "delivery", seen)
 
         form_flow(driver, seen)
+        sources_flow(driver, seen)
         dead_letters(driver, seen)
 
         press(driver, "nav form button", arrived.url_to_be(BASE + "/console/"))
