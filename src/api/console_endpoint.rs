@@ -3,7 +3,7 @@
 //! recent deliveries; and its buttons, each one call of the API as the viewer.
 
 use super::auth::Scope;
-use super::console::{esc, page, see_other, unavailable, Csrf};
+use super::console::{esc, page, see_other, unavailable};
 use super::console_viewer::Viewer;
 use super::AppState;
 use crate::store::stats::{quantile, Bucket, Outcome, LATENCY_EDGES_MS};
@@ -279,14 +279,15 @@ pub(super) async fn endpoint_page(
         "Send a test event",
         Scope::EndpointsWrite,
     ));
-    actions.push_str(&button(
-        &viewer,
-        &tenant,
-        &id,
-        "rotate",
-        "Rotate secret",
-        Scope::EndpointsWrite,
-    ));
+    if viewer.may(Scope::EndpointsWrite) {
+        actions.push_str(&format!(
+            "<form method=\"post\" action=\"{}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\" id=\"rotate\">Rotate secret</button> keeping the old one for \
+             <input name=\"overlap_s\" type=\"number\" min=\"0\" max=\"604800\" value=\"86400\" class=\"seconds\"> s</form>",
+            viewer.link(&tenant, &format!("/e/{id}/rotate")),
+            esc(&viewer.csrf)
+        ));
+    }
     actions.push_str(&button(
         &viewer,
         &tenant,
@@ -308,7 +309,7 @@ pub(super) async fn endpoint_page(
             esc(event),
             viewer.link(&tenant, &format!("/d/{}", crate::ids::delivery_id(&id, event)))
         ),
-        (_, true) => "<p class=\"notice\">Secret rotated: the old one signs beside it for a day.</p>".to_string(),
+        (_, true) => "<p class=\"notice\">Secret rotated: the old one signs beside it for the overlap.</p>".to_string(),
         _ => String::new(),
     };
     let ranges: Vec<String> = Range::ALL
@@ -348,6 +349,13 @@ pub(super) async fn endpoint_page(
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }
 
+/// What an endpoint's buttons post: the CSRF token, and the rotation's overlap.
+#[derive(Deserialize)]
+pub(super) struct Act {
+    csrf: String,
+    overlap_s: Option<String>,
+}
+
 /// A button of an endpoint's page: a form posting to `…/e/{id}/{action}` with the viewer's
 /// CSRF token, shown only to a viewer whose caller may do it.
 fn button(viewer: &Viewer, tenant: &str, id: &str, action: &str, label: &str, scope: Scope) -> String {
@@ -363,13 +371,13 @@ fn button(viewer: &Viewer, tenant: &str, id: &str, action: &str, label: &str, sc
 }
 
 /// `POST …/t/{tenant}/e/{id}/{action}`: `disable`, `enable`, `test` (send a test event),
-/// `rotate` (a new secret, the old one signing beside it for a day) and `secret` (show it).
+/// `rotate` (a new secret, the old one signing beside it for `overlap_s`, a day by default) and `secret` (show it).
 /// Each is one call of the API as the viewer's caller: what the API refuses, the page refuses.
 pub(super) async fn act(
     viewer: Viewer,
     headers: HeaderMap,
     Path((tenant, id, action)): Path<(String, String, String)>,
-    Form(form): Form<Csrf>,
+    Form(form): Form<Act>,
 ) -> Response {
     if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
         return answer;
@@ -382,7 +390,16 @@ pub(super) async fn act(
         "disable" => (Method::PATCH, api, Some(json!({"disabled": true}))),
         "enable" => (Method::POST, format!("{api}/enable"), None),
         "test" => (Method::POST, format!("{api}/test"), None),
-        "rotate" => (Method::POST, format!("{api}/rotate-secret"), None),
+        "rotate" => {
+            let overlap = form.overlap_s.as_deref().map(str::trim).unwrap_or("");
+            let query = if overlap.is_empty() {
+                String::new()
+            } else {
+                // The API checks the value; only digits reach it.
+                format!("?overlap_s={}", overlap.chars().filter(char::is_ascii_digit).collect::<String>())
+            };
+            (Method::POST, format!("{api}/rotate-secret{query}"), None)
+        }
         "secret" => (Method::GET, format!("{api}/secret"), None),
         _ => return viewer.not_found("action"),
     };

@@ -56,10 +56,12 @@ pub(super) struct DeliveryFilter {
     endpoint_id: Option<String>,
     event_id: Option<String>,
     status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     cursor: Option<String>,
 }
 
-/// `GET …/t/{tenant}/deliveries?endpoint_id=&event_id=&status=&cursor=`.
+/// `GET …/t/{tenant}/deliveries?endpoint_id=&event_id=&status=&from=&to=&cursor=`.
 pub(super) async fn deliveries(
     viewer: Viewer,
     Path(tenant): Path<String>,
@@ -72,6 +74,8 @@ pub(super) async fn deliveries(
         ("endpoint_id", filter.endpoint_id.as_deref()),
         ("event_id", filter.event_id.as_deref()),
         ("status", filter.status.as_deref()),
+        ("from", filter.from.as_deref()),
+        ("to", filter.to.as_deref()),
     ];
     let mut asked = filters.to_vec();
     asked.push(("cursor", filter.cursor.as_deref()));
@@ -142,12 +146,16 @@ pub(super) async fn deliveries(
          <label>Endpoint <input name=\"endpoint_id\" value=\"{}\" placeholder=\"ep_…\"></label>\
          <label>Event <input name=\"event_id\" value=\"{}\" placeholder=\"evt_…\"></label>\
          <label>Status <select name=\"status\">{options}</select></label>\
+         <label>From <input name=\"from\" value=\"{}\" placeholder=\"2026-01-31T12:00:00Z\"></label>\
+         <label>To <input name=\"to\" value=\"{}\" placeholder=\"(now)\"></label>\
          <button type=\"submit\" id=\"filter\">Filter</button></form>{}{table}{next}",
         viewer.link(&tenant, ""),
         esc(&tenant),
         viewer.link(&tenant, "/deliveries"),
         esc(filter.endpoint_id.as_deref().unwrap_or("")),
         esc(filter.event_id.as_deref().unwrap_or("")),
+        esc(filter.from.as_deref().unwrap_or("")),
+        esc(filter.to.as_deref().unwrap_or("")),
         refusal(&answer),
     );
     page(status_of(&answer), "Deliveries", Some(&viewer), &body)

@@ -199,6 +199,8 @@ struct ListParams {
     endpoint_id: Option<String>,
     event_id: Option<String>,
     status: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
 }
@@ -218,6 +220,16 @@ impl IntoParams for ListParams {
             ),
             query_param("event_id", "Only deliveries of this event.", schema::event_id()),
             query_param("status", "Only deliveries in this state.", status),
+            query_param(
+                "from",
+                "Only deliveries of events ingested at or after this time.",
+                schema::time_bound(),
+            ),
+            query_param(
+                "to",
+                "Only deliveries of events ingested before this time.",
+                schema::time_bound(),
+            ),
             query_param("limit", "Page size: 1 to 500, default 50.", schema::limit()),
             query_param(
                 "cursor",
@@ -259,6 +271,19 @@ struct Position {
 }
 
 impl Position {
+    /// Just after every delivery of events ingested at `ms` or later (a page that starts there
+    /// holds only older ones).
+    fn before(ms: u64) -> Position {
+        let first = |len: usize| "0".repeat(len);
+        Position {
+            order: ms as f64,
+            delivery_id: crate::ids::delivery_id(
+                &format!("ep_{}", first(crate::ids::ENDPOINT_CORE)),
+                &format!("evt_{}", first(crate::ids::EVENT_CORE)),
+            ),
+        }
+    }
+
     fn encode(&self) -> String {
         format!("{}~{}", self.order, self.delivery_id)
     }
@@ -372,6 +397,16 @@ async fn list(
             return Err(ApiError::invalid("event_id: not an event id (evt_…)"));
         }
     }
+    // A time range: `to` is where the newest page starts (or the cursor, if older), `from`
+    // where the list ends.
+    let from_ms = q.from.as_deref().map(|t| super::parse_time("from", t)).transpose()?;
+    if let Some(to) = q.to.as_deref().map(|t| super::parse_time("to", t)).transpose()? {
+        let start = Position::before(to);
+        if position.as_ref().is_none_or(|p| start.is_after(p)) {
+            position = Some(start);
+        }
+    }
+    let in_range = |at: &Position| from_ms.is_none_or(|from| at.order >= from as f64);
     let endpoint_ids = match q.endpoint_id.as_deref() {
         Some(id) => vec![super::endpoints::load(&state, &tenant, id).await?.id],
         None => state.store.tenant_endpoint_ids(&tenant).await?,
@@ -407,6 +442,10 @@ async fn list(
                 merge_newest(logs, position.as_ref(), per_log, want)
             }
         };
+        // Older than `from`: the list ends there.
+        let ends = candidates.iter().any(|c| !in_range(&c.at));
+        let candidates: Vec<Candidate> = candidates.into_iter().filter(|c| in_range(&c.at)).collect();
+        let exhausted = exhausted || ends;
         if candidates.is_empty() {
             if exhausted {
                 break None;

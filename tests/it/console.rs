@@ -223,11 +223,18 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
     let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
-        ["endpoint.deleted", "endpoint.updated", "endpoint.created"],
+        [
+            "endpoint.deleted",
+            "endpoint.updated",
+            "endpoint.secret_read",
+            "endpoint.secret_rotated",
+            "endpoint.created"
+        ],
         "{changes}"
     );
     assert!(entries.iter().all(|e| e["actor"]["kind"] == "admin"), "{changes}");
-    let created_entry = &entries[2]["changes"];
+    assert!(seen["revealed"].as_str().unwrap().starts_with("whsec_"), "{seen}");
+    let created_entry = &entries[4]["changes"];
     assert_eq!(created_entry["description"]["to"], "made in the form", "{changes}");
     assert_eq!(
         created_entry["event_types"]["to"],

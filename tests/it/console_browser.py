@@ -65,6 +65,15 @@ def form_flow(driver, seen):
     until(driver, lambda d: len(attempt_codes(d)) >= 2)
     seen["form_attempts_after_replay"] = attempt_codes(driver)
 
+    # Rotate the secret (the old one kept a minute), then reveal the new one.
+    driver.get(created)
+    overlap = driver.find_element(By.NAME, "overlap_s")
+    overlap.clear()
+    overlap.send_keys("60")
+    press(driver, "#rotate", arrived.url_contains("rotated=1"))
+    press(driver, "#secret", arrived.presence_of_element_located((By.CSS_SELECTOR, "code.secret")))
+    seen["revealed"] = driver.find_element(By.CSS_SELECTOR, "code.secret").text
+
     # Edit: every field as JSON; what the API refuses comes back with its message.
     driver.get(created + "/edit")
     area = driver.find_element(By.ID, "settings")

@@ -176,3 +176,51 @@ async fn deliveries_list_filters_and_pages_newest_first() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn deliveries_list_takes_a_time_range_of_ingest() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("list-range"))).await;
+    let api = &node.api;
+    // Disabled: its deliveries stay put, five of them, ingested in two bursts 50 ms apart.
+    api.create_endpoint("q", json!({"url": "http://127.0.0.1:9/x", "disabled": true}))
+        .await;
+    let mut events = Vec::new();
+    for i in 0..5 {
+        if i == 3 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        events.push(api.post_event("q", "a.b", json!({"i": i})).await.unwrap());
+    }
+    wait_for_count(api, 5).await;
+    // The node stamps the fourth event when its request arrives, before Redis stores it and
+    // 50 ms after the third was stored: a time between the bursts.
+    let (_, fourth) = api.get(&format!("/v1/tenants/q/events/{}", events[3])).await;
+    let between = fourth["timestamp"].as_str().unwrap().to_string();
+    let event_ids = |items: &[Value]| -> Vec<String> {
+        items.iter().map(|d| d["event_id"].as_str().unwrap().to_string()).collect()
+    };
+    let newer: Vec<String> = events[3..].iter().rev().cloned().collect();
+    let older: Vec<String> = events[..3].iter().rev().cloned().collect();
+    for limit in [1, 2, 50] {
+        let got = all_pages(api, &format!("from={between}"), limit).await;
+        assert_eq!(event_ids(&got), newer, "from, limit {limit}");
+        let got = all_pages(api, &format!("to={between}"), limit).await;
+        assert_eq!(event_ids(&got), older, "to, limit {limit}");
+    }
+    // Both bounds, and a range with nothing in it.
+    let got = all_pages(api, &format!("from={between}&to=2100-01-01T00:00:00Z"), 2).await;
+    assert_eq!(event_ids(&got), newer);
+    assert!(all_pages(api, &format!("from={between}&to={between}"), 10).await.is_empty());
+    assert!(all_pages(api, "to=1970-01-02T00:00:00Z", 10).await.is_empty());
+    // A time that is not one: 400 naming it.
+    let (status, body) = api.get("/v1/tenants/q/deliveries?from=yesterday").await;
+    assert_eq!((status, body["error"]["message"].as_str().unwrap().starts_with("from:")), (400, true));
+}
+
+/// Waits until the tenant `q` lists `n` deliveries.
+async fn wait_for_count(api: &Api, n: usize) {
+    api.get_until("/v1/tenants/q/deliveries?limit=50", Duration::from_secs(10), |page| {
+        page["data"].as_array().is_some_and(|d| d.len() == n)
+    })
+    .await;
+}
