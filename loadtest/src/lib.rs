@@ -1,9 +1,11 @@
-//! Load-test tools for Hookline: a receiver (`sink`) and a driver (`drive`).
+//! Load-test tools for Hookline: a receiver (`sink`), a driver (`drive`) and the console page
+//! benchmark (`pages`).
 //!
 //! The sink is also a library so that the integration tests use the same receiver in-process.
 
 pub mod drive;
 pub mod inbound;
+pub mod pages;
 pub mod sink;
 pub mod tls;
 

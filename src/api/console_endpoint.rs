@@ -396,7 +396,10 @@ pub(super) async fn act(
                 String::new()
             } else {
                 // The API checks the value; only digits reach it.
-                format!("?overlap_s={}", overlap.chars().filter(char::is_ascii_digit).collect::<String>())
+                format!(
+                    "?overlap_s={}",
+                    overlap.chars().filter(char::is_ascii_digit).collect::<String>()
+                )
             };
             (Method::POST, format!("{api}/rotate-secret{query}"), None)
         }

@@ -87,3 +87,22 @@ async fn the_sink_counts_an_abandoned_request_out_of_flight() {
     assert_eq!(answered.status(), 200);
     assert_eq!(sink.max_in_flight("x"), 1, "two requests were never in flight at once");
 }
+
+/// The tiny `pages` benchmark (issue 18's page timings): every page it times answers 200 in a
+/// seeded tenant. Asserts the pages answered, never how fast.
+#[tokio::test]
+async fn tiny_pages_bench_reaches_every_page() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("pages"))).await;
+    let mut options = hookline_loadtest::pages::Options::new(&node.api.base, ADMIN);
+    options.endpoints = 4;
+    options.events = 3;
+    options.times = 2;
+    options.timeout = std::time::Duration::from_secs(60);
+    let summary = hookline_loadtest::pages::run(&options).await.unwrap();
+    assert_eq!(summary["deliveries"], 12, "{summary}");
+    let pages = summary["pages"].as_object().unwrap();
+    assert_eq!(pages.len(), 12, "{summary}");
+    for (name, timing) in pages {
+        assert!(timing["median_ms"].as_f64().unwrap() > 0.0, "{name}: {summary}");
+    }
+}

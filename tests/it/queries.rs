@@ -197,7 +197,10 @@ async fn deliveries_list_takes_a_time_range_of_ingest() {
     let (_, fourth) = api.get(&format!("/v1/tenants/q/events/{}", events[3])).await;
     let between = fourth["timestamp"].as_str().unwrap().to_string();
     let event_ids = |items: &[Value]| -> Vec<String> {
-        items.iter().map(|d| d["event_id"].as_str().unwrap().to_string()).collect()
+        items
+            .iter()
+            .map(|d| d["event_id"].as_str().unwrap().to_string())
+            .collect()
     };
     let newer: Vec<String> = events[3..].iter().rev().cloned().collect();
     let older: Vec<String> = events[..3].iter().rev().cloned().collect();
@@ -210,11 +213,16 @@ async fn deliveries_list_takes_a_time_range_of_ingest() {
     // Both bounds, and a range with nothing in it.
     let got = all_pages(api, &format!("from={between}&to=2100-01-01T00:00:00Z"), 2).await;
     assert_eq!(event_ids(&got), newer);
-    assert!(all_pages(api, &format!("from={between}&to={between}"), 10).await.is_empty());
+    assert!(all_pages(api, &format!("from={between}&to={between}"), 10)
+        .await
+        .is_empty());
     assert!(all_pages(api, "to=1970-01-02T00:00:00Z", 10).await.is_empty());
     // A time that is not one: 400 naming it.
     let (status, body) = api.get("/v1/tenants/q/deliveries?from=yesterday").await;
-    assert_eq!((status, body["error"]["message"].as_str().unwrap().starts_with("from:")), (400, true));
+    assert_eq!(
+        (status, body["error"]["message"].as_str().unwrap().starts_with("from:")),
+        (400, true)
+    );
 }
 
 /// Waits until the tenant `q` lists `n` deliveries.
