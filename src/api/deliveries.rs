@@ -426,7 +426,9 @@ async fn list(
         rounds += 1;
         let mut want = limit - data.len() + 1;
         if status.is_some() {
-            want = want.max(100);
+            // A status filter may skip most of what it reads: take what the scan budget has
+            // left in one round rather than a page's worth in many (each round reads every log).
+            want = want.max(SCAN_BUDGET.saturating_sub(scanned)).max(100);
         }
         let (candidates, exhausted) = match q.event_id.as_deref() {
             Some(event_id) => event_candidates(&state, &tenant, &sources, event_id, position.as_ref()).await?,
