@@ -12,7 +12,7 @@
 //!   allowed, `console.portal_frame_ancestors`) and sniffing (`secure_headers`), and every
 //!   value is HTML-escaped (`esc`): an endpoint description holding `<script>` is text.
 
-use super::auth::{admin_id, Caller, Scope};
+use super::auth::{admin_id, Caller};
 use super::console_viewer::{Entrance, Viewer};
 use super::AppState;
 use axum::extract::{Form, Query, Request, State};
@@ -33,9 +33,15 @@ const STYLE: &str = include_str!("console.css");
 /// Answers' `Content-Security-Policy` for `entrance`: no plugin, styles and images from this
 /// node only, no script but `script` (a hash source), framing as configured for the portal.
 pub(super) fn csp(state: &AppState, entrance: Entrance, script: Option<&str>) -> HeaderValue {
+    // The checked list, joined by single spaces (the setting may separate them by any
+    // whitespace, which a header cannot carry).
     let ancestors = match entrance {
-        Entrance::Console => "'none'",
-        Entrance::Portal => state.config.console.portal_frame_ancestors.trim(),
+        Entrance::Console => "'none'".to_string(),
+        Entrance::Portal => state
+            .config
+            .console
+            .frame_ancestors()
+            .map_or_else(|_| "'none'".to_string(), |list| list.join(" ")),
     };
     let script = script.map(|s| format!(" script-src {s};")).unwrap_or_default();
     let policy = format!(
@@ -161,19 +167,23 @@ fn session_hash(id: &str) -> String {
     crate::store::keys::hex(&super::auth::digest(id))
 }
 
-/// The value of the request's cookie `name`.
-pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The values of the request's cookies named `name`, in order (a browser may send two of one
+/// name, e.g. set with different attributes).
+pub(super) fn cookie_values(headers: &HeaderMap, name: &str) -> Vec<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+        .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('=').map(str::to_string))
+        .collect()
 }
 
 /// The operator's session id in the request's cookie.
 fn cookie_id(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, COOKIE).filter(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+    cookie_values(headers, COOKIE)
+        .into_iter()
+        .find(|id| id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The request's session, if it has one that is still good: its admin token is still one of
@@ -240,11 +250,7 @@ pub(super) fn page(status: StatusCode, title: &str, viewer: Option<&Viewer>, bod
                  <button type=\"submit\">Close</button></form></nav>",
                 v.link(tenant, ""),
                 esc(tenant),
-                if v.may(Scope::EndpointsWrite) {
-                    ""
-                } else {
-                    " · read-only"
-                },
+                if v.read_only() { " · read-only" } else { "" },
                 esc(&v.csrf)
             )
         }

@@ -220,14 +220,21 @@ pub(super) async fn endpoint_page(
         .find(|r| notice.range.as_deref() == Some(r.name()))
         .unwrap_or(Range::Hour);
     let which = [(shard, id.clone())];
-    let (buckets, log) = match tokio::try_join!(
-        state
-            .store
-            .endpoint_stats(&id, range.buckets().0, range.first(now_s), now_s + 1),
-        state.store.delivery_log_newest(&which, None, RECENT)
-    ) {
-        Ok(found) => found,
-        Err(e) => return unavailable(e),
+    // Its attempts and deliveries are `deliveries:read` data, as in the API: a session without
+    // that scope sees the endpoint's settings only.
+    let sees_deliveries = viewer.may(Scope::DeliveriesRead);
+    let (buckets, log) = if sees_deliveries {
+        match tokio::try_join!(
+            state
+                .store
+                .endpoint_stats(&id, range.buckets().0, range.first(now_s), now_s + 1),
+            state.store.delivery_log_newest(&which, None, RECENT)
+        ) {
+            Ok(found) => found,
+            Err(e) => return unavailable(e),
+        }
+    } else {
+        (Vec::new(), Vec::new())
     };
     let newest: Vec<String> = log.into_iter().flatten().map(|(event_id, _)| event_id).collect();
     let items: Vec<(u32, &str, &str)> = newest.iter().map(|e| (shard, id.as_str(), e.as_str())).collect();
@@ -332,19 +339,26 @@ pub(super) async fn endpoint_page(
         viewer.link(&tenant, &format!("/deliveries?endpoint_id={id}")),
         viewer.link(&tenant, &format!("/e/{id}/dead-letters")),
     );
+    let activity = if sees_deliveries {
+        format!(
+            "<h3>Attempts and latency over {}</h3><p class=\"ranges\">{ranges}</p>{}{}{}\
+             <h3>Recent deliveries</h3>{links}{deliveries}",
+            range.label(),
+            chart(&buckets, now_s, range),
+            summary(&buckets, range),
+            latency_chart(&buckets, now_s, range),
+        )
+    } else {
+        "<p class=\"no-deliveries\">This session may not read deliveries (deliveries:read).</p>".to_string()
+    };
     let body = format!(
         "<p><a href=\"{}\">← endpoints of {}</a></p><h2>{}</h2>{notice}<p class=\"url\">{}</p>\
-         <p>State: <span class=\"endpoint-state\">{}</span></p><div class=\"actions\">{actions}</div>\
-         <h3>Attempts and latency over {}</h3><p class=\"ranges\">{ranges}</p>{}{}{}<h3>Recent deliveries</h3>{links}{deliveries}",
+         <p>State: <span class=\"endpoint-state\">{}</span></p><div class=\"actions\">{actions}</div>{activity}",
         viewer.link(&tenant, ""),
         esc(&tenant),
         esc(&title),
         esc(&cfg.url),
         esc(&state_text),
-        range.label(),
-        chart(&buckets, now_s, range),
-        summary(&buckets, range),
-        latency_chart(&buckets, now_s, range),
     );
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }
@@ -391,17 +405,12 @@ pub(super) async fn act(
         "enable" => (Method::POST, format!("{api}/enable"), None),
         "test" => (Method::POST, format!("{api}/test"), None),
         "rotate" => {
-            let overlap = form.overlap_s.as_deref().map(str::trim).unwrap_or("");
-            let query = if overlap.is_empty() {
-                String::new()
-            } else {
-                // The API checks the value; only digits reach it.
-                format!(
-                    "?overlap_s={}",
-                    overlap.chars().filter(char::is_ascii_digit).collect::<String>()
-                )
-            };
-            (Method::POST, format!("{api}/rotate-secret{query}"), None)
+            // As typed: the API checks the value and says what is wrong with it.
+            let path = super::console_log::with_query(
+                &format!("{api}/rotate-secret"),
+                &[("overlap_s", form.overlap_s.as_deref())],
+            );
+            (Method::POST, path, None)
         }
         "secret" => (Method::GET, format!("{api}/secret"), None),
         _ => return viewer.not_found("action"),

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// `path` with the query `pairs` that have a value, encoded.
-fn with_query(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
+pub(super) fn with_query(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
     let mut url = reqwest::Url::parse("http://node").expect("a fixed base");
     url.set_path(path);
     {
@@ -240,7 +240,8 @@ pub(super) async fn event(viewer: Viewer, Path(tenant): Path<String>, Query(q): 
 #[derive(Deserialize)]
 pub(super) struct LetterQuery {
     cursor: Option<String>,
-    replayed: Option<u64>,
+    /// How many the last "replay all" replayed (not a number: no notice).
+    replayed: Option<String>,
 }
 
 /// `GET …/t/{tenant}/e/{id}/dead-letters`: the endpoint's dead letters, newest first, each with
@@ -325,6 +326,7 @@ pub(super) async fn dead_letters(
     };
     let notice = q
         .replayed
+        .and_then(|n| n.parse::<u64>().ok())
         .map(|n| format!("<p class=\"notice\">{n} dead letters replayed: each starts a new attempt cycle.</p>"))
         .unwrap_or_default();
     let body = format!(

@@ -8,7 +8,7 @@
 //! (`console_viewer`).
 
 use super::console::{esc, page, same_origin, see_other, Csrf};
-use super::console_viewer::{is_portal_token, portal_cookie, portal_token, portal_viewer, Viewer};
+use super::console_viewer::{is_portal_token, portal_cookie, portal_tokens, portal_viewer, Viewer};
 use super::AppState;
 use axum::extract::{Form, State};
 use axum::http::request::Parts;
@@ -65,6 +65,11 @@ fn landing_with(state: &AppState, status: StatusCode, error: Option<&str>, open_
         Some(&OPEN_SCRIPT_SOURCE),
     );
     answer.headers_mut().insert("content-security-policy", csp);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("5"));
+    }
     answer
 }
 
@@ -75,7 +80,7 @@ pub(super) async fn landing(
     headers: HeaderMap,
     viewer: Result<Viewer, Response>,
 ) -> Response {
-    if portal_token(&headers).is_none() {
+    if portal_tokens(&headers).is_empty() {
         return landing_page(&state, StatusCode::OK, None);
     }
     match viewer {

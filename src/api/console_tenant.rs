@@ -15,7 +15,8 @@ use serde::Deserialize;
 #[derive(Deserialize)]
 pub(super) struct Deleted {
     deleted: Option<String>,
-    dropped: Option<u64>,
+    /// Not a number: none.
+    dropped: Option<String>,
 }
 
 pub(super) async fn tenant_page(
@@ -34,15 +35,21 @@ pub(super) async fn tenant_page(
     // Each endpoint's backlog, breaker and last 24 hours, all read at once.
     let now_s = hookline_actors::now_ms() / 1000;
     let day_from = (now_s / 3_600).saturating_sub(23) * 3_600;
+    // The last 24 hours are `deliveries:read` data, as in the API (backlog and breaker are part
+    // of an endpoint's `state`).
+    let sees_deliveries = viewer.may(Scope::DeliveriesRead);
     let store = &state.store;
     let facts = crate::store::join_all(endpoints.iter().map(|cfg| {
         let shard = state.node.shard_of(&cfg.id);
         async move {
-            tokio::try_join!(
-                store.backlog(&cfg.id, shard),
-                store.load_health(&cfg.id, shard),
-                store.endpoint_stats(&cfg.id, 3_600, day_from, now_s + 1),
-            )
+            let day = async {
+                if sees_deliveries {
+                    store.endpoint_stats(&cfg.id, 3_600, day_from, now_s + 1).await
+                } else {
+                    Ok(Vec::new())
+                }
+            };
+            tokio::try_join!(store.backlog(&cfg.id, shard), store.load_health(&cfg.id, shard), day)
         }
     }))
     .await;
@@ -65,10 +72,14 @@ pub(super) async fn tenant_page(
             format!("{:.1}%", counts[0] as f64 * 100.0 / attempts as f64)
         };
         let p99 = crate::store::stats::quantile(&latency, 0.99).map_or("–".to_string(), |ms| format!("≤ {ms} ms"));
+        let day = if sees_deliveries {
+            format!("<td class=\"number success-rate\">{success}</td><td class=\"number p99\">{p99}</td>")
+        } else {
+            String::new()
+        };
         rows.push_str(&format!(
             "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td>{}</td><td class=\"description\">{}</td>\
-             <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td>\
-             <td class=\"number success-rate\">{success}</td><td class=\"number p99\">{p99}</td></tr>",
+             <td>{}</td><td class=\"state\">{}</td><td class=\"number\">{backlog}</td>{day}</tr>",
             viewer.link(&tenant, &format!("/e/{}", cfg.id)),
             esc(&cfg.id),
             esc(&cfg.url),
@@ -82,8 +93,12 @@ pub(super) async fn tenant_page(
     } else {
         format!(
             "<table class=\"endpoints\"><thead><tr><th>ID</th><th>URL</th><th>Description</th><th>Event types</th>\
-             <th>State</th><th>Backlog</th><th>Success, 24 h</th><th>p99, 24 h</th></tr></thead><tbody>{rows}</tbody>\
-             </table>{}",
+             <th>State</th><th>Backlog</th>{}</tr></thead><tbody>{rows}</tbody></table>{}",
+            if sees_deliveries {
+                "<th>Success, 24 h</th><th>p99, 24 h</th>"
+            } else {
+                ""
+            },
             if more.is_some() {
                 format!("<p>The first {PAGE} are shown.</p>")
             } else {
@@ -99,7 +114,7 @@ pub(super) async fn tenant_page(
         (Some(id), dropped) => format!(
             "<p class=\"notice\">Endpoint {} deleted; {} pending deliveries dropped.</p>",
             esc(&id),
-            dropped.unwrap_or(0)
+            dropped.and_then(|d| d.parse::<u64>().ok()).unwrap_or(0)
         ),
         _ => String::new(),
     };

@@ -5,7 +5,7 @@
 //! server on every page and post, whatever buttons a page shows.
 
 use super::auth::{token_caller, ActingFor, Caller, Scope};
-use super::console::{cookie_value, esc, page, same_origin, same_text, session};
+use super::console::{cookie_values, esc, page, same_origin, same_text, session};
 use super::{AppState, RequestId};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Request};
@@ -162,6 +162,18 @@ impl Viewer {
         }
     }
 
+    /// May this viewer change nothing at all (a read-only portal session)?
+    pub(super) fn read_only(&self) -> bool {
+        ![
+            Scope::EndpointsWrite,
+            Scope::DeliveriesReplay,
+            Scope::SourcesWrite,
+            Scope::EventsWrite,
+        ]
+        .into_iter()
+        .any(|scope| self.may(scope))
+    }
+
     /// When a portal session ends (never for an operator: the console's sign-in has its own).
     pub(super) fn expires_at_ms(&self) -> Option<u64> {
         match &self.caller {
@@ -220,9 +232,12 @@ pub(super) fn is_portal_token(token: &str) -> bool {
         .is_some_and(|rest| (1..=100).contains(&rest.len()) && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-/// The portal token in the request's cookie.
-pub(super) fn portal_token(headers: &HeaderMap) -> Option<String> {
-    cookie_value(headers, PORTAL_COOKIE).filter(|t| is_portal_token(t))
+/// The portal tokens in the request's cookies, in order (normally one).
+pub(super) fn portal_tokens(headers: &HeaderMap) -> Vec<String> {
+    cookie_values(headers, PORTAL_COOKIE)
+        .into_iter()
+        .filter(|t| is_portal_token(t))
+        .collect()
 }
 
 /// The viewer a portal token makes, or why it makes none (401/403 as the API says it).
@@ -284,16 +299,27 @@ impl FromRequestParts<AppState> for Viewer {
                 None => Err(Redirect::to("/console/").into_response()),
             },
             Entrance::Portal => {
-                let Some(token) = portal_token(&parts.headers) else {
+                let tokens = portal_tokens(&parts.headers);
+                if tokens.is_empty() {
                     return Err(Redirect::to("/portal/").into_response());
-                };
-                portal_viewer(parts, state, &token).await.map_err(|(status, why)| {
-                    if status == StatusCode::UNAUTHORIZED {
-                        portal_ended(state, status, &why)
-                    } else {
-                        // The store failed, or the address is not allowed: the session stays.
-                        super::console_portal::landing_page(state, status, Some(&why))
+                }
+                // The first that opens a session (an older cookie of the same name, set with
+                // other attributes, must not shadow a good one).
+                let mut refused = None;
+                for token in &tokens {
+                    match portal_viewer(parts, state, token).await {
+                        Ok(viewer) => return Ok(viewer),
+                        Err(why) => {
+                            refused.get_or_insert(why);
+                        }
                     }
+                }
+                let (status, why) = refused.unwrap_or((StatusCode::UNAUTHORIZED, String::new()));
+                Err(if status == StatusCode::UNAUTHORIZED {
+                    portal_ended(state, status, &why)
+                } else {
+                    // The store failed, or the address is not allowed: the session stays.
+                    super::console_portal::landing_page(state, status, Some(&why))
                 })
             }
         }

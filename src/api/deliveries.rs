@@ -368,7 +368,7 @@ fn merge_newest(
     params(TenantPath, ListParams),
     responses(
         (status = 200, description = "a page of deliveries, newest first", body = DeliveryPage),
-        (status = 400, description = "a malformed tenant, `event_id`, `status`, limit or cursor, or an unknown \
+        (status = 400, description = "a malformed tenant, `event_id`, `status`, `from`, `to`, limit or cursor, or an unknown \
             query parameter (the message names it)", body = ErrorBody),
         (status = 404, description = "`endpoint_id` is not an endpoint of this tenant", body = ErrorBody),
     )

@@ -84,6 +84,11 @@ mod tests {
     #[test]
     fn frame_ancestors_take_origins_self_or_none() {
         assert_eq!(check("'none'").unwrap(), ["'none'"]);
+        // Any whitespace between sources (a TOML multi-line string); the list has none.
+        assert_eq!(
+            check("'self'\n\thttps://a.example\r\n").unwrap(),
+            ["'self'", "https://a.example"]
+        );
         assert_eq!(
             check(" 'self'  https://dash.example.com https://*.example.com:8443 http://localhost:3000 ").unwrap(),
             [

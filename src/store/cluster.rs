@@ -13,15 +13,10 @@ impl RedisStore {
             .client()
             .zrange(self.keys.nodes(), 0, -1, None, false, None, true)
             .await?;
-        let flat = reply.into_array();
-        let mut nodes: Vec<(String, u64)> = flat
-            .chunks(2)
-            .filter_map(|pair| {
-                let id = text(pair.first()?)?;
-                let seen = pair.get(1)?;
-                let seen = seen.as_f64().or_else(|| text(seen)?.parse().ok())? as u64;
-                Some((id, seen))
-            })
+        // Flat (RESP2) or in pairs (RESP3): the log's reader takes both.
+        let mut nodes: Vec<(String, u64)> = super::log::scored_members(reply)
+            .into_iter()
+            .map(|(id, seen)| (id, seen as u64))
             .collect();
         nodes.sort();
         Ok(nodes)

@@ -91,7 +91,7 @@ impl RedisStore {
 }
 
 /// `ZRANGE … WITHSCORES` replies: flat `[m, s, m, s]` (RESP2) or pairs `[[m, s], …]` (RESP3).
-fn scored_members(reply: Value) -> Vec<(String, f64)> {
+pub(super) fn scored_members(reply: Value) -> Vec<(String, f64)> {
     let items = reply.into_array();
     let score = |v: &Value| v.as_f64().or_else(|| text(v).and_then(|s| s.parse().ok()));
     if items.first().is_some_and(|v| matches!(v, Value::Array(_))) {

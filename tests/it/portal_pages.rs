@@ -293,7 +293,8 @@ async fn the_portal_shows_its_own_tenant_and_acts_only_as_its_session_may() {
 async fn a_portal_that_may_be_framed_says_where_and_keeps_its_cookie_in_the_frame() {
     let node = Node::start_ready(
         &NodeOpts::new(&shared_redis_url(), &unique_prefix("portal-frame"))
-            .set("console__portal_frame_ancestors", "'self' https://dash.example.com"),
+            // Any whitespace separates sources in the setting; the header gets single spaces.
+            .set("console__portal_frame_ancestors", "'self'\n https://dash.example.com"),
     )
     .await;
     let mut browser = Browser::new(&node.api.base);
@@ -419,4 +420,46 @@ async fn a_tenant_opens_its_portal_from_a_link_in_a_real_browser_and_in_a_frame(
         let variety = seen["shots"][name].as_u64().unwrap();
         assert!(variety > 8, "the {name} screenshot looks blank ({variety})");
     }
+}
+
+#[tokio::test]
+async fn a_portal_session_sees_only_what_its_scopes_let_it_read() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("portal-scopes"))).await;
+    let api = &node.api;
+    let ep = api
+        .create_endpoint("ps-a", json!({"url": "http://127.0.0.1:9/a", "disabled": true}))
+        .await;
+    let id = ep["id"].as_str().unwrap();
+    let event = api.post_event("ps-a", "order.created", json!({})).await.unwrap();
+    // A platform key that may open sessions and read endpoints, not deliveries.
+    let (_, key) = api
+        .post(
+            "/v1/tenants/ps-a/keys",
+            json!({"scopes": ["portal:create", "endpoints:read"]}),
+        )
+        .await;
+    let platform = api.with_token(key["key"].as_str());
+    let narrow = portal_token(&platform, "ps-a", json!({})).await;
+    let mut browser = Browser::new(&api.base);
+    browser.open_ok(&narrow).await;
+    let (status, page, _) = browser.get(&format!("/portal/t/ps-a/e/{id}")).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("may not read deliveries"), "{page}");
+    assert!(!page.contains(&event) && !page.contains("svg"), "{page}");
+    let (_, list, _) = browser.get("/portal/t/ps-a").await;
+    assert!(list.contains(id) && !list.contains("Success, 24 h"), "{list}");
+    for path in [
+        "/portal/t/ps-a/deliveries".to_string(),
+        format!("/portal/t/ps-a/events?id={event}"),
+    ] {
+        assert_eq!(browser.get(&path).await.0, 403, "{path}");
+    }
+    // A cookie of a session that ended, sent before the good one, does not shadow it.
+    let ended = portal_token(api, "ps-a", json!({"ttl_s": 1})).await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let good = browser.cookie.clone();
+    browser.cookie = format!("hookline_portal={ended}; {good}");
+    assert_eq!(browser.get("/portal/t/ps-a").await.0, 200);
+    browser.cookie = format!("hookline_portal={ended}");
+    assert_eq!(browser.get("/portal/t/ps-a").await.0, 401);
 }
