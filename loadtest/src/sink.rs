@@ -216,6 +216,11 @@ impl Sink {
         self.shared.lock().arrivals.get(name).copied().unwrap_or(0)
     }
 
+    /// Requests under `name` in flight now.
+    pub fn in_flight(&self, name: &str) -> usize {
+        self.shared.lock().in_flight.get(name).copied().unwrap_or(0)
+    }
+
     /// The most requests `name` ever had in flight at once.
     pub fn max_in_flight(&self, name: &str) -> usize {
         self.shared.lock().max_in_flight.get(name).copied().unwrap_or(0)

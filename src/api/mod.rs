@@ -17,6 +17,7 @@ mod console_tenant;
 mod console_viewer;
 mod dead_letters;
 mod deliveries;
+mod delivery_order;
 mod endpoint_actions;
 mod endpoint_auth;
 mod endpoint_rules;

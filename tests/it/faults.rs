@@ -422,19 +422,24 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
     let prefix = unique_prefix("fence");
     let a = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("fence-a")).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    // Paced by a rate limit, so A holds due work in its window and a token timer when paused.
+    // Paced by a rate limit, so A holds due work in its window and a token timer when paused;
+    // each answer takes 400 ms, so A is paused with an attempt in flight (waited for below).
     a.api
         .create_endpoint(
             "f",
-            json!({"url": sink.url("sleep/50/fence"), "max_in_flight": 1, "rate_limit_per_s": 4}),
+            json!({"url": sink.url("sleep/400/fence"), "max_in_flight": 1, "rate_limit_per_s": 4}),
         )
         .await;
     let mut ids = Vec::new();
-    for i in 0..40 {
+    for i in 0..20 {
         ids.push(a.api.post_event("f", "a.b", json!({"i": i})).await.unwrap());
     }
     wait_for(Duration::from_secs(10), "a few deliveries by A", || {
         sink.delivered_ids("fence").len() >= 3
+    })
+    .await;
+    wait_for(Duration::from_secs(5), "an attempt of A in flight", || {
+        sink.in_flight("fence") == 1
     })
     .await;
 
@@ -451,7 +456,7 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
     assert!(paused_at.elapsed() > Duration::from_millis(2_250));
     a.signal("CONT");
 
-    wait_for(Duration::from_secs(30), "every event delivered", || {
+    wait_for(Duration::from_secs(60), "every event delivered", || {
         let got = sink.delivered_ids("fence");
         ids.iter().all(|id| got.contains(id))
     })
