@@ -176,23 +176,33 @@ fn edit_form(viewer: &Viewer, tenant: &str, id: &str, settings: &str, error: Opt
     )
 }
 
-/// `GET …/t/{tenant}/e/{id}/edit`: the endpoint as the API shows it to this viewer.
-pub(super) async fn edit_page(viewer: Viewer, Path((tenant, id)): Path<(String, String)>) -> Response {
-    if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsWrite) {
-        return answer;
+/// The endpoint as the API shows it to a viewer who may change it (the edit and delete pages),
+/// or the page to answer instead.
+async fn endpoint_to_change(viewer: &Viewer, tenant: &str, id: &str) -> Result<Value, Response> {
+    if let Some(answer) = viewer.refuse_read(tenant, Scope::EndpointsWrite) {
+        return Err(answer);
     }
-    if !crate::ids::is_endpoint_id(&id) {
-        return viewer.not_found("endpoint");
+    if !crate::ids::is_endpoint_id(id) {
+        return Err(viewer.not_found("endpoint"));
     }
     let answer = viewer
         .call(Method::GET, &format!("/v1/tenants/{tenant}/endpoints/{id}"), None)
         .await;
     if !answer.ok() {
-        return viewer.error(answer.status, "Not found", &answer.message());
+        return Err(viewer.error(answer.status, "Not found", &answer.message()));
     }
+    Ok(answer.body)
+}
+
+/// `GET …/t/{tenant}/e/{id}/edit`: the endpoint as the API shows it to this viewer.
+pub(super) async fn edit_page(viewer: Viewer, Path((tenant, id)): Path<(String, String)>) -> Response {
+    let endpoint = match endpoint_to_change(&viewer, &tenant, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(answer) => return answer,
+    };
     let fields: Map<String, Value> = EDITABLE
         .iter()
-        .filter_map(|k| answer.body.get(*k).map(|v| (k.to_string(), v.clone())))
+        .filter_map(|k| endpoint.get(*k).map(|v| (k.to_string(), v.clone())))
         .collect();
     let settings = serde_json::to_string_pretty(&fields).unwrap_or_default();
     let body = edit_form(&viewer, &tenant, &id, &settings, None);
@@ -206,11 +216,8 @@ pub(super) async fn save(
     Path((tenant, id)): Path<(String, String)>,
     Form(form): Form<EndpointForm>,
 ) -> Response {
-    if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
+    if let Some(answer) = viewer.refuse_endpoint_post(&headers, &form.csrf, &tenant, &id) {
         return answer;
-    }
-    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
-        return viewer.not_found("endpoint");
     }
     let settings = form.settings.clone().unwrap_or_default();
     let (status, error) = match form.body() {
@@ -235,19 +242,11 @@ pub(super) async fn save(
 
 /// `GET …/t/{tenant}/e/{id}/delete`: what deleting drops, and the button that does it.
 pub(super) async fn delete_page(viewer: Viewer, Path((tenant, id)): Path<(String, String)>) -> Response {
-    if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsWrite) {
-        return answer;
-    }
-    if !crate::ids::is_endpoint_id(&id) {
-        return viewer.not_found("endpoint");
-    }
-    let answer = viewer
-        .call(Method::GET, &format!("/v1/tenants/{tenant}/endpoints/{id}"), None)
-        .await;
-    if !answer.ok() {
-        return viewer.error(answer.status, "Not found", &answer.message());
-    }
-    let pending = answer.body["state"]["backlog"].as_u64().unwrap_or(0);
+    let endpoint = match endpoint_to_change(&viewer, &tenant, &id).await {
+        Ok(endpoint) => endpoint,
+        Err(answer) => return answer,
+    };
+    let pending = endpoint["state"]["backlog"].as_u64().unwrap_or(0);
     let body = format!(
         "<p><a href=\"{}\">← endpoint {}</a></p><h2>Delete endpoint {}?</h2><p class=\"url\">{}</p>\
          <p>Deleting it drops <strong id=\"pending\">{pending}</strong> pending deliver{}: they end as dead, \
@@ -257,7 +256,7 @@ pub(super) async fn delete_page(viewer: Viewer, Path((tenant, id)): Path<(String
         viewer.link(&tenant, &format!("/e/{id}")),
         esc(&id),
         esc(&id),
-        esc(answer.body["url"].as_str().unwrap_or_default()),
+        esc(endpoint["url"].as_str().unwrap_or_default()),
         if pending == 1 { "y" } else { "ies" },
         viewer.link(&tenant, &format!("/e/{id}/delete")),
         esc(&viewer.csrf),
@@ -273,11 +272,8 @@ pub(super) async fn delete(
     Path((tenant, id)): Path<(String, String)>,
     Form(form): Form<Csrf>,
 ) -> Response {
-    if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
+    if let Some(answer) = viewer.refuse_endpoint_post(&headers, &form.csrf, &tenant, &id) {
         return answer;
-    }
-    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
-        return viewer.not_found("endpoint");
     }
     let answer = viewer
         .call(Method::DELETE, &format!("/v1/tenants/{tenant}/endpoints/{id}"), None)

@@ -393,11 +393,8 @@ pub(super) async fn act(
     Path((tenant, id, action)): Path<(String, String, String)>,
     Form(form): Form<Act>,
 ) -> Response {
-    if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
+    if let Some(answer) = viewer.refuse_endpoint_post(&headers, &form.csrf, &tenant, &id) {
         return answer;
-    }
-    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
-        return viewer.not_found("endpoint");
     }
     let api = format!("/v1/tenants/{tenant}/endpoints/{id}");
     let (method, path, body) = match action.as_str() {

@@ -351,11 +351,8 @@ pub(super) async fn replay_dead_letters(
     Path((tenant, id)): Path<(String, String)>,
     Form(form): Form<ReplayAll>,
 ) -> Response {
-    if let Some(answer) = viewer.refuse_post(&headers, &form.csrf) {
+    if let Some(answer) = viewer.refuse_endpoint_post(&headers, &form.csrf, &tenant, &id) {
         return answer;
-    }
-    if !crate::ids::is_tenant(&tenant) || !crate::ids::is_endpoint_id(&id) {
-        return viewer.not_found("endpoint");
     }
     let body = match form.since.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(since) => json!({ "since": since }),

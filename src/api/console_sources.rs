@@ -13,17 +13,6 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-const KINDS: [Kind; 8] = [
-    Kind::Stripe,
-    Kind::Github,
-    Kind::Shopify,
-    Kind::StandardWebhooks,
-    Kind::Hmac,
-    Kind::Basic,
-    Kind::ApiKey,
-    Kind::None,
-];
-
 #[derive(Deserialize, Default)]
 pub(super) struct SourceForm {
     csrf: String,
@@ -76,7 +65,7 @@ fn sources_page(viewer: &Viewer, tenant: &str, list: &Value, form: &SourceForm, 
     };
     let create = if viewer.may(Scope::SourcesWrite) {
         let chosen = form.kind.as_deref().unwrap_or("stripe");
-        let options: String = KINDS
+        let options: String = Kind::ALL
             .iter()
             .map(|k| {
                 format!(

@@ -192,6 +192,20 @@ impl Viewer {
         Some(self.error(refused.status, "Refused", &refused.message))
     }
 
+    /// [`Viewer::refuse_post`], then 404 for a tenant or endpoint id that cannot be one: what
+    /// every post about one endpoint checks before it calls the API.
+    pub(super) fn refuse_endpoint_post(
+        &self,
+        headers: &HeaderMap,
+        csrf: &str,
+        tenant: &str,
+        id: &str,
+    ) -> Option<Response> {
+        self.refuse_post(headers, csrf).or_else(|| {
+            (!crate::ids::is_tenant(tenant) || !crate::ids::is_endpoint_id(id)).then(|| self.not_found("endpoint"))
+        })
+    }
+
     /// The page to answer when a post is not from this viewer's own page: another origin, or
     /// without the viewer's CSRF token.
     pub(super) fn refuse_post(&self, headers: &HeaderMap, csrf: &str) -> Option<Response> {

@@ -11,17 +11,6 @@ use utoipa::openapi::schema::{
 };
 use utoipa::openapi::RefOr;
 
-const KINDS: [Kind; 8] = [
-    Kind::Stripe,
-    Kind::Github,
-    Kind::Shopify,
-    Kind::StandardWebhooks,
-    Kind::Hmac,
-    Kind::Basic,
-    Kind::ApiKey,
-    Kind::None,
-];
-
 fn of_type(t: Type, nullable: bool) -> SchemaType {
     if nullable {
         SchemaType::from_iter([t, Type::Null])
@@ -241,7 +230,7 @@ impl utoipa::PartialSchema for NewSource {
              for api_key; `dedup_header` only for the kinds without a provider id. A field the kind \
              does not take is refused (400 naming it), even as null.",
         ));
-        for kind in KINDS {
+        for kind in Kind::ALL {
             one_of = one_of.item(new_source_of(kind));
         }
         RefOr::T(Schema::OneOf(one_of.build()))
@@ -308,7 +297,7 @@ impl utoipa::PartialSchema for SourcePatch {
              source must (see `NewSource`): 409 naming the field otherwise.",
         ));
         one_of = one_of.item(patch_of(None));
-        for kind in KINDS {
+        for kind in Kind::ALL {
             one_of = one_of.item(patch_of(Some(kind)));
         }
         RefOr::T(Schema::OneOf(one_of.build()))

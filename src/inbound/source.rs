@@ -24,6 +24,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind, in the order the contract lists them.
+    pub const ALL: [Kind; 8] = [
+        Kind::Stripe,
+        Kind::Github,
+        Kind::Shopify,
+        Kind::StandardWebhooks,
+        Kind::Hmac,
+        Kind::Basic,
+        Kind::ApiKey,
+        Kind::None,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::Stripe => "stripe",

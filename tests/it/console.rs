@@ -123,14 +123,8 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         .api
         .get(&format!("/v1/tenants/{tenant}/audit?target_id={ep_id}"))
         .await;
-    let actions: Vec<&str> = changes["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        actions,
+        texts(&changes["data"], "action"),
         ["endpoint.enabled", "endpoint.disabled", "endpoint.created"],
         "{changes}"
     );
@@ -220,9 +214,8 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         .get(&format!("/v1/tenants/{tenant}/audit?target_id={form_id}"))
         .await;
     let entries = changes["data"].as_array().unwrap();
-    let actions: Vec<&str> = entries.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
-        actions,
+        texts(&changes["data"], "action"),
         [
             "endpoint.deleted",
             "endpoint.updated",

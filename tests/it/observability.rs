@@ -507,13 +507,7 @@ async fn the_cluster_view_lists_nodes_shard_holders_and_the_backlog_by_tenant() 
         ]),
         "{view}"
     );
-    let ids: Vec<&str> = view["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, ["view-a", "view-b"], "{view}");
+    assert_eq!(texts(&view["nodes"], "id"), ["view-a", "view-b"], "{view}");
     // Each node's shards are the shards it holds, and every shard is held by one of them.
     let shards = view["shards"].as_array().unwrap();
     assert_eq!(shards.len(), 4);

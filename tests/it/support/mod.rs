@@ -270,3 +270,11 @@ pub fn test_entry(tenant: &str) -> hookline::store::AuditEntry {
         Default::default(),
     )
 }
+
+/// The text field `field` of every item of the JSON array `list`, in order (a test's view of a
+/// list's ids, actions, …).
+pub fn texts<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    list.as_array()
+        .map(|items| items.iter().filter_map(|item| item[field].as_str()).collect())
+        .unwrap_or_default()
+}
