@@ -1,4 +1,4 @@
-//! A tenant's first page in the console and the portal: its endpoints (the first 100) with
+//! A tenant's first page in the console and the portal: its endpoints (100 a page) with
 //! their state, backlog and last 24 hours, and the ways on (new endpoint, deliveries, events,
 //! sources).
 
@@ -11,11 +11,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-/// What a tenant's page says after a deletion: `?deleted=<id>&dropped=<n>`.
+/// The page's query: which page of endpoints (`?at=<offset>`, default 0), and what it says
+/// after a deletion (`?deleted=<id>&dropped=<n>`). A value that is not a number is ignored.
 #[derive(Deserialize)]
 pub(super) struct Deleted {
+    at: Option<String>,
     deleted: Option<String>,
-    /// Not a number: none.
     dropped: Option<String>,
 }
 
@@ -28,7 +29,13 @@ pub(super) async fn tenant_page(
     if let Some(answer) = viewer.refuse_read(&tenant, Scope::EndpointsRead) {
         return answer;
     }
-    let (endpoints, more) = match state.store.list_endpoints(&tenant, 0, PAGE).await {
+    let at = deleted
+        .at
+        .as_deref()
+        .and_then(|a| a.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(1_000_000);
+    let (endpoints, more) = match state.store.list_endpoints(&tenant, at, PAGE).await {
         Ok(found) => found,
         Err(e) => return unavailable(e),
     };
@@ -99,11 +106,7 @@ pub(super) async fn tenant_page(
             } else {
                 ""
             },
-            if more.is_some() {
-                format!("<p>The first {PAGE} are shown.</p>")
-            } else {
-                String::new()
-            }
+            pager(&viewer, &tenant, at, endpoints.len(), more)
         )
     };
     let title = format!("Endpoints of {tenant}");
@@ -135,4 +138,25 @@ pub(super) async fn tenant_page(
         viewer.link(&tenant, "/sources"),
     );
     page(StatusCode::OK, &title, Some(&viewer), &body)
+}
+
+/// "Endpoints a–b · ← Previous · Next →" under the list, by offset.
+fn pager(viewer: &Viewer, tenant: &str, at: usize, shown: usize, next: Option<usize>) -> String {
+    if at == 0 && next.is_none() {
+        return String::new();
+    }
+    let link = |offset: usize, id: &str, label: &str| {
+        format!(
+            "<a id=\"{id}\" href=\"{}\">{label}</a>",
+            viewer.link(tenant, &format!("?at={offset}"))
+        )
+    };
+    let mut parts = vec![format!("Endpoints {}–{}", at + 1, at + shown)];
+    if at > 0 {
+        parts.push(link(at.saturating_sub(PAGE), "previous", "← Previous"));
+    }
+    if let Some(offset) = next {
+        parts.push(link(offset, "next", "Next →"));
+    }
+    format!("<p class=\"pager\">{}</p>", parts.join(" · "))
 }

@@ -463,3 +463,44 @@ async fn a_portal_session_sees_only_what_its_scopes_let_it_read() {
     browser.cookie = format!("hookline_portal={ended}");
     assert_eq!(browser.get("/portal/t/ps-a").await.0, 401);
 }
+
+#[tokio::test]
+async fn the_endpoints_list_pages_by_a_hundred() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("portal-paging"))).await;
+    let api = &node.api;
+    let mut made = std::collections::BTreeSet::new();
+    for i in 0..102 {
+        let ep = api
+            .create_endpoint("pg-many", json!({"url": format!("http://127.0.0.1:9/{i}")}))
+            .await;
+        made.insert(ep["id"].as_str().unwrap().to_string());
+    }
+    let token = portal_token(api, "pg-many", json!({})).await;
+    let mut browser = Browser::new(&api.base);
+    browser.open_ok(&token).await;
+    let ids_on = |page: &str| -> Vec<String> {
+        page.split("<td class=\"id\"><a href=\"/portal/t/pg-many/e/")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let (_, first, _) = browser.get("/portal/t/pg-many").await;
+    assert_eq!(ids_on(&first).len(), 100);
+    assert!(
+        first.contains("Endpoints 1–100") && first.contains("href=\"/portal/t/pg-many?at=100\""),
+        "{first}"
+    );
+    assert!(!first.contains("id=\"previous\""));
+    let (_, second, _) = browser.get("/portal/t/pg-many?at=100").await;
+    assert_eq!(ids_on(&second).len(), 2, "{second}");
+    assert!(
+        second.contains("Endpoints 101–102") && second.contains("href=\"/portal/t/pg-many?at=0\""),
+        "{second}"
+    );
+    assert!(!second.contains("id=\"next\""));
+    let seen: std::collections::BTreeSet<String> = ids_on(&first).into_iter().chain(ids_on(&second)).collect();
+    assert_eq!(seen, made, "every endpoint on exactly one of the two pages");
+    // Not a number: the first page.
+    let (status, again, _) = browser.get("/portal/t/pg-many?at=lots").await;
+    assert_eq!((status, ids_on(&again).len()), (200, 100));
+}
