@@ -42,11 +42,7 @@ pub(super) struct EndpointForm {
 impl EndpointForm {
     /// The API's body: `settings`, with the simple fields over it.
     fn body(&self) -> Result<Value, String> {
-        let mut body = match self.settings.as_deref().map(str::trim) {
-            None | Some("") => Map::new(),
-            Some(text) => serde_json::from_str::<Map<String, Value>>(text)
-                .map_err(|e| format!("settings: not a JSON object ({e})"))?,
-        };
+        let mut body = settings_object(self.settings.as_deref())?;
         let filled = |v: &Option<String>| {
             v.as_deref()
                 .map(str::trim)
@@ -69,6 +65,14 @@ impl EndpointForm {
             body.insert("event_types".into(), types.into());
         }
         Ok(body.into())
+    }
+}
+
+/// A form's "other settings" box: a JSON object (empty: none), or what is wrong with it.
+pub(super) fn settings_object(text: Option<&str>) -> Result<Map<String, Value>, String> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(Map::new()),
+        Some(text) => serde_json::from_str(text).map_err(|e| format!("settings: not a JSON object ({e})")),
     }
 }
 

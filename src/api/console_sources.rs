@@ -11,7 +11,7 @@ use axum::extract::{Form, Path};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 #[derive(Deserialize, Default)]
 pub(super) struct SourceForm {
@@ -26,11 +26,7 @@ pub(super) struct SourceForm {
 
 impl SourceForm {
     fn body(&self) -> Result<Value, String> {
-        let mut body = match self.settings.as_deref().map(str::trim) {
-            None | Some("") => Map::new(),
-            Some(text) => serde_json::from_str::<Map<String, Value>>(text)
-                .map_err(|e| format!("settings: not a JSON object ({e})"))?,
-        };
+        let mut body = super::console_edit::settings_object(self.settings.as_deref())?;
         for (key, value) in [("name", &self.name), ("kind", &self.kind), ("secret", &self.secret)] {
             if let Some(value) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
                 body.insert(key.into(), value.into());

@@ -411,13 +411,7 @@ async fn console_posts_from_elsewhere_are_refused_and_pages_forbid_script() {
 
     // Sign-out ends the session on the node, not only in the browser.
     let signed = sign_in(Some(base.clone())).await.unwrap();
-    let session = signed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let session = cookie_of(&signed);
     let get = |path: &str| client.get(format!("{base}{path}")).header("cookie", &session).send();
     let csrf = csrf_of(&get("/console/tenants").await.unwrap().text().await.unwrap());
     let out = client
@@ -435,13 +429,6 @@ async fn console_posts_from_elsewhere_are_refused_and_pages_forbid_script() {
         303,
         "the old cookie still works"
     );
-}
-
-/// The CSRF token of a page's sign-out form.
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let at = page.find(marker).expect("the sign-out form's token") + marker.len();
-    page[at..].split('"').next().unwrap().to_string()
 }
 
 fn sha256_hex(text: &str) -> String {

@@ -531,26 +531,9 @@ async fn the_cluster_view_lists_nodes_shard_holders_and_the_backlog_by_tenant() 
     assert_eq!((status, &refused["error"]["code"]), (403, &json!("forbidden")));
 
     // The console's node view shows the same, to a signed-in operator.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let base = &a.api.base;
-    let signed = client
-        .post(format!("{base}/console/sign-in"))
-        .header("origin", base)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("token={ADMIN}"))
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = console_sign_in(base).await;
+    let client = reqwest::Client::new();
     let page = client
         .get(format!("{base}/console/nodes"))
         .header("cookie", &cookie)

@@ -84,13 +84,6 @@ impl Browser {
     }
 }
 
-/// The CSRF token of a page's first form.
-fn csrf_of(page: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let at = page.find(marker).expect("a form with a CSRF token") + marker.len();
-    page[at..].split('"').next().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn the_portal_shows_its_own_tenant_and_acts_only_as_its_session_may() {
     let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("portal-pages"))).await;

@@ -39,3 +39,38 @@ pub fn shots_dir(temp: &tempfile::TempDir) -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| temp.path().to_path_buf())
 }
+
+/// The CSRF token of a console or portal page's first form.
+pub fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let at = page.find(marker).expect("a form with a CSRF token") + marker.len();
+    page[at..].split('"').next().unwrap().to_string()
+}
+
+/// The `name=value` of an answer's `Set-Cookie`.
+pub fn cookie_of(answer: &reqwest::Response) -> String {
+    answer.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Signs in to the console at `base` with the admin token: the session's cookie.
+pub async fn console_sign_in(base: &str) -> String {
+    let signed = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{base}/console/sign-in"))
+        .header("origin", base)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={}", super::ADMIN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303, "signing in to the console");
+    cookie_of(&signed)
+}

@@ -7,7 +7,7 @@ pub mod redis;
 pub mod tls;
 pub mod wait;
 
-pub use browser::{run_browser_script, shots_dir};
+pub use browser::{console_sign_in, cookie_of, csrf_of, run_browser_script, shots_dir};
 pub use multi_node::*;
 pub use node::{refused_start, Node, NodeOpts};
 pub use redis::{RedisCluster, RedisServer, Sentinel};
