@@ -30,6 +30,19 @@ pub(super) fn with_query(path: &str, pairs: &[(&str, Option<&str>)]) -> String {
     }
 }
 
+/// A delivery's first two cells: its id and its endpoint's, each a link to its page.
+fn delivery_cells(viewer: &Viewer, tenant: &str, d: &Value) -> String {
+    let id = d["id"].as_str().unwrap_or_default();
+    let endpoint = d["endpoint_id"].as_str().unwrap_or_default();
+    format!(
+        "<td class=\"id\"><a href=\"{}\">{}</a></td><td class=\"id\"><a href=\"{}\">{}</a></td>",
+        viewer.link(tenant, &format!("/d/{id}")),
+        esc(id),
+        viewer.link(tenant, &format!("/e/{endpoint}")),
+        esc(endpoint),
+    )
+}
+
 fn text(value: &Value) -> String {
     esc(value.as_str().unwrap_or(""))
 }
@@ -89,16 +102,9 @@ pub(super) async fn deliveries(
     let mut rows = String::new();
     for d in answer.body["data"].as_array().into_iter().flatten() {
         rows.push_str(&format!(
-            "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td class=\"id\"><a href=\"{}\">{}</a></td>\
-             <td class=\"id\"><a href=\"{}\">{}</a></td><td class=\"status\">{}</td><td class=\"number\">{}</td>\
+            "<tr>{}<td class=\"id\"><a href=\"{}\">{}</a></td><td class=\"status\">{}</td><td class=\"number\">{}</td>\
              <td>{}</td><td>{}</td></tr>",
-            viewer.link(&tenant, &format!("/d/{}", d["id"].as_str().unwrap_or_default())),
-            text(&d["id"]),
-            viewer.link(
-                &tenant,
-                &format!("/e/{}", d["endpoint_id"].as_str().unwrap_or_default())
-            ),
-            text(&d["endpoint_id"]),
+            delivery_cells(&viewer, &tenant, d),
             esc(&with_query(
                 &format!("{}/t/{tenant}/events", viewer.base()),
                 &[("id", d["event_id"].as_str())]
@@ -204,15 +210,8 @@ pub(super) async fn event(viewer: Viewer, Path(tenant): Path<String>, Query(q): 
     let mut rows = String::new();
     for d in e["deliveries"].as_array().into_iter().flatten() {
         rows.push_str(&format!(
-            "<tr><td class=\"id\"><a href=\"{}\">{}</a></td><td class=\"id\"><a href=\"{}\">{}</a></td>\
-             <td class=\"status\">{}</td><td class=\"number\">{}</td></tr>",
-            viewer.link(&tenant, &format!("/d/{}", d["id"].as_str().unwrap_or_default())),
-            text(&d["id"]),
-            viewer.link(
-                &tenant,
-                &format!("/e/{}", d["endpoint_id"].as_str().unwrap_or_default())
-            ),
-            text(&d["endpoint_id"]),
+            "<tr>{}<td class=\"status\">{}</td><td class=\"number\">{}</td></tr>",
+            delivery_cells(&viewer, &tenant, d),
             text(&d["status"]),
             d["attempts"].as_u64().unwrap_or(0),
         ));
