@@ -2,7 +2,9 @@
 //! carry TTLs and the stream is trimmed on every append; a janitor pass removes what TTLs
 //! cannot: old entries inside sorted sets (delivery logs, dead letters), stream entries left
 //! when ingest stops, the records of a deleted endpoint's dropped deliveries (marked dead), and
-//! router consumers of nodes that are gone, and audit entries past `retention.audit_days`. Every step does bounded work per pass.
+//! router consumers of nodes that are gone, and audit entries past `retention.audit_days`. It also
+//! rolls delivery stats up (`stats.rs`: minutes into their rolled and hour buckets). Every step
+//! does bounded work per pass.
 
 use super::keys::ROUTER_GROUP;
 use super::{scripts, text, Error, RedisStore, Result};
@@ -28,6 +30,8 @@ pub struct JanitorReport {
     pub endpoints_visited: u64,
     pub audit_entries: u64,
     pub portal_sessions_expired: u64,
+    /// Endpoint minutes whose stats were rolled up into their minute and hour buckets.
+    pub stats_minutes_rolled: u64,
 }
 
 impl RedisStore {
@@ -60,6 +64,7 @@ impl RedisStore {
         report.consumers = self.remove_idle_consumers(node_id, consumer_idle_ms).await?;
         report.audit_entries = self.trim_audit(batch).await?;
         report.portal_sessions_expired = self.expire_portal_sessions(hookline_actors::now_ms(), batch).await?;
+        report.stats_minutes_rolled = self.roll_stats().await?;
         Ok(report)
     }
 

@@ -47,7 +47,9 @@
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
 //! | `P:{shN}:ep:<ep>:bucket` | string, PX until full | the rate limiter's bucket when the last actor stopped (JSON) |
 //! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
-//! | `P:{shN}:ep:<ep>:st:<step>:<start s>` | hash, TTL 3 h (step 60) or 8 d (step 3600) | the endpoint's attempts in that bucket by outcome and latency: field `<s|r|f|d><histogram bucket index>`, written by RECORD_ATTEMPT |
+//! | `P:{shN}:ep:<ep>:st:m:<minute start s>` | hash, TTL 8 d | the endpoint's attempts in that minute not yet rolled up, by outcome and latency: field `<s|r|f|d><histogram bucket index>`, written by RECORD_ATTEMPT |
+//! | `P:{shN}:ep:<ep>:st:<step>:<start s>` | hash, TTL 3 h (step 60) or 8 d (step 3600) | the same counts rolled up (`store::stats`): a minute's rolled part and an hour's total |
+//! | `P:{shN}:st-dirty` | zset | endpoints with minutes not yet rolled up, scored by the oldest such minute |
 //! | `P:{shN}:ep:<ep>:dropped` | zset, TTL retention | a deleted endpoint's pending deliveries, until the janitor marks their records dead |
 //! | `P:dropping` | set | `<shard>:<ep>` of deleted endpoints whose `dropped` set the janitor still has to work off |
 //! | `P:janitor:lock` | string, PX TTL | the node running this janitor pass |
@@ -225,6 +227,14 @@ impl Keys {
     /// A stats bucket of `step` seconds starting at `start_s` (`store::stats`).
     pub fn stats(&self, shard: u32, endpoint_id: &str, step: u64, start_s: u64) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:st:{step}:{start_s}", self.p)
+    }
+    /// A minute's stats not yet rolled up into the `stats` buckets (`store::stats`).
+    pub fn stats_unrolled(&self, shard: u32, endpoint_id: &str, start_s: u64) -> String {
+        format!("{}:{{sh{shard}}}:ep:{endpoint_id}:st:m:{start_s}", self.p)
+    }
+    /// The shard's endpoints with minutes not yet rolled up, by the oldest such minute.
+    pub fn stats_dirty(&self, shard: u32) -> String {
+        format!("{}:{{sh{shard}}}:st-dirty", self.p)
     }
     pub fn dropped(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:dropped", self.p)

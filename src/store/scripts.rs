@@ -226,15 +226,17 @@ return created
     )
 });
 
-/// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n, stats bucket × m.
-/// ARGV: fencing token `node#epoch`, retention s, keep place 0|1, then for each record 7
-/// values: event id, status (delivered|failed|dead), attempts, attempt JSON, attempt start ms,
-/// next due ms, reason; then for each stats bucket: its TTL s, k, and k (field, increment)
-/// pairs; last, m. Records a batch of one endpoint's finished attempts (an endpoint actor's
+/// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n, unrolled stats
+/// bucket × m, the shard's stats dirty set. ARGV: fencing token `node#epoch`, retention s, keep
+/// place 0|1, then for each record 7 values: event id, status (delivered|failed|dead),
+/// attempts, attempt JSON, attempt start ms, next due ms, reason; then for each stats bucket:
+/// its minute start s, k, and k (field, increment) pairs; last, the buckets' TTL s, the
+/// endpoint id, and m. Records a batch of one endpoint's finished attempts (an endpoint actor's
 /// group commit) in one call, so the fence is read once per batch, and counts them in the
-/// endpoint's stats buckets (`stats.rs`): exactly the attempts recorded, no round trip more. A
-/// bucket's expiry is set when one of its fields is new (so when the bucket is), not at every
-/// batch.
+/// endpoint's unrolled minute buckets (`stats.rs`): exactly the attempts recorded, no round
+/// trip more. When one of a bucket's fields is new (so when the bucket is, or was rolled up
+/// meanwhile), its expiry is set and its minute is noted in the dirty set (kept as the
+/// endpoint's oldest), not at every batch.
 ///
 /// Fenced: unless the token is the shard's current holder and epoch, nothing is written and -1
 /// is returned (a node that lost the shard, or took it again since, must not overwrite what the
@@ -261,7 +263,7 @@ pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
 local retention = ARGV[2]
 local keep_place = ARGV[3]
 local nstats = tonumber(ARGV[#ARGV])
-local nrec = #KEYS - 4 - nstats
+local nrec = #KEYS - 5 - nstats
 local codes = {}
 for i = 5, 4 + nrec do
   local a = 3 + (i - 5) * 7
@@ -305,9 +307,10 @@ for i = 5, 4 + nrec do
   end
 end
 local a = 4 + nrec * 7
+local dirty, ttl, endpoint = KEYS[#KEYS], ARGV[#ARGV - 2], ARGV[#ARGV - 1]
 for j = 1, nstats do
   local key = KEYS[4 + nrec + j]
-  local ttl = ARGV[a]
+  local minute = tonumber(ARGV[a])
   local n = tonumber(ARGV[a + 1])
   a = a + 2
   local fresh = false
@@ -315,7 +318,11 @@ for j = 1, nstats do
     if redis.call('HINCRBY', key, ARGV[a], ARGV[a + 1]) == tonumber(ARGV[a + 1]) then fresh = true end
     a = a + 2
   end
-  if fresh then redis.call('EXPIRE', key, ttl) end
+  if fresh then
+    redis.call('EXPIRE', key, ttl)
+    local oldest = redis.call('ZSCORE', dirty, endpoint)
+    if not oldest or tonumber(oldest) > minute then redis.call('ZADD', dirty, minute, endpoint) end
+  end
 end
 return codes
 "#,
@@ -548,7 +555,7 @@ return replayed
 
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
-    let all: [(&'static str, &LazyLock<Script>); 18] = [
+    let all: [(&'static str, &LazyLock<Script>); 19] = [
         ("ingest", &INGEST),
         ("audited", &AUDITED),
         ("route", &ROUTE),
@@ -567,6 +574,7 @@ pub fn name_of(script: &Script) -> &'static str {
         ("delete_idle_consumer", &DELETE_IDLE_CONSUMER),
         ("replay", &REPLAY),
         ("first_unrouted", &FIRST_UNROUTED),
+        ("roll_stats", &super::stats::ROLL_STATS),
     ];
     all.iter()
         .find(|(_, s)| std::ptr::eq(script, &***s))

@@ -1,22 +1,47 @@
 //! Delivery stats, per endpoint: attempts by outcome and a latency histogram, in minute
-//! buckets (kept [`MINUTES_KEPT_S`]) and hour buckets (kept [`HOURS_KEPT_S`]). They are written
-//! by RECORD_ATTEMPT with the attempt records themselves (the increments of a batch folded
-//! together), so they count exactly the attempts recorded, at no extra round trip.
+//! buckets (kept [`MINUTES_KEPT_S`]) and hour buckets (kept [`HOURS_KEPT_S`]).
+//!
+//! RECORD_ATTEMPT counts a batch's attempts with the records themselves (the increments folded
+//! together), so the stats count exactly the attempts recorded, at no extra round trip. It
+//! writes only the minute's *unrolled* bucket (`st:m:<minute>`) and notes the endpoint's oldest
+//! unrolled minute in the shard's dirty set: half the increments of writing minute and hour
+//! alike. The janitor rolls unrolled minutes up ([`RedisStore::roll_stats`], one script per
+//! endpoint): their counts move into the minute's rolled bucket (`st:60:<minute>`) and the
+//! hour's (`st:3600:<hour>`), atomically. So a minute is its rolled plus unrolled buckets, and
+//! an hour is its bucket plus the unrolled minutes in it; readers read them in one script, so
+//! a roll-up never shows half done. A record that comes after its minute was rolled makes a
+//! fresh unrolled bucket, dirty again, rolled at the next pass: exact whenever it is read, and
+//! whenever the janitor runs. Unrolled buckets are kept as long as hours, so a janitor that
+//! falls behind costs only reads, never counts. (Before this layout, RECORD_ATTEMPT wrote
+//! `st:60` and `st:3600` directly: those are rolled buckets, so older nodes and newer ones
+//! agree during a rolling upgrade.)
 
 use super::{RedisStore, Result};
 use fred::prelude::*;
+use fred::types::scripts::Script;
 use fred::types::Value;
 use hookline_actors::model::{DeadReason, FinishedAttempt, Next};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
 
 /// Bucket widths a caller may ask for (`?step=`), in seconds.
 pub const STEPS: [u64; 2] = [60, 3_600];
 /// Endpoints whose buckets a tenant's stats read at once.
 const TENANT_READS_AT_ONCE: usize = 16;
 
-/// How long minute and hour buckets are kept.
+/// How long minute and hour buckets are kept (a minute's unrolled bucket as long as an hour's,
+/// so nothing expires before the janitor rolls it up).
 pub const MINUTES_KEPT_S: u64 = 3 * 3_600;
 pub const HOURS_KEPT_S: u64 = 8 * 86_400;
+pub const UNROLLED_KEPT_S: u64 = HOURS_KEPT_S;
+/// Endpoints of one shard whose minutes one janitor pass rolls up, and how many at once.
+const ROLL_PER_SHARD: usize = 1_000;
+const ROLLS_AT_ONCE: usize = 16;
+/// Most minutes one roll-up call takes (a day's).
+const ROLL_MINUTES_PER_CALL: u64 = 1_440;
+/// Minutes after the current one a roll-up looks for before it forgets an endpoint (a node
+/// whose clock runs ahead writes there).
+const AHEAD_MINUTES: u64 = 5;
 
 /// Upper edges (ms) of the latency histogram's buckets; one more bucket holds the rest.
 pub const LATENCY_EDGES_MS: [u64; 30] = [
@@ -64,14 +89,29 @@ impl Outcome {
 /// A bucket's field: an outcome's letter and a latency bucket's index (`s3`: delivered within
 /// 5 ms), one counter for both, so a batch's attempts make one increment per distinct pair.
 /// An event that expired before it was sent has no latency: `dn`, counted but not in the
-/// histogram.
-fn field(f: &FinishedAttempt) -> String {
+/// histogram. The names are made once (`FIELDS`), not per attempt.
+fn field(f: &FinishedAttempt) -> &'static str {
     let outcome = Outcome::of(&f.next);
-    match f.next {
-        Next::Dead(DeadReason::EventExpired) => format!("{}n", outcome.code()),
-        _ => format!("{}{}", outcome.code(), latency_bucket(f.record.latency_ms)),
-    }
+    let o = Outcome::ALL.iter().position(|x| *x == outcome).expect("an outcome");
+    let latency = match f.next {
+        Next::Dead(DeadReason::EventExpired) => LATENCY_EDGES_MS.len() + 1,
+        _ => latency_bucket(f.record.latency_ms),
+    };
+    &FIELDS[o][latency]
 }
+
+/// Every field name: by outcome, then latency bucket, then the `n` (no latency) one.
+static FIELDS: LazyLock<Vec<Vec<String>>> = LazyLock::new(|| {
+    Outcome::ALL
+        .iter()
+        .map(|o| {
+            (0..=LATENCY_EDGES_MS.len())
+                .map(|i| format!("{}{i}", o.code()))
+                .chain([format!("{}n", o.code())])
+                .collect()
+        })
+        .collect()
+});
 
 /// The histogram bucket of a latency.
 pub fn latency_bucket(ms: u64) -> usize {
@@ -137,17 +177,15 @@ impl Bucket {
     }
 }
 
-/// The increments a batch of records makes: (step, bucket start s) → field → count.
-pub type Increments = BTreeMap<(u64, u64), BTreeMap<String, u64>>;
+/// The increments a batch of records makes: minute start s → field → count.
+pub type Increments = BTreeMap<u64, BTreeMap<&'static str, u64>>;
 
 pub fn increments(finished: &[FinishedAttempt]) -> Increments {
     let mut out = Increments::new();
     for f in finished {
         let at_s = f.record.at_ms / 1000;
-        for step in STEPS {
-            let fields = out.entry((step, at_s - at_s % step)).or_default();
-            *fields.entry(field(f)).or_default() += 1;
-        }
+        let fields = out.entry(at_s - at_s % 60).or_default();
+        *fields.entry(field(f)).or_default() += 1;
     }
     out
 }
@@ -161,39 +199,190 @@ fn starts(step: u64, from_s: u64, to_s: u64) -> Vec<u64> {
     (from_s - from_s % step..to_s).step_by(step as usize).collect()
 }
 
-/// How long a bucket of `step` is kept.
-pub fn kept_s(step: u64) -> u64 {
-    if step == 60 {
-        MINUTES_KEPT_S
-    } else {
-        HOURS_KEPT_S
+/// KEYS: any hashes. Returns each one's fields (HGETALL), read at one moment, so a roll-up
+/// (which moves counts between them) is seen wholly or not at all.
+static READ_BUCKETS: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
+return out
+"#,
+    )
+});
+
+/// KEYS: the shard's dirty set; for each minute: its unrolled bucket, its rolled bucket, its
+/// hour's bucket; then the minutes after the range to look at (`pending`). ARGV: endpoint id,
+/// the dirty score the caller expects, minutes kept s, hours kept s, the score to leave if no
+/// pending minute has counts ('' for none), the number of minutes n, then each minute's start,
+/// then each pending minute's start. Moves each unrolled minute's counts into its rolled and hour buckets (and
+/// sets their expiry from the minute's start), then leaves the endpoint in the dirty set
+/// scored by the first pending minute with counts, or the fallback, or not at all; unless a
+/// late record made an older minute dirty meanwhile: then its score stays. Returns the minutes
+/// that had counts.
+pub static ROLL_STATS: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local dirty, id = KEYS[1], ARGV[1]
+local minutes_kept, hours_kept = tonumber(ARGV[3]), tonumber(ARGV[4])
+local n = tonumber(ARGV[6])
+local npending = #ARGV - 6 - n
+local rolled = 0
+for i = 1, n do
+  local m, r, h = KEYS[2 + (i - 1) * 3], KEYS[3 + (i - 1) * 3], KEYS[4 + (i - 1) * 3]
+  local fields = redis.call('HGETALL', m)
+  if #fields > 0 then
+    for j = 1, #fields, 2 do
+      redis.call('HINCRBY', r, fields[j], fields[j + 1])
+      redis.call('HINCRBY', h, fields[j], fields[j + 1])
+    end
+    redis.call('DEL', m)
+    local start = tonumber(ARGV[6 + i])
+    redis.call('EXPIREAT', r, start + minutes_kept)
+    redis.call('EXPIREAT', h, start - start % 3600 + hours_kept)
+    rolled = rolled + 1
+  end
+end
+local score = redis.call('ZSCORE', dirty, id)
+if score and tonumber(score) < tonumber(ARGV[2]) then return rolled end
+redis.call('ZREM', dirty, id)
+local nxt = nil
+for p = 1, npending do
+  if redis.call('EXISTS', KEYS[1 + n * 3 + p]) == 1 then nxt = ARGV[6 + n + p] break end
+end
+if not nxt and ARGV[5] ~= '' then nxt = ARGV[5] end
+if nxt then redis.call('ZADD', dirty, nxt, id) end
+return rolled
+"#,
+    )
+});
+
+/// The fields of HGETALL answers, added together.
+fn add_fields(into: &mut HashMap<String, u64>, reply: Value) {
+    let fields: HashMap<String, u64> = reply.convert().unwrap_or_default();
+    for (name, n) in fields {
+        *into.entry(name).or_default() += n;
     }
 }
 
 impl RedisStore {
     /// The endpoint's buckets of `step` seconds from `from_s` to before `to_s` (aligned to the
-    /// step), every one of them, empty ones included.
+    /// step), every one of them, empty ones included: a minute is its rolled and unrolled
+    /// buckets, an hour its bucket and the unrolled minutes in it.
     pub async fn endpoint_stats(&self, endpoint_id: &str, step: u64, from_s: u64, to_s: u64) -> Result<Vec<Bucket>> {
         let shard = hookline_actors::shard::shard_of(endpoint_id, self.shard_count);
         let starts = starts(step, from_s, to_s);
         if starts.is_empty() {
             return Ok(Vec::new());
         }
-        let pipeline = self.client().pipeline();
-        for start in &starts {
-            let _: () = pipeline
-                .hgetall(self.keys.stats(shard, endpoint_id, step, *start))
-                .await?;
-        }
-        let replies: Vec<Value> = pipeline.all().await?;
+        // Each bucket's keys; for hours, the unrolled minutes from the oldest the dirty set
+        // knows of (none unrolled: none) to a few minutes ahead of this node's clock.
+        let oldest_unrolled: Option<f64> = match step {
+            60 => None,
+            _ => self.client().zscore(self.keys.stats_dirty(shard), endpoint_id).await?,
+        };
+        let now_s = hookline_actors::now_ms() / 1000;
+        let last_minute = now_s - now_s % 60 + AHEAD_MINUTES * 60;
+        let groups: Vec<Vec<String>> = starts
+            .iter()
+            .map(|start| match step {
+                60 => vec![
+                    self.keys.stats(shard, endpoint_id, 60, *start),
+                    self.keys.stats_unrolled(shard, endpoint_id, *start),
+                ],
+                _ => {
+                    let mut keys = vec![self.keys.stats(shard, endpoint_id, step, *start)];
+                    if let Some(oldest) = oldest_unrolled {
+                        let first = (oldest as u64).max(*start);
+                        let first = first - first % 60;
+                        let end = (start + step).min(last_minute + 60);
+                        keys.extend((first..end).step_by(60).map(|m| self.keys.stats_unrolled(shard, endpoint_id, m)));
+                    }
+                    keys
+                }
+            })
+            .collect();
+        let keys: Vec<String> = groups.iter().flatten().cloned().collect();
+        let mut replies = self.eval(&READ_BUCKETS, keys, vec![]).await?.into_array().into_iter();
         Ok(starts
             .into_iter()
-            .zip(replies)
-            .map(|(start, reply)| {
-                let fields: HashMap<String, u64> = reply.convert().unwrap_or_default();
+            .zip(&groups)
+            .map(|(start, group)| {
+                let mut fields = HashMap::new();
+                for reply in replies.by_ref().take(group.len()) {
+                    add_fields(&mut fields, reply);
+                }
                 Bucket::from_fields(start, &fields)
             })
             .collect())
+    }
+
+    /// Roll up every endpoint's minutes before the current one (up to [`ROLL_PER_SHARD`]
+    /// endpoints per shard): the janitor's step. Returns the minutes that had counts.
+    pub async fn roll_stats(&self) -> Result<u64> {
+        let now_s = hookline_actors::now_ms() / 1000;
+        let current = now_s - now_s % 60;
+        let mut rolled = 0;
+        for shard in 0..self.shard_count {
+            let dirty: Vec<(String, f64)> = self
+                .client()
+                .zrangebyscore(
+                    self.keys.stats_dirty(shard),
+                    "-inf",
+                    format!("({current}"),
+                    true,
+                    Some((0, ROLL_PER_SHARD as i64)),
+                )
+                .await?;
+            for chunk in dirty.chunks(ROLLS_AT_ONCE) {
+                let rolls = chunk.iter().map(|(id, score)| self.roll_endpoint(shard, id, *score, current));
+                for r in super::join_all(rolls).await {
+                    rolled += r?;
+                }
+            }
+        }
+        Ok(rolled)
+    }
+
+    /// Roll up one endpoint's minutes from `seen` (its dirty score) to before `current`, a
+    /// day's minutes per call; minutes older than the hours kept are past mattering.
+    async fn roll_endpoint(&self, shard: u32, id: &str, seen: f64, current: u64) -> Result<u64> {
+        let seen_s = seen as u64;
+        let mut from = seen_s.max(current.saturating_sub(HOURS_KEPT_S));
+        from -= from % 60;
+        let (mut rolled, mut expected) = (0, seen_s);
+        loop {
+            let until = (from + ROLL_MINUTES_PER_CALL * 60).min(current);
+            let last = until == current;
+            let minutes: Vec<u64> = (from..until).step_by(60).collect();
+            let pending: Vec<u64> = match last {
+                true => (0..AHEAD_MINUTES).map(|i| current + i * 60).collect(),
+                false => Vec::new(),
+            };
+            let mut keys = vec![self.keys.stats_dirty(shard)];
+            for m in &minutes {
+                keys.extend([
+                    self.keys.stats_unrolled(shard, id, *m),
+                    self.keys.stats(shard, id, 60, *m),
+                    self.keys.stats(shard, id, 3_600, m - m % 3_600),
+                ]);
+            }
+            keys.extend(pending.iter().map(|m| self.keys.stats_unrolled(shard, id, *m)));
+            let mut args = vec![
+                id.to_string(),
+                expected.to_string(),
+                MINUTES_KEPT_S.to_string(),
+                HOURS_KEPT_S.to_string(),
+                if last { String::new() } else { until.to_string() },
+                minutes.len().to_string(),
+            ];
+            args.extend(minutes.iter().chain(&pending).map(|m| m.to_string()));
+            rolled += self.eval(&ROLL_STATS, keys, args).await?.as_u64().unwrap_or(0);
+            if last {
+                return Ok(rolled);
+            }
+            (from, expected) = (until, until);
+        }
     }
 }
 
@@ -260,6 +449,34 @@ mod tests {
     }
 
     #[test]
+    fn every_outcome_and_latency_has_its_own_field_name() {
+        let names: std::collections::HashSet<&String> = FIELDS.iter().flatten().collect();
+        assert_eq!(names.len(), 4 * (LATENCY_EDGES_MS.len() + 2));
+        let expired = FinishedAttempt {
+            event_id: "evt".into(),
+            number: 1,
+            record: AttemptRecord {
+                at_ms: 0,
+                status_code: None,
+                latency_ms: 0,
+                response_excerpt: String::new(),
+                error: None,
+            },
+            next: Next::Dead(DeadReason::EventExpired),
+        };
+        assert_eq!(field(&expired), "dn");
+        let slow = FinishedAttempt {
+            record: AttemptRecord {
+                latency_ms: 400_000,
+                ..expired.record.clone()
+            },
+            next: Next::RetryAt(1),
+            ..expired.clone()
+        };
+        assert_eq!(field(&slow), format!("r{}", LATENCY_EDGES_MS.len()));
+    }
+
+    #[test]
     fn a_batch_folds_into_one_increment_per_bucket_and_field() {
         let attempt = |at_ms: u64, latency_ms: u64, next: Next| FinishedAttempt {
             event_id: "evt".into(),
@@ -281,28 +498,24 @@ mod tests {
             attempt(3_660_002, 40, Next::Dead(DeadReason::RetriesExhausted)),
         ];
         let inc = increments(&batch);
-        let count = |step: u64, start: u64, f: &str| inc[&(step, start)].get(f).copied().unwrap_or(0);
+        let count = |start: u64, f: &str| inc[&start].get(f).copied().unwrap_or(0);
         let (fast, slow) = (latency_bucket(5), latency_bucket(40));
-        assert_eq!(
-            count(60, 3_600, &format!("s{fast}")),
-            2,
-            "4 and 5 ms share the 5 ms bucket"
-        );
+        assert_eq!(count(3_600, &format!("s{fast}")), 2, "4 and 5 ms share the 5 ms bucket");
         let minute: Vec<u64> = ["r", "f", "d"]
             .iter()
-            .map(|o| count(60, 3_660, &format!("{o}{slow}")))
+            .map(|o| count(3_660, &format!("{o}{slow}")))
             .collect();
         assert_eq!(minute, [1, 1, 1]);
-        assert_eq!(
-            (
-                count(3_600, 3_600, &format!("s{fast}")),
-                count(3_600, 3_600, &format!("d{slow}"))
-            ),
-            (2, 1)
-        );
-        assert_eq!(inc.len(), 3, "two minutes and one hour");
+        assert_eq!(inc.len(), 2, "two minutes, no hour: the janitor rolls minutes up");
         // Read back, the fields give the counts by outcome and the histogram.
-        let fields: HashMap<String, u64> = inc[&(3_600, 3_600)].clone().into_iter().collect();
+        let fields: HashMap<String, u64> = inc
+            .values()
+            .flatten()
+            .map(|(f, n)| (f.to_string(), *n))
+            .fold(HashMap::new(), |mut m, (f, n)| {
+                *m.entry(f).or_default() += n;
+                m
+            });
         let hour = Bucket::from_fields(3_600, &fields);
         assert_eq!(hour.counts, [2, 1, 1, 1]);
         assert_eq!((hour.latency[fast], hour.latency[slow]), (2, 3));

@@ -150,17 +150,22 @@ impl RedisStore {
                 reason,
             ]);
         }
-        // The stats buckets these attempts fall in, their increments folded (`stats`).
+        // The unrolled stats buckets these attempts fall in, their increments folded (`stats`).
         let increments = super::stats::increments(finished);
-        for ((step, start), fields) in &increments {
-            keys.push(self.keys.stats(shard, &endpoint.id, *step, *start));
-            args.push(super::stats::kept_s(*step).to_string());
+        for (minute, fields) in &increments {
+            keys.push(self.keys.stats_unrolled(shard, &endpoint.id, *minute));
+            args.push(minute.to_string());
             args.push(fields.len().to_string());
             for (field, n) in fields {
-                args.extend([field.clone(), n.to_string()]);
+                args.extend([field.to_string(), n.to_string()]);
             }
         }
-        args.push(increments.len().to_string());
+        keys.push(self.keys.stats_dirty(shard));
+        args.extend([
+            super::stats::UNROLLED_KEPT_S.to_string(),
+            endpoint.id.clone(),
+            increments.len().to_string(),
+        ]);
         Ok((keys, args))
     }
 

@@ -6,7 +6,7 @@ use hookline::config::Config;
 use hookline::store::RedisStore;
 
 /// A store on the shared Redis under `prefix`, its config, and a plain client beside it.
-async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
+pub(crate) async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
     connect_with(config(prefix)).await
 }
 
@@ -23,7 +23,7 @@ async fn connect_with(cfg: Config) -> (Config, std::sync::Arc<RedisStore>, fred:
 
 /// Record one finished attempt (`record_attempts` with one record).
 #[allow(clippy::too_many_arguments)]
-async fn record(
+pub(crate) async fn record(
     store: &RedisStore,
     owner: &str,
     endpoint: &hookline_actors::EndpointConfig,
@@ -45,7 +45,7 @@ async fn record(
 }
 
 /// A new endpoint of tenant `t`, saved; with its shard.
-async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookline_actors::EndpointConfig, u32) {
+pub(crate) async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookline_actors::EndpointConfig, u32) {
     let endpoint = hookline_actors::EndpointConfig::new(
         hookline::ids::new_endpoint_id(),
         "t".into(),
