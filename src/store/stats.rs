@@ -296,7 +296,11 @@ impl RedisStore {
                         let first = (oldest as u64).max(*start);
                         let first = first - first % 60;
                         let end = (start + step).min(last_minute + 60);
-                        keys.extend((first..end).step_by(60).map(|m| self.keys.stats_unrolled(shard, endpoint_id, m)));
+                        keys.extend(
+                            (first..end)
+                                .step_by(60)
+                                .map(|m| self.keys.stats_unrolled(shard, endpoint_id, m)),
+                        );
                     }
                     keys
                 }
@@ -335,7 +339,9 @@ impl RedisStore {
                 )
                 .await?;
             for chunk in dirty.chunks(ROLLS_AT_ONCE) {
-                let rolls = chunk.iter().map(|(id, score)| self.roll_endpoint(shard, id, *score, current));
+                let rolls = chunk
+                    .iter()
+                    .map(|(id, score)| self.roll_endpoint(shard, id, *score, current));
                 for r in super::join_all(rolls).await {
                     rolled += r?;
                 }
@@ -508,14 +514,14 @@ mod tests {
         assert_eq!(minute, [1, 1, 1]);
         assert_eq!(inc.len(), 2, "two minutes, no hour: the janitor rolls minutes up");
         // Read back, the fields give the counts by outcome and the histogram.
-        let fields: HashMap<String, u64> = inc
-            .values()
-            .flatten()
-            .map(|(f, n)| (f.to_string(), *n))
-            .fold(HashMap::new(), |mut m, (f, n)| {
-                *m.entry(f).or_default() += n;
-                m
-            });
+        let fields: HashMap<String, u64> =
+            inc.values()
+                .flatten()
+                .map(|(f, n)| (f.to_string(), *n))
+                .fold(HashMap::new(), |mut m, (f, n)| {
+                    *m.entry(f).or_default() += n;
+                    m
+                });
         let hour = Bucket::from_fields(3_600, &fields);
         assert_eq!(hour.counts, [2, 1, 1, 1]);
         assert_eq!((hour.latency[fast], hour.latency[slow]), (2, 3));

@@ -195,10 +195,17 @@ async fn stats_stay_exact_while_minutes_roll_up() {
         record(ago, n).await;
         made += n as u64;
     }
-    assert!(keys("60").trim().is_empty() && keys("3600").trim().is_empty(), "nothing rolled yet");
+    assert!(
+        keys("60").trim().is_empty() && keys("3600").trim().is_empty(),
+        "nothing rolled yet"
+    );
     let oldest = (now_s - 2 * 3_600) / 60 * 60;
     assert_eq!(dirty(), oldest.to_string(), "the oldest unrolled minute is noted");
-    assert_eq!(sums().await, (made, made), "unrolled minutes count in minutes and hours");
+    assert_eq!(
+        sums().await,
+        (made, made),
+        "unrolled minutes count in minutes and hours"
+    );
 
     // The roll: every minute before this one; this one stays unrolled and dirty.
     let rolled = store.roll_stats().await.unwrap();
@@ -218,7 +225,10 @@ async fn stats_stay_exact_while_minutes_roll_up() {
     }
     let two_hours_ago = redis_cli(&redis, &["ttl", &store.keys().stats(shard, &endpoint.id, 60, oldest)]);
     let two_hours_ago: i64 = two_hours_ago.trim().parse().unwrap();
-    assert!(two_hours_ago <= 3_600 + 60, "a rolled minute expires 3 h after it began, not after the roll: {two_hours_ago}");
+    assert!(
+        two_hours_ago <= 3_600 + 60,
+        "a rolled minute expires 3 h after it began, not after the roll: {two_hours_ago}"
+    );
 
     // Late records for rolled minutes, each read while a roll runs: never counted twice or
     // missed (the roll and the read are each one script).
@@ -249,7 +259,9 @@ async fn stats_stay_exact_while_minutes_roll_up() {
     // Buckets an older node wrote straight into the rolled names count too (a rolling upgrade).
     let old_hour = store.keys().stats(shard, &endpoint.id, 3_600, day_old_hour);
     let old_minute = store.keys().stats(shard, &endpoint.id, 60, minute - 120);
-    let old_hour_now = store.keys().stats(shard, &endpoint.id, 3_600, (minute - 120) / 3_600 * 3_600);
+    let old_hour_now = store
+        .keys()
+        .stats(shard, &endpoint.id, 3_600, (minute - 120) / 3_600 * 3_600);
     for key in [&old_hour, &old_minute, &old_hour_now] {
         redis_cli(&redis, &["hincrby", key, "s0", "1"]);
     }
