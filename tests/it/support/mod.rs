@@ -141,7 +141,6 @@ impl Api {
         last_reading(timeout, || async { self.get(path).await.1 }, done).await
     }
 
-    /// Is the node ready (`/readyz` 200)?
     /// The newest delivery to `endpoint` (with its attempts) once it has made `attempts`
     /// attempts, waiting up to 20 s.
     pub async fn delivery_after(&self, tenant: &str, endpoint: &str, attempts: u64) -> Value {
@@ -155,6 +154,7 @@ impl Api {
         self.get(&format!("/v1/tenants/{tenant}/deliveries/{id}")).await.1
     }
 
+    /// Is the node ready (`/readyz` 200)?
     pub async fn ready(&self) -> bool {
         self.http
             .get(format!("{}/readyz", self.base))
