@@ -93,10 +93,39 @@ impl RedisStore {
     /// With `redis.wait_replicas`: `Ok` once that many replicas hold every write `client` made
     /// so far (`WAIT`, sent to the master of `key`'s slot), else "not confirmed".
     async fn confirm_replicated(&self, client: &Client, key: &str) -> Result<()> {
+        self.confirm_replicated_slots(client, [fred::util::redis_keyslot(key.as_bytes())])
+            .await
+    }
+
+    /// `confirm_replicated` for writes `client` made to these slots: one `WAIT` per master
+    /// that holds any of them (one in all without a cluster), sent at once.
+    pub(super) async fn confirm_replicated_slots(
+        &self,
+        client: &Client,
+        slots: impl IntoIterator<Item = u16>,
+    ) -> Result<()> {
         if self.wait_replicas == 0 {
             return Ok(());
         }
-        let slot = fred::util::redis_keyslot(key.as_bytes());
+        let mut slots = slots.into_iter().peekable();
+        let targets: Vec<u16> = match (client.is_clustered(), client.cached_cluster_state()) {
+            (true, Some(state)) => {
+                let mut by_master = std::collections::BTreeMap::new();
+                for slot in slots {
+                    by_master.entry(state.get_server(slot).cloned()).or_insert(slot);
+                }
+                by_master.into_values().collect()
+            }
+            (true, None) => slots.collect(),
+            (false, _) => slots.peek().copied().into_iter().collect(),
+        };
+        for confirmed in join_all(targets.into_iter().map(|slot| self.wait_on(client, slot))).await {
+            confirmed?;
+        }
+        Ok(())
+    }
+
+    async fn wait_on(&self, client: &Client, slot: u16) -> Result<()> {
         let acked: Value = client
             .custom(
                 CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false),
@@ -106,8 +135,9 @@ impl RedisStore {
         let acked = acked.as_u64().unwrap_or(0);
         if acked < u64::from(self.wait_replicas) {
             metrics::counter!(crate::telemetry::names::REPLICA_WAITS_FAILED).increment(1);
-            // Answered as "not confirmed" (503): the event may be on the master, but nothing is
-            // promised, and a retry with the same idempotency key is safe.
+            // "Not confirmed": the write may be on the master, but nothing is promised; ingest
+            // answers 503 (a retry with the same idempotency key is safe), routing is not
+            // acknowledged (routing again creates nothing twice), a record counts as failed.
             return Err(Error::Redis(fred::error::Error::new(
                 fred::error::ErrorKind::Timeout,
                 format!(

@@ -225,9 +225,14 @@ impl RedisStore {
     /// Run a script (loading it if Redis does not know it yet); its latency is measured per
     /// script (`hookline_redis_command_seconds{op}`).
     async fn eval(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
+        self.eval_on(self.client(), script, keys, args).await
+    }
+
+    /// `eval` on this client (a `WAIT` after it covers what it wrote).
+    async fn eval_on(&self, client: &Client, script: &Script, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
         let started = std::time::Instant::now();
         let result = script
-            .evalsha_with_reload(self.client(), keys, args)
+            .evalsha_with_reload(client, keys, args)
             .await
             .map_err(Error::from);
         metrics::histogram!(hookline_actors::names::REDIS_LATENCY, "op" => scripts::name_of(script))

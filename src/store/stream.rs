@@ -115,6 +115,18 @@ impl RedisStore {
                     .push(&routed.event);
             }
         }
+        // With `redis.wait_replicas`, every ROUTE goes on one connection, and the replicas
+        // confirm them (one WAIT per master) before anything is acknowledged: an event is
+        // acked only once its deliveries would survive a failover.
+        // (Without it, each call takes the pool's next connection, as every command does.)
+        let waiting = (self.wait_replicas > 0).then(|| self.client());
+        let routed_slots: Vec<u16> = match waiting {
+            Some(_) => per_endpoint
+                .keys()
+                .map(|(endpoint_id, shard)| fred::util::redis_keyslot(self.keys.queue(*shard, endpoint_id).as_bytes()))
+                .collect(),
+            None => Vec::new(),
+        };
         let calls = per_endpoint.into_iter().map(|((endpoint_id, shard), evts)| {
             let mut keys = vec![
                 self.keys.queue(shard, endpoint_id),
@@ -127,10 +139,13 @@ impl RedisStore {
                 args.push(evt.event_id.clone());
                 args.push(evt.order_score().to_string());
             }
-            self.eval(&scripts::ROUTE, keys, args)
+            self.eval_on(waiting.unwrap_or_else(|| self.client()), &scripts::ROUTE, keys, args)
         });
         for result in join_all(calls).await {
             result?;
+        }
+        if let Some(client) = waiting {
+            self.confirm_replicated_slots(client, routed_slots).await?;
         }
         // Remember which endpoints each event went to (for GET …/events/{id}) and ack: one
         // ACK_ROUTED call per partition (all its keys share the partition's slot).

@@ -93,10 +93,14 @@ impl RedisStore {
         shard: u32,
         finished: &[FinishedAttempt],
     ) -> Vec<Result<()>> {
+        // With `redis.wait_replicas`, the calls share one connection and the replicas confirm
+        // them before any counts as recorded (without it, each takes the pool's next one).
+        let waiting = (self.wait_replicas > 0).then(|| self.client());
         let calls = finished.chunks(RECORD_BATCH).map(|chunk| async move {
             let written = async {
                 let (keys, args) = self.record_call(owner, endpoint, shard, chunk)?;
-                let reply = self.eval(&scripts::RECORD_ATTEMPT, keys, args).await?;
+                let client = waiting.unwrap_or_else(|| self.client());
+                let reply = self.eval_on(client, &scripts::RECORD_ATTEMPT, keys, args).await?;
                 if reply.as_i64() == Some(-1) {
                     return Err(Error::Fenced(shard));
                 }
@@ -108,7 +112,16 @@ impl RedisStore {
             // A call is one script: its records are written, or refused, together.
             std::iter::repeat_n(written.await, chunk.len())
         });
-        join_all(calls).await.into_iter().flatten().collect()
+        let mut results: Vec<Result<()>> = join_all(calls).await.into_iter().flatten().collect();
+        if let (Some(client), true) = (waiting, results.iter().any(|r| r.is_ok())) {
+            let slot = fred::util::redis_keyslot(self.keys.queue(shard, &endpoint.id).as_bytes());
+            if let Err(e) = self.confirm_replicated_slots(client, [slot]).await {
+                for result in results.iter_mut().filter(|r| r.is_ok()) {
+                    *result = Err(e.clone());
+                }
+            }
+        }
+        results
     }
 
     /// KEYS and ARGV of one RECORD_ATTEMPT call for these records of one endpoint.

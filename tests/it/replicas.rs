@@ -207,3 +207,93 @@ async fn a_node_follows_a_sentinel_failover() {
         "no ingest was tried while Sentinel still named the dead master"
     );
 }
+
+/// With `redis.wait_replicas`, routing and attempt records wait for the replica too (the store
+/// driven directly): with the replica stopped (SIGSTOP: connected, answering nothing), routing
+/// and recording are "not confirmed" (so the router does not acknowledge the events and the
+/// actor counts the records as failed); once it answers again, routing the same events again
+/// creates nothing twice and records go through.
+#[tokio::test]
+async fn with_wait_replicas_routing_and_records_wait_for_the_replica() {
+    use crate::store::{config, connect_with, record, routed_to, stored_endpoint};
+    use hookline_actors::model::{AttemptRecord, Next};
+    let master = RedisServer::start(false);
+    let replica = RedisServer::start_replica_of(&master);
+    let mut cfg = config(&unique_prefix("waitroute"));
+    cfg.redis.url = master.url();
+    cfg.redis.wait_replicas = 1;
+    cfg.redis.wait_timeout_ms = 300;
+    let (cfg, store, _client) = connect_with(cfg).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let events: Vec<String> = (0..2)
+        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
+        .collect();
+    let queue = store.keys().queue(shard, &endpoint.id);
+    let queued_on_replica = || {
+        redis_cli(&replica.url(), &["zcard", &queue])
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+
+    store
+        .route(&routed_to(&endpoint.id, shard, &events[..1]))
+        .await
+        .unwrap();
+    assert_eq!(queued_on_replica(), 1, "routing returned before the replica held it");
+
+    replica.stop_signal(true);
+    let refused = store.route(&routed_to(&endpoint.id, shard, &events[1..])).await;
+    let epoch = store.hold_lease(shard, "n1", 60_000).await.unwrap().expect("held");
+    let attempt = AttemptRecord {
+        at_ms: hookline_actors::now_ms(),
+        status_code: Some(200),
+        latency_ms: 3,
+        response_excerpt: String::new(),
+        error: None,
+    };
+    let owner = format!("n1#{epoch}");
+    let unconfirmed = record(
+        &store,
+        &owner,
+        &endpoint,
+        shard,
+        &events[0],
+        1,
+        &attempt,
+        &Next::Delivered,
+    )
+    .await;
+    replica.stop_signal(false);
+    let refused = refused.expect_err("routing was confirmed by a stopped replica");
+    assert!(refused.to_string().contains("replicas"), "{refused}");
+    let unconfirmed = unconfirmed.expect_err("a record was confirmed by a stopped replica");
+    assert!(unconfirmed.to_string().contains("replicas"), "{unconfirmed}");
+
+    // The replica answers again: the same events routed again create nothing twice (the first
+    // one's unconfirmed record did reach the master: it is delivered, out of the queue).
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    let log = store.keys().delivery_log(shard, &endpoint.id);
+    let logged = redis_cli(&replica.url(), &["zcard", &log]);
+    assert_eq!(logged.trim(), "2", "each delivery created once");
+    assert_eq!(queued_on_replica(), 1, "the second one waits in the queue");
+    record(
+        &store,
+        &owner,
+        &endpoint,
+        shard,
+        &events[1],
+        1,
+        &attempt,
+        &Next::Delivered,
+    )
+    .await
+    .unwrap();
+    let record_key = store.keys().delivery(shard, &endpoint.id, &events[1]);
+    let status = redis_cli(&replica.url(), &["hget", &record_key, "status"]);
+    assert_eq!(
+        status.trim(),
+        "delivered",
+        "the record returned before the replica held it"
+    );
+}

@@ -11,7 +11,7 @@ pub(crate) async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>
 }
 
 /// `connect` with a config of the test's own.
-async fn connect_with(cfg: Config) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
+pub(crate) async fn connect_with(cfg: Config) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
     let store = RedisStore::connect(&cfg.store_settings()).await.unwrap();
     assert!(store.wait_connected(std::time::Duration::from_secs(5)).await);
     let client = Builder::from_config(hookline::store::redis_config(&cfg.redis.url).unwrap())
@@ -62,7 +62,7 @@ pub(crate) async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookli
 }
 
 /// Events routed to one endpoint, as the router hands them to the store.
-fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> Vec<hookline_actors::RoutedEvent> {
+pub(crate) fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> Vec<hookline_actors::RoutedEvent> {
     let now = hookline_actors::now_ms();
     event_ids
         .iter()
@@ -81,7 +81,7 @@ fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> Vec<hooklin
         .collect()
 }
 
-fn config(prefix: &str) -> Config {
+pub(crate) fn config(prefix: &str) -> Config {
     let mut cfg = Config::default();
     cfg.redis.url = shared_redis_url();
     cfg.redis.prefix = prefix.to_string();

@@ -117,6 +117,15 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`) this Redis: stopped, it keeps its connections
+    /// but answers nothing (a replica stopped so does not confirm writes).
+    pub fn stop_signal(&self, stop: bool) {
+        let pid = self.child.as_ref().expect("running").id().to_string();
+        let signal = if stop { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Start again on the same port and directory (with AOF, the data comes back).
     pub fn restart(&mut self) {
         self.kill9();
