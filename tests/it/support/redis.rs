@@ -149,8 +149,8 @@ impl Drop for RedisServer {
 /// create`. Only the processes this helper started are ever killed.
 pub struct RedisCluster {
     pub ports: Vec<u16>,
-    _dir: tempfile::TempDir,
-    children: Vec<Child>,
+    dir: tempfile::TempDir,
+    children: Vec<Option<Child>>,
 }
 
 /// A port that is free, and whose cluster bus port (+10000) is free too.
@@ -169,46 +169,28 @@ fn free_cluster_port() -> u16 {
 
 impl RedisCluster {
     pub fn start(masters: usize) -> RedisCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().to_path_buf();
+        RedisCluster::start_with_replicas(masters, 0)
+    }
+
+    /// `masters` masters with `replicas` replicas each (all synced before this returns).
+    pub fn start_with_replicas(masters: usize, replicas: usize) -> RedisCluster {
         let mut cluster = RedisCluster {
             ports: Vec::new(),
-            _dir: dir,
+            dir: tempfile::tempdir().unwrap(),
             children: Vec::new(),
         };
-        for _ in 0..masters {
+        for _ in 0..masters * (1 + replicas) {
             let port = free_cluster_port();
-            let node_dir = root.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).unwrap();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
-                .args(["--appendonly", "no", "--cluster-enabled", "yes"])
-                .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server must be installed (apt-get install redis-server)");
-            cluster.children.push(child);
             cluster.ports.push(port);
-        }
-        for port in &cluster.ports {
-            let start = Instant::now();
-            while !ping(&format!("127.0.0.1:{port}")) {
-                assert!(
-                    start.elapsed() < Duration::from_secs(10),
-                    "cluster redis-server did not start"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            cluster.children.push(None);
+            cluster.launch(cluster.ports.len() - 1);
         }
         let addrs: Vec<String> = cluster.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
         let out = Command::new("redis-cli")
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli");
         assert!(
@@ -216,12 +198,11 @@ impl RedisCluster {
             "redis-cli --cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        // Every master must see the whole cluster before a client connects.
+        // Every node must see the whole cluster (and replicas their master's data) before a
+        // client connects.
         let start = Instant::now();
-        while !cluster
-            .ports
-            .iter()
-            .all(|p| cluster.info(*p).contains("cluster_state:ok"))
+        while !cluster.ports.iter().all(|p| cluster.info(*p).contains("cluster_state:ok"))
+            || cluster.replica_ports().iter().any(|p| !cluster.replica_synced(*p))
         {
             assert!(
                 start.elapsed() < Duration::from_secs(20),
@@ -230,6 +211,78 @@ impl RedisCluster {
             std::thread::sleep(Duration::from_millis(100));
         }
         cluster
+    }
+
+    /// Start the `i`th node (again: with its nodes.conf it rejoins the cluster as it left it,
+    /// as a replica if its slots moved meanwhile).
+    fn launch(&mut self, i: usize) {
+        let port = self.ports[i];
+        let node_dir = self.dir.path().join(port.to_string());
+        std::fs::create_dir_all(&node_dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+            .args(["--appendonly", "no", "--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"])
+            .arg("--dir")
+            .arg(&node_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        self.children[i] = Some(child);
+        let start = Instant::now();
+        while !ping(&format!("127.0.0.1:{port}")) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "cluster redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL the node on `port` (only a process this helper started).
+    pub fn kill9(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).expect("a node of this cluster");
+        if let Some(mut child) = self.children[i].take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Start the node on `port` again after `kill9`.
+    pub fn start_again(&mut self, port: u16) {
+        let i = self.ports.iter().position(|p| *p == port).expect("a node of this cluster");
+        assert!(self.children[i].is_none(), "already running");
+        self.launch(i);
+    }
+
+    fn role(&self, port: u16) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "info", "replication"])
+            .output()
+            .expect("redis-cli");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// The running nodes that are masters now, and replicas now.
+    pub fn master_ports(&self) -> Vec<u16> {
+        self.running().filter(|p| self.role(*p).contains("role:master")).collect()
+    }
+    pub fn replica_ports(&self) -> Vec<u16> {
+        self.running().filter(|p| self.role(*p).contains("role:slave")).collect()
+    }
+    fn running(&self) -> impl Iterator<Item = u16> + '_ {
+        self.ports.iter().zip(&self.children).filter(|(_, c)| c.is_some()).map(|(p, _)| *p)
+    }
+
+    /// Is this replica connected to its master and synced?
+    pub fn replica_synced(&self, port: u16) -> bool {
+        self.role(port).contains("master_link_status:up")
+    }
+
+    /// Is the cluster whole again (every running node says `cluster_state:ok`)?
+    pub fn is_ok(&self) -> bool {
+        self.running().all(|p| self.info(p).contains("cluster_state:ok"))
     }
 
     fn info(&self, port: u16) -> String {
@@ -248,7 +301,7 @@ impl RedisCluster {
 
     /// Keys per master: how the data spread over the cluster.
     pub fn keys_per_master(&self) -> Vec<u64> {
-        self.ports
+        self.master_ports()
             .iter()
             .map(|p| {
                 let out = Command::new("redis-cli")
@@ -263,7 +316,7 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.children {
+        for child in self.children.iter_mut().flatten() {
             child.kill().ok();
             child.wait().ok();
         }
