@@ -190,7 +190,9 @@ async fn failover_under_load(wait: u32, name: &str) -> FailoverRun {
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let tenants = ["fa", "fb", "fc"];
     for t in tenants {
-        node.api.create_endpoint(t, json!({"url": sink.url(&format!("ok/{t}"))})).await;
+        node.api
+            .create_endpoint(t, json!({"url": sink.url(&format!("ok/{t}"))}))
+            .await;
     }
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -225,7 +227,11 @@ async fn failover_under_load(wait: u32, name: &str) -> FailoverRun {
     let resumed = poll_until(Duration::from_secs(30), || async { (count() >= more).then_some(()) }).await;
     stop.store(true, Ordering::Relaxed);
     producer.await.unwrap();
-    assert!(resumed.is_some(), "ingest did not resume after the failover: {} acked", count());
+    assert!(
+        resumed.is_some(),
+        "ingest did not resume after the failover: {} acked",
+        count()
+    );
     let acked = acked.lock().unwrap().clone();
     let undelivered = || -> Vec<(usize, String)> {
         let delivered: Vec<HashSet<String>> = tenants.iter().map(|t| sink.delivered_ids(t)).collect();
@@ -237,7 +243,10 @@ async fn failover_under_load(wait: u32, name: &str) -> FailoverRun {
             .collect()
     };
     // Everything that can still arrive does within this bound (retries are 5 s apart at first).
-    poll_until(Duration::from_secs(45), || async { undelivered().is_empty().then_some(()) }).await;
+    poll_until(Duration::from_secs(45), || async {
+        undelivered().is_empty().then_some(())
+    })
+    .await;
     let lost = undelivered();
     FailoverRun {
         acked: acked.len(),
@@ -252,7 +261,13 @@ async fn failover_under_load(wait: u32, name: &str) -> FailoverRun {
 async fn with_wait_replicas_a_master_failover_under_load_loses_nothing_acknowledged() {
     let run = failover_under_load(1, "cl-fo-wait").await;
     assert!(run.acked >= 160, "{} acked", run.acked);
-    assert!(run.lost.is_empty(), "{} of {} acknowledged events lost: {:?}", run.lost.len(), run.acked, run.lost);
+    assert!(
+        run.lost.is_empty(),
+        "{} of {} acknowledged events lost: {:?}",
+        run.lost.len(),
+        run.acked,
+        run.lost
+    );
 }
 
 /// The same failover with `redis.wait_replicas = 0` (the default): replication is

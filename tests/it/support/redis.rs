@@ -201,7 +201,10 @@ impl RedisCluster {
         // Every node must see the whole cluster (and replicas their master's data) before a
         // client connects.
         let start = Instant::now();
-        while !cluster.ports.iter().all(|p| cluster.info(*p).contains("cluster_state:ok"))
+        while !cluster
+            .ports
+            .iter()
+            .all(|p| cluster.info(*p).contains("cluster_state:ok"))
             || cluster.replica_ports().iter().any(|p| !cluster.replica_synced(*p))
         {
             assert!(
@@ -242,7 +245,11 @@ impl RedisCluster {
 
     /// SIGKILL the node on `port` (only a process this helper started).
     pub fn kill9(&mut self, port: u16) {
-        let i = self.ports.iter().position(|p| *p == port).expect("a node of this cluster");
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
         if let Some(mut child) = self.children[i].take() {
             child.kill().ok();
             child.wait().ok();
@@ -251,7 +258,11 @@ impl RedisCluster {
 
     /// Start the node on `port` again after `kill9`.
     pub fn start_again(&mut self, port: u16) {
-        let i = self.ports.iter().position(|p| *p == port).expect("a node of this cluster");
+        let i = self
+            .ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
         assert!(self.children[i].is_none(), "already running");
         self.launch(i);
     }
@@ -266,13 +277,21 @@ impl RedisCluster {
 
     /// The running nodes that are masters now, and replicas now.
     pub fn master_ports(&self) -> Vec<u16> {
-        self.running().filter(|p| self.role(*p).contains("role:master")).collect()
+        self.running()
+            .filter(|p| self.role(*p).contains("role:master"))
+            .collect()
     }
     pub fn replica_ports(&self) -> Vec<u16> {
-        self.running().filter(|p| self.role(*p).contains("role:slave")).collect()
+        self.running()
+            .filter(|p| self.role(*p).contains("role:slave"))
+            .collect()
     }
     fn running(&self) -> impl Iterator<Item = u16> + '_ {
-        self.ports.iter().zip(&self.children).filter(|(_, c)| c.is_some()).map(|(p, _)| *p)
+        self.ports
+            .iter()
+            .zip(&self.children)
+            .filter(|(_, c)| c.is_some())
+            .map(|(p, _)| *p)
     }
 
     /// Is this replica connected to its master and synced?
