@@ -7,6 +7,7 @@ pub mod drive;
 pub mod inbound;
 pub mod pages;
 pub mod sink;
+pub mod soak;
 pub mod tls;
 
 /// Resident memory of a process, in KiB (0 if it cannot be read), from `/proc`.

@@ -33,6 +33,7 @@ mod repair;
 mod replicas;
 mod retention;
 mod secrets;
+mod soak;
 mod stats;
 mod store;
 mod supervision;
