@@ -87,13 +87,13 @@ impl SoakReport {
 const TENANTS: [&str; 3] = ["s0", "s1", "s2"];
 /// Each tenant's endpoints: (name suffix, sink path, extra settings). `hang` never answers in
 /// time (a receiver that hangs, all along) and is left out of the delivery check.
-fn endpoints(tenant: &str) -> Vec<(String, String, serde_json::Value)> {
+fn endpoints(tenant: &str, rate_limit: u32) -> Vec<(String, String, serde_json::Value)> {
     [
         ("fast", "ok", json!({})),
         ("slow", "sleep/150", json!({"max_in_flight": 4})),
         ("flaky", "fail/30", json!({"retry_schedule_s": vec![1; 30]})),
         ("ord", "ok", json!({"ordered": true})),
-        ("rl", "ok", json!({"rate_limit_per_s": RATE_LIMIT})),
+        ("rl", "ok", json!({"rate_limit_per_s": rate_limit})),
         ("hang", "sleep/60000", json!({"timeout_ms": 300, "max_in_flight": 2})),
     ]
     .into_iter()
@@ -103,7 +103,11 @@ fn endpoints(tenant: &str) -> Vec<(String, String, serde_json::Value)> {
     })
     .collect()
 }
-const RATE_LIMIT: u32 = 10;
+/// The rate-limited endpoints' limit: twice a tenant's share of the load, so they keep up in
+/// steady state and the limit bites when a fault's backlog drains.
+fn rate_limit(rate_per_s: u32) -> u32 {
+    (2 * rate_per_s).div_ceil(TENANTS.len() as u32).max(2)
+}
 /// The most attempts the endpoint may have open at once (the node's default is 10).
 fn max_in_flight(name: &str) -> usize {
     match name.rsplit('-').next() {
@@ -128,7 +132,10 @@ impl Proc {
     fn start(&mut self) -> anyhow::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args)
+        // Its log's directory as the working directory: empty of config files, so a node
+        // reads no config/default.toml, only its environment.
+        cmd.current_dir(self.log.parent().unwrap_or(Path::new(".")))
+            .args(&self.args)
             .envs(self.env.iter().cloned())
             .env_remove("RUST_LOG")
             .stdout(Stdio::from(log.try_clone()?))
@@ -466,14 +473,13 @@ pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
         })
         .collect();
     for node in &mut nodes {
-        // An empty working directory: no config/default.toml is read.
         node.proc.start()?;
     }
     for node in &nodes {
         until_ready(&http, &node.base, Duration::from_secs(30)).await?;
     }
     for tenant in TENANTS {
-        for (name, path, extra) in endpoints(tenant) {
+        for (name, path, extra) in endpoints(tenant, rate_limit(cfg.rate_per_s)) {
             let mut body = json!({"url": sink.url(&path), "event_types": ["load.*"]});
             body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
             let created = http
@@ -485,6 +491,9 @@ pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
             anyhow::ensure!(created.status().is_success(), "creating {name}: {}", created.status());
         }
     }
+    // Every node's routers learn of new endpoints by a change notification; give them a moment
+    // so no early event is routed before its endpoints are known there.
+    tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The load, and the faults meanwhile.
     let acked: Acked = Arc::default();
@@ -614,7 +623,7 @@ pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
             report.lost_endpoint_states.insert(name.clone(), ep["state"].clone());
         }
     }
-    check_sink(&sink, &acked, &mut report);
+    check_sink(&sink, &acked, rate_limit(cfg.rate_per_s), &mut report);
     let arrivals: Vec<u64> = {
         let mut a: Vec<u64> = sink.received().iter().map(|r| r.arrived_ms).collect();
         a.sort_unstable();
@@ -658,7 +667,7 @@ fn longest_gap(sorted_arrivals: &[u64], from: u64, to: u64) -> u64 {
 }
 
 /// Order, in-flight caps, rate limits and duplicates, from what the sink saw.
-fn check_sink(sink: &Sink, acked: &BTreeMap<String, Vec<String>>, report: &mut SoakReport) {
+fn check_sink(sink: &Sink, acked: &BTreeMap<String, Vec<String>>, limit: u32, report: &mut SoakReport) {
     let stats = sink.stats();
     report.duplicates = stats
         .as_object()
@@ -684,7 +693,10 @@ fn check_sink(sink: &Sink, acked: &BTreeMap<String, Vec<String>>, report: &mut S
             last = Some((at, id));
         }
         // (Not `hang`: its attempts time out at the node while the sink still sleeps on them.)
-        for (endpoint, _, _) in endpoints(tenant).into_iter().filter(|(e, _, _)| !e.ends_with("-hang")) {
+        for (endpoint, _, _) in endpoints(tenant, limit)
+            .into_iter()
+            .filter(|(e, _, _)| !e.ends_with("-hang"))
+        {
             let most = sink.max_in_flight(&endpoint);
             if most > max_in_flight(&endpoint) {
                 report.in_flight_violations.push(format!(
@@ -697,7 +709,7 @@ fn check_sink(sink: &Sink, acked: &BTreeMap<String, Vec<String>>, report: &mut S
         let name = format!("{tenant}-rl");
         let mut times: Vec<u64> = sink.received_by(&name).iter().map(|r| r.arrived_ms).collect();
         times.sort_unstable();
-        let cap = 2 * RATE_LIMIT as usize;
+        let cap = 2 * limit as usize;
         for (i, t) in times.iter().enumerate() {
             let within = times[i..].iter().take_while(|u| **u < t + 1_000).count();
             if within > cap {

@@ -126,7 +126,14 @@ impl RedisStore {
     }
 
     async fn wait_on(&self, client: &Client, slot: u16) -> Result<()> {
+        // One attempt only: WAIT resent on a new connection (after a reconnect) would count
+        // replicas against that connection's writes, which are none, and confirm at once.
+        let once = fred::types::config::Options {
+            max_attempts: Some(1),
+            ..Default::default()
+        };
         let acked: Value = client
+            .with_options(&once)
             .custom(
                 CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false),
                 vec![self.wait_replicas.to_string(), self.wait_timeout_ms.to_string()],

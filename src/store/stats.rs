@@ -39,8 +39,10 @@ const ROLL_PER_SHARD: usize = 1_000;
 const ROLLS_AT_ONCE: usize = 16;
 /// Most minutes one roll-up call takes (a day's).
 const ROLL_MINUTES_PER_CALL: u64 = 1_440;
-/// Minutes after the current one a roll-up looks for before it forgets an endpoint (a node
-/// whose clock runs ahead writes there).
+/// Minutes after the current one a roll-up looks at before it forgets an endpoint, and a
+/// reader of hours reads: a node whose clock runs ahead writes there. (Nodes' clocks must agree
+/// within this: a minute written further ahead, after the roll-up forgot the endpoint, would
+/// show in minute charts but be left out of hours.)
 const AHEAD_MINUTES: u64 = 5;
 
 /// Upper edges (ms) of the latency histogram's buckets; one more bucket holds the rest.
@@ -362,7 +364,7 @@ impl RedisStore {
             let last = until == current;
             let minutes: Vec<u64> = (from..until).step_by(60).collect();
             let pending: Vec<u64> = match last {
-                true => (0..AHEAD_MINUTES).map(|i| current + i * 60).collect(),
+                true => (0..=AHEAD_MINUTES).map(|i| current + i * 60).collect(),
                 false => Vec::new(),
             };
             let mut keys = vec![self.keys.stats_dirty(shard)];

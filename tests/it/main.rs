@@ -33,7 +33,6 @@ mod repair;
 mod replicas;
 mod retention;
 mod secrets;
-mod soak;
 mod stats;
 mod store;
 mod supervision;

@@ -3,10 +3,14 @@
 //! while every kind of fault is injected once (kill -9 of a node, kill -9 mid-batch, SIGSTOP past
 //! the lease, a SIGTERM rolling restart, a Redis master failover). Nothing acknowledged may be
 //! lost, ordered endpoints keep ingest order, in-flight caps and rate limits hold.
+//!
+//! A test binary of its own: `cargo test` runs binaries one after another, so the soak (five
+//! processes under load on a small machine) never starves another test's timing.
 
 use std::time::Duration;
 
-#[tokio::test]
+// Several threads: the sink must answer while the soak waits on processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_soak_with_every_fault_loses_nothing_acknowledged() {
     let cfg = hookline_loadtest::soak::SoakConfig {
         node_bin: env!("CARGO_BIN_EXE_hookline").into(),
