@@ -304,6 +304,14 @@ impl Redis {
             self.master_port() == Some(other)
         })
         .await?;
+        // It comes back as the new master's replica, as an operator's unit would start it: a
+        // master without persistence that came back as a master, empty, could be what Sentinel
+        // promotes at the next hiccup, and every replica would then sync to nothing.
+        let args = &mut self.servers[i].args;
+        if let Some(at) = args.iter().position(|a| a == "--replicaof") {
+            args.drain(at..at + 3);
+        }
+        args.extend(["--replicaof".into(), "127.0.0.1".into(), other.to_string()]);
         self.servers[i].start()?;
         until(Duration::from_secs(30), "the old master synced as a replica", || {
             let info = redis_cli(old, &["info", "replication"]);
@@ -431,6 +439,9 @@ const FAULTS: [&str; 5] = [
 /// Run the soak. Errors are the soak's own failures (a process that would not start, Redis
 /// that would not fail over); what it found about Hookline is in the report.
 pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
+    // Absolute: the processes run in the soak's own directory.
+    let node_bin = std::fs::canonicalize(&cfg.node_bin)
+        .map_err(|e| anyhow::anyhow!("the node binary {}: {e}", cfg.node_bin.display()))?;
     let dir = tempfile_dir()?;
     let mut redis = Redis::start(&dir).await?;
     let sink = Sink::start_lean("127.0.0.1:0").await?;
@@ -462,7 +473,7 @@ pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
             ];
             NodeProc {
                 proc: Proc {
-                    program: cfg.node_bin.clone(),
+                    program: node_bin.clone(),
                     args: vec!["serve".into()],
                     env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
                     log: dir.join(format!("node{i}.log")),
