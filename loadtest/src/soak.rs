@@ -303,7 +303,8 @@ impl Redis {
         until(Duration::from_secs(30), "Sentinel promoted the replica", || {
             self.master_port() == Some(other)
         })
-        .await?;
+        .await
+        .map_err(|e| e.context(self.diagnosis()))?;
         // It comes back as the new master's replica, as an operator's unit would start it: a
         // master without persistence that came back as a master, empty, could be what Sentinel
         // promotes at the next hiccup, and every replica would then sync to nothing.
@@ -313,12 +314,49 @@ impl Redis {
         }
         args.extend(["--replicaof".into(), "127.0.0.1".into(), other.to_string()]);
         self.servers[i].start()?;
-        until(Duration::from_secs(30), "the old master synced as a replica", || {
-            let info = redis_cli(old, &["info", "replication"]);
-            info.contains("role:slave") && info.contains("master_link_status:up")
+        // Whichever Sentinel names master by then (on a starved machine it may have failed over
+        // once more), the other server must be its synced replica before the next fault.
+        until(Duration::from_secs(60), "the old master synced as a replica", || {
+            let Some(master) = self.master_port() else { return false };
+            let replica = if master == self.ports[0] {
+                self.ports[1]
+            } else {
+                self.ports[0]
+            };
+            let info = redis_cli(replica, &["info", "replication"]);
+            info.contains("role:slave")
+                && info.contains(&format!("master_port:{master}"))
+                && info.contains("master_link_status:up")
         })
         .await
+        .map_err(|e| e.context(self.diagnosis()))
     }
+
+    /// What each server says of its replication, and the ends of the logs: the message a
+    /// failed failover step carries.
+    fn diagnosis(&self) -> String {
+        let mut out = format!("Sentinel names master {:?}\n", self.master_port());
+        for (i, port) in self.ports.iter().enumerate() {
+            let info = redis_cli(*port, &["info", "replication"]);
+            let lines: Vec<&str> = info
+                .lines()
+                .filter(|l| l.starts_with("role") || l.starts_with("master_"))
+                .map(str::trim)
+                .collect();
+            out += &format!(
+                "redis{i} :{port}: {}\n{}\n",
+                lines.join(" "),
+                log_tail(&self.servers[i].log, 12)
+            );
+        }
+        out + &format!("sentinel:\n{}", log_tail(&self.sentinel.log, 20))
+    }
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// A node process with a fixed id and address, so a restart is the same node.
@@ -439,11 +477,22 @@ const FAULTS: [&str; 5] = [
 /// Run the soak. Errors are the soak's own failures (a process that would not start, Redis
 /// that would not fail over); what it found about Hookline is in the report.
 pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
+    let dir = tempfile_dir()?;
+    match run_in(cfg, &dir).await {
+        Ok(report) => {
+            std::fs::remove_dir_all(&dir).ok();
+            Ok(report)
+        }
+        // Its processes die with their handles; their logs stay for whoever reads the error.
+        Err(e) => Err(e.context(format!("the soak's logs are kept in {}", dir.display()))),
+    }
+}
+
+async fn run_in(cfg: &SoakConfig, dir: &Path) -> anyhow::Result<SoakReport> {
     // Absolute: the processes run in the soak's own directory.
     let node_bin = std::fs::canonicalize(&cfg.node_bin)
         .map_err(|e| anyhow::anyhow!("the node binary {}: {e}", cfg.node_bin.display()))?;
-    let dir = tempfile_dir()?;
-    let mut redis = Redis::start(&dir).await?;
+    let mut redis = Redis::start(dir).await?;
     let sink = Sink::start_lean("127.0.0.1:0").await?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
     let url = format!("redis-sentinel://127.0.0.1:{}/mymaster", redis.sentinel_port);
@@ -661,7 +710,6 @@ pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
     for s in &mut redis.servers {
         s.kill9().await;
     }
-    std::fs::remove_dir_all(&dir).ok();
     Ok(report)
 }
 
