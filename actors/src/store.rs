@@ -94,9 +94,11 @@ pub trait LeaseStore: Send + Sync + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct PulledWindow {
     pub deliveries: Vec<QueuedDelivery>,
-    /// Ordered endpoints only: the stream id of the first event of the tenant's partition not
-    /// yet routed, read *before* the head (so every event before it was already queued), and
-    /// the head's queue score (its place in ingest order). See `endpoint::ordered`.
+    /// Ordered endpoints only: the routing mark of the tenant's partition, read *before* the
+    /// head, so every event before it was already queued (the first event not yet routed, or
+    /// when all were, the lowest stream id a later event can take: one appended after the read
+    /// is never taken for routed), and the head's queue score (its place in ingest order). See
+    /// `endpoint::ordered`.
     pub routing_mark: Option<String>,
     pub head_order: Option<f64>,
 }

@@ -1,10 +1,10 @@
 //! Ingest: store an event durably and append it for routing (the INGEST script), and read
 //! events back.
 
-use super::{join_all, scripts, text, Error, RedisStore, Result};
+use super::{scripts, text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
-use fred::types::{ClusterHash, CustomCommand, Value};
+use fred::types::Value;
 
 /// What ingest answered.
 #[derive(Debug, Clone)]
@@ -22,164 +22,115 @@ pub struct StoredEvent {
     pub endpoint_ids: Vec<String>,
 }
 
+/// The most events one INGEST call stores (a batch of 1,000 is ten calls, one after another).
+const INGEST_CHUNK: usize = 100;
+
 impl RedisStore {
-    /// KEYS and ARGV of one INGEST script call.
-    fn ingest_call(&self, event: &NewEvent) -> (Vec<String>, Vec<String>) {
-        let tenant = event.tenant.as_str();
+    /// KEYS and ARGV of one INGEST script call storing `events` (one tenant's) in order.
+    fn ingest_call(&self, tenant: &str, events: &[NewEvent]) -> (Vec<String>, Vec<String>) {
         let now = hookline_actors::now_ms();
-        let mut keys = vec![
-            self.keys.events_stream(self.keys.partition_of(tenant)),
-            self.keys.event(tenant, &event.event_id),
-            self.keys.tenant_rate(tenant, now / 1000),
-        ];
-        // An inbound event is deduplicated on its provider's id within its source, for the
-        // source's window; a producer's event on its idempotency key. Neither outlives retention.
-        let window_s = match (&event.provider_dedup, &event.idempotency_key) {
-            (Some(d), _) => {
-                keys.push(self.keys.inbound_dedup(tenant, &d.source_id, &d.provider_id));
-                d.window_s.min(self.retention_s).max(1)
-            }
-            (None, Some(key)) => {
-                keys.push(self.keys.idempotency(tenant, key));
-                self.idempotency_window_s
-            }
-            (None, None) => self.idempotency_window_s,
-        };
         let oldest_kept = now.saturating_sub(self.retention_s * 1000);
-        let args = vec![
-            event.event_id.clone(),
+        let mut keys = Vec::with_capacity(2 + events.len());
+        keys.extend([
+            self.keys.events_stream(self.keys.partition_of(tenant)),
+            self.keys.tenant_rate(tenant, now / 1000),
+        ]);
+        let mut args = Vec::with_capacity(4 + 6 * events.len());
+        args.extend([
             tenant.to_string(),
-            event.event_type.clone(),
-            event.body.clone(),
             self.retention_s.to_string(),
-            window_s.to_string(),
             format!("{oldest_kept}-0"),
-            event.only_endpoint.clone().unwrap_or_default(),
             self.tenant_rate_limit_per_s.to_string(),
-        ];
+        ]);
+        let mut dedups = Vec::new();
+        for event in events {
+            // An inbound event is deduplicated on its provider's id within its source, for the
+            // source's window; a producer's event on its idempotency key. Neither outlives
+            // retention.
+            let (dedup, window_s) = match (&event.provider_dedup, &event.idempotency_key) {
+                (Some(d), _) => (
+                    Some(self.keys.inbound_dedup(tenant, &d.source_id, &d.provider_id)),
+                    d.window_s.min(self.retention_s).max(1),
+                ),
+                (None, Some(key)) => (Some(self.keys.idempotency(tenant, key)), self.idempotency_window_s),
+                (None, None) => (None, self.idempotency_window_s),
+            };
+            let keyed = if dedup.is_some() { "1" } else { "0" };
+            keys.push(self.keys.event(tenant, &event.event_id));
+            dedups.extend(dedup);
+            args.extend([
+                event.event_id.clone(),
+                event.event_type.clone(),
+                event.body.clone(),
+                event.only_endpoint.clone().unwrap_or_default(),
+                window_s.to_string(),
+                keyed.to_string(),
+            ]);
+        }
+        keys.extend(dedups);
         (keys, args)
     }
 
-    fn ingest_reply(reply: Value) -> Result<Ingested> {
-        match reply.into_array().as_slice() {
-            [id, outcome] => Ok(Ingested {
-                event_id: text(id).ok_or_else(|| Error::corrupt("ingest reply"))?,
-                duplicate: outcome.as_u64() == Some(1),
-                rate_limited: outcome.as_u64() == Some(2),
-            }),
-            _ => Err(Error::corrupt("ingest reply")),
+    /// INGEST's reply: one `Ingested` per event of the call, in order.
+    fn ingest_reply(reply: Value, events: usize) -> Result<Vec<Ingested>> {
+        let items = reply.into_array();
+        if items.len() != 2 * events {
+            return Err(Error::corrupt("ingest reply"));
         }
+        items
+            .chunks(2)
+            .map(|pair| {
+                let outcome = pair[1].as_u64();
+                Ok(Ingested {
+                    event_id: text(&pair[0]).ok_or_else(|| Error::corrupt("ingest reply"))?,
+                    duplicate: outcome == Some(1),
+                    rate_limited: outcome == Some(2),
+                })
+            })
+            .collect()
     }
 
     /// Store an event durably and append it for routing; with an idempotency key, a key seen
     /// within the window returns the first event's id instead.
     pub async fn ingest(&self, event: &NewEvent) -> Result<Ingested> {
-        let (keys, args) = self.ingest_call(event);
-        if self.wait_replicas == 0 {
-            return Self::ingest_reply(self.eval(&scripts::INGEST, keys, args).await?);
-        }
-        // WAIT covers the writes of the connection it is sent on: the same client, after.
-        let client = self.client();
-        let stream = keys[0].clone();
-        let reply = scripts::INGEST
-            .evalsha_with_reload::<Value, _, _>(client, keys, args)
-            .await
-            .map_err(Error::from)
-            .and_then(Self::ingest_reply)?;
-        self.confirm_replicated(client, &stream).await?;
-        Ok(reply)
+        let mut stored = self.ingest_batch(std::slice::from_ref(event)).await;
+        stored.pop().unwrap_or_else(|| Err(Error::corrupt("ingest reply")))
     }
 
-    /// With `redis.wait_replicas`: `Ok` once that many replicas hold every write `client` made
-    /// so far (`WAIT`, sent to the master of `key`'s slot), else "not confirmed".
-    async fn confirm_replicated(&self, client: &Client, key: &str) -> Result<()> {
-        self.confirm_replicated_slots(client, [fred::util::redis_keyslot(key.as_bytes())])
-            .await
-    }
-
-    /// `confirm_replicated` for writes `client` made to these slots: one `WAIT` per master
-    /// that holds any of them (one in all without a cluster), sent at once.
-    pub(super) async fn confirm_replicated_slots(
-        &self,
-        client: &Client,
-        slots: impl IntoIterator<Item = u16>,
-    ) -> Result<()> {
-        if self.wait_replicas == 0 {
-            return Ok(());
-        }
-        let mut slots = slots.into_iter().peekable();
-        let targets: Vec<u16> = match (client.is_clustered(), client.cached_cluster_state()) {
-            (true, Some(state)) => {
-                let mut by_master = std::collections::BTreeMap::new();
-                for slot in slots {
-                    by_master.entry(state.get_server(slot).cloned()).or_insert(slot);
-                }
-                by_master.into_values().collect()
-            }
-            (true, None) => slots.collect(),
-            (false, _) => slots.peek().copied().into_iter().collect(),
-        };
-        for confirmed in join_all(targets.into_iter().map(|slot| self.wait_on(client, slot))).await {
-            confirmed?;
-        }
-        Ok(())
-    }
-
-    async fn wait_on(&self, client: &Client, slot: u16) -> Result<()> {
-        // One attempt only: WAIT resent on a new connection (after a reconnect) would count
-        // replicas against that connection's writes, which are none, and confirm at once.
-        let once = fred::types::config::Options {
-            max_attempts: Some(1),
-            ..Default::default()
-        };
-        let acked: Value = client
-            .with_options(&once)
-            .custom(
-                CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false),
-                vec![self.wait_replicas.to_string(), self.wait_timeout_ms.to_string()],
-            )
-            .await?;
-        let acked = acked.as_u64().unwrap_or(0);
-        if acked < u64::from(self.wait_replicas) {
-            metrics::counter!(crate::telemetry::names::REPLICA_WAITS_FAILED).increment(1);
-            // "Not confirmed": the write may be on the master, but nothing is promised; ingest
-            // answers 503 (a retry with the same idempotency key is safe), routing is not
-            // acknowledged (routing again creates nothing twice), a record counts as failed.
-            return Err(Error::Redis(fred::error::Error::new(
-                fred::error::ErrorKind::Timeout,
-                format!(
-                    "the write reached {acked} of the {} replicas redis.wait_replicas asks for within {} ms",
-                    self.wait_replicas, self.wait_timeout_ms
-                ),
-            )));
-        }
-        Ok(())
-    }
-
-    /// Store many events in one pipelined round trip: the INGEST calls are issued together on
-    /// one connection (fred pipelines concurrent commands), in order, so a repeated idempotency
-    /// key within the batch is a duplicate of its first use. One result per event, in order.
+    /// Store one tenant's events, in order: the stream holds them in this order (so ordered
+    /// endpoints deliver them so), whatever retries the calls need. A repeated idempotency key
+    /// is a duplicate of its first use. One INGEST call per `INGEST_CHUNK` events, one after
+    /// the other on one connection (a chunk bounds how long one script holds Redis); with
+    /// `redis.wait_replicas`, one `WAIT` after the last. One result per event, in order; after
+    /// a failed call nothing later is stored.
     pub async fn ingest_batch(&self, events: &[NewEvent]) -> Vec<Result<Ingested>> {
-        let client = self.client();
-        let calls = events.iter().map(|event| {
-            let (keys, args) = self.ingest_call(event);
-            async move {
-                let reply = scripts::INGEST
-                    .evalsha_with_reload::<Value, _, _>(client, keys, args)
-                    .await;
-                reply.map_err(Error::from).and_then(Self::ingest_reply)
-            }
-        });
-        let mut results = join_all(calls).await;
-        // One WAIT for the whole batch (on the connection that carried it); if the replicas do
-        // not confirm, no event of it is promised.
-        if let (Some(first), true) = (events.first(), self.wait_replicas > 0) {
-            let stream = self.keys.events_stream(self.keys.partition_of(&first.tenant));
-            if let Err(e) = self.confirm_replicated(client, &stream).await {
-                for result in results.iter_mut().filter(|r| r.is_ok()) {
-                    *result = Err(e.clone());
+        let Some(first) = events.first() else { return Vec::new() };
+        let tenant = first.tenant.as_str();
+        let replicated = self.replicated();
+        let client = replicated.as_ref().map_or_else(|| self.client(), |r| r.client);
+        let mut results = Vec::with_capacity(events.len());
+        let mut failed = None;
+        for chunk in events.chunks(INGEST_CHUNK) {
+            let (keys, args) = self.ingest_call(tenant, chunk);
+            let reply = self.eval_on(client, &scripts::INGEST, keys, args).await;
+            match reply.and_then(|reply| Self::ingest_reply(reply, chunk.len())) {
+                Ok(stored) => results.extend(stored.into_iter().map(Ok)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
                 }
             }
+        }
+        if let (Some(on), false) = (&replicated, results.is_empty()) {
+            // If the replicas do not confirm, nothing of the call is promised.
+            let stream = self.keys.events_stream(self.keys.partition_of(tenant));
+            let slot = fred::util::redis_keyslot(stream.as_bytes());
+            if let Err(e) = self.confirm_replicated(on, [slot]).await {
+                results.iter_mut().for_each(|r| *r = Err(e.clone()));
+            }
+        }
+        if let Some(e) = failed {
+            results.resize(events.len(), Err(e));
         }
         results
     }

@@ -38,6 +38,7 @@ mod janitor;
 pub mod keys;
 mod leases;
 mod log;
+mod replication;
 mod reseal;
 mod sample;
 mod scripts;
@@ -55,6 +56,7 @@ pub use ingest::{Ingested, StoredEvent};
 pub use janitor::JanitorReport;
 pub use keys::Keys;
 pub use log::DeliveryRow;
+pub use replication::Replicated;
 pub use reseal::ResealReport;
 pub use sample::EndpointSample;
 

@@ -4,35 +4,54 @@
 use fred::types::scripts::Script;
 use std::sync::LazyLock;
 
-/// KEYS: stream, event, rate counter[, idempotency]. ARGV: event id, tenant, type, body,
-/// retention s, idempotency window s, oldest stream id to keep, only-endpoint id ('' for
-/// normal routing), tenant rate limit per s (0: none). Returns {event id, 0} when stored,
-/// {first event id, 1} for a duplicate, {'', 2} when the tenant's limit for this second is
-/// spent (nothing stored). The idempotency check, the limit and the append are one step, so
-/// concurrent posts of one key store one event and the limit holds across nodes. The append
-/// also trims stream entries older than retention (`MINID ~`, amortised).
+/// KEYS: stream, rate counter, the record of each event, then the dedup key (idempotency or
+/// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
+/// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
+/// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key. Returns per event, in
+/// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
+/// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
+/// and the append are one step, so concurrent posts of one key store one event and the limit
+/// holds across nodes; the events of one call are appended in their order whatever retries the
+/// call needs (a batch keeps its order across a failover's NOSCRIPT or a reconnect). The
+/// append also trims stream entries older than retention (`MINID ~`, amortised).
 pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if #KEYS == 4 then
-  local existing = redis.call('GET', KEYS[4])
-  if existing then return {existing, 1} end
+local limit = tonumber(ARGV[4])
+local function one(record, dedup, id, kind, body, only, window)
+  if dedup then
+    local existing = redis.call('GET', dedup)
+    if existing then return existing, 1 end
+  end
+  if limit > 0 then
+    local used = redis.call('INCR', KEYS[2])
+    if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
+    if used > limit then return '', 2 end
+  end
+  redis.call('HSET', record, 'body', body, 'eps', '')
+  redis.call('EXPIRE', record, ARGV[2])
+  if only ~= '' then
+    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind, 'o', only)
+  else
+    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind)
+  end
+  if dedup then redis.call('SET', dedup, id, 'EX', window) end
+  return id, 0
 end
-local limit = tonumber(ARGV[9])
-if limit > 0 then
-  local used = redis.call('INCR', KEYS[3])
-  if used == 1 then redis.call('EXPIRE', KEYS[3], 2) end
-  if used > limit then return {'', 2} end
+local n = (#ARGV - 4) / 6
+local keyed = 2 + n
+local out = {}
+for i = 0, n - 1 do
+  local a = 5 + 6 * i
+  local dedup = nil
+  if ARGV[a + 5] == '1' then
+    keyed = keyed + 1
+    dedup = KEYS[keyed]
+  end
+  out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
+    ARGV[a + 3], ARGV[a + 4])
 end
-redis.call('HSET', KEYS[2], 'body', ARGV[4], 'eps', '')
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-if ARGV[8] ~= '' then
-  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3], 'o', ARGV[8])
-else
-  redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[7], '*', 'e', ARGV[1], 't', ARGV[2], 'y', ARGV[3])
-end
-if #KEYS == 4 then redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[6]) end
-return {ARGV[1], 0}
+return out
 "#,
     )
 });
@@ -123,15 +142,24 @@ fn fenced(lease: usize, epoch: usize, token: usize, body: &str) -> Script {
     ))
 }
 
-/// KEYS: events stream. ARGV: router group. Returns the id of the first entry the router group
-/// has not finished with (the oldest read but unacknowledged, else the first never read), or
-/// '' when every entry has been routed. Everything before that id is in its endpoints' queues
-/// (ROUTE writes before ACK_ROUTED acks). One call: it answers the same question for the
-/// ordered pull and for the router-lag gauge.
+/// KEYS: events stream. ARGV: router group. Returns {the id of the first entry the router
+/// group has not finished with (the oldest read but unacknowledged, else the first never read)
+/// or '' when every entry has been routed, the lowest id an entry appended later can take}.
+/// Everything before the first id is in its endpoints' queues (ROUTE writes before ACK_ROUTED
+/// acks); when all is routed, everything before the second is. One call: it answers the same
+/// question for the ordered pull and for the router-lag gauge.
 pub static FIRST_UNROUTED: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- A later entry's id is past the last one handed out and not before the clock.
+local function after(id)
+  local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
+  if ms and tonumber(ms) >= now then return ms .. '-' .. string.format('%.0f', tonumber(seq) + 1) end
+  return string.format('%.0f-0', now)
+end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'', after(nil)} end
 local last = nil
 for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[1])) do
   local name, id
@@ -143,12 +171,12 @@ end
 local from = '-'
 if last then
   local pending = redis.call('XPENDING', KEYS[1], ARGV[1])
-  if pending[1] > 0 then return pending[2] end
+  if pending[1] > 0 then return {pending[2], ''} end
   from = '(' .. last
 end
 local first = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 1)
-if #first == 0 then return '' end
-return first[1][1]
+if #first == 0 then return {'', after(last)} end
+return {first[1][1], ''}
 "#,
     )
 });

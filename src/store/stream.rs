@@ -3,7 +3,7 @@
 //! (ACK_ROUTED); the routing mark; the deployment's layout.
 
 use super::keys::ROUTER_GROUP;
-use super::{join_all, scripts, text, RedisStore, Result};
+use super::{join_all, scripts, text, Error, RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
 use hookline_actors::{RoutedEvent, StreamEvent};
@@ -24,11 +24,28 @@ impl RedisStore {
     /// The stream id of the first event of `partition` not yet routed (see
     /// `scripts::FIRST_UNROUTED`); `None` when all are.
     pub(super) async fn first_unrouted(&self, partition: u32) -> Result<Option<String>> {
+        Ok(self.unrouted(partition).await?.0)
+    }
+
+    /// The routing mark of `partition`: every event before this stream id was in its
+    /// endpoints' queues when it was read. The first event not yet routed, or when all are, the
+    /// lowest id an event appended later can take (an event appended after the mark was read,
+    /// and routed by a fast node before an earlier one, is not before the mark).
+    pub async fn routing_mark(&self, partition: u32) -> Result<String> {
+        let (first, next) = self.unrouted(partition).await?;
+        first.or(next).ok_or_else(|| Error::corrupt("first_unrouted reply"))
+    }
+
+    async fn unrouted(&self, partition: u32) -> Result<(Option<String>, Option<String>)> {
         let stream = self.keys.events_stream(partition);
-        let id = self
+        let reply = self
             .eval(&scripts::FIRST_UNROUTED, vec![stream], vec![ROUTER_GROUP.to_string()])
             .await?;
-        Ok(text(&id).filter(|id| !id.is_empty()))
+        let id = |v: &Value| text(v).filter(|id| !id.is_empty());
+        match reply.into_array().as_slice() {
+            [first, next] => Ok((id(first), id(next))),
+            _ => Err(Error::corrupt("first_unrouted reply")),
+        }
     }
 
     pub async fn read_events(
@@ -119,7 +136,8 @@ impl RedisStore {
         // confirm them (one WAIT per master) before anything is acknowledged: an event is
         // acked only once its deliveries would survive a failover.
         // (Without it, each call takes the pool's next connection, as every command does.)
-        let waiting = (self.wait_replicas > 0).then(|| self.client());
+        let replicated = self.replicated();
+        let waiting = replicated.as_ref().map(|r| r.client);
         let routed_slots: Vec<u16> = match waiting {
             Some(_) => per_endpoint
                 .keys()
@@ -144,8 +162,8 @@ impl RedisStore {
         for result in join_all(calls).await {
             result?;
         }
-        if let Some(client) = waiting {
-            self.confirm_replicated_slots(client, routed_slots).await?;
+        if let Some(on) = &replicated {
+            self.confirm_replicated(on, routed_slots).await?;
         }
         // Remember which endpoints each event went to (for GET …/events/{id}) and ack: one
         // ACK_ROUTED call per partition (all its keys share the partition's slot).

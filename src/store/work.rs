@@ -31,7 +31,7 @@ impl RedisStore {
         // (what the mark means for the head is the actors' policy: `endpoint::ordered`).
         let mut window = PulledWindow::default();
         let ids: Vec<String> = if endpoint.ordered {
-            window.routing_mark = self.first_unrouted(self.keys.partition_of(&endpoint.tenant)).await?;
+            window.routing_mark = Some(self.routing_mark(self.keys.partition_of(&endpoint.tenant)).await?);
             let head: Vec<(String, f64)> = client.zrange(queue, 0, 0, None, false, None, true).await?;
             window.head_order = head.first().map(|(_, score)| *score);
             head.into_iter().map(|(id, _)| id).collect()
@@ -95,7 +95,8 @@ impl RedisStore {
     ) -> Vec<Result<()>> {
         // With `redis.wait_replicas`, the calls share one connection and the replicas confirm
         // them before any counts as recorded (without it, each takes the pool's next one).
-        let waiting = (self.wait_replicas > 0).then(|| self.client());
+        let replicated = self.replicated();
+        let waiting = replicated.as_ref().map(|r| r.client);
         let calls = finished.chunks(RECORD_BATCH).map(|chunk| async move {
             let written = async {
                 let (keys, args) = self.record_call(owner, endpoint, shard, chunk)?;
@@ -113,9 +114,9 @@ impl RedisStore {
             std::iter::repeat_n(written.await, chunk.len())
         });
         let mut results: Vec<Result<()>> = join_all(calls).await.into_iter().flatten().collect();
-        if let (Some(client), true) = (waiting, results.iter().any(|r| r.is_ok())) {
+        if let (Some(on), true) = (&replicated, results.iter().any(|r| r.is_ok())) {
             let slot = fred::util::redis_keyslot(self.keys.queue(shard, &endpoint.id).as_bytes());
-            if let Err(e) = self.confirm_replicated_slots(client, [slot]).await {
+            if let Err(e) = self.confirm_replicated(on, [slot]).await {
                 for result in results.iter_mut().filter(|r| r.is_ok()) {
                     *result = Err(e.clone());
                 }

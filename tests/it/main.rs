@@ -25,6 +25,7 @@ mod loadtest;
 mod oauth;
 mod observability;
 mod openapi;
+mod ordering;
 mod pipeline;
 mod portal;
 mod portal_pages;

@@ -215,8 +215,8 @@ async fn a_node_follows_a_sentinel_failover() {
 /// creates nothing twice and records go through.
 #[tokio::test]
 async fn with_wait_replicas_routing_and_records_wait_for_the_replica() {
-    use crate::store::{config, connect_with, record, routed_to, stored_endpoint};
-    use hookline_actors::model::{AttemptRecord, Next};
+    use crate::store::{answered, config, connect_with, record, routed_to, stored_endpoint};
+    use hookline_actors::model::Next;
     let master = RedisServer::start(false);
     let replica = RedisServer::start_replica_of(&master);
     let mut cfg = config(&unique_prefix("waitroute"));
@@ -245,13 +245,7 @@ async fn with_wait_replicas_routing_and_records_wait_for_the_replica() {
     replica.stop_signal(true);
     let refused = store.route(&routed_to(&endpoint.id, shard, &events[1..])).await;
     let epoch = store.hold_lease(shard, "n1", 60_000).await.unwrap().expect("held");
-    let attempt = AttemptRecord {
-        at_ms: hookline_actors::now_ms(),
-        status_code: Some(200),
-        latency_ms: 3,
-        response_excerpt: String::new(),
-        error: None,
-    };
+    let attempt = answered(200, 3, hookline_actors::now_ms());
     let owner = format!("n1#{epoch}");
     let unconfirmed = record(
         &store,
@@ -296,4 +290,55 @@ async fn with_wait_replicas_routing_and_records_wait_for_the_replica() {
         "delivered",
         "the record returned before the replica held it"
     );
+}
+
+/// A reconnect between a step's write and its WAIT: the WAIT goes on the new connection and
+/// counts replicas against that connection's writes, so it says nothing about the step's
+/// write (after a failover, a write the old master took with it). The step is "not confirmed",
+/// whatever the WAIT answers.
+#[tokio::test]
+async fn a_wait_on_a_replaced_connection_confirms_nothing() {
+    use crate::store::{config, connect_with};
+    use fred::prelude::*;
+    use fred::types::{ClusterHash, CustomCommand};
+    let master = RedisServer::start(false);
+    let _replica = RedisServer::start_replica_of(&master);
+    let mut cfg = config(&unique_prefix("waitconn"));
+    cfg.redis.url = master.url();
+    cfg.redis.wait_replicas = 1;
+    cfg.redis.wait_timeout_ms = 1_000;
+    let (_, store, _client) = connect_with(cfg).await;
+    let key = "waitconn:k";
+    let slot = fred::util::redis_keyslot(key.as_bytes());
+
+    // One connection throughout: confirmed.
+    let on = store.replicated().expect("wait_replicas is on");
+    let _: () = on.client.set(key, 1, None, None, false).await.unwrap();
+    store
+        .confirm_replicated(&on, [slot])
+        .await
+        .expect("the replica holds it");
+
+    // The write's connection is closed after the write, and fred opens another.
+    let on = store.replicated().unwrap();
+    let _: () = on.client.set(key, 2, None, None, false).await.unwrap();
+    let id = *on.client.connection_ids().values().next().expect("a connection");
+    redis_cli(&master.url(), &["client", "kill", "id", &id.to_string()]);
+    let started = std::time::Instant::now();
+    while on.client.connection_ids().values().next().is_none_or(|now| *now == id) {
+        assert!(started.elapsed() < Duration::from_secs(10), "fred did not reconnect");
+        // A command notices the closed connection sooner than waiting does.
+        let _ = on.client.exists::<u64, _>(key).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The WAIT itself answers "confirmed" on the new connection...
+    let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+    let acked: fred::types::Value = on.client.custom(wait, vec!["1", "1000"]).await.unwrap();
+    assert_eq!(acked.as_u64(), Some(1));
+    // ...but the step cannot know its write is on the replica.
+    let refused = store
+        .confirm_replicated(&on, [slot])
+        .await
+        .expect_err("a WAIT on a new connection confirmed a write made on the old one");
+    assert!(refused.to_string().contains("replaced"), "{refused}");
 }

@@ -139,7 +139,7 @@ async fn stats_count_exactly_the_attempts_made() {
 #[tokio::test]
 async fn stats_stay_exact_while_minutes_roll_up() {
     use crate::store::{connect, stored_endpoint};
-    use hookline_actors::model::{AttemptRecord, FinishedAttempt, Next};
+    use hookline_actors::model::{FinishedAttempt, Next};
     let (cfg, store, _client) = connect(&unique_prefix("stats-roll")).await;
     let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
     let epoch = store.hold_lease(shard, "n1", 60_000).await.unwrap().expect("held");
@@ -157,13 +157,7 @@ async fn stats_stay_exact_while_minutes_roll_up() {
             .map(|i| FinishedAttempt {
                 event_id: format!("evt_{ago_s}_{i}_{}", hookline_actors::now_ms()),
                 number: 1,
-                record: AttemptRecord {
-                    at_ms: (now_s - ago_s) * 1000,
-                    status_code: Some(200),
-                    latency_ms: 3,
-                    response_excerpt: String::new(),
-                    error: None,
-                },
+                record: crate::store::answered(200, 3, (now_s - ago_s) * 1000),
                 next: Next::Delivered,
             })
             .collect();

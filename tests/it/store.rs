@@ -44,6 +44,17 @@ pub(crate) async fn record(
     results.pop().unwrap()
 }
 
+/// A receiver's answer `status_code` at `at_ms`, after `latency_ms`.
+pub(crate) fn answered(status_code: u16, latency_ms: u64, at_ms: u64) -> hookline_actors::model::AttemptRecord {
+    hookline_actors::model::AttemptRecord {
+        at_ms,
+        status_code: Some(status_code),
+        latency_ms,
+        response_excerpt: String::new(),
+        error: None,
+    }
+}
+
 /// A new endpoint of tenant `t`, saved; with its shard.
 pub(crate) async fn stored_endpoint(store: &RedisStore, cfg: &Config) -> (hookline_actors::EndpointConfig, u32) {
     let endpoint = hookline_actors::EndpointConfig::new(
@@ -166,7 +177,7 @@ async fn janitor_keeps_consumers_holding_entries() {
 /// (`endpoint_deleted`) cannot turn it back into a retry that would never run; a success may.
 #[tokio::test]
 async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() {
-    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::model::Next;
 
     let prefix = unique_prefix("dropped");
     let (cfg, store, _client) = connect(&prefix).await;
@@ -187,13 +198,7 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     let report = store.janitor_pass("n", 10, 3_600_000).await.unwrap();
     assert_eq!(report.dropped_marked_dead, 2, "{report:?}");
 
-    let attempt = AttemptRecord {
-        at_ms: hookline_actors::now_ms(),
-        status_code: Some(503),
-        latency_ms: 5,
-        response_excerpt: String::new(),
-        error: None,
-    };
+    let attempt = answered(503, 5, hookline_actors::now_ms());
     let retry = Next::RetryAt(hookline_actors::now_ms() + 60_000);
     record(&store, &token, &endpoint, shard, &events[0], 1, &attempt, &retry)
         .await
@@ -285,16 +290,10 @@ async fn leased_deliveries(
 /// one still queued is queued once, and the delivery log lists each once.
 #[tokio::test]
 async fn routing_an_event_again_creates_nothing_new() {
-    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::model::Next;
 
     let (store, client, endpoint, shard, events, token) = leased_deliveries("reroute", 2).await;
-    let attempt = AttemptRecord {
-        at_ms: hookline_actors::now_ms(),
-        status_code: Some(200),
-        latency_ms: 1,
-        response_excerpt: String::new(),
-        error: None,
-    };
+    let attempt = answered(200, 1, hookline_actors::now_ms());
     record(
         &store,
         &token,
@@ -334,7 +333,7 @@ async fn routing_an_event_again_creates_nothing_new() {
 /// renewed; a record that expired while queued is created again with an expiry, never without.
 #[tokio::test]
 async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
-    use hookline_actors::model::{AttemptRecord, FinishedAttempt, Next};
+    use hookline_actors::model::{FinishedAttempt, Next};
 
     let (store, client, endpoint, shard, events, token) = leased_deliveries("batchrec", 5).await;
     let record_key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
@@ -350,13 +349,7 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
         .unwrap();
     let _: () = client.del(record_key(4)).await.unwrap();
 
-    let attempt = |code| AttemptRecord {
-        at_ms: now,
-        status_code: Some(code),
-        latency_ms: 1,
-        response_excerpt: String::new(),
-        error: None,
-    };
+    let attempt = |code| answered(code, 1, now);
     let retry_at = now + 60_000;
     let batch: Vec<FinishedAttempt> = [
         (200, Next::Delivered),
@@ -465,15 +458,9 @@ async fn one_routed_delivery(
 /// the lease (paused, cut off) has its late result refused, and the new owner's record stands.
 #[tokio::test]
 async fn only_the_lease_holder_records_attempts() {
-    use hookline_actors::model::{AttemptRecord, Next};
+    use hookline_actors::model::Next;
     let (store, _client, endpoint, shard, event) = one_routed_delivery("fence").await;
-    let attempt = |code| AttemptRecord {
-        at_ms: hookline_actors::now_ms(),
-        status_code: Some(code),
-        latency_ms: 1,
-        response_excerpt: String::new(),
-        error: None,
-    };
+    let attempt = |code| answered(code, 1, hookline_actors::now_ms());
 
     // Nobody holds the lease yet, then another node does: both refused, nothing written.
     let mut epoch = 0;

@@ -4,8 +4,9 @@
 //! The routers of every node read a partition through one consumer group, so event 2, routed
 //! by a fast node, can reach an ordered endpoint's queue before event 1, still being routed by
 //! a slower one. The store reads the partition's *routing mark* (the first event not yet
-//! routed) before the head; everything before the mark is already queued, because routing
-//! writes the queues before it acks. A head at or past the mark waits a little and is pulled
+//! routed, or when all were, the lowest id a later event can take) before the head;
+//! everything before the mark is already queued, because routing writes the queues before it
+//! acks. A head at or past the mark waits a little and is pulled
 //! again (`not_before_ms`), but only while the unrouted event is younger than
 //! `NodeSettings::ordered_hold_max_ms`: a router failing on one event again and again must not
 //! stop ordered delivery for good (the router-lag gauge shows it meanwhile).

@@ -277,14 +277,13 @@ impl RedisCluster {
 
     /// The running nodes that are masters now, and replicas now.
     pub fn master_ports(&self) -> Vec<u16> {
-        self.running()
-            .filter(|p| self.role(*p).contains("role:master"))
-            .collect()
+        self.ports_with("role:master")
     }
     pub fn replica_ports(&self) -> Vec<u16> {
-        self.running()
-            .filter(|p| self.role(*p).contains("role:slave"))
-            .collect()
+        self.ports_with("role:slave")
+    }
+    fn ports_with(&self, role: &str) -> Vec<u16> {
+        self.running().filter(|p| self.role(*p).contains(role)).collect()
     }
     fn running(&self) -> impl Iterator<Item = u16> + '_ {
         self.ports
