@@ -14,6 +14,7 @@ pub mod backoff;
 pub mod breaker;
 pub mod ctx;
 pub mod endpoint;
+pub mod filter;
 pub mod lease;
 pub mod limiter;
 pub mod matching;
