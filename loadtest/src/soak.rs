@@ -72,6 +72,9 @@ pub struct SoakReport {
     pub order_violations: Vec<String>,
     pub in_flight_violations: Vec<String>,
     pub rate_violations: Vec<String>,
+    /// Where the processes' logs were kept, when a check failed (else they are removed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs_kept_in: Option<String>,
 }
 
 impl SoakReport {
@@ -479,8 +482,11 @@ const FAULTS: [&str; 5] = [
 pub async fn run(cfg: &SoakConfig) -> anyhow::Result<SoakReport> {
     let dir = tempfile_dir()?;
     match run_in(cfg, &dir).await {
-        Ok(report) => {
-            std::fs::remove_dir_all(&dir).ok();
+        Ok(mut report) => {
+            match report.passed() {
+                true => drop(std::fs::remove_dir_all(&dir)),
+                false => report.logs_kept_in = Some(dir.display().to_string()),
+            }
             Ok(report)
         }
         // Its processes die with their handles; their logs stay for whoever reads the error.

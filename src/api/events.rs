@@ -219,7 +219,9 @@ fn batch_events() -> utoipa::openapi::schema::Array {
         )
         .min_items(Some(1))
         .max_items(Some(MAX_BATCH))
-        .description(Some("1 to 1,000 events, each checked and stored on its own."))
+        .description(Some(
+            "1 to 1,000 events, each checked on its own, stored in their order.",
+        ))
         .build()
 }
 
@@ -229,7 +231,8 @@ pub struct BatchOut {
     results: Vec<BatchResult>,
 }
 
-/// The event's answer, or its error (other events of the batch are unaffected).
+/// The event's answer, or its error (a bad item costs the others nothing; if the store fails,
+/// the items from there on get its error, so nothing later is stored before something earlier).
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum BatchResult {
@@ -237,9 +240,9 @@ pub enum BatchResult {
     Refused(ErrorBody),
 }
 
-/// Up to 1,000 events in one request, stored in one pipelined round trip. Each item is checked
-/// on its own: a bad item gets its error in its place and costs the others nothing. 202 with
-/// one result per item, in order; 503 only if the store answered for none of them.
+/// Up to 1,000 events in one request, stored in their order (one script call per 100). Each
+/// item is checked on its own: a bad item gets its error in its place and costs the others
+/// nothing. 202 with one result per item, in order; 503 only if the store answered for none.
 #[utoipa::path(
     post,
     path = "/v1/tenants/{tenant}/events/batch",

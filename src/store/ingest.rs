@@ -97,7 +97,7 @@ impl RedisStore {
         stored.pop().unwrap_or_else(|| Err(Error::corrupt("ingest reply")))
     }
 
-    /// Store one tenant's events, in order: the stream holds them in this order (so ordered
+    /// Store one tenant's events (all of `events` must be the first one's tenant's), in order: the stream holds them in this order (so ordered
     /// endpoints deliver them so), whatever retries the calls need. A repeated idempotency key
     /// is a duplicate of its first use. One INGEST call per `INGEST_CHUNK` events, one after
     /// the other on one connection (a chunk bounds how long one script holds Redis); with
@@ -106,6 +106,7 @@ impl RedisStore {
     pub async fn ingest_batch(&self, events: &[NewEvent]) -> Vec<Result<Ingested>> {
         let Some(first) = events.first() else { return Vec::new() };
         let tenant = first.tenant.as_str();
+        debug_assert!(events.iter().all(|e| e.tenant == tenant), "one tenant per batch");
         let replicated = self.replicated();
         let client = replicated.as_ref().map_or_else(|| self.client(), |r| r.client);
         let mut results = Vec::with_capacity(events.len());

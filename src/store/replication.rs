@@ -6,6 +6,12 @@
 //! writing: if fred replaced one (a reconnect, a failover) before the `WAIT`, the `WAIT` would
 //! count against a new connection's writes, which are none, and confirm at once, even for a
 //! write the old master took with it. Such a step is "not confirmed".
+//!
+//! Limits: the ids are those Redis hands out (`CLIENT ID`), and a Redis restarted in place
+//! hands them out from 1 again, so a reconnect to the same address after a restart can go
+//! unnoticed (what such a master kept is its persistence's business: README, guarantees). On
+//! a Cluster the ids of every master are compared, so a reconnect to any of them during a step
+//! makes it "not confirmed" (the safe side: a 503, or routing again later).
 
 use super::{join_all, Error, RedisStore, Result};
 use fred::prelude::*;

@@ -146,8 +146,10 @@ fn fenced(lease: usize, epoch: usize, token: usize, body: &str) -> Script {
 /// group has not finished with (the oldest read but unacknowledged, else the first never read)
 /// or '' when every entry has been routed, the lowest id an entry appended later can take}.
 /// Everything before the first id is in its endpoints' queues (ROUTE writes before ACK_ROUTED
-/// acks); when all is routed, everything before the second is. One call: it answers the same
-/// question for the ordered pull and for the router-lag gauge.
+/// acks); when all is routed, everything before the second is (a later id is past the last one
+/// handed out and not before Redis's clock: a clock set back, or a failover to a server whose
+/// clock is behind, can let one event through early). One call: it answers the same question
+/// for the ordered pull and for the router-lag gauge.
 pub static FIRST_UNROUTED: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
