@@ -93,6 +93,23 @@ impl Filter {
     }
 }
 
+/// What a filter sees of an event: `{"type", "payload", "metadata"}`, from the body endpoints
+/// receive (`{"id", "type", "timestamp", "tenant", "data", …}`: the payload is `data`).
+/// `None` if the body is not a JSON object.
+pub fn content(body: &str) -> Option<Value> {
+    let Ok(Value::Object(mut body)) = serde_json::from_str::<Value>(body) else {
+        return None;
+    };
+    let mut content = Map::with_capacity(3);
+    content.insert("type".into(), body.remove("type").unwrap_or(Value::Null));
+    content.insert("payload".into(), body.remove("data").unwrap_or(Value::Null));
+    content.insert(
+        "metadata".into(),
+        body.remove("metadata").unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    Some(Value::Object(content))
+}
+
 fn refuse(path: &str, problem: impl Into<String>) -> FilterError {
     FilterError {
         path: path.to_string(),

@@ -1,8 +1,10 @@
 //! Which endpoints an event goes to: event-type patterns and the subscription index.
 
+use crate::filter::Filter;
 use crate::model::EndpointConfig;
+use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 /// `*` matches every type; `a.*` matches every type that starts with `a.` (any depth);
 /// anything else matches itself exactly.
@@ -25,6 +27,7 @@ struct Subscription {
     updated_at_ms: u64,
     disabled: bool,
     ordered: bool,
+    filter: Option<Arc<Filter>>,
 }
 
 /// One endpoint as [`SubscriptionIndex::endpoints_in`] lists it.
@@ -46,7 +49,24 @@ impl Subscription {
             updated_at_ms: cfg.updated_at_ms,
             disabled: cfg.disabled,
             ordered: cfg.ordered,
+            filter: cfg.filter.as_deref().and_then(|doc| match Filter::compile(doc) {
+                Ok(filter) => Some(Arc::new(filter)),
+                // Filters are checked when saved; one a later version refuses is not applied
+                // (deliveries go on as if it were absent) and says so.
+                Err(e) => {
+                    tracing::warn!(endpoint_id = %cfg.id, error = %e, "the endpoint's filter does not compile; not applied");
+                    None
+                }
+            }),
         }
+    }
+
+    fn takes(&self, event_type: &str, content: Option<&Value>) -> bool {
+        self.patterns.iter().any(|p| type_matches(p, event_type))
+            && match (&self.filter, content) {
+                (Some(filter), Some(content)) => filter.matches(content),
+                _ => true,
+            }
     }
 }
 
@@ -63,18 +83,30 @@ impl SubscriptionIndex {
         Self::default()
     }
 
-    /// Endpoints of `tenant` that receive `event_type`, as `(endpoint id, shard)`.
-    /// Disabled endpoints still receive (their queue holds the work until they are enabled).
-    pub fn matching(&self, tenant: &str, event_type: &str) -> Vec<(String, u32)> {
+    /// Endpoints of `tenant` that receive an event of `event_type` whose content
+    /// (`{"type", "payload", "metadata"}`, see `filter::content`) is `content`, as
+    /// `(endpoint id, shard)`. Without content, filters are not applied: pass it whenever
+    /// [`Self::needs_content`] says so. Disabled endpoints still receive (their queue holds the
+    /// work until they are enabled).
+    pub fn matching(&self, tenant: &str, event_type: &str, content: Option<&Value>) -> Vec<(String, u32)> {
         let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
         map.get(tenant)
             .map(|subs| {
                 subs.iter()
-                    .filter(|s| s.patterns.iter().any(|p| type_matches(p, event_type)))
+                    .filter(|s| s.takes(event_type, content))
                     .map(|s| (s.endpoint_id.clone(), s.shard))
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Does an endpoint of `tenant` that takes `event_type` filter on content?
+    pub fn needs_content(&self, tenant: &str, event_type: &str) -> bool {
+        let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
+        map.get(tenant).is_some_and(|subs| {
+            subs.iter()
+                .any(|s| s.filter.is_some() && s.patterns.iter().any(|p| type_matches(p, event_type)))
+        })
     }
 
     /// `(endpoint id, shard)` if `endpoint_id` is an endpoint of `tenant`.
@@ -215,9 +247,41 @@ mod tests {
             disabled_reason: None,
             tls: None,
             oauth2: None,
+            filter: None,
             created_at_ms: 0,
             updated_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_filtered_endpoint_takes_only_the_content_it_matches() {
+        let idx = SubscriptionIndex::new();
+        let mut big = cfg("ep_big", "t1", &["order.*"]);
+        big.filter = Some(Arc::new(serde_json::json!({"payload.total": {"$gte": 100}})));
+        idx.upsert(&big, 1);
+        idx.upsert(&cfg("ep_all", "t1", &["order.*"]), 2);
+        let order = |total: u32| serde_json::json!({"type": "order.created", "payload": {"total": total}});
+        assert!(idx.needs_content("t1", "order.created"));
+        assert!(
+            !idx.needs_content("t1", "refund.created"),
+            "no filtered endpoint takes it"
+        );
+        assert!(!idx.needs_content("t2", "order.created"));
+        let ids = |content: Option<&Value>| -> Vec<String> {
+            idx.matching("t1", "order.created", content)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(ids(Some(&order(150))), vec!["ep_big", "ep_all"]);
+        assert_eq!(ids(Some(&order(50))), vec!["ep_all"]);
+        // Unread content: the filter is not applied (the caller asks needs_content first).
+        assert_eq!(ids(None), vec!["ep_big", "ep_all"]);
+        // A stored filter that no longer compiles is not applied.
+        big.filter = Some(Arc::new(serde_json::json!({"nothing.here": 1})));
+        idx.upsert(&big, 1);
+        assert!(!idx.needs_content("t1", "order.created"));
+        assert_eq!(ids(Some(&order(50))), vec!["ep_big", "ep_all"]);
     }
 
     #[test]
@@ -226,14 +290,14 @@ mod tests {
         idx.upsert(&cfg("ep_a", "t1", &["order.*"]), 1);
         idx.upsert(&cfg("ep_b", "t1", &["payment.succeeded"]), 2);
         idx.upsert(&cfg("ep_c", "t2", &["*"]), 3);
-        assert_eq!(idx.matching("t1", "order.created"), vec![("ep_a".to_string(), 1)]);
-        assert_eq!(idx.matching("t2", "order.created"), vec![("ep_c".to_string(), 3)]);
-        assert!(idx.matching("t3", "order.created").is_empty());
+        assert_eq!(idx.matching("t1", "order.created", None), vec![("ep_a".to_string(), 1)]);
+        assert_eq!(idx.matching("t2", "order.created", None), vec![("ep_c".to_string(), 3)]);
+        assert!(idx.matching("t3", "order.created", None).is_empty());
 
         idx.upsert(&cfg("ep_a", "t1", &["refund.*"]), 1);
-        assert!(idx.matching("t1", "order.created").is_empty());
+        assert!(idx.matching("t1", "order.created", None).is_empty());
         idx.remove("ep_c");
-        assert!(idx.matching("t2", "order.created").is_empty());
+        assert!(idx.matching("t2", "order.created", None).is_empty());
 
         let changed = idx.replace_all(
             &[cfg("ep_b", "t1", &["payment.succeeded"]), cfg("ep_z", "t9", &["*"])],
@@ -244,8 +308,8 @@ mod tests {
             vec!["ep_a".to_string(), "ep_z".to_string()],
             "ep_a removed, ep_z added, ep_b unchanged"
         );
-        assert_eq!(idx.matching("t9", "a"), vec![("ep_z".to_string(), 7)]);
-        assert!(idx.matching("t1", "refund.x").is_empty());
+        assert_eq!(idx.matching("t9", "a", None), vec![("ep_z".to_string(), 7)]);
+        assert!(idx.matching("t1", "refund.x", None).is_empty());
 
         let mut newer = cfg("ep_b", "t1", &["payment.*"]);
         newer.updated_at_ms = 5;
@@ -259,12 +323,12 @@ mod tests {
         let a = EndpointConfig::new("ep_a".into(), "t1".into(), String::new(), String::new(), 0);
         let b = EndpointConfig::new("ep_b".into(), "t2".into(), String::new(), String::new(), 0);
         index.upsert(&b, 2);
-        assert!(index.matching("t1", "x.y").is_empty());
+        assert!(index.matching("t1", "x.y", None).is_empty());
         index.replace_tenant("t1", std::slice::from_ref(&a), |_| 1);
-        assert_eq!(index.matching("t1", "x.y"), vec![("ep_a".to_string(), 1)]);
-        assert_eq!(index.matching("t2", "x.y"), vec![("ep_b".to_string(), 2)]);
+        assert_eq!(index.matching("t1", "x.y", None), vec![("ep_a".to_string(), 1)]);
+        assert_eq!(index.matching("t2", "x.y", None), vec![("ep_b".to_string(), 2)]);
         index.replace_tenant("t1", &[], |_| 1);
-        assert!(index.matching("t1", "x.y").is_empty());
-        assert_eq!(index.matching("t2", "x.y").len(), 1);
+        assert!(index.matching("t1", "x.y", None).is_empty());
+        assert_eq!(index.matching("t2", "x.y", None).len(), 1);
     }
 }

@@ -105,6 +105,9 @@ pub struct EndpointConfig {
     pub tls: Option<std::sync::Arc<ClientTls>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth2: Option<std::sync::Arc<OAuth2Client>>,
+    /// A content filter (`crate::filter`), as given: only events it matches are delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<std::sync::Arc<serde_json::Value>>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }
@@ -131,6 +134,7 @@ impl EndpointConfig {
             disabled_reason: None,
             tls: None,
             oauth2: None,
+            filter: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }

@@ -14,10 +14,12 @@
 //! private copy, so no router can overwrite a newer view of a tenant that another just loaded.
 
 use crate::ctx::Ctx;
+use crate::filter;
 use crate::matching::SubscriptionIndex;
 use crate::model::{RoutedEvent, StreamEvent};
 use crate::shards::ShardsMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +56,34 @@ pub struct RouterState {
 }
 
 impl Router {
+    /// For each event routed by subscription (not a test send), in order: its content where a
+    /// content filter of its tenant may look at it (one round trip for the batch's bodies),
+    /// else `None`. An event whose body is gone (past retention) has no content: filters are
+    /// then not applied to it.
+    async fn contents(state: &RouterState, events: &[StreamEvent]) -> Result<Vec<Option<Value>>, crate::StoreError> {
+        let routed = events.iter().filter(|e| e.only_endpoint.is_none());
+        let wanted: Vec<bool> = routed
+            .clone()
+            .map(|e| state.index.needs_content(&e.tenant, &e.event_type))
+            .collect();
+        if !wanted.contains(&true) {
+            return Ok(vec![None; wanted.len()]);
+        }
+        let keys: Vec<(String, String)> = routed
+            .zip(&wanted)
+            .filter(|(_, w)| **w)
+            .map(|(e, _)| (e.tenant.clone(), e.event_id.clone()))
+            .collect();
+        let mut bodies = state.ctx.stores.router.event_bodies(&keys).await?.into_iter();
+        Ok(wanted
+            .into_iter()
+            .map(|w| match w {
+                true => bodies.next().flatten().and_then(|body| filter::content(&body)),
+                false => None,
+            })
+            .collect())
+    }
+
     /// Make the index current for the tenants of a batch before matching it. Endpoint changes
     /// reach routers by notification, which may come after an event ingested later: a router
     /// could then match that event against an index without the new endpoint and ack it to
@@ -80,12 +110,16 @@ impl Router {
 
     async fn route_batch(state: &mut RouterState, events: Vec<StreamEvent>) -> Result<(), crate::StoreError> {
         Self::refresh_tenants(state, &events).await?;
+        let mut contents = Self::contents(state, &events).await?.into_iter();
         let routed: Vec<RoutedEvent> = events
             .into_iter()
             .map(|event| {
                 let endpoints = match &event.only_endpoint {
                     Some(only) => state.index.endpoint_of(&event.tenant, only).into_iter().collect(),
-                    None => state.index.matching(&event.tenant, &event.event_type),
+                    None => {
+                        let content = contents.next().flatten();
+                        state.index.matching(&event.tenant, &event.event_type, content.as_ref())
+                    }
                 };
                 RoutedEvent { event, endpoints }
             })

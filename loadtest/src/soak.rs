@@ -311,11 +311,19 @@ impl Redis {
         // It comes back as the new master's replica, as an operator's unit would start it: a
         // master without persistence that came back as a master, empty, could be what Sentinel
         // promotes at the next hiccup, and every replica would then sync to nothing.
+        // And it is no candidate for promotion until it holds the data: a replica that never
+        // synced reports no time since its link went down, so Sentinel would take it, and if the
+        // new master looked down for a second meanwhile (a fork for the sync on a busy machine),
+        // it would promote the empty server and every replica would sync to nothing. Operators
+        // do the same (`replica-priority 0` until synced).
         let args = &mut self.servers[i].args;
-        if let Some(at) = args.iter().position(|a| a == "--replicaof") {
-            args.drain(at..at + 3);
+        for (flag, values) in [("--replicaof", 2), ("--replica-priority", 1)] {
+            if let Some(at) = args.iter().position(|a| a == flag) {
+                args.drain(at..=at + values);
+            }
         }
         args.extend(["--replicaof".into(), "127.0.0.1".into(), other.to_string()]);
+        args.extend(["--replica-priority".into(), "0".into()]);
         self.servers[i].start()?;
         // Whichever Sentinel names master by then (on a starved machine it may have failed over
         // once more), the other server must be its synced replica before the next fault.
@@ -332,7 +340,9 @@ impl Redis {
                 && info.contains("master_link_status:up")
         })
         .await
-        .map_err(|e| e.context(self.diagnosis()))
+        .map_err(|e| e.context(self.diagnosis()))?;
+        redis_cli(old, &["config", "set", "replica-priority", "100"]);
+        Ok(())
     }
 
     /// What each server says of its replication, and the ends of the logs: the message a

@@ -91,5 +91,6 @@ pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result
             )));
         }
     }
+    super::endpoint_filter::check(cfg)?;
     super::endpoint_auth::check(cfg, rules)
 }

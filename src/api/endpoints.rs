@@ -80,6 +80,9 @@ pub struct EndpointFields {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::endpoint_auth::oauth2_schema)]
     oauth2: Option<Option<ObjectOnly<OAuth2Fields>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::endpoint_filter::schema)]
+    filter: Option<Option<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// How an endpoint's deliveries are signed.
@@ -169,6 +172,8 @@ pub struct EndpointOut {
     tls: Option<TlsOut>,
     /// The OAuth2 client (never its secret); null when not set.
     oauth2: Option<OAuth2Out>,
+    #[schema(schema_with = super::endpoint_filter::schema)]
+    filter: Option<serde_json::Value>,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -278,6 +283,9 @@ impl EndpointFields {
             cfg.disabled = disabled;
             cfg.disabled_reason = disabled.then(|| "manual".to_string());
         }
+        if let Some(v) = self.filter {
+            cfg.filter = v.map(|f| std::sync::Arc::new(serde_json::Value::Object(f)));
+        }
         super::endpoint_auth::apply(
             cfg,
             self.tls.map(|t| t.map(|t| t.0)),
@@ -308,6 +316,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         disabled: cfg.disabled,
         tls: super::endpoint_auth::tls_out(cfg.tls.as_deref()),
         oauth2: super::endpoint_auth::oauth2_out(cfg.oauth2.as_deref()),
+        filter: cfg.filter.as_deref().cloned(),
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {

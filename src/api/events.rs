@@ -152,7 +152,13 @@ fn answer(state: &AppState, tenant: &str, event: &NewEvent, stored: Ingested) ->
         };
         return (StatusCode::OK, duplicate);
     }
-    let deliveries = state.index.matching(tenant, &event.event_type).len();
+    // Content filters look at the body only when an endpoint that takes the type has one.
+    let content = state
+        .index
+        .needs_content(tenant, &event.event_type)
+        .then(|| hookline_actors::filter::content(&event.body))
+        .flatten();
+    let deliveries = state.index.matching(tenant, &event.event_type, content.as_ref()).len();
     tracing::debug!(tenant, event_id = %event.event_id, event_type = %event.event_type, deliveries, "event accepted");
     let accepted = Ingest {
         id: event.event_id.clone(),

@@ -20,6 +20,7 @@ mod deliveries;
 mod delivery_order;
 mod endpoint_actions;
 mod endpoint_auth;
+mod endpoint_filter;
 mod endpoint_rules;
 mod endpoints;
 pub mod error;
@@ -100,6 +101,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(events::router(max_batch_bytes))
         .merge(endpoints::router())
         .merge(endpoint_actions::router())
+        .merge(endpoint_filter::router())
         .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(keys::router())

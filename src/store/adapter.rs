@@ -43,6 +43,9 @@ impl RouterStore for RedisStore {
     async fn tenant_endpoints(&self, tenant: &str) -> StoreResult<Vec<EndpointConfig>> {
         Ok(RedisStore::tenant_endpoints(self, tenant).await?)
     }
+    async fn event_bodies(&self, events: &[(String, String)]) -> StoreResult<Vec<Option<String>>> {
+        Ok(RedisStore::event_bodies(self, events).await?)
+    }
 }
 
 #[async_trait::async_trait]

@@ -1,10 +1,12 @@
 //! Ingest: store an event durably and append it for routing (the INGEST script), and read
 //! events back.
 
-use super::{scripts, text, Error, RedisStore, Result};
+use super::{text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
+use fred::types::scripts::Script;
 use fred::types::Value;
+use std::sync::LazyLock;
 
 /// What ingest answered.
 #[derive(Debug, Clone)]
@@ -21,6 +23,58 @@ pub struct StoredEvent {
     pub body: String,
     pub endpoint_ids: Vec<String>,
 }
+
+/// KEYS: stream, rate counter, the record of each event, then the dedup key (idempotency or
+/// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
+/// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
+/// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key. Returns per event, in
+/// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
+/// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
+/// and the append are one step, so concurrent posts of one key store one event and the limit
+/// holds across nodes; the events of one call are appended in their order whatever retries the
+/// call needs (a batch keeps its order across a failover's NOSCRIPT or a reconnect). The
+/// append also trims stream entries older than retention (`MINID ~`, amortised).
+pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local limit = tonumber(ARGV[4])
+local function one(record, dedup, id, kind, body, only, window)
+  if dedup then
+    local existing = redis.call('GET', dedup)
+    if existing then return existing, 1 end
+  end
+  if limit > 0 then
+    local used = redis.call('INCR', KEYS[2])
+    if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
+    if used > limit then return '', 2 end
+  end
+  redis.call('HSET', record, 'body', body, 'eps', '')
+  redis.call('EXPIRE', record, ARGV[2])
+  if only ~= '' then
+    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind, 'o', only)
+  else
+    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind)
+  end
+  if dedup then redis.call('SET', dedup, id, 'EX', window) end
+  return id, 0
+end
+local n = (#ARGV - 4) / 6
+local keyed = 2 + n
+local out = {}
+for i = 0, n - 1 do
+  local a = 5 + 6 * i
+  local dedup = nil
+  if ARGV[a + 5] == '1' then
+    keyed = keyed + 1
+    dedup = KEYS[keyed]
+  end
+  out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
+    ARGV[a + 3], ARGV[a + 4])
+end
+return out
+"#,
+    )
+});
 
 /// The most events one INGEST call stores (a batch of 1,000 is ten calls, one after another).
 const INGEST_CHUNK: usize = 100;
@@ -113,7 +167,7 @@ impl RedisStore {
         let mut failed = None;
         for chunk in events.chunks(INGEST_CHUNK) {
             let (keys, args) = self.ingest_call(tenant, chunk);
-            let reply = self.eval_on(client, &scripts::INGEST, keys, args).await;
+            let reply = self.eval_on(client, &INGEST, keys, args).await;
             match reply.and_then(|reply| Self::ingest_reply(reply, chunk.len())) {
                 Ok(stored) => results.extend(stored.into_iter().map(Ok)),
                 Err(e) => {
@@ -134,6 +188,20 @@ impl RedisStore {
             results.resize(events.len(), Err(e));
         }
         results
+    }
+
+    /// The stored bodies of these events (`(tenant, event id)`), in order, in one pipelined
+    /// round trip; `None` for one that is gone.
+    pub async fn event_bodies(&self, events: &[(String, String)]) -> Result<Vec<Option<String>>> {
+        let client = self.client();
+        let calls = events
+            .iter()
+            .map(|(tenant, id)| client.hget::<Option<String>, _, _>(self.keys.event(tenant, id), "body"));
+        super::join_all(calls)
+            .await
+            .into_iter()
+            .map(|r| r.map_err(Error::from))
+            .collect()
     }
 
     pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {

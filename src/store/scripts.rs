@@ -1,60 +1,9 @@
 //! The Lua scripts: each one is a step that must be atomic (or saves round trips). Every key a
 //! script touches is passed in KEYS and shares one hash tag (see `keys`).
+//! INGEST lives in `ingest` and ROLL_STATS in `stats`, beside their callers.
 
 use fred::types::scripts::Script;
 use std::sync::LazyLock;
-
-/// KEYS: stream, rate counter, the record of each event, then the dedup key (idempotency or
-/// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
-/// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
-/// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key. Returns per event, in
-/// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
-/// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
-/// and the append are one step, so concurrent posts of one key store one event and the limit
-/// holds across nodes; the events of one call are appended in their order whatever retries the
-/// call needs (a batch keeps its order across a failover's NOSCRIPT or a reconnect). The
-/// append also trims stream entries older than retention (`MINID ~`, amortised).
-pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-local limit = tonumber(ARGV[4])
-local function one(record, dedup, id, kind, body, only, window)
-  if dedup then
-    local existing = redis.call('GET', dedup)
-    if existing then return existing, 1 end
-  end
-  if limit > 0 then
-    local used = redis.call('INCR', KEYS[2])
-    if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
-    if used > limit then return '', 2 end
-  end
-  redis.call('HSET', record, 'body', body, 'eps', '')
-  redis.call('EXPIRE', record, ARGV[2])
-  if only ~= '' then
-    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind, 'o', only)
-  else
-    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind)
-  end
-  if dedup then redis.call('SET', dedup, id, 'EX', window) end
-  return id, 0
-end
-local n = (#ARGV - 4) / 6
-local keyed = 2 + n
-local out = {}
-for i = 0, n - 1 do
-  local a = 5 + 6 * i
-  local dedup = nil
-  if ARGV[a + 5] == '1' then
-    keyed = keyed + 1
-    dedup = KEYS[keyed]
-  end
-  out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    ARGV[a + 3], ARGV[a + 4])
-end
-return out
-"#,
-    )
-});
 
 /// An audited change (`audit.rs`). KEYS: a record hash, its kind's audit stream for every
 /// tenant, the tenant's. ARGV: field, `set` | `del` | `none`, the value to set, the record's
@@ -586,7 +535,7 @@ return replayed
 /// The script's name, for metric labels (bounded: one per script above).
 pub fn name_of(script: &Script) -> &'static str {
     let all: [(&'static str, &LazyLock<Script>); 19] = [
-        ("ingest", &INGEST),
+        ("ingest", &super::ingest::INGEST),
         ("audited", &AUDITED),
         ("route", &ROUTE),
         ("record_attempt", &RECORD_ATTEMPT),
@@ -617,7 +566,7 @@ mod tests {
 
     #[test]
     fn every_script_has_its_own_name() {
-        assert_eq!(name_of(&INGEST), "ingest");
+        assert_eq!(name_of(&super::super::ingest::INGEST), "ingest");
         assert_eq!(name_of(&RECORD_ATTEMPT), "record_attempt");
         assert_eq!(name_of(&REPLAY), "replay");
         assert_eq!(name_of(&Script::from_lua("return 1")), "other");

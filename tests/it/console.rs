@@ -186,6 +186,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         json!([
             "description",
             "event_types",
+            "filter",
             "headers",
             "max_in_flight",
             "ordered",

@@ -11,6 +11,7 @@ mod deploy;
 mod ed25519;
 mod egress;
 mod faults;
+mod filters;
 mod fuzz;
 mod health;
 mod inbound;

@@ -12,6 +12,9 @@ The same holds for an `oauth2.token_url` (the node would fetch tokens there). An
 (`tls`): a value the document calls valid (PEM framing; the content must also parse, which a
 pattern cannot say) becomes a real certificate, or its key, made here with `cryptography`, so the
 node accepts it; any other value is left as it is, and the node refuses it.
+And a content `filter`: an object the document calls valid (its keys are paths or `$and`,
+`$or`, `$not`; what their values may be, operators included, is more than a schema can say)
+becomes a filter that compiles; any other value is left as it is, and the node refuses it.
 The test then checks in Redis that every endpoint of the run points at the sink.
 """
 
@@ -30,6 +33,10 @@ URL_PATTERN = re.compile(_URL["pattern"])
 URL_MAX_LENGTH = _URL["maxLength"]
 assert URL_PATTERN.fullmatch(SINK_URL), SINK_URL
 PEM_PATTERN = re.compile(_TLS["oneOf"][0]["properties"]["client_cert_pem"]["pattern"])
+_FILTER = _NEW_ENDPOINT["filter"]["oneOf"][0]
+FILTER_KEY = re.compile(_FILTER["propertyNames"]["pattern"])
+FILTER_MAX_KEYS = _FILTER["maxProperties"]
+A_FILTER = {"payload.n": {"$gte": 0}, "$or": [{"type": {"$startsWith": "a"}}, {"metadata.k": {"$exists": False}}]}
 
 
 def _certificate():
@@ -84,3 +91,6 @@ def before_call(context, case, **kwargs):
             value = tls.get(field)
             if isinstance(value, str) and PEM_PATTERN.fullmatch(value) and len(value) <= 65536:
                 tls[field] = real
+    fltr = case.body.get("filter")
+    if isinstance(fltr, dict) and len(fltr) <= FILTER_MAX_KEYS and all(FILTER_KEY.fullmatch(k) for k in fltr):
+        case.body["filter"] = A_FILTER

@@ -212,6 +212,9 @@ impl RouterStore for Offline {
     async fn tenant_versions(&self, _: &[String]) -> StoreResult<Vec<u64>> {
         offline()
     }
+    async fn event_bodies(&self, _: &[(String, String)]) -> StoreResult<Vec<Option<String>>> {
+        offline()
+    }
     async fn tenant_endpoints(&self, _: &str) -> StoreResult<Vec<EndpointConfig>> {
         offline()
     }

@@ -178,3 +178,14 @@ fn hostile_filters_are_bounded_at_compile_time() {
     let list = json!({"payload.s": {"$in": vec![0; MAX_IN_ITEMS + 1]}});
     assert!(Filter::compile(&list).unwrap_err().problem.contains("at most"));
 }
+
+#[test]
+fn the_content_of_a_body_is_its_type_its_data_and_its_metadata() {
+    let body = r#"{"id":"evt_1","type":"order.created","timestamp":"t","tenant":"x","data":{"total":5}}"#;
+    assert_eq!(
+        content(body),
+        Some(json!({"type": "order.created", "payload": {"total": 5}, "metadata": {}}))
+    );
+    assert_eq!(content("[1]"), None);
+    assert_eq!(content("not json"), None);
+}
