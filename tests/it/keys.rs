@@ -27,6 +27,7 @@ fn body_for(operation: &str) -> Option<Value> {
     match operation {
         "ingest_event" => Some(json!({"type": "a.b", "payload": {}})),
         "ingest_event_batch" => Some(json!({"events": [{"type": "a.b", "payload": {}}]})),
+        "test_endpoint_filter" => Some(json!({"event": {}})),
         "create_endpoint" | "update_endpoint" | "create_source" | "update_source" | "create_tenant_key" => {
             Some(json!({}))
         }
