@@ -1,7 +1,7 @@
 //! Ingest order, driven on the store: a batch is appended in its order, and an ordered
 //! endpoint's head never passes an event ingested before it that is still being routed.
 
-use crate::store::{config, connect, connect_with, stored_endpoint};
+use crate::store::{connect, ordered_endpoint_on_an_empty_stream};
 use crate::support::*;
 use hookline_actors::{RoutedEvent, StreamEvent};
 
@@ -44,18 +44,8 @@ async fn a_batch_is_appended_in_its_order_across_chunks() {
 /// later one go first (the 10-minute soak's one ordered swap).
 #[tokio::test]
 async fn a_routing_mark_read_before_new_events_holds_them_back() {
-    let mut cfg = config(&unique_prefix("ord-mark-new"));
-    cfg.router.claim_idle_ms = 1_000;
-    let (cfg, store, _) = connect_with(cfg).await;
-    let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
-    endpoint.ordered = true;
-    store
-        .put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant))
-        .await
-        .unwrap();
-    let partition = store.keys().partition_of("t");
-    // The first read creates the router group; the stream is empty, so all is routed.
-    assert!(store.read_events(partition, "a", false, 1, 0).await.unwrap().is_empty());
+    // The stream is empty, so all is routed.
+    let (cfg, store, endpoint, shard, partition) = ordered_endpoint_on_an_empty_stream("ord-mark-new").await;
     let mark = store.routing_mark(partition).await.unwrap();
 
     let ids: Vec<String> = (0..2)

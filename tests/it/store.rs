@@ -44,6 +44,32 @@ pub(crate) async fn record(
     results.pop().unwrap()
 }
 
+/// A store under a fresh prefix (`router.claim_idle_ms` 1 s), an ordered endpoint of tenant
+/// `t` stored in it, and its partition, whose router group exists over an empty stream.
+pub(crate) async fn ordered_endpoint_on_an_empty_stream(
+    name: &str,
+) -> (
+    Config,
+    std::sync::Arc<RedisStore>,
+    hookline_actors::EndpointConfig,
+    u32,
+    u32,
+) {
+    let mut cfg = config(&unique_prefix(name));
+    cfg.router.claim_idle_ms = 1_000;
+    let (cfg, store, _) = connect_with(cfg).await;
+    let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    endpoint.ordered = true;
+    store
+        .put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant))
+        .await
+        .unwrap();
+    let partition = store.keys().partition_of("t");
+    // The first read creates the router group; the stream is empty.
+    assert!(store.read_events(partition, "a", false, 1, 0).await.unwrap().is_empty());
+    (cfg, store, endpoint, shard, partition)
+}
+
 /// A receiver's answer `status_code` at `at_ms`, after `latency_ms`.
 pub(crate) fn answered(status_code: u16, latency_ms: u64, at_ms: u64) -> hookline_actors::model::AttemptRecord {
     hookline_actors::model::AttemptRecord {
@@ -685,18 +711,7 @@ async fn a_lapsed_lease_is_not_renewed() {
 #[tokio::test]
 async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     use hookline_actors::{RoutedEvent, StreamEvent};
-    let mut cfg = config(&unique_prefix("ord-mark"));
-    cfg.router.claim_idle_ms = 1_000;
-    let (cfg, store, _client) = connect_with(cfg).await;
-    let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
-    endpoint.ordered = true;
-    store
-        .put_endpoint(&endpoint, shard, &test_entry(&endpoint.tenant))
-        .await
-        .unwrap();
-    let partition = store.keys().partition_of("t");
-    // The first read creates the router group; the stream is empty.
-    assert!(store.read_events(partition, "a", false, 1, 0).await.unwrap().is_empty());
+    let (cfg, store, endpoint, shard, partition) = ordered_endpoint_on_an_empty_stream("ord-mark").await;
     let ids: Vec<String> = (0..2)
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
         .collect();
