@@ -1,9 +1,8 @@
 //! Ingest order, driven on the store: a batch is appended in its order, and an ordered
 //! endpoint's head never passes an event ingested before it that is still being routed.
 
-use crate::store::{connect, ordered_endpoint_on_an_empty_stream};
+use crate::store::{connect, ordered_endpoint_on_an_empty_stream, read_by_two_routers, route_to};
 use crate::support::*;
-use hookline_actors::{RoutedEvent, StreamEvent};
 
 /// A batch is one run of appends in its order, across the chunks it is stored in (100 events
 /// per INGEST call): concurrent calls could be reordered by a retry (a reconnect during a
@@ -54,19 +53,8 @@ async fn a_routing_mark_read_before_new_events_holds_them_back() {
     let events: Vec<_> = ids.iter().map(|id| stored_event("t", id, "{}")).collect();
     assert!(store.ingest_batch(&events).await.iter().all(Result::is_ok));
     // Router a has read the first event and not routed it yet; router b routes the second.
-    let first = store.read_events(partition, "a", false, 1, 0).await.unwrap();
-    let second = store.read_events(partition, "b", false, 1, 0).await.unwrap();
-    assert_eq!(
-        (first[0].event_id.as_str(), second[0].event_id.as_str()),
-        (ids[0].as_str(), ids[1].as_str())
-    );
-    let to_endpoint = |event: &StreamEvent| {
-        vec![RoutedEvent {
-            event: event.clone(),
-            endpoints: vec![(endpoint.id.clone(), shard)],
-        }]
-    };
-    store.route(&to_endpoint(&second[0])).await.unwrap();
+    let (first, second) = read_by_two_routers(&store, partition, &ids).await;
+    route_to(&store, &endpoint, shard, &second).await;
 
     // The head, read after the mark (as `pull_window` reads them, the events arriving between).
     let max_hold = hookline::node_settings(&cfg).ordered_hold_max_ms();
@@ -78,11 +66,11 @@ async fn a_routing_mark_read_before_new_events_holds_them_back() {
     assert!(
         held[0].not_before_ms > now,
         "an event appended after the mark {mark} was read passed for routed (stream id {})",
-        second[0].stream_id
+        second.stream_id
     );
 
     // Once the first is routed too, it is the head, and nothing holds it.
-    store.route(&to_endpoint(&first[0])).await.unwrap();
+    route_to(&store, &endpoint, shard, &first).await;
     let now = hookline_actors::now_ms();
     let pulled = store.pull_window(&endpoint, shard, now, 10, &[]).await.unwrap();
     let pulled = hookline_actors::endpoint::ordered::hold_head(pulled, now, max_hold, &endpoint.id);
@@ -94,5 +82,5 @@ async fn a_routing_mark_read_before_new_events_holds_them_back() {
     // And the mark now lies past both.
     let mark = store.routing_mark(partition).await.unwrap();
     let score = hookline_actors::model::order_score;
-    assert!(score(&mark) > score(&second[0].stream_id), "mark {mark}");
+    assert!(score(&mark) > score(&second.stream_id), "mark {mark}");
 }

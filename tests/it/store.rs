@@ -70,6 +70,35 @@ pub(crate) async fn ordered_endpoint_on_an_empty_stream(
     (cfg, store, endpoint, shard, partition)
 }
 
+/// Router `a` reads the first of `ids` (just appended, in order) and router `b` the second.
+pub(crate) async fn read_by_two_routers(
+    store: &RedisStore,
+    partition: u32,
+    ids: &[String],
+) -> (hookline_actors::StreamEvent, hookline_actors::StreamEvent) {
+    let first = store.read_events(partition, "a", false, 1, 0).await.unwrap().remove(0);
+    let second = store.read_events(partition, "b", false, 1, 0).await.unwrap().remove(0);
+    assert_eq!(
+        (first.event_id.as_str(), second.event_id.as_str()),
+        (ids[0].as_str(), ids[1].as_str())
+    );
+    (first, second)
+}
+
+/// Route `event` (as read from the stream) to `endpoint`.
+pub(crate) async fn route_to(
+    store: &RedisStore,
+    endpoint: &hookline_actors::EndpointConfig,
+    shard: u32,
+    event: &hookline_actors::StreamEvent,
+) {
+    let routed = hookline_actors::RoutedEvent {
+        event: event.clone(),
+        endpoints: vec![(endpoint.id.clone(), shard)],
+    };
+    store.route(&[routed]).await.unwrap();
+}
+
 /// A receiver's answer `status_code` at `at_ms`, after `latency_ms`.
 pub(crate) fn answered(status_code: u16, latency_ms: u64, at_ms: u64) -> hookline_actors::model::AttemptRecord {
     hookline_actors::model::AttemptRecord {
@@ -710,7 +739,6 @@ async fn a_lapsed_lease_is_not_renewed() {
 /// the earlier event holds the head no longer than three times `router.claim_idle_ms`.
 #[tokio::test]
 async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
-    use hookline_actors::{RoutedEvent, StreamEvent};
     let (cfg, store, endpoint, shard, partition) = ordered_endpoint_on_an_empty_stream("ord-mark").await;
     let ids: Vec<String> = (0..2)
         .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
@@ -722,19 +750,8 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
     let later = hookline_actors::now_ms() + 60_000;
     assert!(store.router_lag_ms(later).await.unwrap() >= 60_000);
     // Router a has read the first event and not routed it yet; router b routes the second.
-    let first = store.read_events(partition, "a", false, 1, 0).await.unwrap();
-    let second = store.read_events(partition, "b", false, 1, 0).await.unwrap();
-    assert_eq!(
-        (first[0].event_id.as_str(), second[0].event_id.as_str()),
-        (ids[0].as_str(), ids[1].as_str())
-    );
-    let to_endpoint = |event: &StreamEvent| {
-        vec![RoutedEvent {
-            event: event.clone(),
-            endpoints: vec![(endpoint.id.clone(), shard)],
-        }]
-    };
-    store.route(&to_endpoint(&second[0])).await.unwrap();
+    let (first, second) = read_by_two_routers(&store, partition, &ids).await;
+    route_to(&store, &endpoint, shard, &second).await;
     assert!(
         store.router_lag_ms(later).await.unwrap() >= 60_000,
         "an unacked event counts"
@@ -767,7 +784,7 @@ async fn an_ordered_head_waits_while_an_earlier_event_is_being_routed() {
         "a stuck router held the ordered head for ever"
     );
 
-    store.route(&to_endpoint(&first[0])).await.unwrap();
+    route_to(&store, &endpoint, shard, &first).await;
     let now = hookline_actors::now_ms();
     let pulled = pull(now).await;
     assert_eq!(pulled.len(), 1);
