@@ -63,6 +63,9 @@ struct Inner {
     arrivals: HashMap<String, usize>,
     in_flight: HashMap<String, usize>,
     max_in_flight: HashMap<String, usize>,
+    /// Per name with a cap set (`watch_in_flight`): the requests open now, and each moment
+    /// more than the cap were open (the first 100).
+    watched: HashMap<String, Watched>,
     switches: HashMap<String, u16>,
     secrets: HashMap<String, Vec<u8>>,
     /// Distinct ids answered 2xx per name, kept as requests come, so a driver waiting for its
@@ -70,6 +73,27 @@ struct Inner {
     delivered: HashMap<String, HashSet<String>>,
     /// `POST /oauth/token` requests.
     oauth_grants: usize,
+}
+
+#[derive(Default)]
+struct Watched {
+    cap: usize,
+    open: Vec<OpenRequest>,
+    excesses: Vec<InFlightExcess>,
+}
+
+/// A request open at the sink: its `webhook-id` and when it arrived.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct OpenRequest {
+    pub webhook_id: String,
+    pub arrived_ms: u64,
+}
+
+/// A moment a watched name had more requests open than its cap, and which they were.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InFlightExcess {
+    pub at_ms: u64,
+    pub open: Vec<OpenRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -226,6 +250,28 @@ impl Sink {
         self.shared.lock().max_in_flight.get(name).copied().unwrap_or(0)
     }
 
+    /// Watch `name`'s requests in flight: from now on, each arrival that makes more than `cap`
+    /// open at once is kept with the open requests' ids (see `in_flight_excesses`).
+    pub fn watch_in_flight(&self, name: &str, cap: usize) {
+        self.shared.lock().watched.insert(
+            name.to_string(),
+            Watched {
+                cap,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// The moments a watched `name` had more than its cap open (the first 100).
+    pub fn in_flight_excesses(&self, name: &str) -> Vec<InFlightExcess> {
+        self.shared
+            .lock()
+            .watched
+            .get(name)
+            .map(|w| w.excesses.clone())
+            .unwrap_or_default()
+    }
+
     pub fn set_switch(&self, name: &str, status: u16) {
         self.shared.lock().switches.insert(name.to_string(), status);
     }
@@ -292,12 +338,24 @@ fn rand_percent() -> u32 {
 struct InFlight {
     shared: Shared,
     name: String,
+    webhook_id: String,
+    arrived_ms: u64,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Some(n) = self.shared.lock().in_flight.get_mut(&self.name) {
+        let mut inner = self.shared.lock();
+        if let Some(n) = inner.in_flight.get_mut(&self.name) {
             *n = n.saturating_sub(1);
+        }
+        if let Some(w) = inner.watched.get_mut(&self.name) {
+            if let Some(at) = w
+                .open
+                .iter()
+                .position(|o| o.webhook_id == self.webhook_id && o.arrived_ms == self.arrived_ms)
+            {
+                w.open.swap_remove(at);
+            }
         }
     }
 }
@@ -305,6 +363,9 @@ impl Drop for InFlight {
 async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
     let arrived_ms = now_ms();
     let (status, sleep_ms, name) = behave(&shared, &path).await;
+    let webhook_id = headers
+        .get("webhook-id")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     {
         let mut inner = shared.lock();
         *inner.arrivals.entry(name.clone()).or_default() += 1;
@@ -313,12 +374,27 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         let current = *n;
         let max = inner.max_in_flight.entry(name.clone()).or_default();
         *max = (*max).max(current);
+        if let Some(w) = inner.watched.get_mut(&name) {
+            w.open.push(OpenRequest {
+                webhook_id: webhook_id.clone().unwrap_or_default(),
+                arrived_ms,
+            });
+            if w.open.len() > w.cap && w.excesses.len() < 100 {
+                let open = w.open.clone();
+                w.excesses.push(InFlightExcess {
+                    at_ms: arrived_ms,
+                    open,
+                });
+            }
+        }
     }
     // Counted out when the answer is ready, or when the sender gives up first (the server
     // then drops this handler mid-sleep).
     let _in_flight = InFlight {
         shared: shared.clone(),
         name: name.clone(),
+        webhook_id: webhook_id.clone().unwrap_or_default(),
+        arrived_ms,
     };
     if let Some(ms) = sleep_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -327,9 +403,6 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         let inner = shared.lock();
         (inner.lean, inner.secrets.get(&name).cloned())
     };
-    let webhook_id = headers
-        .get("webhook-id")
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let signature_ok = key.map(|key| signature_matches(&key, &headers, &body));
     let e2e_ms = sent_ms(&body).map(|sent| arrived_ms.saturating_sub(sent));
     let record = Received {
@@ -470,4 +543,64 @@ fn signature_matches(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     get("webhook-signature")
         .split(' ')
         .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    async fn post(sink: &Sink, path: &str, id: &str, timeout: Duration) -> Option<u16> {
+        reqwest::Client::new()
+            .post(sink.url(path))
+            .header("webhook-id", id)
+            .timeout(timeout)
+            .body("{}")
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
+    }
+
+    #[tokio::test]
+    async fn a_watched_name_keeps_each_moment_past_its_cap() {
+        let sink = Sink::start_lean("127.0.0.1:0").await.unwrap();
+        sink.watch_in_flight("w", 1);
+        let long = Duration::from_secs(10);
+        let (a, b) = tokio::join!(
+            post(&sink, "sleep/300/w", "msg_a", long),
+            post(&sink, "sleep/300/w", "msg_b", long)
+        );
+        assert_eq!((a, b), (Some(200), Some(200)));
+        let excesses = sink.in_flight_excesses("w");
+        assert_eq!(excesses.len(), 1, "{excesses:?}");
+        let mut ids: Vec<&str> = excesses[0].open.iter().map(|o| o.webhook_id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["msg_a", "msg_b"]);
+        // One after the other stays within the cap; both answered count out.
+        post(&sink, "sleep/10/w", "msg_c", long).await;
+        assert_eq!(sink.in_flight_excesses("w").len(), 1);
+        assert_eq!(sink.in_flight("w"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_sender_that_gives_up_counts_out_at_once() {
+        let sink = Sink::start_lean("127.0.0.1:0").await.unwrap();
+        sink.watch_in_flight("g", 1);
+        assert_eq!(
+            post(&sink, "sleep/3000/g", "msg_g", Duration::from_millis(100)).await,
+            None
+        );
+        // The server drops the sleeping handler when the connection closes, well before 3 s.
+        let gone = Instant::now();
+        while sink.in_flight("g") > 0 && gone.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            sink.in_flight("g"),
+            0,
+            "still open {:?} after the sender left",
+            gone.elapsed()
+        );
+    }
 }

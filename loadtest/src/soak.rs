@@ -51,6 +51,23 @@ pub struct FaultRecord {
     pub longest_gap_ms: u64,
 }
 
+/// One moment more attempts were open at an endpoint than its `max_in_flight`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExcessRecord {
+    pub endpoint: String,
+    /// Seconds from the start of the load.
+    pub at_s: f64,
+    pub open: usize,
+    /// How many of the open requests were for a webhook id open twice (one delivery
+    /// attempted by two senders at once) rather than different deliveries.
+    pub open_twice: usize,
+    /// How long before this moment the oldest open request arrived.
+    pub oldest_open_ms: u64,
+    /// The fault whose window (from its start to 10 s after its recovery) holds this moment:
+    /// `kind #n` (n from 1), or none.
+    pub during: Option<String>,
+}
+
 /// What the soak found.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SoakReport {
@@ -71,6 +88,9 @@ pub struct SoakReport {
     pub duplicates: usize,
     pub order_violations: Vec<String>,
     pub in_flight_violations: Vec<String>,
+    /// Each moment an endpoint had more attempts open than its `max_in_flight`, placed in the
+    /// fault it fell in, to tie an in-flight violation to its cause.
+    pub in_flight_excesses: Vec<ExcessRecord>,
     pub rate_violations: Vec<String>,
     /// Where the processes' logs were kept, when a check failed (else they are removed).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -565,6 +585,9 @@ async fn run_in(cfg: &SoakConfig, dir: &Path) -> anyhow::Result<SoakReport> {
                 .send()
                 .await?;
             anyhow::ensure!(created.status().is_success(), "creating {name}: {}", created.status());
+            if !name.ends_with("-hang") {
+                sink.watch_in_flight(&name, max_in_flight(&name));
+            }
         }
     }
     // Every node's routers learn of new endpoints by a change notification; give them a moment
@@ -719,6 +742,7 @@ async fn run_in(cfg: &SoakConfig, dir: &Path) -> anyhow::Result<SoakReport> {
             }
         })
         .collect();
+    report.in_flight_excesses = excesses(&sink, &acked, rate_limit(cfg.rate_per_s), epoch_ms, &report.faults);
     for node in &mut nodes {
         node.proc.kill9().await;
     }
@@ -739,6 +763,46 @@ fn longest_gap(sorted_arrivals: &[u64], from: u64, to: u64) -> u64 {
         last = t;
     }
     gap
+}
+
+/// The moments an endpoint had more than its cap open, each placed in its fault's window.
+fn excesses(
+    sink: &Sink,
+    acked: &BTreeMap<String, Vec<String>>,
+    limit: u32,
+    epoch_ms: u64,
+    faults: &[FaultRecord],
+) -> Vec<ExcessRecord> {
+    let mut out = Vec::new();
+    for tenant in acked.keys() {
+        for (endpoint, _, _) in endpoints(tenant, limit) {
+            for e in sink.in_flight_excesses(&endpoint) {
+                let at_s = e.at_ms.saturating_sub(epoch_ms) as f64 / 1_000.0;
+                let mut ids: Vec<&str> = e.open.iter().map(|o| o.webhook_id.as_str()).collect();
+                ids.sort_unstable();
+                let open_twice = ids.windows(2).filter(|w| w[0] == w[1]).count() * 2;
+                let oldest = e.open.iter().map(|o| o.arrived_ms).min().unwrap_or(e.at_ms);
+                out.push(ExcessRecord {
+                    endpoint: endpoint.clone(),
+                    at_s,
+                    open: e.open.len(),
+                    open_twice,
+                    oldest_open_ms: e.at_ms.saturating_sub(oldest),
+                    during: fault_at(faults, at_s),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The fault whose window (start to 10 s after recovery) holds `at_s`: `kind #n`.
+fn fault_at(faults: &[FaultRecord], at_s: f64) -> Option<String> {
+    faults
+        .iter()
+        .enumerate()
+        .find(|(_, f)| (f.at_s..=f.at_s + f.recovery_ms as f64 / 1_000.0 + 10.0).contains(&at_s))
+        .map(|(i, f)| format!("{} #{}", f.kind, i + 1))
 }
 
 /// Order, in-flight caps, rate limits and duplicates, from what the sink saw.
@@ -819,6 +883,21 @@ mod tests {
         assert_eq!(longest_gap(&[], 100, 200), 100);
         assert_eq!(longest_gap(&[120, 130, 190], 100, 200), 60);
         assert_eq!(longest_gap(&[50, 150, 250], 100, 200), 50);
+    }
+
+    #[test]
+    fn an_excess_is_placed_in_the_fault_whose_window_holds_it() {
+        let fault = |kind, at_s, recovery_ms| FaultRecord {
+            kind,
+            at_s,
+            recovery_ms,
+            longest_gap_ms: 0,
+        };
+        let faults = [fault("pause_node", 10.0, 5_000), fault("redis_failover", 60.0, 9_000)];
+        assert_eq!(fault_at(&faults, 24.9).as_deref(), Some("pause_node #1"));
+        assert_eq!(fault_at(&faults, 25.1), None);
+        assert_eq!(fault_at(&faults, 61.0).as_deref(), Some("redis_failover #2"));
+        assert_eq!(fault_at(&faults, 5.0), None);
     }
 
     #[test]
