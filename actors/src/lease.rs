@@ -70,11 +70,15 @@ impl LeaseClock {
         }
     }
 
-    /// The fencing token of `node_id`'s lease on `shard` now: `node#epoch`. Actors take it when
-    /// they start and record with it; after the shard is lost and taken again it no longer
-    /// matches, so their late results are refused.
-    pub fn token(&self, node_id: &str, shard: u32) -> String {
-        let epoch = self.epochs.get(shard as usize).map_or(0, |e| e.load(Ordering::Acquire));
+    /// The epoch of `shard`'s current lease on this node (0: never held).
+    pub fn epoch(&self, shard: u32) -> u64 {
+        self.epochs.get(shard as usize).map_or(0, |e| e.load(Ordering::Acquire))
+    }
+
+    /// The fencing token of `node_id`'s lease of `epoch`: `node#epoch`. Actors take it (with
+    /// the epoch, `epoch`) when they start and record with it; after the shard is lost and
+    /// taken again it no longer matches, so their late results are refused.
+    pub fn token(node_id: &str, epoch: u64) -> String {
         format!("{node_id}#{epoch}")
     }
 
@@ -83,6 +87,23 @@ impl LeaseClock {
         if let Some(until) = self.until_ms.get(shard as usize) {
             until.store(0, Ordering::Release);
         }
+    }
+
+    /// A write made under `epoch` was refused: the lease is lost, unless this node has taken
+    /// the shard again since (a newer epoch, whose actors go on).
+    pub fn revoke_epoch(&self, shard: u32, epoch: u64) {
+        if self.epoch(shard) == epoch {
+            self.revoke(shard);
+        }
+    }
+
+    /// May an actor that started under the lease of `epoch` start an attempt on `shard` at
+    /// `now_ms`? Only while that lease is still this node's current one: once the shard was lost
+    /// and taken again (a new epoch: a Redis failover, a pause), the old lease's actors stay
+    /// refused, so they cannot send beside the new owner's actors in the moment before they are
+    /// stopped.
+    pub fn valid_for(&self, shard: u32, epoch: u64, now_ms: u64) -> bool {
+        self.epoch(shard) == epoch && self.valid(shard, now_ms)
     }
 
     /// May an attempt on `shard` start at `now_ms`?
@@ -116,6 +137,26 @@ mod tests {
     }
 
     #[test]
+    fn the_actors_of_a_lease_taken_again_are_not_valid_under_the_new_one() {
+        let clock = LeaseClock::new(2, 3_000);
+        clock.set_epoch(1, 7);
+        clock.renewed(1, 1_000);
+        assert!(clock.valid_for(1, 7, 1_500));
+        // Lost (a failover), then taken again: a new epoch, renewed.
+        clock.revoke(1);
+        clock.set_epoch(1, 8);
+        clock.renewed(1, 5_000);
+        assert!(clock.valid(1, 5_100));
+        assert!(!clock.valid_for(1, 7, 5_100), "the old lease's actors start nothing");
+        assert!(clock.valid_for(1, 8, 5_100));
+        // A write of the old lease refused: the new lease stands.
+        clock.revoke_epoch(1, 7);
+        assert!(clock.valid_for(1, 8, 5_100));
+        clock.revoke_epoch(1, 8);
+        assert!(!clock.valid(1, 5_100));
+    }
+
+    #[test]
     fn valid_from_a_renewal_until_a_margin_before_its_ttl_runs_out() {
         let clock = LeaseClock::new(4, 10_000);
         assert!(!clock.valid(1, 1_000), "never held");
@@ -134,9 +175,10 @@ mod tests {
     #[test]
     fn tokens_name_the_node_and_the_epoch_of_the_lease() {
         let clock = LeaseClock::new(2, 10_000);
-        assert_eq!(clock.token("a", 1), "a#0");
+        let token = |shard| LeaseClock::token("a", clock.epoch(shard));
+        assert_eq!(token(1), "a#0");
         clock.set_epoch(1, 7);
-        assert_eq!(clock.token("a", 1), "a#7");
-        assert_eq!(clock.token("a", 0), "a#0", "per shard");
+        assert_eq!(token(1), "a#7");
+        assert_eq!(token(0), "a#0", "per shard");
     }
 }

@@ -90,6 +90,7 @@ impl Actor for EndpointActor {
         // Without it the limit still holds, only less tightly across this restart.
         let saved_bucket = store.load_bucket(&args.endpoint_id, args.shard).await.ok().flatten();
         myself.send_message(EndpointMsg::Wake)?;
+        let lease_epoch = args.ctx.leases.epoch(args.shard);
         Ok(EndpointState {
             gates: Gates {
                 breaker: Breaker::new(args.ctx.settings.breaker.clone(), health.breaker),
@@ -97,7 +98,8 @@ impl Actor for EndpointActor {
                 saved_bucket,
             },
             failing_since_ms: health.failing_since_ms,
-            lease_token: args.ctx.leases.token(&args.ctx.settings.node_id, args.shard),
+            lease_token: crate::lease::LeaseClock::token(&args.ctx.settings.node_id, lease_epoch),
+            lease_epoch,
             ctx: args.ctx,
             endpoint_id: args.endpoint_id,
             shard: args.shard,

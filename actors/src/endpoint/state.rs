@@ -5,7 +5,7 @@ use super::admission::{admit, Admission, Ask, Gates, LEASE_RECHECK_MS};
 use super::{ordered, EndpointMsg};
 use crate::breaker::Admit;
 use crate::ctx::Ctx;
-use crate::model::{DeadReason, EndpointConfig, FinishedAttempt, HealthRecord, QueuedDelivery};
+use crate::model::{DeadReason, EndpointConfig, FinishedAttempt, HealthRecord, PayloadMode, QueuedDelivery};
 use crate::outcome::Outcome;
 use crate::store::{StoreError, StoreResult};
 use crate::transport::{AttemptRequest, ReceiverAuth};
@@ -37,6 +37,8 @@ pub struct EndpointState {
     pub(super) shard: u32,
     /// The fencing token of the lease this actor works under (`node#epoch`), taken at start.
     pub(super) lease_token: String,
+    /// That lease's epoch: the actor starts nothing once the shard's lease is another one.
+    pub(super) lease_epoch: u64,
     /// `None` once the endpoint was deleted.
     pub(super) cfg: Option<EndpointConfig>,
     pub(super) window: VecDeque<QueuedDelivery>,
@@ -77,11 +79,17 @@ impl EndpointState {
         }
     }
 
+    /// May this actor start attempts now: the node holds the shard under the lease the actor
+    /// started with (`LeaseClock::valid_for`)?
+    pub(super) fn lease_valid(&self, now: u64) -> bool {
+        self.ctx.leases.valid_for(self.shard, self.lease_epoch, now)
+    }
+
     /// A write of this actor was refused: the shard is another node's now (or ours under a
     /// newer lease), so this node starts nothing more on it until a renewal says otherwise.
     pub(super) fn note_store_error(&self, e: &StoreError) {
         if let StoreError::Fenced(shard) = e {
-            self.ctx.leases.revoke(*shard);
+            self.ctx.leases.revoke_epoch(*shard, self.lease_epoch);
         }
     }
 
@@ -108,7 +116,7 @@ impl EndpointState {
             return;
         };
         let ttl_ms = bucket.ms_until_full(now);
-        if ttl_ms == 0 || !self.ctx.leases.valid(self.shard, now) {
+        if ttl_ms == 0 || !self.lease_valid(now) {
             return;
         }
         let saved = self
@@ -211,7 +219,7 @@ impl EndpointState {
     /// its probe.
     async fn may_pull(&mut self, myself: &ActorRef<EndpointMsg>) -> bool {
         let now = self.now();
-        if !self.ctx.leases.valid(self.shard, now) {
+        if !self.lease_valid(now) {
             self.window.clear();
             self.wake_at(myself, now + LEASE_RECHECK_MS);
             return false;
@@ -271,7 +279,7 @@ impl EndpointState {
             }
             let now = self.now();
             let ask = Ask {
-                lease_valid: self.ctx.leases.valid(self.shard, now),
+                lease_valid: self.lease_valid(now),
                 not_before_ms: front.not_before_ms,
                 rate_limit_per_s: cfg.rate_limit_per_s,
             };
@@ -318,7 +326,12 @@ impl EndpointState {
     }
 
     fn start_attempt(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, delivery: QueuedDelivery) {
-        let Some(body) = delivery.body else { return };
+        let Some(mut body) = delivery.body else { return };
+        if cfg.payload_mode == PayloadMode::Thin {
+            if let Some(thin) = crate::model::thin_body(&body) {
+                body = thin.into();
+            }
+        }
         let started_ms = self.now();
         let request = AttemptRequest {
             url: cfg.url.clone(),
@@ -390,7 +403,7 @@ impl EndpointState {
             Err(StoreError::Fenced(shard)) => {
                 // The shard is another node's now (or ours under a newer lease): its owner
                 // decides about this endpoint's due entry. Start nothing more here.
-                self.ctx.leases.revoke(shard);
+                self.ctx.leases.revoke_epoch(shard, self.lease_epoch);
                 tracing::warn!(endpoint_id = %self.endpoint_id, shard, "not the lease holder any more; stopping");
                 myself.stop(Some("fenced".into()));
             }

@@ -2,7 +2,7 @@
 //! (for these unit tests only; the integration tests run it on Redis) and a receiver that
 //! answers from a script. Virtual minutes pass in milliseconds of real time.
 
-use super::{EndpointActor, EndpointArgs};
+use super::{EndpointActor, EndpointArgs, EndpointMsg};
 use crate::breaker::{BreakerRecord, BreakerSettings, BreakerState};
 use crate::ctx::{Clock, Ctx, NodeSettings, Stores, TokioClock};
 use crate::limiter::BucketRecord;
@@ -10,7 +10,7 @@ use crate::matching::SubscriptionIndex;
 use crate::model::{EndpointConfig, FinishedAttempt, HealthRecord, Next, QueuedDelivery, RoutedEvent, StreamEvent};
 use crate::store::{EndpointStore, LeaseStore, PulledWindow, RouterStore, StoreError, StoreResult};
 use crate::transport::{AttemptRequest, AttemptResponse, Transport};
-use ractor::Actor;
+use ractor::{Actor, ActorRef};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -331,14 +331,12 @@ fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
     cfg
 }
 
-/// Run one endpoint actor until it stops by itself (idle), or for `at_most` of virtual time;
-/// true if it stopped by itself.
-async fn run(
+/// Start one endpoint actor on a node that holds its shard's lease (epoch 0).
+async fn start(
     memory: Arc<Memory>,
     receiver: Arc<Receiver>,
     clock: Arc<TokioClock>,
-    at_most: Duration,
-) -> (Arc<Ctx>, bool) {
+) -> (Arc<Ctx>, ActorRef<EndpointMsg>, tokio::task::JoinHandle<()>) {
     let stores = Stores {
         router: Arc::new(Offline),
         leases: Arc::new(Offline),
@@ -358,11 +356,47 @@ async fn run(
         shard: SHARD,
     };
     let (actor, join) = Actor::spawn(None, EndpointActor, args).await.unwrap();
+    (ctx, actor, join)
+}
+
+/// Run one endpoint actor until it stops by itself (idle), or for `at_most` of virtual time;
+/// true if it stopped by itself.
+async fn run(
+    memory: Arc<Memory>,
+    receiver: Arc<Receiver>,
+    clock: Arc<TokioClock>,
+    at_most: Duration,
+) -> (Arc<Ctx>, bool) {
+    let (ctx, actor, join) = start(memory, receiver, clock).await;
     let stopped = tokio::time::timeout(at_most, join).await.is_ok();
     if !stopped {
         actor.stop_and_wait(None, None).await.unwrap();
     }
     (ctx, stopped)
+}
+
+/// A Redis failover: the node's lease lapsed, and the node took the shard again under a new
+/// epoch before this (old) actor was stopped. The old actor must start nothing under the new
+/// lease: the new owner's actor is sending the same deliveries (the soak's in-flight excess).
+#[tokio::test(start_paused = true)]
+async fn an_actor_of_a_lease_taken_again_starts_nothing_under_the_new_one() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 10);
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(100));
+    let (ctx, actor, _join) = start(memory.clone(), receiver.clone(), clock.clone()).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let before = receiver.starts().len();
+    assert!((1..=2).contains(&before), "{before} attempts started");
+    ctx.leases.revoke(SHARD);
+    ctx.leases.set_epoch(SHARD, 1);
+    ctx.leases.renewed(SHARD, clock.now_ms());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        receiver.starts().len(),
+        before,
+        "the old lease's actor started attempts under the new lease"
+    );
+    actor.stop_and_wait(None, None).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
