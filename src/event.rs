@@ -19,6 +19,9 @@ pub struct NewEvent {
     pub only_endpoint: Option<String>,
     /// An inbound event's dedup: its provider's id, remembered per source for a window.
     pub provider_dedup: Option<ProviderDedup>,
+    /// With `validation: warn`: how the payload failed its schema (JSON text), kept beside the
+    /// event (never in the body receivers get).
+    pub schema_errors: Option<String>,
 }
 
 /// What makes two inbound requests the same delivery: the provider's id within a source.
@@ -62,6 +65,7 @@ impl NewEvent {
             idempotency_key: None,
             only_endpoint: None,
             provider_dedup: None,
+            schema_errors: None,
         }
     }
 

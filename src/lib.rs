@@ -14,6 +14,7 @@
 //! [`run`] wires them together and serves until the shutdown future resolves.
 
 pub mod api;
+pub mod catalogue;
 pub mod cidr;
 pub mod config;
 pub mod delivery;
@@ -48,6 +49,21 @@ pub enum RunError {
     ActorsStopped,
     #[error("this node does not match the deployment: {0}")]
     Layout(String),
+}
+
+/// Read the catalogue version every `catalogue::VERSION_POLL` for as long as the node runs: a
+/// change whose notification this node missed (a reconnect) drops its whole cache within that
+/// time.
+async fn follow_catalogue_version(store: Arc<store::RedisStore>, catalogue: Arc<catalogue::Catalogue>) {
+    let mut every = tokio::time::interval(catalogue::VERSION_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        match store.catalogue_version().await {
+            Ok(version) => catalogue.seen_version(version),
+            Err(e) => tracing::debug!(error = %e, "reading the catalogue version failed"),
+        }
+    }
 }
 
 /// The actors' settings, resolved from `cfg` (public for tests that start actors themselves).
@@ -144,13 +160,20 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     )
     .await?;
 
+    let catalogue = Arc::new(catalogue::Catalogue::default());
     let watcher_node = node.clone();
     let watcher_store = store.clone();
+    let watcher_catalogue = catalogue.clone();
     tokio::spawn(async move {
         // Keep trying until the change channel is subscribed (Redis may be down at start).
         loop {
             let node = watcher_node.clone();
-            match watcher_store.watch_changes(move |id| node.endpoint_changed(&id)).await {
+            let catalogue = watcher_catalogue.clone();
+            let on_catalogue = move |tenant: String| catalogue.forget(&tenant);
+            match watcher_store
+                .watch_changes(move |id| node.endpoint_changed(&id), on_catalogue)
+                .await
+            {
                 Ok(()) => break,
                 Err(e) => {
                     tracing::warn!(error = %e, "subscribing to endpoint changes failed; retrying");
@@ -160,6 +183,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         }
     });
 
+    tokio::spawn(follow_catalogue_version(store.clone(), catalogue.clone()));
     let janitor = tokio::spawn(janitor::run(store.clone(), cfg.clone(), settings_node_id.clone()));
     let sampler = tokio::spawn(sampler::run(
         store.clone(),
@@ -197,6 +221,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
                 .filter_map(|c| c.parse().ok())
                 .collect(),
         ),
+        catalogue,
     };
 
     let (actors_died_tx, actors_died_rx) = tokio::sync::oneshot::channel::<()>();

@@ -30,7 +30,7 @@ pub mod supervisor;
 pub mod transport;
 
 pub use ctx::{Clock, NodeSettings, Stores, SystemClock, TokioClock};
-pub use model::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth, RoutedEvent, StreamEvent};
+pub use model::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth, PayloadMode, RoutedEvent, StreamEvent};
 pub use store::{EndpointStore, LeaseStore, RouterStore, StoreError};
 pub use supervisor::Node;
 pub use transport::{AttemptRequest, AttemptResponse, ReceiverAuth, Transport};

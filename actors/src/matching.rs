@@ -248,6 +248,7 @@ mod tests {
             tls: None,
             oauth2: None,
             filter: None,
+            payload_mode: Default::default(),
             created_at_ms: 0,
             updated_at_ms: 0,
         }

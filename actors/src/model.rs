@@ -73,6 +73,43 @@ impl std::fmt::Debug for OAuth2Client {
     }
 }
 
+/// What an endpoint's deliveries carry: the whole event, or a thin notice the receiver follows
+/// up with `GET …/events/{id}` (as Stripe's thin events).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadMode {
+    #[default]
+    Full,
+    Thin,
+}
+
+impl PayloadMode {
+    pub fn is_full(&self) -> bool {
+        *self == PayloadMode::Full
+    }
+}
+
+/// The thin body of a stored event body (`{"id","type","timestamp",…,"data"}`):
+/// `{"type","timestamp","data":{"id","thin":true}}`. `None` if the body is not an event.
+pub fn thin_body(full: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        id: std::borrow::Cow<'a, str>,
+        #[serde(rename = "type", borrow)]
+        event_type: std::borrow::Cow<'a, str>,
+        #[serde(borrow)]
+        timestamp: std::borrow::Cow<'a, str>,
+    }
+    let head: Head = serde_json::from_str(full).ok()?;
+    serde_json::to_string(&serde_json::json!({
+        "type": head.event_type,
+        "timestamp": head.timestamp,
+        "data": {"id": head.id, "thin": true},
+    }))
+    .ok()
+}
+
 /// An endpoint (subscription) as stored. `None` fields fall back to node defaults at delivery.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EndpointConfig {
@@ -108,6 +145,9 @@ pub struct EndpointConfig {
     /// A content filter (`crate::filter`), as given: only events it matches are delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<std::sync::Arc<serde_json::Value>>,
+    /// `thin`: deliveries carry the event's id, type and time only (`thin_body`).
+    #[serde(default, skip_serializing_if = "PayloadMode::is_full")]
+    pub payload_mode: PayloadMode,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }
@@ -135,6 +175,7 @@ impl EndpointConfig {
             tls: None,
             oauth2: None,
             filter: None,
+            payload_mode: PayloadMode::Full,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }
@@ -292,6 +333,29 @@ pub struct HealthRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_thin_body_names_the_event_and_carries_none_of_its_data() {
+        let full = r#"{"id":"evt_1","type":"order.\"x\"","timestamp":"2026-12-04T10:00:00.000Z","tenant":"t","data":{"secret":1}}"#;
+        let thin: serde_json::Value = serde_json::from_str(&thin_body(full).unwrap()).unwrap();
+        assert_eq!(
+            thin,
+            serde_json::json!({"type": "order.\"x\"", "timestamp": "2026-12-04T10:00:00.000Z",
+                               "data": {"id": "evt_1", "thin": true}})
+        );
+        assert_eq!(thin_body("not json"), None);
+        assert_eq!(thin_body(r#"{"type":"a"}"#), None);
+        // Stored without the field, an endpoint is `full`; `full` is not written out.
+        let cfg = EndpointConfig::new("ep".into(), "t".into(), "http://x".into(), "whsec_x".into(), 0);
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert!(!text.contains("payload_mode"), "{text}");
+        let thin_cfg = EndpointConfig {
+            payload_mode: PayloadMode::Thin,
+            ..cfg
+        };
+        let back: EndpointConfig = serde_json::from_str(&serde_json::to_string(&thin_cfg).unwrap()).unwrap();
+        assert_eq!(back.payload_mode, PayloadMode::Thin);
+    }
 
     fn event(stream_id: &str) -> StreamEvent {
         StreamEvent {

@@ -40,6 +40,9 @@ pub const INBOUND_REQUESTS: &str = "hookline_inbound_requests_total";
 pub const INBOUND_LATENCY: &str = "hookline_inbound_latency_seconds";
 /// Ingests answered 503 because fewer replicas than `redis.wait_replicas` confirmed in time.
 pub const REPLICA_WAITS_FAILED: &str = "hookline_replica_waits_failed_total";
+/// Payloads that failed their event type's schema at ingest. Label `outcome`: flagged
+/// (`validation: warn`, stored) | refused (`enforce`); `tenant` with `metrics.tenant_labels`.
+pub const SCHEMA_VIOLATIONS: &str = "hookline_schema_violations_total";
 /// 1 when this node seals secrets at rest (it has `security.encryption_keys`), else 0.
 pub const SECRETS_ENCRYPTED: &str = "hookline_secrets_encrypted";
 /// Every `outcome` of `INBOUND_REQUESTS`.
@@ -152,6 +155,10 @@ pub fn describe_all() {
         REPLICA_WAITS_FAILED,
         "Ingests answered 503 because fewer replicas than redis.wait_replicas confirmed in time"
     );
+    describe_counter!(
+        SCHEMA_VIOLATIONS,
+        "Payloads that failed their event type's schema at ingest (flagged with warn, refused with enforce)"
+    );
     describe_gauge!(
         SECRETS_ENCRYPTED,
         "1 when secrets are stored sealed (security.encryption_keys is set), 0 when in clear"
@@ -171,6 +178,9 @@ pub fn describe_all() {
     }
     for outcome in ["success", "retry", "failed", "dead"] {
         metrics::counter!(ATTEMPTS, "outcome" => outcome).increment(0);
+    }
+    for outcome in ["flagged", "refused"] {
+        metrics::counter!(SCHEMA_VIOLATIONS, "outcome" => outcome).increment(0);
     }
     for cause in ["permanent", "exhausted", "gone", "blocked", "expired"] {
         metrics::counter!(DEAD_LETTERS, "cause" => cause).increment(0);

@@ -102,6 +102,9 @@ pub struct Options {
     pub client_cert: bool,
     /// Endpoints fetch an OAuth2 token (from the sink) and send it with every attempt.
     pub oauth: bool,
+    /// The validation benchmark: post 2 KB orders (`order::payload`) of types registered with
+    /// `order::schema`, under this `validation` (off, warn or enforce).
+    pub catalogue: Option<String>,
 }
 
 impl Options {
@@ -124,6 +127,7 @@ impl Options {
             tls: false,
             client_cert: false,
             oauth: false,
+            catalogue: None,
         }
     }
 }
@@ -237,6 +241,7 @@ async fn post_all(
         let (client, next, types) = (client.clone(), next.clone(), types.clone());
         let (url, token, batch, total, rate) =
             (url.to_string(), opts.token.clone(), opts.batch, opts.events, opts.rate);
+        let orders = opts.catalogue.is_some();
         tasks.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut latencies = Vec::new();
@@ -250,8 +255,13 @@ async fn post_all(
                     let due = started + Duration::from_secs_f64((r * batch) as f64 / rate as f64);
                     tokio::time::sleep_until(due.into()).await;
                 }
-                let event =
-                    |i: usize| json!({"type": types[i % types.len()], "payload": {"sent_ms": now_ms(), "n": i}});
+                let event = |i: usize| {
+                    let payload = match orders {
+                        true => crate::order::payload(i, now_ms()),
+                        false => json!({"sent_ms": now_ms(), "n": i}),
+                    };
+                    json!({"type": types[i % types.len()], "payload": payload})
+                };
                 let first = r * batch;
                 let body = if batch <= 1 {
                     event(first)
@@ -439,6 +449,25 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
             .as_str()
             .ok_or_else(|| anyhow::anyhow!("source creation failed: {source}"))?;
         url = format!("{}/in/{id}", opts.node);
+    }
+    if let Some(mode) = &opts.catalogue {
+        for event_type in &types {
+            client
+                .put(format!("{}/v1/tenants/{tenant}/event-types/{event_type}", opts.node))
+                .bearer_auth(&opts.token)
+                .json(&json!({"schemas": {"1": crate::order::schema()}}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        client
+            .put(format!("{}/v1/tenants/{tenant}/settings", opts.node))
+            .bearer_auth(&opts.token)
+            .json(&json!({"validation": mode}))
+            .send()
+            .await?
+            .error_for_status()?;
+        summary["catalogue"] = json!(mode);
     }
     let mut posting = opts.clone();
     if opts.tenant_key {

@@ -5,6 +5,7 @@
 
 pub mod drive;
 pub mod inbound;
+pub mod order;
 pub mod pages;
 pub mod sink;
 pub mod soak;

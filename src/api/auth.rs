@@ -30,10 +30,14 @@ pub enum Scope {
     SourcesWrite,
     AuditRead,
     PortalCreate,
+    EventTypesRead,
+    EventTypesWrite,
+    SettingsRead,
+    SettingsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 11] = [
+    pub const ALL: [Scope; 15] = [
         Scope::EventsWrite,
         Scope::EventsRead,
         Scope::EndpointsRead,
@@ -45,6 +49,10 @@ impl Scope {
         Scope::SourcesWrite,
         Scope::AuditRead,
         Scope::PortalCreate,
+        Scope::EventTypesRead,
+        Scope::EventTypesWrite,
+        Scope::SettingsRead,
+        Scope::SettingsWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +68,10 @@ impl Scope {
             Scope::SourcesWrite => "sources:write",
             Scope::AuditRead => "audit:read",
             Scope::PortalCreate => "portal:create",
+            Scope::EventTypesRead => "event_types:read",
+            Scope::EventTypesWrite => "event_types:write",
+            Scope::SettingsRead => "settings:read",
+            Scope::SettingsWrite => "settings:write",
         }
     }
 
@@ -91,6 +103,10 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
         "create_source" | "update_source" | "delete_source" | "rotate_source_secret" => Scope::SourcesWrite,
         "list_audit" => Scope::AuditRead,
         "create_portal_session" | "revoke_portal_sessions" => Scope::PortalCreate,
+        "list_event_types" | "get_event_type" => Scope::EventTypesRead,
+        "put_event_type" | "archive_event_type" => Scope::EventTypesWrite,
+        "get_tenant_settings" => Scope::SettingsRead,
+        "put_tenant_settings" => Scope::SettingsWrite,
         _ => return None,
     })
 }

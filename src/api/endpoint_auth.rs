@@ -1,10 +1,12 @@
 //! How an endpoint proves itself to its receiver beyond the signature: `tls` (a client
 //! certificate, a CA of its own) and `oauth2` (client credentials). The fields as the API takes
-//! and shows them (write-only parts never shown), their checks, their OpenAPI schemas.
+//! and shows them (write-only parts never shown), their checks, their OpenAPI schemas. And the
+//! other names the endpoint fields take: its signature scheme, its payload mode.
 
 use super::error::ApiError;
+use crate::delivery::sign;
 use crate::delivery::ssrf;
-use hookline_actors::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth};
+use hookline_actors::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth, PayloadMode};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
@@ -391,5 +393,66 @@ mod tests {
             )),
             ["CERTIFICATE", "EC PRIVATE KEY"]
         );
+    }
+}
+
+/// How an endpoint's deliveries are signed.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    pub(super) scheme: SchemeName,
+}
+
+/// `hmac_sha256`: `v1,` signatures with the shared `secret` (Standard Webhooks, symmetric).
+/// `ed25519`: `v1a,` signatures with a key the node keeps; receivers verify with `public_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SchemeName {
+    HmacSha256,
+    Ed25519,
+}
+
+impl From<SchemeName> for sign::Scheme {
+    fn from(name: SchemeName) -> sign::Scheme {
+        match name {
+            SchemeName::HmacSha256 => sign::Scheme::HmacSha256,
+            SchemeName::Ed25519 => sign::Scheme::Ed25519,
+        }
+    }
+}
+
+impl Signature {
+    pub(super) fn of(secret: &str) -> Signature {
+        let scheme = match sign::Scheme::of(secret) {
+            sign::Scheme::HmacSha256 => SchemeName::HmacSha256,
+            sign::Scheme::Ed25519 => SchemeName::Ed25519,
+        };
+        Signature { scheme }
+    }
+}
+
+/// What an endpoint's deliveries carry (`hookline_actors::PayloadMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadModeName {
+    Full,
+    Thin,
+}
+
+impl From<PayloadModeName> for PayloadMode {
+    fn from(name: PayloadModeName) -> PayloadMode {
+        match name {
+            PayloadModeName::Full => PayloadMode::Full,
+            PayloadModeName::Thin => PayloadMode::Thin,
+        }
+    }
+}
+
+impl From<PayloadMode> for PayloadModeName {
+    fn from(mode: PayloadMode) -> PayloadModeName {
+        match mode {
+            PayloadMode::Full => PayloadModeName::Full,
+            PayloadMode::Thin => PayloadModeName::Thin,
+        }
     }
 }

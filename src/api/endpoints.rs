@@ -3,7 +3,7 @@
 
 use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
-use super::endpoint_auth::{OAuth2Fields, OAuth2Out, TlsFields, TlsOut};
+use super::endpoint_auth::{OAuth2Fields, OAuth2Out, PayloadModeName, SchemeName, Signature, TlsFields, TlsOut};
 use super::endpoint_rules::{check_https, validate};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonObject, ObjectOnly, Path, Query, Whole};
@@ -83,41 +83,10 @@ pub struct EndpointFields {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::endpoint_filter::schema)]
     filter: Option<Option<serde_json::Map<String, serde_json::Value>>>,
-}
-
-/// How an endpoint's deliveries are signed.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Signature {
-    scheme: SchemeName,
-}
-
-/// `hmac_sha256`: `v1,` signatures with the shared `secret` (Standard Webhooks, symmetric).
-/// `ed25519`: `v1a,` signatures with a key the node keeps; receivers verify with `public_key`.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SchemeName {
-    HmacSha256,
-    Ed25519,
-}
-
-impl From<SchemeName> for sign::Scheme {
-    fn from(name: SchemeName) -> sign::Scheme {
-        match name {
-            SchemeName::HmacSha256 => sign::Scheme::HmacSha256,
-            SchemeName::Ed25519 => sign::Scheme::Ed25519,
-        }
-    }
-}
-
-impl Signature {
-    fn of(secret: &str) -> Signature {
-        let scheme = match sign::Scheme::of(secret) {
-            sign::Scheme::HmacSha256 => SchemeName::HmacSha256,
-            sign::Scheme::Ed25519 => SchemeName::Ed25519,
-        };
-        Signature { scheme }
-    }
+    /// `full` (default): deliveries carry the event. `thin`: `{"type", "timestamp", "data":
+    /// {"id", "thin": true}}`; the receiver fetches the event with `GET …/events/{id}`.
+    #[schema(value_type = Option<PayloadModeName>)]
+    payload_mode: Option<PayloadModeName>,
 }
 
 /// The body of a creation: `EndpointFields` with `url` required (documentation only: the
@@ -174,6 +143,7 @@ pub struct EndpointOut {
     oauth2: Option<OAuth2Out>,
     #[schema(schema_with = super::endpoint_filter::schema)]
     filter: Option<serde_json::Value>,
+    payload_mode: PayloadModeName,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -286,6 +256,9 @@ impl EndpointFields {
         if let Some(v) = self.filter {
             cfg.filter = v.map(|f| std::sync::Arc::new(serde_json::Value::Object(f)));
         }
+        if let Some(mode) = self.payload_mode {
+            cfg.payload_mode = mode.into();
+        }
         super::endpoint_auth::apply(
             cfg,
             self.tls.map(|t| t.map(|t| t.0)),
@@ -317,6 +290,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         tls: super::endpoint_auth::tls_out(cfg.tls.as_deref()),
         oauth2: super::endpoint_auth::oauth2_out(cfg.oauth2.as_deref()),
         filter: cfg.filter.as_deref().cloned(),
+        payload_mode: cfg.payload_mode.into(),
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {

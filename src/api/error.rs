@@ -26,6 +26,9 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people: names the field or parameter that is wrong.
     pub message: String,
+    /// With `schema_violation`: where the payload fails its schema and how (at most 20).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<crate::catalogue::Problem>,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_s: Option<u64>,
+    /// `ErrorDetail::details`.
+    pub details: Vec<crate::catalogue::Problem>,
 }
 
 impl ApiError {
@@ -43,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_s: None,
+            details: Vec::new(),
         }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -85,6 +91,7 @@ impl From<StoreError> for ApiError {
                               (with an idempotency key, a retry never stores an event twice)"
                         .into(),
                     retry_after_s: Some(1),
+                    details: Vec::new(),
                 }
             }
             StoreError::Fenced(shard) => {
@@ -94,6 +101,7 @@ impl From<StoreError> for ApiError {
                     code: "store_unavailable",
                     message: "this node is handing work over; retry".into(),
                     retry_after_s: Some(1),
+                    details: Vec::new(),
                 }
             }
             StoreError::Corrupt(detail) => {
@@ -159,6 +167,7 @@ impl IntoResponse for ApiError {
             error: ErrorDetail {
                 code: self.code.to_string(),
                 message: self.message,
+                details: self.details,
             },
         };
         let mut response = (self.status, axum::Json(body)).into_response();

@@ -8,6 +8,7 @@ use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
 use super::extract::{JsonObject, ObjectOnly, Path};
 use super::AppState;
 use super::{EventPath, TenantPath};
+use crate::catalogue::{TenantCatalogue, Validation};
 use crate::event::NewEvent;
 use crate::store::Ingested;
 use axum::extract::State;
@@ -46,6 +47,11 @@ pub struct EventIn {
     payload: Box<RawValue>,
     #[schema(schema_with = super::schema::idempotency_key)]
     idempotency_key: Option<String>,
+    /// The schema version of its event type the payload follows (default: the highest). Only
+    /// read when the tenant's `validation` is on.
+    #[serde(default)]
+    #[schema(schema_with = super::schema::schema_version)]
+    schema_version: Option<String>,
 }
 
 /// The `Idempotency-Key` header of a single ingest.
@@ -97,6 +103,9 @@ pub struct Ingest {
         (status = 413, description = "`payload` larger than `ingest.max_payload_bytes`, or the body larger than \
             that + 16 KiB", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
+        (status = 422, description = "with the tenant's `validation: enforce`: the payload does not match its event \
+            type's schema (`schema_violation`, with `details`), the type is archived (`event_type_archived`) or has \
+            no such `schema_version` (`unknown_schema_version`); nothing stored", body = ErrorBody),
         (status = 429, description = "the tenant's ingest limit for this second is spent; nothing stored (Retry-After)", body = ErrorBody),
     )
 )]
@@ -121,8 +130,15 @@ async fn ingest(
     outcome
 }
 
-/// Check one event and turn it into what the store takes: id minted, body built.
-fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<String>) -> ApiResult<NewEvent> {
+/// Check one event and turn it into what the store takes: id minted, body built, its payload
+/// checked against its event type's schema (`catalogue`: the tenant's, as this node holds it).
+fn prepare(
+    state: &AppState,
+    tenant: &str,
+    catalogue: &TenantCatalogue,
+    event: EventIn,
+    header_key: Option<String>,
+) -> ApiResult<NewEvent> {
     if !crate::ids::is_event_type(&event.event_type) {
         return Err(ApiError::invalid("type: must match ^[a-zA-Z0-9_.:-]{1,128}$"));
     }
@@ -133,13 +149,55 @@ fn prepare(state: &AppState, tenant: &str, event: EventIn, header_key: Option<St
             format!("payload: larger than {} bytes", state.config.ingest.max_payload_bytes),
         ));
     }
-    let key = event.idempotency_key.or(header_key);
+    let key = event.idempotency_key.clone().or(header_key);
     // Characters, as the message and the document's `maxLength` say (not UTF-8 bytes).
     if key.as_ref().is_some_and(|k| k.is_empty() || k.chars().count() > 256) {
         return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
     }
+    let schema_errors = checked(state, tenant, catalogue, &event)?;
     let now = hookline_actors::now_ms();
-    Ok(NewEvent::new(tenant, &event.event_type, event.payload.get(), now).with_idempotency_key(key))
+    let mut new = NewEvent::new(tenant, &event.event_type, event.payload.get(), now).with_idempotency_key(key);
+    new.schema_errors = schema_errors;
+    Ok(new)
+}
+
+/// The payload against its schema: `Ok(None)` if it passes, `Ok(Some(problems as JSON))` to
+/// flag it (`warn`), a 422 to refuse it (`enforce`).
+fn checked(state: &AppState, tenant: &str, catalogue: &TenantCatalogue, event: &EventIn) -> ApiResult<Option<String>> {
+    let version = event.schema_version.as_deref();
+    if version.is_some_and(|v| crate::catalogue::parse_version(v).is_none()) {
+        return Err(ApiError::invalid(
+            "schema_version: a version number from \"1\" to \"9999\" without leading zeros",
+        ));
+    }
+    let Err(violation) = catalogue.check(&event.event_type, version, event.payload.get()) else {
+        return Ok(None);
+    };
+    let enforced = catalogue.validation == Validation::Enforce;
+    let labels = hookline_actors::names::MetricLabels {
+        tenant: state.config.metrics.tenant_labels,
+        endpoint: false,
+    };
+    let outcome = if enforced { "refused" } else { "flagged" };
+    let labels = labels.with_tenant(&[("outcome", outcome.to_string())], tenant);
+    metrics::counter!(crate::telemetry::names::SCHEMA_VIOLATIONS, labels).increment(1);
+    if enforced {
+        return Err(ApiError {
+            details: violation.details,
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, violation.code, violation.message)
+        });
+    }
+    let problems = if violation.details.is_empty() {
+        vec![crate::catalogue::Problem {
+            path: String::new(),
+            problem: violation.message,
+        }]
+    } else {
+        violation.details
+    };
+    Ok(Some(
+        serde_json::to_string(&problems).map_err(crate::store::Error::from)?,
+    ))
 }
 
 /// The answer for one stored event: `(200, duplicate)` or `(202, accepted)`.
@@ -187,7 +245,8 @@ async fn ingest_one(
         ),
         None => None,
     };
-    let event = prepare(state, tenant, event, header_key)?;
+    let catalogue = state.catalogue_of(tenant).await?;
+    let event = prepare(state, tenant, &catalogue, event, header_key)?;
     let stored = state.store.ingest(&event).await?;
     if stored.rate_limited {
         return Err(rate_limited(state));
@@ -275,6 +334,7 @@ async fn ingest_batch(
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(format!("events: between 1 and {MAX_BATCH} events")));
     }
+    let catalogue = state.catalogue_of(&tenant).await?;
     let prepared: Vec<ApiResult<NewEvent>> = batch
         .events
         .iter()
@@ -282,7 +342,7 @@ async fn ingest_batch(
         .map(|(i, raw)| {
             let ObjectOnly(event): ObjectOnly<EventIn> =
                 serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid(format!("events[{i}]: {e}")))?;
-            prepare(&state, &tenant, event, None).map_err(|e| ApiError {
+            prepare(&state, &tenant, &catalogue, event, None).map_err(|e| ApiError {
                 message: format!("events[{i}]: {}", e.message),
                 ..e
             })
@@ -328,6 +388,7 @@ async fn ingest_batch(
                         error: ErrorDetail {
                             code: e.code.to_string(),
                             message: e.message,
+                            details: e.details,
                         },
                     })
                 }
@@ -357,6 +418,10 @@ pub struct EventOut {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     source: Option<Box<RawValue>>,
+    /// Only on an event taken with `validation: warn` whose payload failed its schema: where
+    /// and how (at most 20).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_errors: Option<Vec<crate::catalogue::Problem>>,
     deliveries: Vec<EventDelivery>,
 }
 
@@ -425,6 +490,7 @@ async fn fetch(
         timestamp: body.timestamp,
         payload: body.data,
         source: body.source,
+        schema_errors: stored.schema_errors.and_then(|e| serde_json::from_str(&e).ok()),
         deliveries,
     }))
 }

@@ -24,6 +24,7 @@ mod endpoint_filter;
 mod endpoint_rules;
 mod endpoints;
 pub mod error;
+mod event_types;
 mod events;
 mod extract;
 mod inbound;
@@ -42,7 +43,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use error::ApiError;
+use error::{ApiError, ApiResult};
 use hookline_actors::matching::SubscriptionIndex;
 use hookline_actors::Node;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -69,6 +70,22 @@ pub struct AppState {
     pub keys: Arc<auth::KeyCache>,
     /// `server.trusted_proxies`, parsed.
     pub trusted_proxies: Arc<Vec<crate::inbound::net::Cidr>>,
+    /// Each tenant's event types and validation setting as this node last read them.
+    pub catalogue: Arc<crate::catalogue::Catalogue>,
+}
+
+impl AppState {
+    /// The tenant's catalogue as this node holds it (read from Redis the first time, and
+    /// again after a change).
+    pub async fn catalogue_of(&self, tenant: &str) -> ApiResult<Arc<crate::catalogue::TenantCatalogue>> {
+        if let Some(held) = self.catalogue.cached(tenant) {
+            return Ok(held);
+        }
+        let generation = self.catalogue.generation();
+        let (settings, types) = self.store.load_catalogue(tenant).await?;
+        let read = crate::catalogue::TenantCatalogue::new(settings, types);
+        Ok(self.catalogue.keep(tenant, generation, read))
+    }
 }
 
 #[derive(utoipa::OpenApi)]
@@ -102,6 +119,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(endpoints::router())
         .merge(endpoint_actions::router())
         .merge(endpoint_filter::router())
+        .merge(event_types::router())
         .merge(dead_letters::router())
         .merge(deliveries::router())
         .merge(keys::router())

@@ -29,14 +29,20 @@ const DEFAULT_TTL_S: u64 = 3_600;
 
 /// What a read-only session may do: every read of the tenant (its endpoints' secrets too: the
 /// portal shows them on request), nothing that changes state.
-const READ_ONLY: [Scope; 6] = [
+const READ_ONLY: [Scope; 8] = [
     Scope::EventsRead,
     Scope::EndpointsRead,
     Scope::EndpointsSecrets,
     Scope::DeliveriesRead,
     Scope::SourcesRead,
     Scope::AuditRead,
+    Scope::EventTypesRead,
+    Scope::SettingsRead,
 ];
+
+/// What no portal session holds: the catalogue and the settings are the platform's to
+/// define (a session sees them), and a session opens no other.
+const NEVER_IN_PORTAL: [Scope; 3] = [Scope::PortalCreate, Scope::EventTypesWrite, Scope::SettingsWrite];
 
 /// A new session. Every field is optional; the body itself may be left out.
 #[derive(Debug, Deserialize, Default, ToSchema)]
@@ -99,7 +105,10 @@ async fn create(
     let wanted: Vec<Scope> = if read_only {
         READ_ONLY.to_vec()
     } else {
-        Scope::ALL.into_iter().filter(|s| *s != Scope::PortalCreate).collect()
+        Scope::ALL
+            .into_iter()
+            .filter(|s| !NEVER_IN_PORTAL.contains(s))
+            .collect()
     };
     let scopes: Vec<Scope> = wanted.into_iter().filter(|s| caller.may(*s)).collect();
     let (key_expiry, allowed_ips) = match &caller {

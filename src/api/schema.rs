@@ -386,6 +386,47 @@ pub fn headers() -> Object {
         .build()
 }
 
+/// `crate::catalogue::parse_version`: "1" to "9999", no leading zero.
+pub const SCHEMA_VERSION: &str = "^[1-9][0-9]{0,3}$";
+
+/// `schemas` of an event type: version → JSON Schema (an object or a boolean).
+pub fn event_type_schemas() -> Object {
+    let schema = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Boolean]))
+        .description(Some("A JSON Schema, draft 2020-12."))
+        .build();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(string(SCHEMA_VERSION, false).build()))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(schema.into()))))
+        .max_properties(Some(crate::catalogue::MAX_VERSIONS))
+        .description(Some(
+            "Version (\"1\" to \"9999\") → a JSON Schema (draft 2020-12) that compiles: `pattern` on a \
+             linear-time engine (no look-around or back-references), no remote `$ref`; at most 20 versions, \
+             each at most 64 KiB and 32 levels deep.",
+        ))
+        .build()
+}
+
+/// An event's `schema_version`.
+pub fn schema_version() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(SCHEMA_VERSION))
+        .description(Some(
+            "The schema version of its event type the payload follows (default: the highest).",
+        ))
+        .build()
+}
+
+/// A `true`/`false` query parameter.
+pub fn boolean_text() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["true", "false"]))
+        .build()
+}
+
 /// The `code` of an error: stable snake_case.
 pub fn error_code() -> Object {
     string("^[a-z][a-z0-9_]*$", false)

@@ -20,10 +20,18 @@ pub enum Kind {
     Endpoints,
     Sources,
     Keys,
+    EventTypes,
+    Settings,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Endpoints, Kind::Sources, Kind::Keys];
+    pub const ALL: [Kind; 5] = [
+        Kind::Endpoints,
+        Kind::Sources,
+        Kind::Keys,
+        Kind::EventTypes,
+        Kind::Settings,
+    ];
 
     /// The letter that ends an entry id of this kind (and breaks ties of equal stream ids).
     fn code(self) -> char {
@@ -31,6 +39,8 @@ impl Kind {
             Kind::Endpoints => 'e',
             Kind::Sources => 's',
             Kind::Keys => 'k',
+            Kind::EventTypes => 't',
+            Kind::Settings => 'g',
         }
     }
 
@@ -54,7 +64,7 @@ pub struct Actor {
 /// What a change was made to.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Target {
-    /// `endpoint`, `source`, `key` or `delivery`.
+    /// `endpoint`, `source`, `key`, `delivery`, `event_type` or `settings`.
     pub kind: String,
     pub id: String,
 }
@@ -196,6 +206,8 @@ fn rank(kind: Kind) -> u8 {
         Kind::Keys => 0,
         Kind::Sources => 1,
         Kind::Endpoints => 2,
+        Kind::EventTypes => 3,
+        Kind::Settings => 4,
     }
 }
 
@@ -228,6 +240,8 @@ impl RedisStore {
             Kind::Endpoints => self.keys.endpoints(),
             Kind::Sources => self.keys.sources(),
             Kind::Keys => self.keys.api_keys(),
+            Kind::EventTypes => self.keys.event_types(),
+            Kind::Settings => self.keys.tenant_settings(),
         }
     }
 

@@ -161,22 +161,31 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Calls `on_change(endpoint_id)` for every change notification, from any node, for as long
-    /// as the process runs; re-subscribes after reconnects.
-    pub async fn watch_changes(&self, on_change: impl Fn(String) + Send + 'static) -> Result<()> {
+    /// Calls `on_endpoint(endpoint_id)` for every endpoint change notification and
+    /// `on_catalogue(tenant)` for every change of a tenant's event types or settings, from any
+    /// node, for as long as the process runs; re-subscribes after reconnects.
+    pub async fn watch_changes(
+        &self,
+        on_endpoint: impl Fn(String) + Send + 'static,
+        on_catalogue: impl Fn(String) + Send + 'static,
+    ) -> Result<()> {
         let mut rx = self.subscriber.message_rx();
-        let channel = self.keys.changes_channel();
+        let (endpoints, catalogue) = (self.keys.changes_channel(), self.keys.catalogue_channel());
         self.subscriber.manage_subscriptions();
-        self.subscriber.subscribe(channel.clone()).await?;
+        self.subscriber
+            .subscribe(vec![endpoints.clone(), catalogue.clone()])
+            .await?;
         tokio::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Ok(msg) if *msg.channel == *channel => {
-                        if let Some(id) = msg.value.as_string() {
-                            on_change(id);
+                    Ok(msg) => {
+                        let Some(id) = msg.value.as_string() else { continue };
+                        if *msg.channel == *endpoints {
+                            on_endpoint(id);
+                        } else if *msg.channel == *catalogue {
+                            on_catalogue(id);
                         }
                     }
-                    Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 }

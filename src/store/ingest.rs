@@ -22,12 +22,16 @@ pub struct Ingested {
 pub struct StoredEvent {
     pub body: String,
     pub endpoint_ids: Vec<String>,
+    /// With `validation: warn`: how the payload failed its schema (JSON text of a list of
+    /// `catalogue::Problem`), as flagged at ingest.
+    pub schema_errors: Option<String>,
 }
 
 /// KEYS: stream, rate counter, the record of each event, then the dedup key (idempotency or
 /// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
 /// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
-/// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key. Returns per event, in
+/// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key, schema
+/// errors ('' for none: else kept in the record's `se`). Returns per event, in
 /// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
 /// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
 /// and the append are one step, so concurrent posts of one key store one event and the limit
@@ -38,7 +42,7 @@ pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local limit = tonumber(ARGV[4])
-local function one(record, dedup, id, kind, body, only, window)
+local function one(record, dedup, id, kind, body, only, window, errors)
   if dedup then
     local existing = redis.call('GET', dedup)
     if existing then return existing, 1 end
@@ -48,7 +52,11 @@ local function one(record, dedup, id, kind, body, only, window)
     if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
     if used > limit then return '', 2 end
   end
-  redis.call('HSET', record, 'body', body, 'eps', '')
+  if errors ~= '' then
+    redis.call('HSET', record, 'body', body, 'eps', '', 'se', errors)
+  else
+    redis.call('HSET', record, 'body', body, 'eps', '')
+  end
   redis.call('EXPIRE', record, ARGV[2])
   if only ~= '' then
     redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind, 'o', only)
@@ -58,18 +66,18 @@ local function one(record, dedup, id, kind, body, only, window)
   if dedup then redis.call('SET', dedup, id, 'EX', window) end
   return id, 0
 end
-local n = (#ARGV - 4) / 6
+local n = (#ARGV - 4) / 7
 local keyed = 2 + n
 local out = {}
 for i = 0, n - 1 do
-  local a = 5 + 6 * i
+  local a = 5 + 7 * i
   local dedup = nil
   if ARGV[a + 5] == '1' then
     keyed = keyed + 1
     dedup = KEYS[keyed]
   end
   out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    ARGV[a + 3], ARGV[a + 4])
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6])
 end
 return out
 "#,
@@ -89,7 +97,7 @@ impl RedisStore {
             self.keys.events_stream(self.keys.partition_of(tenant)),
             self.keys.tenant_rate(tenant, now / 1000),
         ]);
-        let mut args = Vec::with_capacity(4 + 6 * events.len());
+        let mut args = Vec::with_capacity(4 + 7 * events.len());
         args.extend([
             tenant.to_string(),
             self.retention_s.to_string(),
@@ -119,6 +127,7 @@ impl RedisStore {
                 event.only_endpoint.clone().unwrap_or_default(),
                 window_s.to_string(),
                 keyed.to_string(),
+                event.schema_errors.clone().unwrap_or_default(),
             ]);
         }
         keys.extend(dedups);
@@ -207,7 +216,7 @@ impl RedisStore {
     pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {
         let fields: Vec<Option<String>> = self
             .client()
-            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps"])
+            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps", "se"])
             .await?;
         let mut it = fields.into_iter();
         let Some(Some(body)) = it.next() else { return Ok(None) };
@@ -216,7 +225,11 @@ impl RedisStore {
             .flatten()
             .map(|s| s.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default();
-        Ok(Some(StoredEvent { body, endpoint_ids }))
+        Ok(Some(StoredEvent {
+            body,
+            endpoint_ids,
+            schema_errors: it.next().flatten(),
+        }))
     }
 
     /// Is the event still stored (not past retention)?

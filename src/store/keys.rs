@@ -12,7 +12,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{evP}:events` | stream | `e` event id, `t` tenant, `y` type; consumer group `router` |
-//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids) |
+//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids), `se` (schema errors flagged under `validation: warn`) |
 //! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:{evP}:dedup:<src>:<sha256(provider id)>` | string, TTL the source's window | the event id first stored for an inbound delivery |
@@ -25,6 +25,10 @@
 //! | `P:sources` | hash | source id → config JSON (inbound gateway) |
 //! | `P:t:<tenant>:sources` | zset | source ids by creation time |
 //! | `P:src:<src>:rejections` | list, ≤ 100 | the source's last refused requests (JSON), newest first |
+//! | `P:event_types` | hash | `<tenant>/<name>` → event type JSON (its schemas) |
+//! | `P:t:<tenant>:event_types` | zset | `<tenant>/<name>`, score 0 (1 once archived): listed by name |
+//! | `P:tenant_settings` | hash | tenant → settings JSON (`validation`) |
+//! | `P:catalogue:version` | counter | bumped at every change of event types or settings (nodes drop their cache on a new value); channel `P:catalogue` announces the tenant |
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
 //! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
 //! | `P:t:<tenant>:portal` | hash | portal session id → sha256(token) (revoking them all) |
@@ -124,6 +128,27 @@ impl Keys {
     }
     pub fn tenant_sources(&self, tenant: &str) -> String {
         format!("{}:t:{tenant}:sources", self.p)
+    }
+    /// Every tenant's event types: field `{tenant}/{name}`, value the type's JSON.
+    pub fn event_types(&self) -> String {
+        format!("{}:event_types", self.p)
+    }
+    /// A tenant's event types (members: `event_types` fields), score 0, or 1 once archived.
+    pub fn tenant_event_types(&self, tenant: &str) -> String {
+        format!("{}:t:{tenant}:event_types", self.p)
+    }
+    /// Every tenant's settings: field the tenant, value its settings' JSON.
+    pub fn tenant_settings(&self) -> String {
+        format!("{}:tenant_settings", self.p)
+    }
+    /// Bumped at every change of any tenant's event types or settings (nodes compare it to
+    /// catch a missed notification).
+    pub fn catalogue_version(&self) -> String {
+        format!("{}:catalogue:version", self.p)
+    }
+    /// Where a change of a tenant's event types or settings is announced (the tenant).
+    pub fn catalogue_channel(&self) -> String {
+        format!("{}:catalogue", self.p)
     }
     pub fn source_rejections(&self, source_id: &str) -> String {
         format!("{}:src:{source_id}:rejections", self.p)

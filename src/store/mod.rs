@@ -12,6 +12,7 @@
 //! | `api_keys.rs` | tenant API keys |
 //! | `console.rs` | console sign-in sessions |
 //! | `sources.rs` | inbound sources, their rejection logs and request counters |
+//! | `catalogue.rs` | event types, tenant settings, the catalogue's change notification |
 //! | `seal.rs`, `reseal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys`; the pass that seals them all again under the first key |
 //! | `deliveries.rs` | delivery records, dead letters, replay |
 //! | `stream.rs` | events streams, routing, the routing mark, the deployment layout |
@@ -28,6 +29,7 @@
 mod adapter;
 pub mod api_keys;
 pub mod audit;
+mod catalogue;
 mod cluster;
 mod console;
 mod deliveries;

@@ -190,6 +190,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             "headers",
             "max_in_flight",
             "ordered",
+            "payload_mode",
             "rate_limit_per_s",
             "retry_schedule_s",
             "signature",

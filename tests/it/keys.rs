@@ -28,9 +28,13 @@ fn body_for(operation: &str) -> Option<Value> {
         "ingest_event" => Some(json!({"type": "a.b", "payload": {}})),
         "ingest_event_batch" => Some(json!({"events": [{"type": "a.b", "payload": {}}]})),
         "test_endpoint_filter" => Some(json!({"event": {}})),
-        "create_endpoint" | "update_endpoint" | "create_source" | "update_source" | "create_tenant_key" => {
-            Some(json!({}))
-        }
+        "create_endpoint"
+        | "update_endpoint"
+        | "create_source"
+        | "update_source"
+        | "create_tenant_key"
+        | "put_event_type"
+        | "put_tenant_settings" => Some(json!({})),
         _ => None,
     }
 }
@@ -52,6 +56,10 @@ async fn every_route_needs_the_scope_the_document_gives_it() {
         "sources:write",
         "audit:read",
         "portal:create",
+        "event_types:read",
+        "event_types:write",
+        "settings:read",
+        "settings:write",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -66,7 +74,7 @@ async fn every_route_needs_the_scope_the_document_gives_it() {
             let scopes = op["security"][0]["bearer"]
                 .as_array()
                 .expect("every /v1/ route lists its bearer scopes");
-            let mut url = path.replace("{tenant}", "t");
+            let mut url = path.replace("{tenant}", "t").replace("{name}", "a.b");
             for param in op["parameters"].as_array().into_iter().flatten() {
                 if param["in"] == "path" && param["name"] == "id" {
                     url = url.replace("{id}", &id_for(param["schema"]["pattern"].as_str().unwrap()));

@@ -5,6 +5,7 @@ mod support;
 
 mod audit;
 mod auth;
+mod catalogue;
 mod cluster;
 mod console;
 mod deploy;
@@ -38,4 +39,5 @@ mod secrets;
 mod stats;
 mod store;
 mod supervision;
+mod thin;
 mod validation;

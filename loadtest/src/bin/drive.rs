@@ -4,12 +4,15 @@
 //!
 //! `drive --node http://127.0.0.1:8080 --token dev-admin-token --scenario w1|…|w8
 //!        [--events N] [--endpoints N] [--concurrency N] [--rate N] [--batch N] [--runs N]
-//!        [--node-pid PID] [--redis redis://…] [--ceiling] [--tenant-key] [--tls] [--client-cert] [--oauth] [--timeout-s S]`
+//!        [--node-pid PID] [--redis redis://…] [--ceiling] [--tenant-key] [--tls] [--client-cert] [--oauth] [--timeout-s S]
+//!        [--catalogue off|warn|enforce]`
 //! `--tls` delivers over HTTPS (a CA made for the run; endpoints get `tls.ca_pem`),
 //! `--client-cert` also makes the sink require a client certificate the endpoints present,
 //! `--oauth` makes the endpoints fetch an OAuth2 token from the sink and send it.
 //! (`--tenant-key`: ingest with a tenant key minted for the run, holding `events:write` only,
 //! instead of the admin token)
+//! `--catalogue MODE`: the validation benchmark: 2 KB orders, their type registered with a
+//! realistic schema, the tenant's `validation` set to MODE (compare `off` with `enforce`).
 //!
 //! With `--runs N` it runs the scenario N times and ends with a line holding the median of
 //! every figure (`"median_of": N`). `drive --median-of FILE` prints the medians of the
@@ -46,6 +49,7 @@ fn parse() -> anyhow::Result<Options> {
         "--redis",
         "--timeout-s",
         "--runs",
+        "--catalogue",
     ];
     let mut i = 0;
     while i < args.len() {
@@ -83,6 +87,13 @@ fn parse() -> anyhow::Result<Options> {
     o.tls = args.iter().any(|a| a == "--tls");
     o.client_cert = args.iter().any(|a| a == "--client-cert");
     o.oauth = args.iter().any(|a| a == "--oauth");
+    o.catalogue = value_of("--catalogue");
+    if let Some(mode) = &o.catalogue {
+        anyhow::ensure!(
+            ["off", "warn", "enforce"].contains(&mode.as_str()),
+            "--catalogue: off, warn or enforce"
+        );
+    }
     Ok(o)
 }
 

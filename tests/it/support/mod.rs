@@ -221,6 +221,7 @@ pub fn stored_event(tenant: &str, id: &str, body: &str) -> hookline::event::NewE
         idempotency_key: None,
         only_endpoint: None,
         provider_dedup: None,
+        schema_errors: None,
     }
 }
 
