@@ -86,7 +86,7 @@ impl Scope {
 pub fn operation_scope(operation_id: &str) -> Option<Scope> {
     Some(match operation_id {
         "ingest_event" | "ingest_event_batch" => Scope::EventsWrite,
-        "get_event" => Scope::EventsRead,
+        "get_event" | "list_events" => Scope::EventsRead,
         "list_endpoints" | "get_endpoint" | "test_endpoint_filter" => Scope::EndpointsRead,
         "get_endpoint_secret" => Scope::EndpointsSecrets,
         "create_endpoint"

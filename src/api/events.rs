@@ -5,6 +5,7 @@
 
 use super::auth::{Caller, Scope};
 use super::error::{ApiError, ApiResult, ErrorBody, ErrorDetail};
+use super::event_search::{__path_list_events, list_events};
 use super::extract::{JsonObject, ObjectOnly, Path};
 use super::AppState;
 use super::{EventPath, TenantPath};
@@ -29,7 +30,7 @@ pub fn router(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .routes(routes!(ingest_batch))
         .layer(axum::extract::DefaultBodyLimit::max(max_batch_bytes));
     OpenApiRouter::new()
-        .routes(routes!(ingest))
+        .routes(routes!(ingest, list_events))
         .routes(routes!(fetch))
         .merge(batch)
 }

@@ -24,6 +24,7 @@ mod endpoint_filter;
 mod endpoint_rules;
 mod endpoints;
 pub mod error;
+mod event_search;
 mod event_types;
 mod events;
 mod extract;

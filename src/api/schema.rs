@@ -242,6 +242,19 @@ pub fn audit_filter() -> Object {
         .build()
 }
 
+/// `crate::store::search::is_cursor`, or empty (the first page).
+pub const STREAM_CURSOR: &str = "^(?:[0-9]{1,19}-[0-9]{1,19})?$";
+
+/// `?cursor=` of the events list: a stream id it returned.
+pub fn stream_cursor() -> Object {
+    string(STREAM_CURSOR, false).build()
+}
+
+/// `?type=` of the events list.
+pub fn event_type_pattern() -> Object {
+    string(EVENT_TYPE_PATTERN, false).max_length(Some(130)).build()
+}
+
 pub fn delivery_cursor() -> Object {
     string(DELIVERY_CURSOR, false).build()
 }

@@ -13,6 +13,7 @@
 //! | `console.rs` | console sign-in sessions |
 //! | `sources.rs` | inbound sources, their rejection logs and request counters |
 //! | `catalogue.rs` | event types, tenant settings, the catalogue's change notification |
+//! | `search.rs` | finding a tenant's events in its partition's stream (bounded reads) |
 //! | `seal.rs`, `reseal.rs` | secrets at rest: sealed with AES-256-GCM under `security.encryption_keys`; the pass that seals them all again under the first key |
 //! | `deliveries.rs` | delivery records, dead letters, replay |
 //! | `stream.rs` | events streams, routing, the routing mark, the deployment layout |
@@ -45,6 +46,7 @@ mod reseal;
 mod sample;
 mod scripts;
 pub mod seal;
+pub mod search;
 pub mod sources;
 pub mod stats;
 mod stream;

@@ -35,6 +35,7 @@ mod queries;
 mod repair;
 mod replicas;
 mod retention;
+mod search;
 mod secrets;
 mod stats;
 mod store;

@@ -32,6 +32,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("post", "/v1/tenants/{tenant}/events"),
     ("post", "/v1/tenants/{tenant}/events/batch"),
     ("get", "/v1/tenants/{tenant}/events/{id}"),
+    ("get", "/v1/tenants/{tenant}/events"),
     ("get", "/v1/tenants/{tenant}/deliveries"),
     ("get", "/v1/tenants/{tenant}/deliveries/{id}"),
     ("post", "/v1/tenants/{tenant}/deliveries/{id}/replay"),
