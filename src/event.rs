@@ -22,6 +22,46 @@ pub struct NewEvent {
     /// With `validation: warn`: how the payload failed its schema (JSON text), kept beside the
     /// event (never in the body receivers get).
     pub schema_errors: Option<String>,
+    /// The event's `metadata` (JSON text of an object of strings; `None` when it has none),
+    /// kept beside the event: content filters and searches see it, receivers do not.
+    pub metadata: Option<String>,
+}
+
+/// Keys one `metadata` object may hold.
+pub const MAX_METADATA_KEYS: usize = 16;
+/// The longest metadata value, in characters.
+pub const MAX_METADATA_VALUE: usize = 512;
+
+/// A metadata key: 1 to 64 of `[a-zA-Z0-9_:-]` (no dot: a filter's path `metadata.<key>` names
+/// it whole).
+pub fn is_metadata_key(key: &str) -> bool {
+    (1..=64).contains(&key.len()) && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b))
+}
+
+/// Check `metadata` (of events and endpoints): at most 16 keys, each a metadata key, each value
+/// at most 512 characters. The error names the field (`metadata.<key>`).
+pub fn check_metadata(metadata: &std::collections::BTreeMap<String, String>) -> Result<(), String> {
+    if metadata.len() > MAX_METADATA_KEYS {
+        return Err(format!("metadata: at most {MAX_METADATA_KEYS} keys"));
+    }
+    for (key, value) in metadata {
+        if !is_metadata_key(key) {
+            return Err(format!("metadata: the key {key:?} is not 1 to 64 of [a-zA-Z0-9_:-]"));
+        }
+        if value.chars().count() > MAX_METADATA_VALUE {
+            return Err(format!("metadata.{key}: at most {MAX_METADATA_VALUE} characters"));
+        }
+    }
+    Ok(())
+}
+
+/// `body` with `"metadata": <metadata>` added (JSON text of an object), as content filters
+/// read an event: the body receivers get never holds it.
+pub fn with_metadata<'a>(body: &'a str, metadata: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match (metadata, body.trim_end().strip_suffix('}')) {
+        (Some(metadata), Some(open)) => format!("{open},\"metadata\":{metadata}}}").into(),
+        _ => body.into(),
+    }
 }
 
 /// What makes two inbound requests the same delivery: the provider's id within a source.
@@ -66,6 +106,7 @@ impl NewEvent {
             only_endpoint: None,
             provider_dedup: None,
             schema_errors: None,
+            metadata: None,
         }
     }
 
@@ -89,6 +130,30 @@ impl NewEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_is_checked_and_seen_by_filters_beside_the_body() {
+        let map = |pairs: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(check_metadata(&map(&[("region", "eu"), ("a_b:c-d", "")])), Ok(()));
+        let long = "é".repeat(MAX_METADATA_VALUE + 1);
+        assert!(check_metadata(&map(&[("k", &long)]))
+            .unwrap_err()
+            .starts_with("metadata.k:"));
+        assert_eq!(check_metadata(&map(&[("k", &long[..MAX_METADATA_VALUE * 2])])), Ok(()));
+        for bad in ["", "a.b", "a b", &"k".repeat(65)] {
+            assert!(check_metadata(&map(&[(bad, "v")])).is_err(), "{bad:?}");
+        }
+        let many: Vec<(String, String)> = (0..17).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert!(check_metadata(&many.into_iter().collect()).is_err());
+        let body = r#"{"id":"evt_1","type":"a","data":{"x":1}}"#;
+        let seen = with_metadata(body, Some(r#"{"region":"eu"}"#));
+        let content = hookline_actors::filter::content(&seen).unwrap();
+        assert_eq!(content["metadata"]["region"], "eu");
+        assert_eq!(content["payload"]["x"], 1);
+        assert_eq!(with_metadata(body, None), body);
+    }
 
     #[test]
     fn the_body_keeps_the_payload_byte_for_byte_and_escapes_the_rest() {

@@ -249,6 +249,7 @@ mod tests {
             oauth2: None,
             filter: None,
             payload_mode: Default::default(),
+            metadata: Default::default(),
             created_at_ms: 0,
             updated_at_ms: 0,
         }

@@ -148,6 +148,9 @@ pub struct EndpointConfig {
     /// `thin`: deliveries carry the event's id, type and time only (`thin_body`).
     #[serde(default, skip_serializing_if = "PayloadMode::is_full")]
     pub payload_mode: PayloadMode,
+    /// The tenant's own labels for it, shown and never sent.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }
@@ -176,6 +179,7 @@ impl EndpointConfig {
             oauth2: None,
             filter: None,
             payload_mode: PayloadMode::Full,
+            metadata: BTreeMap::new(),
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }

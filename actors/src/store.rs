@@ -67,8 +67,8 @@ pub trait RouterStore: Send + Sync + 'static {
     async fn tenant_versions(&self, tenants: &[String]) -> StoreResult<Vec<u64>>;
     /// Every endpoint of one tenant.
     async fn tenant_endpoints(&self, tenant: &str) -> StoreResult<Vec<EndpointConfig>>;
-    /// The stored bodies of these events (`(tenant, event id)`), in order; `None` for one that
-    /// is gone (content filters read them).
+    /// The stored bodies of these events (`(tenant, event id)`), with their `metadata` as a
+    /// field (never delivered: for content filters), in order; `None` for one that is gone.
     async fn event_bodies(&self, events: &[(String, String)]) -> StoreResult<Vec<Option<String>>>;
 }
 

@@ -48,6 +48,7 @@ pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result
     if cfg.description.as_ref().is_some_and(|d| d.chars().count() > 1024) {
         return Err(ApiError::invalid("description: at most 1024 characters"));
     }
+    crate::event::check_metadata(&cfg.metadata).map_err(ApiError::invalid)?;
     if !sign::is_valid_secret(&cfg.secret) {
         return Err(ApiError::invalid(
             "secret: must be whsec_ followed by base64 of 24 to 64 bytes",

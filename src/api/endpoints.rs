@@ -87,6 +87,9 @@ pub struct EndpointFields {
     /// {"id", "thin": true}}`; the receiver fetches the event with `GET …/events/{id}`.
     #[schema(value_type = Option<PayloadModeName>)]
     payload_mode: Option<PayloadModeName>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::schema::metadata)]
+    metadata: Option<Option<BTreeMap<String, String>>>,
 }
 
 /// The body of a creation: `EndpointFields` with `url` required (documentation only: the
@@ -144,6 +147,8 @@ pub struct EndpointOut {
     #[schema(schema_with = super::endpoint_filter::schema)]
     filter: Option<serde_json::Value>,
     payload_mode: PayloadModeName,
+    /// The tenant's own labels (`{}` when none): shown, never sent to the receiver.
+    metadata: BTreeMap<String, String>,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -259,6 +264,9 @@ impl EndpointFields {
         if let Some(mode) = self.payload_mode {
             cfg.payload_mode = mode.into();
         }
+        if let Some(metadata) = self.metadata {
+            cfg.metadata = metadata.unwrap_or_default();
+        }
         super::endpoint_auth::apply(
             cfg,
             self.tls.map(|t| t.map(|t| t.0)),
@@ -291,6 +299,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         oauth2: super::endpoint_auth::oauth2_out(cfg.oauth2.as_deref()),
         filter: cfg.filter.as_deref().cloned(),
         payload_mode: cfg.payload_mode.into(),
+        metadata: cfg.metadata,
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {

@@ -9,21 +9,51 @@ use super::{page_limit, parse_time, AppState, TenantPath};
 use crate::store::search::{is_cursor, EventSearch, SCAN_BUDGET};
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+
 use serde_json::value::RawValue;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 use utoipa::{IntoParams, ToSchema};
 
-/// `?type=&from=&to=&source_id=&cursor=&limit=`. Unknown parameters are refused (400).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `?type=&from=&to=&source_id=&metadata.<key>=<value>&cursor=&limit=`. Unknown parameters
+/// are refused (400).
+#[derive(Debug, Default)]
 pub struct EventQuery {
-    #[serde(rename = "type")]
     event_type: Option<String>,
     from: Option<String>,
     to: Option<String>,
     source_id: Option<String>,
+    metadata: Vec<(String, String)>,
     cursor: Option<String>,
     limit: Option<String>,
+}
+
+impl EventQuery {
+    /// From the query's pairs (metadata keys are open-ended, so no derive).
+    fn parse(pairs: Vec<(String, String)>) -> ApiResult<EventQuery> {
+        let mut q = EventQuery::default();
+        for (name, value) in pairs {
+            let slot = match name.as_str() {
+                "type" => &mut q.event_type,
+                "from" => &mut q.from,
+                "to" => &mut q.to,
+                "source_id" => &mut q.source_id,
+                "cursor" => &mut q.cursor,
+                "limit" => &mut q.limit,
+                _ => match name.strip_prefix("metadata.") {
+                    Some(key) if crate::event::is_metadata_key(key) => {
+                        q.metadata.push((key.to_string(), value));
+                        continue;
+                    }
+                    Some(_) => return Err(ApiError::invalid(format!("{name}: not a metadata key"))),
+                    None => return Err(ApiError::invalid(format!("unknown query parameter {name}"))),
+                },
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::invalid(format!("{name}: given twice")));
+            }
+        }
+        Ok(q)
+    }
 }
 
 impl IntoParams for EventQuery {
@@ -42,6 +72,7 @@ impl IntoParams for EventQuery {
                 "Only events received on this source (`src_…`).",
                 source_id(),
             ),
+            // `metadata.<key>=<value>` (any number, all must hold) cannot be listed by name.
             query_param(
                 "cursor",
                 "`next_cursor` of the previous page (absent or empty: the newest).",
@@ -69,6 +100,9 @@ pub struct EventItem {
     /// Only on an event taken with `validation: warn` whose payload failed its schema.
     #[serde(skip_serializing_if = "Option::is_none")]
     schema_errors: Option<Vec<crate::catalogue::Problem>>,
+    /// As given at ingest (`{}` when none).
+    #[schema(value_type = Object)]
+    metadata: Box<RawValue>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,7 +124,8 @@ struct Body {
     source: Option<Box<RawValue>>,
 }
 
-/// The tenant's events, newest first, by type, ingest time and source.
+/// The tenant's events, newest first, by type, ingest time, source and metadata
+/// (`metadata.<key>=<value>`, any number of them, all must hold).
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/events",
@@ -107,9 +142,10 @@ pub async fn list_events(
     State(state): State<AppState>,
     caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
-    Query(q): Query<EventQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> ApiResult<axum::Json<EventPage>> {
     caller.authorize(&tenant, Scope::EventsRead)?;
+    let q = EventQuery::parse(pairs)?;
     let limit = page_limit(q.limit)?;
     if let Some(t) = q.event_type.as_deref() {
         if !crate::ids::is_event_type_pattern(t) {
@@ -131,6 +167,7 @@ pub async fn list_events(
         from_ms,
         to_ms,
         source_id: q.source_id.as_deref(),
+        metadata: &q.metadata,
         before,
         limit,
     };
@@ -146,6 +183,7 @@ pub async fn list_events(
             payload: body.data,
             source: body.source,
             schema_errors: event.record.schema_errors.and_then(|e| serde_json::from_str(&e).ok()),
+            metadata: super::events::metadata_of(event.record.metadata),
         });
     }
     Ok(axum::Json(EventPage {

@@ -53,6 +53,9 @@ pub struct EventIn {
     #[serde(default)]
     #[schema(schema_with = super::schema::schema_version)]
     schema_version: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = super::schema::metadata)]
+    metadata: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// The `Idempotency-Key` header of a single ingest.
@@ -155,10 +158,18 @@ fn prepare(
     if key.as_ref().is_some_and(|k| k.is_empty() || k.chars().count() > 256) {
         return Err(ApiError::invalid("idempotency_key: between 1 and 256 characters"));
     }
+    let metadata = match event.metadata.as_ref().filter(|m| !m.is_empty()) {
+        Some(m) => {
+            crate::event::check_metadata(m).map_err(ApiError::invalid)?;
+            Some(serde_json::to_string(m).map_err(crate::store::Error::from)?)
+        }
+        None => None,
+    };
     let schema_errors = checked(state, tenant, catalogue, &event)?;
     let now = hookline_actors::now_ms();
     let mut new = NewEvent::new(tenant, &event.event_type, event.payload.get(), now).with_idempotency_key(key);
     new.schema_errors = schema_errors;
+    new.metadata = metadata;
     Ok(new)
 }
 
@@ -215,7 +226,7 @@ fn answer(state: &AppState, tenant: &str, event: &NewEvent, stored: Ingested) ->
     let content = state
         .index
         .needs_content(tenant, &event.event_type)
-        .then(|| hookline_actors::filter::content(&event.body))
+        .then(|| hookline_actors::filter::content(&crate::event::with_metadata(&event.body, event.metadata.as_deref())))
         .flatten();
     let deliveries = state.index.matching(tenant, &event.event_type, content.as_ref()).len();
     tracing::debug!(tenant, event_id = %event.event_id, event_type = %event.event_type, deliveries, "event accepted");
@@ -423,6 +434,9 @@ pub struct EventOut {
     /// and how (at most 20).
     #[serde(skip_serializing_if = "Option::is_none")]
     schema_errors: Option<Vec<crate::catalogue::Problem>>,
+    /// As given at ingest (`{}` when none).
+    #[schema(value_type = Object)]
+    metadata: Box<RawValue>,
     deliveries: Vec<EventDelivery>,
 }
 
@@ -492,8 +506,16 @@ async fn fetch(
         payload: body.data,
         source: body.source,
         schema_errors: stored.schema_errors.and_then(|e| serde_json::from_str(&e).ok()),
+        metadata: metadata_of(stored.metadata),
         deliveries,
     }))
+}
+
+/// An event's stored metadata as the API shows it: the object, `{}` when none.
+pub(super) fn metadata_of(stored: Option<String>) -> Box<RawValue> {
+    stored
+        .and_then(|m| RawValue::from_string(m).ok())
+        .unwrap_or_else(|| RawValue::from_string("{}".into()).expect("an empty object"))
 }
 
 /// An event's body as stored (`event::NewEvent`).

@@ -432,6 +432,28 @@ pub fn schema_version() -> Object {
         .build()
 }
 
+/// `crate::event::is_metadata_key`.
+pub const METADATA_KEY: &str = "^[a-zA-Z0-9_:-]{1,64}$";
+
+/// `metadata` of events and endpoints.
+pub fn metadata() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(string(METADATA_KEY, false).build()))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(crate::event::MAX_METADATA_VALUE))
+                .into(),
+        ))))
+        .max_properties(Some(crate::event::MAX_METADATA_KEYS))
+        .description(Some(
+            "Up to 16 keys (1 to 64 of `[a-zA-Z0-9_:-]`) with string values of at most 512 characters; \
+             stored and shown, seen by content filters (`metadata.<key>`) and searches, never delivered.",
+        ))
+        .build()
+}
+
 /// A `true`/`false` query parameter.
 pub fn boolean_text() -> Object {
     ObjectBuilder::new()

@@ -25,13 +25,16 @@ pub struct StoredEvent {
     /// With `validation: warn`: how the payload failed its schema (JSON text of a list of
     /// `catalogue::Problem`), as flagged at ingest.
     pub schema_errors: Option<String>,
+    /// The event's metadata (JSON text of an object), if it has any.
+    pub metadata: Option<String>,
 }
 
 /// KEYS: stream, rate counter, the record of each event, then the dedup key (idempotency or
 /// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
 /// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
 /// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key, schema
-/// errors ('' for none: else kept in the record's `se`). Returns per event, in
+/// errors ('' for none: else kept in the record's `se`), metadata ('' for none: else in `md`).
+/// Returns per event, in
 /// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
 /// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
 /// and the append are one step, so concurrent posts of one key store one event and the limit
@@ -42,7 +45,7 @@ pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local limit = tonumber(ARGV[4])
-local function one(record, dedup, id, kind, body, only, window, errors)
+local function one(record, dedup, id, kind, body, only, window, errors, metadata)
   if dedup then
     local existing = redis.call('GET', dedup)
     if existing then return existing, 1 end
@@ -52,10 +55,13 @@ local function one(record, dedup, id, kind, body, only, window, errors)
     if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
     if used > limit then return '', 2 end
   end
-  if errors ~= '' then
-    redis.call('HSET', record, 'body', body, 'eps', '', 'se', errors)
-  else
+  if errors == '' and metadata == '' then
     redis.call('HSET', record, 'body', body, 'eps', '')
+  else
+    local fields = {'body', body, 'eps', ''}
+    if errors ~= '' then fields[#fields + 1] = 'se'; fields[#fields + 1] = errors end
+    if metadata ~= '' then fields[#fields + 1] = 'md'; fields[#fields + 1] = metadata end
+    redis.call('HSET', record, unpack(fields))
   end
   redis.call('EXPIRE', record, ARGV[2])
   if only ~= '' then
@@ -66,18 +72,18 @@ local function one(record, dedup, id, kind, body, only, window, errors)
   if dedup then redis.call('SET', dedup, id, 'EX', window) end
   return id, 0
 end
-local n = (#ARGV - 4) / 7
+local n = (#ARGV - 4) / 8
 local keyed = 2 + n
 local out = {}
 for i = 0, n - 1 do
-  local a = 5 + 7 * i
+  local a = 5 + 8 * i
   local dedup = nil
   if ARGV[a + 5] == '1' then
     keyed = keyed + 1
     dedup = KEYS[keyed]
   end
   out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6])
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6], ARGV[a + 7])
 end
 return out
 "#,
@@ -97,7 +103,7 @@ impl RedisStore {
             self.keys.events_stream(self.keys.partition_of(tenant)),
             self.keys.tenant_rate(tenant, now / 1000),
         ]);
-        let mut args = Vec::with_capacity(4 + 7 * events.len());
+        let mut args = Vec::with_capacity(4 + 8 * events.len());
         args.extend([
             tenant.to_string(),
             self.retention_s.to_string(),
@@ -128,6 +134,7 @@ impl RedisStore {
                 window_s.to_string(),
                 keyed.to_string(),
                 event.schema_errors.clone().unwrap_or_default(),
+                event.metadata.clone().unwrap_or_default(),
             ]);
         }
         keys.extend(dedups);
@@ -199,24 +206,29 @@ impl RedisStore {
         results
     }
 
-    /// The stored bodies of these events (`(tenant, event id)`), in order, in one pipelined
-    /// round trip; `None` for one that is gone.
+    /// The stored bodies of these events (`(tenant, event id)`) as content filters read them
+    /// (with the event's `metadata`, `event::with_metadata`), in order, in one pipelined round
+    /// trip; `None` for one that is gone.
     pub async fn event_bodies(&self, events: &[(String, String)]) -> Result<Vec<Option<String>>> {
         let client = self.client();
-        let calls = events
-            .iter()
-            .map(|(tenant, id)| client.hget::<Option<String>, _, _>(self.keys.event(tenant, id), "body"));
+        let calls = events.iter().map(|(tenant, id)| {
+            client.hmget::<Vec<Option<String>>, _, _>(self.keys.event(tenant, id), vec!["body", "md"])
+        });
         super::join_all(calls)
             .await
             .into_iter()
-            .map(|r| r.map_err(Error::from))
+            .map(|fields| {
+                let mut fields = fields?.into_iter();
+                let (body, metadata) = (fields.next().flatten(), fields.next().flatten());
+                Ok(body.map(|b| crate::event::with_metadata(&b, metadata.as_deref()).into_owned()))
+            })
             .collect()
     }
 
     pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {
         let fields: Vec<Option<String>> = self
             .client()
-            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps", "se"])
+            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps", "se", "md"])
             .await?;
         let mut it = fields.into_iter();
         let Some(Some(body)) = it.next() else { return Ok(None) };
@@ -229,6 +241,7 @@ impl RedisStore {
             body,
             endpoint_ids,
             schema_errors: it.next().flatten(),
+            metadata: it.next().flatten(),
         }))
     }
 

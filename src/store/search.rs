@@ -25,6 +25,8 @@ pub struct EventSearch<'a> {
     pub from_ms: Option<u64>,
     pub to_ms: Option<u64>,
     pub source_id: Option<&'a str>,
+    /// `(key, value)` pairs the event's metadata must all hold.
+    pub metadata: &'a [(String, String)],
     pub before: Option<&'a str>,
     pub limit: usize,
 }
@@ -56,6 +58,14 @@ fn source_of(body: &str) -> Option<String> {
         id: String,
     }
     serde_json::from_str::<Body>(body).ok()?.source.map(|s| s.id)
+}
+
+/// Does the stored `metadata` (JSON text of an object) hold every `(key, value)`?
+fn holds(metadata: Option<&str>, wanted: &[(String, String)]) -> bool {
+    let Some(map) = metadata.and_then(|m| serde_json::from_str::<HashMap<String, String>>(m).ok()) else {
+        return false;
+    };
+    wanted.iter().all(|(k, v)| map.get(k) == Some(v))
 }
 
 impl RedisStore {
@@ -110,6 +120,9 @@ impl RedisStore {
                 if q.source_id.is_some() && source_of(&record.body).as_deref() != q.source_id {
                     continue;
                 }
+                if !q.metadata.is_empty() && !holds(record.metadata.as_deref(), q.metadata) {
+                    continue;
+                }
                 found.push(FoundEvent {
                     stream_id,
                     event_id,
@@ -151,5 +164,9 @@ mod tests {
         let inbound = r#"{"id":"evt_1","type":"github.push","data":{},"source":{"id":"src_1","kind":"github"}}"#;
         assert_eq!(source_of(inbound).as_deref(), Some("src_1"));
         assert_eq!(source_of(r#"{"id":"evt_1","data":{}}"#), None);
+        let wanted = [("region".to_string(), "eu".to_string())];
+        assert!(holds(Some(r#"{"region":"eu","tier":"1"}"#), &wanted));
+        assert!(!holds(Some(r#"{"region":"us"}"#), &wanted));
+        assert!(!holds(None, &wanted));
     }
 }

@@ -189,6 +189,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             "filter",
             "headers",
             "max_in_flight",
+            "metadata",
             "ordered",
             "payload_mode",
             "rate_limit_per_s",

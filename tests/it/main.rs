@@ -24,6 +24,7 @@ mod keys;
 mod layout;
 mod lifecycle;
 mod loadtest;
+mod metadata;
 mod oauth;
 mod observability;
 mod openapi;

@@ -55,6 +55,7 @@ fn names_and_ids_match_their_checks() {
     agree(EVENT_TYPE, crate::ids::is_event_type);
     agree(EVENT_TYPE_PATTERN, crate::ids::is_event_type_pattern);
     agree(SCHEMA_VERSION, |s| crate::catalogue::parse_version(s).is_some());
+    agree(METADATA_KEY, crate::event::is_metadata_key);
     agree(STREAM_CURSOR, |s| s.is_empty() || crate::store::search::is_cursor(s));
     agree(ENDPOINT_ID, crate::ids::is_endpoint_id);
     agree(EVENT_ID, crate::ids::is_event_id);

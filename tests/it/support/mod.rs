@@ -222,6 +222,7 @@ pub fn stored_event(tenant: &str, id: &str, body: &str) -> hookline::event::NewE
         only_endpoint: None,
         provider_dedup: None,
         schema_errors: None,
+        metadata: None,
     }
 }
 
