@@ -52,16 +52,30 @@ pub enum RunError {
 }
 
 /// Read the catalogue version every `catalogue::VERSION_POLL` for as long as the node runs: a
-/// change whose notification this node missed (a reconnect) drops its whole cache within that
-/// time.
+/// change whose notification this node missed (a reconnect) drops that tenant's entry within
+/// that time.
 async fn follow_catalogue_version(store: Arc<store::RedisStore>, catalogue: Arc<catalogue::Catalogue>) {
     let mut every = tokio::time::interval(catalogue::VERSION_POLL);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        match store.catalogue_version().await {
-            Ok(version) => catalogue.seen_version(version),
-            Err(e) => tracing::debug!(error = %e, "reading the catalogue version failed"),
+        let moved = match store.catalogue_version().await {
+            Ok(version) => catalogue.moved(version),
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the catalogue version failed");
+                continue;
+            }
+        };
+        if moved {
+            let held = catalogue.held_versions();
+            let tenants: Vec<String> = held.iter().map(|(t, _)| t.clone()).collect();
+            match store.catalogue_versions(&tenants).await {
+                Ok(current) => catalogue.forget_changed(&held, &current),
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading the tenants' catalogue versions failed");
+                    catalogue.look_again();
+                }
+            }
         }
     }
 }

@@ -28,11 +28,15 @@ pub struct ShardOwner;
 pub struct ShardOwnerArgs {
     pub ctx: Arc<Ctx>,
     pub shard: u32,
+    /// The epoch of the lease this owner works under: its actors work under it too, even if
+    /// the node has taken the shard again (a newer epoch) before this owner stopped.
+    pub epoch: u64,
 }
 
 pub struct ShardOwnerState {
     ctx: Arc<Ctx>,
     shard: u32,
+    epoch: u64,
     endpoints: HashMap<String, ActorRef<EndpointMsg>>,
     by_actor: HashMap<ActorId, String>,
     failures: HashMap<String, (u32, Instant)>,
@@ -57,6 +61,7 @@ impl ShardOwnerState {
             ctx: self.ctx.clone(),
             endpoint_id: endpoint_id.to_string(),
             shard: self.shard,
+            epoch: self.epoch,
         };
         match Actor::spawn_linked(None, EndpointActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
@@ -95,6 +100,7 @@ impl Actor for ShardOwner {
         Ok(ShardOwnerState {
             ctx: args.ctx,
             shard: args.shard,
+            epoch: args.epoch,
             endpoints: HashMap::new(),
             by_actor: HashMap::new(),
             failures: HashMap::new(),

@@ -129,6 +129,7 @@ impl ShardsState {
                     let args = ShardOwnerArgs {
                         ctx: ctx.clone(),
                         shard,
+                        epoch,
                     };
                     match Actor::spawn_linked(None, ShardOwner, args, myself.get_cell()).await {
                         Ok((owner, _)) => {

@@ -41,6 +41,12 @@ impl EventQuery {
                 "limit" => &mut q.limit,
                 _ => match name.strip_prefix("metadata.") {
                     Some(key) if crate::event::is_metadata_key(key) => {
+                        if q.metadata.len() == crate::event::MAX_METADATA_KEYS {
+                            return Err(ApiError::invalid(format!(
+                                "metadata.*: at most {} (an event has no more keys)",
+                                crate::event::MAX_METADATA_KEYS
+                            )));
+                        }
                         q.metadata.push((key.to_string(), value));
                         continue;
                     }

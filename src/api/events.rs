@@ -215,12 +215,7 @@ fn checked(state: &AppState, tenant: &str, catalogue: &TenantCatalogue, event: &
 /// The answer for one stored event: `(200, duplicate)` or `(202, accepted)`.
 fn answer(state: &AppState, tenant: &str, event: &NewEvent, stored: Ingested) -> (StatusCode, Ingest) {
     if stored.duplicate {
-        let duplicate = Ingest {
-            id: stored.event_id,
-            deliveries: None,
-            duplicate: true,
-        };
-        return (StatusCode::OK, duplicate);
+        return (StatusCode::OK, duplicate_of(stored.event_id));
     }
     // Content filters look at the body only when an endpoint that takes the type has one.
     let content = state
@@ -258,13 +253,47 @@ async fn ingest_one(
         None => None,
     };
     let catalogue = state.catalogue_of(tenant).await?;
-    let event = prepare(state, tenant, &catalogue, event, header_key)?;
+    let key = event.idempotency_key.clone().or_else(|| header_key.clone());
+    let event = match prepare(state, tenant, &catalogue, event, header_key) {
+        Ok(event) => event,
+        Err(refused) => {
+            let Some(id) = stored_under(state, tenant, key.as_deref(), &refused).await? else {
+                return Err(refused);
+            };
+            return Ok((StatusCode::OK, axum::Json(duplicate_of(id))));
+        }
+    };
     let stored = state.store.ingest(&event).await?;
     if stored.rate_limited {
         return Err(rate_limited(state));
     }
     let (status, body) = answer(state, tenant, &event, stored);
     Ok((status, axum::Json(body)))
+}
+
+/// A payload its schema refuses may be the retry of an event stored before the schema (or the
+/// setting) changed: under its idempotency key it is that event's duplicate, as any retry. The
+/// id stored under `key`, looked up only for a refusal by the schema (422).
+async fn stored_under(
+    state: &AppState,
+    tenant: &str,
+    key: Option<&str>,
+    refused: &ApiError,
+) -> ApiResult<Option<String>> {
+    match key {
+        Some(key) if refused.status == StatusCode::UNPROCESSABLE_ENTITY => {
+            Ok(state.store.idempotent_event(tenant, key).await?)
+        }
+        _ => Ok(None),
+    }
+}
+
+fn duplicate_of(id: String) -> Ingest {
+    Ingest {
+        id,
+        deliveries: None,
+        duplicate: true,
+    }
 }
 
 /// Events to ingest together. Unknown fields are refused.
@@ -347,19 +376,30 @@ async fn ingest_batch(
         return Err(ApiError::invalid(format!("events: between 1 and {MAX_BATCH} events")));
     }
     let catalogue = state.catalogue_of(&tenant).await?;
+    let mut keys: Vec<Option<String>> = Vec::with_capacity(batch.events.len());
     let prepared: Vec<ApiResult<NewEvent>> = batch
         .events
         .iter()
         .enumerate()
         .map(|(i, raw)| {
+            keys.push(None);
             let ObjectOnly(event): ObjectOnly<EventIn> =
                 serde_json::from_str(raw.get()).map_err(|e| ApiError::invalid(format!("events[{i}]: {e}")))?;
+            keys[i] = event.idempotency_key.clone();
             prepare(&state, &tenant, &catalogue, event, None).map_err(|e| ApiError {
                 message: format!("events[{i}]: {}", e.message),
                 ..e
             })
         })
         .collect();
+    // Items refused by their schema that retry an event stored before: their duplicates.
+    let lookups = prepared.iter().zip(&keys).map(|(item, key)| async {
+        match item {
+            Err(refused) => stored_under(&state, &tenant, key.as_deref(), refused).await,
+            Ok(_) => Ok(None),
+        }
+    });
+    let mut duplicates = crate::store::join_all(lookups).await.into_iter();
     let valid: Vec<NewEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
     let mut stored = state.store.ingest_batch(&valid).await.into_iter();
     if !valid.is_empty() && stored.as_slice().iter().all(Result::is_err) {
@@ -374,6 +414,10 @@ async fn ingest_batch(
     let results: Vec<BatchResult> = prepared
         .into_iter()
         .map(|item| {
+            if let Some(Ok(Some(id))) = duplicates.next() {
+                outcomes.1 += 1;
+                return BatchResult::Stored(duplicate_of(id));
+            }
             let outcome = item.and_then(|event| {
                 let ingested = match stored.next() {
                     Some(result) => result?,

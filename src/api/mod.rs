@@ -82,9 +82,13 @@ impl AppState {
         if let Some(held) = self.catalogue.cached(tenant) {
             return Ok(held);
         }
+        let _one_at_a_time = self.catalogue.loading().await;
+        if let Some(held) = self.catalogue.cached(tenant) {
+            return Ok(held);
+        }
         let generation = self.catalogue.generation();
-        let (settings, types) = self.store.load_catalogue(tenant).await?;
-        let read = crate::catalogue::TenantCatalogue::new(settings, types);
+        let (settings, types, version) = self.store.load_catalogue(tenant).await?;
+        let read = crate::catalogue::TenantCatalogue::new(settings, types, version);
         Ok(self.catalogue.keep(tenant, generation, read))
     }
 }

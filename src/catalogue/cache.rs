@@ -1,10 +1,12 @@
 //! The node's copy of each tenant's catalogue, as ingest checks payloads against it.
 //!
-//! A tenant's entry is read from Redis the first time this node ingests for it and kept until
-//! a change drops it: every change publishes the tenant on the catalogue channel (all nodes
-//! drop that tenant's entry at once) and bumps one version key that each node reads every few
-//! seconds (a missed message drops every entry then). Schemas compile on first use. So a check
-//! costs no Redis round trip, except the first for a tenant after a change.
+//! A tenant's entry is read from Redis the first time this node ingests for it (one read at a
+//! time per node, so a burst of first ingests reads it once) and kept until a change drops it:
+//! every change publishes the tenant on the catalogue channel (all nodes drop that tenant's
+//! entry at once) and bumps the tenant's version and one global version; each node reads the
+//! global one every few seconds and, when it moved, the versions of the tenants it holds (a
+//! missed message drops just the tenants that changed). Schemas compile on first use. So a
+//! check costs no Redis round trip, except the first for a tenant after a change.
 
 use super::{compile, parse_version, problems, EventType, Problem, TenantSettings, Validation};
 use serde_json::Value;
@@ -21,8 +23,10 @@ pub struct Catalogue {
     tenants: RwLock<HashMap<String, Arc<TenantCatalogue>>>,
     /// Bumped by every drop: a read that began before one is not kept (it may be older).
     generation: AtomicU64,
-    /// The catalogue version key as last seen (`seen_version`).
+    /// The global version as last seen (`moved`).
     version: AtomicU64,
+    /// Held while a tenant's catalogue is read from Redis.
+    loading: tokio::sync::Mutex<()>,
 }
 
 impl Catalogue {
@@ -60,14 +64,37 @@ impl Catalogue {
         tenants.remove(tenant);
     }
 
-    /// The version key read now: if it moved since the last look, some change may have been
-    /// missed, and every tenant is read again.
-    pub fn seen_version(&self, version: u64) {
-        if self.version.swap(version, Ordering::AcqRel) != version {
-            let mut tenants = self.tenants.write().unwrap_or_else(|e| e.into_inner());
-            self.generation.fetch_add(1, Ordering::AcqRel);
-            tenants.clear();
+    /// The global version read now: did it move since the last look (a change somewhere, whose
+    /// notification this node may have missed)? The first look says yes.
+    pub fn moved(&self, version: u64) -> bool {
+        self.version.swap(version, Ordering::AcqRel) != version
+    }
+
+    /// The tenants' versions could not be read after a move: look again at the next poll.
+    pub fn look_again(&self) {
+        self.version.store(u64::MAX, Ordering::Release);
+    }
+
+    /// The tenants held, with the version each was read at.
+    pub fn held_versions(&self) -> Vec<(String, u64)> {
+        let tenants = self.tenants.read().unwrap_or_else(|e| e.into_inner());
+        tenants.iter().map(|(t, c)| (t.clone(), c.version)).collect()
+    }
+
+    /// Drop the tenants whose version is not the one they were read at (`current` as read
+    /// now, in the order of `held`).
+    pub fn forget_changed(&self, held: &[(String, u64)], current: &[u64]) {
+        for ((tenant, read_at), now) in held.iter().zip(current) {
+            if read_at != now {
+                self.forget(tenant);
+            }
         }
+    }
+
+    /// Serialise reads of tenants' catalogues on this node (take it, look at `cached` again,
+    /// then read): a burst of first ingests reads a tenant once.
+    pub async fn loading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.loading.lock().await
     }
 }
 
@@ -75,6 +102,8 @@ impl Catalogue {
 #[derive(Default)]
 pub struct TenantCatalogue {
     pub validation: Validation,
+    /// The tenant's version when it was read (`Catalogue::forget_changed`).
+    pub version: u64,
     types: HashMap<String, TypeEntry>,
 }
 
@@ -97,8 +126,8 @@ pub struct Violation {
 }
 
 impl TenantCatalogue {
-    /// As read from Redis (the types only matter when validation is on).
-    pub fn new(settings: TenantSettings, types: Vec<EventType>) -> Self {
+    /// As read from Redis at `version` (the types only matter when validation is on).
+    pub fn new(settings: TenantSettings, types: Vec<EventType>, version: u64) -> Self {
         let types = types
             .into_iter()
             .map(|t| {
@@ -116,6 +145,7 @@ impl TenantCatalogue {
             .collect();
         TenantCatalogue {
             validation: settings.validation,
+            version,
             types,
         }
     }

@@ -118,6 +118,83 @@ pub fn problems(validator: &jsonschema::Validator, payload: &Value) -> Vec<Probl
         .collect()
 }
 
+/// The most schema nodes a schema may expand to through its `$ref`s. A check visits about
+/// this many per payload value, so a small schema whose references fan out (40 `$defs`, each
+/// naming the next twice: 2^40) is refused when saved rather than stalling ingest.
+pub const MAX_EXPANDED_NODES: u64 = 100_000;
+
+/// Counts what a schema expands to: each `$ref` as the size of what it names (memoised), a
+/// reference back into a schema being counted as 1 (recursion follows the payload, which is
+/// bounded). Only local references (`#`, `#/…` JSON pointers) are taken.
+struct Expansion<'a> {
+    root: &'a Value,
+    sizes: std::collections::HashMap<*const Value, u64>,
+    open: std::collections::HashSet<*const Value>,
+}
+
+impl<'a> Expansion<'a> {
+    fn size(&mut self, v: &'a Value) -> Result<u64, String> {
+        let key = v as *const Value;
+        if let Some(n) = self.sizes.get(&key) {
+            return Ok(*n);
+        }
+        if !self.open.insert(key) {
+            return Ok(1);
+        }
+        let mut n: u64 = 1;
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    let part = match (k.as_str(), child.as_str()) {
+                        ("$ref", Some(reference)) => {
+                            let target = self.resolve(reference)?;
+                            self.size(target)?
+                        }
+                        ("$dynamicRef" | "$recursiveRef", _) => {
+                            return Err(format!("{k} is not supported (use $ref)"));
+                        }
+                        _ => self.size(child)?,
+                    };
+                    n = n.saturating_add(part);
+                }
+            }
+            Value::Array(items) => {
+                for item in items {
+                    n = n.saturating_add(self.size(item)?);
+                }
+            }
+            _ => {}
+        }
+        self.open.remove(&key);
+        if n > MAX_EXPANDED_NODES {
+            return Err(format!(
+                "its references expand to more than {MAX_EXPANDED_NODES} schema nodes"
+            ));
+        }
+        self.sizes.insert(key, n);
+        Ok(n)
+    }
+
+    fn resolve(&self, reference: &str) -> Result<&'a Value, String> {
+        let pointer = reference
+            .strip_prefix('#')
+            .ok_or_else(|| format!("$ref {reference:?}: only references inside the schema (\"#/…\") are taken"))?;
+        self.root
+            .pointer(pointer)
+            .ok_or_else(|| format!("$ref {reference:?} names nothing in the schema"))
+    }
+}
+
+/// How many schema nodes `schema` expands to through its references (`Expansion`).
+fn expanded_size(schema: &Value) -> Result<u64, String> {
+    Expansion {
+        root: schema,
+        sizes: Default::default(),
+        open: Default::default(),
+    }
+    .size(schema)
+}
+
 /// The nesting depth of arrays and objects in `v` (a scalar is 0).
 fn depth(v: &Value) -> usize {
     match v {
@@ -153,6 +230,7 @@ pub fn check(event_type: &EventType) -> Result<(), String> {
         if depth(schema) > MAX_SCHEMA_DEPTH {
             return Err(format!("{field}: nested deeper than {MAX_SCHEMA_DEPTH} levels"));
         }
+        expanded_size(schema).map_err(|e| format!("{field}: {e}"))?;
         let compiled = compile(schema).map_err(|e| format!("{field}: not a valid JSON Schema: {e}"))?;
         let number = parse_version(version).unwrap_or(0);
         if highest.as_ref().is_none_or(|(n, _)| number > *n) {

@@ -31,13 +31,11 @@ fn two_versions() -> EventType {
 }
 
 fn catalogue(validation: Validation, types: Vec<EventType>) -> TenantCatalogue {
-    TenantCatalogue::new(
-        TenantSettings {
-            validation,
-            updated_at_ms: 0,
-        },
-        types,
-    )
+    let settings = TenantSettings {
+        validation,
+        updated_at_ms: 0,
+    };
+    TenantCatalogue::new(settings, types, 0)
 }
 
 #[test]
@@ -132,10 +130,10 @@ fn a_saved_type_is_checked_field_by_field() {
         order_type(json!({"1": {"type": "nonsense"}})),
         "schemas.1: not a valid JSON Schema",
     );
-    // No network, no files: a remote reference does not resolve.
+    // No network, no files: a remote reference is refused.
     refused(
         order_type(json!({"1": {"$ref": "https://example.com/schema.json"}})),
-        "schemas.1: not a valid JSON Schema",
+        "schemas.1: $ref",
     );
     let many: serde_json::Map<String, Value> = (1..=21).map(|v| (v.to_string(), json!({}))).collect();
     refused(order_type(Value::Object(many)), "schemas:");
@@ -180,6 +178,32 @@ fn a_hostile_schema_is_refused_or_bounded() {
         "{:?}",
         started.elapsed()
     );
+    // References that fan out: 40 definitions, each naming the next twice (2^40 nodes to
+    // visit per value checked), small and shallow: refused by what they expand to.
+    let mut defs = serde_json::Map::new();
+    for n in 0..40 {
+        let next = format!("#/$defs/d{}", n + 1);
+        defs.insert(format!("d{n}"), json!({"allOf": [{"$ref": next}, {"$ref": next}]}));
+    }
+    defs.insert("d40".into(), json!({"type": "object"}));
+    let fan = json!({"1": {"$defs": defs, "$ref": "#/$defs/d0"}});
+    let e = check(&order_type(fan)).unwrap_err();
+    assert!(e.contains("expand to more than"), "{e}");
+    // References are local JSON pointers that name something.
+    for (schema, says) in [
+        (json!({"$ref": "#/$defs/missing"}), "names nothing"),
+        (json!({"$ref": "#anchor"}), "names nothing"),
+        (json!({"$ref": "other.json#/x"}), "only references inside the schema"),
+        (json!({"$dynamicRef": "#meta"}), "not supported"),
+    ] {
+        let e = check(&order_type(json!({ "1": schema }))).unwrap_err();
+        assert!(e.starts_with("schemas.1: ") && e.contains(says), "{schema}: {e}");
+    }
+    // A property named "$ref" is a schema like any other.
+    assert_eq!(
+        check(&order_type(json!({"1": {"properties": {"$ref": {"type": "string"}}}}))),
+        Ok(())
+    );
     // A reference cycle compiles and checks nothing forever.
     let cycle = order_type(json!({"1": {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}}));
     assert_eq!(check(&cycle), Ok(()));
@@ -206,13 +230,18 @@ fn a_change_drops_the_tenant_and_a_read_from_before_it_is_not_kept() {
     let now = cache.generation();
     cache.keep("t", now, catalogue(Validation::Enforce, vec![]));
     assert_eq!(cache.cached("t").map(|c| c.validation), Some(Validation::Enforce));
-    // The version key: the first look and every move drop everything.
-    cache.seen_version(3);
-    assert!(cache.cached("t").is_none());
+    // The global version: the first look and every move say so; then the tenants whose own
+    // version changed are dropped, the others kept.
+    assert!(cache.moved(3));
+    assert!(!cache.moved(3));
+    assert!(cache.moved(4));
+    cache.look_again();
+    assert!(cache.moved(4), "after a failed read the next look compares again");
     let now = cache.generation();
-    cache.keep("t", now, catalogue(Validation::Enforce, vec![]));
-    cache.seen_version(3);
-    assert!(cache.cached("t").is_some());
-    cache.seen_version(4);
-    assert!(cache.cached("t").is_none());
+    cache.keep("u", now, TenantCatalogue::new(TenantSettings::default(), vec![], 7));
+    let held = cache.held_versions();
+    let current: Vec<u64> = held.iter().map(|(t, v)| if t == "t" { v + 1 } else { *v }).collect();
+    cache.forget_changed(&held, &current);
+    assert!(cache.cached("t").is_none(), "t changed");
+    assert_eq!(cache.cached("u").map(|c| c.version), Some(7), "u did not");
 }

@@ -105,10 +105,13 @@ impl RedisStore {
 
     /// What a node's catalogue cache keeps of a tenant: its settings and, when validation is
     /// on, every event type (archived ones too: with `enforce` their events are refused).
-    pub async fn load_catalogue(&self, tenant: &str) -> Result<(TenantSettings, Vec<EventType>)> {
+    /// and the tenant's version, read first (a change after it shows as a newer one).
+    pub async fn load_catalogue(&self, tenant: &str) -> Result<(TenantSettings, Vec<EventType>, u64)> {
+        let version: Option<u64> = self.client().hget(self.keys.catalogue_versions(), tenant).await?;
+        let version = version.unwrap_or(0);
         let settings = self.tenant_settings(tenant).await?;
         if settings.validation == crate::catalogue::Validation::Off {
-            return Ok((settings, Vec::new()));
+            return Ok((settings, Vec::new(), version));
         }
         let mut types = Vec::new();
         let mut offset = 0;
@@ -120,10 +123,24 @@ impl RedisStore {
                 None => break,
             }
         }
-        Ok((settings, types))
+        Ok((settings, types, version))
     }
 
-    /// The version every change of any tenant's catalogue bumps.
+    /// The versions of these tenants' catalogues (0: never changed), in order.
+    pub async fn catalogue_versions(&self, tenants: &[String]) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(tenants.len());
+        for chunk in tenants.chunks(1_000) {
+            let versions: Vec<Option<u64>> = self
+                .client()
+                .hmget(self.keys.catalogue_versions(), chunk.to_vec())
+                .await?;
+            out.extend(versions.into_iter().map(|v| v.unwrap_or(0)));
+        }
+        Ok(out)
+    }
+
+    /// The version every change of any tenant's catalogue bumps (each tenant's own is in
+    /// `catalogue_versions`).
     pub async fn catalogue_version(&self) -> Result<u64> {
         let v: Option<u64> = self.client().get(self.keys.catalogue_version()).await?;
         Ok(v.unwrap_or(0))
@@ -132,6 +149,7 @@ impl RedisStore {
     /// After a change of `tenant`'s event types or settings: the version, the notification.
     async fn catalogue_changed(&self, tenant: &str) -> Result<()> {
         let client = self.client();
+        let _: Value = client.hincrby(self.keys.catalogue_versions(), tenant, 1).await?;
         let _: Value = client.incr(self.keys.catalogue_version()).await?;
         let _: Value = client.publish(self.keys.catalogue_channel(), tenant).await?;
         Ok(())

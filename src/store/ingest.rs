@@ -245,6 +245,11 @@ impl RedisStore {
         }))
     }
 
+    /// The id of the event stored under this idempotency key within the window, if any.
+    pub async fn idempotent_event(&self, tenant: &str, key: &str) -> Result<Option<String>> {
+        Ok(self.client().get(self.keys.idempotency(tenant, key)).await?)
+    }
+
     /// Is the event still stored (not past retention)?
     pub async fn event_exists(&self, tenant: &str, event_id: &str) -> Result<bool> {
         let n: u64 = self.client().exists(self.keys.event(tenant, event_id)).await?;

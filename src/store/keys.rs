@@ -28,7 +28,8 @@
 //! | `P:event_types` | hash | `<tenant>/<name>` → event type JSON (its schemas) |
 //! | `P:t:<tenant>:event_types` | zset | `<tenant>/<name>`, score 0 (1 once archived): listed by name |
 //! | `P:tenant_settings` | hash | tenant → settings JSON (`validation`) |
-//! | `P:catalogue:version` | counter | bumped at every change of event types or settings (nodes drop their cache on a new value); channel `P:catalogue` announces the tenant |
+//! | `P:catalogue:version` | counter | bumped at every change of event types or settings (a node that sees it move compares the versions of the tenants it holds); channel `P:catalogue` announces the tenant |
+//! | `P:catalogue:versions` | hash | tenant → its catalogue version |
 //! | `P:apikeys` | hash | sha256(key) → `{tenant, id, name, scopes, expires_at_ms, allowed_ips, prefix}` |
 //! | `P:t:<tenant>:keys` | hash | key id → sha256(key) (listing, revoking) |
 //! | `P:t:<tenant>:portal` | hash | portal session id → sha256(token) (revoking them all) |
@@ -145,6 +146,10 @@ impl Keys {
     /// catch a missed notification).
     pub fn catalogue_version(&self) -> String {
         format!("{}:catalogue:version", self.p)
+    }
+    /// Each tenant's catalogue version (bumped with its every change).
+    pub fn catalogue_versions(&self) -> String {
+        format!("{}:catalogue:versions", self.p)
     }
     /// Where a change of a tenant's event types or settings is announced (the tenant).
     pub fn catalogue_channel(&self) -> String {

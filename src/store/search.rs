@@ -73,6 +73,12 @@ impl RedisStore {
     /// page (`None` at the end). At most `SCAN_BUDGET` stream entries are read: a page may hold
     /// fewer than `limit` events and still have a next one.
     pub async fn find_events(&self, q: &EventSearch<'_>) -> Result<(Vec<FoundEvent>, Option<String>)> {
+        // Nothing comes before the stream's first possible id (and Redis refuses `(0-0`).
+        if q.before
+            .is_some_and(|c| c.split('-').all(|n| n.bytes().all(|b| b == b'0')))
+        {
+            return Ok((Vec::new(), None));
+        }
         let stream = self.keys.events_stream(self.keys.partition_of(q.tenant));
         let mut end = match (q.before, q.to_ms) {
             (Some(cursor), _) => format!("({cursor}"),

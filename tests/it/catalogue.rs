@@ -254,6 +254,28 @@ async fn warn_flags_and_enforce_refuses_what_does_not_match() {
     let refused_id = results[1]["id"].clone();
     assert_eq!(refused_id, Value::Null, "nothing stored for the refused item");
 
+    // A retry of an event stored before the schema tightened is its duplicate, not a 422.
+    let keyed = json!({"type": "order.created", "payload": {"order": {"total": 5, "currency": "USD"}},
+                       "idempotency_key": "retry-1"});
+    let (status, first) = ingest(api, "v", keyed.clone()).await;
+    assert_eq!(status, 202, "{first}");
+    let stricter = json!({"1": {"type": "object", "required": ["never"]}});
+    put(
+        api,
+        "/v1/tenants/v/event-types/order.created",
+        json!({"schemas": stricter}),
+    )
+    .await;
+    let (status, again) = ingest(api, "v", keyed.clone()).await;
+    assert_eq!((status, &again["duplicate"]), (200, &json!(true)), "{again}");
+    assert_eq!(again["id"], first["id"]);
+    let (_, batch) = api
+        .post("/v1/tenants/v/events/batch", json!({"events": [keyed, good]}))
+        .await;
+    assert_eq!(batch["results"][0]["id"], first["id"], "{batch}");
+    assert_eq!(batch["results"][0]["duplicate"], true);
+    assert_eq!(batch["results"][1]["error"]["code"], "schema_violation", "{batch}");
+
     // An archived type is refused under enforce.
     api.call(Method::DELETE, "/v1/tenants/v/event-types/order.created", None)
         .await;
@@ -293,12 +315,13 @@ async fn a_schema_change_reaches_another_node_without_restart() {
         json!({"schemas": strict}),
     )
     .await;
-    eventually(Duration::from_secs(10), "node b applying the new version", || async {
+    // Within 2 s: the change notification, not the 5-second version poll under it.
+    eventually(Duration::from_secs(2), "node b applying the new version", || async {
         (ingest(&b.api, "n", event.clone()).await.0 == 422).then_some(())
     })
     .await;
     set_validation(&a.api, "n", "off").await;
-    eventually(Duration::from_secs(10), "node b applying the setting", || async {
+    eventually(Duration::from_secs(2), "node b applying the setting", || async {
         (ingest(&b.api, "n", event.clone()).await.0 == 202).then_some(())
     })
     .await;
@@ -326,4 +349,39 @@ async fn the_benchmark_order_matches_its_schema() {
     let (status, answer) = ingest(api, "o", json!({"type": "load.test", "payload": broken})).await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["error"]["details"][0]["path"], "/order/items/3/sku");
+}
+
+/// A change whose notification a node missed (written here straight into Redis, announced to
+/// nobody) reaches it through the versions it reads every 5 s.
+#[tokio::test]
+async fn a_change_whose_notification_was_missed_is_picked_up_from_the_versions() {
+    let (redis, prefix) = (shared_redis_url(), unique_prefix("catalogue-poll"));
+    let node = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
+    let api = &node.api;
+    put(
+        api,
+        "/v1/tenants/p/event-types/a.b",
+        json!({"schemas": {"1": {"type": "object", "required": ["x"]}}}),
+    )
+    .await;
+    set_validation(api, "p", "enforce").await;
+    let event = json!({"type": "a.b", "payload": {}});
+    assert_eq!(ingest(api, "p", event.clone()).await.0, 422);
+    redis_cli(
+        &redis,
+        &[
+            "hset",
+            &format!("{prefix}:tenant_settings"),
+            "p",
+            r#"{"validation":"off","updated_at_ms":1}"#,
+        ],
+    );
+    redis_cli(&redis, &["hincrby", &format!("{prefix}:catalogue:versions"), "p", "1"]);
+    redis_cli(&redis, &["incr", &format!("{prefix}:catalogue:version")]);
+    eventually(
+        Duration::from_secs(15),
+        "the node reading the changed version",
+        || async { (ingest(api, "p", event.clone()).await.0 == 202).then_some(()) },
+    )
+    .await;
 }

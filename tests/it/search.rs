@@ -129,6 +129,7 @@ async fn events_are_found_by_type_time_and_source_and_pages_hold_under_inserts()
         ("cursor=abc", "cursor"),
         ("limit=0", "limit"),
         ("colour=red", "colour"),
+        ("type=a&type=b", "type"),
     ] {
         let (status, answer) = api.get(&format!("/v1/tenants/s/events?{query}")).await;
         assert_eq!(status, 400, "{query}: {answer}");
@@ -160,4 +161,12 @@ async fn a_search_reads_a_bounded_part_of_the_stream_per_request() {
     let (_, second) = api.get(&format!("/v1/tenants/quiet/events?cursor={cursor}")).await;
     assert_eq!(ids(&second), [quiet]);
     assert_eq!(second["next_cursor"], Value::Null);
+    // The cursor before the first possible id: an empty last page, not an error.
+    let (status, none) = api.get("/v1/tenants/quiet/events?cursor=0-0").await;
+    assert_eq!(
+        (status, none["data"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{none}"
+    );
+    assert_eq!(none["next_cursor"], Value::Null);
 }

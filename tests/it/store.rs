@@ -689,6 +689,7 @@ async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
             ctx: ctx.clone(),
             endpoint_id: endpoint.id.clone(),
             shard,
+            epoch,
         };
         let (_actor, stopped) = ractor::Actor::spawn(None, EndpointActor, args).await.unwrap();
         tokio::time::timeout(std::time::Duration::from_secs(10), stopped)

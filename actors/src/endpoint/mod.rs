@@ -72,6 +72,8 @@ pub struct EndpointArgs {
     pub ctx: Arc<Ctx>,
     pub endpoint_id: String,
     pub shard: u32,
+    /// The epoch of the shard's lease its owner holds (`LeaseClock::valid_for`).
+    pub epoch: u64,
 }
 
 impl Actor for EndpointActor {
@@ -90,7 +92,7 @@ impl Actor for EndpointActor {
         // Without it the limit still holds, only less tightly across this restart.
         let saved_bucket = store.load_bucket(&args.endpoint_id, args.shard).await.ok().flatten();
         myself.send_message(EndpointMsg::Wake)?;
-        let lease_epoch = args.ctx.leases.epoch(args.shard);
+        let lease_epoch = args.epoch;
         Ok(EndpointState {
             gates: Gates {
                 breaker: Breaker::new(args.ctx.settings.breaker.clone(), health.breaker),

@@ -331,11 +331,14 @@ fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
     cfg
 }
 
-/// Start one endpoint actor on a node that holds its shard's lease (epoch 0).
+/// Start one endpoint actor on a node that holds its shard's lease (epoch 0). `stale`: the
+/// node holds it under epoch 1 by then, and the actor is started under 0 (by an owner of the
+/// lease before, not yet stopped).
 async fn start(
     memory: Arc<Memory>,
     receiver: Arc<Receiver>,
     clock: Arc<TokioClock>,
+    stale: bool,
 ) -> (Arc<Ctx>, ActorRef<EndpointMsg>, tokio::task::JoinHandle<()>) {
     let stores = Stores {
         router: Arc::new(Offline),
@@ -350,10 +353,14 @@ async fn start(
         clock.clone(),
     ));
     ctx.leases.renewed(SHARD, clock.now_ms());
+    if stale {
+        ctx.leases.set_epoch(SHARD, 1);
+    }
     let args = EndpointArgs {
         ctx: ctx.clone(),
         endpoint_id: "ep_unit".into(),
         shard: SHARD,
+        epoch: 0,
     };
     let (actor, join) = Actor::spawn(None, EndpointActor, args).await.unwrap();
     (ctx, actor, join)
@@ -367,7 +374,7 @@ async fn run(
     clock: Arc<TokioClock>,
     at_most: Duration,
 ) -> (Arc<Ctx>, bool) {
-    let (ctx, actor, join) = start(memory, receiver, clock).await;
+    let (ctx, actor, join) = start(memory, receiver, clock, false).await;
     let stopped = tokio::time::timeout(at_most, join).await.is_ok();
     if !stopped {
         actor.stop_and_wait(None, None).await.unwrap();
@@ -383,7 +390,7 @@ async fn an_actor_of_a_lease_taken_again_starts_nothing_under_the_new_one() {
     let clock = Arc::new(TokioClock::starting_at(START_MS));
     let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 10);
     let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(100));
-    let (ctx, actor, _join) = start(memory.clone(), receiver.clone(), clock.clone()).await;
+    let (ctx, actor, _join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let before = receiver.starts().len();
     assert!((1..=2).contains(&before), "{before} attempts started");
@@ -397,6 +404,14 @@ async fn an_actor_of_a_lease_taken_again_starts_nothing_under_the_new_one() {
         "the old lease's actor started attempts under the new lease"
     );
     actor.stop_and_wait(None, None).await.unwrap();
+
+    // An actor the old owner starts after the node took the shard again works under the old
+    // owner's epoch: it starts nothing either.
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(100));
+    let (_, late, _join) = start(memory.clone(), receiver.clone(), clock.clone(), true).await;
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(receiver.starts().is_empty(), "an actor of the old owner sent");
+    late.stop_and_wait(None, None).await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
