@@ -171,6 +171,8 @@ pub fn changes(
 /// What an audited write does to its record's field.
 pub enum Write<'a> {
     Set(&'a str),
+    /// Set only if the field does not exist yet (else `Written::Changed`, nothing done).
+    Create(&'a str),
     Delete,
     /// Nothing: the entry alone (a secret read, a replay).
     Nothing,
@@ -263,6 +265,7 @@ impl RedisStore {
             .await?;
         let (op, value) = match write {
             Write::Set(v) => ("set", v),
+            Write::Create(v) => ("new", v),
             Write::Delete => ("del", ""),
             Write::Nothing => ("none", ""),
         };

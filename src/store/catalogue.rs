@@ -21,7 +21,7 @@ impl RedisStore {
 
     /// Save an event type (new, replaced or archived) with the entry that records it. `guard`:
     /// its `updated_at_ms` as read (`None`: it did not exist); the write happens only if it
-    /// still is so.
+    /// still is so (else `Written::Changed`, or `Gone`).
     pub async fn put_event_type(
         &self,
         event_type: &EventType,
@@ -30,9 +30,11 @@ impl RedisStore {
     ) -> Result<Written> {
         let json = serde_json::to_string(event_type)?;
         let member = field(&event_type.tenant, &event_type.name);
-        let written = self
-            .audited(Kind::EventTypes, &member, Write::Set(&json), guard, entry)
-            .await?;
+        let write = match guard {
+            Some(_) => Write::Set(&json),
+            None => Write::Create(&json),
+        };
+        let written = self.audited(Kind::EventTypes, &member, write, guard, entry).await?;
         if written == Written::Done {
             let score = if event_type.archived { 1.0 } else { 0.0 };
             let _: Value = self

@@ -6,10 +6,11 @@ use fred::types::scripts::Script;
 use std::sync::LazyLock;
 
 /// An audited change (`audit.rs`). KEYS: a record hash, its kind's audit stream for every
-/// tenant, the tenant's. ARGV: field, `set` | `del` | `none`, the value to set, the record's
-/// `updated_at_ms` as read ('' to write whatever is there), the entry's JSON, the oldest
-/// stream id to keep (ms). Returns 0 if the record is gone (guarded or `del`), -1 if it is not
-/// at the version read (nothing written), else the entry's stream id. The change and its entry
+/// tenant, the tenant's. ARGV: field, `set` | `new` (set only if absent) | `del` | `none`, the
+/// value to set, the record's `updated_at_ms` as read ('' to write whatever is there), the
+/// entry's JSON, the oldest stream id to keep (ms). Returns 0 if the record is gone (guarded or
+/// `del`), -1 if it is not at the version read or `new` finds it there (nothing written), else
+/// the entry's stream id. The change and its entry
 /// are one step: the entry is appended first, so a command that fails (Redis does not undo a
 /// script's earlier writes) leaves at most an entry without its change, never the reverse.
 ///
@@ -25,6 +26,7 @@ if ARGV[4] ~= '' then
   if string.format('%.0f', cjson.decode(current).updated_at_ms) ~= ARGV[4] then return -1 end
 end
 if ARGV[2] == 'del' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[2] == 'new' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return -1 end
 local now = redis.call('TIME')
 local us = tonumber(now[2])
 local ms = tonumber(now[1]) * 1000 + math.floor(us / 1000)
@@ -48,7 +50,7 @@ end
 local id = string.format('%.0f-%.0f', ms, seq)
 redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[6], id, 'j', ARGV[5])
 redis.call('XADD', KEYS[3], 'MINID', '~', ARGV[6], id, 'j', ARGV[5])
-if ARGV[2] == 'set' then
+if ARGV[2] == 'set' or ARGV[2] == 'new' then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 elseif ARGV[2] == 'del' then
   redis.call('HDEL', KEYS[1], ARGV[1])

@@ -61,7 +61,19 @@ async fn event_types_are_saved_listed_archived_and_restored() {
     assert_eq!(created["name"], "order.created");
     assert_eq!(created["schemas"], order_schemas());
     assert_eq!(created["archived"], false);
+    // Creations at once: one creates, the others replace it (never two "created").
+    let racing = "/v1/tenants/c-race/event-types/raced.type";
+    let puts = (0..8).map(|_| put(api, racing, json!({})));
+    let statuses: Vec<u16> = hookline::store::join_all(puts)
+        .await
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    // The others replaced it, or (written over again and again meanwhile) gave up with a 503.
+    assert!(statuses.iter().all(|s| [200, 201, 503].contains(s)), "{statuses:?}");
     let (status, replaced) = put(api, path, json!({"schemas": order_schemas(), "deprecated": true})).await;
+
     assert_eq!(status, 200, "{replaced}");
     assert_eq!(replaced["created_at"], created["created_at"]);
     assert_eq!(replaced["description"], "", "a PUT replaces the whole type");
