@@ -15,6 +15,18 @@ fn open_files(pid: u32) -> usize {
         .unwrap_or(0)
 }
 
+/// The state of the node's end of the loopback connection from `client_port` to `node_port`
+/// (`/proc/net/tcp`: "01" established, "04"/"05"/"07"… once the node closed it), if it exists.
+fn node_socket_state(node_port: u16, client_port: u16) -> Option<String> {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |f: &str| f.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+        (port(fields.get(1)?)? == node_port && port(fields.get(2)?)? == client_port)
+            .then(|| fields.get(3).map(|s| s.to_string()))?
+    })
+}
+
 fn addr(node: &Node) -> String {
     node.api.base.trim_start_matches("http://").to_string()
 }
@@ -156,20 +168,23 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_write_timeout() {
             .set("server__header_read_timeout_s", "60"),
     )
     .await;
-    let pid = node.pid();
-    let idle = open_files(pid);
     // Hundreds of pipelined requests for the OpenAPI document (tens of MB of answers), and not
     // one byte read: the node's writes fill the socket's buffers and wait.
     let mut s = TcpStream::connect(addr(&node)).await.unwrap();
+    let (node_port, client_port) = (s.peer_addr().unwrap().port(), s.local_addr().unwrap().port());
     let requests = "GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(400);
     s.write_all(requests.as_bytes()).await.unwrap();
-    let held = last_reading(Duration::from_secs(2), || async { open_files(pid) }, |n| *n > idle).await;
-    assert!(held > idle, "the node never held the connection");
-    // The node closes its end while this end still holds the socket unread.
-    let settled = last_reading(Duration::from_secs(15), || async { open_files(pid) }, |n| *n <= idle).await;
+    // The node's end of this very connection (not a count of its files, which its other
+    // connections can change meanwhile): established while it writes, then closed by the node
+    // while this end still holds the socket unread.
+    let state = || async { node_socket_state(node_port, client_port) };
+    let established = |st: &Option<String>| st.as_deref() == Some("01");
+    let held = last_reading(Duration::from_secs(2), state, established).await;
+    assert!(established(&held), "the node never held the connection: {held:?}");
+    let settled = last_reading(Duration::from_secs(15), state, |st| !established(st)).await;
     assert!(
-        settled <= idle,
-        "the node still holds the stalled connection: {settled} files, idle {idle}"
+        !established(&settled),
+        "the node still holds the stalled connection: its end is {settled:?}"
     );
     let mut rest = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut rest)).await;
