@@ -8,7 +8,7 @@ use super::extract::{Path, Query};
 use super::{page_limit, parse_time, AppState, TenantPath};
 use crate::store::search::{is_cursor, EventSearch, SCAN_BUDGET};
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use serde_json::value::RawValue;
 use utoipa::openapi::path::{Parameter, ParameterIn};
@@ -120,16 +120,6 @@ pub struct EventPage {
     next_cursor: Option<String>,
 }
 
-/// An event's body as stored (`event::NewEvent`).
-#[derive(Deserialize)]
-struct Body {
-    #[serde(rename = "type")]
-    event_type: String,
-    timestamp: String,
-    data: Box<RawValue>,
-    source: Option<Box<RawValue>>,
-}
-
 /// The tenant's events, newest first, by type, ingest time, source and metadata
 /// (`metadata.<key>=<value>`, any number of them, all must hold).
 #[utoipa::path(
@@ -181,7 +171,8 @@ pub async fn list_events(
     debug_assert!(SCAN_BUDGET >= limit);
     let mut data = Vec::with_capacity(found.len());
     for event in found {
-        let body: Body = serde_json::from_str(&event.record.body).map_err(crate::store::Error::from)?;
+        let body: super::events::StoredBody =
+            serde_json::from_str(&event.record.body).map_err(crate::store::Error::from)?;
         data.push(EventItem {
             id: event.event_id,
             event_type: body.event_type,

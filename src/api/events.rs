@@ -564,13 +564,13 @@ pub(super) fn metadata_of(stored: Option<String>) -> Box<RawValue> {
 
 /// An event's body as stored (`event::NewEvent`).
 #[derive(Deserialize)]
-struct StoredBody {
+pub(super) struct StoredBody {
     #[serde(rename = "type")]
-    event_type: String,
-    timestamp: String,
-    tenant: String,
-    data: Box<RawValue>,
-    source: Option<Box<RawValue>>,
+    pub(super) event_type: String,
+    pub(super) timestamp: String,
+    pub(super) tenant: String,
+    pub(super) data: Box<RawValue>,
+    pub(super) source: Option<Box<RawValue>>,
 }
 
 /// `hookline_events_ingested_total{outcome[, tenant]}`.
