@@ -32,6 +32,7 @@ pub struct Config {
     pub metrics: MetricsCfg,
     pub security: Security,
     pub console: Console,
+    pub transform: Transform,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -412,7 +413,7 @@ impl Config {
                 format!("{wrong:?} is not an IP address or CIDR range"),
             );
         }
-        if let Err((key, problem)) = self.delivery.egress_checked() {
+        if let Err((key, problem)) = self.delivery.egress_checked().and(self.transform.checked()) {
             return bad(key, problem);
         }
         if let Err(problem) = self.console.frame_ancestors() {
@@ -590,6 +591,8 @@ impl Config {
 
 mod console;
 mod egress;
+mod transform;
 pub use console::Console;
+pub use transform::Transform;
 #[cfg(test)]
 mod tests;

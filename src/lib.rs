@@ -26,6 +26,7 @@ pub mod sampler;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod transform;
 
 use config::Config;
 use hookline_actors::matching::SubscriptionIndex;
@@ -160,7 +161,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         })
     };
     let egress = cfg.delivery.egress().map_err(RunError::Http)?;
-    let transport = Arc::new(delivery::HttpTransport::new(&egress).map_err(RunError::Http)?);
+    let transforms = transform::Transforms::new(cfg.transform.workers, cfg.transform.timeout_ms);
+    let transport = Arc::new(
+        delivery::HttpTransport::new(&egress)
+            .map_err(RunError::Http)?
+            .with_transforms(transforms.clone(), cfg.delivery.require_https),
+    );
     let index = Arc::new(SubscriptionIndex::new());
     let settings = node_settings(&cfg);
     tracing::info!(node_id = %settings.node_id, shards = settings.shard_count, "starting node");
@@ -236,6 +242,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
                 .collect(),
         ),
         catalogue,
+        transforms,
     };
 
     let (actors_died_tx, actors_died_rx) = tokio::sync::oneshot::channel::<()>();

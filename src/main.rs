@@ -1,6 +1,7 @@
 //! `hookline [serve] [--config FILE]`: parse the command line, load config, run the node.
 //! `hookline secrets rotate [--config FILE]`: seal every stored secret again under the first
-//! of `security.encryption_keys`, then exit.
+//! of `security.encryption_keys`, then exit. `hookline transform-worker` is what the node starts
+//! to run endpoints' transforms (`hookline::transform::worker`), not for people.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,8 +106,22 @@ async fn signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A transform worker (`hookline::transform`) is started by the node itself: no config, no
+    // logs, no runtime, just jobs on stdin.
+    if std::env::args().nth(1).as_deref() == Some("transform-worker") {
+        return hookline::transform::worker::main();
+    }
+    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(node_main()),
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn node_main() -> ExitCode {
     let (command, config_file) = match parse_args() {
         Ok(c) => c,
         Err(text) => {

@@ -33,7 +33,7 @@ pub use ctx::{Clock, NodeSettings, Stores, SystemClock, TokioClock};
 pub use model::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth, PayloadMode, RoutedEvent, StreamEvent};
 pub use store::{EndpointStore, LeaseStore, RouterStore, StoreError};
 pub use supervisor::Node;
-pub use transport::{AttemptRequest, AttemptResponse, ReceiverAuth, Transport};
+pub use transport::{AttemptRequest, AttemptResponse, ReceiverAuth, TransformSpec, Transport};
 
 /// Milliseconds since the Unix epoch: the clock every stored time uses.
 pub fn now_ms() -> u64 {

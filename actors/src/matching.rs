@@ -230,28 +230,8 @@ mod tests {
 
     fn cfg(id: &str, tenant: &str, types: &[&str]) -> EndpointConfig {
         EndpointConfig {
-            id: id.into(),
-            tenant: tenant.into(),
-            url: "http://x".into(),
             event_types: types.iter().map(|s| s.to_string()).collect(),
-            description: None,
-            secret: "whsec_x".into(),
-            previous_secrets: vec![],
-            rate_limit_per_s: None,
-            max_in_flight: None,
-            timeout_ms: None,
-            retry_schedule_s: None,
-            headers: Default::default(),
-            ordered: false,
-            disabled: false,
-            disabled_reason: None,
-            tls: None,
-            oauth2: None,
-            filter: None,
-            payload_mode: Default::default(),
-            metadata: Default::default(),
-            created_at_ms: 0,
-            updated_at_ms: 0,
+            ..EndpointConfig::new(id.into(), tenant.into(), "http://x".into(), "whsec_x".into(), 0)
         }
     }
 

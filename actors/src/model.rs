@@ -151,6 +151,10 @@ pub struct EndpointConfig {
     /// The tenant's own labels for it, shown and never sent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// A jq program run on each delivery before it is sent (`transport::TransformSpec`): it
+    /// may reshape the body, add headers, change the URL or cancel the delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<std::sync::Arc<str>>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }
@@ -180,6 +184,7 @@ impl EndpointConfig {
             filter: None,
             payload_mode: PayloadMode::Full,
             metadata: BTreeMap::new(),
+            transform: None,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }
@@ -254,6 +259,9 @@ pub struct QueuedDelivery {
     pub cycle_base: u32,
     /// The exact body receivers get, or `None` when the event is gone (retention).
     pub body: Option<std::sync::Arc<str>>,
+    /// The event's metadata as stored (a JSON object), read only for an endpoint with a
+    /// transform (its program sees it); `None` otherwise or when the event has none.
+    pub metadata: Option<std::sync::Arc<str>>,
     /// Not to be attempted before this time (ms). Only ordered endpoints see a head delivery
     /// that is not due yet: its retry keeps its place in line, or an event ingested before it
     /// may not be in the queue yet (another node's router has it): look again then.
@@ -287,6 +295,11 @@ pub enum DeadReason {
     Gone,
     /// The event left retention before it was delivered: `event_expired`.
     EventExpired,
+    /// The endpoint's transform failed on this event (an error, too slow, too big, a bad
+    /// result): `transform_failed`.
+    TransformFailed,
+    /// The endpoint's transform cancelled this delivery (`"cancel": true`): `cancelled`.
+    Cancelled,
 }
 
 impl std::fmt::Display for DeadReason {
@@ -299,6 +312,8 @@ impl std::fmt::Display for DeadReason {
             DeadReason::RetriesExhausted => f.write_str("retries_exhausted"),
             DeadReason::Gone => f.write_str("gone"),
             DeadReason::EventExpired => f.write_str("event_expired"),
+            DeadReason::TransformFailed => f.write_str("transform_failed"),
+            DeadReason::Cancelled => f.write_str("cancelled"),
         }
     }
 }
@@ -442,6 +457,8 @@ mod id_tests {
             (DeadReason::RetriesExhausted, "retries_exhausted"),
             (DeadReason::Gone, "gone"),
             (DeadReason::EventExpired, "event_expired"),
+            (DeadReason::TransformFailed, "transform_failed"),
+            (DeadReason::Cancelled, "cancelled"),
         ];
         for (reason, name) in names {
             assert_eq!(reason.to_string(), name);

@@ -28,6 +28,12 @@ pub fn classify(resp: &AttemptResponse) -> Outcome {
         (_, Some(FailureKind::InvalidRequest)) => Outcome::Permanent {
             reason: DeadReason::InvalidRequest,
         },
+        (_, Some(FailureKind::TransformFailed)) => Outcome::Permanent {
+            reason: DeadReason::TransformFailed,
+        },
+        (_, Some(FailureKind::Cancelled)) => Outcome::Permanent {
+            reason: DeadReason::Cancelled,
+        },
         (_, Some(FailureKind::Timeout | FailureKind::Connect | FailureKind::Other)) => {
             Outcome::Retry { retry_after: None }
         }
@@ -99,6 +105,21 @@ mod tests {
             classify(&r),
             Outcome::Permanent {
                 reason: DeadReason::DestinationBlocked
+            }
+        );
+        // A transform's failure or cancel is the event's, not the receiver's: never retried.
+        r.failure = Some(FailureKind::TransformFailed);
+        assert_eq!(
+            classify(&r),
+            Outcome::Permanent {
+                reason: DeadReason::TransformFailed
+            }
+        );
+        r.failure = Some(FailureKind::Cancelled);
+        assert_eq!(
+            classify(&r),
+            Outcome::Permanent {
+                reason: DeadReason::Cancelled
             }
         );
     }

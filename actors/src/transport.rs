@@ -6,6 +6,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Headers the node sets itself, which neither an endpoint nor a transform may override.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "transfer-encoding",
+    "connection",
+];
+
 #[derive(Debug, Clone)]
 pub struct AttemptRequest {
     pub url: String,
@@ -19,6 +32,22 @@ pub struct AttemptRequest {
     /// How the receiver wants the node to prove itself beyond the signature: only for
     /// endpoints that set it (the plain path carries nothing).
     pub auth: Option<ReceiverAuth>,
+    /// The endpoint's transform and what its program sees beside the body: only for
+    /// endpoints that have one (the plain path carries nothing).
+    pub transform: Option<TransformSpec>,
+}
+
+/// A transform to run on an attempt's body before it is signed and sent.
+#[derive(Debug, Clone)]
+pub struct TransformSpec {
+    /// The jq program.
+    pub program: Arc<str>,
+    /// The event's full body (`{"type", "timestamp", "data"}`), even for a thin endpoint.
+    pub event: Arc<str>,
+    pub endpoint_id: String,
+    pub endpoint_metadata: BTreeMap<String, String>,
+    /// The event's metadata as stored (a JSON object), if it has any.
+    pub event_metadata: Option<Arc<str>>,
 }
 
 /// An endpoint's client certificate and OAuth2 client, with the endpoint's id: the transport
@@ -49,6 +78,10 @@ pub enum FailureKind {
     Blocked,
     /// The request could not even be built (bad URL, bad header): retrying cannot help.
     InvalidRequest,
+    /// The endpoint's transform failed on this event: dead-lettered, `transform_failed`.
+    TransformFailed,
+    /// The endpoint's transform cancelled the delivery: dead-lettered, `cancelled`.
+    Cancelled,
     Other,
 }
 

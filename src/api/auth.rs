@@ -87,7 +87,7 @@ pub fn operation_scope(operation_id: &str) -> Option<Scope> {
     Some(match operation_id {
         "ingest_event" | "ingest_event_batch" => Scope::EventsWrite,
         "get_event" | "list_events" => Scope::EventsRead,
-        "list_endpoints" | "get_endpoint" | "test_endpoint_filter" => Scope::EndpointsRead,
+        "list_endpoints" | "get_endpoint" | "test_endpoint_filter" | "test_endpoint_transform" => Scope::EndpointsRead,
         "get_endpoint_secret" => Scope::EndpointsSecrets,
         "create_endpoint"
         | "update_endpoint"

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 /// The fields of an endpoint the edit form holds: all a PATCH takes but `disabled` (the page's
 /// Disable and Enable do that, keeping the reason) and the write-only `secret`, `tls` and
 /// `oauth2` (added to the JSON, they replace what is stored; left out, they stay).
-const EDITABLE: [&str; 13] = [
+const EDITABLE: [&str; 14] = [
     "url",
     "event_types",
     "description",
@@ -29,6 +29,7 @@ const EDITABLE: [&str; 13] = [
     "filter",
     "payload_mode",
     "metadata",
+    "transform",
 ];
 
 #[derive(Deserialize)]
@@ -111,7 +112,7 @@ fn new_form(viewer: &Viewer, tenant: &str, form: Option<&EndpointForm>, error: O
         text_area(
             "settings",
             "Other settings (JSON, optional: rate_limit_per_s, max_in_flight, timeout_ms, retry_schedule_s, \
-             headers, ordered, signature, tls, oauth2, filter, payload_mode, metadata)",
+             headers, ordered, signature, tls, oauth2, filter, payload_mode, metadata, transform)",
             4,
             &value(|f| &f.settings)
         ),

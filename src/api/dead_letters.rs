@@ -35,7 +35,8 @@ pub struct DeadLetterOut {
     event_id: String,
     /// When it died (RFC 3339).
     dead_at: String,
-    /// Why: `http_<code>`, `redirect_<code>`, `retries_exhausted`, `gone`, `destination_blocked`, …
+    /// Why: `http_<code>`, `redirect_<code>`, `retries_exhausted`, `gone`, `destination_blocked`,
+    /// `transform_failed`, `cancelled`, …
     reason: String,
     attempts: u32,
 }

@@ -51,7 +51,8 @@ pub struct DeliveryDetail {
     created_at: String,
     next_attempt_at: Option<String>,
     /// Why it is dead: `http_<code>`, `redirect_<code>`, `retries_exhausted`, `gone`,
-    /// `destination_blocked`, `event_expired`, `endpoint_deleted`.
+    /// `destination_blocked`, `event_expired`, `endpoint_deleted`, `transform_failed`,
+    /// `cancelled` (by the endpoint's transform).
     reason: Option<String>,
     attempts: Vec<AttemptOut>,
 }

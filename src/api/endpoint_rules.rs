@@ -19,19 +19,6 @@ pub fn check_https(field: &str, url: &str, rules: &crate::config::Delivery) -> R
     Ok(())
 }
 
-/// Headers the node sets itself, which an endpoint may not override.
-pub(super) const RESERVED_HEADERS: &[&str] = &[
-    "content-type",
-    "content-length",
-    "host",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "transfer-encoding",
-    "connection",
-];
-
 pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result<(), ApiError> {
     super::endpoint_auth::check_url("url", &cfg.url, rules)?;
     if cfg.event_types.is_empty() || cfg.event_types.len() > 100 {
@@ -81,7 +68,7 @@ pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result
                 "headers: {name:?} is not a valid header name"
             )));
         }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        if hookline_actors::transport::RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             return Err(ApiError::invalid(format!(
                 "headers: {name:?} is set by the node and cannot be overridden"
             )));

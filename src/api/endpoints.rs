@@ -90,6 +90,9 @@ pub struct EndpointFields {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::schema::metadata)]
     metadata: Option<Option<BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(schema_with = super::endpoint_transform::schema)]
+    transform: Option<Option<String>>,
 }
 
 /// The body of a creation: `EndpointFields` with `url` required (documentation only: the
@@ -149,6 +152,8 @@ pub struct EndpointOut {
     payload_mode: PayloadModeName,
     /// The tenant's own labels (`{}` when none): shown, never sent to the receiver.
     metadata: BTreeMap<String, String>,
+    #[schema(schema_with = super::endpoint_transform::schema)]
+    transform: Option<String>,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -267,6 +272,9 @@ impl EndpointFields {
         if let Some(metadata) = self.metadata {
             cfg.metadata = metadata.unwrap_or_default();
         }
+        if let Some(transform) = self.transform {
+            cfg.transform = transform.map(Into::into);
+        }
         super::endpoint_auth::apply(
             cfg,
             self.tls.map(|t| t.map(|t| t.0)),
@@ -300,6 +308,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         filter: cfg.filter.as_deref().cloned(),
         payload_mode: cfg.payload_mode.into(),
         metadata: cfg.metadata,
+        transform: cfg.transform.as_deref().map(str::to_string),
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {
@@ -399,6 +408,7 @@ async fn create(
         fields.scheme().new_secret(),
         now,
     );
+    super::endpoint_transform::check(&state, fields.transform.as_ref()).await?;
     fields.apply(&mut cfg);
     validate(&cfg, &state.config.delivery)?;
     let changes = endpoint_changes(None, Some(&cfg));
@@ -504,6 +514,7 @@ async fn update(
     let mut checked = current.clone();
     fields.clone().apply(&mut checked);
     validate(&checked, &state.config.delivery)?;
+    super::endpoint_transform::check(&state, fields.transform.as_ref()).await?;
     if current.disabled && !checked.disabled {
         // Enabling by PATCH is the same as POST …/enable: a fresh start for its health.
         state

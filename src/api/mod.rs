@@ -22,6 +22,7 @@ mod endpoint_actions;
 mod endpoint_auth;
 mod endpoint_filter;
 mod endpoint_rules;
+mod endpoint_transform;
 mod endpoints;
 pub mod error;
 mod event_search;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<Vec<crate::inbound::net::Cidr>>,
     /// Each tenant's event types and validation setting as this node last read them.
     pub catalogue: Arc<crate::catalogue::Catalogue>,
+    /// Runs endpoints' transforms for checks on save and `…/transform/test`.
+    pub transforms: Arc<crate::transform::Transforms>,
 }
 
 impl AppState {
@@ -124,6 +127,7 @@ fn routes(max_batch_bytes: usize) -> OpenApiRouter<AppState> {
         .merge(endpoints::router())
         .merge(endpoint_actions::router())
         .merge(endpoint_filter::router())
+        .merge(endpoint_transform::router())
         .merge(event_types::router())
         .merge(dead_letters::router())
         .merge(deliveries::router())

@@ -74,7 +74,7 @@ pub const URL: &str = concat!(
 );
 /// A header name `http::HeaderName` takes (an RFC 9110 token).
 pub const HEADER_NAME: &str = "^[0-9A-Za-z!#$%&'*+.^_`|~-]+$";
-/// The names of headers the node sets itself (`endpoint_rules::RESERVED_HEADERS`), in any case.
+/// The names of headers the node sets itself (`hookline_actors::transport::RESERVED_HEADERS`), in any case.
 pub const RESERVED_HEADER_NAME: &str = concat!(
     "^(?:[cC][oO][nN][tT][eE][nN][tT]-(?:[tT][yY][pP][eE]|[lL][eE][nN][gG][tT][hH])",
     "|[hH][oO][sS][tT]|[uU][sS][eE][rR]-[aA][gG][eE][nN][tT]",

@@ -22,6 +22,7 @@ fn defaults_match_the_contract() {
     assert_eq!(c.ingest.max_payload_bytes, 262_144);
     assert!(!c.delivery.allow_private_networks);
     assert_eq!(c.console.portal_frame_ancestors, "'none'");
+    assert_eq!((c.transform.workers, c.transform.timeout_ms), (2, 10));
 }
 
 #[test]
@@ -94,6 +95,9 @@ fn bad_values_name_their_key() {
             "[console]\nportal_frame_ancestors = \"https://a.example; script-src *\"",
             "console.portal_frame_ancestors",
         ),
+        ("[transform]\nworkers = 0", "transform.workers"),
+        ("[transform]\ntimeout_ms = 0", "transform.timeout_ms"),
+        ("[transform]\ntimeout_ms = 10001", "transform.timeout_ms"),
     ];
     for (toml, key) in cases {
         let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))

@@ -36,6 +36,9 @@ pub struct HttpTransport {
     clients: clients::Clients,
     tokens: oauth::Tokens,
     allow_private: bool,
+    /// Runs endpoints' transforms (`crate::transform`), with `delivery.require_https` for the
+    /// URLs they give; none in tools and tests that build a bare transport.
+    transforms: Option<(std::sync::Arc<crate::transform::Transforms>, bool)>,
 }
 
 impl HttpTransport {
@@ -44,7 +47,20 @@ impl HttpTransport {
             clients: clients::Clients::new(egress)?,
             tokens: oauth::Tokens::default(),
             allow_private: egress.allow_private_networks,
+            transforms: None,
         })
+    }
+
+    /// This transport, running endpoints' transforms on `transforms`.
+    pub fn with_transforms(
+        self,
+        transforms: std::sync::Arc<crate::transform::Transforms>,
+        require_https: bool,
+    ) -> Self {
+        HttpTransport {
+            transforms: Some((transforms, require_https)),
+            ..self
+        }
     }
 
     /// Without a proxy or extra CAs: what tests and tools use.
@@ -211,6 +227,30 @@ fn describe(e: reqwest::Error) -> Failed {
 #[async_trait::async_trait]
 impl Transport for HttpTransport {
     async fn send(&self, req: AttemptRequest) -> AttemptResponse {
+        let req = match (req.transform.clone(), &self.transforms) {
+            (None, _) => req,
+            (Some(spec), Some((transforms, require_https))) => {
+                let ran = Instant::now();
+                match crate::transform::apply(transforms, *require_https, &spec, req).await {
+                    Ok(req) => req,
+                    Err((kind, text)) => {
+                        return AttemptResponse {
+                            failure: Some(kind),
+                            error: Some(text),
+                            latency_ms: ran.elapsed().as_millis() as u64,
+                            ..Default::default()
+                        }
+                    }
+                }
+            }
+            (Some(_), None) => {
+                return AttemptResponse {
+                    failure: Some(FailureKind::Other),
+                    error: Some("transform not run: this transport has no transform workers".into()),
+                    ..Default::default()
+                }
+            }
+        };
         let started = Instant::now();
         let deadline = started + req.timeout;
         let mut out = AttemptResponse::default();
@@ -292,6 +332,7 @@ mod tests {
             headers: BTreeMap::new(),
             timeout: Duration::from_secs(2),
             auth: None,
+            transform: None,
         }
     }
 

@@ -58,7 +58,13 @@ impl RedisStore {
                     vec!["attempts", "cycle_from", "next_ms"],
                 )
                 .await?;
-            let _: () = pipeline.hget(self.keys.event(&endpoint.tenant, id), "body").await?;
+            let event = self.keys.event(&endpoint.tenant, id);
+            // A transform's program sees the event's metadata: read it only for those.
+            if endpoint.transform.is_some() {
+                let _: () = pipeline.hmget(event, vec!["body", "md"]).await?;
+            } else {
+                let _: () = pipeline.hget(event, "body").await?;
+            }
         }
         let replies: Vec<Value> = pipeline.all().await?;
         window.deliveries = ids
@@ -73,11 +79,19 @@ impl RedisStore {
                         .and_then(|a| a.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
+                let (body, metadata) = match pair.get(1) {
+                    Some(Value::Array(fields)) => (
+                        fields.first().and_then(text).map(Arc::from),
+                        fields.get(1).and_then(text).map(Arc::from),
+                    ),
+                    other => (other.and_then(text).map(Arc::from), None),
+                };
                 QueuedDelivery {
                     event_id,
                     attempts: count(0) as u32,
                     cycle_base: count(1) as u32,
-                    body: pair.get(1).and_then(text).map(Arc::from),
+                    body,
+                    metadata,
                     not_before_ms: if endpoint.ordered { count(2) } else { 0 },
                 }
             })

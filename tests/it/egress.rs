@@ -203,6 +203,7 @@ fn attempt(url: &str) -> AttemptRequest {
         headers: BTreeMap::new(),
         timeout: Duration::from_secs(5),
         auth: None,
+        transform: None,
     }
 }
 

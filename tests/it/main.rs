@@ -42,4 +42,5 @@ mod stats;
 mod store;
 mod supervision;
 mod thin;
+mod transform;
 mod validation;

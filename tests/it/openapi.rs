@@ -26,6 +26,7 @@ const CONTRACT: &[(&str, &str)] = &[
     ("get", "/v1/tenants/{tenant}/endpoints/{id}/secret"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/test"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/filter/test"),
+    ("post", "/v1/tenants/{tenant}/endpoints/{id}/transform/test"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/enable"),
     ("get", "/v1/tenants/{tenant}/endpoints/{id}/dead-letters"),
     ("post", "/v1/tenants/{tenant}/endpoints/{id}/dead-letters/replay"),

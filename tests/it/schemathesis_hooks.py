@@ -19,7 +19,10 @@ And an event type's `schemas`: each schema the document calls valid (an object o
 whether it compiles is more than a schema can say) becomes `{}`, which compiles and matches any
 `example`. And a tenant's `validation`: `enforce` becomes `warn`, since under `enforce` ingest
 refuses with 422 events of a type the run archived, and the document cannot say which types a
-tenant archived (`warn` checks the same payloads and stores them).
+tenant archived (`warn` checks the same payloads and stores them). And a `transform`: a string
+the document calls valid (whether it is a jq program is more than a schema can say, and a
+program could send deliveries to another `url`) becomes a program that compiles and keeps the
+delivery where it was.
 The test then checks in Redis that every endpoint of the run points at the sink.
 """
 
@@ -41,6 +44,8 @@ PEM_PATTERN = re.compile(_TLS["oneOf"][0]["properties"]["client_cert_pem"]["patt
 _FILTER = _NEW_ENDPOINT["filter"]["oneOf"][0]
 FILTER_KEY = re.compile(_FILTER["propertyNames"]["pattern"])
 FILTER_MAX_KEYS = _FILTER["maxProperties"]
+_TRANSFORM = _NEW_ENDPOINT["transform"]
+A_TRANSFORM = '{payload: {type: .type, data: .payload}, headers: {"x-transformed": "yes"}}'
 A_FILTER = {"payload.n": {"$gte": 0}, "$or": [{"type": {"$startsWith": "a"}}, {"metadata.k": {"$exists": False}}]}
 
 
@@ -103,6 +108,9 @@ def before_call(context, case, **kwargs):
                 schemas[version] = {}
     if case.body.get("validation") == "enforce":
         case.body["validation"] = "warn"
+    transform = case.body.get("transform")
+    if isinstance(transform, str) and _TRANSFORM["minLength"] <= len(transform) <= _TRANSFORM["maxLength"]:
+        case.body["transform"] = A_TRANSFORM
     fltr = case.body.get("filter")
     if isinstance(fltr, dict) and len(fltr) <= FILTER_MAX_KEYS and all(FILTER_KEY.fullmatch(k) for k in fltr):
         case.body["filter"] = A_FILTER

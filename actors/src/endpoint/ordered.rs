@@ -74,6 +74,7 @@ mod tests {
             attempts: 0,
             cycle_base: 0,
             body: None,
+            metadata: None,
             not_before_ms,
         }
     }

@@ -8,7 +8,7 @@ use crate::ctx::Ctx;
 use crate::model::{DeadReason, EndpointConfig, FinishedAttempt, HealthRecord, PayloadMode, QueuedDelivery};
 use crate::outcome::Outcome;
 use crate::store::{StoreError, StoreResult};
-use crate::transport::{AttemptRequest, ReceiverAuth};
+use crate::transport::{AttemptRequest, ReceiverAuth, TransformSpec};
 use ractor::{ActorRef, RpcReplyPort};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -327,6 +327,13 @@ impl EndpointState {
 
     fn start_attempt(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, delivery: QueuedDelivery) {
         let Some(mut body) = delivery.body else { return };
+        let transform = cfg.transform.as_ref().map(|program| TransformSpec {
+            program: program.clone(),
+            event: body.clone(),
+            endpoint_id: cfg.id.clone(),
+            endpoint_metadata: cfg.metadata.clone(),
+            event_metadata: delivery.metadata.clone(),
+        });
         if cfg.payload_mode == PayloadMode::Thin {
             if let Some(thin) = crate::model::thin_body(&body) {
                 body = thin.into();
@@ -341,6 +348,7 @@ impl EndpointState {
             headers: cfg.headers.clone(),
             timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(self.ctx.settings.default_timeout_ms)),
             auth: ReceiverAuth::of(cfg),
+            transform,
         };
         let transport = self.ctx.transport.clone();
         let reply_to = myself.clone();

@@ -89,6 +89,7 @@ impl EndpointStore for Memory {
                 attempts,
                 cycle_base: 0,
                 body: Some(Arc::from("{}")),
+                metadata: None,
                 not_before_ms: if endpoint.ordered { at } else { 0 },
             })
             .collect();

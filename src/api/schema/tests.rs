@@ -128,14 +128,14 @@ fn cursors_match_their_parsers() {
 #[test]
 fn header_names_and_values_match_http() {
     let reserved = re(RESERVED_HEADER_NAME);
-    for name in super::super::endpoint_rules::RESERVED_HEADERS {
+    for name in hookline_actors::transport::RESERVED_HEADERS {
         assert!(
             reserved.is_match(name) && reserved.is_match(&name.to_uppercase()),
             "{name}"
         );
     }
     agree(RESERVED_HEADER_NAME, |s| {
-        super::super::endpoint_rules::RESERVED_HEADERS.contains(&s.to_ascii_lowercase().as_str())
+        hookline_actors::transport::RESERVED_HEADERS.contains(&s.to_ascii_lowercase().as_str())
     });
     agree(HEADER_NAME, |s| {
         axum::http::HeaderName::from_bytes(s.as_bytes()).is_ok()
