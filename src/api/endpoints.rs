@@ -6,8 +6,8 @@ use super::auth::{Caller, Scope};
 use super::endpoint_auth::{OAuth2Fields, OAuth2Out, PayloadModeName, SchemeName, Signature, TlsFields, TlsOut};
 use super::endpoint_rules::{check_https, validate};
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{JsonObject, ObjectOnly, Path, Query, Whole};
-use super::{page_limit, rfc3339, AppState, ListQuery};
+use super::extract::{JsonObject, ObjectOnly, Path, Whole};
+use super::{rfc3339, AppState};
 use super::{EndpointPath, TenantPath};
 use crate::delivery::sign;
 use crate::store::audit::Target;
@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
+        .routes(routes!(super::endpoint_list::list, create))
         .routes(routes!(fetch, update, remove))
 }
 
@@ -169,13 +169,6 @@ pub struct EndpointState {
     disabled_reason: Option<String>,
     /// Start of the current run of failures (none since the last success).
     failing_since: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EndpointPage {
-    data: Vec<EndpointOut>,
-    /// Pass as `cursor` for the next page; null at the end.
-    next_cursor: Option<String>,
 }
 
 impl EndpointFields {
@@ -424,38 +417,6 @@ async fn create(
         .await?;
     announce(&state, &cfg);
     Ok((StatusCode::CREATED, axum::Json(to_json(&state, &cfg, true).await?)))
-}
-
-/// The tenant's endpoints, oldest first, paged.
-#[utoipa::path(
-    get,
-    path = "/v1/tenants/{tenant}/endpoints",
-    operation_id = "list_endpoints",
-    tag = "endpoints",
-    params(TenantPath, ListQuery),
-    responses(
-        (status = 200, description = "a page of the tenant's endpoints", body = EndpointPage),
-        (status = 400, description = "a malformed tenant, limit or cursor, or an unknown query parameter", body = ErrorBody),
-    )
-)]
-async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(TenantPath { tenant }): Path<TenantPath>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<axum::Json<EndpointPage>> {
-    caller.authorize(&tenant, Scope::EndpointsRead)?;
-    let limit = page_limit(q.limit)?;
-    let offset = super::offset_cursor(q.cursor.as_deref())?;
-    let (endpoints, next) = state.store.list_endpoints(&tenant, offset, limit).await?;
-    let mut data = Vec::with_capacity(endpoints.len());
-    for cfg in &endpoints {
-        data.push(to_json(&state, cfg, caller.may(Scope::EndpointsSecrets)).await?);
-    }
-    Ok(axum::Json(EndpointPage {
-        data,
-        next_cursor: next.map(|n| n.to_string()),
-    }))
 }
 
 /// One endpoint with its state (breaker, backlog).

@@ -39,26 +39,35 @@ impl EventQuery {
                 "source_id" => &mut q.source_id,
                 "cursor" => &mut q.cursor,
                 "limit" => &mut q.limit,
-                _ => match name.strip_prefix("metadata.") {
-                    Some(key) if crate::event::is_metadata_key(key) => {
-                        if q.metadata.len() == crate::event::MAX_METADATA_KEYS {
-                            return Err(ApiError::invalid(format!(
-                                "metadata.*: at most {} (an event has no more keys)",
-                                crate::event::MAX_METADATA_KEYS
-                            )));
-                        }
-                        q.metadata.push((key.to_string(), value));
-                        continue;
-                    }
-                    Some(_) => return Err(ApiError::invalid(format!("{name}: not a metadata key"))),
-                    None => return Err(ApiError::invalid(format!("unknown query parameter {name}"))),
-                },
+                _ => {
+                    metadata_param(&name, value, &mut q.metadata)?;
+                    continue;
+                }
             };
             if slot.replace(value).is_some() {
                 return Err(ApiError::invalid(format!("{name}: given twice")));
             }
         }
         Ok(q)
+    }
+}
+
+/// A `metadata.<key>=<value>` query parameter (events and endpoints are searched by their
+/// metadata alike) into `into`: 400 for a bad key, too many of them, or any other name.
+pub(super) fn metadata_param(name: &str, value: String, into: &mut Vec<(String, String)>) -> ApiResult<()> {
+    match name.strip_prefix("metadata.") {
+        Some(key) if crate::event::is_metadata_key(key) => {
+            if into.len() == crate::event::MAX_METADATA_KEYS {
+                return Err(ApiError::invalid(format!(
+                    "metadata.*: at most {} (nothing has more keys)",
+                    crate::event::MAX_METADATA_KEYS
+                )));
+            }
+            into.push((key.to_string(), value));
+            Ok(())
+        }
+        Some(_) => Err(ApiError::invalid(format!("{name}: not a metadata key"))),
+        None => Err(ApiError::invalid(format!("unknown query parameter {name}"))),
     }
 }
 

@@ -21,6 +21,7 @@ mod delivery_order;
 mod endpoint_actions;
 mod endpoint_auth;
 mod endpoint_filter;
+mod endpoint_list;
 mod endpoint_rules;
 mod endpoint_transform;
 mod endpoints;

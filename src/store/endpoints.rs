@@ -239,6 +239,52 @@ impl RedisStore {
         Ok((self.endpoints_from(configs), next))
     }
 
+    /// Up to `limit` of the tenant's endpoints that `keep` holds for, in list order from
+    /// position `offset`, looking at no more than `budget` of them: the page and the position
+    /// to go on from (`None` once the list is done). A page may be short and still go on.
+    pub async fn find_endpoints(
+        &self,
+        tenant: &str,
+        offset: usize,
+        limit: usize,
+        budget: usize,
+        keep: impl Fn(&EndpointConfig) -> bool,
+    ) -> Result<(Vec<EndpointConfig>, Option<usize>)> {
+        const BATCH: usize = 100;
+        let client = self.client();
+        let (ids_key, records) = (self.keys.tenant_endpoints(tenant), self.keys.endpoints());
+        let (mut found, mut at) = (Vec::new(), offset);
+        loop {
+            let ids: Vec<String> = client
+                .zrange(&ids_key, at as i64, (at + BATCH - 1) as i64, None, false, None, false)
+                .await?;
+            if ids.is_empty() {
+                return Ok((found, None));
+            }
+            let read = ids.len();
+            let values: Vec<Option<String>> = client.hmget(&records, ids).await?;
+            // Positions stay exact even where a record is missing: each value is at `at + i`.
+            for (i, value) in values.into_iter().enumerate() {
+                let Some(cfg) = value.and_then(|json| self.endpoints_from([json]).pop()) else {
+                    continue;
+                };
+                if keep(&cfg) {
+                    found.push(cfg);
+                    if found.len() == limit {
+                        return Ok((found, Some(at + i + 1)));
+                    }
+                }
+            }
+            at += read;
+            if read < BATCH {
+                return Ok((found, None));
+            }
+            if at - offset >= budget {
+                return Ok((found, Some(at)));
+            }
+        }
+    }
+
     /// A page of the hash `records`, in the order of the index `ids` (a zset of its fields):
     /// the stored values and the offset of the next page, if any.
     pub(super) async fn page_of(

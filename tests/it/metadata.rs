@@ -117,3 +117,60 @@ async fn endpoint_metadata_is_stored_shown_and_cleared() {
     let (status, cleared) = api.call(Method::PATCH, &path, Some(json!({"metadata": null}))).await;
     assert_eq!((status, &cleared["metadata"]), (200, &json!({})), "{cleared}");
 }
+
+#[tokio::test]
+async fn endpoints_are_listed_by_their_metadata_page_by_page() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("ep-by-metadata"))).await;
+    let api = &node.api;
+    let mut billing = Vec::new();
+    for i in 0..7 {
+        let metadata = match i % 3 {
+            0 => json!({"team": "ops"}),
+            1 => json!({"team": "billing", "tier": "gold"}),
+            _ => json!({"team": "billing"}),
+        };
+        let ep = api
+            .create_endpoint(
+                "lm",
+                json!({"url": format!("https://example.com/{i}"), "metadata": metadata}),
+            )
+            .await;
+        if i % 3 != 0 {
+            billing.push(ep["id"].as_str().unwrap().to_string());
+        }
+    }
+    // Two at a time, oldest first, every billing endpoint once and nothing else.
+    let mut listed = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = api
+            .get(&format!(
+                "/v1/tenants/lm/endpoints?metadata.team=billing&limit=2&cursor={cursor}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let data = page["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        listed.extend(data.iter().map(|e| e["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(listed, billing);
+    let (_, gold) = api
+        .get("/v1/tenants/lm/endpoints?metadata.team=billing&metadata.tier=gold")
+        .await;
+    assert_eq!(gold["data"].as_array().unwrap().len(), 2, "{gold}");
+    let (_, none) = api.get("/v1/tenants/lm/endpoints?metadata.team=sales").await;
+    assert_eq!(
+        (none["data"].as_array().unwrap().len(), &none["next_cursor"]),
+        (0, &Value::Null)
+    );
+    let (_, all) = api.get("/v1/tenants/lm/endpoints").await;
+    assert_eq!(all["data"].as_array().unwrap().len(), 7, "no filter: every endpoint");
+    for bad in ["metadata.a.b=x", "team=billing", "limit=2&limit=3"] {
+        let (status, answer) = api.get(&format!("/v1/tenants/lm/endpoints?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+}

@@ -843,3 +843,36 @@ async fn a_source_changed_or_deleted_meanwhile_is_not_overwritten() {
         "a deleted source came back"
     );
 }
+
+#[tokio::test]
+async fn a_search_of_endpoints_stops_at_its_budget_and_goes_on_from_there() {
+    let (cfg, store, _) = connect_with(config(&unique_prefix("find-endpoints"))).await;
+    for _ in 0..250 {
+        stored_endpoint(&store, &cfg).await;
+    }
+    let (listed, _) = store.list_endpoints("t", 0, 500).await.unwrap();
+    let ids: Vec<String> = listed.into_iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 250);
+    let wanted: std::collections::HashSet<&String> = [&ids[3], &ids[180], &ids[249]].into_iter().collect();
+    let keep = |e: &hookline_actors::EndpointConfig| wanted.contains(&e.id);
+    let found_ids = |found: Vec<hookline_actors::EndpointConfig>| found.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    // A budget of 50 ends the search after its first batch (100 looked at), with where to go on.
+    let (found, next) = store.find_endpoints("t", 0, 10, 50, keep).await.unwrap();
+    assert_eq!((found_ids(found), next), (vec![ids[3].clone()], Some(100)));
+    let (found, next) = store.find_endpoints("t", 100, 10, 50, keep).await.unwrap();
+    assert_eq!((found_ids(found), next), (vec![ids[180].clone()], Some(200)));
+    let (found, next) = store.find_endpoints("t", 200, 10, 50, keep).await.unwrap();
+    assert_eq!(
+        (found_ids(found), next),
+        (vec![ids[249].clone()], None),
+        "the end of the list"
+    );
+    // A full page stops right after its last match.
+    let (found, next) = store.find_endpoints("t", 0, 2, 1_000, keep).await.unwrap();
+    assert_eq!(
+        (found_ids(found), next),
+        (vec![ids[3].clone(), ids[180].clone()], Some(181))
+    );
+    let (found, next) = store.find_endpoints("t", 181, 2, 1_000, keep).await.unwrap();
+    assert_eq!((found_ids(found), next), (vec![ids[249].clone()], None));
+}

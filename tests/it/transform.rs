@@ -260,8 +260,8 @@ fn workers_of(node_pid: u32) -> Vec<u32> {
 }
 
 #[tokio::test]
-async fn a_program_that_loops_or_recurses_fails_alone_and_the_workers_end_with_the_node() {
-    let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("tfl")).set("transform__timeout_ms", "300");
+async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_end_with_the_node() {
+    let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("tfl")).set("transform__timeout_ms", "1000");
     let mut node = Node::start_ready(&opts).await;
     let api = node.api.clone();
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
@@ -273,6 +273,7 @@ async fn a_program_that_loops_or_recurses_fails_alone_and_the_workers_end_with_t
     };
     let looping = create("loop", "until(false; .) | {}").await;
     let recursing = create("deep", "def f: [f]; f").await;
+    let exploding = create("big", r#"{payload: [range(200000) | "abcdefgh"]}"#).await;
     let fine = create("fine", "{payload: {n: .payload.n}}").await;
     assert!(
         workers_of(node.pid()).len() <= 2,
@@ -284,7 +285,7 @@ async fn a_program_that_loops_or_recurses_fails_alone_and_the_workers_end_with_t
     let d = settled(&api, "tfl", &id(&looping), &first).await;
     assert_eq!(d["reason"], "transform_failed", "{d}");
     let error = d["attempts"][0]["error"].as_str().unwrap();
-    assert_eq!(error, "transform_failed: the program ran longer than 300 ms");
+    assert_eq!(error, "transform_failed: the program ran longer than 1000 ms");
     let d = settled(&api, "tfl", &id(&recursing), &first).await;
     assert_eq!(d["reason"], "transform_failed", "{d}");
     let error = d["attempts"][0]["error"].as_str().unwrap();
@@ -292,6 +293,9 @@ async fn a_program_that_loops_or_recurses_fails_alone_and_the_workers_end_with_t
         error.contains("crashed its worker") || error.contains("ran longer than"),
         "{error}"
     );
+    let d = settled(&api, "tfl", &id(&exploding), &first).await;
+    let error = d["attempts"][0]["error"].as_str().unwrap();
+    assert!(error.contains("more than 1048576"), "the output bound: {error}");
     assert_eq!(settled(&api, "tfl", &id(&fine), &first).await["status"], "delivered");
 
     // The node lives on, and so do transforms: the next event runs on fresh workers.
@@ -307,9 +311,11 @@ async fn a_program_that_loops_or_recurses_fails_alone_and_the_workers_end_with_t
         bodies.contains(&json!({"n": 1})) && bodies.contains(&json!({"n": 2})),
         "{bodies:?}"
     );
-    assert!(sink.received_by("loop").is_empty() && sink.received_by("deep").is_empty());
+    assert!(["loop", "deep", "big"]
+        .iter()
+        .all(|name| sink.received_by(name).is_empty()));
     assert!(api.ready().await);
-    assert!(api.metric("hookline_transforms_total").await >= 5.0);
+    assert!(api.metric("hookline_transforms_total").await >= 6.0);
 
     // Workers never outlive their node, even one killed without a chance to clean up.
     let workers = workers_of(node.pid());
