@@ -98,7 +98,7 @@ impl IntoParams for EventQuery {
     }
 }
 
-/// An event as the list shows it (its deliveries: `GET …/events/{id}`).
+/// An event as the list shows it (`GET …/events/{id}` adds its deliveries).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventItem {
     id: String,
@@ -108,16 +108,40 @@ pub struct EventItem {
     timestamp: String,
     #[schema(value_type = Value)]
     payload: Box<RawValue>,
-    /// Only on events received through the inbound gateway (as `GET …/events/{id}`).
+    /// Only on events received through the inbound gateway: the source's `id` and `kind`, the
+    /// provider's id (`provider_id`, null when the provider names none) and the request
+    /// `headers` that matter (never a signature or a credential).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     source: Option<Box<RawValue>>,
-    /// Only on an event taken with `validation: warn` whose payload failed its schema.
+    /// Only on an event taken with `validation: warn` whose payload failed its schema: where
+    /// and how (at most 20).
     #[serde(skip_serializing_if = "Option::is_none")]
     schema_errors: Option<Vec<crate::catalogue::Problem>>,
     /// As given at ingest (`{}` when none).
     #[schema(value_type = Object)]
     metadata: Box<RawValue>,
+}
+
+impl EventItem {
+    /// The event as stored: its body, its schema errors and its metadata, as the record keeps
+    /// them.
+    pub(super) fn of(
+        id: String,
+        body: super::events::StoredBody,
+        schema_errors: Option<String>,
+        metadata: Option<String>,
+    ) -> EventItem {
+        EventItem {
+            id,
+            event_type: body.event_type,
+            timestamp: body.timestamp,
+            payload: body.data,
+            source: body.source,
+            schema_errors: schema_errors.and_then(|e| serde_json::from_str(&e).ok()),
+            metadata: super::events::metadata_of(metadata),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -182,15 +206,12 @@ pub async fn list_events(
     for event in found {
         let body: super::events::StoredBody =
             serde_json::from_str(&event.record.body).map_err(crate::store::Error::from)?;
-        data.push(EventItem {
-            id: event.event_id,
-            event_type: body.event_type,
-            timestamp: body.timestamp,
-            payload: body.data,
-            source: body.source,
-            schema_errors: event.record.schema_errors.and_then(|e| serde_json::from_str(&e).ok()),
-            metadata: super::events::metadata_of(event.record.metadata),
-        });
+        data.push(EventItem::of(
+            event.event_id,
+            body,
+            event.record.schema_errors,
+            event.record.metadata,
+        ));
     }
     Ok(axum::Json(EventPage {
         data,

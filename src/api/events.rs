@@ -458,29 +458,11 @@ async fn ingest_batch(
     Ok((StatusCode::ACCEPTED, axum::Json(BatchOut { results })))
 }
 
-/// An event and where it went.
+/// An event (as the events list shows it) and where it went.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventOut {
-    id: String,
-    #[serde(rename = "type")]
-    event_type: String,
-    /// Ingest time, RFC 3339.
-    timestamp: String,
-    #[schema(value_type = Value)]
-    payload: Box<RawValue>,
-    /// Only on events received through the inbound gateway: the source's `id` and `kind`, the
-    /// provider's id (`provider_id`, null when the provider names none) and the request
-    /// `headers` that matter (never a signature or a credential).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    source: Option<Box<RawValue>>,
-    /// Only on an event taken with `validation: warn` whose payload failed its schema: where
-    /// and how (at most 20).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    schema_errors: Option<Vec<crate::catalogue::Problem>>,
-    /// As given at ingest (`{}` when none).
-    #[schema(value_type = Object)]
-    metadata: Box<RawValue>,
+    #[serde(flatten)]
+    event: super::event_search::EventItem,
     deliveries: Vec<EventDelivery>,
 }
 
@@ -544,13 +526,7 @@ async fn fetch(
         })
         .collect();
     Ok(axum::Json(EventOut {
-        id,
-        event_type: body.event_type,
-        timestamp: body.timestamp,
-        payload: body.data,
-        source: body.source,
-        schema_errors: stored.schema_errors.and_then(|e| serde_json::from_str(&e).ok()),
-        metadata: metadata_of(stored.metadata),
+        event: super::event_search::EventItem::of(id, body, stored.schema_errors, stored.metadata),
         deliveries,
     }))
 }
