@@ -102,10 +102,17 @@ pub struct Options {
     pub client_cert: bool,
     /// Endpoints fetch an OAuth2 token (from the sink) and send it with every attempt.
     pub oauth: bool,
+    /// Endpoints transform every delivery (`TRANSFORM`): what a transform costs.
+    pub transform: bool,
     /// The validation benchmark: post 2 KB orders (`order::payload`) of types registered with
     /// `order::schema`, under this `validation` (off, warn or enforce).
     pub catalogue: Option<String>,
 }
+
+/// `--transform`: a program that rebuilds the usual body (so the sink still finds `sent_ms`)
+/// with one field and one header more, as a receiver's adapter would.
+pub const TRANSFORM: &str = r#"{payload: {type: .type, timestamp: .timestamp, data: .payload, endpoint: .endpoint.id},
+  headers: {"x-event-type": .type}}"#;
 
 impl Options {
     pub fn new(node: &str, token: &str, scenario: Scenario) -> Options {
@@ -127,6 +134,7 @@ impl Options {
             tls: false,
             client_cert: false,
             oauth: false,
+            transform: false,
             catalogue: None,
         }
     }
@@ -353,6 +361,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         receiver_auth["oauth2"] =
             json!({"token_url": sink.url("oauth/token"), "client_id": "drive", "client_secret": "drive-secret"});
     }
+    if opts.transform {
+        receiver_auth["transform"] = json!(TRANSFORM);
+    }
     // Every request is bounded, so a stalled node cannot hang a run past its deadline.
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(opts.concurrency)
@@ -573,6 +584,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         summary["receiver"] = json!({"https": opts.tls || opts.client_cert, "client_cert": opts.client_cert,
             "oauth": opts.oauth, "oauth_grants": sink.oauth_grants()});
     }
+    summary["transform"] = json!(opts.transform);
     summary["e2e_ms"] = json!({
         "p50": percentile(&all_e2e, 0.5), "p90": percentile(&all_e2e, 0.9),
         "p99": percentile(&all_e2e, 0.99), "max": all_e2e.last().copied().unwrap_or(0),

@@ -231,7 +231,8 @@ impl Transport for HttpTransport {
             (None, _) => req,
             (Some(spec), Some((transforms, require_https))) => {
                 let ran = Instant::now();
-                match crate::transform::apply(transforms, *require_https, &spec, req).await {
+                // Boxed: the plain path's future stays as small as it was without transforms.
+                match Box::pin(crate::transform::apply(transforms, *require_https, &spec, req)).await {
                     Ok(req) => req,
                     Err((kind, text)) => {
                         return AttemptResponse {

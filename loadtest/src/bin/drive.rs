@@ -54,7 +54,7 @@ fn parse() -> anyhow::Result<Options> {
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--ceiling" | "--tenant-key" | "--tls" | "--client-cert" | "--oauth" => i += 1,
+            "--ceiling" | "--tenant-key" | "--tls" | "--client-cert" | "--oauth" | "--transform" => i += 1,
             flag if known.contains(&flag) => {
                 anyhow::ensure!(i + 1 < args.len(), "{flag} needs a value");
                 i += 2;
@@ -87,6 +87,7 @@ fn parse() -> anyhow::Result<Options> {
     o.tls = args.iter().any(|a| a == "--tls");
     o.client_cert = args.iter().any(|a| a == "--client-cert");
     o.oauth = args.iter().any(|a| a == "--oauth");
+    o.transform = args.iter().any(|a| a == "--transform");
     o.catalogue = value_of("--catalogue");
     if let Some(mode) = &o.catalogue {
         anyhow::ensure!(
