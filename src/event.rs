@@ -2,9 +2,7 @@
 //! the API shows. One constructor serves ingest, test sends and the node's own events.
 
 /// RFC 3339 with milliseconds, UTC: how the API and event bodies show every time.
-pub fn rfc3339(ms: u64) -> String {
-    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
-}
+pub use hookline_actors::model::rfc3339;
 
 /// An event ready to be stored: id minted, body built.
 #[derive(Debug, Clone)]

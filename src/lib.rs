@@ -119,6 +119,7 @@ pub fn node_settings(cfg: &Config) -> NodeSettings {
             ramp_full_per_s: cfg.health.ramp_full_per_s,
         },
         disable_after_ms: cfg.health.disable_after_s * 1000,
+        dead_letter_notice_interval_s: cfg.notifications.dead_letter_interval_s,
         metric_labels: hookline_actors::names::MetricLabels {
             tenant: cfg.metrics.tenant_labels,
             endpoint: cfg.metrics.endpoint_labels,

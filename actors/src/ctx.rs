@@ -34,6 +34,9 @@ pub struct NodeSettings {
     pub breaker: crate::breaker::BreakerSettings,
     /// An endpoint failing without a break this long is disabled (`health.disable_after_s`).
     pub disable_after_ms: u64,
+    /// At most one `hookline.endpoint.dead_letters` notice per endpoint this often
+    /// (`notifications.dead_letter_interval_s`).
+    pub dead_letter_notice_interval_s: u64,
     /// Which ids label per-endpoint metrics (`metrics.tenant_labels`, `metrics.endpoint_labels`).
     pub metric_labels: crate::names::MetricLabels,
 }

@@ -10,13 +10,24 @@ use std::sync::{Arc, RwLock};
 /// anything else matches itself exactly.
 pub fn type_matches(pattern: &str, event_type: &str) -> bool {
     if pattern == "*" {
-        return true;
+        return !OPT_IN_TYPES.contains(&event_type);
     }
     match pattern.strip_suffix('*') {
         Some(prefix) if prefix.ends_with('.') => event_type.len() > prefix.len() && event_type.starts_with(prefix),
         _ => pattern == event_type,
     }
 }
+
+/// The node's operational events that only endpoints asking for them get (a pattern or type
+/// naming `hookline.`), never a `*` endpoint: a tenant's every-event receivers do not start
+/// hearing about other endpoints' health. (`hookline.endpoint.disabled`, older than the rest,
+/// still reaches `*` endpoints as it always did.)
+pub const OPT_IN_TYPES: [&str; 4] = [
+    "hookline.endpoint.breaker_opened",
+    "hookline.endpoint.recovered",
+    "hookline.endpoint.dead_letters",
+    "hookline.source.rejections",
+];
 
 /// An endpoint as the router sees it: enough to match, nothing else.
 #[derive(Debug, Clone)]
@@ -209,6 +220,18 @@ mod tests {
     fn star_matches_everything() {
         assert!(type_matches("*", "order.created"));
         assert!(type_matches("*", "x"));
+        assert!(type_matches("*", "hookline.endpoint.disabled"), "as it always did");
+    }
+
+    #[test]
+    fn operational_notices_reach_only_endpoints_that_name_them() {
+        for notice in OPT_IN_TYPES {
+            assert!(!type_matches("*", notice), "{notice}");
+            assert!(type_matches("hookline.*", notice), "{notice}");
+            assert!(type_matches(notice, notice), "{notice}");
+        }
+        assert!(type_matches("hookline.endpoint.*", "hookline.endpoint.breaker_opened"));
+        assert!(!type_matches("hookline.endpoint.*", "hookline.source.rejections"));
     }
 
     #[test]

@@ -89,6 +89,22 @@ impl PayloadMode {
     }
 }
 
+/// What an endpoint is (`kind`): a Standard Webhooks receiver, or a Slack-compatible incoming
+/// webhook that gets a chat message rendered from the event, without signature headers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndpointKind {
+    #[default]
+    Webhook,
+    Slack,
+}
+
+impl EndpointKind {
+    pub fn is_webhook(&self) -> bool {
+        *self == EndpointKind::Webhook
+    }
+}
+
 /// The thin body of a stored event body (`{"id","type","timestamp",…,"data"}`):
 /// `{"type","timestamp","data":{"id","thin":true}}`. `None` if the body is not an event.
 pub fn thin_body(full: &str) -> Option<String> {
@@ -151,6 +167,9 @@ pub struct EndpointConfig {
     /// The tenant's own labels for it, shown and never sent.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata: BTreeMap<String, String>,
+    /// `webhook` (the default) or `slack`.
+    #[serde(default, skip_serializing_if = "EndpointKind::is_webhook")]
+    pub kind: EndpointKind,
     /// A jq program run on each delivery before it is sent (`transport::TransformSpec`): it
     /// may reshape the body, add headers, change the URL or cancel the delivery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,6 +204,7 @@ impl EndpointConfig {
             payload_mode: PayloadMode::Full,
             metadata: BTreeMap::new(),
             transform: None,
+            kind: EndpointKind::Webhook,
             created_at_ms: now_ms,
             updated_at_ms: now_ms,
         }
@@ -276,6 +296,12 @@ pub enum Next {
     RetryAt(u64),
     /// Dead-lettered with a reason.
     Dead(DeadReason),
+}
+
+/// RFC 3339 with milliseconds, UTC: how the API, event bodies and the node's own events show
+/// every time.
+pub fn rfc3339(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)).to_string()
 }
 
 /// Why a delivery was dead-lettered, as its record and the API show it (`Display`).

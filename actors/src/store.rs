@@ -177,8 +177,26 @@ pub trait EndpointStore: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`) for
-    /// `tenant`; it is routed like any other. Returns its id.
-    async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String>;
+    /// `tenant`; it is routed like any other. With an idempotency key, emitting it again (a
+    /// retry after an unclear failure) stores nothing new. Returns its id.
+    async fn emit_event(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        data: serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<String>;
+
+    /// Count dead letters of an endpoint by reason toward its `hookline.endpoint.dead_letters`
+    /// notice: when none was due within the last `interval_s`, take every count gathered since
+    /// the last one (these included) and start a new interval; else keep counting.
+    async fn note_dead_letters(
+        &self,
+        endpoint_id: &str,
+        shard: u32,
+        reasons: &[(String, u64)],
+        interval_s: u64,
+    ) -> StoreResult<Option<Vec<(String, u64)>>>;
 
     /// The endpoint no longer exists: drop whatever was queued for it since (routed by a node
     /// whose index was stale) and its due entry. Returns how many deliveries were dropped.

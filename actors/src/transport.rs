@@ -35,6 +35,8 @@ pub struct AttemptRequest {
     /// The endpoint's transform and what its program sees beside the body: only for
     /// endpoints that have one (the plain path carries nothing).
     pub transform: Option<TransformSpec>,
+    /// A Slack endpoint gets a message rendered from the event and no signature headers.
+    pub kind: crate::model::EndpointKind,
 }
 
 /// A transform to run on an attempt's body before it is signed and sent.

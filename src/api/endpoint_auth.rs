@@ -6,6 +6,7 @@
 use super::error::ApiError;
 use crate::delivery::sign;
 use crate::delivery::ssrf;
+use hookline_actors::model::EndpointKind;
 use hookline_actors::{ClientTls, EndpointConfig, OAuth2Client, OAuth2ClientAuth, PayloadMode};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -453,6 +454,32 @@ impl From<PayloadMode> for PayloadModeName {
         match mode {
             PayloadMode::Full => PayloadModeName::Full,
             PayloadMode::Thin => PayloadModeName::Thin,
+        }
+    }
+}
+
+/// What an endpoint is (`hookline_actors::model::EndpointKind`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KindName {
+    Webhook,
+    Slack,
+}
+
+impl From<KindName> for EndpointKind {
+    fn from(name: KindName) -> EndpointKind {
+        match name {
+            KindName::Webhook => EndpointKind::Webhook,
+            KindName::Slack => EndpointKind::Slack,
+        }
+    }
+}
+
+impl From<EndpointKind> for KindName {
+    fn from(kind: EndpointKind) -> KindName {
+        match kind {
+            EndpointKind::Webhook => KindName::Webhook,
+            EndpointKind::Slack => KindName::Slack,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use super::audit::{Author, Origin};
 use super::auth::{Caller, Scope};
-use super::endpoint_auth::{OAuth2Fields, OAuth2Out, PayloadModeName, SchemeName, Signature, TlsFields, TlsOut};
+use super::endpoint_auth::{
+    KindName, OAuth2Fields, OAuth2Out, PayloadModeName, SchemeName, Signature, TlsFields, TlsOut,
+};
 use super::endpoint_rules::{check_https, validate};
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{JsonObject, ObjectOnly, Path, Whole};
@@ -93,6 +95,10 @@ pub struct EndpointFields {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(schema_with = super::endpoint_transform::schema)]
     transform: Option<Option<String>>,
+    /// `webhook` (default): Standard Webhooks. `slack`: `url` is a Slack-compatible incoming
+    /// webhook; deliveries are chat messages rendered from the event, without signature headers.
+    #[schema(value_type = Option<KindName>)]
+    kind: Option<KindName>,
 }
 
 /// The body of a creation: `EndpointFields` with `url` required (documentation only: the
@@ -154,6 +160,7 @@ pub struct EndpointOut {
     metadata: BTreeMap<String, String>,
     #[schema(schema_with = super::endpoint_transform::schema)]
     transform: Option<String>,
+    kind: KindName,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -268,6 +275,9 @@ impl EndpointFields {
         if let Some(transform) = self.transform {
             cfg.transform = transform.map(Into::into);
         }
+        if let Some(kind) = self.kind {
+            cfg.kind = kind.into();
+        }
         super::endpoint_auth::apply(
             cfg,
             self.tls.map(|t| t.map(|t| t.0)),
@@ -302,6 +312,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         payload_mode: cfg.payload_mode.into(),
         metadata: cfg.metadata,
         transform: cfg.transform.as_deref().map(str::to_string),
+        kind: cfg.kind.into(),
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {

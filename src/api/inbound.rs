@@ -263,7 +263,41 @@ async fn log_rejection(state: &AppState, source: &Source, ip: IpAddr, refusal: &
     if let Err(e) = state.store.record_rejection(&source.id, &entry).await {
         tracing::warn!(source = %source.id, error = %e, "could not log an inbound rejection");
     }
+    let rules = &state.config.notifications;
+    let now = hookline_actors::now_ms();
+    let noted = state
+        .store
+        .note_rejection(
+            &source.id,
+            now,
+            rules.source_rejections_per_minute,
+            rules.source_rejection_interval_s,
+        )
+        .await;
+    match noted {
+        Ok(Some(count)) => {
+            let data = serde_json::json!({
+                "source_id": source.id,
+                "kind": source.kind.name(),
+                "rejections_this_minute": count,
+                "last": entry,
+            });
+            let key = format!("{SOURCE_REJECTIONS_EVENT}:{}:{}", source.id, now / 60_000);
+            if let Err(e) = state
+                .store
+                .emit_event(&source.tenant, SOURCE_REJECTIONS_EVENT, data, Some(&key))
+                .await
+            {
+                tracing::warn!(source = %source.id, error = %e, "could not emit a source-rejections notice");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(source = %source.id, error = %e, "could not count an inbound rejection"),
+    }
 }
+
+/// What a source's tenant hears when it refuses a burst of requests (issue 22).
+pub const SOURCE_REJECTIONS_EVENT: &str = "hookline.source.rejections";
 
 fn count(started: Instant, kind: &'static str, outcome: &str) {
     use crate::telemetry::names::{INBOUND_LATENCY, INBOUND_REQUESTS};

@@ -96,6 +96,10 @@ fn bad_values_name_their_key() {
             "console.portal_frame_ancestors",
         ),
         ("[transform]\nworkers = 0", "transform.workers"),
+        (
+            "[notifications]\ndead_letter_interval_s = 0",
+            "notifications.dead_letter_interval_s",
+        ),
         ("[transform]\ntimeout_ms = 0", "transform.timeout_ms"),
         ("[transform]\ntimeout_ms = 10001", "transform.timeout_ms"),
     ];

@@ -9,9 +9,11 @@ pub mod egress;
 pub mod oauth;
 pub mod relay;
 pub mod sign;
+pub mod slack;
 pub mod ssrf;
 
 pub use clients::{check_tls, Egress};
+use hookline_actors::model::EndpointKind;
 use hookline_actors::outcome::parse_retry_after;
 use hookline_actors::transport::FailureKind;
 use hookline_actors::{AttemptRequest, AttemptResponse, OAuth2Client, Transport};
@@ -170,15 +172,18 @@ impl HttpTransport {
         if let Some(token) = bearer {
             builder = builder.header("authorization", format!("Bearer {token}"));
         }
-        builder = builder
-            .header("content-type", "application/json")
-            .header("webhook-id", &req.event_id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header(
-                "webhook-signature",
-                sign::signature_header(&req.secrets, &req.event_id, timestamp, &req.body),
-            )
-            .body(req.body.to_string());
+        builder = builder.header("content-type", "application/json");
+        // A Slack endpoint checks nothing of the sender: no Standard Webhooks headers.
+        if req.kind == EndpointKind::Webhook {
+            builder = builder
+                .header("webhook-id", &req.event_id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header(
+                    "webhook-signature",
+                    sign::signature_header(&req.secrets, &req.event_id, timestamp, &req.body),
+                );
+        }
+        let builder = builder.body(req.body.to_string());
         let answer = builder.send().await.map_err(describe)?;
         // The relay could not pass an http request on: no answer from the receiver.
         if let Some(kind) = self.clients.relay_marker().and_then(|m| answer.headers().get(m)) {
@@ -227,13 +232,13 @@ fn describe(e: reqwest::Error) -> Failed {
 #[async_trait::async_trait]
 impl Transport for HttpTransport {
     async fn send(&self, req: AttemptRequest) -> AttemptResponse {
-        let req = match (req.transform.clone(), &self.transforms) {
-            (None, _) => req,
+        let (mut req, body_set) = match (req.transform.clone(), &self.transforms) {
+            (None, _) => (req, false),
             (Some(spec), Some((transforms, require_https))) => {
                 let ran = Instant::now();
                 // Boxed: the plain path's future stays as small as it was without transforms.
                 match Box::pin(crate::transform::apply(transforms, *require_https, &spec, req)).await {
-                    Ok(req) => req,
+                    Ok(shaped) => shaped,
                     Err((kind, text)) => {
                         return AttemptResponse {
                             failure: Some(kind),
@@ -252,6 +257,11 @@ impl Transport for HttpTransport {
                 }
             }
         };
+        if req.kind == EndpointKind::Slack && !body_set {
+            if let Some(message) = slack::message(&req.body) {
+                req.body = message.into();
+            }
+        }
         let started = Instant::now();
         let deadline = started + req.timeout;
         let mut out = AttemptResponse::default();
@@ -334,6 +344,7 @@ mod tests {
             timeout: Duration::from_secs(2),
             auth: None,
             transform: None,
+            kind: Default::default(),
         }
     }
 

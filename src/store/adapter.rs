@@ -131,8 +131,23 @@ impl EndpointStore for RedisStore {
     ) -> StoreResult<()> {
         Ok(RedisStore::save_bucket(self, owner, endpoint_id, shard, bucket, ttl_ms).await?)
     }
-    async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> StoreResult<String> {
-        Ok(RedisStore::emit_event(self, tenant, event_type, data).await?)
+    async fn emit_event(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        data: serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> StoreResult<String> {
+        Ok(RedisStore::emit_event(self, tenant, event_type, data, idempotency_key).await?)
+    }
+    async fn note_dead_letters(
+        &self,
+        endpoint_id: &str,
+        shard: u32,
+        reasons: &[(String, u64)],
+        interval_s: u64,
+    ) -> StoreResult<Option<Vec<(String, u64)>>> {
+        Ok(RedisStore::note_dead_letters(self, endpoint_id, shard, reasons, interval_s).await?)
     }
     async fn forget_endpoint(&self, endpoint_id: &str, shard: u32) -> StoreResult<u64> {
         Ok(RedisStore::forget_endpoint(self, endpoint_id, shard).await?)

@@ -256,9 +256,17 @@ impl RedisStore {
         Ok(n == 1)
     }
 
-    /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`).
-    pub async fn emit_event(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> Result<String> {
-        let event = NewEvent::new(tenant, event_type, &data.to_string(), hookline_actors::now_ms());
+    /// Ingest an event made by the node itself (e.g. `hookline.endpoint.disabled`), once per
+    /// idempotency key if it has one.
+    pub async fn emit_event(
+        &self,
+        tenant: &str,
+        event_type: &str,
+        data: serde_json::Value,
+        idempotency_key: Option<&str>,
+    ) -> Result<String> {
+        let event = NewEvent::new(tenant, event_type, &data.to_string(), hookline_actors::now_ms())
+            .with_idempotency_key(idempotency_key.map(str::to_string));
         self.ingest(&event).await.map(|i| i.event_id)
     }
 }

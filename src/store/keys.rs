@@ -25,6 +25,8 @@
 //! | `P:sources` | hash | source id → config JSON (inbound gateway) |
 //! | `P:t:<tenant>:sources` | zset | source ids by creation time |
 //! | `P:src:<src>:rejections` | list, ≤ 100 | the source's last refused requests (JSON), newest first |
+//! | `P:{src:<src>}:rej:<minute>` | counter, EX 120 s | the source's refused requests in that minute (`store::notices`) |
+//! | `P:{src:<src>}:rej-gate` | string, EX `notifications.source_rejection_interval_s` | a `hookline.source.rejections` notice went out within the interval |
 //! | `P:event_types` | hash | `<tenant>/<name>` → event type JSON (its schemas) |
 //! | `P:t:<tenant>:event_types` | zset | `<tenant>/<name>`, score 0 (1 once archived): listed by name |
 //! | `P:tenant_settings` | hash | tenant → settings JSON (`validation`) |
@@ -50,6 +52,8 @@
 //! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs |
 //! | `P:{shN}:ep:<ep>:dead` | zset | dead-lettered event ids → time |
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
+//! | `P:{shN}:ep:<ep>:dl-notice` | hash, TTL 30 d | dead letters by reason since the last `hookline.endpoint.dead_letters` notice (`store::notices`) |
+//! | `P:{shN}:ep:<ep>:dl-gate` | string, EX `notifications.dead_letter_interval_s` | a dead-letter notice went out within the interval |
 //! | `P:{shN}:ep:<ep>:bucket` | string, PX until full | the rate limiter's bucket when the last actor stopped (JSON) |
 //! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
 //! | `P:{shN}:ep:<ep>:st:m:<minute start s>` | hash, TTL 8 d | the endpoint's attempts in that minute not yet rolled up, by outcome and latency: field `<s|r|f|d><histogram bucket index>`, written by RECORD_ATTEMPT |
@@ -158,6 +162,12 @@ impl Keys {
     pub fn source_rejections(&self, source_id: &str) -> String {
         format!("{}:src:{source_id}:rejections", self.p)
     }
+    /// A source's refusals in one minute, and the gate of its `hookline.source.rejections`
+    /// notices (one slot, for NOTE_REJECTION).
+    pub fn source_rejection_notice(&self, source_id: &str, minute: u64) -> (String, String) {
+        let base = format!("{}:{{src:{source_id}}}", self.p);
+        (format!("{base}:rej:{minute}"), format!("{base}:rej-gate"))
+    }
     /// Events a tenant ingested in one wall-clock second (for the ingest limit).
     pub fn tenant_rate(&self, tenant: &str, second: u64) -> String {
         format!("{}:{{ev{}}}:rate:{tenant}:{second}", self.p, self.partition_of(tenant))
@@ -242,6 +252,11 @@ impl Keys {
     }
     pub fn health(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:health", self.p)
+    }
+    /// Dead letters counted toward the endpoint's next notice, and the interval's gate.
+    pub fn dead_letter_notice(&self, shard: u32, endpoint_id: &str) -> (String, String) {
+        let base = format!("{}:{{sh{shard}}}:ep:{endpoint_id}", self.p);
+        (format!("{base}:dl-notice"), format!("{base}:dl-gate"))
     }
     /// The rate limiter's bucket, between actors (expires when it would be full again).
     pub fn bucket(&self, shard: u32, endpoint_id: &str) -> String {

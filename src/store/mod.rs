@@ -41,6 +41,7 @@ mod janitor;
 pub mod keys;
 mod leases;
 mod log;
+mod notices;
 mod replication;
 mod reseal;
 mod sample;

@@ -17,7 +17,8 @@ use shape::Shaped;
 /// `hookline_transforms_total{outcome}`: runs by what came of them.
 pub const RUNS: &str = "hookline_transforms_total";
 
-/// The request as the endpoint's transform shapes it, or why there is nothing to send:
+/// The request as the endpoint's transform shapes it (and whether it set the body), or why
+/// there is nothing to send:
 /// `Cancelled`, `TransformFailed` (the program's fault, never retried) or `Other` (no worker:
 /// retried).
 pub async fn apply(
@@ -25,7 +26,7 @@ pub async fn apply(
     require_https: bool,
     spec: &TransformSpec,
     mut req: AttemptRequest,
-) -> Result<AttemptRequest, (FailureKind, String)> {
+) -> Result<(AttemptRequest, bool), (FailureKind, String)> {
     let failed = |why: String| {
         metrics::counter!(RUNS, "outcome" => "failed").increment(1);
         (FailureKind::TransformFailed, format!("transform_failed: {why}"))
@@ -46,6 +47,7 @@ pub async fn apply(
         }
         Shaped::Send { body, headers, url } => {
             metrics::counter!(RUNS, "outcome" => "ok").increment(1);
+            let body_set = body.is_some();
             if let Some(body) = body {
                 req.body = body.into();
             }
@@ -56,7 +58,7 @@ pub async fn apply(
             if let Some(url) = url {
                 req.url = url;
             }
-            Ok(req)
+            Ok((req, body_set))
         }
     }
 }

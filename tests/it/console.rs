@@ -188,6 +188,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             "event_types",
             "filter",
             "headers",
+            "kind",
             "max_in_flight",
             "metadata",
             "ordered",
@@ -196,6 +197,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
             "retry_schedule_s",
             "signature",
             "timeout_ms",
+            "transform",
             "url"
         ]),
         "{seen}"

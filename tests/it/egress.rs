@@ -204,6 +204,7 @@ fn attempt(url: &str) -> AttemptRequest {
         timeout: Duration::from_secs(5),
         auth: None,
         transform: None,
+        kind: Default::default(),
     }
 }
 

@@ -25,6 +25,7 @@ mod layout;
 mod lifecycle;
 mod loadtest;
 mod metadata;
+mod notifications;
 mod oauth;
 mod observability;
 mod openapi;

@@ -79,8 +79,17 @@ impl EndpointStore for PanicOnce {
     async fn save_bucket(&self, o: &str, id: &str, s: u32, b: &BucketRecord, ttl: u64) -> StoreResult<()> {
         EndpointStore::save_bucket(&*self.inner, o, id, s, b, ttl).await
     }
-    async fn emit_event(&self, t: &str, ty: &str, data: serde_json::Value) -> StoreResult<String> {
-        EndpointStore::emit_event(&*self.inner, t, ty, data).await
+    async fn emit_event(&self, t: &str, ty: &str, data: serde_json::Value, key: Option<&str>) -> StoreResult<String> {
+        EndpointStore::emit_event(&*self.inner, t, ty, data, key).await
+    }
+    async fn note_dead_letters(
+        &self,
+        id: &str,
+        s: u32,
+        reasons: &[(String, u64)],
+        interval_s: u64,
+    ) -> StoreResult<Option<Vec<(String, u64)>>> {
+        EndpointStore::note_dead_letters(&*self.inner, id, s, reasons, interval_s).await
     }
     async fn forget_endpoint(&self, id: &str, s: u32) -> StoreResult<u64> {
         EndpointStore::forget_endpoint(&*self.inner, id, s).await
@@ -149,6 +158,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         drain_timeout_ms: 3_000,
         breaker: Default::default(),
         disable_after_ms: 3_600_000,
+        dead_letter_notice_interval_s: 3_600,
         metric_labels: Default::default(),
     };
     let index = Arc::new(SubscriptionIndex::new());

@@ -24,6 +24,7 @@
 //! (results, health, group commit), `admission` and `ordered` (pure decisions).
 
 pub mod admission;
+pub mod notices;
 pub mod ordered;
 mod record;
 mod state;
@@ -114,6 +115,7 @@ impl Actor for EndpointActor {
             probe: None,
             unrecorded: Vec::new(),
             recording: None,
+            notices: Vec::new(),
         })
     }
 

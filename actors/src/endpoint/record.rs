@@ -2,8 +2,9 @@
 //! clock (disabling the endpoint when it has failed too long, or answered 410), and record the
 //! attempt with its delivery's next state, in group commits.
 
+use super::notices::Notice;
 use super::state::{EndpointState, InFlight};
-use super::{EndpointMsg, ENDPOINT_DISABLED_EVENT};
+use super::EndpointMsg;
 use crate::backoff::{honour_retry_after, retry_delay};
 use crate::breaker::BreakerState;
 use crate::model::{AttemptRecord, DeadReason, EndpointConfig, FinishedAttempt, Next};
@@ -134,9 +135,18 @@ impl EndpointState {
         } else if success || failure {
             changed |= breaker.observe(now, success);
         }
-        if was_closed && matches!(breaker.state(), BreakerState::Open { .. }) {
-            metrics::counter!(crate::names::BREAKERS_OPENED).increment(1);
-            tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, "circuit breaker opened");
+        let mut notice = None;
+        match breaker.state() {
+            BreakerState::Open { next_probe_ms, .. } if was_closed => {
+                metrics::counter!(crate::names::BREAKERS_OPENED).increment(1);
+                tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, "circuit breaker opened");
+                notice = Some(Notice::breaker_opened(cfg, now, Some(*next_probe_ms)));
+            }
+            BreakerState::Closed if !was_closed => {
+                tracing::info!(tenant = %cfg.tenant, endpoint_id = %cfg.id, "circuit breaker closed: recovered");
+                notice = Some(Notice::recovered(cfg, now));
+            }
+            _ => {}
         }
         if success {
             changed |= self.failing_since_ms.take().is_some();
@@ -146,6 +156,13 @@ impl EndpointState {
         }
         if changed {
             self.save_health().await;
+        }
+        // Told once the new state is saved (a next owner starts from it and tells nothing again).
+        if let Some(notice) = notice {
+            self.notices.push(notice);
+        }
+        if !self.notices.is_empty() {
+            self.emit_notices().await;
         }
         if let Some(since) = self.failing_since_ms {
             if failure && now.saturating_sub(since) >= self.ctx.settings.disable_after_ms {
@@ -182,15 +199,10 @@ impl EndpointState {
             }
         }
         if reason == DisableReason::Failing.as_str() {
-            let data = serde_json::json!({
-                "endpoint_id": cfg.id,
-                "url": cfg.url,
-                "reason": reason,
-                "failing_since": self.failing_since_ms,
-            });
-            if let Err(e) = store.emit_event(&cfg.tenant, ENDPOINT_DISABLED_EVENT, data).await {
-                tracing::warn!(endpoint_id = %cfg.id, error = %e, "emitting the endpoint-disabled event failed");
-            }
+            let now = self.now();
+            self.notices
+                .push(Notice::disabled(cfg, now, reason, self.failing_since_ms));
+            self.emit_notices().await;
         }
     }
 
@@ -248,6 +260,7 @@ impl EndpointState {
     ) {
         self.recording = None;
         let mut failed = false;
+        let mut dead: std::collections::BTreeMap<String, u64> = Default::default();
         let mut results = results.into_iter();
         let labels = self.ctx.settings.metric_labels;
         for (finished, outcome) in batch {
@@ -274,6 +287,7 @@ impl EndpointState {
                 Ok(()) => {
                     self.count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
                     if let Next::Dead(reason) = &next {
+                        *dead.entry(reason.to_string()).or_default() += 1;
                         tracing::info!(
                             tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
                             delivery_id = %delivery_id, attempt = attempts,
@@ -301,6 +315,9 @@ impl EndpointState {
             }
         }
         self.record_unrecorded(myself);
+        if !dead.is_empty() {
+            self.note_dead_letters(dead.into_iter().collect()).await;
+        }
         if failed {
             self.window.clear();
             self.retry_soon(myself);

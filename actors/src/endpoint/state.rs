@@ -55,6 +55,8 @@ pub struct EndpointState {
     pub(super) unrecorded: Vec<(FinishedAttempt, Outcome)>,
     /// The task writing a batch of records, while one is being written.
     pub(super) recording: Option<InFlight>,
+    /// Operational events not yet stored (`notices`).
+    pub(super) notices: Vec<super::notices::Notice>,
 }
 
 impl EndpointState {
@@ -349,6 +351,7 @@ impl EndpointState {
             timeout: Duration::from_millis(cfg.timeout_ms.unwrap_or(self.ctx.settings.default_timeout_ms)),
             auth: ReceiverAuth::of(cfg),
             transform,
+            kind: cfg.kind,
         };
         let transport = self.ctx.transport.clone();
         let reply_to = myself.clone();
@@ -449,6 +452,8 @@ impl EndpointState {
         match written {
             Ok(()) => {
                 super::record::count_dead_letter(self.ctx.settings.metric_labels, &cfg.tenant, "expired");
+                self.note_dead_letters(vec![(DeadReason::EventExpired.to_string(), 1)])
+                    .await;
                 tracing::info!(
                     tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
                     delivery_id = %delivery_id, attempt = number,

@@ -7,13 +7,17 @@ use crate::breaker::{BreakerRecord, BreakerSettings, BreakerState};
 use crate::ctx::{Clock, Ctx, NodeSettings, Stores, TokioClock};
 use crate::limiter::BucketRecord;
 use crate::matching::SubscriptionIndex;
-use crate::model::{EndpointConfig, FinishedAttempt, HealthRecord, Next, QueuedDelivery, RoutedEvent, StreamEvent};
-use crate::store::{EndpointStore, LeaseStore, PulledWindow, RouterStore, StoreError, StoreResult};
-use crate::transport::{AttemptRequest, AttemptResponse, Transport};
+use crate::model::{EndpointConfig, FinishedAttempt, HealthRecord, Next, QueuedDelivery};
+use crate::store::{EndpointStore, PulledWindow, StoreError, StoreResult};
+use offline::Offline;
 use ractor::{Actor, ActorRef};
-use std::collections::{BTreeMap, VecDeque};
+use receiver::Receiver;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+mod offline;
+mod receiver;
 
 const START_MS: u64 = 1_763_870_000_000;
 const SHARD: u32 = 3;
@@ -30,6 +34,10 @@ struct Memory {
     fenced: Mutex<bool>,
     /// Every settle_idle call: (paused, not_before_ms, ordered head).
     settled: Mutex<Vec<(bool, u64, Option<String>)>>,
+    /// Every event the actor emitted: (type, idempotency key), one per key.
+    emitted: Mutex<Vec<(String, Option<String>)>>,
+    /// A dead-letter notice went out (the interval's gate): later counts wait.
+    dead_gate: Mutex<bool>,
 }
 
 impl Memory {
@@ -167,8 +175,24 @@ impl EndpointStore for Memory {
         self.fence()
     }
 
-    async fn emit_event(&self, _: &str, _: &str, _: serde_json::Value) -> StoreResult<String> {
+    async fn emit_event(&self, _: &str, ty: &str, _: serde_json::Value, key: Option<&str>) -> StoreResult<String> {
+        let mut emitted = self.emitted.lock().unwrap();
+        let event = (ty.to_string(), key.map(String::from));
+        if key.is_none() || !emitted.contains(&event) {
+            emitted.push(event);
+        }
         Ok("evt_emitted".into())
+    }
+
+    async fn note_dead_letters(
+        &self,
+        _: &str,
+        _: u32,
+        reasons: &[(String, u64)],
+        _: u64,
+    ) -> StoreResult<Option<Vec<(String, u64)>>> {
+        let mut gate = self.dead_gate.lock().unwrap();
+        Ok((!std::mem::replace(&mut *gate, true)).then(|| reasons.to_vec()))
     }
 
     async fn forget_endpoint(&self, _: &str, _: u32) -> StoreResult<u64> {
@@ -182,118 +206,6 @@ impl EndpointStore for Memory {
             cfg.disabled_reason = Some(reason.into());
         }
         Ok(endpoint.clone())
-    }
-}
-
-/// The router's and the lease manager's store, which an endpoint actor never uses: every call
-/// fails, so a test would see it if one did.
-struct Offline;
-
-fn offline<T>() -> StoreResult<T> {
-    Err(StoreError::unavailable("not part of an endpoint actor test"))
-}
-
-#[async_trait::async_trait]
-impl RouterStore for Offline {
-    async fn read_events(&self, _: u32, _: &str, _: bool, _: usize, _: u64) -> StoreResult<Vec<StreamEvent>> {
-        offline()
-    }
-    async fn claim_stale_events(&self, _: u32, _: &str, _: u64, _: usize) -> StoreResult<Vec<StreamEvent>> {
-        offline()
-    }
-    async fn route(&self, _: &[RoutedEvent]) -> StoreResult<()> {
-        offline()
-    }
-    async fn load_endpoints(&self) -> StoreResult<Vec<EndpointConfig>> {
-        offline()
-    }
-    async fn get_endpoint(&self, _: &str) -> StoreResult<Option<EndpointConfig>> {
-        offline()
-    }
-    async fn tenant_versions(&self, _: &[String]) -> StoreResult<Vec<u64>> {
-        offline()
-    }
-    async fn event_bodies(&self, _: &[(String, String)]) -> StoreResult<Vec<Option<String>>> {
-        offline()
-    }
-    async fn tenant_endpoints(&self, _: &str) -> StoreResult<Vec<EndpointConfig>> {
-        offline()
-    }
-}
-
-#[async_trait::async_trait]
-impl LeaseStore for Offline {
-    async fn heartbeat(&self, _: &str, _: u64) -> StoreResult<(usize, usize)> {
-        offline()
-    }
-    async fn hold_lease(&self, _: u32, _: &str, _: u64) -> StoreResult<Option<u64>> {
-        offline()
-    }
-    async fn renew_lease(&self, _: u32, _: &str, _: u64) -> StoreResult<bool> {
-        offline()
-    }
-    async fn release_lease(&self, _: u32, _: &str) -> StoreResult<()> {
-        offline()
-    }
-    async fn leave(&self, _: &str) -> StoreResult<()> {
-        offline()
-    }
-    async fn due_endpoints(&self, _: u32, _: u64, _: usize, _: usize) -> StoreResult<Vec<String>> {
-        offline()
-    }
-}
-
-/// A receiver answering the scripted statuses in order (then 200), each after `delay`, and
-/// noting when each attempt started and how many ran at once.
-struct Receiver {
-    clock: Arc<TokioClock>,
-    script: Mutex<VecDeque<u16>>,
-    delay: Duration,
-    /// (event id, start ms on the actors' clock)
-    started: Mutex<Vec<(String, u64)>>,
-    running: Mutex<(usize, usize)>,
-}
-
-impl Receiver {
-    fn new(clock: Arc<TokioClock>, script: &[u16], delay: Duration) -> Arc<Self> {
-        Arc::new(Receiver {
-            clock,
-            script: Mutex::new(script.iter().copied().collect()),
-            delay,
-            started: Mutex::new(Vec::new()),
-            running: Mutex::new((0, 0)),
-        })
-    }
-
-    fn starts(&self) -> Vec<u64> {
-        self.started.lock().unwrap().iter().map(|(_, at)| *at).collect()
-    }
-
-    fn most_at_once(&self) -> usize {
-        self.running.lock().unwrap().1
-    }
-}
-
-#[async_trait::async_trait]
-impl Transport for Receiver {
-    async fn send(&self, request: AttemptRequest) -> AttemptResponse {
-        self.started
-            .lock()
-            .unwrap()
-            .push((request.event_id, self.clock.now_ms()));
-        {
-            let mut running = self.running.lock().unwrap();
-            running.0 += 1;
-            running.1 = running.1.max(running.0);
-        }
-        tokio::time::sleep(self.delay).await;
-        self.running.lock().unwrap().0 -= 1;
-        let status = self.script.lock().unwrap().pop_front().unwrap_or(200);
-        AttemptResponse {
-            status: Some(status),
-            latency_ms: self.delay.as_millis() as u64,
-            ..Default::default()
-        }
     }
 }
 
@@ -316,6 +228,7 @@ fn settings() -> NodeSettings {
         drain_timeout_ms: 10_000,
         breaker: BreakerSettings::default(),
         disable_after_ms: 3_600_000,
+        dead_letter_notice_interval_s: 3_600,
         metric_labels: Default::default(),
     }
 }
@@ -524,6 +437,41 @@ async fn an_open_breaker_sends_one_probe_at_its_time_then_resumes() {
         "nothing else starts while the probe is in flight: {starts:?}"
     );
     assert_eq!(memory.health.lock().unwrap().breaker.state, BreakerState::Closed);
+}
+
+impl Memory {
+    fn emitted_types(&self) -> Vec<String> {
+        self.emitted.lock().unwrap().iter().map(|(t, _)| t.clone()).collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_breaker_that_opens_then_closes_is_told_once_each_way() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 12);
+    let receiver = Receiver::new(clock.clone(), &[500; 10], Duration::from_millis(10));
+    let (_, stopped) = run(memory.clone(), receiver, clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "every delivery made it in the end");
+    assert_eq!(memory.health.lock().unwrap().breaker.state, BreakerState::Closed);
+    assert_eq!(
+        memory.emitted_types(),
+        ["hookline.endpoint.breaker_opened", "hookline.endpoint.recovered"],
+        "one notice per change, not one per failed attempt"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_make_a_notice_when_the_store_says_one_is_due() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 3);
+    let receiver = Receiver::new(clock.clone(), &[400, 400, 400], Duration::from_millis(10));
+    run(memory.clone(), receiver, clock, Duration::from_secs(60)).await;
+    assert!(memory.records().iter().all(|r| matches!(r.next, Next::Dead(_))));
+    assert_eq!(
+        memory.emitted_types(),
+        ["hookline.endpoint.dead_letters"],
+        "the gate holds the rest"
+    );
 }
 
 #[tokio::test(start_paused = true)]

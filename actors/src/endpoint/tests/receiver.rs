@@ -1,0 +1,62 @@
+//! The receiver of the endpoint actor's unit tests: scripted answers, timed on the actors'
+//! (paused) clock.
+
+use crate::ctx::{Clock, TokioClock};
+use crate::transport::{AttemptRequest, AttemptResponse, Transport};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A receiver answering the scripted statuses in order (then 200), each after `delay`, and
+/// noting when each attempt started and how many ran at once.
+pub(super) struct Receiver {
+    clock: Arc<TokioClock>,
+    script: Mutex<VecDeque<u16>>,
+    delay: Duration,
+    /// (event id, start ms on the actors' clock)
+    pub(super) started: Mutex<Vec<(String, u64)>>,
+    running: Mutex<(usize, usize)>,
+}
+
+impl Receiver {
+    pub(super) fn new(clock: Arc<TokioClock>, script: &[u16], delay: Duration) -> Arc<Self> {
+        Arc::new(Receiver {
+            clock,
+            script: Mutex::new(script.iter().copied().collect()),
+            delay,
+            started: Mutex::new(Vec::new()),
+            running: Mutex::new((0, 0)),
+        })
+    }
+
+    pub(super) fn starts(&self) -> Vec<u64> {
+        self.started.lock().unwrap().iter().map(|(_, at)| *at).collect()
+    }
+
+    pub(super) fn most_at_once(&self) -> usize {
+        self.running.lock().unwrap().1
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for Receiver {
+    async fn send(&self, request: AttemptRequest) -> AttemptResponse {
+        self.started
+            .lock()
+            .unwrap()
+            .push((request.event_id, self.clock.now_ms()));
+        {
+            let mut running = self.running.lock().unwrap();
+            running.0 += 1;
+            running.1 = running.1.max(running.0);
+        }
+        tokio::time::sleep(self.delay).await;
+        self.running.lock().unwrap().0 -= 1;
+        let status = self.script.lock().unwrap().pop_front().unwrap_or(200);
+        AttemptResponse {
+            status: Some(status),
+            latency_ms: self.delay.as_millis() as u64,
+            ..Default::default()
+        }
+    }
+}

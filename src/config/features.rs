@@ -1,0 +1,82 @@
+//! `transform.*`: the worker processes that run endpoints' jq transforms (`crate::transform`);
+//! `notifications.*`: the node's operational events to tenants (issue 22).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Transform {
+    /// Worker processes, started when the first transform runs (none on a node without
+    /// transforms). Each runs one program at a time.
+    pub workers: usize,
+    /// Longest one run may take; past it the worker is stopped and the delivery dead-lettered
+    /// (`transform_failed`).
+    pub timeout_ms: u64,
+}
+
+impl Default for Transform {
+    fn default() -> Self {
+        Transform {
+            workers: 2,
+            timeout_ms: 10,
+        }
+    }
+}
+
+impl Transform {
+    /// The first wrong key and what is wrong with it.
+    pub fn checked(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=64).contains(&self.workers) {
+            return Err(("transform.workers", "must be between 1 and 64".into()));
+        }
+        if !(1..=10_000).contains(&self.timeout_ms) {
+            return Err(("transform.timeout_ms", "must be between 1 and 10000".into()));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Notifications {
+    /// At most one `hookline.endpoint.dead_letters` event per endpoint this often.
+    pub dead_letter_interval_s: u64,
+    /// A source refusing this many requests within a wall-clock minute…
+    pub source_rejections_per_minute: u64,
+    /// …makes a `hookline.source.rejections` event, at most one per source this often.
+    pub source_rejection_interval_s: u64,
+}
+
+impl Default for Notifications {
+    fn default() -> Self {
+        Notifications {
+            dead_letter_interval_s: 3_600,
+            source_rejections_per_minute: 10,
+            source_rejection_interval_s: 3_600,
+        }
+    }
+}
+
+impl Notifications {
+    /// The first wrong key and what is wrong with it.
+    pub fn checked(&self) -> Result<(), (&'static str, String)> {
+        for (key, value) in [
+            ("notifications.dead_letter_interval_s", self.dead_letter_interval_s),
+            (
+                "notifications.source_rejection_interval_s",
+                self.source_rejection_interval_s,
+            ),
+        ] {
+            if !(1..=7 * 86_400).contains(&value) {
+                return Err((key, "must be between 1 and 604800".into()));
+            }
+        }
+        if !(1..=1_000_000).contains(&self.source_rejections_per_minute) {
+            return Err((
+                "notifications.source_rejections_per_minute",
+                "must be between 1 and 1000000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
