@@ -163,10 +163,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     };
     let egress = cfg.delivery.egress().map_err(RunError::Http)?;
     let transforms = transform::Transforms::new(cfg.transform.workers, cfg.transform.timeout_ms);
+    let notify = &cfg.notifications;
+    let mailer = delivery::email::Mailer::new(&notify.smtp_url, &notify.email_from, &notify.console_url)
+        .map_err(RunError::Http)?;
     let transport = Arc::new(
         delivery::HttpTransport::new(&egress)
             .map_err(RunError::Http)?
-            .with_transforms(transforms.clone(), cfg.delivery.require_https),
+            .with_transforms(transforms.clone(), cfg.delivery.require_https)
+            .with_mailer(mailer),
     );
     let index = Arc::new(SubscriptionIndex::new());
     let settings = node_settings(&cfg);

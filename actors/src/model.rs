@@ -89,14 +89,16 @@ impl PayloadMode {
     }
 }
 
-/// What an endpoint is (`kind`): a Standard Webhooks receiver, or a Slack-compatible incoming
-/// webhook that gets a chat message rendered from the event, without signature headers.
+/// What an endpoint is (`kind`): a Standard Webhooks receiver, a Slack-compatible incoming
+/// webhook that gets a chat message rendered from the event (without signature headers), or
+/// email recipients (`url` is `mailto:a@x,b@y`) sent to through the node's SMTP server.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EndpointKind {
     #[default]
     Webhook,
     Slack,
+    Email,
 }
 
 impl EndpointKind {

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 /// The fields of an endpoint the edit form holds: all a PATCH takes but `disabled` (the page's
 /// Disable and Enable do that, keeping the reason) and the write-only `secret`, `tls` and
 /// `oauth2` (added to the JSON, they replace what is stored; left out, they stay).
-const EDITABLE: [&str; 15] = [
+const EDITABLE: [&str; 16] = [
     "url",
     "event_types",
     "description",
@@ -31,6 +31,7 @@ const EDITABLE: [&str; 15] = [
     "metadata",
     "transform",
     "kind",
+    "email",
 ];
 
 #[derive(Deserialize)]
@@ -113,7 +114,7 @@ fn new_form(viewer: &Viewer, tenant: &str, form: Option<&EndpointForm>, error: O
         text_area(
             "settings",
             "Other settings (JSON, optional: rate_limit_per_s, max_in_flight, timeout_ms, retry_schedule_s, \
-             headers, ordered, signature, tls, oauth2, filter, payload_mode, metadata, transform, kind)",
+             headers, ordered, signature, tls, oauth2, filter, payload_mode, metadata, transform, kind, email)",
             4,
             &value(|f| &f.settings)
         ),

@@ -464,6 +464,7 @@ impl From<PayloadMode> for PayloadModeName {
 pub enum KindName {
     Webhook,
     Slack,
+    Email,
 }
 
 impl From<KindName> for EndpointKind {
@@ -471,6 +472,7 @@ impl From<KindName> for EndpointKind {
         match name {
             KindName::Webhook => EndpointKind::Webhook,
             KindName::Slack => EndpointKind::Slack,
+            KindName::Email => EndpointKind::Email,
         }
     }
 }
@@ -480,6 +482,7 @@ impl From<EndpointKind> for KindName {
         match kind {
             EndpointKind::Webhook => KindName::Webhook,
             EndpointKind::Slack => KindName::Slack,
+            EndpointKind::Email => KindName::Email,
         }
     }
 }

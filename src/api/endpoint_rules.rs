@@ -20,7 +20,10 @@ pub fn check_https(field: &str, url: &str, rules: &crate::config::Delivery) -> R
 }
 
 pub fn validate(cfg: &EndpointConfig, rules: &crate::config::Delivery) -> Result<(), ApiError> {
-    super::endpoint_auth::check_url("url", &cfg.url, rules)?;
+    match cfg.kind {
+        hookline_actors::model::EndpointKind::Email => super::endpoint_email::check(cfg)?,
+        _ => super::endpoint_auth::check_url("url", &cfg.url, rules)?,
+    }
     if cfg.event_types.is_empty() || cfg.event_types.len() > 100 {
         return Err(ApiError::invalid(
             "event_types: between 1 and 100 patterns (omit it for every event)",

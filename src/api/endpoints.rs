@@ -97,8 +97,11 @@ pub struct EndpointFields {
     transform: Option<Option<String>>,
     /// `webhook` (default): Standard Webhooks. `slack`: `url` is a Slack-compatible incoming
     /// webhook; deliveries are chat messages rendered from the event, without signature headers.
+    /// `email`: `email` instead of `url`; deliveries are emails sent through the node's SMTP server.
     #[schema(value_type = Option<KindName>)]
     kind: Option<KindName>,
+    /// For `kind: email`: the recipients (the endpoint's `url` becomes `mailto:…`).
+    email: Option<super::endpoint_email::EmailFields>,
 }
 
 /// The body of a creation: `EndpointFields` with `url` required (documentation only: the
@@ -161,6 +164,8 @@ pub struct EndpointOut {
     #[schema(schema_with = super::endpoint_transform::schema)]
     transform: Option<String>,
     kind: KindName,
+    /// The recipients of a `kind: email` endpoint (null for other kinds).
+    email: Option<super::endpoint_email::EmailFields>,
     created_at: String,
     updated_at: String,
     state: EndpointState,
@@ -278,6 +283,9 @@ impl EndpointFields {
         if let Some(kind) = self.kind {
             cfg.kind = kind.into();
         }
+        if let Some(email) = self.email {
+            cfg.url = email.url();
+        }
         super::endpoint_auth::apply(
             cfg,
             self.tls.map(|t| t.map(|t| t.0)),
@@ -290,6 +298,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
     let shard = state.node.shard_of(&cfg.id);
     let backlog = state.store.backlog(&cfg.id, shard).await?;
     let health = state.store.load_health(&cfg.id, shard).await?;
+    let email = super::endpoint_email::EmailFields::of(cfg);
     let cfg = cfg.clone();
     Ok(EndpointOut {
         id: cfg.id,
@@ -313,6 +322,7 @@ pub(super) async fn to_json(state: &AppState, cfg: &EndpointConfig, show_secret:
         metadata: cfg.metadata,
         transform: cfg.transform.as_deref().map(str::to_string),
         kind: cfg.kind.into(),
+        email,
         created_at: rfc3339(cfg.created_at_ms),
         updated_at: rfc3339(cfg.updated_at_ms),
         state: EndpointState {
@@ -400,8 +410,11 @@ async fn create(
     JsonObject(fields): JsonObject<EndpointFields>,
 ) -> ApiResult<(StatusCode, axum::Json<EndpointOut>)> {
     caller.authorize(&tenant, Scope::EndpointsWrite)?;
-    if fields.url.is_none() {
-        return Err(ApiError::invalid("url: is required"));
+    if fields.url.is_none() && fields.email.is_none() {
+        return Err(ApiError::invalid("url: is required (email, for kind email)"));
+    }
+    if fields.url.is_some() && fields.email.is_some() {
+        return Err(ApiError::invalid("email: give url or email, not both"));
     }
     fields.check(&state.config.delivery)?;
     let now = hookline_actors::now_ms();

@@ -20,6 +20,7 @@ mod deliveries;
 mod delivery_order;
 mod endpoint_actions;
 mod endpoint_auth;
+mod endpoint_email;
 mod endpoint_filter;
 mod endpoint_list;
 mod endpoint_rules;

@@ -45,6 +45,14 @@ pub struct Notifications {
     pub source_rejections_per_minute: u64,
     /// …makes a `hookline.source.rejections` event, at most one per source this often.
     pub source_rejection_interval_s: u64,
+    /// Where `kind: email` endpoints' mail goes: `smtp://[user:pass@]host[:port]` (no TLS) or
+    /// `smtps://…` (TLS). Empty: email endpoints wait (retried) until it is set.
+    pub smtp_url: String,
+    /// The sender of those emails.
+    pub email_from: String,
+    /// The console's address as a mail reader reaches it (`https://hooks.example.com`): emails
+    /// link to the endpoint's page there. Empty: no link.
+    pub console_url: String,
 }
 
 impl Default for Notifications {
@@ -53,6 +61,9 @@ impl Default for Notifications {
             dead_letter_interval_s: 3_600,
             source_rejections_per_minute: 10,
             source_rejection_interval_s: 3_600,
+            smtp_url: String::new(),
+            email_from: "Hookline <hookline@localhost>".into(),
+            console_url: String::new(),
         }
     }
 }
@@ -70,6 +81,19 @@ impl Notifications {
             if !(1..=7 * 86_400).contains(&value) {
                 return Err((key, "must be between 1 and 604800".into()));
             }
+        }
+        if !(self.smtp_url.is_empty() || self.smtp_url.starts_with("smtp://") || self.smtp_url.starts_with("smtps://"))
+        {
+            return Err((
+                "notifications.smtp_url",
+                "must start with smtp:// or smtps:// (or be empty)".into(),
+            ));
+        }
+        if !self.console_url.is_empty() && !self.console_url.starts_with("http") {
+            return Err((
+                "notifications.console_url",
+                "must be an http(s) address (or empty)".into(),
+            ));
         }
         if !(1..=1_000_000).contains(&self.source_rejections_per_minute) {
             return Err((

@@ -5,7 +5,9 @@
 //! retry/dead happens in the actors (`hookline_actors::outcome`).
 
 pub mod clients;
+mod describe;
 pub mod egress;
+pub mod email;
 pub mod oauth;
 pub mod relay;
 pub mod sign;
@@ -41,6 +43,8 @@ pub struct HttpTransport {
     /// Runs endpoints' transforms (`crate::transform`), with `delivery.require_https` for the
     /// URLs they give; none in tools and tests that build a bare transport.
     transforms: Option<(std::sync::Arc<crate::transform::Transforms>, bool)>,
+    /// Sends `kind: email` deliveries (`notifications.smtp_url`); none when it is not set.
+    mailer: Option<std::sync::Arc<email::Mailer>>,
 }
 
 impl HttpTransport {
@@ -50,7 +54,16 @@ impl HttpTransport {
             tokens: oauth::Tokens::default(),
             allow_private: egress.allow_private_networks,
             transforms: None,
+            mailer: None,
         })
+    }
+
+    /// This transport, sending email endpoints' deliveries with `mailer`.
+    pub fn with_mailer(self, mailer: Option<email::Mailer>) -> Self {
+        HttpTransport {
+            mailer: mailer.map(std::sync::Arc::new),
+            ..self
+        }
     }
 
     /// This transport, running endpoints' transforms on `transforms`.
@@ -257,6 +270,16 @@ impl Transport for HttpTransport {
                 }
             }
         };
+        if req.kind == EndpointKind::Email {
+            return match &self.mailer {
+                Some(mailer) => mailer.send(&req).await,
+                None => AttemptResponse {
+                    failure: Some(FailureKind::Other),
+                    error: Some("smtp: notifications.smtp_url is not set on this node".into()),
+                    ..Default::default()
+                },
+            };
+        }
         if req.kind == EndpointKind::Slack && !body_set {
             if let Some(message) = slack::message(&req.body) {
                 req.body = message.into();

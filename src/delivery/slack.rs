@@ -1,75 +1,18 @@
 //! Slack-kind endpoints (issue 22): a chat message (`{"text", "blocks"}`, Slack's incoming
-//! webhook format) rendered from the event's body. The node's own notices read as sentences;
-//! any other event shows its type, id and data.
+//! webhook format) rendered from the event's body (`describe`, in Slack's mrkdwn).
 
+use super::describe::{describe, SLACK};
 use serde_json::{json, Value};
-
-/// The most characters of an event's data a message shows (Slack cuts a section at 3,000).
-const DATA_SHOWN: usize = 2_500;
 
 /// The message for an event body (`{"id","type","timestamp","tenant","data"}`, or a thin
 /// one); `None` if the body is not an event.
 pub fn message(body: &str) -> Option<String> {
     let event: Value = serde_json::from_str(body).ok()?;
-    let event_type = event.get("type")?.as_str()?;
-    let data = event.get("data").cloned().unwrap_or(Value::Null);
-    let field = |name: &str| data.get(name).and_then(Value::as_str).map(escape);
-    let endpoint = || {
-        let url = field("url").unwrap_or_default();
-        match field("description").filter(|d| !d.is_empty()) {
-            Some(d) => format!("*{d}* (<{url}>)"),
-            None => format!("<{url}>"),
-        }
-    };
-    let text = match event_type {
-        "hookline.endpoint.disabled" => format!(
-            ":no_entry: Endpoint {} was disabled ({}): nothing is sent to it until it is enabled again.",
-            endpoint(),
-            field("reason").unwrap_or_default()
-        ),
-        "hookline.endpoint.breaker_opened" => format!(
-            ":warning: Endpoint {} is failing: its circuit breaker opened at {}. The next probe is at {}.",
-            endpoint(),
-            field("opened_at").unwrap_or_default(),
-            field("next_probe_at").unwrap_or_else(|| "soon".into())
-        ),
-        "hookline.endpoint.recovered" => format!(
-            ":white_check_mark: Endpoint {} recovered at {}.",
-            endpoint(),
-            field("recovered_at").unwrap_or_default()
-        ),
-        "hookline.endpoint.dead_letters" => {
-            let reasons: Vec<String> = data["top_reasons"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|r| format!("{} × {}", escape(r["reason"].as_str().unwrap_or("?")), r["count"]))
-                .collect();
-            format!(
-                ":skull: {} deliveries to endpoint {} were dead-lettered ({}).",
-                data["count"],
-                endpoint(),
-                reasons.join(", ")
-            )
-        }
-        "hookline.source.rejections" => format!(
-            ":no_entry_sign: Source `{}` refused {} requests this minute (last: {}).",
-            field("source_id").unwrap_or_default(),
-            data["rejections_this_minute"],
-            data["last"]["reason"].as_str().map(escape).unwrap_or_default()
-        ),
-        other => {
-            let mut shown = serde_json::to_string_pretty(&data).unwrap_or_default();
-            if shown.chars().count() > DATA_SHOWN {
-                shown = shown.chars().take(DATA_SHOWN).collect::<String>() + "\n…";
-            }
-            format!("*{}*\n```{}```", escape(other), escape(&shown))
-        }
-    };
+    let text = describe(&event, &SLACK)?;
     let context = format!(
         "{} · {}",
-        escape(event.get("id").and_then(Value::as_str).unwrap_or("")),
-        escape(event.get("timestamp").and_then(Value::as_str).unwrap_or(""))
+        (SLACK.escape)(event.get("id").and_then(Value::as_str).unwrap_or("")),
+        (SLACK.escape)(event.get("timestamp").and_then(Value::as_str).unwrap_or(""))
     );
     let message = json!({
         "text": text,
@@ -79,11 +22,6 @@ pub fn message(body: &str) -> Option<String> {
         ],
     });
     Some(message.to_string())
-}
-
-/// Slack's three control characters in text.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -185,6 +185,7 @@ async fn an_operator_signs_in_and_sees_a_tenants_endpoints_with_every_value_as_t
         seen["edit_fields"],
         json!([
             "description",
+            "email",
             "event_types",
             "filter",
             "headers",

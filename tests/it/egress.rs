@@ -186,14 +186,6 @@ impl Tinyproxy {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn attempt(url: &str) -> AttemptRequest {
     AttemptRequest {
         url: url.into(),

@@ -11,6 +11,7 @@ mod console;
 mod deploy;
 mod ed25519;
 mod egress;
+mod email;
 mod faults;
 mod filters;
 mod fuzz;

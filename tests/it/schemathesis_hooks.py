@@ -22,7 +22,10 @@ refuses with 422 events of a type the run archived, and the document cannot say 
 tenant archived (`warn` checks the same payloads and stores them). And a `transform`: a string
 the document calls valid (whether it is a jq program is more than a schema can say, and a
 program could send deliveries to another `url`) becomes a program that compiles and keeps the
-delivery where it was.
+delivery where it was. And `kind: email`, whose endpoint takes `email` instead of `url` and
+none of the HTTP-only fields (a rule across fields the document does not spell out), becomes
+the default kind, and an endpoint's `email` is left out: email endpoints are tested by
+tests/it/email.rs.
 The test then checks in Redis that every endpoint of the run points at the sink.
 """
 
@@ -108,6 +111,9 @@ def before_call(context, case, **kwargs):
                 schemas[version] = {}
     if case.body.get("validation") == "enforce":
         case.body["validation"] = "warn"
+    if case.body.get("kind") == "email":
+        case.body["kind"] = "webhook"
+    case.body.pop("email", None)
     transform = case.body.get("transform")
     if isinstance(transform, str) and _TRANSFORM["minLength"] <= len(transform) <= _TRANSFORM["maxLength"]:
         case.body["transform"] = A_TRANSFORM

@@ -280,3 +280,12 @@ pub fn texts<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
         .map(|items| items.iter().filter_map(|item| item[field].as_str()).collect())
         .unwrap_or_default()
 }
+
+/// A loopback port free when asked (for a server a test starts later).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
