@@ -106,6 +106,10 @@ pub fn router(state: AppState, api: Router) -> Router<AppState> {
                 get(super::console_sources::source),
             )
             .route(
+                &format!("{base}/t/{{tenant}}/notifications"),
+                get(super::console_notifications::channels).post(super::console_notifications::create),
+            )
+            .route(
                 &format!("{base}/t/{{tenant}}/d/{{id}}"),
                 get(super::console_delivery::delivery_page),
             )

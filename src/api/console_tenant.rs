@@ -131,11 +131,13 @@ pub(super) async fn tenant_page(
     };
     let body = format!(
         "<h2>{}</h2>{notice}<p class=\"links\">{new}<a id=\"log\" href=\"{}\">Deliveries</a> · \
-         <a href=\"{}\">Find an event</a> · <a id=\"sources\" href=\"{}\">Sources</a></p>{table}",
+         <a href=\"{}\">Find an event</a> · <a id=\"sources\" href=\"{}\">Sources</a> · \
+         <a id=\"notifications\" href=\"{}\">Notifications</a></p>{table}",
         esc(&title),
         viewer.link(&tenant, "/deliveries"),
         viewer.link(&tenant, "/events"),
         viewer.link(&tenant, "/sources"),
+        viewer.link(&tenant, "/notifications"),
     );
     page(StatusCode::OK, &title, Some(&viewer), &body)
 }

@@ -11,6 +11,7 @@ mod console_edit;
 mod console_endpoint;
 mod console_log;
 mod console_nodes;
+mod console_notifications;
 mod console_portal;
 mod console_sources;
 mod console_tenant;

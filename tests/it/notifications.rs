@@ -242,3 +242,109 @@ async fn a_burst_of_refused_inbound_requests_is_told_once() {
     );
     assert_eq!(payload["kind"], "stripe");
 }
+
+#[tokio::test]
+async fn the_console_lists_a_tenants_channels_and_adds_one() {
+    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("channels"))).await;
+    let (api, base) = (&node.api, &node.api.base);
+    api.create_endpoint(
+        "c",
+        json!({"url": "https://hooks.slack.com/services/T/B/X", "kind": "slack", "event_types": ["hookline.*"],
+               "description": "ops <channel>"}),
+    )
+    .await;
+    api.create_endpoint(
+        "c",
+        json!({"url": "https://example.com/orders", "event_types": ["order.*"]}),
+    )
+    .await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed = client
+        .post(format!("{base}/console/sign-in"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", base.as_str())
+        .body(format!("token={ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = |path: String| {
+        let request = client.get(format!("{base}{path}")).header("cookie", &cookie).send();
+        async move {
+            let answer = request.await.unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        }
+    };
+    let (status, tenant) = page("/console/t/c".into()).await;
+    assert_eq!(status, 200);
+    assert!(
+        tenant.contains("href=\"/console/t/c/notifications\""),
+        "linked from the tenant's page"
+    );
+    let (status, html) = page("/console/t/c/notifications".into()).await;
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("https://hooks.slack.com/services/T/B/X"), "{html}");
+    assert!(html.contains("ops &lt;channel&gt;"), "escaped: {html}");
+    assert!(
+        !html.contains("https://example.com/orders"),
+        "an ordinary endpoint is no channel: {html}"
+    );
+
+    // Add email recipients through the form (with the page's CSRF token).
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let form = |target: &str| {
+        format!(
+            "csrf={csrf}&kind=email&target={}&event_types=&description=on-call",
+            target.replace('@', "%40").replace(',', "%2C").replace(' ', "+")
+        )
+    };
+    let created = client
+        .post(format!("{base}/console/t/c/notifications"))
+        .header("cookie", &cookie)
+        .header("origin", base.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("ops@example.com, oncall@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 303);
+    let (_, html) = page("/console/t/c/notifications".into()).await;
+    assert!(html.contains("ops@example.com, oncall@example.com"), "{html}");
+    let (_, listed) = api.get("/v1/tenants/c/endpoints?limit=10").await;
+    let email = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "email")
+        .unwrap()
+        .clone();
+    assert_eq!(email["event_types"], json!(["hookline.*"]));
+    assert_eq!(email["email"]["to"], json!(["ops@example.com", "oncall@example.com"]));
+    // A refused channel comes back with the API's message.
+    let refused = client
+        .post(format!("{base}/console/t/c/notifications"))
+        .header("cookie", &cookie)
+        .header("origin", base.as_str())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form("not an address"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("email.to"));
+}

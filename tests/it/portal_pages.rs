@@ -225,6 +225,7 @@ async fn the_portal_shows_its_own_tenant_and_acts_only_as_its_session_may() {
         format!("{endpoint_page}/test"),
         format!("{endpoint_page}/rotate"),
         format!("{endpoint_page}/dead-letters"),
+        "/portal/t/pp-a/notifications".to_string(),
     ] {
         let (status, page) = reader.post(&path, &csrf).await;
         assert_eq!(status, 403, "{path}: {page}");
