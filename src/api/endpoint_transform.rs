@@ -91,7 +91,8 @@ pub struct TransformTestEvent {
 #[serde(deny_unknown_fields)]
 pub struct TransformTest {
     event: TransformTestEvent,
-    /// A program to try instead of the endpoint's own (nothing is saved).
+    /// A program to try instead of the endpoint's own (nothing is saved; needs
+    /// `endpoints:write`).
     #[schema(schema_with = schema)]
     transform: Option<String>,
 }
@@ -120,6 +121,7 @@ pub struct TransformTestResult {
         (status = 200, description = "the output, or why the run failed", body = TransformTestResult),
         (status = 400, description = "invalid JSON, an unknown field, or a program that does not compile (the \
          message names it)", body = ErrorBody),
+        (status = 403, description = "`missing_scope`: a program of one's own needs `endpoints:write`", body = ErrorBody),
         (status = 404, description = "no such endpoint in this tenant", body = ErrorBody),
         (status = 409, description = "`no_transform`: the endpoint has none and the request gives none", body = ErrorBody),
         (status = 415, description = "content-type is not application/json", body = ErrorBody),
@@ -136,6 +138,8 @@ async fn test_transform(
     let cfg = load(&state, &tenant, &id).await?;
     let program: std::sync::Arc<str> = match (transform, &cfg.transform) {
         (Some(given), _) => {
+            // Running a program of one's own is more than reading the endpoint.
+            caller.authorize(&tenant, Scope::EndpointsWrite)?;
             check(&state, Some(&Some(given.clone()))).await?;
             given.into()
         }

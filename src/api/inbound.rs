@@ -282,7 +282,7 @@ async fn log_rejection(state: &AppState, source: &Source, ip: IpAddr, refusal: &
                 "rejections_this_minute": count,
                 "last": entry,
             });
-            let key = format!("{SOURCE_REJECTIONS_EVENT}:{}:{}", source.id, now / 60_000);
+            let key = format!("{SOURCE_REJECTIONS_EVENT}:{}:{now}", source.id);
             if let Err(e) = state
                 .store
                 .emit_event(&source.tenant, SOURCE_REJECTIONS_EVENT, data, Some(&key))

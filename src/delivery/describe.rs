@@ -58,6 +58,9 @@ pub fn describe(event: &Value, style: &Style) -> Option<String> {
     let data = event.get("data").cloned().unwrap_or(Value::Null);
     let esc = style.escape;
     let field = |name: &str| data.get(name).and_then(Value::as_str).map(esc);
+    // Numbers as numbers only: anyone may post an event of these types, so nothing of its
+    // data reaches the message unescaped.
+    let number = |v: &Value| v.as_u64().unwrap_or(0);
     let endpoint = || {
         let url = (style.link)(&field("url").unwrap_or_default());
         match field("description").filter(|d| !d.is_empty()) {
@@ -90,12 +93,12 @@ pub fn describe(event: &Value, style: &Style) -> Option<String> {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|r| format!("{} × {}", esc(r["reason"].as_str().unwrap_or("?")), r["count"]))
+                .map(|r| format!("{} × {}", esc(r["reason"].as_str().unwrap_or("?")), number(&r["count"])))
                 .collect();
             format!(
                 "{}{} deliveries to endpoint {} were dead-lettered ({}).",
                 (style.icon)("skull"),
-                data["count"],
+                number(&data["count"]),
                 endpoint(),
                 reasons.join(", ")
             )
@@ -104,7 +107,7 @@ pub fn describe(event: &Value, style: &Style) -> Option<String> {
             "{}Source {} refused {} requests this minute (last: {}).",
             (style.icon)("no_entry_sign"),
             (style.bold)(&field("source_id").unwrap_or_default()),
-            data["rejections_this_minute"],
+            number(&data["rejections_this_minute"]),
             data["last"]["reason"].as_str().map(esc).unwrap_or_default()
         ),
         other => {
@@ -139,6 +142,12 @@ mod tests {
             describe(&event, &HTML).unwrap(),
             "Endpoint <b>&lt;Billing&gt;</b> (<a href=\"https://r.example/h?a=1&amp;b=2\">https://r.example/h?a=1&amp;b=2</a>) \
              recovered at t1."
+        );
+        let spoofed = json!({"type": "hookline.endpoint.dead_letters", "data": {"count": "<!channel>", "url": "u",
+            "top_reasons": [{"reason": "<b>", "count": "<a href=x>"}]}});
+        assert_eq!(
+            describe(&spoofed, &SLACK).unwrap(),
+            ":skull: 0 deliveries to endpoint <u> were dead-lettered (&lt;b&gt; × 0)."
         );
         let other = json!({"type": "order.paid", "data": {"x": "<i>"}});
         assert_eq!(

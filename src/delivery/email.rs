@@ -77,7 +77,13 @@ impl Mailer {
             Ok(Ok(answer)) => AttemptResponse {
                 status: Some(u16::from(answer.code())),
                 latency_ms: started.elapsed().as_millis() as u64,
-                excerpt: answer.message().collect::<Vec<_>>().join(" "),
+                excerpt: answer
+                    .message()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(super::EXCERPT)
+                    .collect(),
                 ..Default::default()
             },
             Ok(Err(e)) if e.is_permanent() => failed(FailureKind::InvalidRequest, format!("smtp: {e}")),

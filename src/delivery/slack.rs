@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 /// one); `None` if the body is not an event.
 pub fn message(body: &str) -> Option<String> {
     let event: Value = serde_json::from_str(body).ok()?;
-    let text = describe(&event, &SLACK)?;
+    let text = clip(describe(&event, &SLACK)?);
     let context = format!(
         "{} · {}",
         (SLACK.escape)(event.get("id").and_then(Value::as_str).unwrap_or("")),
@@ -22,6 +22,20 @@ pub fn message(body: &str) -> Option<String> {
         ],
     });
     Some(message.to_string())
+}
+
+/// Slack takes at most 3,000 characters in a section: cut escaped text there (never inside an
+/// `&…;` entity).
+fn clip(text: String) -> String {
+    const MAX: usize = 2_990;
+    if text.chars().count() <= MAX {
+        return text;
+    }
+    let mut cut: String = text.chars().take(MAX).collect();
+    if let Some(amp) = cut.rfind('&').filter(|at| !cut[*at..].contains(';')) {
+        cut.truncate(amp);
+    }
+    cut + "…"
 }
 
 #[cfg(test)]
@@ -82,6 +96,12 @@ mod tests {
         assert!(text.contains("a &lt; b"), "{text}");
         let big = message(&body("big", json!({"s": "x".repeat(10_000)}))).unwrap();
         assert!(big.len() < 7_000, "{}", big.len());
+        // Escaping grows text: the section still holds at most 3,000 characters.
+        let grown: Value =
+            serde_json::from_str(&message(&body("amps", json!({"s": "&".repeat(2_400)}))).unwrap()).unwrap();
+        let section = grown["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(section.chars().count() <= 3_000, "{}", section.chars().count());
+        assert!(section.trim_end_matches('…').ends_with("&amp;"), "no entity cut in two");
         assert_eq!(message("not json"), None);
     }
 }

@@ -21,9 +21,10 @@ pub enum RunError {
     Unavailable(String),
 }
 
-/// Beyond the run's own limit: how long the node waits for a worker that answers nothing (it
-/// may not even have been scheduled on a busy machine) before killing it.
-const UNRESPONSIVE: Duration = Duration::from_secs(2);
+/// Beyond the run's own limit (and a first compile's second): how long the node waits for a
+/// worker that answers nothing (it may not even have been scheduled on a busy machine) before
+/// killing it.
+const UNRESPONSIVE: Duration = Duration::from_secs(3);
 
 struct Task {
     job: Vec<u8>,
@@ -33,6 +34,8 @@ struct Task {
 pub struct Transforms {
     tasks: mpsc::Sender<Task>,
     timeout_ms: u64,
+    /// The longest a caller waits for its answer, queued or running.
+    wait: Duration,
 }
 
 impl Transforms {
@@ -42,10 +45,15 @@ impl Transforms {
         let exe = std::env::current_exe().map_err(|e| e.to_string());
         let (tasks, queue) = mpsc::channel(1024);
         let queue = Arc::new(Mutex::new(queue));
+        let backstop = Duration::from_millis(timeout_ms) + UNRESPONSIVE;
         for _ in 0..workers {
-            tokio::spawn(serve(exe.clone(), queue.clone()));
+            tokio::spawn(serve(exe.clone(), queue.clone(), backstop));
         }
-        Arc::new(Transforms { tasks, timeout_ms })
+        Arc::new(Transforms {
+            tasks,
+            timeout_ms,
+            wait: backstop * 4,
+        })
     }
 
     /// Does the program compile? `Err` says what is wrong with it (`RunError::Program`).
@@ -73,8 +81,19 @@ impl Transforms {
         let job = serde_json::to_vec(&job).map_err(|e| RunError::Program(e.to_string()))?;
         let (reply, answer) = oneshot::channel();
         let gone = || RunError::Unavailable("the transform workers have stopped".into());
-        self.tasks.send(Task { job, reply }).await.map_err(|_| gone())?;
-        match answer.await.map_err(|_| gone())?? {
+        // Waiting for a free worker is bounded too: a busy pool makes the delivery wait for a
+        // retry, not hold its slot without end.
+        let queued = async {
+            self.tasks.send(Task { job, reply }).await.map_err(|_| gone())?;
+            answer.await.map_err(|_| gone())?
+        };
+        let answered = tokio::time::timeout(self.wait, queued).await.map_err(|_| {
+            RunError::Unavailable(format!(
+                "the transform workers were busy for {} ms",
+                self.wait.as_millis()
+            ))
+        })?;
+        match answered? {
             Reply::Ok(v) => Ok(v),
             Reply::Error(e) | Reply::Timeout(e) => Err(RunError::Program(e)),
         }
@@ -111,14 +130,14 @@ impl Worker {
 }
 
 /// One worker's life: take the next job, answer it, replace the process when it ends.
-async fn serve(exe: Result<PathBuf, String>, queue: Arc<Mutex<mpsc::Receiver<Task>>>) {
+async fn serve(exe: Result<PathBuf, String>, queue: Arc<Mutex<mpsc::Receiver<Task>>>, backstop: Duration) {
     let mut worker: Option<Worker> = None;
     loop {
         let Some(task) = queue.lock().await.recv().await else {
             break;
         };
         let answer = match &exe {
-            Ok(exe) => answer(exe, &mut worker, &task.job).await,
+            Ok(exe) => answer(exe, &mut worker, &task.job, backstop).await,
             Err(e) => Err(RunError::Unavailable(format!("cannot find the node's binary: {e}"))),
         };
         task.reply.send(answer).ok();
@@ -128,7 +147,7 @@ async fn serve(exe: Result<PathBuf, String>, queue: Arc<Mutex<mpsc::Receiver<Tas
     }
 }
 
-async fn answer(exe: &PathBuf, slot: &mut Option<Worker>, job: &[u8]) -> Result<Reply, RunError> {
+async fn answer(exe: &PathBuf, slot: &mut Option<Worker>, job: &[u8], backstop: Duration) -> Result<Reply, RunError> {
     // A worker that ended between jobs shows it on the write: one fresh start, then give up.
     for _ in 0..2 {
         let mut worker = match slot.take() {
@@ -140,16 +159,20 @@ async fn answer(exe: &PathBuf, slot: &mut Option<Worker>, job: &[u8]) -> Result<
             worker.stop().await;
             continue;
         }
-        let read = tokio::time::timeout(UNRESPONSIVE, frame::read_async(&mut worker.stdout)).await;
+        let read = tokio::time::timeout(backstop, frame::read_async(&mut worker.stdout)).await;
         let reply = match read {
+            // A whole answer that does not parse is the output's doing (the worker's framing
+            // held), not the node's.
             Ok(Ok(Some(bytes))) => serde_json::from_slice::<Reply>(&bytes)
-                .map_err(|e| RunError::Unavailable(format!("an unreadable answer from a transform worker: {e}"))),
+                .map_err(|e| RunError::Program(format!("the output could not be read back: {e}"))),
             Ok(Ok(None)) | Ok(Err(_)) => Err(RunError::Program(
                 "the program crashed its worker (recursion too deep or out of memory)".into(),
             )),
-            Err(_) => Err(RunError::Program(format!(
-                "no answer within {} ms",
-                UNRESPONSIVE.as_millis()
+            // The worker's own watchdog did not answer: the machine, not the program, is the
+            // likelier cause; try the delivery again later.
+            Err(_) => Err(RunError::Unavailable(format!(
+                "no answer from a transform worker within {} ms",
+                backstop.as_millis()
             ))),
         };
         match reply {

@@ -73,8 +73,8 @@ fn natives() -> impl Iterator<Item = (&'static str, Box<[Bind]>, Native<Val>)> {
 
 /// Parse and compile a program, or say what is wrong with it and where.
 pub fn compile(code: &str) -> Result<Program, String> {
-    if code.len() > MAX_PROGRAM {
-        return Err(format!("at most {MAX_PROGRAM} bytes"));
+    if code.chars().count() > MAX_PROGRAM {
+        return Err(format!("at most {MAX_PROGRAM} characters"));
     }
     if code.trim().is_empty() {
         return Err("is empty".into());
@@ -131,11 +131,32 @@ pub fn run(program: &Program, input: Value) -> Result<Value, String> {
     if outputs.next().is_some() {
         return Err("the program gave more than one output".into());
     }
+    if depth(&first) > MAX_DEPTH {
+        return Err(format!("the output is nested deeper than {MAX_DEPTH} levels"));
+    }
     let size = serde_json::to_vec(&first).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_OUTPUT {
         return Err(format!("the output is {size} bytes, more than {MAX_OUTPUT}"));
     }
     Ok(first)
+}
+
+/// The deepest output accepted (the node reads answers with serde_json, which stops at 128).
+pub const MAX_DEPTH: usize = 100;
+
+/// How deep a value nests (a scalar is 0), without recursion.
+fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// What the watchdog watches: the job running now and when its time is up.
@@ -317,5 +338,8 @@ mod tests {
         let e = run_code(r#"[range(200000) | "abcdefgh"]"#, json!(null)).unwrap_err();
         assert!(e.contains("more than 1048576"), "{e}");
         assert!(run_code(r#"[range(1000) | "abcdefgh"] | length"#, json!(null)).is_ok());
+        let deep = run_code("reduce range(130) as $_ (0; [.])", json!(null)).unwrap_err();
+        assert!(deep.contains("deeper than 100"), "{deep}");
+        assert!(run_code("reduce range(90) as $_ (0; [.])", json!(null)).is_ok());
     }
 }

@@ -28,7 +28,7 @@ fn body_for(operation: &str) -> Option<Value> {
         "ingest_event" => Some(json!({"type": "a.b", "payload": {}})),
         "ingest_event_batch" => Some(json!({"events": [{"type": "a.b", "payload": {}}]})),
         "test_endpoint_filter" => Some(json!({"event": {}})),
-        "test_endpoint_transform" => Some(json!({"event": {}, "transform": "{}"})),
+        "test_endpoint_transform" => Some(json!({"event": {}})),
         "create_endpoint"
         | "update_endpoint"
         | "create_source"

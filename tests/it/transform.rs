@@ -160,8 +160,8 @@ async fn a_transform_reshapes_signs_redirects_and_cancels_deliveries() {
         "cancelled, failed and routed events never reached the endpoint's url"
     );
 
-    // A URL the SSRF guard refuses is refused for a transform too (this node allows loopback,
-    // so give one it never allows: a non-http scheme fails the run instead).
+    // A URL that is not http(s) fails the run (the SSRF guard's part is
+    // `a_transform_url_is_checked_by_the_ssrf_guard`).
     let (status, tried) = api
         .post(
             &format!("/v1/tenants/tf/endpoints/{ep}/transform/test"),
@@ -263,6 +263,10 @@ fn workers_of(node_pid: u32) -> Vec<u32> {
 async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_end_with_the_node() {
     let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("tfl")).set("transform__timeout_ms", "1000");
     let mut node = Node::start_ready(&opts).await;
+    assert!(
+        workers_of(node.pid()).is_empty(),
+        "no worker until a transform is needed"
+    );
     let api = node.api.clone();
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let create = |name: &str, program: &str| {
@@ -275,10 +279,7 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
     let recursing = create("deep", "def f: [f]; f").await;
     let exploding = create("big", r#"{payload: [range(200000) | "abcdefgh"]}"#).await;
     let fine = create("fine", "{payload: {n: .payload.n}}").await;
-    assert!(
-        workers_of(node.pid()).len() <= 2,
-        "workers are started only when needed, at most transform.workers"
-    );
+    assert!(workers_of(node.pid()).len() <= 2, "at most transform.workers");
     let first = post(&api, "tfl", json!({"n": 1}), json!({})).await;
     let id = |e: &Value| e["id"].as_str().unwrap().to_string();
 
@@ -335,4 +336,44 @@ fn is_zombie(pid: u32) -> bool {
         .ok()
         .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
         .unwrap_or(true)
+}
+
+#[tokio::test]
+async fn a_transform_url_is_checked_by_the_ssrf_guard() {
+    // A node that reaches only public addresses; the endpoint's own URL is a name never looked
+    // up, since the transform sends the delivery elsewhere.
+    let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("tfssrf"))
+        .set("delivery__allow_private_networks", "false")
+        .set("transform__timeout_ms", "1000");
+    let node = Node::start_ready(&opts).await;
+    let api = &node.api;
+    let endpoint = api
+        .create_endpoint(
+            "ts",
+            json!({"url": "https://receiver.invalid/hook", "transform": r#"{url: "http://127.0.0.1:9/x"}"#}),
+        )
+        .await;
+    let ep = endpoint["id"].as_str().unwrap();
+    let event = post(api, "ts", json!({}), json!({})).await;
+    let d = settled(api, "ts", ep, &event).await;
+    assert_eq!(
+        (&d["status"], &d["reason"]),
+        (&json!("dead"), &json!("destination_blocked")),
+        "{d}"
+    );
+    // A reading key may run the stored program, not one of its own.
+    let (status, key) = api
+        .post("/v1/tenants/ts/keys", json!({"scopes": ["endpoints:read"]}))
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let reader = api.with_token(key["key"].as_str());
+    let path = format!("/v1/tenants/ts/endpoints/{ep}/transform/test");
+    let (status, tried) = reader.post(&path, json!({"event": {}})).await;
+    assert_eq!(
+        (status, &tried["output"]),
+        (200, &json!({"url": "http://127.0.0.1:9/x"})),
+        "{tried}"
+    );
+    let (status, _) = reader.post(&path, json!({"event": {}, "transform": "{}"})).await;
+    assert_eq!(status, 403);
 }

@@ -125,7 +125,21 @@ impl EndpointState {
             // A receiver refusing one event (4xx) or gone (410) is not an outage.
             Outcome::Permanent { .. } | Outcome::Gone => (false, false),
         };
+        // The transform stopped it before the receiver was asked: nothing about the receiver's
+        // health. A probe so stopped is made again at once, with the next delivery.
+        let untried = matches!(
+            outcome,
+            Outcome::Permanent {
+                reason: DeadReason::TransformFailed | DeadReason::Cancelled
+            }
+        );
         let breaker = &mut self.gates.breaker;
+        if untried {
+            if is_probe {
+                breaker.probe_lost();
+            }
+            return;
+        }
         let mut changed = false;
         let was_closed = *breaker.state() == BreakerState::Closed;
         if breaker.is_half_open() {

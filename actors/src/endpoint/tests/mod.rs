@@ -461,6 +461,36 @@ async fn a_breaker_that_opens_then_closes_is_told_once_each_way() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_probe_the_transform_cancelled_says_nothing_of_the_receiver_and_is_made_again() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 3);
+    memory.health.lock().unwrap().breaker = BreakerRecord {
+        state: BreakerState::Open {
+            next_probe_ms: START_MS + 20_000,
+            failed_probes: 1,
+        },
+        closed_at_ms: None,
+    };
+    let receiver = Receiver::new(clock.clone(), &[receiver::CANCELLED], Duration::from_millis(10));
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped);
+    let nexts: Vec<Next> = memory.records().into_iter().map(|r| r.next).collect();
+    assert_eq!(nexts[0], Next::Dead(crate::model::DeadReason::Cancelled));
+    assert!(nexts[1..].iter().all(|n| *n == Next::Delivered), "{nexts:?}");
+    let starts = receiver.starts();
+    assert!(
+        starts[1] < START_MS + 21_000,
+        "the next delivery probes at once: {starts:?}"
+    );
+    assert_eq!(memory.health.lock().unwrap().breaker.state, BreakerState::Closed);
+    assert_eq!(
+        memory.emitted_types(),
+        ["hookline.endpoint.dead_letters", "hookline.endpoint.recovered"],
+        "the cancel is a dead letter; the recovery is the next delivery's"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn dead_letters_make_a_notice_when_the_store_says_one_is_due() {
     let clock = Arc::new(TokioClock::starting_at(START_MS));
     let memory = Memory::with(endpoint(|c| c.max_in_flight = Some(1)), 3);

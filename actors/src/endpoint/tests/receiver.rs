@@ -7,6 +7,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// In a script: the endpoint's transform cancelled this delivery (no receiver asked).
+pub(super) const CANCELLED: u16 = 1;
+
 /// A receiver answering the scripted statuses in order (then 200), each after `delay`, and
 /// noting when each attempt started and how many ran at once.
 pub(super) struct Receiver {
@@ -53,6 +56,12 @@ impl Transport for Receiver {
         tokio::time::sleep(self.delay).await;
         self.running.lock().unwrap().0 -= 1;
         let status = self.script.lock().unwrap().pop_front().unwrap_or(200);
+        if status == CANCELLED {
+            return AttemptResponse {
+                failure: Some(crate::transport::FailureKind::Cancelled),
+                ..Default::default()
+            };
+        }
         AttemptResponse {
             status: Some(status),
             latency_ms: self.delay.as_millis() as u64,
