@@ -289,6 +289,7 @@ async fn log_rejection(state: &AppState, source: &Source, ip: IpAddr, refusal: &
                 .await
             {
                 tracing::warn!(source = %source.id, error = %e, "could not emit a source-rejections notice");
+                state.store.reopen_rejection_gate(&source.id).await.ok();
             }
         }
         Ok(None) => {}

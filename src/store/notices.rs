@@ -59,6 +59,14 @@ impl RedisStore {
         Ok(reply.as_u64().filter(|n| *n > 0))
     }
 
+    /// The notice `note_rejection` let out could not be stored: open its gate again, so the
+    /// next refusal tries once more.
+    pub async fn reopen_rejection_gate(&self, source_id: &str) -> Result<()> {
+        let (_, gate) = self.keys.source_rejection_notice(source_id, 0);
+        let _: i64 = fred::interfaces::KeysInterface::del(self.client(), gate).await?;
+        Ok(())
+    }
+
     /// See `EndpointStore::note_dead_letters`: `Some` counts by reason when a notice is due.
     pub async fn note_dead_letters(
         &self,

@@ -26,6 +26,9 @@ pub const MAX_OUTPUT: usize = 1 << 20;
 const COMPILE_LIMIT: Duration = Duration::from_secs(1);
 /// Compiled programs kept per worker (all dropped when it is full).
 const CACHE: usize = 256;
+/// The most memory a worker's heap may take: a program that allocates past it ends its worker
+/// (an allocation failure aborts it), never the node.
+pub const MEMORY_LIMIT: u64 = 512 << 20;
 
 /// A compiled program.
 pub type Program = jaq_core::Filter<Native<Val>>;
@@ -167,6 +170,7 @@ struct Running {
 
 /// The worker's loop: read a job, answer it, until stdin closes.
 pub fn main() -> ExitCode {
+    limit_memory(MEMORY_LIMIT);
     let watch = Arc::new((Mutex::new(Running::default()), Condvar::new()));
     {
         let watch = watch.clone();
@@ -192,6 +196,23 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
         drop(running);
+    }
+}
+
+/// Cap this process's data segment and mappings (the heap) at `bytes`.
+fn limit_memory(bytes: u64) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: bytes,
+    };
+    // SAFETY: setrlimit reads the struct we pass and changes only this process's limit.
+    let set = unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) };
+    if set != 0 {
+        // Without the limit the time bound still ends a run; say so where an operator looks.
+        eprintln!(
+            "transform worker: could not limit memory: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -278,6 +278,8 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
     let looping = create("loop", "until(false; .) | {}").await;
     let recursing = create("deep", "def f: [f]; f").await;
     let exploding = create("big", r#"{payload: [range(200000) | "abcdefgh"]}"#).await;
+    // A gibibyte string, well within the time: the worker's memory limit (512 MiB) ends it.
+    let hogging = create("hog", r#"reduce range(31) as $_ ("x"; . + .) | {payload: length}"#).await;
     let fine = create("fine", "{payload: {n: .payload.n}}").await;
     assert!(workers_of(node.pid()).len() <= 2, "at most transform.workers");
     let first = post(&api, "tfl", json!({"n": 1}), json!({})).await;
@@ -297,6 +299,12 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
     let d = settled(&api, "tfl", &id(&exploding), &first).await;
     let error = d["attempts"][0]["error"].as_str().unwrap();
     assert!(error.contains("more than 1048576"), "the output bound: {error}");
+    let d = settled(&api, "tfl", &id(&hogging), &first).await;
+    assert_eq!(
+        d["attempts"][0]["error"],
+        "transform_failed: the program crashed its worker (recursion too deep or out of memory)",
+        "the memory bound: {d}"
+    );
     assert_eq!(settled(&api, "tfl", &id(&fine), &first).await["status"], "delivered");
 
     // The node lives on, and so do transforms: the next event runs on fresh workers.
@@ -312,11 +320,11 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
         bodies.contains(&json!({"n": 1})) && bodies.contains(&json!({"n": 2})),
         "{bodies:?}"
     );
-    assert!(["loop", "deep", "big"]
+    assert!(["loop", "deep", "big", "hog"]
         .iter()
         .all(|name| sink.received_by(name).is_empty()));
     assert!(api.ready().await);
-    assert!(api.metric("hookline_transforms_total").await >= 6.0);
+    assert!(api.metric("hookline_transforms_total").await >= 7.0);
 
     // Workers never outlive their node, even one killed without a chance to clean up.
     let workers = workers_of(node.pid());
