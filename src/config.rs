@@ -550,6 +550,7 @@ impl Config {
             router_block_ms: self.router.block_ms,
             partitions: self.router.partitions,
             shard_count: self.shards.count,
+            dead_letter_interval_s: self.notifications.dead_letter_interval_s,
             retention_s: self.retention_s(),
             audit_retention_s: self.retention.audit_days * 86_400,
             idempotency_window_s: self.ingest.idempotency_window_s,

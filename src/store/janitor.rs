@@ -3,7 +3,8 @@
 //! cannot: old entries inside sorted sets (delivery logs, dead letters), stream entries left
 //! when ingest stops, the records of a deleted endpoint's dropped deliveries (marked dead), and
 //! router consumers of nodes that are gone, and audit entries past `retention.audit_days`. It also
-//! rolls delivery stats up (`stats.rs`: minutes into their rolled and hour buckets). Every step
+//! rolls delivery stats up (`stats.rs`: minutes into their rolled and hour buckets), and tells
+//! dead letters held back by their notice gate once it opens (`notices.rs`). Every step
 //! does bounded work per pass.
 
 use super::keys::ROUTER_GROUP;
@@ -32,6 +33,8 @@ pub struct JanitorReport {
     pub portal_sessions_expired: u64,
     /// Endpoint minutes whose stats were rolled up into their minute and hour buckets.
     pub stats_minutes_rolled: u64,
+    /// `hookline.endpoint.dead_letters` notices of dead letters held back by their gate.
+    pub dead_letter_notices: u64,
 }
 
 impl RedisStore {
@@ -65,6 +68,7 @@ impl RedisStore {
         report.audit_entries = self.trim_audit(batch).await?;
         report.portal_sessions_expired = self.expire_portal_sessions(hookline_actors::now_ms(), batch).await?;
         report.stats_minutes_rolled = self.roll_stats().await?;
+        report.dead_letter_notices = self.tell_held_dead_letters().await?;
         Ok(report)
     }
 

@@ -54,6 +54,7 @@
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
 //! | `P:{shN}:ep:<ep>:dl-notice` | hash, TTL 30 d | dead letters by reason since the last `hookline.endpoint.dead_letters` notice (`store::notices`) |
 //! | `P:{shN}:ep:<ep>:dl-gate` | string, EX `notifications.dead_letter_interval_s` | a dead-letter notice went out within the interval |
+//! | `P:{shN}:dl-pending` | zset | endpoints with dead letters held back by their gate → when it opens (ms); the janitor tells them then |
 //! | `P:{shN}:ep:<ep>:bucket` | string, PX until full | the rate limiter's bucket when the last actor stopped (JSON) |
 //! | `P:{shN}:ep:<ep>:log` | zset | event ids of every delivery → ingest order (the delivery list; trimmed by the janitor) |
 //! | `P:{shN}:ep:<ep>:st:m:<minute start s>` | hash, TTL 8 d | the endpoint's attempts in that minute not yet rolled up, by outcome and latency: field `<s|r|f|d><histogram bucket index>`, written by RECORD_ATTEMPT |
@@ -253,10 +254,15 @@ impl Keys {
     pub fn health(&self, shard: u32, endpoint_id: &str) -> String {
         format!("{}:{{sh{shard}}}:ep:{endpoint_id}:health", self.p)
     }
-    /// Dead letters counted toward the endpoint's next notice, and the interval's gate.
-    pub fn dead_letter_notice(&self, shard: u32, endpoint_id: &str) -> (String, String) {
+    /// Dead letters counted toward the endpoint's next notice, the interval's gate, and the
+    /// shard's endpoints with counts held back (scored by when their gate opens).
+    pub fn dead_letter_notice(&self, shard: u32, endpoint_id: &str) -> [String; 3] {
         let base = format!("{}:{{sh{shard}}}:ep:{endpoint_id}", self.p);
-        (format!("{base}:dl-notice"), format!("{base}:dl-gate"))
+        [
+            format!("{base}:dl-notice"),
+            format!("{base}:dl-gate"),
+            format!("{}:{{sh{shard}}}:dl-pending", self.p),
+        ]
     }
     /// The rate limiter's bucket, between actors (expires when it would be full again).
     pub fn bucket(&self, shard: u32, endpoint_id: &str) -> String {

@@ -84,6 +84,8 @@ pub struct StoreSettings {
     pub router_block_ms: u64,
     pub partitions: u32,
     pub shard_count: u32,
+    /// `notifications.dead_letter_interval_s`: the janitor sends the notices it held back.
+    pub dead_letter_interval_s: u64,
     pub retention_s: u64,
     /// How long audit entries are kept (`retention.audit_days`).
     pub audit_retention_s: u64,
@@ -149,6 +151,7 @@ pub struct RedisStore {
     audit_retention_s: u64,
     idempotency_window_s: u64,
     shard_count: u32,
+    dead_letter_interval_s: u64,
     tenant_rate_limit_per_s: u32,
     /// Seals secrets on their way into Redis and opens them on the way out.
     sealer: seal::Sealer,
@@ -205,6 +208,7 @@ impl RedisStore {
             audit_retention_s: cfg.audit_retention_s,
             idempotency_window_s: cfg.idempotency_window_s.min(cfg.retention_s),
             shard_count: cfg.shard_count,
+            dead_letter_interval_s: cfg.dead_letter_interval_s,
             tenant_rate_limit_per_s: cfg.tenant_rate_limit_per_s,
         }))
     }

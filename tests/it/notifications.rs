@@ -351,3 +351,54 @@ async fn the_console_lists_a_tenants_channels_and_adds_one() {
     assert_eq!(refused.status(), 400);
     assert!(refused.text().await.unwrap().contains("email.to"));
 }
+
+#[tokio::test]
+async fn dead_letters_held_back_by_the_interval_are_told_when_it_is_over() {
+    let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("held"))
+        .set("notifications__dead_letter_interval_s", "2")
+        .set("retention__janitor_interval_s", "1");
+    let node = Node::start_ready(&opts).await;
+    let api = &node.api;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    let refusing = api
+        .create_endpoint(
+            "h",
+            json!({"url": sink.url("status/400/refusing"), "event_types": ["order.*"]}),
+        )
+        .await;
+    let id = refusing["id"].as_str().unwrap();
+    let dead_letters = |n: usize| {
+        let path = format!("/v1/tenants/h/endpoints/{id}/dead-letters");
+        async move {
+            api.get_until(&path, Duration::from_secs(20), |page| {
+                page["data"].as_array().is_some_and(|d| d.len() >= n)
+            })
+            .await
+        }
+    };
+    api.post_event("h", "order.created", json!({"n": 1})).await.unwrap();
+    dead_letters(1).await;
+    // Within the interval: counted, not told yet.
+    for n in 2..=4 {
+        api.post_event("h", "order.created", json!({"n": n})).await.unwrap();
+    }
+    assert_eq!(dead_letters(4).await["data"].as_array().unwrap().len(), 4);
+    let total = |told: &[Value]| {
+        told.iter()
+            .map(|e| e["payload"]["count"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    let mut told = Vec::new();
+    for _ in 0..100 {
+        told = events_of(api, "h", "hookline.endpoint.dead_letters").await;
+        if total(&told) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Newest first: the oldest notice told the first dead letter alone, at once; the later ones
+    // (the janitor's, once the interval was over) the three held back.
+    assert_eq!(total(&told), 4, "every dead letter told, none twice: {told:#?}");
+    assert!(told.len() >= 2, "{told:#?}");
+    assert_eq!(told.last().unwrap()["payload"]["count"], 1, "{told:#?}");
+}
