@@ -324,7 +324,8 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
         .iter()
         .all(|name| sink.received_by(name).is_empty()));
     assert!(api.ready().await);
-    assert!(api.metric("hookline_transforms_total").await >= 7.0);
+    // Five runs of the first event and the fine endpoint's of the second, at least.
+    assert!(api.metric("hookline_transforms_total").await >= 6.0);
 
     // Workers never outlive their node, even one killed without a chance to clean up.
     let workers = workers_of(node.pid());
