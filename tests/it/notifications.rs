@@ -38,7 +38,8 @@ fn messages(sink: &Sink, name: &str) -> Vec<Value> {
 async fn a_slack_channel_hears_once_of_each_breaker_change_and_of_a_disable() {
     let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("notify"))
         .set("health__probe_intervals_s", "[1]")
-        .set("health__disable_after_s", "4");
+        // Long enough for the flaky endpoint to recover first on a loaded machine.
+        .set("health__disable_after_s", "8");
     let node = Node::start_ready(&opts).await;
     let api = &node.api;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
