@@ -34,6 +34,7 @@ pub struct Config {
     pub console: Console,
     pub transform: Transform,
     pub notifications: Notifications,
+    pub tracing: Tracing,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -385,6 +386,7 @@ impl Config {
             .egress_checked()
             .and(self.transform.checked())
             .and(self.notifications.checked())
+            .and(self.tracing.checked())
         {
             return bad(key, problem);
         }
@@ -567,7 +569,7 @@ mod egress;
 mod features;
 mod health;
 pub use console::Console;
-pub use features::{Notifications, Transform};
+pub use features::{Notifications, Tracing, Transform};
 pub use health::Health;
 #[cfg(test)]
 mod tests;

@@ -23,6 +23,9 @@ pub struct NewEvent {
     /// The event's `metadata` (JSON text of an object of strings; `None` when it has none),
     /// kept beside the event: content filters and searches see it, receivers do not.
     pub metadata: Option<String>,
+    /// A sampled event's trace context (`traces::Stored`, encoded), kept with its stream
+    /// entry and its record: routing and every attempt join its trace, on any node.
+    pub trace: Option<String>,
 }
 
 /// Keys one `metadata` object may hold.
@@ -105,6 +108,7 @@ impl NewEvent {
             provider_dedup: None,
             schema_errors: None,
             metadata: None,
+            trace: None,
         }
     }
 

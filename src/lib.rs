@@ -26,6 +26,7 @@ pub mod sampler;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 pub mod transform;
 
 use config::Config;
@@ -135,6 +136,9 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     let (shards, partitions) = (cfg.shards.count, cfg.router.partitions);
     let sealed = store.seals_secrets();
     telemetry::metrics_handle(); // the recorder, before the first figure
+    let tracing = &cfg.tracing;
+    traces::install(tracing.traces_url(), tracing.sample_ratio, &tracing.service_name)
+        .map_err(|e| RunError::Http(format!("tracing: {e}")))?;
     metrics::gauge!(telemetry::names::SECRETS_ENCRYPTED).set(if sealed { 1.0 } else { 0.0 });
     if !sealed {
         tracing::warn!("secrets are stored in clear: set security.encryption_keys to seal them (AES-256-GCM)");
@@ -295,6 +299,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
         node.shutdown().await;
     }
     store.shutdown().await;
+    // The last spans (the attempts the drain finished) go out before the process ends.
+    traces::flush(Duration::from_secs(2)).await;
     tracing::info!("stopped");
     let layout_error = layout_error.lock().unwrap_or_else(|e| e.into_inner()).take();
     match (layout_error, actors_alive) {

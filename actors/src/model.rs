@@ -237,6 +237,9 @@ pub struct StreamEvent {
     pub event_type: String,
     /// Deliver to this endpoint of the tenant only, whatever it subscribes to (test sends).
     pub only_endpoint: Option<String>,
+    /// A sampled event's trace context as ingest stored it (opaque here: the store makes the
+    /// route span of it).
+    pub trace: Option<String>,
 }
 
 impl StreamEvent {
@@ -288,6 +291,9 @@ pub struct QueuedDelivery {
     /// that is not due yet: its retry keeps its place in line, or an event ingested before it
     /// may not be in the queue yet (another node's router has it): look again then.
     pub not_before_ms: u64,
+    /// A sampled event's trace context (opaque here: the transport makes the attempt's span
+    /// of it), read only while tracing is on.
+    pub trace: Option<std::sync::Arc<str>>,
 }
 
 /// What happens to a delivery after an attempt.

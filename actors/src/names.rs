@@ -43,6 +43,9 @@ pub const REPLICA_WAITS_FAILED: &str = "hookline_replica_waits_failed_total";
 /// Payloads that failed their event type's schema at ingest. Label `outcome`: flagged
 /// (`validation: warn`, stored) | refused (`enforce`); `tenant` with `metrics.tenant_labels`.
 pub const SCHEMA_VIOLATIONS: &str = "hookline_schema_violations_total";
+/// Trace spans this node made but did not export (`tracing.*`): its queue was full, or the
+/// collector refused or did not answer their batch.
+pub const TRACE_SPANS_DROPPED: &str = "hookline_trace_spans_dropped_total";
 /// 1 when this node seals secrets at rest (it has `security.encryption_keys`), else 0.
 pub const SECRETS_ENCRYPTED: &str = "hookline_secrets_encrypted";
 /// Every `outcome` of `INBOUND_REQUESTS`.
@@ -159,6 +162,10 @@ pub fn describe_all() {
         SCHEMA_VIOLATIONS,
         "Payloads that failed their event type's schema at ingest (flagged with warn, refused with enforce)"
     );
+    describe_counter!(
+        TRACE_SPANS_DROPPED,
+        "Trace spans not exported: the export queue was full, or the collector refused or did not answer"
+    );
     describe_gauge!(
         SECRETS_ENCRYPTED,
         "1 when secrets are stored sealed (security.encryption_keys is set), 0 when in clear"
@@ -195,6 +202,7 @@ pub fn describe_all() {
         BREAKERS_OPENED,
         REDIS_ERRORS,
         REPLICA_WAITS_FAILED,
+        TRACE_SPANS_DROPPED,
     ] {
         metrics::counter!(name).increment(0);
     }

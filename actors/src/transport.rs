@@ -37,6 +37,25 @@ pub struct AttemptRequest {
     pub transform: Option<TransformSpec>,
     /// A Slack endpoint gets a message rendered from the event and no signature headers.
     pub kind: crate::model::EndpointKind,
+    /// A traced event's attempt: the transport makes its span (the plain path carries nothing).
+    pub trace: Option<TraceRef>,
+}
+
+/// What an attempt's trace span needs: the event's stored trace context (opaque here), the
+/// endpoint and the attempt's number.
+#[derive(Debug, Clone)]
+pub struct TraceRef {
+    pub context: Arc<str>,
+    pub endpoint_id: String,
+    pub attempt: u32,
+}
+
+/// An attempt's open trace span, which the endpoint actor ends with the attempt's outcome
+/// (`success`, `retry`, `dead`, `failed`: the `outcome` label of `hookline_attempts_total`).
+pub trait AttemptTrace: Send + Sync + std::fmt::Debug {
+    fn end(&self, outcome: &str);
+    /// The trace's id, for the attempt's log line.
+    fn trace_id(&self) -> String;
 }
 
 /// A transform to run on an attempt's body before it is signed and sent.
@@ -96,6 +115,8 @@ pub struct AttemptResponse {
     pub error: Option<String>,
     pub failure: Option<FailureKind>,
     pub retry_after: Option<Duration>,
+    /// The attempt's trace span, for a traced event.
+    pub trace: Option<Arc<dyn AttemptTrace>>,
 }
 
 #[async_trait::async_trait]

@@ -97,7 +97,7 @@ pub struct Ingest {
     path = "/v1/tenants/{tenant}/events",
     operation_id = "ingest_event",
     tag = "events",
-    params(TenantPath, IdempotencyHeader),
+    params(TenantPath, IdempotencyHeader, super::event_trace::TraceparentHeader),
     request_body = EventIn,
     responses(
         (status = 202, description = "stored; delivery follows", body = Ingest),
@@ -239,6 +239,7 @@ async fn ingest_one(
     headers: &HeaderMap,
     event: EventIn,
 ) -> ApiResult<(StatusCode, axum::Json<Ingest>)> {
+    let started = std::time::SystemTime::now();
     // The header is checked whenever it is sent, even when the `idempotency_key` field wins, so
     // each of the two has one rule of its own (which is what the OpenAPI document can say).
     let header_key = match headers.get("idempotency-key") {
@@ -254,7 +255,7 @@ async fn ingest_one(
     };
     let catalogue = state.catalogue_of(tenant).await?;
     let key = event.idempotency_key.clone().or_else(|| header_key.clone());
-    let event = match prepare(state, tenant, &catalogue, event, header_key) {
+    let mut event = match prepare(state, tenant, &catalogue, event, header_key) {
         Ok(event) => event,
         Err(refused) => {
             let Some(id) = stored_under(state, tenant, key.as_deref(), &refused).await? else {
@@ -263,7 +264,10 @@ async fn ingest_one(
             return Ok((StatusCode::OK, axum::Json(duplicate_of(id))));
         }
     };
-    let stored = state.store.ingest(&event).await?;
+    let spans = super::event_trace::begin(headers, started, std::slice::from_mut(&mut event));
+    let stored = state.store.ingest(&event).await;
+    super::event_trace::end(spans, std::slice::from_ref(&stored));
+    let stored = stored?;
     if stored.rate_limited {
         return Err(rate_limited(state));
     }
@@ -354,7 +358,7 @@ pub enum BatchResult {
     path = "/v1/tenants/{tenant}/events/batch",
     operation_id = "ingest_event_batch",
     tag = "events",
-    params(TenantPath),
+    params(TenantPath, super::event_trace::TraceparentHeader),
     request_body = BatchIn,
     responses(
         (status = 202, description = "one result per event, in order", body = BatchOut),
@@ -368,9 +372,11 @@ async fn ingest_batch(
     State(state): State<AppState>,
     caller: Caller,
     Path(TenantPath { tenant }): Path<TenantPath>,
+    headers: HeaderMap,
     JsonObject(batch): JsonObject<BatchIn>,
 ) -> ApiResult<(StatusCode, axum::Json<BatchOut>)> {
     let started = Instant::now();
+    let began = std::time::SystemTime::now();
     caller.authorize(&tenant, Scope::EventsWrite)?;
     if batch.events.is_empty() || batch.events.len() > MAX_BATCH {
         return Err(ApiError::invalid(format!("events: between 1 and {MAX_BATCH} events")));
@@ -400,8 +406,11 @@ async fn ingest_batch(
         }
     });
     let mut duplicates = crate::store::join_all(lookups).await.into_iter();
-    let valid: Vec<NewEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
-    let mut stored = state.store.ingest_batch(&valid).await.into_iter();
+    let mut valid: Vec<NewEvent> = prepared.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+    let spans = super::event_trace::begin(&headers, began, &mut valid);
+    let stored = state.store.ingest_batch(&valid).await;
+    super::event_trace::end(spans, &stored);
+    let mut stored = stored.into_iter();
     if !valid.is_empty() && stored.as_slice().iter().all(Result::is_err) {
         // Nothing was confirmed: the same answer as a single ingest that failed.
         if let Some(Err(e)) = stored.next() {

@@ -29,6 +29,7 @@ mod endpoint_transform;
 mod endpoints;
 pub mod error;
 mod event_search;
+mod event_trace;
 mod event_types;
 mod events;
 mod extract;
@@ -307,7 +308,8 @@ async fn count_requests(mut req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
-    let span = tracing::info_span!("request", request_id = %id);
+    // `trace_id` is recorded by a handler that starts a trace (ingest, with tracing on).
+    let span = tracing::info_span!("request", request_id = %id, trace_id = tracing::field::Empty);
     let mut response = next.run(req).instrument(span).await;
     if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);

@@ -1,5 +1,6 @@
 //! `transform.*`: the worker processes that run endpoints' jq transforms (`crate::transform`);
-//! `notifications.*`: the node's operational events to tenants (issue 22).
+//! `notifications.*`: the node's operational events to tenants (issue 22); `tracing.*`: its
+//! OpenTelemetry traces (`crate::traces`).
 
 use serde::{Deserialize, Serialize};
 
@@ -102,5 +103,62 @@ impl Notifications {
             ));
         }
         Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tracing {
+    /// The OTLP/HTTP (protobuf) collector: `http://collector:4318` (`/v1/traces` is added when
+    /// the address has no path) or the full traces URL. Empty: tracing is off.
+    pub otlp_endpoint: String,
+    /// The share of traces kept (by trace id), 0.0 to 1.0; a producer's `traceparent` decides
+    /// for its own events (its sampled flag).
+    pub sample_ratio: f64,
+    /// `service.name` of the node's spans.
+    pub service_name: String,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Tracing {
+            otlp_endpoint: String::new(),
+            sample_ratio: 1.0,
+            service_name: "hookline".into(),
+        }
+    }
+}
+
+impl Tracing {
+    /// The first wrong key and what is wrong with it.
+    pub fn checked(&self) -> Result<(), (&'static str, String)> {
+        if !(self.otlp_endpoint.is_empty() || self.traces_url().is_some()) {
+            return Err((
+                "tracing.otlp_endpoint",
+                "must be an http(s) address such as http://collector:4318 (or be empty)".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(("tracing.sample_ratio", "must be between 0.0 and 1.0".into()));
+        }
+        if self.service_name.trim().is_empty() || self.service_name.len() > 128 {
+            return Err(("tracing.service_name", "must be 1 to 128 characters".into()));
+        }
+        Ok(())
+    }
+
+    /// Where spans are posted: `otlp_endpoint`, with `/v1/traces` added to an address without a
+    /// path. `None` when tracing is off or the address is not http(s).
+    pub fn traces_url(&self) -> Option<String> {
+        let url = self.otlp_endpoint.trim();
+        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"))?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if host.is_empty() || host.contains(char::is_whitespace) || url.contains(['?', '#']) {
+            return None;
+        }
+        Some(match path {
+            "" => format!("{}/v1/traces", url.trim_end_matches('/')),
+            _ => url.to_string(),
+        })
     }
 }

@@ -102,6 +102,13 @@ fn bad_values_name_their_key() {
         ),
         ("[transform]\ntimeout_ms = 0", "transform.timeout_ms"),
         ("[transform]\ntimeout_ms = 10001", "transform.timeout_ms"),
+        ("[tracing]\notlp_endpoint = \"collector:4318\"", "tracing.otlp_endpoint"),
+        (
+            "[tracing]\notlp_endpoint = \"http:///v1/traces\"",
+            "tracing.otlp_endpoint",
+        ),
+        ("[tracing]\nsample_ratio = 1.5", "tracing.sample_ratio"),
+        ("[tracing]\nservice_name = \" \"", "tracing.service_name"),
     ];
     for (toml, key) in cases {
         let err = from_toml(&format!("[auth]\ninsecure_no_auth = true\n{toml}"))
@@ -123,4 +130,23 @@ fn environment_overrides_use_double_underscores() {
         assert_eq!(c.delivery.retry_schedule_s, vec![1, 2]);
         Ok(())
     });
+}
+
+#[test]
+fn the_otlp_endpoint_gets_the_traces_path_only_when_it_has_none() {
+    let url = |endpoint: &str| {
+        crate::config::Tracing {
+            otlp_endpoint: endpoint.into(),
+            ..Default::default()
+        }
+        .traces_url()
+    };
+    assert_eq!(url("http://c:4318").as_deref(), Some("http://c:4318/v1/traces"));
+    assert_eq!(url("http://c:4318/").as_deref(), Some("http://c:4318/v1/traces"));
+    assert_eq!(
+        url("https://c/otlp/v1/traces").as_deref(),
+        Some("https://c/otlp/v1/traces")
+    );
+    assert_eq!(url(""), None);
+    assert_eq!(url("grpc://c:4317"), None);
 }

@@ -245,6 +245,52 @@ fn describe(e: reqwest::Error) -> Failed {
 #[async_trait::async_trait]
 impl Transport for HttpTransport {
     async fn send(&self, req: AttemptRequest) -> AttemptResponse {
+        let traced = req.trace.as_ref().and_then(|t| {
+            let traces = crate::traces::get()?;
+            Some((traces, crate::traces::Stored::decode(&t.context)?))
+        });
+        match traced {
+            None => self.deliver(req).await,
+            // Boxed: the plain path's future stays as small as it was without tracing.
+            Some((traces, stored)) => Box::pin(self.traced(traces, stored, req)).await,
+        }
+    }
+}
+
+impl HttpTransport {
+    /// An attempt of a traced event: its span (under the event's route span) and a
+    /// `traceparent` naming it for the receiver; the endpoint actor ends the span.
+    async fn traced(
+        &self,
+        traces: &crate::traces::Traces,
+        stored: crate::traces::Stored,
+        mut req: AttemptRequest,
+    ) -> AttemptResponse {
+        use opentelemetry::KeyValue;
+        use tracing::Instrument;
+        let (endpoint_id, attempt) = req
+            .trace
+            .as_ref()
+            .map(|t| (t.endpoint_id.as_str(), t.attempt))
+            .unwrap_or_default();
+        let span = std::sync::Arc::new(traces.attempt(&stored, endpoint_id, &req.event_id, attempt));
+        req.headers
+            .insert("traceparent".into(), crate::traces::traceparent(&span.context));
+        // The node's log lines about this attempt carry its trace.
+        let log = tracing::info_span!("attempt", trace_id = %stored.trace);
+        let mut out = self.deliver(req).instrument(log).await;
+        if let Some(status) = out.status {
+            span.set(KeyValue::new("http.response.status_code", i64::from(status)));
+        }
+        if let Some(kind) = out.failure {
+            span.set(KeyValue::new("error.type", format!("{kind:?}").to_lowercase()));
+        }
+        out.trace = Some(span);
+        out
+    }
+
+    /// One attempt: the transform, then the email, Slack or webhook request.
+    async fn deliver(&self, req: AttemptRequest) -> AttemptResponse {
         let (mut req, body_set) = match (req.transform.clone(), &self.transforms) {
             (None, _) => (req, false),
             (Some(spec), Some((transforms, require_https))) => {
@@ -368,6 +414,7 @@ mod tests {
             auth: None,
             transform: None,
             kind: Default::default(),
+            trace: None,
         }
     }
 

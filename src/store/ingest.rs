@@ -33,8 +33,9 @@ pub struct StoredEvent {
 /// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
 /// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
 /// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key, schema
-/// errors ('' for none: else kept in the record's `se`), metadata ('' for none: else in `md`).
-/// Returns per event, in
+/// errors ('' for none: else kept in the record's `se`), metadata ('' for none: else in `md`),
+/// trace context ('' for none: else in the record's `tc` and the entry's `c`). Returns per
+/// event, in
 /// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
 /// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
 /// and the append are one step, so concurrent posts of one key store one event and the limit
@@ -45,7 +46,7 @@ pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local limit = tonumber(ARGV[4])
-local function one(record, dedup, id, kind, body, only, window, errors, metadata)
+local function one(record, dedup, id, kind, body, only, window, errors, metadata, trace)
   if dedup then
     local existing = redis.call('GET', dedup)
     if existing then return existing, 1 end
@@ -55,35 +56,39 @@ local function one(record, dedup, id, kind, body, only, window, errors, metadata
     if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
     if used > limit then return '', 2 end
   end
-  if errors == '' and metadata == '' then
+  if errors == '' and metadata == '' and trace == '' then
     redis.call('HSET', record, 'body', body, 'eps', '')
   else
     local fields = {'body', body, 'eps', ''}
     if errors ~= '' then fields[#fields + 1] = 'se'; fields[#fields + 1] = errors end
     if metadata ~= '' then fields[#fields + 1] = 'md'; fields[#fields + 1] = metadata end
+    if trace ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = trace end
     redis.call('HSET', record, unpack(fields))
   end
   redis.call('EXPIRE', record, ARGV[2])
-  if only ~= '' then
-    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind, 'o', only)
-  else
+  if only == '' and trace == '' then
     redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind)
+  else
+    local entry = {'e', id, 't', ARGV[1], 'y', kind}
+    if only ~= '' then entry[#entry + 1] = 'o'; entry[#entry + 1] = only end
+    if trace ~= '' then entry[#entry + 1] = 'c'; entry[#entry + 1] = trace end
+    redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', unpack(entry))
   end
   if dedup then redis.call('SET', dedup, id, 'EX', window) end
   return id, 0
 end
-local n = (#ARGV - 4) / 8
+local n = (#ARGV - 4) / 9
 local keyed = 2 + n
 local out = {}
 for i = 0, n - 1 do
-  local a = 5 + 8 * i
+  local a = 5 + 9 * i
   local dedup = nil
   if ARGV[a + 5] == '1' then
     keyed = keyed + 1
     dedup = KEYS[keyed]
   end
   out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6], ARGV[a + 7])
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
 end
 return out
 "#,
@@ -103,7 +108,7 @@ impl RedisStore {
             self.keys.events_stream(self.keys.partition_of(tenant)),
             self.keys.tenant_rate(tenant, now / 1000),
         ]);
-        let mut args = Vec::with_capacity(4 + 8 * events.len());
+        let mut args = Vec::with_capacity(4 + 9 * events.len());
         args.extend([
             tenant.to_string(),
             self.retention_s.to_string(),
@@ -135,6 +140,7 @@ impl RedisStore {
                 keyed.to_string(),
                 event.schema_errors.clone().unwrap_or_default(),
                 event.metadata.clone().unwrap_or_default(),
+                event.trace.clone().unwrap_or_default(),
             ]);
         }
         keys.extend(dedups);

@@ -11,8 +11,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P:{evP}:events` | stream | `e` event id, `t` tenant, `y` type; consumer group `router` |
-//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids), `se` (schema errors flagged under `validation: warn`) |
+//! | `P:{evP}:events` | stream | `e` event id, `t` tenant, `y` type, `o` only endpoint (test sends), `c` trace context (traced events); consumer group `router` |
+//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids), `se` (schema errors flagged under `validation: warn`), `md` (metadata), `tc` (a traced event's trace context, `traces::Stored`) |
 //! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:{evP}:dedup:<src>:<sha256(provider id)>` | string, TTL the source's window | the event id first stored for an inbound delivery |

@@ -121,6 +121,7 @@ impl RedisStore {
 
     pub async fn route(&self, events: &[RoutedEvent]) -> Result<()> {
         use std::collections::BTreeMap;
+        let started = std::time::SystemTime::now();
         let now = hookline_actors::now_ms();
         // One script call per endpoint for the whole batch.
         let mut per_endpoint: BTreeMap<(&str, u32), Vec<&StreamEvent>> = BTreeMap::new();
@@ -188,6 +189,16 @@ impl RedisStore {
             self.eval(&scripts::ACK_ROUTED, keys, args).await?;
         }
         metrics::counter!(hookline_actors::names::EVENTS_ROUTED).increment(events.len() as u64);
+        // A traced event's route span, under its ingest span, with the id ingest chose for it
+        // (its attempts' spans are already its children).
+        if let Some(traces) = crate::traces::get() {
+            for routed in events {
+                let event = &routed.event;
+                if let Some(stored) = event.trace.as_deref().and_then(crate::traces::Stored::decode) {
+                    traces.routed(&stored, started, &event.tenant, &event.event_id, routed.endpoints.len());
+                }
+            }
+        }
         Ok(())
     }
 
@@ -289,6 +300,7 @@ fn parse_entries(partition: u32, entries: Vec<Value>) -> Vec<StreamEvent> {
                         Some("t") => event.tenant = v,
                         Some("y") => event.event_type = v,
                         Some("o") => event.only_endpoint = Some(v),
+                        Some("c") => event.trace = Some(v),
                         _ => {}
                     }
                 }

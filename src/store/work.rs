@@ -50,6 +50,17 @@ impl RedisStore {
         if ids.is_empty() {
             return Ok(window);
         }
+        // A transform's program sees the event's metadata, and a traced event's attempts join
+        // its trace: those fields are read only then (the plain path reads the body alone).
+        let mut fields = vec!["body"];
+        let with_metadata = endpoint.transform.is_some();
+        if with_metadata {
+            fields.push("md");
+        }
+        let with_trace = crate::traces::get().is_some();
+        if with_trace {
+            fields.push("tc");
+        }
         let pipeline = client.pipeline();
         for id in &ids {
             let _: () = pipeline
@@ -59,9 +70,8 @@ impl RedisStore {
                 )
                 .await?;
             let event = self.keys.event(&endpoint.tenant, id);
-            // A transform's program sees the event's metadata: read it only for those.
-            if endpoint.transform.is_some() {
-                let _: () = pipeline.hmget(event, vec!["body", "md"]).await?;
+            if fields.len() > 1 {
+                let _: () = pipeline.hmget(event, fields.clone()).await?;
             } else {
                 let _: () = pipeline.hget(event, "body").await?;
             }
@@ -79,12 +89,16 @@ impl RedisStore {
                         .and_then(|a| a.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
-                let (body, metadata) = match pair.get(1) {
-                    Some(Value::Array(fields)) => (
-                        fields.first().and_then(text).map(Arc::from),
-                        fields.get(1).and_then(text).map(Arc::from),
-                    ),
-                    other => (other.and_then(text).map(Arc::from), None),
+                let (body, metadata, trace) = match pair.get(1) {
+                    Some(Value::Array(values)) => {
+                        let field = |i: usize| values.get(i).and_then(text).map(Arc::<str>::from);
+                        (
+                            field(0),
+                            if with_metadata { field(1) } else { None },
+                            if with_trace { field(fields.len() - 1) } else { None },
+                        )
+                    }
+                    other => (other.and_then(text).map(Arc::from), None, None),
                 };
                 QueuedDelivery {
                     event_id,
@@ -93,6 +107,7 @@ impl RedisStore {
                     body,
                     metadata,
                     not_before_ms: if endpoint.ordered { count(2) } else { 0 },
+                    trace,
                 }
             })
             .collect();

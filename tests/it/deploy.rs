@@ -1,6 +1,7 @@
 //! The deploy files hold together (Docker is not on this machine, so what can be checked here
 //! is checked): the compose file parses and wires three nodes, Redis with AOF, nginx,
-//! Prometheus with the alert rules and Grafana with the dashboard; `nginx -t` accepts the
+//! Prometheus with the alert rules, Grafana with the dashboard and Jaeger for the nodes'
+//! traces; `nginx -t` accepts the
 //! nginx config; Prometheus scrapes every node; the Dockerfile is multi-stage, non-root, with
 //! a HEALTHCHECK on /healthz.
 
@@ -26,7 +27,16 @@ fn deploy_files_parse_and_wire_three_nodes() {
     let compose = yaml("deploy/docker-compose.yml");
     let services = compose["services"].as_mapping().unwrap();
     let names: BTreeSet<&str> = services.keys().filter_map(|k| k.as_str()).collect();
-    for wanted in ["redis", "node-1", "node-2", "node-3", "nginx", "prometheus", "grafana"] {
+    for wanted in [
+        "redis",
+        "node-1",
+        "node-2",
+        "node-3",
+        "nginx",
+        "prometheus",
+        "grafana",
+        "jaeger",
+    ] {
         assert!(names.contains(wanted), "service {wanted} missing: {names:?}");
     }
     let redis_cmd = format!("{:?}", compose["services"]["redis"]["command"]);
@@ -55,6 +65,28 @@ fn deploy_files_parse_and_wire_three_nodes() {
         );
     }
     assert_eq!(ids.len(), 3, "node ids must differ: {ids:?}");
+
+    // Traces: every node exports to Jaeger's OTLP/HTTP port, with a value the node accepts.
+    let jaeger = &compose["services"]["jaeger"];
+    assert!(jaeger["image"]
+        .as_str()
+        .unwrap()
+        .starts_with("jaegertracing/all-in-one:"));
+    assert_eq!(jaeger["environment"]["COLLECTOR_OTLP_ENABLED"].as_str(), Some("true"));
+    for node in &nodes {
+        let env = &compose["services"][*node]["environment"];
+        let endpoint = env["HOOKLINE__TRACING__OTLP_ENDPOINT"].as_str().unwrap_or_default();
+        let tracing = hookline::config::Tracing {
+            otlp_endpoint: endpoint.into(),
+            ..Default::default()
+        };
+        assert!(tracing.checked().is_ok(), "{node}: {endpoint}");
+        assert_eq!(
+            tracing.traces_url().as_deref(),
+            Some("http://jaeger:4318/v1/traces"),
+            "{node}"
+        );
+    }
 
     // nginx balances over exactly the node services, and `nginx -t` accepts the file (with
     // the service names, which only resolve inside compose, swapped for loopback).

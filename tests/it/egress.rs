@@ -197,6 +197,7 @@ fn attempt(url: &str) -> AttemptRequest {
         auth: None,
         transform: None,
         kind: Default::default(),
+        trace: None,
     }
 }
 

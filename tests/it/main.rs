@@ -44,5 +44,6 @@ mod stats;
 mod store;
 mod supervision;
 mod thin;
+mod traces;
 mod transform;
 mod validation;

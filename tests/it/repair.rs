@@ -97,6 +97,7 @@ async fn expired_deliveries_do_not_stall_an_endpoint() {
                 tenant: "x".into(),
                 event_type: "a.b".into(),
                 only_endpoint: None,
+                trace: None,
             },
             endpoints: vec![(ep.id.clone(), shard)],
         })
@@ -154,6 +155,7 @@ async fn work_routed_to_a_deleted_endpoint_is_purged() {
             tenant: "o".into(),
             event_type: "a.b".into(),
             only_endpoint: None,
+            trace: None,
         },
         endpoints: vec![(ep_id.clone(), shard)],
     };

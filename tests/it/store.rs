@@ -141,6 +141,7 @@ pub(crate) fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> 
                 tenant: "t".into(),
                 event_type: "a.b".into(),
                 only_endpoint: None,
+                trace: None,
             },
             endpoints: vec![(endpoint_id.to_string(), shard)],
         })

@@ -76,6 +76,7 @@ mod tests {
             body: None,
             metadata: None,
             not_before_ms,
+            trace: None,
         }
     }
 

@@ -42,7 +42,7 @@ impl EndpointState {
         attempts_before: u32,
         cycle_base: u32,
         started_ms: u64,
-        response: AttemptResponse,
+        mut response: AttemptResponse,
     ) {
         let Some(cfg) = self.cfg.clone() else {
             // Deleted meanwhile: nothing to record; stop (or finish a drain) once idle.
@@ -54,6 +54,10 @@ impl EndpointState {
         let outcome = classify(&response);
         let next = self.next_state(&cfg, &outcome, attempts.saturating_sub(cycle_base));
         let label = outcome_label(&outcome, &next);
+        let trace = response.trace.take();
+        if let Some(span) = &trace {
+            span.end(label);
+        }
         let labels = self
             .ctx
             .settings
@@ -65,7 +69,7 @@ impl EndpointState {
             tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
             delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
             started_ms, status = ?response.status, latency_ms = response.latency_ms, error = ?response.error,
-            outcome = label, "attempt finished"
+            outcome = label, trace_id = %trace.map(|t| t.trace_id()).unwrap_or_default(), "attempt finished"
         );
         let record = AttemptRecord {
             at_ms: started_ms,

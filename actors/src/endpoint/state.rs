@@ -352,6 +352,11 @@ impl EndpointState {
             auth: ReceiverAuth::of(cfg),
             transform,
             kind: cfg.kind,
+            trace: delivery.trace.as_ref().map(|context| crate::transport::TraceRef {
+                context: context.clone(),
+                endpoint_id: cfg.id.clone(),
+                attempt: delivery.attempts + 1,
+            }),
         };
         let transport = self.ctx.transport.clone();
         let reply_to = myself.clone();

@@ -223,6 +223,7 @@ pub fn stored_event(tenant: &str, id: &str, body: &str) -> hookline::event::NewE
         provider_dedup: None,
         schema_errors: None,
         metadata: None,
+        trace: None,
     }
 }
 

@@ -99,6 +99,7 @@ impl EndpointStore for Memory {
                 body: Some(Arc::from("{}")),
                 metadata: None,
                 not_before_ms: if endpoint.ordered { at } else { 0 },
+                trace: None,
             })
             .collect();
         Ok(PulledWindow {
