@@ -268,21 +268,24 @@ impl Traces {
         event_type: &str,
     ) -> IngestSpan {
         let cx = parent.map_or_else(Context::new, |p| Context::new().with_remote_span_context(p.clone()));
-        let span = SpanBuilder::from_name("ingest")
+        let mut span = SpanBuilder::from_name("ingest")
             .with_kind(SpanKind::Server)
             .with_start_time(started)
-            .with_attributes([
-                KeyValue::new("hookline.tenant", tenant.to_string()),
-                KeyValue::new("hookline.event_id", event_id.to_string()),
-                KeyValue::new("hookline.event_type", event_type.to_string()),
-            ])
             .start_with_context(&self.tracer, &cx);
-        let context = span.span_context();
+        let context = span.span_context().clone();
+        // The sampler needs no attributes: an event not sampled costs none of them.
         let stored = context.is_sampled().then(|| Stored {
             trace: context.trace_id(),
             ingest: context.span_id(),
             route: SpanId::from(rand::random::<u64>().max(1)),
         });
+        if stored.is_some() {
+            span.set_attributes([
+                KeyValue::new("hookline.tenant", tenant.to_string()),
+                KeyValue::new("hookline.event_id", event_id.to_string()),
+                KeyValue::new("hookline.event_type", event_type.to_string()),
+            ]);
+        }
         IngestSpan { span, stored }
     }
 
@@ -321,13 +324,17 @@ impl Traces {
 }
 
 impl IngestSpan {
-    pub fn trace_id(&self) -> String {
-        self.span.span_context().trace_id().to_string()
+    /// The trace's id, when it is sampled (else no collector has it).
+    pub fn trace_id(&self) -> Option<String> {
+        self.stored.map(|s| s.trace.to_string())
     }
 
     /// End it with what ingest answered (`accepted`, `duplicate`, `rate_limited`,
     /// `unavailable`).
     pub fn end(mut self, outcome: &'static str) {
+        if self.stored.is_none() {
+            return;
+        }
         self.span.set_attribute(KeyValue::new("hookline.outcome", outcome));
         if outcome == "unavailable" {
             self.span

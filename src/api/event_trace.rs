@@ -31,7 +31,7 @@ impl utoipa::IntoParams for TraceparentHeader {
 
 /// Open the `ingest` span of each event (begun at `started`, under the producer's
 /// `traceparent`), and give each sampled event the context it stores. Nothing when tracing is
-/// off. The request's log lines carry the (first) event's `trace_id`.
+/// off. The request's log lines carry the (first) event's `trace_id`, when it is sampled.
 pub(super) fn begin(headers: &HeaderMap, started: SystemTime, events: &mut [NewEvent]) -> Option<Vec<IngestSpan>> {
     let traces = crate::traces::get()?;
     let parent = headers
@@ -52,8 +52,8 @@ pub(super) fn begin(headers: &HeaderMap, started: SystemTime, events: &mut [NewE
             span
         })
         .collect();
-    if let Some(first) = spans.first() {
-        tracing::Span::current().record("trace_id", first.trace_id());
+    if let Some(trace_id) = spans.first().and_then(IngestSpan::trace_id) {
+        tracing::Span::current().record("trace_id", trace_id);
     }
     Some(spans)
 }
