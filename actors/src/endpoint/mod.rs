@@ -16,8 +16,12 @@
 //! soon: the shard's due set in Redis holds the next due time — a retry, or an open breaker's
 //! next probe — and the shard owner restarts it then). A delivery stays in the durable queue
 //! until its attempt is recorded, so a crash at any point loses nothing; the attempts in flight
-//! at a crash, and those finished but not yet recorded (group commit, `record`), may be made
-//! twice: at most `max_in_flight` of them. The breaker's state and the start of a run of
+//! at a crash, and those answered but not yet recorded (group commit, `record`), may be made
+//! twice: at most `max_in_flight` in flight plus `ANSWERED_PER_SLOT` × `max_in_flight`
+//! answered. A receiver's slot frees when it answers, not when the record is written: the
+//! next attempt starts while the record is on its way (an ordered endpoint waits for the
+//! record: its head may stay the head; and every actor until the store has accepted one of its
+//! records, so one working under a stale lease makes no more attempts than it did before). The breaker's state and the start of a run of
 //! failures are stored (`HealthRecord`), so they survive a change of owner.
 //!
 //! Files: this one (messages, start, stop), `state` (the window and the fill loop), `record`
@@ -109,6 +113,8 @@ impl Actor for EndpointActor {
             cfg,
             window: VecDeque::new(),
             in_flight: HashMap::new(),
+            answered: Default::default(),
+            token_confirmed: false,
             timer: None,
             drain_waiters: Vec::new(),
             draining: false,

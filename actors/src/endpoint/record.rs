@@ -84,16 +84,20 @@ impl EndpointState {
         if outcome == Outcome::Gone {
             self.disable(&cfg, DisableReason::Gone).await;
         }
-        // The delivery stays in flight (counted against max_in_flight, excluded from pulls)
-        // until its record is written.
+        // The receiver's slot is free; the delivery stays out of pulls (`answered`) until its
+        // record is written.
         let finished = FinishedAttempt {
             event_id,
             number: attempts,
             record,
             next,
         };
+        self.in_flight.remove(&finished.event_id);
+        self.answered.insert(finished.event_id.clone());
         self.unrecorded.push((finished, outcome));
         self.record_unrecorded(myself);
+        // The freed slot takes the next delivery now, while the record is being written.
+        self.fill(myself).await;
     }
 
     /// The delivery's next state after attempt number `in_cycle` of its current cycle.
@@ -237,7 +241,7 @@ impl EndpointState {
         let Some(cfg) = self.cfg.clone() else {
             // Deleted meanwhile: nothing to record.
             for (finished, _) in self.unrecorded.drain(..) {
-                self.in_flight.remove(&finished.event_id);
+                self.answered.remove(&finished.event_id);
             }
             myself.send_message(EndpointMsg::Wake).ok();
             return;
@@ -286,7 +290,7 @@ impl EndpointState {
             let result = results
                 .next()
                 .unwrap_or_else(|| Err(StoreError::unavailable("no result for this record")));
-            self.in_flight.remove(&finished.event_id);
+            self.answered.remove(&finished.event_id);
             let FinishedAttempt {
                 event_id,
                 number: attempts,
@@ -303,6 +307,7 @@ impl EndpointState {
             let delivery_id = crate::model::delivery_id(&cfg.id, &event_id);
             match result {
                 Ok(()) => {
+                    self.token_confirmed = true;
                     self.count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
                     if let Next::Dead(reason) = &next {
                         *dead.entry(reason.to_string()).or_default() += 1;

@@ -10,12 +10,16 @@ use crate::outcome::Outcome;
 use crate::store::{StoreError, StoreResult};
 use crate::transport::{AttemptRequest, ReceiverAuth, TransformSpec};
 use ractor::{ActorRef, RpcReplyPort};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// How soon an actor tries again after the store failed it.
 pub(super) const STORE_RETRY_MS: u64 = 1_000;
+
+/// Answered attempts whose records may wait, per `max_in_flight` slot: past this, no attempt
+/// starts until records are written (a slow store slows the endpoint instead of piling up).
+pub(super) const ANSWERED_PER_SLOT: usize = 4;
 
 /// A pending `send_after` wake-up.
 type Timer = tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>;
@@ -42,7 +46,17 @@ pub struct EndpointState {
     /// `None` once the endpoint was deleted.
     pub(super) cfg: Option<EndpointConfig>,
     pub(super) window: VecDeque<QueuedDelivery>,
+    /// Attempts waiting for their receiver's answer: at most `max_in_flight`.
     pub(super) in_flight: HashMap<String, InFlight>,
+    /// Attempts answered whose record is not written yet: never pulled again meanwhile, and the
+    /// actor is not idle while any is left, but they hold no receiver slot (except on an
+    /// ordered endpoint: its next head waits for the record). At most `ANSWERED_PER_SLOT` ×
+    /// `max_in_flight`.
+    pub(super) answered: HashSet<String>,
+    /// The store accepted a record under this actor's lease token: until then a slot frees only
+    /// when its record is written, so an actor working under a stale lease (`Fenced`) makes no
+    /// more attempts than before pipelining.
+    pub(super) token_confirmed: bool,
     pub(super) timer: Option<(u64, Timer)>,
     pub(super) drain_waiters: Vec<RpcReplyPort<()>>,
     pub(super) draining: bool,
@@ -62,6 +76,20 @@ pub struct EndpointState {
 impl EndpointState {
     pub(super) fn now(&self) -> u64 {
         self.ctx.now_ms()
+    }
+
+    /// Attempts in flight or answered and not yet recorded: the actor is busy.
+    pub(super) fn busy(&self) -> bool {
+        !self.in_flight.is_empty() || !self.answered.is_empty()
+    }
+
+    /// Is there room for one more attempt? A slot frees when the receiver answers; an ordered
+    /// endpoint's, when the answer is recorded (its head may stay the head), and every slot so
+    /// until the store has accepted one of this actor's records (`token_confirmed`).
+    fn room(&self, cfg: &EndpointConfig, max: usize) -> bool {
+        let pipelined = self.token_confirmed && !cfg.ordered;
+        let used = self.in_flight.len() + if pipelined { 0 } else { self.answered.len() };
+        used < max && self.answered.len() < max * ANSWERED_PER_SLOT
     }
 
     /// Ordered endpoints take one attempt at a time, whatever `max_in_flight` says.
@@ -158,7 +186,7 @@ impl EndpointState {
     }
 
     pub(super) fn finish_drain_if_idle(&mut self, myself: &ActorRef<EndpointMsg>) -> bool {
-        if !self.draining || !self.in_flight.is_empty() {
+        if !self.draining || self.busy() {
             return false;
         }
         // The drain waiters are answered in `post_stop`, once the limiter is saved.
@@ -177,13 +205,13 @@ impl EndpointState {
         };
         if cfg.disabled {
             self.window.clear();
-            if self.in_flight.is_empty() {
+            if !self.busy() {
                 self.go_idle(myself, true, 0, None).await;
             }
             return;
         }
         let max = self.max_in_flight(&cfg);
-        if self.in_flight.len() >= max || !self.may_pull(myself).await {
+        if !self.room(&cfg, max) || !self.may_pull(myself).await {
             return;
         }
         if self.window.is_empty() && !self.pull(myself, &cfg, max).await {
@@ -197,7 +225,7 @@ impl EndpointState {
     /// node whose index was stale) is dropped with the due entry, so the due poll does not
     /// restart this actor for ever.
     async fn forget_if_idle(&mut self, myself: &ActorRef<EndpointMsg>) {
-        if !self.in_flight.is_empty() {
+        if self.busy() {
             return;
         }
         match self
@@ -228,7 +256,7 @@ impl EndpointState {
         }
         if let Admit::NotBefore(t) = self.gates.breaker.peek(now) {
             self.window.clear();
-            if self.in_flight.is_empty() && t > now + self.ctx.settings.idle_keepalive_ms {
+            if !self.busy() && t > now + self.ctx.settings.idle_keepalive_ms {
                 self.go_idle(myself, false, t, None).await;
             } else {
                 self.wake_at(myself, t);
@@ -240,7 +268,7 @@ impl EndpointState {
 
     /// Pull the next window from the queue; false if the store failed (a retry is set).
     async fn pull(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, max: usize) -> bool {
-        let exclude: Vec<String> = self.in_flight.keys().cloned().collect();
+        let exclude: Vec<String> = self.in_flight.keys().chain(&self.answered).cloned().collect();
         let limit = self.ctx.settings.window.max(max);
         let now = self.now();
         match self
@@ -271,7 +299,7 @@ impl EndpointState {
         cfg: &EndpointConfig,
         max: usize,
     ) -> Option<(Admission, String)> {
-        while self.in_flight.len() < max {
+        while self.room(cfg, max) {
             let front = self.window.front()?;
             if front.body.is_none() {
                 // The event expired: settled without an attempt, and without admission.
@@ -310,7 +338,7 @@ impl EndpointState {
         let keepalive = self.ctx.settings.idle_keepalive_ms;
         let now = self.now();
         match blocked {
-            Some((Admission::Until(t), _)) if self.in_flight.is_empty() && t > now + keepalive => {
+            Some((Admission::Until(t), _)) if !self.busy() && t > now + keepalive => {
                 // Long wait (an open breaker): stop, and let the due set bring us back then.
                 self.window.clear();
                 self.go_idle(myself, false, t, None).await;
@@ -322,7 +350,7 @@ impl EndpointState {
             }
             Some((Admission::Until(t) | Admission::Head(t), _)) => self.wake_at(myself, t),
             Some((Admission::AwaitProbe | Admission::Start { .. }, _)) => {}
-            None if self.in_flight.is_empty() && self.window.is_empty() => self.go_idle(myself, false, 0, None).await,
+            None if !self.busy() && self.window.is_empty() => self.go_idle(myself, false, 0, None).await,
             None => {}
         }
     }

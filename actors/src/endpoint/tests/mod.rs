@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod offline;
+mod pipelined;
 mod receiver;
 
 const START_MS: u64 = 1_763_870_000_000;
@@ -38,6 +39,8 @@ struct Memory {
     emitted: Mutex<Vec<(String, Option<String>)>>,
     /// A dead-letter notice went out (the interval's gate): later counts wait.
     dead_gate: Mutex<bool>,
+    /// How long each record batch takes to write (virtual ms).
+    record_delay_ms: Mutex<u64>,
 }
 
 impl Memory {
@@ -115,6 +118,8 @@ impl EndpointStore for Memory {
         _: u32,
         finished: &[FinishedAttempt],
     ) -> Vec<StoreResult<()>> {
+        let delay = *self.record_delay_ms.lock().unwrap();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         if let Err(e) = self.fence() {
             return finished.iter().map(|_| Err(e.clone())).collect();
         }
