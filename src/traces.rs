@@ -82,7 +82,7 @@ pub fn install(url: Option<String>, sample_ratio: f64, service_name: &str) -> an
     };
     exporter.set_resource(&resource);
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(export(exporter, rx));
+    tokio::spawn(export(exporter, url.clone(), rx));
     let provider = SdkTracerProvider::builder()
         .with_span_processor(Enqueue(tx.clone()))
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(sample_ratio))))
@@ -94,7 +94,11 @@ pub fn install(url: Option<String>, sample_ratio: f64, service_name: &str) -> an
         queue: tx,
     };
     if TRACES.set(traces).is_ok() {
-        tracing::info!(url, ratio = sample_ratio, "tracing on");
+        tracing::info!(
+            url = without_credentials(&url, &url),
+            ratio = sample_ratio,
+            "tracing on"
+        );
     }
     Ok(())
 }
@@ -103,9 +107,25 @@ pub fn install(url: Option<String>, sample_ratio: f64, service_name: &str) -> an
 pub async fn flush(limit: Duration) {
     let Some(traces) = get() else { return };
     let (done, answered) = oneshot::channel();
-    let asked = tokio::time::timeout(limit, traces.queue.send(Queued::Flush(done))).await;
-    if matches!(asked, Ok(Ok(()))) {
-        let _ = tokio::time::timeout(limit, answered).await;
+    let flushed = async {
+        if traces.queue.send(Queued::Flush(done)).await.is_ok() {
+            let _ = answered.await;
+        }
+    };
+    let _ = tokio::time::timeout(limit, flushed).await;
+}
+
+/// `text` with the collector URL's `user:password@`, if it has one, replaced by `***@` (the
+/// exporter's errors quote the URL).
+fn without_credentials(text: &str, url: &str) -> String {
+    let userinfo = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split('/').next())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .map(|(userinfo, _)| userinfo);
+    match userinfo {
+        Some(userinfo) if !userinfo.is_empty() => text.replace(&format!("{userinfo}@"), "***@"),
+        _ => text.to_string(),
     }
 }
 
@@ -133,7 +153,7 @@ impl SpanProcessor for Enqueue {
 
 /// The export task: batches of up to `BATCH` spans, each posted once; a failed post's spans
 /// are dropped and counted (the next batch tries again).
-async fn export(exporter: opentelemetry_otlp::SpanExporter, mut rx: mpsc::Receiver<Queued>) {
+async fn export(exporter: opentelemetry_otlp::SpanExporter, url: String, mut rx: mpsc::Receiver<Queued>) {
     let mut failing = false;
     while let Some(first) = rx.recv().await {
         let mut batch = Vec::with_capacity(BATCH);
@@ -164,7 +184,9 @@ async fn export(exporter: opentelemetry_otlp::SpanExporter, mut rx: mpsc::Receiv
                 _ => break,
             }
         }
-        for chunk in batch.chunks(BATCH).map(<[SpanData]>::to_vec) {
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(BATCH));
+            let chunk = std::mem::replace(&mut batch, rest);
             let n = chunk.len() as u64;
             let sent = tokio::time::timeout(EXPORT_TIMEOUT, exporter.export(chunk)).await;
             match sent {
@@ -173,7 +195,7 @@ async fn export(exporter: opentelemetry_otlp::SpanExporter, mut rx: mpsc::Receiv
                     metrics::counter!(crate::telemetry::names::TRACE_SPANS_DROPPED).increment(n);
                     if !failing {
                         let error = match failed {
-                            Ok(Err(e)) => e.to_string(),
+                            Ok(Err(e)) => without_credentials(&e.to_string(), &url),
                             _ => "timed out".to_string(),
                         };
                         tracing::warn!(%error, spans = n, "trace export failed: spans dropped until the collector answers");
@@ -410,6 +432,15 @@ mod tests {
         ] {
             assert!(parse_traceparent(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn credentials_in_the_collector_url_are_never_logged() {
+        let url = "https://user:s3cret@collector:4318/v1/traces";
+        assert_eq!(without_credentials(url, url), "https://***@collector:4318/v1/traces");
+        let error = format!("export failed. Url: {url}, Status Code: 401");
+        assert!(!without_credentials(&error, url).contains("s3cret"));
+        assert_eq!(without_credentials("http://c:4318", "http://c:4318"), "http://c:4318");
     }
 
     #[test]

@@ -211,6 +211,19 @@ impl HttpTransport {
     }
 }
 
+/// A failure's name on an attempt span (`error.type`).
+fn failure_name(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Timeout => "timeout",
+        FailureKind::Connect => "connect",
+        FailureKind::Blocked => "blocked",
+        FailureKind::InvalidRequest => "invalid_request",
+        FailureKind::TransformFailed => "transform_failed",
+        FailureKind::Cancelled => "cancelled",
+        FailureKind::Other => "other",
+    }
+}
+
 /// What went wrong, in a word the classifier understands and a sentence for the log.
 fn describe(e: reqwest::Error) -> Failed {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
@@ -274,6 +287,8 @@ impl HttpTransport {
             .map(|t| (t.endpoint_id.as_str(), t.attempt))
             .unwrap_or_default();
         let span = std::sync::Arc::new(traces.attempt(&stored, endpoint_id, &req.event_id, attempt));
+        // The node's, whatever case an endpoint's own header used (two would be invalid).
+        req.headers.retain(|name, _| !name.eq_ignore_ascii_case("traceparent"));
         req.headers
             .insert("traceparent".into(), crate::traces::traceparent(&span.context));
         // The node's log lines about this attempt carry its trace.
@@ -283,7 +298,7 @@ impl HttpTransport {
             span.set(KeyValue::new("http.response.status_code", i64::from(status)));
         }
         if let Some(kind) = out.failure {
-            span.set(KeyValue::new("error.type", format!("{kind:?}").to_lowercase()));
+            span.set(KeyValue::new("error.type", failure_name(kind)));
         }
         out.trace = Some(span);
         out

@@ -97,7 +97,11 @@ async fn one_trace_follows_an_event_through_ingest_routing_and_every_attempt_acr
     let first = a.api.create_endpoint("tr", json!({"url": sink.url("ok/first")})).await;
     let second = a
         .api
-        .create_endpoint("tr", json!({"url": sink.url("switch/second"), "retry_schedule_s": [6]}))
+        // Long enough (±20% jitter) for the first node to stop before its retry is due.
+        .create_endpoint(
+            "tr",
+            json!({"url": sink.url("switch/second"), "retry_schedule_s": [12]}),
+        )
         .await;
 
     let (producer_trace, producer_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
@@ -214,11 +218,24 @@ async fn one_trace_follows_an_event_through_ingest_routing_and_every_attempt_acr
     assert_eq!(b.api.metric("hookline_trace_spans_dropped_total").await, 0.0);
 }
 
+/// A collector that takes connections and never answers (worse than one that is down: each
+/// export waits for its timeout). Its connections are held until the test ends.
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    base
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_collector_down_delivery_goes_on_and_dropped_spans_are_counted() {
-    let closed = free_port();
     let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("traces-down"))
-        .set("tracing__otlp_endpoint", &format!("http://127.0.0.1:{closed}"))
+        .set("tracing__otlp_endpoint", &black_hole().await)
         .set("tracing__sample_ratio", "1.0");
     let node = Node::start_ready(&opts).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
@@ -240,7 +257,28 @@ async fn with_the_collector_down_delivery_goes_on_and_dropped_spans_are_counted(
         .headers
         .get("traceparent")
         .is_some_and(|t| t.starts_with("00-") && t.ends_with("-01"))));
-    let dropped = eventually(Duration::from_secs(20), "dropped spans counted", || async {
+    // A producer's span that is not sampled: its event is not traced, its delivery names no trace.
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/tenants/td/events", node.api.base))
+        .bearer_auth(ADMIN)
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+        .json(&json!({"type": "order.created", "payload": {"unsampled": true}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    wait_for(Duration::from_secs(20), "the unsampled delivery", || {
+        sink.delivered_ids("down").len() == 21
+    })
+    .await;
+    let unsampled: Vec<_> = sink
+        .received_by("down")
+        .into_iter()
+        .filter(|r| r.body.contains("unsampled"))
+        .collect();
+    assert_eq!(unsampled.len(), 1);
+    assert_eq!(unsampled[0].headers.get("traceparent"), None);
+    let dropped = eventually(Duration::from_secs(30), "dropped spans counted", || async {
         let n = node.api.metric("hookline_trace_spans_dropped_total").await;
         // 20 ingest, 20 route and 20 attempt spans, all dropped.
         (n >= 60.0).then_some(n)

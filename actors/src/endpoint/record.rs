@@ -46,6 +46,9 @@ impl EndpointState {
     ) {
         let Some(cfg) = self.cfg.clone() else {
             // Deleted meanwhile: nothing to record; stop (or finish a drain) once idle.
+            if let Some(span) = response.trace.take() {
+                span.end("endpoint_deleted");
+            }
             self.in_flight.remove(&event_id);
             self.fill(myself).await;
             return;
@@ -58,6 +61,7 @@ impl EndpointState {
         if let Some(span) = &trace {
             span.end(label);
         }
+        let trace_id = trace.map(|t| t.trace_id());
         let labels = self
             .ctx
             .settings
@@ -69,7 +73,7 @@ impl EndpointState {
             tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,
             delivery_id = %crate::model::delivery_id(&cfg.id, &event_id), attempt = attempts,
             started_ms, status = ?response.status, latency_ms = response.latency_ms, error = ?response.error,
-            outcome = label, trace_id = %trace.map(|t| t.trace_id()).unwrap_or_default(), "attempt finished"
+            outcome = label, trace_id = trace_id.as_deref(), "attempt finished"
         );
         let record = AttemptRecord {
             at_ms: started_ms,
