@@ -8,6 +8,12 @@
 //! stream's pending list, re-read first when it restarts (`pending` phase), or claimed by another
 //! node's router once it has been idle for `router_claim_idle_ms`.
 //!
+//! Reading is pipelined with routing: while a batch of new entries is being routed, the next
+//! read is already under way (`ahead`), so the stream read's round trip (or its wait for new
+//! entries) overlaps the routing writes. The acks stay after the writes they cover: a batch
+//! read ahead is routed, and acked, only after the one before; if routing fails, the batch
+//! read ahead is dropped unrouted and re-read from the pending list with the failed one.
+//!
 //! One router per events partition (`router.partitions`), each with its own blocking read and
 //! its own subscription index. Partition 0's router keeps the node's shared index (the API and
 //! the sampler read it) and alone tells the shards about endpoint changes; the others keep a
@@ -53,6 +59,8 @@ pub struct RouterState {
     synced: bool,
     /// The version of each tenant's endpoints the index reflects (see `refresh_tenants`).
     versions: std::collections::HashMap<String, u64>,
+    /// The next read of new entries, started while the batch before it is being routed.
+    ahead: Option<tokio::task::JoinHandle<Result<Vec<StreamEvent>, crate::StoreError>>>,
 }
 
 impl Router {
@@ -106,6 +114,23 @@ impl Router {
             state.versions.insert(tenant, version);
         }
         Ok(())
+    }
+
+    /// One read of the partition: this consumer's own unacked entries (`pending`, no wait), or
+    /// new ones (waiting up to `router_block_ms`).
+    async fn read(state: &RouterState, pending: bool) -> Result<Vec<StreamEvent>, crate::StoreError> {
+        let settings = &state.ctx.settings;
+        let block = if pending { 0 } else { settings.router_block_ms };
+        let router = &state.ctx.stores.router;
+        router
+            .read_events(
+                state.partition,
+                &settings.node_id,
+                pending,
+                settings.router_batch,
+                block,
+            )
+            .await
     }
 
     async fn route_batch(state: &mut RouterState, events: Vec<StreamEvent>) -> Result<(), crate::StoreError> {
@@ -162,6 +187,7 @@ impl Actor for Router {
             pending_phase: true,
             synced: false,
             versions: std::collections::HashMap::new(),
+            ahead: None,
         })
     }
 
@@ -174,37 +200,42 @@ impl Actor for Router {
         let settings = &state.ctx.settings;
         match msg {
             RouterMsg::Poll => {
-                let block = if state.pending_phase {
-                    0
-                } else {
-                    settings.router_block_ms
+                let read = match state.ahead.take() {
+                    Some(ahead) => ahead
+                        .await
+                        .unwrap_or_else(|e| Err(crate::StoreError::unavailable(&format!("read ahead: {e}")))),
+                    None => Self::read(state, state.pending_phase).await,
                 };
-                let read = state
-                    .ctx
-                    .stores
-                    .router
-                    .read_events(
-                        state.partition,
-                        &settings.node_id,
-                        state.pending_phase,
-                        settings.router_batch,
-                        block,
-                    )
-                    .await;
                 match read {
                     Ok(events) if events.is_empty() => {
                         state.pending_phase = false;
                         myself.send_message(RouterMsg::Poll)?;
                     }
-                    Ok(events) => match Self::route_batch(state, events).await {
-                        Ok(()) => myself.send_message(RouterMsg::Poll)?,
-                        Err(e) => {
-                            tracing::warn!(partition = state.partition, error = %e, "routing failed; will re-read the batch");
-                            // What was not acked is re-read from the pending list.
-                            state.pending_phase = true;
-                            myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
+                    Ok(events) => {
+                        if !state.pending_phase {
+                            let (ctx, partition) = (state.ctx.clone(), state.partition);
+                            state.ahead = Some(tokio::spawn(async move {
+                                let s = &ctx.settings;
+                                let router = &ctx.stores.router;
+                                router
+                                    .read_events(partition, &s.node_id, false, s.router_batch, s.router_block_ms)
+                                    .await
+                            }));
                         }
-                    },
+                        match Self::route_batch(state, events).await {
+                            Ok(()) => myself.send_message(RouterMsg::Poll)?,
+                            Err(e) => {
+                                tracing::warn!(partition = state.partition, error = %e, "routing failed; will re-read the batch");
+                                // What was not acked is re-read from the pending list, the batch
+                                // read ahead included (it is never routed before this one).
+                                if let Some(ahead) = state.ahead.take() {
+                                    ahead.abort();
+                                }
+                                state.pending_phase = true;
+                                myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
+                            }
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!(partition = state.partition, error = %e, "reading the events stream failed");
                         myself.send_after(RETRY_AFTER_ERROR, || RouterMsg::Poll);
