@@ -14,18 +14,13 @@ impl utoipa::IntoParams for TraceparentHeader {
     fn into_params(
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::schema::{ObjectBuilder, Type};
-        vec![ParameterBuilder::new()
-            .name("traceparent")
-            .parameter_in(ParameterIn::Header)
-            .required(utoipa::openapi::Required::False)
-            .description(Some(
-                "W3C Trace Context of the producer's span (`00-<trace id>-<span id>-<flags>`): with tracing on, \
-                 the event's trace continues it. A malformed value is ignored.",
-            ))
-            .schema(Some(ObjectBuilder::new().schema_type(Type::String).build()))
-            .build()]
+        vec![super::schema::header_param(
+            "traceparent",
+            "W3C Trace Context of the producer's span (`00-<trace id>-<span id>-<flags>`): with tracing on, \
+             the event's trace continues it. A malformed value is ignored.",
+            ObjectBuilder::new().schema_type(Type::String).build(),
+        )]
     }
 }
 

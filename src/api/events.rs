@@ -65,16 +65,11 @@ impl utoipa::IntoParams for IdempotencyHeader {
     fn into_params(
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        vec![ParameterBuilder::new()
-            .name("Idempotency-Key")
-            .parameter_in(ParameterIn::Header)
-            .required(utoipa::openapi::Required::False)
-            .description(Some(
-                "Alternative to the `idempotency_key` field (which wins): visible ASCII, 1 to 256 characters.",
-            ))
-            .schema(Some(super::schema::idempotency_header()))
-            .build()]
+        vec![super::schema::header_param(
+            "Idempotency-Key",
+            "Alternative to the `idempotency_key` field (which wins): visible ASCII, 1 to 256 characters.",
+            super::schema::idempotency_header(),
+        )]
     }
 }
 

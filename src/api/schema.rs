@@ -141,9 +141,18 @@ pub fn path_param(name: &str, description: &str, schema: Object) -> Parameter {
 
 /// An optional query parameter.
 pub fn query_param(name: &str, description: &str, schema: Object) -> Parameter {
+    optional_param(ParameterIn::Query, name, description, schema)
+}
+
+/// An optional request header.
+pub fn header_param(name: &str, description: &str, schema: Object) -> Parameter {
+    optional_param(ParameterIn::Header, name, description, schema)
+}
+
+fn optional_param(place: ParameterIn, name: &str, description: &str, schema: Object) -> Parameter {
     ParameterBuilder::new()
         .name(name)
-        .parameter_in(ParameterIn::Query)
+        .parameter_in(place)
         .required(Required::False)
         .description(Some(description))
         .schema(Some(schema))
