@@ -118,18 +118,12 @@ impl Router {
 
     /// One read of the partition: this consumer's own unacked entries (`pending`, no wait), or
     /// new ones (waiting up to `router_block_ms`).
-    async fn read(state: &RouterState, pending: bool) -> Result<Vec<StreamEvent>, crate::StoreError> {
-        let settings = &state.ctx.settings;
+    async fn read(ctx: &Ctx, partition: u32, pending: bool) -> Result<Vec<StreamEvent>, crate::StoreError> {
+        let settings = &ctx.settings;
         let block = if pending { 0 } else { settings.router_block_ms };
-        let router = &state.ctx.stores.router;
+        let router = &ctx.stores.router;
         router
-            .read_events(
-                state.partition,
-                &settings.node_id,
-                pending,
-                settings.router_batch,
-                block,
-            )
+            .read_events(partition, &settings.node_id, pending, settings.router_batch, block)
             .await
     }
 
@@ -204,7 +198,7 @@ impl Actor for Router {
                     Some(ahead) => ahead
                         .await
                         .unwrap_or_else(|e| Err(crate::StoreError::unavailable(&format!("read ahead: {e}")))),
-                    None => Self::read(state, state.pending_phase).await,
+                    None => Self::read(&state.ctx, state.partition, state.pending_phase).await,
                 };
                 match read {
                     Ok(events) if events.is_empty() => {
@@ -214,13 +208,7 @@ impl Actor for Router {
                     Ok(events) => {
                         if !state.pending_phase {
                             let (ctx, partition) = (state.ctx.clone(), state.partition);
-                            state.ahead = Some(tokio::spawn(async move {
-                                let s = &ctx.settings;
-                                let router = &ctx.stores.router;
-                                router
-                                    .read_events(partition, &s.node_id, false, s.router_batch, s.router_block_ms)
-                                    .await
-                            }));
+                            state.ahead = Some(tokio::spawn(async move { Self::read(&ctx, partition, false).await }));
                         }
                         match Self::route_batch(state, events).await {
                             Ok(()) => myself.send_message(RouterMsg::Poll)?,
