@@ -294,6 +294,9 @@ pub struct QueuedDelivery {
     /// A sampled event's trace context (opaque here: the transport makes the attempt's span
     /// of it), read only while tracing is on.
     pub trace: Option<std::sync::Arc<str>>,
+    /// `Some(queue score)` when the delivery has no record yet (routing writes none): its first
+    /// recorded attempt creates it, with this as its place in line and creation time.
+    pub new_record: Option<f64>,
 }
 
 /// What happens to a delivery after an attempt.
@@ -360,6 +363,8 @@ pub struct FinishedAttempt {
     pub number: u32,
     pub record: AttemptRecord,
     pub next: Next,
+    /// The delivery had no record when pulled (`QueuedDelivery::new_record`): this one creates it.
+    pub new_record: Option<f64>,
 }
 
 /// One attempt as logged.

@@ -18,7 +18,7 @@
 //!   accept latency (`ingest_request_p99_ms`) and e2e to one endpoint.
 //!
 //! Cost figures, when the node's pid and its Redis are given: Redis commands per delivered
-//! event (`INFO commandstats` before and after), node CPU seconds per 10,000 deliveries, node
+//! event (`INFO commandstats` before and after), node and Redis CPU seconds per 10,000 deliveries, node
 //! peak RSS. The raw ceiling (optional) is the same driver posting straight to a sink.
 
 use crate::sink::{percentile, Sink};
@@ -216,6 +216,20 @@ fn redis_calls(url: &str) -> Option<u64> {
             .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
             .sum(),
     )
+}
+
+/// Redis's user plus system CPU time (`INFO cpu`), in seconds.
+fn redis_cpu_seconds(url: &str) -> Option<f64> {
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url, "INFO", "cpu"])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':')?.parse::<f64>().ok())
+    };
+    Some(field("used_cpu_sys")? + field("used_cpu_user")?)
 }
 
 /// User plus system CPU time of a process, in seconds.
@@ -433,6 +447,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     });
     summary["node_rss_start_kib"] = json!(opts.node_pid.map(crate::rss_kib));
     let calls_before = opts.redis_url.as_deref().and_then(redis_calls);
+    let redis_cpu_before = opts.redis_url.as_deref().and_then(redis_cpu_seconds);
     let cpu_before = opts.node_pid.map(cpu_seconds);
 
     let types: Vec<String> = {
@@ -594,6 +609,9 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     }
     if let (Some(before), Some(after)) = (calls_before, opts.redis_url.as_deref().and_then(redis_calls)) {
         summary["redis_commands_per_delivery"] = json!((after - before) as f64 / delivered.max(1) as f64);
+    }
+    if let (Some(before), Some(after)) = (redis_cpu_before, opts.redis_url.as_deref().and_then(redis_cpu_seconds)) {
+        summary["redis_cpu_s_per_10k"] = json!((after - before) * 10_000.0 / delivered.max(1) as f64);
     }
     if let (Some(before), Some(pid)) = (cpu_before, opts.node_pid) {
         summary["node_cpu_s_per_10k"] = json!((cpu_seconds(pid) - before) * 10_000.0 / delivered.max(1) as f64);

@@ -32,7 +32,18 @@ impl RedisStore {
             .hgetall(self.keys.delivery(shard, endpoint_id, event_id))
             .await?;
         let Some(status) = fields.get("status").cloned() else {
-            return Ok(None);
+            // Not attempted yet (ROUTE writes no record) if the endpoint's log lists it.
+            let score: Value = self
+                .client()
+                .zscore(self.keys.delivery_log(shard, endpoint_id), event_id)
+                .await?;
+            return Ok(super::log::pending_row(&score).map(|row| StoredDelivery {
+                status: row.status,
+                attempts: Vec::new(),
+                created_ms: row.created_ms,
+                next_ms: None,
+                reason: None,
+            }));
         };
         let count: u32 = fields.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0);
         let attempts = (1..=count)
@@ -138,6 +149,7 @@ impl RedisStore {
                 (endpoint.ordered as u8).to_string(),
             ];
             args.extend(chunk.iter().cloned());
+            args.push(self.retention_s.to_string());
             replayed += self.eval(&scripts::REPLAY, keys, args).await?.as_u64().unwrap_or(0);
         }
         Ok(replayed)

@@ -164,6 +164,7 @@ impl RedisStore {
                 let mut keys = vec![dropped_key];
                 keys.extend(event_ids.iter().map(|e| self.keys.delivery(shard, endpoint_id, e)));
                 let mut args = event_ids.clone();
+                args.push(self.retention_s.to_string());
                 args.push(hookline_actors::now_ms().to_string());
                 left = self
                     .eval(&scripts::MARK_DROPPED, keys, args)

@@ -1,15 +1,80 @@
 //! Membership, shard leases (HOLD_LEASE, RENEW_LEASE, RELEASE_LEASE) and each shard's due set.
 
-use super::{scripts, RedisStore, Result};
+use super::{RedisStore, Result};
 use fred::prelude::*;
+use fred::types::scripts::Script;
 use fred::types::Value;
+use std::sync::LazyLock;
+
+/// KEYS: lease, epoch. ARGV: node id, ttl ms. Takes a free lease (a new epoch) or renews our
+/// own (the same epoch). Returns the epoch while held, nil when another node holds it.
+pub static HOLD_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  local epoch = redis.call('GET', KEYS[2])
+  if epoch then return tonumber(epoch) end
+  return redis.call('INCR', KEYS[2])
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return redis.call('INCR', KEYS[2])
+end
+return false
+"#,
+    )
+});
+
+/// KEYS: lease. ARGV: node id, ttl ms. Renews the lease only if we hold it (a lease that
+/// lapsed is not silently taken again: the work done under it must stop first). 1 = renewed.
+pub static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});
+
+/// KEYS: lease. ARGV: node id. Deletes the lease only if we hold it.
+pub static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+/// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns {live nodes, this node's rank among
+/// their ids in sorted order} (the rank decides who holds one shard more; see `fair_share`).
+pub static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
+local live = redis.call('ZRANGE', KEYS[1], 0, -1)
+table.sort(live)
+local rank = 0
+for i, id in ipairs(live) do
+  if id == ARGV[1] then rank = i - 1 end
+end
+return {#live, rank}
+"#,
+    )
+});
 
 impl RedisStore {
     pub async fn heartbeat(&self, node_id: &str, ttl_ms: u64) -> Result<(usize, usize)> {
         let now = hookline_actors::now_ms();
         let reply = self
             .eval(
-                &scripts::HEARTBEAT,
+                &HEARTBEAT,
                 vec![self.keys.nodes()],
                 vec![node_id.to_string(), now.to_string(), ttl_ms.to_string()],
             )
@@ -22,7 +87,7 @@ impl RedisStore {
     pub async fn hold_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> Result<Option<u64>> {
         let reply = self
             .eval(
-                &scripts::HOLD_LEASE,
+                &HOLD_LEASE,
                 vec![self.keys.lease(shard), self.keys.lease_epoch(shard)],
                 vec![node_id.to_string(), ttl_ms.to_string()],
             )
@@ -33,7 +98,7 @@ impl RedisStore {
     pub async fn renew_lease(&self, shard: u32, node_id: &str, ttl_ms: u64) -> Result<bool> {
         let reply = self
             .eval(
-                &scripts::RENEW_LEASE,
+                &RENEW_LEASE,
                 vec![self.keys.lease(shard)],
                 vec![node_id.to_string(), ttl_ms.to_string()],
             )
@@ -42,13 +107,9 @@ impl RedisStore {
     }
 
     pub async fn release_lease(&self, shard: u32, node_id: &str) -> Result<()> {
-        self.eval(
-            &scripts::RELEASE_LEASE,
-            vec![self.keys.lease(shard)],
-            vec![node_id.to_string()],
-        )
-        .await
-        .map(|_| ())
+        self.eval(&RELEASE_LEASE, vec![self.keys.lease(shard)], vec![node_id.to_string()])
+            .await
+            .map(|_| ())
     }
 
     pub async fn leave(&self, node_id: &str) -> Result<()> {

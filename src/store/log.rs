@@ -49,7 +49,9 @@ impl RedisStore {
     }
 
     /// The records of these `(shard, endpoint id, event id)` deliveries, in order; `None` where
-    /// the record is gone (past retention). One round trip.
+    /// the delivery is gone (past retention, or its endpoint deleted). A delivery its
+    /// endpoint's log lists without a record was not attempted yet (ROUTE writes none): it is
+    /// pending, created at its event's ingest. One round trip.
     pub async fn delivery_rows(&self, items: &[(u32, &str, &str)]) -> Result<Vec<Option<DeliveryRow>>> {
         if items.is_empty() {
             return Ok(Vec::new());
@@ -68,16 +70,22 @@ impl RedisStore {
             let _: () = pipeline
                 .hmget(self.keys.delivery(*shard, endpoint_id, event_id), FIELDS.to_vec())
                 .await?;
+            let _: () = pipeline
+                .zscore(self.keys.delivery_log(*shard, endpoint_id), *event_id)
+                .await?;
         }
         let replies: Vec<Value> = pipeline.all().await?;
         Ok(replies
-            .into_iter()
-            .map(|reply| {
-                let f: Vec<Option<String>> = reply.into_array().iter().map(text).collect();
+            .chunks(2)
+            .map(|pair| {
+                let f: Vec<Option<String>> = pair[0].clone().into_array().iter().map(text).collect();
                 let get = |i: usize| f.get(i).cloned().flatten();
                 let num = |i: usize| get(i).and_then(|v| v.parse::<u64>().ok());
+                let Some(status) = get(0) else {
+                    return pending_row(&pair[1]);
+                };
                 Some(DeliveryRow {
-                    status: get(0)?,
+                    status,
                     attempts: num(1).unwrap_or(0) as u32,
                     created_ms: num(2).unwrap_or(0),
                     updated_ms: num(3).filter(|v| *v > 0),
@@ -88,6 +96,23 @@ impl RedisStore {
             })
             .collect())
     }
+}
+
+/// A delivery without a record, as its log entry (`ZSCORE` reply) shows it: pending, never
+/// attempted, created at its event's ingest; `None` when the log does not list it either.
+pub(super) fn pending_row(log_score: &Value) -> Option<DeliveryRow> {
+    let order = log_score
+        .as_f64()
+        .or_else(|| text(log_score).and_then(|s| s.parse().ok()))?;
+    Some(DeliveryRow {
+        status: "pending".to_string(),
+        attempts: 0,
+        created_ms: order as u64,
+        updated_ms: None,
+        next_ms: None,
+        reason: None,
+        order,
+    })
 }
 
 /// `ZRANGE … WITHSCORES` replies: flat `[m, s, m, s]` (RESP2) or pairs `[[m, s], …]` (RESP3).

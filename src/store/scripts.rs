@@ -1,6 +1,7 @@
 //! The Lua scripts: each one is a step that must be atomic (or saves round trips). Every key a
 //! script touches is passed in KEYS and shares one hash tag (see `keys`).
-//! INGEST lives in `ingest` and ROLL_STATS in `stats`, beside their callers.
+//! INGEST lives in `ingest`, ROLL_STATS in `stats` and the lease scripts in `leases`, beside their
+//! callers.
 
 use fred::types::scripts::Script;
 use std::sync::LazyLock;
@@ -173,11 +174,14 @@ return acked
     )
 });
 
-/// KEYS: queue, due, delivery log, delivery record × n. ARGV: endpoint id, retention s, now ms,
-/// then (event id, score) × n. Creates each delivery only if the endpoint's delivery log (for
+/// KEYS: queue, due, delivery log. ARGV: endpoint id, retention s, now ms, then (event id,
+/// score) × n. Creates each delivery only if the endpoint's delivery log (for
 /// `GET …/deliveries`) does not list it yet, so routing an event twice queues nothing twice:
 /// the log lists every delivery for as long as the stream keeps its event (both are trimmed by
-/// retention), and only a stream entry can be routed again. Trims up to twice as many log
+/// retention), and only a stream entry can be routed again. A delivery is its log entry and
+/// its place in the queue: its record (`status`, attempts, …) is written by its first
+/// recorded attempt (RECORD_ATTEMPT), and until then readers take a delivery the log lists
+/// without a record as pending (`deliveries::pending_row`). Trims up to twice as many log
 /// entries older than retention as it adds (so a busy endpoint's log stays bounded between
 /// janitor visits). Returns the number created.
 pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
@@ -185,11 +189,8 @@ pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local created = 0
 local earliest = nil
-for i = 4, #KEYS do
-  local j = 4 + (i - 4) * 2
+for j = 4, #ARGV, 2 do
   if redis.call('ZADD', KEYS[3], 'NX', ARGV[j + 1], ARGV[j]) == 1 then
-    redis.call('HSET', KEYS[i], 'status', 'pending', 'attempts', 0, 'created_ms', ARGV[3], 'order', ARGV[j + 1])
-    redis.call('EXPIRE', KEYS[i], ARGV[2])
     redis.call('ZADD', KEYS[1], ARGV[j + 1], ARGV[j])
     created = created + 1
     local score = tonumber(ARGV[j + 1])
@@ -209,8 +210,9 @@ return created
 
 /// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n, unrolled stats
 /// bucket × m, the shard's stats dirty set. ARGV: fencing token `node#epoch`, retention s, keep
-/// place 0|1, then for each record 7 values: event id, status (delivered|failed|dead),
-/// attempts, attempt JSON, attempt start ms, next due ms, reason; then for each stats bucket:
+/// place 0|1, then for each record 8 values: event id, status (delivered|failed|dead),
+/// attempts, attempt JSON, attempt start ms, next due ms, reason, and the queue score of a
+/// delivery that had no record when pulled ('' if it had: see ROUTE); then for each stats bucket:
 /// its minute start s, k, and k (field, increment) pairs; last, the buckets' TTL s, the
 /// endpoint id, and m. Records a batch of one endpoint's finished attempts (an endpoint actor's
 /// group commit) in one call, so the fence is read once per batch, and counts them in the
@@ -232,9 +234,11 @@ return created
 /// and the janitor already marked it dead (`endpoint_deleted`), only a success changes that (a
 /// retry could never run: its queue is gone). A new dead letter trims up to two letters older
 /// than retention from the set, so a set growing faster than the janitor visits it stays
-/// bounded. The record's expiry is renewed to retention from now, except for a success at the
-/// first attempt of a record that exists: ROUTE set its expiry moments ago (this saves one
-/// command on the commonest path).
+/// bounded. The record's expiry is set to retention from now, except for a first-attempt
+/// success on a record that exists (whoever created it set one moments ago). Whether a
+/// replay, the dead-marking or expiry came first is read only when one of them changed the
+/// record (the HSET then adds other fields than expected): the commonest path, a first
+/// attempt's success, is the HSET, the EXPIRE and the ZREM, nothing read.
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     fenced(
         3,
@@ -247,21 +251,42 @@ local nstats = tonumber(ARGV[#ARGV])
 local nrec = #KEYS - 5 - nstats
 local codes = {}
 for i = 5, 4 + nrec do
-  local a = 3 + (i - 5) * 7
+  local a = 3 + (i - 5) * 8
   local record = KEYS[i]
-  local id, status, n, json, at, next_ms, reason =
-    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7]
-  local prior = redis.call('HMGET', record, 'replayed_ms', 'status', 'reason')
-  if prior[2] == 'dead' and prior[3] == 'endpoint_deleted' and status ~= 'delivered' then
-    redis.call('HSET', record, 'attempts', n, 'a' .. n, json, 'updated_ms', at)
+  local id, status, n, json, at, next_ms, reason, new =
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
+  -- The common case reads nothing. A delivery pulled without a record gets one here: the
+  -- HSET adding all 8 fields means nobody wrote one meanwhile (a replay or the janitor's
+  -- dead-marking creates one). Otherwise `k` is on the record from this script's last write,
+  -- and a replay, the dead-marking and expiry each take it away: the HSET adding exactly one
+  -- field (this attempt's `aN`) means none of them happened.
+  local added, expected, expire
+  if new ~= '' then
+    added = redis.call('HSET', record, 'status', status, 'attempts', n, 'a' .. n, json,
+      'updated_ms', at, 'next_ms', next_ms, 'k', '1', 'created_ms', string.format('%.0f', math.floor(tonumber(new))), 'order', new)
+    expected, expire = 8, true
+  else
+    added = redis.call('HSET', record, 'status', status, 'attempts', n, 'a' .. n, json,
+      'updated_ms', at, 'next_ms', next_ms, 'k', '1')
+    expected, expire = 1, n ~= '1' or status ~= 'delivered'
+  end
+  local replayed, kept_dead = false, false
+  if added ~= expected then
+    local prior = redis.call('HMGET', record, 'replayed_ms', 'reason')
+    expire = true
+    if prior[2] == 'endpoint_deleted' and status ~= 'delivered' then
+      redis.call('HSET', record, 'status', 'dead', 'next_ms', 0)
+      kept_dead = true
+    else
+      if prior[2] and prior[2] ~= '' and status ~= 'dead' then redis.call('HSET', record, 'reason', '') end
+      replayed = tonumber(prior[1] or '0') >= tonumber(at)
+    end
+  end
+  if kept_dead then
     codes[#codes + 1] = 0
   else
-    redis.call('HSET', record, 'status', status, 'attempts', n, 'a' .. n, json,
-      'updated_ms', at, 'next_ms', next_ms, 'reason', reason)
-    if not prior[2] or n ~= '1' or status ~= 'delivered' then
-      redis.call('EXPIRE', record, retention)
-    end
-    if tonumber(prior[1] or '0') >= tonumber(at) then
+    if expire then redis.call('EXPIRE', record, retention) end
+    if replayed then
       redis.call('HSET', record, 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', n)
       redis.call('ZREM', KEYS[2], id)
       if not redis.call('ZSCORE', KEYS[1], id) then
@@ -276,6 +301,7 @@ for i = 5, 4 + nrec do
       elseif status == 'failed' then
         if keep_place ~= '1' then redis.call('ZADD', KEYS[1], 'XX', next_ms, id) end
       else
+        redis.call('HSET', record, 'reason', reason)
         redis.call('ZREM', KEYS[1], id)
         redis.call('ZADD', KEYS[2], at, id)
         redis.call('EXPIRE', KEYS[2], retention)
@@ -287,7 +313,7 @@ for i = 5, 4 + nrec do
     end
   end
 end
-local a = 4 + nrec * 7
+local a = 4 + nrec * 8
 local dirty, ttl, endpoint = KEYS[#KEYS], ARGV[#ARGV - 2], ARGV[#ARGV - 1]
 for j = 1, nstats do
   local key = KEYS[4 + nrec + j]
@@ -364,69 +390,6 @@ return 1
     )
 });
 
-/// KEYS: lease, epoch. ARGV: node id, ttl ms. Takes a free lease (a new epoch) or renews our
-/// own (the same epoch). Returns the epoch while held, nil when another node holds it.
-pub static HOLD_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  local epoch = redis.call('GET', KEYS[2])
-  if epoch then return tonumber(epoch) end
-  return redis.call('INCR', KEYS[2])
-end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return redis.call('INCR', KEYS[2])
-end
-return false
-"#,
-    )
-});
-
-/// KEYS: lease. ARGV: node id, ttl ms. Renews the lease only if we hold it (a lease that
-/// lapsed is not silently taken again: the work done under it must stop first). 1 = renewed.
-pub static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"#,
-    )
-});
-
-/// KEYS: lease. ARGV: node id. Deletes the lease only if we hold it.
-pub static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#,
-    )
-});
-
-/// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns {live nodes, this node's rank among
-/// their ids in sorted order} (the rank decides who holds one shard more; see `fair_share`).
-pub static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[2]) - tonumber(ARGV[3]))
-local live = redis.call('ZRANGE', KEYS[1], 0, -1)
-table.sort(live)
-local rank = 0
-for i, id in ipairs(live) do
-  if id == ARGV[1] then rank = i - 1 end
-end
-return {#live, rank}
-"#,
-    )
-});
-
 /// KEYS: queue, due, dead letters, health, delivery log, dropped. ARGV: endpoint id,
 /// retention s. Drops an endpoint's pending work, dead letters, health and delivery log at once
 /// (O(1) for the queue: it is renamed to `dropped`, whose records the janitor then marks dead
@@ -450,17 +413,26 @@ return dropped
     )
 });
 
-/// KEYS: dropped, delivery record × n. ARGV: event id × n, now ms. Marks these deliveries of a
-/// deleted endpoint dead (`endpoint_deleted`) unless already delivered or dead, and takes them
-/// out of `dropped`. Returns how many are left in `dropped`.
+/// KEYS: dropped, delivery record × n. ARGV: event id × n, retention s, now ms. Marks these
+/// deliveries of a deleted endpoint dead (`endpoint_deleted`) unless already delivered or
+/// dead, and takes them out of `dropped`; one never attempted (no record: see ROUTE) gets a
+/// dead record. Returns how many are left in `dropped`.
 pub static MARK_DROPPED: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 for i = 2, #KEYS do
   local status = redis.call('HGET', KEYS[i], 'status')
-  if status and status ~= 'delivered' and status ~= 'dead' then
+  if not status then
+    local score = redis.call('ZSCORE', KEYS[1], ARGV[i - 1])
+    if score then
+      redis.call('HSET', KEYS[i], 'status', 'dead', 'reason', 'endpoint_deleted', 'attempts', 0, 'next_ms', 0,
+        'updated_ms', ARGV[#ARGV], 'created_ms', string.format('%.0f', math.floor(tonumber(score))), 'order', score)
+      redis.call('EXPIRE', KEYS[i], ARGV[#ARGV - 1])
+    end
+  elseif status ~= 'delivered' and status ~= 'dead' then
     redis.call('HSET', KEYS[i], 'status', 'dead', 'reason', 'endpoint_deleted', 'next_ms', 0,
       'updated_ms', ARGV[#ARGV])
+    redis.call('HDEL', KEYS[i], 'k')
   end
   redis.call('ZREM', KEYS[1], ARGV[i - 1])
 end
@@ -507,10 +479,11 @@ return n
 });
 
 /// KEYS: queue, due, dead letters, delivery record × n. ARGV: endpoint id, now ms, ordered 0|1,
-/// event id × n. Starts a new attempt cycle for each delivery that exists: out of the dead
-/// letters, status pending, due now (for an ordered endpoint: back in its place in line),
-/// retry schedule counted afresh from here. Dead letters whose record expired are dropped.
-/// Returns how many were replayed.
+/// event id × n, retention s. Starts a new attempt cycle for each delivery that exists: out of
+/// the dead letters, status pending, due now (for an ordered endpoint: back in its place in
+/// line), retry schedule counted afresh from here. A queued delivery not attempted yet (no
+/// record: see ROUTE) gets its record here, so an attempt under way sees the replay. Dead
+/// letters whose record expired are dropped. Returns how many were replayed.
 pub static REPLAY: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -519,9 +492,19 @@ for i = 4, #KEYS do
   local event_id = ARGV[i]
   redis.call('ZREM', KEYS[3], event_id)
   local record = redis.call('HMGET', KEYS[i], 'attempts', 'order')
+  if not record[1] then
+    local queued = redis.call('ZSCORE', KEYS[1], event_id)
+    if queued then
+      redis.call('HSET', KEYS[i], 'attempts', 0, 'created_ms', string.format('%.0f', math.floor(tonumber(queued))),
+        'order', queued, 'updated_ms', 0)
+      redis.call('EXPIRE', KEYS[i], ARGV[#ARGV])
+      record = {'0', queued}
+    end
+  end
   if record[1] then
     redis.call('HSET', KEYS[i], 'status', 'pending', 'next_ms', 0, 'reason', '', 'cycle_from', record[1],
       'replayed_ms', ARGV[2])
+    redis.call('HDEL', KEYS[i], 'k')
     local score = ARGV[2]
     if ARGV[3] == '1' and record[2] then score = record[2] end
     redis.call('ZADD', KEYS[1], score, event_id)
@@ -545,10 +528,10 @@ pub fn name_of(script: &Script) -> &'static str {
         ("ack_routed", &ACK_ROUTED),
         ("check_layout", &CHECK_LAYOUT),
         ("fenced_set", &FENCED_SET),
-        ("hold_lease", &HOLD_LEASE),
-        ("renew_lease", &RENEW_LEASE),
-        ("release_lease", &RELEASE_LEASE),
-        ("heartbeat", &HEARTBEAT),
+        ("hold_lease", &super::leases::HOLD_LEASE),
+        ("renew_lease", &super::leases::RENEW_LEASE),
+        ("release_lease", &super::leases::RELEASE_LEASE),
+        ("heartbeat", &super::leases::HEARTBEAT),
         ("delete_endpoint_work", &DELETE_ENDPOINT_WORK),
         ("mark_dropped", &MARK_DROPPED),
         ("trim_oldest", &TRIM_OLDEST),

@@ -471,6 +471,7 @@ mod tests {
                 error: None,
             },
             next: Next::Dead(DeadReason::EventExpired),
+            new_record: None,
         };
         assert_eq!(field(&expired), "dn");
         let slow = FinishedAttempt {
@@ -497,6 +498,7 @@ mod tests {
                 error: None,
             },
             next,
+            new_record: None,
         };
         let batch = [
             attempt(3_600_000, 4, Next::Delivered),

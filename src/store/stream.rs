@@ -147,14 +147,13 @@ impl RedisStore {
             None => Vec::new(),
         };
         let calls = per_endpoint.into_iter().map(|((endpoint_id, shard), evts)| {
-            let mut keys = vec![
+            let keys = vec![
                 self.keys.queue(shard, endpoint_id),
                 self.keys.due(shard),
                 self.keys.delivery_log(shard, endpoint_id),
             ];
             let mut args = vec![endpoint_id.to_string(), self.retention_s.to_string(), now.to_string()];
             for evt in evts {
-                keys.push(self.keys.delivery(shard, endpoint_id, &evt.event_id));
                 args.push(evt.event_id.clone());
                 args.push(evt.order_score().to_string());
             }

@@ -14,6 +14,10 @@ use std::sync::Arc;
 /// Most attempt records one RECORD_ATTEMPT call writes (a script blocks Redis while it runs).
 const RECORD_BATCH: usize = 64;
 
+/// What a pull reads of a delivery's record: its attempt count, where its cycle starts, and (for
+/// an ordered head) its retry's due time.
+const RECORD_FIELDS: [&str; 3] = ["attempts", "cycle_from", "next_ms"];
+
 impl RedisStore {
     pub async fn pull_window(
         &self,
@@ -30,24 +34,28 @@ impl RedisStore {
         // is read first: every event before it was in the queue before the head was read
         // (what the mark means for the head is the actors' policy: `endpoint::ordered`).
         let mut window = PulledWindow::default();
-        let ids: Vec<String> = if endpoint.ordered {
+        let scored: Vec<(String, f64)> = if endpoint.ordered {
             window.routing_mark = Some(self.routing_mark(self.keys.partition_of(&endpoint.tenant)).await?);
-            let head: Vec<(String, f64)> = client.zrange(queue, 0, 0, None, false, None, true).await?;
+            let head: Vec<(String, f64)> = client.zrange(&queue, 0, 0, None, false, None, true).await?;
             window.head_order = head.first().map(|(_, score)| *score);
-            head.into_iter().map(|(id, _)| id).collect()
+            head
         } else {
             client
                 .zrangebyscore(
-                    queue,
+                    &queue,
                     "-inf".to_string(),
                     now_ms as i64,
-                    false,
+                    true,
                     Some((0, (limit + exclude.len()) as i64)),
                 )
                 .await?
         };
-        let ids: Vec<String> = ids.into_iter().filter(|id| !exclude.contains(id)).take(limit).collect();
-        if ids.is_empty() {
+        let scored: Vec<(String, f64)> = scored
+            .into_iter()
+            .filter(|(id, _)| !exclude.contains(id))
+            .take(limit)
+            .collect();
+        if scored.is_empty() {
             return Ok(window);
         }
         // A transform's program sees the event's metadata, and a traced event's attempts join
@@ -61,14 +69,20 @@ impl RedisStore {
         if with_trace {
             fields.push("tc");
         }
+        let records: Vec<String> = scored
+            .iter()
+            .map(|(id, _)| self.keys.delivery(shard, &endpoint.id, id))
+            .collect();
+        // Routing writes no record (see ROUTE), so a window of new deliveries has none: one
+        // EXISTS over the window says so, and only a window with some (retries, replays, an
+        // ordered head: read always) reads them, one HMGET each, in a second round trip.
         let pipeline = client.pipeline();
-        for id in &ids {
-            let _: () = pipeline
-                .hmget(
-                    self.keys.delivery(shard, &endpoint.id, id),
-                    vec!["attempts", "cycle_from", "next_ms"],
-                )
-                .await?;
+        if endpoint.ordered {
+            let _: () = pipeline.hmget(&records[0], RECORD_FIELDS.to_vec()).await?;
+        } else {
+            let _: () = pipeline.exists(records.clone()).await?;
+        }
+        for (id, _) in &scored {
             let event = self.keys.event(&endpoint.tenant, id);
             if fields.len() > 1 {
                 let _: () = pipeline.hmget(event, fields.clone()).await?;
@@ -76,21 +90,37 @@ impl RedisStore {
                 let _: () = pipeline.hget(event, "body").await?;
             }
         }
-        let replies: Vec<Value> = pipeline.all().await?;
-        window.deliveries = ids
+        let mut replies: Vec<Value> = pipeline.all().await?;
+        let first = replies.remove(0);
+        let counts: Vec<Vec<Option<String>>> = if endpoint.ordered {
+            vec![first.into_array().iter().map(text).collect()]
+        } else if first.as_u64() == Some(0) {
+            vec![Vec::new(); scored.len()]
+        } else {
+            let pipeline = client.pipeline();
+            for record in &records {
+                let _: () = pipeline.hmget(record, RECORD_FIELDS.to_vec()).await?;
+            }
+            let read: Vec<Value> = pipeline.all().await?;
+            read.into_iter()
+                .map(|r| r.into_array().iter().map(text).collect())
+                .collect()
+        };
+        window.deliveries = scored
             .into_iter()
-            .zip(replies.chunks(2))
-            .map(|(event_id, pair)| {
-                let counts = pair.first().cloned().map(Value::into_array).unwrap_or_default();
+            .zip(counts)
+            .zip(replies)
+            .map(|(((event_id, score), counts), event)| {
                 let count = |i: usize| {
                     counts
                         .get(i)
-                        .and_then(text)
+                        .cloned()
+                        .flatten()
                         .and_then(|a| a.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
-                let (body, metadata, trace) = match pair.get(1) {
-                    Some(Value::Array(values)) => {
+                let (body, metadata, trace) = match &event {
+                    Value::Array(values) => {
                         let field = |i: usize| values.get(i).and_then(text).map(Arc::<str>::from);
                         (
                             field(0),
@@ -98,7 +128,7 @@ impl RedisStore {
                             if with_trace { field(fields.len() - 1) } else { None },
                         )
                     }
-                    other => (other.and_then(text).map(Arc::from), None, None),
+                    other => (text(other).map(Arc::from), None, None),
                 };
                 QueuedDelivery {
                     event_id,
@@ -108,6 +138,7 @@ impl RedisStore {
                     metadata,
                     not_before_ms: if endpoint.ordered { count(2) } else { 0 },
                     trace,
+                    new_record: counts.first().cloned().flatten().is_none().then_some(score),
                 }
             })
             .collect();
@@ -169,7 +200,7 @@ impl RedisStore {
             self.keys.lease(shard),
             self.keys.lease_epoch(shard),
         ]);
-        let mut args = Vec::with_capacity(3 + 7 * finished.len());
+        let mut args = Vec::with_capacity(3 + 8 * finished.len());
         args.extend([
             owner.to_string(),
             self.retention_s.to_string(),
@@ -191,6 +222,7 @@ impl RedisStore {
                 f.record.at_ms.to_string(),
                 next_ms.to_string(),
                 reason,
+                f.new_record.map(|score| score.to_string()).unwrap_or_default(),
             ]);
         }
         // The unrolled stats buckets these attempts fall in, their increments folded (`stats`).

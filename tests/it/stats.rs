@@ -159,6 +159,7 @@ async fn stats_stay_exact_while_minutes_roll_up() {
                 number: 1,
                 record: crate::store::answered(200, 3, (now_s - ago_s) * 1000),
                 next: Next::Delivered,
+                new_record: None,
             })
             .collect();
         let (store, endpoint, owner) = (store.clone(), endpoint.clone(), owner.clone());

@@ -38,6 +38,7 @@ pub(crate) async fn record(
         number,
         record: attempt.clone(),
         next: next.clone(),
+        new_record: None,
     };
     let mut results = store.record_attempts(owner, endpoint, shard, &[finished]).await;
     assert_eq!(results.len(), 1);
@@ -385,25 +386,38 @@ async fn routing_an_event_again_creates_nothing_new() {
 /// An endpoint actor's group commit: one RECORD_ATTEMPT call records a batch with mixed
 /// outcomes, each as its own call would. A success leaves the queue, a retry moves to its due
 /// time, a dead letter moves to the dead letters; a delivery replayed while its attempt ran is
-/// queued again. A first-attempt success keeps the expiry ROUTE gave its record; a retry's is
-/// renewed; a record that expired while queued is created again with an expiry, never without.
+/// queued again. Routing writes no record: the pull says so (`new_record`, the queue score),
+/// and the first recorded attempt creates the record, with an expiry, its place in line and
+/// its creation time. A retry's expiry is renewed; a record that expired while queued is
+/// created again with an expiry.
 #[tokio::test]
 async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     use hookline_actors::model::{FinishedAttempt, Next};
 
     let (store, client, endpoint, shard, events, token) = leased_deliveries("batchrec", 5).await;
     let record_key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
-    // Shorten the TTLs ROUTE set, to tell a kept expiry from a renewed one.
-    for i in 0..5 {
-        let _: () = client.expire(record_key(i), 1_000, None).await.unwrap();
-    }
-    // events[3] was replayed while its attempt ran; events[4]'s record expired while queued.
+    let exists: u64 = client.exists((0..5).map(record_key).collect::<Vec<_>>()).await.unwrap();
+    assert_eq!(exists, 0, "routing writes no record");
     let now = hookline_actors::now_ms();
-    let _: () = client
-        .hset(record_key(3), ("replayed_ms", (now + 1_000).to_string()))
+    let window = store.pull_window(&endpoint, shard, now + 1_000, 10, &[]).await.unwrap();
+    assert_eq!(window.deliveries.len(), 5);
+    let pulled: std::collections::HashMap<String, Option<f64>> = window
+        .deliveries
+        .iter()
+        .map(|d| (d.event_id.clone(), d.new_record))
+        .collect();
+    assert!(pulled.values().all(Option::is_some), "{pulled:?}");
+    let pending = store
+        .get_delivery(shard, &endpoint.id, &events[0])
         .await
-        .unwrap();
+        .unwrap()
+        .expect("listed");
+    assert_eq!((pending.status.as_str(), pending.attempts.len()), ("pending", 0));
+    // events[3] is replayed while its attempt runs; events[4] had a record (a replay made it,
+    // say) that expired while queued.
+    assert_eq!(store.replay(shard, &endpoint, &events[3..5]).await.unwrap(), 2);
     let _: () = client.del(record_key(4)).await.unwrap();
+    let new_record = |i: usize| if i == 4 { None } else { pulled[&events[i]] };
 
     let attempt = |code| answered(code, 1, now);
     let retry_at = now + 60_000;
@@ -416,11 +430,13 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     ]
     .into_iter()
     .zip(&events)
-    .map(|((code, next), id)| FinishedAttempt {
+    .enumerate()
+    .map(|(i, ((code, next), id))| FinishedAttempt {
         event_id: id.clone(),
         number: 1,
         record: attempt(code),
         next,
+        new_record: new_record(i),
     })
     .collect();
     let results = store.record_attempts(&token, &endpoint, shard, &batch).await;
@@ -441,9 +457,16 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
         let (client, key) = (client.clone(), record_key(i));
         async move { client.ttl::<i64, _>(key).await.unwrap() }
     };
-    assert_eq!(status(0).await.status, "delivered");
+    let delivered = status(0).await;
+    assert_eq!(delivered.status, "delivered");
+    assert_eq!(delivered.created_ms, pulled[&events[0]].unwrap() as u64);
     assert_eq!(queued(0).await, None);
-    assert!(ttl(0).await <= 1_000, "a first-attempt success keeps ROUTE's expiry");
+    assert!(
+        ttl(0).await > 1_000,
+        "the record its first attempt creates has an expiry"
+    );
+    let order: Option<f64> = client.hget(record_key(0), "order").await.unwrap();
+    assert_eq!(order, pulled[&events[0]], "its place in line is the queue score");
     let retried = status(1).await;
     assert_eq!((retried.status.as_str(), retried.next_ms), ("failed", Some(retry_at)));
     assert_eq!(queued(1).await, Some(retry_at as f64));
@@ -487,6 +510,113 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
         "{refused:?}"
     );
     assert_eq!(status(1).await.attempts.len(), 1);
+}
+
+/// A record written by the layout before the `k` field (ROUTE wrote no `k`, `updated_ms`,
+/// `next_ms` or `reason`) takes the checked path: each attempt is recorded as before, a
+/// replay between two attempts is not taken for one during the second, and the janitor's
+/// dead-marking still holds against a late retry.
+#[tokio::test]
+async fn records_of_the_previous_layout_are_recorded_as_before() {
+    use hookline_actors::model::Next;
+
+    let (store, client, endpoint, shard, events, token) = leased_deliveries("oldlayout", 2).await;
+    let key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
+    for i in 0..2 {
+        let _: u64 = client
+            .hdel(key(i), vec!["k", "updated_ms", "next_ms", "reason"])
+            .await
+            .unwrap();
+    }
+    let now = hookline_actors::now_ms();
+    let retry_at = now + 60_000;
+    let failed = answered(503, 1, now);
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[0],
+        1,
+        &failed,
+        &Next::RetryAt(retry_at),
+    )
+    .await
+    .unwrap();
+    let first = store
+        .get_delivery(shard, &endpoint.id, &events[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (first.status.as_str(), first.next_ms, first.attempts.len()),
+        ("failed", Some(retry_at), 1)
+    );
+    assert_eq!(first.reason, None);
+    // Replayed between the attempts: the second attempt (started after the replay) counts.
+    assert_eq!(store.replay(shard, &endpoint, &events[0..1]).await.unwrap(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = answered(200, 1, hookline_actors::now_ms());
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[0],
+        2,
+        &second,
+        &Next::Delivered,
+    )
+    .await
+    .unwrap();
+    let done = store
+        .get_delivery(shard, &endpoint.id, &events[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((done.status.as_str(), done.attempts.len()), ("delivered", 2));
+    let queued: Option<f64> = client
+        .zscore(store.keys().queue(shard, &endpoint.id), &events[0])
+        .await
+        .unwrap();
+    assert_eq!(queued, None, "a replay before the attempt is not one during it");
+    let ttl: i64 = client.ttl(key(0)).await.unwrap();
+    assert!(ttl > 0, "the record keeps an expiry: {ttl}");
+
+    // A dead-marked delivery of the old layout (its `k` never existed) stays dead.
+    let _: () = client
+        .hset(
+            key(1),
+            vec![("status", "dead"), ("reason", "endpoint_deleted"), ("next_ms", "0")],
+        )
+        .await
+        .unwrap();
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[1],
+        1,
+        &failed,
+        &Next::RetryAt(retry_at),
+    )
+    .await
+    .unwrap();
+    let kept = store
+        .get_delivery(shard, &endpoint.id, &events[1])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            kept.status.as_str(),
+            kept.reason.as_deref(),
+            kept.next_ms,
+            kept.attempts.len()
+        ),
+        ("dead", Some("endpoint_deleted"), None, 1)
+    );
 }
 
 /// A store on a fresh prefix with one endpoint and one delivery routed to it: (store, a plain

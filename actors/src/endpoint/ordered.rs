@@ -77,6 +77,7 @@ mod tests {
             metadata: None,
             not_before_ms,
             trace: None,
+            new_record: None,
         }
     }
 

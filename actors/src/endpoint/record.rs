@@ -90,13 +90,14 @@ impl EndpointState {
         }
         // The receiver's slot is free; the delivery stays out of pulls (`answered`) until its
         // record is written.
+        let new_record = self.in_flight.remove(&event_id).and_then(|a| a.new_record);
         let finished = FinishedAttempt {
             event_id,
             number: attempts,
             record,
             next,
+            new_record,
         };
-        self.in_flight.remove(&finished.event_id);
         self.answered.insert(finished.event_id.clone());
         self.unrecorded.push((finished, outcome));
         self.record_unrecorded(myself);

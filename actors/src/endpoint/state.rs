@@ -35,6 +35,13 @@ impl Drop for InFlight {
     }
 }
 
+/// An attempt waiting for its receiver's answer (aborted if the actor drops it).
+pub(super) struct Attempting {
+    pub(super) _task: InFlight,
+    /// The delivery's `QueuedDelivery::new_record`, for the attempt's record.
+    pub(super) new_record: Option<f64>,
+}
+
 pub struct EndpointState {
     pub(super) ctx: Arc<Ctx>,
     pub(super) endpoint_id: String,
@@ -47,7 +54,7 @@ pub struct EndpointState {
     pub(super) cfg: Option<EndpointConfig>,
     pub(super) window: VecDeque<QueuedDelivery>,
     /// Attempts waiting for their receiver's answer: at most `max_in_flight`.
-    pub(super) in_flight: HashMap<String, InFlight>,
+    pub(super) in_flight: HashMap<String, Attempting>,
     /// Attempts answered whose record is not written yet: never pulled again meanwhile, and the
     /// actor is not idle while any is left, but they hold no receiver slot (except on an
     /// ordered endpoint: its next head waits for the record). At most `ANSWERED_PER_SLOT` ×
@@ -402,7 +409,11 @@ impl EndpointState {
                 })
                 .ok();
         });
-        self.in_flight.insert(delivery.event_id, InFlight(task.abort_handle()));
+        let attempting = Attempting {
+            _task: InFlight(task.abort_handle()),
+            new_record: delivery.new_record,
+        };
+        self.in_flight.insert(delivery.event_id, attempting);
     }
 
     /// Nothing to start now: keep a timer for work due soon, otherwise stop (the due set in
@@ -471,6 +482,7 @@ impl EndpointState {
                 error: Some("event expired before delivery".into()),
             },
             next: crate::model::Next::Dead(DeadReason::EventExpired),
+            new_record: delivery.new_record,
         };
         let written = self
             .ctx

@@ -103,6 +103,7 @@ impl EndpointStore for Memory {
                 metadata: None,
                 not_before_ms: if endpoint.ordered { at } else { 0 },
                 trace: None,
+                new_record: None,
             })
             .collect();
         Ok(PulledWindow {
