@@ -57,9 +57,9 @@ local function one(record, dedup, id, kind, body, only, window, errors, metadata
     if used > limit then return '', 2 end
   end
   if errors == '' and metadata == '' and trace == '' then
-    redis.call('HSET', record, 'body', body, 'eps', '')
+    redis.call('HSET', record, 'body', body)
   else
-    local fields = {'body', body, 'eps', ''}
+    local fields = {'body', body}
     if errors ~= '' then fields[#fields + 1] = 'se'; fields[#fields + 1] = errors end
     if metadata ~= '' then fields[#fields + 1] = 'md'; fields[#fields + 1] = metadata end
     if trace ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = trace end
@@ -232,15 +232,24 @@ impl RedisStore {
     }
 
     pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {
-        let fields: Vec<Option<String>> = self
-            .client()
+        // Where it went is in its partition's routed lists for the minute of its id (ACK_ROUTED);
+        // an event stored before those lists has it in its own `eps`.
+        let pipeline = self.client().pipeline();
+        let _: () = pipeline
             .hmget(self.keys.event(tenant, event_id), vec!["body", "eps", "se", "md"])
             .await?;
+        let routed = self
+            .keys
+            .routed(self.keys.partition_of(tenant), super::stream::routed_minute(event_id));
+        let _: () = pipeline.hget(routed, event_id).await?;
+        let (fields, routed): (Vec<Option<String>>, Option<String>) = pipeline.all().await?;
         let mut it = fields.into_iter();
         let Some(Some(body)) = it.next() else { return Ok(None) };
         let endpoint_ids = it
             .next()
             .flatten()
+            .filter(|eps| !eps.is_empty())
+            .or(routed)
             .map(|s| s.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default();
         Ok(Some(StoredEvent {

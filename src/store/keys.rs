@@ -12,7 +12,8 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{evP}:events` | stream | `e` event id, `t` tenant, `y` type, `o` only endpoint (test sends), `c` trace context (traced events); consumer group `router` |
-//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids), `se` (schema errors flagged under `validation: warn`), `md` (metadata), `tc` (a traced event's trace context, `traces::Stored`) |
+//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids, events stored before `routed` lists), `se` (schema errors flagged under `validation: warn`), `md` (metadata), `tc` (a traced event's trace context, `traces::Stored`) |
+//! | `P:{evP}:routed:<minute>` | hash, TTL retention + 2 min | event id (ingested in that minute, by its id's time) → the endpoint ids it was routed to (ACK_ROUTED) |
 //! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |
 //! | `P:{evP}:dedup:<src>:<sha256(provider id)>` | string, TTL the source's window | the event id first stored for an inbound delivery |
@@ -49,7 +50,7 @@
 //! | `P:{shN}:epoch` | counter | lease acquisitions of shard N: with the holder, the fencing token `node#epoch` |
 //! | `P:{shN}:due` | zset | endpoint id → earliest due time of its queue (ms) |
 //! | `P:{shN}:ep:<ep>:q` | zset | event ids of pending deliveries → due time (ms) |
-//! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs |
+//! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs, `created_ms`, `order`; written by the first recorded attempt (a delivery only queued has none: the log lists it) |
 //! | `P:{shN}:ep:<ep>:dead` | zset | dead-lettered event ids → time |
 //! | `P:{shN}:ep:<ep>:health` | string | breaker state and start of the current failure run (JSON) |
 //! | `P:{shN}:ep:<ep>:dl-notice` | hash, TTL 30 d | dead letters by reason since the last `hookline.endpoint.dead_letters` notice (`store::notices`) |
@@ -103,6 +104,11 @@ impl Keys {
     }
     pub fn event(&self, tenant: &str, event_id: &str) -> String {
         format!("{}:{{ev{}}}:evt:{event_id}", self.p, self.partition_of(tenant))
+    }
+    /// Where the events of partition P ingested in this minute (of their ids' time) went:
+    /// event id → endpoint ids (ACK_ROUTED).
+    pub fn routed(&self, partition: u32, minute: u64) -> String {
+        format!("{}:{{ev{partition}}}:routed:{minute}", self.p)
     }
     pub fn idempotency(&self, tenant: &str, key: &str) -> String {
         format!(

@@ -148,22 +148,26 @@ return redis.call('HMGET', KEYS[1], 'shards', 'partitions')
     )
 });
 
-/// KEYS: events stream, event record × n. ARGV: consumer group, count of stream ids k, stream
-/// id × k, then the endpoint list (comma-separated) of each event record, in KEYS order.
-/// Remembers where each routed event went (for `GET …/events/{id}`) and acks the batch, in one
-/// call per partition rather than one HSET per event plus an XACK. INGEST creates the record
-/// with an empty `eps`, so overwriting it adds no field; a record that expired meanwhile (HSET
-/// adds the field to a new, bodiless hash) is deleted again rather than left without a TTL.
-/// Returns the number acked.
+/// KEYS: events stream, routed-lists hash × m (`Keys::routed`, one per minute). ARGV: consumer
+/// group, count of stream ids k, stream id × k, the hashes' TTL s, then per hash: n, (event id,
+/// endpoint list comma-separated) × n. Remembers where each routed event went (for `GET
+/// …/events/{id}`) and acks the batch, in one call per partition: one HSET and EXPIRE per
+/// minute the batch's events were ingested in, not an HSET per event. Returns the number acked.
 pub static ACK_ROUTED: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local k = tonumber(ARGV[2])
+local a = 3 + k
+local ttl = ARGV[a]
+a = a + 1
 for i = 2, #KEYS do
-  if redis.call('HSET', KEYS[i], 'eps', ARGV[2 + k + i - 1]) == 1
-      and redis.call('HEXISTS', KEYS[i], 'body') == 0 then
-    redis.call('DEL', KEYS[i])
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  for first = a, a + 2 * n - 1, 1000 do
+    redis.call('HSET', KEYS[i], unpack(ARGV, first, math.min(first + 999, a + 2 * n - 1)))
   end
+  redis.call('EXPIRE', KEYS[i], ttl)
+  a = a + 2 * n
 end
 local acked = 0
 for first = 3, 2 + k, 1000 do

@@ -8,6 +8,15 @@ use fred::prelude::*;
 use fred::types::Value;
 use hookline_actors::{RoutedEvent, StreamEvent};
 
+/// How much longer than retention a minute's routed lists are kept (its events were ingested
+/// during that minute, and routing may come a little after).
+const ROUTED_KEPT_EXTRA_S: u64 = 120;
+
+/// The minute (since the epoch) of an event's id: where its routed endpoint list is kept.
+pub(super) fn routed_minute(event_id: &str) -> u64 {
+    crate::ids::event_time_ms(event_id).unwrap_or(0) / 60_000
+}
+
 impl RedisStore {
     pub async fn ensure_group(&self, partition: u32) -> Result<()> {
         let created: std::result::Result<Value, _> = self
@@ -166,25 +175,32 @@ impl RedisStore {
             self.confirm_replicated(on, routed_slots).await?;
         }
         // Remember which endpoints each event went to (for GET …/events/{id}) and ack: one
-        // ACK_ROUTED call per partition (all its keys share the partition's slot).
-        // Per partition: stream ids to ack, event record keys, their endpoint lists.
-        type Acks = (Vec<String>, Vec<String>, Vec<String>);
+        // ACK_ROUTED call per partition (all its keys share the partition's slot). The lists go
+        // to the partition's hash for the minute of each event's id (`Keys::routed`): one HSET
+        // per minute of a batch, not one per event.
+        type Acks = (Vec<String>, BTreeMap<u64, Vec<String>>);
         let mut per_partition: BTreeMap<u32, Acks> = BTreeMap::new();
         for routed in events {
-            let (ids, keys, eps) = per_partition.entry(routed.event.partition).or_default();
+            let (ids, minutes) = per_partition.entry(routed.event.partition).or_default();
             ids.push(routed.event.stream_id.clone());
             if !routed.endpoints.is_empty() {
-                keys.push(self.keys.event(&routed.event.tenant, &routed.event.event_id));
+                let minute = routed_minute(&routed.event.event_id);
                 let list: Vec<&str> = routed.endpoints.iter().map(|(id, _)| id.as_str()).collect();
-                eps.push(list.join(","));
+                let pairs = minutes.entry(minute).or_default();
+                pairs.push(routed.event.event_id.clone());
+                pairs.push(list.join(","));
             }
         }
-        for (partition, (ids, event_keys, eps)) in per_partition {
+        for (partition, (ids, minutes)) in per_partition {
             let mut keys = vec![self.keys.events_stream(partition)];
-            keys.extend(event_keys);
             let mut args = vec![ROUTER_GROUP.to_string(), ids.len().to_string()];
             args.extend(ids);
-            args.extend(eps);
+            args.push((self.retention_s + ROUTED_KEPT_EXTRA_S).to_string());
+            for (minute, pairs) in minutes {
+                keys.push(self.keys.routed(partition, minute));
+                args.push((pairs.len() / 2).to_string());
+                args.extend(pairs);
+            }
             self.eval(&scripts::ACK_ROUTED, keys, args).await?;
         }
         metrics::counter!(hookline_actors::names::EVENTS_ROUTED).increment(events.len() as u64);

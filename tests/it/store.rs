@@ -1007,3 +1007,38 @@ async fn a_search_of_endpoints_stops_at_its_budget_and_goes_on_from_there() {
     let (found, next) = store.find_endpoints("t", 181, 2, 1_000, keep).await.unwrap();
     assert_eq!((found_ids(found), next), (vec![ids[249].clone()], None));
 }
+
+/// Where an event went is kept in its partition's routed lists for the minute of its id (one
+/// HSET per minute of a routed batch); an event stored before those lists keeps its own `eps`.
+#[tokio::test]
+async fn an_events_endpoint_list_is_read_from_the_routed_lists_or_its_own_record() {
+    let prefix = unique_prefix("routedlists");
+    let (cfg, store, client) = connect(&prefix).await;
+    let now = hookline_actors::now_ms();
+    let events: Vec<String> = (0..3).map(|_| hookline::ids::new_event_id(now)).collect();
+    for id in &events {
+        store.ingest(&stored_event("t", id, "{}")).await.unwrap();
+    }
+    let (a, b) = (hookline::ids::new_endpoint_id(), hookline::ids::new_endpoint_id());
+    let mut routed = routed_to(&a, 0, &events[..2]);
+    routed[0].endpoints.push((b.clone(), 1));
+    store.route(&routed).await.unwrap();
+    let listed = |id: String| {
+        let store = store.clone();
+        async move { store.get_event("t", &id).await.unwrap().expect("stored").endpoint_ids }
+    };
+    assert_eq!(listed(events[0].clone()).await, vec![a.clone(), b.clone()]);
+    assert_eq!(listed(events[1].clone()).await, vec![a.clone()]);
+    assert!(listed(events[2].clone()).await.is_empty(), "not routed yet");
+    let key = store.keys().routed(0, now / 60_000);
+    let ttl: i64 = client.ttl(&key).await.unwrap();
+    assert!(ttl > cfg.retention_s() as i64, "kept past retention: {ttl}");
+    let fields: u64 = client.hlen(&key).await.unwrap();
+    assert_eq!(fields, 2, "one field per routed event, in one hash");
+    // Stored by the layout before the routed lists: the event's own `eps`.
+    let _: () = client
+        .hset(store.keys().event("t", &events[2]), ("eps", b.as_str()))
+        .await
+        .unwrap();
+    assert_eq!(listed(events[2].clone()).await, vec![b]);
+}
