@@ -212,9 +212,12 @@ pub struct Shards {
     /// Fixed for the life of a deployment: every node must use the same number.
     pub count: u32,
     pub lease_ttl_ms: u64,
-    /// How often a shard owner looks for endpoints with work due (retries, work routed by
-    /// other nodes).
+    /// The shortest time between two looks of a shard owner at its due set (it looks after
+    /// its endpoint actors stop, and when the earliest due entry comes due).
     pub due_poll_ms: u64,
+    /// The longest a shard owner goes without looking (a safety net: routing and replays wake
+    /// the owners of their endpoints, on any node, at once).
+    pub due_poll_max_ms: u64,
 }
 impl Default for Shards {
     fn default() -> Self {
@@ -222,6 +225,7 @@ impl Default for Shards {
             count: 64,
             lease_ttl_ms: 10_000,
             due_poll_ms: 500,
+            due_poll_max_ms: 10_000,
         }
     }
 }
@@ -485,6 +489,9 @@ impl Config {
         }
         if self.shards.due_poll_ms < 10 {
             return bad("shards.due_poll_ms", "must be at least 10");
+        }
+        if self.shards.due_poll_max_ms < self.shards.due_poll_ms {
+            return bad("shards.due_poll_max_ms", "must be at least shards.due_poll_ms");
         }
         if !(1..=10_000).contains(&self.router.batch) {
             return bad("router.batch", "must be between 1 and 10000");

@@ -99,6 +99,7 @@ pub fn node_settings(cfg: &Config) -> NodeSettings {
         shard_count: cfg.shards.count,
         lease_ttl_ms: cfg.shards.lease_ttl_ms,
         due_poll_ms: cfg.shards.due_poll_ms,
+        due_poll_max_ms: cfg.shards.due_poll_max_ms,
         router_batch: cfg.router.batch,
         router_block_ms: cfg.router.block_ms,
         router_claim_idle_ms: cfg.router.claim_idle_ms,
@@ -196,11 +197,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send + 'stati
     tokio::spawn(async move {
         // Keep trying until the change channel is subscribed (Redis may be down at start).
         loop {
-            let node = watcher_node.clone();
+            let (node, working) = (watcher_node.clone(), watcher_node.clone());
             let catalogue = watcher_catalogue.clone();
             let on_catalogue = move |tenant: String| catalogue.forget(&tenant);
+            let on_work = move |pairs| working.work_announced(pairs);
             match watcher_store
-                .watch_changes(move |id| node.endpoint_changed(&id), on_catalogue)
+                .watch_changes(move |id| node.endpoint_changed(&id), on_catalogue, on_work)
                 .await
             {
                 Ok(()) => break,

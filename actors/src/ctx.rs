@@ -16,7 +16,9 @@ pub struct NodeSettings {
     pub node_id: String,
     pub shard_count: u32,
     pub lease_ttl_ms: u64,
+    /// The shortest time between a shard owner's looks at its due set, and the longest.
     pub due_poll_ms: u64,
+    pub due_poll_max_ms: u64,
     pub router_batch: usize,
     pub router_block_ms: u64,
     pub router_claim_idle_ms: u64,

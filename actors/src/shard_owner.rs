@@ -3,6 +3,12 @@
 //! (a retry time reached, work routed by another node, or work left by a crashed owner) — and
 //! supervises them. An endpoint actor that fails is restarted from its durable queue; one that
 //! keeps failing waits for the next due poll instead of spinning.
+//!
+//! The due poll is not a fixed beat: the owner looks when its shard is taken, soon after one of
+//! its actors stops (not sooner than `due_poll_ms` after the last look), when the earliest
+//! entry of the due set comes due, and at least every `due_poll_max_ms` (the safety net: work
+//! routed or replayed anywhere wakes its endpoint directly). An idle shard costs one command
+//! per `due_poll_max_ms`.
 
 use crate::ctx::Ctx;
 use crate::endpoint::{EndpointActor, EndpointArgs, EndpointMsg};
@@ -18,7 +24,8 @@ const DUE_PAGES: usize = 20;
 
 pub enum ShardOwnerMsg {
     Wake(String),
-    Poll,
+    /// Look at the due set; only the look planned last (its number) is made.
+    Poll(u64),
     ConfigChanged(String),
     Drain(RpcReplyPort<()>),
 }
@@ -41,6 +48,14 @@ pub struct ShardOwnerState {
     by_actor: HashMap<ActorId, String>,
     failures: HashMap<String, (u32, Instant)>,
     draining: bool,
+    /// The next planned look at the due set: its number, when (ms), and its timer.
+    next_poll: Option<(
+        u64,
+        u64,
+        tokio::task::JoinHandle<Result<(), ractor::MessagingErr<ShardOwnerMsg>>>,
+    )>,
+    polls: u64,
+    last_poll_ms: u64,
 }
 
 impl ShardOwnerState {
@@ -73,6 +88,63 @@ impl ShardOwnerState {
         }
     }
 
+    /// Look at the due set at `at_ms` unless a look is planned by then already.
+    fn plan_poll(&mut self, myself: &ActorRef<ShardOwnerMsg>, at_ms: u64) {
+        if self.next_poll.as_ref().is_some_and(|(_, planned, _)| *planned <= at_ms) {
+            return;
+        }
+        if let Some((_, _, timer)) = self.next_poll.take() {
+            timer.abort();
+        }
+        self.polls += 1;
+        let number = self.polls;
+        let delay = Duration::from_millis(at_ms.saturating_sub(self.ctx.now_ms()));
+        let timer = myself.send_after(delay, move || ShardOwnerMsg::Poll(number));
+        self.next_poll = Some((number, at_ms, timer));
+    }
+
+    /// Start or wake every endpoint that is due, page by page; then plan the next look.
+    async fn poll(&mut self, myself: &ActorRef<ShardOwnerMsg>) {
+        let now = self.ctx.now_ms();
+        self.last_poll_ms = now;
+        let settings = &self.ctx.settings;
+        let (min_gap, max_gap) = (settings.due_poll_ms.max(10), settings.due_poll_max_ms.max(10));
+        let mut next = now + max_gap;
+        'pages: for page in 0..DUE_PAGES {
+            match self
+                .ctx
+                .stores
+                .leases
+                .due_page(self.shard, page * DUE_BATCH, DUE_BATCH)
+                .await
+            {
+                Ok(entries) => {
+                    let full = entries.len() == DUE_BATCH;
+                    for (id, due) in entries {
+                        if due > now {
+                            next = next.min(due);
+                            break 'pages;
+                        }
+                        // Running actors are woken too: none of them hides the rest.
+                        self.ensure_running(myself, &id).await;
+                    }
+                    if !full {
+                        break;
+                    }
+                    if page + 1 == DUE_PAGES {
+                        next = next.min(now + min_gap);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(shard = self.shard, error = %e, "due poll failed");
+                    next = next.min(now + min_gap);
+                    break;
+                }
+            }
+        }
+        self.plan_poll(myself, next);
+    }
+
     fn forget(&mut self, id: &ActorId) -> Option<String> {
         let endpoint_id = self.by_actor.remove(id)?;
         if self.endpoints.get(&endpoint_id).is_some_and(|a| a.get_id() == *id) {
@@ -93,10 +165,7 @@ impl Actor for ShardOwner {
         myself: ActorRef<ShardOwnerMsg>,
         args: ShardOwnerArgs,
     ) -> Result<ShardOwnerState, ActorProcessingErr> {
-        myself.send_message(ShardOwnerMsg::Poll)?;
-        myself.send_interval(Duration::from_millis(args.ctx.settings.due_poll_ms.max(10)), || {
-            ShardOwnerMsg::Poll
-        });
+        myself.send_message(ShardOwnerMsg::Poll(0))?;
         Ok(ShardOwnerState {
             ctx: args.ctx,
             shard: args.shard,
@@ -105,6 +174,9 @@ impl Actor for ShardOwner {
             by_actor: HashMap::new(),
             failures: HashMap::new(),
             draining: false,
+            next_poll: None,
+            polls: 0,
+            last_poll_ms: 0,
         })
     }
 
@@ -116,35 +188,11 @@ impl Actor for ShardOwner {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ShardOwnerMsg::Wake(endpoint_id) => state.ensure_running(&myself, &endpoint_id).await,
-            ShardOwnerMsg::Poll if !state.draining => {
-                // Page through everything due: running actors are woken too (their work may
-                // have been routed by another node), so none of them hides the rest.
-                let now = state.ctx.now_ms();
-                for page in 0..DUE_PAGES {
-                    let due = state
-                        .ctx
-                        .stores
-                        .leases
-                        .due_endpoints(state.shard, now, page * DUE_BATCH, DUE_BATCH)
-                        .await;
-                    match due {
-                        Ok(ids) => {
-                            let full = ids.len() == DUE_BATCH;
-                            for id in ids {
-                                state.ensure_running(&myself, &id).await;
-                            }
-                            if !full {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::debug!(shard = state.shard, error = %e, "due poll failed");
-                            break;
-                        }
-                    }
-                }
+            ShardOwnerMsg::Poll(number) if !state.draining && number == state.polls => {
+                state.next_poll = None;
+                state.poll(&myself).await;
             }
-            ShardOwnerMsg::Poll => {}
+            ShardOwnerMsg::Poll(_) => {}
             ShardOwnerMsg::ConfigChanged(endpoint_id) => match state.endpoints.get(&endpoint_id) {
                 Some(actor) => {
                     actor.send_message(EndpointMsg::ConfigChanged).ok();
@@ -181,6 +229,15 @@ impl Actor for ShardOwner {
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 state.forget(&cell.get_id());
+                // It settled its due entry as it stopped: look soon (not more often than
+                // `due_poll_ms`), and from then on at the earliest entry's time.
+                if !state.draining {
+                    let at = state
+                        .ctx
+                        .now_ms()
+                        .max(state.last_poll_ms + state.ctx.settings.due_poll_ms);
+                    state.plan_poll(&myself, at);
+                }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 if let Some(endpoint_id) = state.forget(&cell.get_id()) {

@@ -20,8 +20,11 @@ use std::time::Duration;
 
 pub enum ShardsMsg {
     Tick,
-    /// New work for these `(endpoint id, shard)` pairs.
+    /// New work for these `(endpoint id, shard)` pairs, routed by this node: the owners of
+    /// shards held elsewhere are told through the store (`LeaseStore::announce_work`).
     Wake(Vec<(String, u32)>),
+    /// New work another node announced: only shards held here are woken.
+    Woken(Vec<(String, u32)>),
     ConfigChanged(String, u32),
     /// A shard being given back has drained: release its lease.
     Drained(u32),
@@ -48,6 +51,20 @@ async fn drain(owner: ActorRef<ShardOwnerMsg>, timeout: Duration) {
 }
 
 impl ShardsState {
+    /// Wake the endpoints of the shards held here; returns the pairs of shards held elsewhere.
+    fn wake(&self, pairs: Vec<(String, u32)>) -> Vec<(String, u32)> {
+        let mut elsewhere = Vec::new();
+        for (endpoint_id, shard) in pairs {
+            match self.owned.get(&shard) {
+                Some(owner) => {
+                    owner.send_message(ShardOwnerMsg::Wake(endpoint_id)).ok();
+                }
+                None => elsewhere.push((endpoint_id, shard)),
+            }
+        }
+        elsewhere
+    }
+
     fn node_id(&self) -> &str {
         &self.ctx.settings.node_id
     }
@@ -208,11 +225,18 @@ impl Actor for Shards {
             },
             ShardsMsg::Tick => {}
             ShardsMsg::Wake(pairs) => {
-                for (endpoint_id, shard) in pairs {
-                    if let Some(owner) = state.owned.get(&shard) {
-                        owner.send_message(ShardOwnerMsg::Wake(endpoint_id)).ok();
-                    }
+                let elsewhere = state.wake(pairs);
+                if !elsewhere.is_empty() {
+                    let store = state.ctx.stores.leases.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.announce_work(&elsewhere).await {
+                            tracing::debug!(error = %e, "announcing work failed; the due poll will find it");
+                        }
+                    });
                 }
+            }
+            ShardsMsg::Woken(pairs) => {
+                state.wake(pairs);
             }
             ShardsMsg::ConfigChanged(endpoint_id, shard) => {
                 if let Some(owner) = state.owned.get(&shard) {

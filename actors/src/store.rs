@@ -89,8 +89,13 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn release_lease(&self, shard: u32, node_id: &str) -> StoreResult<()>;
     /// Remove the node from the live set (clean shutdown).
     async fn leave(&self, node_id: &str) -> StoreResult<()>;
-    /// Endpoints of a shard with work due at `now_ms`, earliest first, from position `offset`.
-    async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>>;
+    /// A page of a shard's due set, earliest first, from position `offset`: `(endpoint id, when
+    /// its earliest queued delivery is due, ms)`, due or not.
+    async fn due_page(&self, shard: u32, offset: usize, limit: usize) -> StoreResult<Vec<(String, u64)>>;
+    /// Tell the other nodes that these `(endpoint id, shard)` pairs have new work (routed here
+    /// to shards this node does not hold), so their owners start on it without waiting for a
+    /// due poll. Best effort: the due poll is the safety net.
+    async fn announce_work(&self, pairs: &[(String, u32)]) -> StoreResult<()>;
 }
 
 /// A window of an endpoint's queue, as [`EndpointStore::pull_window`] read it.

@@ -26,6 +26,8 @@ const RESTART_WINDOW: Duration = Duration::from_secs(60);
 
 pub enum NodeMsg {
     EndpointChanged(String),
+    /// Another node announced work for these `(endpoint id, shard)` pairs.
+    Woken(Vec<(String, u32)>),
     Shutdown(RpcReplyPort<()>),
 }
 
@@ -114,6 +116,11 @@ impl Actor for NodeSupervisor {
                     router.send_message(RouterMsg::EndpointChanged(id.clone())).ok();
                 }
             }
+            NodeMsg::Woken(pairs) => {
+                if let Some(shards) = &state.shards {
+                    shards.send_message(ShardsMsg::Woken(pairs)).ok();
+                }
+            }
             NodeMsg::Shutdown(reply) => {
                 state.stopping = true;
                 state.stop_routers().await;
@@ -192,6 +199,12 @@ impl Node {
         self.supervisor
             .send_message(NodeMsg::EndpointChanged(endpoint_id.to_string()))
             .ok();
+    }
+
+    /// Work for these `(endpoint id, shard)` pairs was announced (routed by another node, or
+    /// replayed): the owners of the shards held here start on it.
+    pub fn work_announced(&self, pairs: Vec<(String, u32)>) {
+        self.supervisor.send_message(NodeMsg::Woken(pairs)).ok();
     }
 
     /// True once the node takes part in the shard lease cycle.

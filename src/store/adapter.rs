@@ -65,8 +65,11 @@ impl LeaseStore for RedisStore {
     async fn leave(&self, node_id: &str) -> StoreResult<()> {
         Ok(RedisStore::leave(self, node_id).await?)
     }
-    async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> StoreResult<Vec<String>> {
-        Ok(RedisStore::due_endpoints(self, shard, now_ms, offset, limit).await?)
+    async fn due_page(&self, shard: u32, offset: usize, limit: usize) -> StoreResult<Vec<(String, u64)>> {
+        Ok(RedisStore::due_page(self, shard, offset, limit).await?)
+    }
+    async fn announce_work(&self, pairs: &[(String, u32)]) -> StoreResult<()> {
+        Ok(RedisStore::announce_work(self, pairs).await?)
     }
 }
 

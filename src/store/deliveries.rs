@@ -152,6 +152,13 @@ impl RedisStore {
             args.push(self.retention_s.to_string());
             replayed += self.eval(&scripts::REPLAY, keys, args).await?.as_u64().unwrap_or(0);
         }
+        // The endpoint's owner, on whichever node, starts on it now rather than at its next
+        // due poll (best effort: the poll is the safety net).
+        if replayed > 0 {
+            if let Err(e) = self.announce_work(&[(endpoint.id.clone(), shard)]).await {
+                tracing::debug!(error = %e, "announcing replayed work failed; the due poll will find it");
+            }
+        }
         Ok(replayed)
     }
 }

@@ -161,19 +161,22 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Calls `on_endpoint(endpoint_id)` for every endpoint change notification and
-    /// `on_catalogue(tenant)` for every change of a tenant's event types or settings, from any
-    /// node, for as long as the process runs; re-subscribes after reconnects.
+    /// Calls `on_endpoint(endpoint_id)` for every endpoint change notification,
+    /// `on_catalogue(tenant)` for every change of a tenant's event types or settings, and
+    /// `on_work(pairs)` for work announced for `(endpoint id, shard)` pairs (`announce_work`),
+    /// from any node, for as long as the process runs; re-subscribes after reconnects.
     pub async fn watch_changes(
         &self,
         on_endpoint: impl Fn(String) + Send + 'static,
         on_catalogue: impl Fn(String) + Send + 'static,
+        on_work: impl Fn(Vec<(String, u32)>) + Send + 'static,
     ) -> Result<()> {
         let mut rx = self.subscriber.message_rx();
         let (endpoints, catalogue) = (self.keys.changes_channel(), self.keys.catalogue_channel());
+        let work = self.keys.work_channel();
         self.subscriber.manage_subscriptions();
         self.subscriber
-            .subscribe(vec![endpoints.clone(), catalogue.clone()])
+            .subscribe(vec![endpoints.clone(), catalogue.clone(), work.clone()])
             .await?;
         tokio::spawn(async move {
             loop {
@@ -184,6 +187,12 @@ impl RedisStore {
                             on_endpoint(id);
                         } else if *msg.channel == *catalogue {
                             on_catalogue(id);
+                        } else if *msg.channel == *work {
+                            let pairs = id.lines().filter_map(|line| {
+                                let (shard, endpoint_id) = line.split_once(':')?;
+                                Some((endpoint_id.to_string(), shard.parse().ok()?))
+                            });
+                            on_work(pairs.collect());
                         }
                     }
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,

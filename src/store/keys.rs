@@ -46,6 +46,7 @@
 //! | `P:audit:cursor` | string | where the janitor's walk over those tenants continues (SSCAN cursor) |
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
+//! | `P:work` | pub/sub channel | `<shard>:<endpoint id>` lines: new work for shards another node holds (routing, replays) |
 //! | `P:{shN}:lease` | string, PX TTL | holder node id |
 //! | `P:{shN}:epoch` | counter | lease acquisitions of shard N: with the holder, the fencing token `node#epoch` |
 //! | `P:{shN}:due` | zset | endpoint id → earliest due time of its queue (ms) |
@@ -104,6 +105,11 @@ impl Keys {
     }
     pub fn event(&self, tenant: &str, event_id: &str) -> String {
         format!("{}:{{ev{}}}:evt:{event_id}", self.p, self.partition_of(tenant))
+    }
+    /// Pub/sub: `<shard>:<endpoint id>` lines of work routed to shards the router's node does
+    /// not hold (their owners wake those endpoints).
+    pub fn work_channel(&self) -> String {
+        format!("{}:work", self.p)
     }
     /// Where the events of partition P ingested in this minute (of their ids' time) went:
     /// event id → endpoint ids (ACK_ROUTED).

@@ -117,16 +117,27 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn due_endpoints(&self, shard: u32, now_ms: u64, offset: usize, limit: usize) -> Result<Vec<String>> {
-        Ok(self
+    /// A page of the shard's due set by rank, earliest first, with due times (ms).
+    pub async fn due_page(&self, shard: u32, offset: usize, limit: usize) -> Result<Vec<(String, u64)>> {
+        let stop = (offset + limit.max(1) - 1) as i64;
+        let page: Vec<(String, f64)> = self
             .client()
-            .zrangebyscore(
-                self.keys.due(shard),
-                "-inf".to_string(),
-                now_ms as i64,
-                false,
-                Some((offset as i64, limit as i64)),
-            )
-            .await?)
+            .zrange(self.keys.due(shard), offset as i64, stop, None, false, None, true)
+            .await?;
+        Ok(page.into_iter().map(|(id, due)| (id, due.max(0.0) as u64)).collect())
+    }
+
+    /// PUBLISH `<shard>:<endpoint id>` lines on the work channel (`Keys::work_channel`): every
+    /// node hears it and wakes the endpoints of the shards it holds (`watch_changes`).
+    pub async fn announce_work(&self, pairs: &[(String, u32)]) -> Result<()> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = pairs.iter().map(|(id, shard)| format!("{shard}:{id}")).collect();
+        let _: Value = self
+            .client()
+            .publish(self.keys.work_channel(), lines.join("\n"))
+            .await?;
+        Ok(())
     }
 }

@@ -47,3 +47,4 @@ mod thin;
 mod traces;
 mod transform;
 mod validation;
+mod wakeups;

@@ -145,6 +145,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         shard_count: 4,
         lease_ttl_ms: 3_000,
         due_poll_ms: 100,
+        due_poll_max_ms: 10_000,
         router_batch: 64,
         router_block_ms: 100,
         router_claim_idle_ms: 3_000,

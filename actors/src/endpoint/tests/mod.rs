@@ -222,6 +222,7 @@ fn settings() -> NodeSettings {
         shard_count: 8,
         lease_ttl_ms: 1_000_000_000,
         due_poll_ms: 1_000,
+        due_poll_max_ms: 10_000,
         router_batch: 100,
         router_block_ms: 100,
         router_claim_idle_ms: 30_000,

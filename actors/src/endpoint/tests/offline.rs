@@ -55,7 +55,10 @@ impl LeaseStore for Offline {
     async fn leave(&self, _: &str) -> StoreResult<()> {
         offline()
     }
-    async fn due_endpoints(&self, _: u32, _: u64, _: usize, _: usize) -> StoreResult<Vec<String>> {
+    async fn due_page(&self, _: u32, _: usize, _: usize) -> StoreResult<Vec<(String, u64)>> {
+        offline()
+    }
+    async fn announce_work(&self, _: &[(String, u32)]) -> StoreResult<()> {
         offline()
     }
 }
