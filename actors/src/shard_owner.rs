@@ -40,6 +40,13 @@ pub struct ShardOwnerArgs {
     pub epoch: u64,
 }
 
+/// A planned look at the due set: its number, when (ms), and the timer that sends it.
+type PlannedPoll = (
+    u64,
+    u64,
+    tokio::task::JoinHandle<Result<(), ractor::MessagingErr<ShardOwnerMsg>>>,
+);
+
 pub struct ShardOwnerState {
     ctx: Arc<Ctx>,
     shard: u32,
@@ -49,11 +56,7 @@ pub struct ShardOwnerState {
     failures: HashMap<String, (u32, Instant)>,
     draining: bool,
     /// The next planned look at the due set: its number, when (ms), and its timer.
-    next_poll: Option<(
-        u64,
-        u64,
-        tokio::task::JoinHandle<Result<(), ractor::MessagingErr<ShardOwnerMsg>>>,
-    )>,
+    next_poll: Option<PlannedPoll>,
     polls: u64,
     last_poll_ms: u64,
 }
