@@ -144,7 +144,10 @@ impl Router {
             })
             .collect();
         state.ctx.stores.router.route(&routed).await?;
-        let woken: Vec<(String, u32)> = routed.into_iter().flat_map(|r| r.endpoints).collect();
+        // Each endpoint once, however many of the batch's events it takes.
+        let mut woken: Vec<(String, u32)> = routed.into_iter().flat_map(|r| r.endpoints).collect();
+        woken.sort_unstable();
+        woken.dedup();
         if !woken.is_empty() {
             state.shards.send_message(ShardsMsg::Wake(woken)).ok();
         }

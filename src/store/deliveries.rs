@@ -37,13 +37,15 @@ impl RedisStore {
                 .client()
                 .zscore(self.keys.delivery_log(shard, endpoint_id), event_id)
                 .await?;
-            return Ok(super::log::pending_row(&score).map(|row| StoredDelivery {
-                status: row.status,
-                attempts: Vec::new(),
-                created_ms: row.created_ms,
-                next_ms: None,
-                reason: None,
-            }));
+            return Ok(
+                super::log::pending_row(&score, self.retention_cutoff_ms()).map(|row| StoredDelivery {
+                    status: row.status,
+                    attempts: Vec::new(),
+                    created_ms: row.created_ms,
+                    next_ms: None,
+                    reason: None,
+                }),
+            );
         };
         let count: u32 = fields.get("attempts").and_then(|a| a.parse().ok()).unwrap_or(0);
         let attempts = (1..=count)

@@ -75,6 +75,7 @@ impl RedisStore {
                 .await?;
         }
         let replies: Vec<Value> = pipeline.all().await?;
+        let cutoff_ms = self.retention_cutoff_ms();
         Ok(replies
             .chunks(2)
             .map(|pair| {
@@ -82,7 +83,7 @@ impl RedisStore {
                 let get = |i: usize| f.get(i).cloned().flatten();
                 let num = |i: usize| get(i).and_then(|v| v.parse::<u64>().ok());
                 let Some(status) = get(0) else {
-                    return pending_row(&pair[1]);
+                    return pending_row(&pair[1], cutoff_ms);
                 };
                 Some(DeliveryRow {
                     status,
@@ -99,11 +100,16 @@ impl RedisStore {
 }
 
 /// A delivery without a record, as its log entry (`ZSCORE` reply) shows it: pending, never
-/// attempted, created at its event's ingest; `None` when the log does not list it either.
-pub(super) fn pending_row(log_score: &Value) -> Option<DeliveryRow> {
+/// attempted, created at its event's ingest; `None` when the log does not list it either, or
+/// lists it from before `cutoff_ms` (past retention: its record, which lives retention from its
+/// last attempt, expired; the log entry waits for the janitor's trim).
+pub(super) fn pending_row(log_score: &Value, cutoff_ms: u64) -> Option<DeliveryRow> {
     let order = log_score
         .as_f64()
         .or_else(|| text(log_score).and_then(|s| s.parse().ok()))?;
+    if order < cutoff_ms as f64 {
+        return None;
+    }
     Some(DeliveryRow {
         status: "pending".to_string(),
         attempts: 0,
@@ -139,6 +145,11 @@ pub(super) fn scored_members(reply: Value) -> Vec<(String, f64)> {
 }
 
 impl RedisStore {
+    /// Ingest times before this (ms) are past retention.
+    pub(super) fn retention_cutoff_ms(&self) -> u64 {
+        hookline_actors::now_ms().saturating_sub(self.retention_s * 1000)
+    }
+
     /// Every endpoint id of a tenant, oldest first.
     pub async fn tenant_endpoint_ids(&self, tenant: &str) -> Result<Vec<String>> {
         Ok(self

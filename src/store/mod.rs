@@ -187,6 +187,9 @@ impl RedisStore {
         let readers = (0..cfg.partitions.max(1))
             .map(|_| builder.build())
             .collect::<std::result::Result<Vec<Client>, _>>()?;
+        // Work announcements (`P:work`) share the subscriber with config changes: room for a
+        // burst, so a change notice is not dropped behind them.
+        builder.with_performance_config(|p| p.broadcast_channel_capacity = 4096);
         let subscriber = builder.build_subscriber_client()?;
         pool.connect();
         for reader in &readers {

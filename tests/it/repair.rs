@@ -130,7 +130,10 @@ async fn work_routed_to_a_deleted_endpoint_is_purged() {
     let redis = shared_redis_url();
     let prefix = unique_prefix("orphan");
     let store = store_for(&redis, &prefix).await;
-    let node = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
+    // The stale routing below goes straight to the store (no wake-up): the owner finds it at
+    // its next look, at most `due_poll_max_ms` after the last.
+    let opts = NodeOpts::new(&redis, &prefix).set("shards__due_poll_max_ms", "1000");
+    let node = Node::start_ready(&opts).await;
     let ep = node
         .api
         .create_endpoint("o", json!({"url": "http://127.0.0.1:9/never"}))

@@ -522,11 +522,17 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
 
     let (store, client, endpoint, shard, events, token) = leased_deliveries("oldlayout", 2).await;
     let key = |i: usize| store.keys().delivery(shard, &endpoint.id, &events[i]);
+    // What the previous ROUTE wrote for each delivery.
     for i in 0..2 {
-        let _: u64 = client
-            .hdel(key(i), vec!["k", "updated_ms", "next_ms", "reason"])
-            .await
-            .unwrap();
+        let now = hookline_actors::now_ms().to_string();
+        let fields = vec![
+            ("status", "pending"),
+            ("attempts", "0"),
+            ("created_ms", &now),
+            ("order", &now),
+        ];
+        let _: () = client.hset(key(i), fields).await.unwrap();
+        let _: () = client.expire(key(i), 3_600, None).await.unwrap();
     }
     let now = hookline_actors::now_ms();
     let retry_at = now + 60_000;
@@ -583,11 +589,16 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
     let ttl: i64 = client.ttl(key(0)).await.unwrap();
     assert!(ttl > 0, "the record keeps an expiry: {ttl}");
 
-    // A dead-marked delivery of the old layout (its `k` never existed) stays dead.
+    // Dead-marked by the previous janitor (its `k` never existed): it stays dead.
     let _: () = client
         .hset(
             key(1),
-            vec![("status", "dead"), ("reason", "endpoint_deleted"), ("next_ms", "0")],
+            vec![
+                ("status", "dead"),
+                ("reason", "endpoint_deleted"),
+                ("next_ms", "0"),
+                ("updated_ms", "1"),
+            ],
         )
         .await
         .unwrap();
