@@ -204,13 +204,18 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Sum of `calls` over `INFO commandstats`.
-fn redis_calls(url: &str) -> Option<u64> {
+/// The text of `INFO <section>` of the Redis at `url` (via `redis-cli -u`).
+fn redis_info(url: &str, section: &str) -> Option<String> {
     let out = std::process::Command::new("redis-cli")
-        .args(["-u", url, "INFO", "commandstats"])
+        .args(["-u", url, "INFO", section])
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Sum of `calls` over `INFO commandstats`.
+fn redis_calls(url: &str) -> Option<u64> {
+    let text = redis_info(url, "commandstats")?;
     Some(
         text.lines()
             .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
@@ -220,11 +225,7 @@ fn redis_calls(url: &str) -> Option<u64> {
 
 /// Redis's user plus system CPU time (`INFO cpu`), in seconds.
 fn redis_cpu_seconds(url: &str) -> Option<f64> {
-    let out = std::process::Command::new("redis-cli")
-        .args(["-u", url, "INFO", "cpu"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = redis_info(url, "cpu")?;
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':')?.parse::<f64>().ok())

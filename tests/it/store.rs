@@ -534,6 +534,16 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
         let _: () = client.hset(key(i), fields).await.unwrap();
         let _: () = client.expire(key(i), 3_600, None).await.unwrap();
     }
+    let delivery = |i: usize| {
+        let (store, endpoint_id, event_id) = (store.clone(), endpoint.id.clone(), events[i].clone());
+        async move {
+            store
+                .get_delivery(shard, &endpoint_id, &event_id)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
     let now = hookline_actors::now_ms();
     let retry_at = now + 60_000;
     let failed = answered(503, 1, now);
@@ -549,11 +559,7 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
     )
     .await
     .unwrap();
-    let first = store
-        .get_delivery(shard, &endpoint.id, &events[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let first = delivery(0).await;
     assert_eq!(
         (first.status.as_str(), first.next_ms, first.attempts.len()),
         ("failed", Some(retry_at), 1)
@@ -575,11 +581,7 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
     )
     .await
     .unwrap();
-    let done = store
-        .get_delivery(shard, &endpoint.id, &events[0])
-        .await
-        .unwrap()
-        .unwrap();
+    let done = delivery(0).await;
     assert_eq!((done.status.as_str(), done.attempts.len()), ("delivered", 2));
     let queued: Option<f64> = client
         .zscore(store.keys().queue(shard, &endpoint.id), &events[0])
@@ -614,11 +616,7 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
     )
     .await
     .unwrap();
-    let kept = store
-        .get_delivery(shard, &endpoint.id, &events[1])
-        .await
-        .unwrap()
-        .unwrap();
+    let kept = delivery(1).await;
     assert_eq!(
         (
             kept.status.as_str(),
