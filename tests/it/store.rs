@@ -547,18 +547,15 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
     let now = hookline_actors::now_ms();
     let retry_at = now + 60_000;
     let failed = answered(503, 1, now);
-    record(
-        &store,
-        &token,
-        &endpoint,
-        shard,
-        &events[0],
-        1,
-        &failed,
-        &Next::RetryAt(retry_at),
-    )
-    .await
-    .unwrap();
+    let attempt = |i: usize, number: u32, made: hookline_actors::model::AttemptRecord, next: Next| {
+        let (store, token, endpoint, event_id) = (store.clone(), token.clone(), endpoint.clone(), events[i].clone());
+        async move {
+            record(&store, &token, &endpoint, shard, &event_id, number, &made, &next)
+                .await
+                .unwrap()
+        }
+    };
+    attempt(0, 1, failed.clone(), Next::RetryAt(retry_at)).await;
     let first = delivery(0).await;
     assert_eq!(
         (first.status.as_str(), first.next_ms, first.attempts.len()),
@@ -569,18 +566,7 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
     assert_eq!(store.replay(shard, &endpoint, &events[0..1]).await.unwrap(), 1);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let second = answered(200, 1, hookline_actors::now_ms());
-    record(
-        &store,
-        &token,
-        &endpoint,
-        shard,
-        &events[0],
-        2,
-        &second,
-        &Next::Delivered,
-    )
-    .await
-    .unwrap();
+    attempt(0, 2, second.clone(), Next::Delivered).await;
     let done = delivery(0).await;
     assert_eq!((done.status.as_str(), done.attempts.len()), ("delivered", 2));
     let queued: Option<f64> = client
@@ -604,18 +590,7 @@ async fn records_of_the_previous_layout_are_recorded_as_before() {
         )
         .await
         .unwrap();
-    record(
-        &store,
-        &token,
-        &endpoint,
-        shard,
-        &events[1],
-        1,
-        &failed,
-        &Next::RetryAt(retry_at),
-    )
-    .await
-    .unwrap();
+    attempt(1, 1, failed.clone(), Next::RetryAt(retry_at)).await;
     let kept = delivery(1).await;
     assert_eq!(
         (

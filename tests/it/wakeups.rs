@@ -18,6 +18,14 @@ fn quiet(redis: &str, prefix: &str, node_id: &str, min_gap_ms: u64) -> NodeOpts 
         .set("shards__due_poll_max_ms", "120000")
 }
 
+/// A quiet node (looks at least 100 ms apart) and a sink whose switch `name` answers `status`.
+async fn quiet_node_and_switch(prefix: &str, node_id: &str, name: &str, status: u16) -> (Node, Sink) {
+    let node = Node::start_ready(&quiet(&shared_redis_url(), &unique_prefix(prefix), node_id, 100)).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    sink.set_switch(name, status);
+    (node, sink)
+}
+
 /// The holders of every shard's lease (`None` for a free one).
 fn lease_holders(redis: &str, prefix: &str, shards: u32) -> Vec<Option<String>> {
     (0..shards)
@@ -72,11 +80,7 @@ async fn work_routed_for_a_shard_held_elsewhere_wakes_its_owner_at_once() {
 
 #[tokio::test]
 async fn a_retry_due_after_its_actor_stopped_comes_on_time() {
-    let redis = shared_redis_url();
-    let prefix = unique_prefix("wake-retry");
-    let node = Node::start_ready(&quiet(&redis, &prefix, "wake-r", 100)).await;
-    let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    sink.set_switch("wk-retry", 503);
+    let (node, sink) = quiet_node_and_switch("wake-retry", "wake-r", "wk-retry", 503).await;
     // A retry 12 s on: past the actor's 10 s keep-alive, so the actor stops at once and the
     // owner must come back for it.
     node.api
@@ -100,11 +104,7 @@ async fn a_retry_due_after_its_actor_stopped_comes_on_time() {
 
 #[tokio::test]
 async fn a_replayed_dead_letter_is_sent_at_once() {
-    let redis = shared_redis_url();
-    let prefix = unique_prefix("wake-replay");
-    let node = Node::start_ready(&quiet(&redis, &prefix, "wake-p", 100)).await;
-    let sink = Sink::start("127.0.0.1:0").await.unwrap();
-    sink.set_switch("wk-replay", 400);
+    let (node, sink) = quiet_node_and_switch("wake-replay", "wake-p", "wk-replay", 400).await;
     let ep = node
         .api
         .create_endpoint("wp", json!({"url": sink.url("switch/wk-replay")}))
