@@ -89,22 +89,32 @@ impl ShardsState {
             self.ctx.settings.lease_timing().expiry_ms,
         );
         let held: Vec<u32> = self.owned.keys().chain(self.releasing.iter()).copied().collect();
+        // All at once: one round trip for every lease, so a busy node or Redis does not let the
+        // last of many shards lapse while the first ones are renewed.
+        let mut renewals = tokio::task::JoinSet::new();
         for shard in held {
-            let sent = self.ctx.now_ms();
-            // On an error it is unknown whether the lease was renewed: the last deadline stands.
-            let held = store.renew_lease(shard, self.node_id(), ttl).await?;
-            if held {
-                self.ctx.leases.renewed(shard, sent);
-            } else {
-                self.ctx.leases.revoke(shard);
-                tracing::warn!(shard, "lost the lease of a shard; stopping its work");
-                if let Some(owner) = self.owned.remove(&shard) {
-                    owner.stop(Some("lease lost".into()));
+            let (store, node_id, sent) = (store.clone(), self.node_id().to_string(), self.ctx.now_ms());
+            renewals.spawn(async move { (shard, sent, store.renew_lease(shard, &node_id, ttl).await) });
+        }
+        let mut failed = None;
+        while let Some(joined) = renewals.join_next().await {
+            let (shard, sent, renewed) =
+                joined.map_err(|e| crate::StoreError::unavailable(&format!("lease renewal: {e}")))?;
+            match renewed {
+                Ok(true) => self.ctx.leases.renewed(shard, sent),
+                Ok(false) => {
+                    self.ctx.leases.revoke(shard);
+                    tracing::warn!(shard, "lost the lease of a shard; stopping its work");
+                    if let Some(owner) = self.owned.remove(&shard) {
+                        owner.stop(Some("lease lost".into()));
+                    }
+                    self.releasing.remove(&shard);
                 }
-                self.releasing.remove(&shard);
+                // On an error it is unknown whether the lease was renewed: the last deadline stands.
+                Err(e) => failed = Some(e),
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     async fn lease_cycle(&mut self, myself: &ActorRef<ShardsMsg>) -> Result<(), crate::StoreError> {
