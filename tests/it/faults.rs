@@ -215,18 +215,25 @@ async fn two_nodes_never_work_one_endpoint_at_once() {
 }
 
 /// A node draining on SIGTERM keeps renewing its leases until its attempts finish, even when an
-/// attempt outlasts the lease TTL (3 s here): the other node does not take the endpoint over
-/// and send what is still in flight.
+/// attempt outlasts the lease TTL (5 s here, an 8 s attempt): the other node does not take the
+/// endpoint over and send what is still in flight.
 #[tokio::test]
 async fn a_draining_node_keeps_its_leases_until_attempts_finish() {
     let redis = shared_redis_url();
     let prefix = unique_prefix("drain");
-    let mut a = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("drain-a")).await;
+    // 5 s leases (a 3.75 s margin between renewals) rather than 3 s, so a starved machine does not let
+    // one lapse between renewals, which is not what this test is about.
+    let opts = |id: &str| {
+        NodeOpts::new(&redis, &prefix)
+            .node_id(id)
+            .set("shards__lease_ttl_ms", "5000")
+    };
+    let mut a = Node::start_ready(&opts("drain-a")).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     a.api
         .create_endpoint(
             "dr",
-            json!({"url": sink.url("sleep/6000/drain"), "max_in_flight": 1, "timeout_ms": 20000}),
+            json!({"url": sink.url("sleep/8000/drain"), "max_in_flight": 1, "timeout_ms": 20000}),
         )
         .await;
     let first = a.api.post_event("dr", "a.b", json!({})).await.unwrap();
@@ -235,7 +242,7 @@ async fn a_draining_node_keeps_its_leases_until_attempts_finish() {
         sink.arrivals("drain") == 1
     })
     .await;
-    let b = Node::start_ready(&NodeOpts::new(&redis, &prefix).node_id("drain-b")).await;
+    let b = Node::start_ready(&opts("drain-b")).await;
     a.sigterm();
     let status = a.wait_exit(Duration::from_secs(30)).await.expect("node a did not exit");
     assert!(status.success());

@@ -155,7 +155,11 @@ async fn a_slack_channel_hears_once_of_each_breaker_change_and_of_a_disable() {
 
 #[tokio::test]
 async fn two_hundred_endpoints_failing_together_make_two_hundred_notices_and_dead_letters_are_rate_limited() {
-    let node = Node::start_ready(&NodeOpts::new(&shared_redis_url(), &unique_prefix("storm"))).await;
+    // Leases of 10 s, not the tests' 3 s: on a starved machine a lapsed lease restarts the
+    // endpoints from their saved health, and a breaker that opened just before tells again
+    // (at least once, as it should) — not what this test is about.
+    let opts = NodeOpts::new(&shared_redis_url(), &unique_prefix("storm")).set("shards__lease_ttl_ms", "10000");
+    let node = Node::start_ready(&opts).await;
     let api = &node.api;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let mut ids = Vec::new();
@@ -195,7 +199,20 @@ async fn two_hundred_endpoints_failing_together_make_two_hundred_notices_and_dea
         .collect();
     told.sort();
     ids.sort();
-    assert_eq!(told, ids, "one breaker_opened per endpoint, and no more");
+    if told != ids {
+        // A second notice means a breaker closed again: say what the node warned of (a lost
+        // lease, say).
+        let warned: Vec<String> = node
+            .logs()
+            .into_iter()
+            .filter(|l| l.contains("\"warn\""))
+            .take(20)
+            .collect();
+        panic!(
+            "one breaker_opened per endpoint, and no more: {told:?}\nthe node warned:\n{}",
+            warned.join("\n")
+        );
+    }
 
     let dead = events_of(api, "s", "hookline.endpoint.dead_letters").await;
     let refusing_id = refusing["id"].as_str().unwrap();

@@ -16,6 +16,9 @@ fn quiet(redis: &str, prefix: &str, node_id: &str, min_gap_ms: u64) -> NodeOpts 
         .node_id(node_id)
         .set("shards__due_poll_ms", &min_gap_ms.to_string())
         .set("shards__due_poll_max_ms", "120000")
+        // No lease may lapse on a starved machine: a shard taken again is looked at afresh,
+        // which would hide a missing wake-up (and these tests never fail a node over).
+        .set("shards__lease_ttl_ms", "10000")
 }
 
 /// A quiet node (looks at least 100 ms apart) and a sink whose switch `name` answers `status`.
