@@ -135,6 +135,10 @@ pub struct Delivery {
     pub max_in_flight: u32,
     /// Due deliveries an endpoint actor holds in memory at most.
     pub window: usize,
+    /// How long an endpoint actor whose queue went empty waits for more before it stops.
+    pub idle_linger_ms: u64,
+    /// Bodies of the events this node stored kept in memory for its own pulls (MiB; 0: none).
+    pub body_cache_mb: u64,
     /// `http://[user:password@]host:port` of a forward proxy every attempt goes through.
     pub proxy_url: Option<String>,
     /// Hosts (and their subdomains) and address ranges reached without the proxy.
@@ -152,6 +156,8 @@ impl Default for Delivery {
             retry_schedule_s: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
             max_in_flight: 10,
             window: 100,
+            idle_linger_ms: 5_000,
+            body_cache_mb: 16,
             proxy_url: None,
             no_proxy: Vec::new(),
             extra_ca_pem: None,
@@ -451,6 +457,12 @@ impl Config {
         if !(1..=10_000).contains(&self.delivery.window) {
             return bad("delivery.window", "must be between 1 and 10000");
         }
+        if self.delivery.idle_linger_ms > 60_000 {
+            return bad("delivery.idle_linger_ms", "must be at most 60000");
+        }
+        if self.delivery.body_cache_mb > 1_024 {
+            return bad("delivery.body_cache_mb", "must be at most 1024");
+        }
         if self.retention.seconds == 0 && (self.retention.days == 0 || self.retention.days > 3650) {
             return bad("retention.days", "must be between 1 and 3650");
         }
@@ -567,6 +579,7 @@ impl Config {
             encryption_keys: self.security.encryption_keys.clone(),
             wait_replicas: self.redis.wait_replicas,
             wait_timeout_ms: self.redis.wait_timeout_ms,
+            body_cache_bytes: self.delivery.body_cache_mb as usize * 1024 * 1024,
         }
     }
 }

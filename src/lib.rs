@@ -110,6 +110,7 @@ pub fn node_settings(cfg: &Config) -> NodeSettings {
         default_max_in_flight: cfg.delivery.max_in_flight,
         window: cfg.delivery.window,
         idle_keepalive_ms: 10_000,
+        idle_linger_ms: cfg.delivery.idle_linger_ms,
         drain_timeout_ms: cfg.server.shutdown_timeout_s.saturating_sub(3).max(1) * 1000,
         breaker: hookline_actors::breaker::BreakerSettings {
             min_attempts: cfg.health.breaker_min_attempts,

@@ -32,6 +32,9 @@ pub struct NodeSettings {
     pub window: usize,
     /// How long an endpoint actor with nothing to do but a retry soon stays alive for it.
     pub idle_keepalive_ms: u64,
+    /// How long an endpoint actor whose queue went empty waits for more before it settles and
+    /// stops (`delivery.idle_linger_ms`): the next event finds it running.
+    pub idle_linger_ms: u64,
     pub drain_timeout_ms: u64,
     pub breaker: crate::breaker::BreakerSettings,
     /// An endpoint failing without a break this long is disabled (`health.disable_after_s`).

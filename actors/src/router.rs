@@ -57,8 +57,9 @@ pub struct RouterState {
     /// The subscription index has been loaded once. Until then nothing is read from the
     /// stream: routing against an empty index would ack events to no endpoint and lose them.
     synced: bool,
-    /// The version of each tenant's endpoints the index reflects (see `refresh_tenants`).
-    versions: std::collections::HashMap<String, u64>,
+    /// The version of each tenant's endpoints the index reflects, and the newest
+    /// `updated_at_ms` among them then (see `refresh_tenants`).
+    versions: std::collections::HashMap<String, (u64, u64)>,
     /// The next read of new entries, started while the batch before it is being routed.
     ahead: Option<tokio::task::JoinHandle<Result<Vec<StreamEvent>, crate::StoreError>>>,
 }
@@ -105,13 +106,28 @@ impl Router {
         tenants.retain(|t| !t.is_empty());
         let versions = state.ctx.stores.router.tenant_versions(&tenants).await?;
         for (tenant, version) in tenants.into_iter().zip(versions) {
-            if state.versions.get(&tenant) == Some(&version) {
+            let seen = state.versions.get(&tenant).copied();
+            if seen.is_some_and(|(v, _)| v == version) {
                 continue;
             }
             let endpoints = state.ctx.stores.router.tenant_endpoints(&tenant).await?;
             let ctx = state.ctx.clone();
             state.index.replace_tenant(&tenant, &endpoints, |id| ctx.shard_of(id));
-            state.versions.insert(tenant, version);
+            // An endpoint changed since the last reload: its running actor (one lingering for
+            // more, say) takes the change before this batch's wake reaches it (the messages go
+            // the same way, in order), not whenever the change notification comes.
+            let newest_seen = seen.map_or(u64::MAX, |(_, newest)| newest);
+            for cfg in endpoints.iter().filter(|cfg| cfg.updated_at_ms > newest_seen) {
+                let shard = ctx.shard_of(&cfg.id);
+                state
+                    .shards
+                    .send_message(ShardsMsg::ConfigChanged(cfg.id.clone(), shard))
+                    .ok();
+            }
+            let newest = endpoints.iter().map(|cfg| cfg.updated_at_ms).max().unwrap_or(0);
+            state
+                .versions
+                .insert(tenant, (version, newest.max(seen.map_or(0, |(_, n)| n))));
         }
         Ok(())
     }

@@ -206,6 +206,15 @@ impl RedisStore {
                 results.iter_mut().for_each(|r| *r = Err(e.clone()));
             }
         }
+        if self.bodies.enabled() {
+            let now = hookline_actors::now_ms();
+            for (event, result) in events.iter().zip(&results) {
+                if matches!(result, Ok(i) if !i.duplicate && !i.rate_limited) {
+                    self.bodies
+                        .insert(self.keys.event(tenant, &event.event_id), &event.body, now);
+                }
+            }
+        }
         if let Some(e) = failed {
             results.resize(events.len(), Err(e));
         }

@@ -7,6 +7,7 @@
 //! | file | what |
 //! |---|---|
 //! | `ingest.rs` | ingest (INGEST), events read back |
+//! | `bodies.rs` | the bodies of events this node stored lately, kept for its own pulls |
 //! | `endpoints.rs` | endpoint configs (compare-and-set changes), tenant index and version, change notifications |
 //! | `audit.rs` | the audit log: a change and its entry in one script (AUDITED), the merged listing |
 //! | `api_keys.rs` | tenant API keys |
@@ -30,6 +31,7 @@
 mod adapter;
 pub mod api_keys;
 pub mod audit;
+mod bodies;
 mod catalogue;
 mod cluster;
 mod console;
@@ -98,6 +100,9 @@ pub struct StoreSettings {
     /// event before ingest answers.
     pub wait_replicas: u32,
     pub wait_timeout_ms: u64,
+    /// `delivery.body_cache_mb` in bytes: the bodies of events this node stored, kept for its
+    /// own pulls (`bodies.rs`).
+    pub body_cache_bytes: usize,
 }
 
 /// A fred config from `redis://`, `rediss://` or `redis-cluster://h1:p1,h2:p2` URLs.
@@ -157,6 +162,8 @@ pub struct RedisStore {
     sealer: seal::Sealer,
     wait_replicas: u32,
     wait_timeout_ms: u64,
+    /// Bodies of the events this node stored lately, for its own pulls.
+    bodies: bodies::RecentBodies,
 }
 
 impl RedisStore {
@@ -200,6 +207,7 @@ impl RedisStore {
             fred::error::Error::new(fred::error::ErrorKind::Config, format!("security.encryption_keys: {e}"))
         })?;
         Ok(Arc::new(RedisStore {
+            bodies: bodies::RecentBodies::new(cfg.body_cache_bytes, cfg.retention_s),
             sealer,
             wait_replicas: cfg.wait_replicas,
             wait_timeout_ms: cfg.wait_timeout_ms,

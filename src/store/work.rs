@@ -82,16 +82,25 @@ impl RedisStore {
         } else {
             let _: () = pipeline.exists(records.clone()).await?;
         }
+        // The plain path takes the body from this node's recent ones when it stored the event
+        // (`bodies.rs`), else reads it.
+        let mut cached: Vec<Option<Arc<str>>> = Vec::with_capacity(scored.len());
+        let stored_since = hookline_actors::now_ms();
         for (id, _) in &scored {
             let event = self.keys.event(&endpoint.tenant, id);
-            if fields.len() > 1 {
-                let _: () = pipeline.hmget(event, fields.clone()).await?;
-            } else {
-                let _: () = pipeline.hget(event, "body").await?;
+            let body = (fields.len() == 1)
+                .then(|| self.bodies.get(&event, stored_since))
+                .flatten();
+            match (&body, fields.len()) {
+                (Some(_), _) => {}
+                (None, 1) => pipeline.hget::<(), _, _>(event, "body").await?,
+                (None, _) => pipeline.hmget::<(), _, _>(event, fields.clone()).await?,
             }
+            cached.push(body);
         }
         let mut replies: Vec<Value> = pipeline.all().await?;
         let first = replies.remove(0);
+        let mut read = replies.into_iter();
         let counts: Vec<Vec<Option<String>>> = if endpoint.ordered {
             vec![first.into_array().iter().map(text).collect()]
         } else if first.as_u64() == Some(0) {
@@ -109,8 +118,8 @@ impl RedisStore {
         window.deliveries = scored
             .into_iter()
             .zip(counts)
-            .zip(replies)
-            .map(|(((event_id, score), counts), event)| {
+            .zip(cached)
+            .map(|(((event_id, score), counts), cached)| {
                 let count = |i: usize| {
                     counts
                         .get(i)
@@ -119,16 +128,19 @@ impl RedisStore {
                         .and_then(|a| a.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
-                let (body, metadata, trace) = match &event {
-                    Value::Array(values) => {
-                        let field = |i: usize| values.get(i).and_then(text).map(Arc::<str>::from);
-                        (
-                            field(0),
-                            if with_metadata { field(1) } else { None },
-                            if with_trace { field(fields.len() - 1) } else { None },
-                        )
-                    }
-                    other => (text(other).map(Arc::from), None, None),
+                let (body, metadata, trace) = match cached {
+                    Some(body) => (Some(body), None, None),
+                    None => match read.next().unwrap_or(Value::Null) {
+                        Value::Array(values) => {
+                            let field = |i: usize| values.get(i).and_then(text).map(Arc::<str>::from);
+                            (
+                                field(0),
+                                if with_metadata { field(1) } else { None },
+                                if with_trace { field(fields.len() - 1) } else { None },
+                            )
+                        }
+                        other => (text(&other).map(Arc::from), None, None),
+                    },
                 };
                 QueuedDelivery {
                     event_id,

@@ -1026,3 +1026,59 @@ async fn an_events_endpoint_list_is_read_from_the_routed_lists_or_its_own_record
         .unwrap();
     assert_eq!(listed(events[2].clone()).await, vec![b]);
 }
+
+/// A node keeps the bodies of the events it stored lately (`delivery.body_cache_mb`), and its
+/// pulls take them from there: here the stored copies are changed behind its back, so the node
+/// that stored an event delivers what it stored while a node that did not (its cache off)
+/// reads Redis. A duplicate stored nothing, so nothing is kept under its id.
+#[tokio::test]
+async fn a_pull_takes_the_body_of_an_event_its_node_stored_from_memory() {
+    let prefix = unique_prefix("bodies");
+    let (cfg, store, client) = connect(&prefix).await;
+    let mut off = config(&prefix);
+    off.delivery.body_cache_mb = 0;
+    let (_, reader, _) = connect_with(off).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let now = hookline_actors::now_ms();
+    let events: Vec<String> = (0..3).map(|_| hookline::ids::new_event_id(now)).collect();
+    let keyed = |id: &str, body: &str| hookline::event::NewEvent {
+        idempotency_key: Some("k".into()),
+        ..stored_event("t", id, body)
+    };
+    store.ingest(&keyed(&events[0], r#"{"n":0}"#)).await.unwrap();
+    reader
+        .ingest(&stored_event("t", &events[1], r#"{"n":1}"#))
+        .await
+        .unwrap();
+    assert!(store.ingest(&keyed(&events[2], r#"{"n":2}"#)).await.unwrap().duplicate);
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    for id in &events[..2] {
+        let _: () = client
+            .hset(store.keys().event("t", id), ("body", "changed"))
+            .await
+            .unwrap();
+    }
+    let bodies = |store: std::sync::Arc<RedisStore>| {
+        let (endpoint, events) = (endpoint.clone(), events.clone());
+        async move {
+            let window = store.pull_window(&endpoint, shard, now + 1_000, 10, &[]).await.unwrap();
+            let by_id: std::collections::HashMap<String, Option<String>> = window
+                .deliveries
+                .into_iter()
+                .map(|d| (d.event_id, d.body.as_deref().map(String::from)))
+                .collect();
+            events.iter().map(|id| by_id[id].clone()).collect::<Vec<_>>()
+        }
+    };
+    let changed = Some("changed".to_string());
+    assert_eq!(
+        bodies(store.clone()).await,
+        [Some(r#"{"n":0}"#.to_string()), changed.clone(), None],
+        "the storing node's copy"
+    );
+    assert_eq!(
+        bodies(reader.clone()).await,
+        [changed.clone(), changed, None],
+        "read from Redis"
+    );
+}

@@ -156,6 +156,7 @@ async fn a_crashed_endpoint_actor_is_restarted_and_others_do_not_notice() {
         default_max_in_flight: 1,
         window: 10,
         idle_keepalive_ms: 5_000,
+        idle_linger_ms: 0,
         drain_timeout_ms: 3_000,
         breaker: Default::default(),
         disable_after_ms: 3_600_000,

@@ -11,7 +11,9 @@
 //! `rate_limit_per_s`, or the ramp after a recovery, whichever is lower) and the breaker
 //! (closed: yes; open: not before the next probe; half-open: only the one probe).
 //!
-//! States: *working* (attempts in flight or admitted work in the window) → *waiting* (nothing
+//! States: *working* (attempts in flight or admitted work in the window) → *lingering* (the
+//! queue is empty: for `idle_linger_ms` the router's next wake finds it running, so a steady
+//! trickle of events does not pay an actor's start and stop each) → *waiting* (nothing
 //! admissible now, but within `idle_keepalive_ms`: a timer wakes it) → *stopped* (nothing due
 //! soon: the shard's due set in Redis holds the next due time — a retry, or an open breaker's
 //! next probe — and the shard owner restarts it then). A delivery stays in the durable queue
@@ -116,6 +118,7 @@ impl Actor for EndpointActor {
             answered: Default::default(),
             token_confirmed: false,
             timer: None,
+            idle_since: None,
             drain_waiters: Vec::new(),
             draining: false,
             probe: None,

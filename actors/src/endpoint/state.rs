@@ -65,6 +65,8 @@ pub struct EndpointState {
     /// more attempts than before pipelining.
     pub(super) token_confirmed: bool,
     pub(super) timer: Option<(u64, Timer)>,
+    /// Since when the queue has been empty and nothing busy (`idle_linger_ms`), if it is.
+    pub(super) idle_since: Option<u64>,
     pub(super) drain_waiters: Vec<RpcReplyPort<()>>,
     pub(super) draining: bool,
     /// The breaker and the rate limiter.
@@ -221,8 +223,14 @@ impl EndpointState {
         if !self.room(&cfg, max) || !self.may_pull(myself).await {
             return;
         }
-        if self.window.is_empty() && !self.pull(myself, &cfg, max).await {
-            return;
+        if self.window.is_empty() {
+            if self.lingered_out() {
+                self.go_idle(myself, false, 0, None).await;
+                return;
+            }
+            if !self.pull(myself, &cfg, max).await {
+                return;
+            }
         }
         let blocked = self.start_admitted(myself, &cfg, max).await;
         self.after_fill(myself, blocked).await;
@@ -357,13 +365,32 @@ impl EndpointState {
             }
             Some((Admission::Until(t) | Admission::Head(t), _)) => self.wake_at(myself, t),
             Some((Admission::AwaitProbe | Admission::Start { .. }, _)) => {}
-            None if !self.busy() && self.window.is_empty() => self.go_idle(myself, false, 0, None).await,
+            None if !self.busy() && self.window.is_empty() => self.linger(myself).await,
             None => {}
         }
     }
 
+    /// The queue went empty: wait `idle_linger_ms` for more (a router's wake finds the actor
+    /// running, and its next pull costs no start), then settle and stop.
+    async fn linger(&mut self, myself: &ActorRef<EndpointMsg>) {
+        let since = *self.idle_since.get_or_insert(self.now());
+        if self.lingered_out() {
+            self.go_idle(myself, false, 0, None).await;
+        } else {
+            self.wake_at(myself, since + self.ctx.settings.idle_linger_ms);
+        }
+    }
+
+    /// Idle for all of `idle_linger_ms`: the next look settles rather than pulls (the settle
+    /// reads the queue in the same step, so work routed meanwhile is not missed).
+    fn lingered_out(&self) -> bool {
+        let linger = self.ctx.settings.idle_linger_ms;
+        !self.busy() && self.idle_since.is_some_and(|since| self.now() >= since + linger)
+    }
+
     fn start_attempt(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, delivery: QueuedDelivery) {
         let Some(mut body) = delivery.body else { return };
+        self.idle_since = None;
         let transform = cfg.transform.as_ref().map(|program| TransformSpec {
             program: program.clone(),
             event: body.clone(),
@@ -447,6 +474,8 @@ impl EndpointState {
             Ok(Some(due)) if !paused => {
                 let now = self.now();
                 if due <= now {
+                    // Work came while it settled: pull it, no linger first.
+                    self.idle_since = None;
                     myself.send_message(EndpointMsg::Wake).ok();
                 } else if due - now <= self.ctx.settings.idle_keepalive_ms {
                     self.wake_at(myself, due);

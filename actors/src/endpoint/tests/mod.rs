@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod linger;
 mod offline;
 mod pipelined;
 mod receiver;
@@ -233,6 +234,7 @@ fn settings() -> NodeSettings {
         default_max_in_flight: 10,
         window: 100,
         idle_keepalive_ms: 120_000,
+        idle_linger_ms: 5_000,
         drain_timeout_ms: 10_000,
         breaker: BreakerSettings::default(),
         disable_after_ms: 3_600_000,
