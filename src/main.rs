@@ -6,6 +6,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// mimalloc, not glibc's malloc: the node allocates per request and per delivery (bodies,
+/// keys, script arguments), and glibc's allocator took a fifth of its CPU in W1
+/// (BENCHMARKS.md "Session 19": W1 +15%, W2 +40% deliveries/s, node CPU −22–35%).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "usage: hookline [serve] [--config FILE]\n\
   Starts a Hookline node. Without --config it reads config/default.toml if present.\n\
   Every setting can be overridden as HOOKLINE__<SECTION>__<KEY>.\n\
