@@ -112,6 +112,9 @@ impl Worker {
             .arg("transform-worker")
             // Nothing of the node's environment (its keys, its Redis URL) reaches a program.
             .env_clear()
+            // The worker caps its heap (`worker::MEMORY_LIMIT`, RLIMIT_DATA); mimalloc's default
+            // 1 GiB arena reservation would leave it no room for anything: reserve in 16 MiB steps.
+            .env("MIMALLOC_ARENA_RESERVE", "16MiB")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
