@@ -4,7 +4,7 @@ use crate::filter::Filter;
 use crate::model::EndpointConfig;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 /// `*` matches every type; `a.*` matches every type that starts with `a.` (any depth);
 /// anything else matches itself exactly.
@@ -81,12 +81,98 @@ impl Subscription {
     }
 }
 
+/// One tenant's subscriptions, and (built at the first lookup after a change) which of them
+/// can take a given event type: a tenant with thousands of endpoints is not scanned whole for
+/// every event.
+#[derive(Debug, Default)]
+struct Tenant {
+    subs: Vec<Subscription>,
+    by_type: OnceLock<TypeIndex>,
+}
+
+/// Positions in `Tenant::subs`: those naming an exact type, by type, and those with a
+/// wildcard (`*`, `a.*`), which are always considered. Each list is in ascending order.
+#[derive(Debug, Default)]
+struct TypeIndex {
+    exact: HashMap<String, Vec<usize>>,
+    wildcard: Vec<usize>,
+}
+
+/// A pattern [`type_matches`] treats as a wildcard (anything else matches only itself).
+fn is_wildcard(pattern: &str) -> bool {
+    pattern == "*" || pattern.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('.'))
+}
+
+impl Tenant {
+    fn new(subs: Vec<Subscription>) -> Self {
+        Tenant {
+            subs,
+            by_type: OnceLock::new(),
+        }
+    }
+
+    /// The subscriptions that may take `event_type` (the exact ones naming it and every
+    /// wildcard one), in the order of `subs`; the caller still checks each with `takes`.
+    fn candidates<'a>(&'a self, event_type: &str) -> impl Iterator<Item = &'a Subscription> + 'a {
+        let index = self.by_type.get_or_init(|| {
+            let mut index = TypeIndex::default();
+            for (i, sub) in self.subs.iter().enumerate() {
+                if sub.patterns.iter().any(|p| is_wildcard(p)) {
+                    index.wildcard.push(i);
+                }
+                for p in sub.patterns.iter().filter(|p| !is_wildcard(p)) {
+                    let at = index.exact.entry(p.clone()).or_default();
+                    if at.last() != Some(&i) {
+                        at.push(i);
+                    }
+                }
+            }
+            index
+        });
+        let exact = index.exact.get(event_type).map_or(&[][..], Vec::as_slice);
+        merged(exact, &index.wildcard).map(|i| &self.subs[i])
+    }
+
+    /// Forget the type index after `subs` changed.
+    fn changed(&mut self) {
+        self.by_type = OnceLock::new();
+    }
+}
+
+/// The union of two ascending lists of positions, ascending, each once.
+fn merged<'a>(a: &'a [usize], b: &'a [usize]) -> impl Iterator<Item = usize> + 'a {
+    let (mut i, mut j) = (0, 0);
+    std::iter::from_fn(move || {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(&x), Some(&y)) if x == y => {
+                i += 1;
+                j += 1;
+                x
+            }
+            (Some(&x), Some(&y)) if x < y => {
+                i += 1;
+                x
+            }
+            (_, Some(&y)) => {
+                j += 1;
+                y
+            }
+            (Some(&x), None) => {
+                i += 1;
+                x
+            }
+            (None, None) => return None,
+        };
+        Some(next)
+    })
+}
+
 /// In-memory index tenant → subscriptions. Shared by the router and the ingest path (which
 /// reports how many deliveries an event will have); kept fresh by change notifications and a
 /// periodic resync. Reads take a short read lock on one map.
 #[derive(Debug, Default)]
 pub struct SubscriptionIndex {
-    by_tenant: RwLock<HashMap<String, Vec<Subscription>>>,
+    by_tenant: RwLock<HashMap<String, Tenant>>,
 }
 
 impl SubscriptionIndex {
@@ -102,8 +188,8 @@ impl SubscriptionIndex {
     pub fn matching(&self, tenant: &str, event_type: &str, content: Option<&Value>) -> Vec<(String, u32)> {
         let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
         map.get(tenant)
-            .map(|subs| {
-                subs.iter()
+            .map(|t| {
+                t.candidates(event_type)
                     .filter(|s| s.takes(event_type, content))
                     .map(|s| (s.endpoint_id.clone(), s.shard))
                     .collect()
@@ -114,8 +200,8 @@ impl SubscriptionIndex {
     /// Does an endpoint of `tenant` that takes `event_type` filter on content?
     pub fn needs_content(&self, tenant: &str, event_type: &str) -> bool {
         let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
-        map.get(tenant).is_some_and(|subs| {
-            subs.iter()
+        map.get(tenant).is_some_and(|t| {
+            t.candidates(event_type)
                 .any(|s| s.filter.is_some() && s.patterns.iter().any(|p| type_matches(p, event_type)))
         })
     }
@@ -124,6 +210,7 @@ impl SubscriptionIndex {
     pub fn endpoint_of(&self, tenant: &str, endpoint_id: &str) -> Option<(String, u32)> {
         let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
         map.get(tenant)?
+            .subs
             .iter()
             .find(|s| s.endpoint_id == endpoint_id)
             .map(|s| (s.endpoint_id.clone(), s.shard))
@@ -133,8 +220,8 @@ impl SubscriptionIndex {
     pub fn endpoints_in(&self, in_shard: impl Fn(u32) -> bool) -> Vec<IndexedEndpoint> {
         let map = self.by_tenant.read().unwrap_or_else(|e| e.into_inner());
         map.iter()
-            .flat_map(|(tenant, subs)| {
-                subs.iter().filter(|s| in_shard(s.shard)).map(|s| IndexedEndpoint {
+            .flat_map(|(tenant, t)| {
+                t.subs.iter().filter(|s| in_shard(s.shard)).map(|s| IndexedEndpoint {
                     tenant: tenant.clone(),
                     endpoint_id: s.endpoint_id.clone(),
                     shard: s.shard,
@@ -156,26 +243,31 @@ impl SubscriptionIndex {
         if subs.is_empty() {
             map.remove(tenant);
         } else {
-            map.insert(tenant.to_string(), subs);
+            map.insert(tenant.to_string(), Tenant::new(subs));
         }
     }
 
     pub fn upsert(&self, cfg: &EndpointConfig, shard: u32) {
         let sub = Subscription::of(cfg, shard);
         let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
-        let subs = map.entry(cfg.tenant.clone()).or_default();
-        match subs.iter_mut().find(|s| s.endpoint_id == cfg.id) {
+        let t = map.entry(cfg.tenant.clone()).or_default();
+        match t.subs.iter_mut().find(|s| s.endpoint_id == cfg.id) {
             Some(existing) => *existing = sub,
-            None => subs.push(sub),
+            None => t.subs.push(sub),
         }
+        t.changed();
     }
 
     pub fn remove(&self, endpoint_id: &str) {
         let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
-        for subs in map.values_mut() {
-            subs.retain(|s| s.endpoint_id != endpoint_id);
+        for t in map.values_mut() {
+            let before = t.subs.len();
+            t.subs.retain(|s| s.endpoint_id != endpoint_id);
+            if t.subs.len() != before {
+                t.changed();
+            }
         }
-        map.retain(|_, subs| !subs.is_empty());
+        map.retain(|_, t| !t.subs.is_empty());
     }
 
     /// Replace everything (periodic resync). Returns the ids of endpoints that were added,
@@ -192,7 +284,7 @@ impl SubscriptionIndex {
         let mut map = self.by_tenant.write().unwrap_or_else(|e| e.into_inner());
         let before: HashMap<String, u64> = map
             .values()
-            .flatten()
+            .flat_map(|t| &t.subs)
             .map(|s| (s.endpoint_id.clone(), s.updated_at_ms))
             .collect();
         let after: HashMap<String, u64> = fresh
@@ -207,7 +299,10 @@ impl SubscriptionIndex {
             .chain(before.keys().filter(|id| !after.contains_key(*id)).cloned())
             .collect();
         changed.sort();
-        *map = fresh;
+        *map = fresh
+            .into_iter()
+            .map(|(tenant, subs)| (tenant, Tenant::new(subs)))
+            .collect();
         changed
     }
 }
@@ -287,6 +382,60 @@ mod tests {
         idx.upsert(&big, 1);
         assert!(!idx.needs_content("t1", "order.created"));
         assert_eq!(ids(Some(&order(50))), vec!["ep_big", "ep_all"]);
+    }
+
+    #[test]
+    fn the_type_lookup_answers_as_a_scan_would() {
+        let patterns: [&[&str]; 10] = [
+            &["order.created"],
+            &["order.*"],
+            &["*"],
+            &["order*"],
+            &["hookline.*"],
+            &["hookline.endpoint.breaker_opened"],
+            &["x.y", "x.y"],
+            &["order.created", "*"],
+            &[],
+            &["a.b.c", "order.*"],
+        ];
+        let idx = SubscriptionIndex::new();
+        let mut configs: Vec<EndpointConfig> = (0..40)
+            .map(|i| cfg(&format!("ep_{i:02}"), "t", patterns[i % patterns.len()]))
+            .collect();
+        for c in &configs {
+            idx.upsert(c, 1);
+        }
+        let types = [
+            "order.created",
+            "order.updated",
+            "order",
+            "order*",
+            "x.y",
+            "hookline.endpoint.breaker_opened",
+            "hookline.endpoint.disabled",
+            "a.b.c",
+            "zzz",
+        ];
+        let check = |configs: &[EndpointConfig]| {
+            for event_type in types {
+                let scanned: Vec<(String, u32)> = configs
+                    .iter()
+                    .filter(|c| c.event_types.iter().any(|p| type_matches(p, event_type)))
+                    .map(|c| (c.id.clone(), 1))
+                    .collect();
+                assert_eq!(idx.matching("t", event_type, None), scanned, "{event_type}");
+            }
+        };
+        check(&configs);
+        // Changes reach the lookup: an endpoint's types changed, one removed.
+        configs[3].event_types = vec!["zzz".into()];
+        idx.upsert(&configs[3], 1);
+        let gone = configs.remove(7);
+        idx.remove(&gone.id);
+        check(&configs);
+        assert!(merged(&[1, 3, 5], &[2, 3, 6]).eq([1, 2, 3, 5, 6]));
+        assert!(merged(&[], &[4]).eq([4]));
+        assert!(merged(&[4], &[]).eq([4]));
     }
 
     #[test]
