@@ -331,8 +331,7 @@ for j = 1, nstats do
   end
   if fresh then
     redis.call('EXPIRE', key, ttl)
-    local oldest = redis.call('ZSCORE', dirty, endpoint)
-    if not oldest or tonumber(oldest) > minute then redis.call('ZADD', dirty, minute, endpoint) end
+    redis.call('ZADD', dirty, 'LT', minute, endpoint)
   end
 end
 return codes
