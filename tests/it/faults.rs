@@ -422,7 +422,8 @@ async fn not_ready_until_redis_answers_and_the_node_holds_its_lease_cycle() {
 /// Fencing: a node paused past its lease TTL (SIGSTOP) loses its shards to another node; when
 /// it resumes it starts no attempt on them (its local lease deadline has passed), and the
 /// results of the attempts it had in flight are refused by Redis (RECORD_ATTEMPT checks the
-/// lease holder), so the new owner's records stand. Duplicates: only those attempts in flight.
+/// lease holder) or dropped when its lease cycle finds the leases lost, so the new owner's
+/// records stand. Duplicates: only those attempts in flight.
 #[tokio::test]
 async fn a_paused_node_resumes_without_touching_shards_it_lost() {
     let redis = shared_redis_url();
@@ -475,9 +476,14 @@ async fn a_paused_node_resumes_without_touching_shards_it_lost() {
         "{requests} requests for {} events: more duplicates than the one attempt in flight at the pause",
         ids.len()
     );
+    // A resumed knowing it had lost the shards: either Redis refused the results it had in
+    // flight (the fence), or its lease cycle came first and stopped that work before the
+    // results were written (its renewals, all at once, can beat the in-flight answer).
     assert!(
-        a.logs().iter().any(|l| l.contains("not the lease holder")),
-        "A's late results were not refused"
+        a.logs()
+            .iter()
+            .any(|l| l.contains("not the lease holder") || l.contains("lost the lease of a shard")),
+        "A's late results were neither refused nor dropped with the lost lease"
     );
     b.assert_delivery_states().await;
 }
