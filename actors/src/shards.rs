@@ -98,8 +98,12 @@ impl ShardsState {
         }
         let mut failed = None;
         while let Some(joined) = renewals.join_next().await {
-            let (shard, sent, renewed) =
-                joined.map_err(|e| crate::StoreError::unavailable(&format!("lease renewal: {e}")))?;
+            // A renewal that panicked is an unknown outcome, like an error: its last deadline
+            // stands, and the other shards' outcomes are still taken.
+            let Ok((shard, sent, renewed)) = joined else {
+                failed = Some(crate::StoreError::unavailable("a lease renewal panicked"));
+                continue;
+            };
             match renewed {
                 Ok(true) => self.ctx.leases.renewed(shard, sent),
                 Ok(false) => {

@@ -88,7 +88,7 @@ impl RedisStore {
         let stored_since = hookline_actors::now_ms();
         for (id, _) in &scored {
             let event = self.keys.event(&endpoint.tenant, id);
-            let body = (fields.len() == 1)
+            let body = (fields.len() == 1 && self.bodies.enabled())
                 .then(|| self.bodies.get(&event, stored_since))
                 .flatten();
             match (&body, fields.len()) {
