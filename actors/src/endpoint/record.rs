@@ -322,8 +322,11 @@ impl EndpointState {
                             reason = %reason, "delivery dead-lettered"
                         );
                     }
+                    // A retry the actor may still be running for (kept alive, or lingering
+                    // past the keep-alive) gets its own wake-up, not the linger's end.
+                    let settings = &self.ctx.settings;
                     if let Next::RetryAt(at) = next {
-                        if at.saturating_sub(self.now()) <= self.ctx.settings.idle_keepalive_ms {
+                        if at.saturating_sub(self.now()) <= settings.idle_keepalive_ms.max(settings.idle_linger_ms) {
                             self.wake_at(myself, at);
                         }
                     }

@@ -34,23 +34,3 @@ async fn an_actor_whose_queue_went_empty_lingers_for_the_next_wake_then_settles_
     assert_eq!(memory.settled.lock().unwrap().len(), 1, "one settle as it stopped");
     assert_eq!(receiver.starts().len(), 2);
 }
-
-/// A retry due while the actor lingers (1 s, within the 5 s linger) is made at its time, not
-/// when the linger ends.
-#[tokio::test(start_paused = true)]
-async fn a_retry_due_during_the_linger_is_made_on_time() {
-    let clock = Arc::new(TokioClock::starting_at(START_MS));
-    let memory = Memory::with(endpoint(|c| c.retry_schedule_s = Some(vec![1])), 1);
-    let receiver = Receiver::new(clock.clone(), &[500], Duration::from_millis(5));
-    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
-    assert!(stopped, "the actor stops by itself once idle");
-    let records = memory.records();
-    assert_eq!(records.len(), 2, "{records:?}");
-    let Next::RetryAt(retry_at) = records[0].next else {
-        panic!("first attempt should be retried: {:?}", records[0].next)
-    };
-    let second = receiver.starts()[1];
-    assert!(second >= retry_at, "retried {} ms early", retry_at - second);
-    assert!(second <= retry_at + 50, "retried {} ms late", second - retry_at);
-    assert_eq!(records[1].next, Next::Delivered);
-}

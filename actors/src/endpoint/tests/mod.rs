@@ -20,6 +20,7 @@ mod linger;
 mod offline;
 mod pipelined;
 mod receiver;
+mod retries;
 
 const START_MS: u64 = 1_763_870_000_000;
 const SHARD: u32 = 3;
@@ -264,6 +265,16 @@ async fn start(
     clock: Arc<TokioClock>,
     stale: bool,
 ) -> (Arc<Ctx>, ActorRef<EndpointMsg>, tokio::task::JoinHandle<()>) {
+    start_with(memory, receiver, clock, stale, settings()).await
+}
+
+async fn start_with(
+    memory: Arc<Memory>,
+    receiver: Arc<Receiver>,
+    clock: Arc<TokioClock>,
+    stale: bool,
+    settings: NodeSettings,
+) -> (Arc<Ctx>, ActorRef<EndpointMsg>, tokio::task::JoinHandle<()>) {
     let stores = Stores {
         router: Arc::new(Offline),
         leases: Arc::new(Offline),
@@ -272,7 +283,7 @@ async fn start(
     let ctx = Arc::new(Ctx::new(
         stores,
         receiver,
-        settings(),
+        settings,
         Arc::new(SubscriptionIndex::new()),
         clock.clone(),
     ));
@@ -298,7 +309,20 @@ async fn run(
     clock: Arc<TokioClock>,
     at_most: Duration,
 ) -> (Arc<Ctx>, bool) {
-    let (ctx, actor, join) = start(memory, receiver, clock, false).await;
+    run_with(memory, receiver, clock, at_most, |_| {}).await
+}
+
+/// [`run`] with settings changed by `tweak`.
+async fn run_with(
+    memory: Arc<Memory>,
+    receiver: Arc<Receiver>,
+    clock: Arc<TokioClock>,
+    at_most: Duration,
+    tweak: impl FnOnce(&mut NodeSettings),
+) -> (Arc<Ctx>, bool) {
+    let mut settings = settings();
+    tweak(&mut settings);
+    let (ctx, actor, join) = start_with(memory, receiver, clock, false, settings).await;
     let stopped = tokio::time::timeout(at_most, join).await.is_ok();
     if !stopped {
         actor.stop_and_wait(None, None).await.unwrap();
@@ -359,32 +383,6 @@ async fn delivers_every_due_delivery_once_then_stops_idle() {
     sent.dedup();
     assert_eq!(sent.len(), 25, "each delivery attempted exactly once");
     assert!(memory.queue.lock().unwrap().is_empty());
-}
-
-#[tokio::test(start_paused = true)]
-async fn a_failed_attempt_is_retried_at_its_scheduled_time() {
-    let clock = Arc::new(TokioClock::starting_at(START_MS));
-    let memory = Memory::with(endpoint(|c| c.retry_schedule_s = Some(vec![10])), 1);
-    let receiver = Receiver::new(clock.clone(), &[500], Duration::from_millis(5));
-    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
-    assert!(stopped, "the actor stops by itself once idle");
-    let records = memory.records();
-    assert_eq!(records.len(), 2, "{records:?}");
-    let Next::RetryAt(retry_at) = records[0].next else {
-        panic!("first attempt should be retried: {:?}", records[0].next)
-    };
-    // 10 s ± 20% jitter after the first attempt ended.
-    let first = receiver.starts()[0];
-    assert!(
-        (first + 8_000..=first + 12_100).contains(&retry_at),
-        "retry at +{} ms",
-        retry_at - first
-    );
-    let second = receiver.starts()[1];
-    assert!(second >= retry_at, "retried {} ms early", retry_at - second);
-    assert!(second <= retry_at + 50, "retried {} ms late", second - retry_at);
-    assert_eq!(records[1].next, Next::Delivered);
-    assert_eq!(records[1].number, 2);
 }
 
 #[tokio::test(start_paused = true)]
