@@ -75,9 +75,17 @@ async fn slow_clients_are_closed_within_their_timeouts_while_ingest_keeps_answer
         stalled.push(s);
     }
     let opened_in = started.elapsed();
+    // The kernel has them all; the node accepts them as fast as a busy machine lets it (well
+    // before the first header timeout, 5 s).
+    let held = last_reading(
+        Duration::from_secs(3),
+        || async { open_files(pid) },
+        |n| *n >= idle + 2_000,
+    )
+    .await;
     assert!(
-        open_files(pid) >= idle + 2_000,
-        "the node did not hold the slow connections open"
+        held >= idle + 2_000,
+        "the node did not hold the slow connections open: {held} files, {idle} when idle"
     );
 
     // Ordinary ingest beside them, for longer than both timeouts.
