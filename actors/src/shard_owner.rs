@@ -128,8 +128,14 @@ impl ShardOwnerState {
                             next = next.min(due);
                             break 'pages;
                         }
-                        // Running actors are woken too: none of them hides the rest.
-                        self.ensure_running(myself, &id).await;
+                        // A running actor's entry is left as it is (it settles the entry when
+                        // it stops): the actor looks at its queue itself whenever work is added
+                        // (the router's and replays' wakes, its own timers, the settle at the
+                        // end of its linger), so a wake from here would only cost it an empty
+                        // pull. Nor does it hide the entries after it.
+                        if !self.endpoints.contains_key(&id) {
+                            self.ensure_running(myself, &id).await;
+                        }
                     }
                     if !full {
                         break;

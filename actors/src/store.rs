@@ -98,6 +98,19 @@ pub trait LeaseStore: Send + Sync + 'static {
     async fn announce_work(&self, pairs: &[(String, u32)]) -> StoreResult<()>;
 }
 
+/// What recording an attempt did to its delivery ([`EndpointStore::record_attempts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// As the attempt decided: settled, or queued again at its retry time.
+    AsDecided,
+    /// Replayed while the attempt ran: the replay wins, and the delivery is queued again, due
+    /// now (the actor pulls it again even if its last pull found the queue drained).
+    Requeued,
+    /// Its endpoint was deleted meanwhile and the delivery already marked dead
+    /// (`endpoint_deleted`): only a success would have changed that.
+    KeptDead,
+}
+
 /// A window of an endpoint's queue, as [`EndpointStore::pull_window`] read it.
 #[derive(Debug, Clone, Default)]
 pub struct PulledWindow {
@@ -141,7 +154,7 @@ pub trait EndpointStore: Send + Sync + 'static {
         endpoint: &EndpointConfig,
         shard: u32,
         finished: &[FinishedAttempt],
-    ) -> Vec<StoreResult<()>>;
+    ) -> Vec<StoreResult<Recorded>>;
 
     /// The endpoint actor is about to stop: set the shard's due entry for the endpoint to its
     /// earliest queued delivery, but not before `not_before_ms` (an open breaker's next probe),

@@ -213,13 +213,17 @@ fn redis_info(url: &str, section: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Sum of `calls` over `INFO commandstats`.
-fn redis_calls(url: &str) -> Option<u64> {
+/// `calls` of each command in `INFO commandstats` (calls inside scripts counted one by one).
+fn redis_calls(url: &str) -> Option<std::collections::BTreeMap<String, u64>> {
     let text = redis_info(url, "commandstats")?;
     Some(
         text.lines()
-            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
-            .sum(),
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.strip_prefix("calls=")?.split(',').next()?.parse::<u64>().ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect(),
     )
 }
 
@@ -609,7 +613,17 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
         summary["delivery_vs_ceiling"] = json!(delivered as f64 / total_s / ceiling);
     }
     if let (Some(before), Some(after)) = (calls_before, opts.redis_url.as_deref().and_then(redis_calls)) {
-        summary["redis_commands_per_delivery"] = json!((after - before) as f64 / delivered.max(1) as f64);
+        let per_delivery = |n: u64| n as f64 / delivered.max(1) as f64;
+        let total = |calls: &std::collections::BTreeMap<String, u64>| calls.values().sum::<u64>();
+        summary["redis_commands_per_delivery"] = json!(per_delivery(total(&after) - total(&before)));
+        // Which commands they were (those at ≥ 0.01 per delivery): where to look for the next cut.
+        let by_name: serde_json::Map<String, Value> = after
+            .iter()
+            .map(|(name, n)| (name, per_delivery(n - before.get(name).copied().unwrap_or(0))))
+            .filter(|(_, n)| *n >= 0.01)
+            .map(|(name, n)| (name.clone(), json!((n * 100.0).round() / 100.0)))
+            .collect();
+        summary["redis_commands_by_name"] = Value::Object(by_name);
     }
     if let (Some(before), Some(after)) = (redis_cpu_before, opts.redis_url.as_deref().and_then(redis_cpu_seconds)) {
         summary["redis_cpu_s_per_10k"] = json!((after - before) * 10_000.0 / delivered.max(1) as f64);

@@ -4,7 +4,7 @@
 use super::RedisStore;
 use hookline_actors::limiter::BucketRecord;
 use hookline_actors::model::{FinishedAttempt, HealthRecord};
-use hookline_actors::store::{PulledWindow, StoreResult};
+use hookline_actors::store::{PulledWindow, Recorded, StoreResult};
 use hookline_actors::{EndpointConfig, EndpointStore, LeaseStore, RoutedEvent, RouterStore, StreamEvent};
 
 #[async_trait::async_trait]
@@ -94,7 +94,7 @@ impl EndpointStore for RedisStore {
         endpoint: &EndpointConfig,
         shard: u32,
         finished: &[FinishedAttempt],
-    ) -> Vec<StoreResult<()>> {
+    ) -> Vec<StoreResult<Recorded>> {
         let results = RedisStore::record_attempts(self, owner, endpoint, shard, finished).await;
         results.into_iter().map(|r| r.map_err(Into::into)).collect()
     }

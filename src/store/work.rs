@@ -7,7 +7,7 @@ use fred::prelude::*;
 use fred::types::Value;
 use hookline_actors::limiter::BucketRecord;
 use hookline_actors::model::{FinishedAttempt, HealthRecord, Next, QueuedDelivery};
-use hookline_actors::store::PulledWindow;
+use hookline_actors::store::{PulledWindow, Recorded};
 use hookline_actors::EndpointConfig;
 use std::sync::Arc;
 
@@ -164,7 +164,7 @@ impl RedisStore {
         endpoint: &EndpointConfig,
         shard: u32,
         finished: &[FinishedAttempt],
-    ) -> Vec<Result<()>> {
+    ) -> Vec<Result<Recorded>> {
         // With `redis.wait_replicas`, the calls share one connection and the replicas confirm
         // them before any counts as recorded (without it, each takes the pool's next one).
         let replicated = self.replicated();
@@ -177,15 +177,26 @@ impl RedisStore {
                 if reply.as_i64() == Some(-1) {
                     return Err(Error::Fenced(shard));
                 }
-                match reply.into_array().len() {
-                    n if n == chunk.len() => Ok(()),
-                    _ => Err(Error::corrupt("record_attempt reply")),
+                let codes = reply.into_array();
+                if codes.len() != chunk.len() {
+                    return Err(Error::corrupt("record_attempt reply"));
                 }
+                Ok(codes
+                    .iter()
+                    .map(|code| match code.as_i64() {
+                        Some(2) => Recorded::Requeued,
+                        Some(0) => Recorded::KeptDead,
+                        _ => Recorded::AsDecided,
+                    })
+                    .collect::<Vec<_>>())
             };
             // A call is one script: its records are written, or refused, together.
-            std::iter::repeat_n(written.await, chunk.len())
+            match written.await {
+                Ok(each) => each.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e); chunk.len()],
+            }
         });
-        let mut results: Vec<Result<()>> = join_all(calls).await.into_iter().flatten().collect();
+        let mut results: Vec<Result<Recorded>> = join_all(calls).await.into_iter().flatten().collect();
         if let (Some(on), true) = (&replicated, results.iter().any(|r| r.is_ok())) {
             let slot = fred::util::redis_keyslot(self.keys.queue(shard, &endpoint.id).as_bytes());
             if let Err(e) = self.confirm_replicated(on, [slot]).await {

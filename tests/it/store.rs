@@ -4,6 +4,7 @@ use crate::support::*;
 use fred::prelude::*;
 use hookline::config::Config;
 use hookline::store::RedisStore;
+use hookline_actors::store::Recorded;
 
 /// A store on the shared Redis under `prefix`, its config, and a plain client beside it.
 pub(crate) async fn connect(prefix: &str) -> (Config, std::sync::Arc<RedisStore>, fred::clients::Client) {
@@ -32,7 +33,7 @@ pub(crate) async fn record(
     number: u32,
     attempt: &hookline_actors::model::AttemptRecord,
     next: &hookline_actors::model::Next,
-) -> Result<(), hookline::store::Error> {
+) -> Result<Recorded, hookline::store::Error> {
     let finished = hookline_actors::model::FinishedAttempt {
         event_id: event_id.to_string(),
         number,
@@ -290,8 +291,9 @@ async fn an_attempt_finishing_after_deletion_cannot_revive_a_dropped_delivery() 
     assert_eq!(second.status, "delivered");
 }
 
-/// Routing trims a busy endpoint's delivery log as it writes it (up to twice what it adds), so
-/// the log stays bounded even when the janitor visits rarely.
+/// Routing trims a busy endpoint's delivery log as it writes it, so the log stays bounded even
+/// when the janitor visits rarely: one call in eight (by the ingest ms of its earliest new
+/// delivery) trims up to sixteen times what it adds, the others trim nothing.
 #[tokio::test]
 async fn routing_trims_the_delivery_log_as_it_grows() {
     let prefix = unique_prefix("logtrim");
@@ -299,24 +301,39 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
     let endpoint_id = hookline::ids::new_endpoint_id();
     let shard = hookline_actors::shard::shard_of(&endpoint_id, cfg.shards.count);
     let log = store.keys().delivery_log(shard, &endpoint_id);
-    for i in 0..5 {
+    for i in 0..40 {
         // Entries from 1970: far past retention.
         let _: () = client
             .zadd(&log, None, None, false, false, (i as f64, format!("evt_old{i}")))
             .await
             .unwrap();
     }
-    let events: Vec<String> = (0..2)
-        .map(|_| hookline::ids::new_event_id(hookline_actors::now_ms()))
-        .collect();
-    store.route(&routed_to(&endpoint_id, shard, &events)).await.unwrap();
-    let left: Vec<String> = client.zrange(&log, 0, -1, None, false, None, false).await.unwrap();
+    let at_ms = |remainder: u64| hookline_actors::now_ms() / 8 * 8 + remainder;
+    let route_two_at = |ms: u64| {
+        let events: Vec<String> = (0..2).map(|_| hookline::ids::new_event_id(ms)).collect();
+        let mut routed = routed_to(&endpoint_id, shard, &events);
+        for (i, r) in routed.iter_mut().enumerate() {
+            r.event.stream_id = format!("{ms}-{i}");
+        }
+        routed
+    };
+    let log_now = || async {
+        client
+            .zrange::<Vec<String>, _, _, _>(&log, 0, -1, None, false, None, false)
+            .await
+            .unwrap()
+    };
+
+    store.route(&route_two_at(at_ms(1))).await.unwrap();
+    assert_eq!(log_now().await.len(), 42, "a call off the one-in-eight trims nothing");
+    store.route(&route_two_at(at_ms(8))).await.unwrap();
+    let left = log_now().await;
     assert_eq!(
         left.len(),
-        3,
-        "2 new + 1 of the 5 old (4 trimmed for 2 added): {left:?}"
+        12,
+        "4 new + 8 of the 40 old (32, sixteen times the 2 added, trimmed): {left:?}"
     );
-    assert_eq!(left[0], "evt_old4");
+    assert_eq!(left[0], "evt_old32");
 }
 
 /// A store on a fresh prefix with `n` deliveries routed to one endpoint, and the shard's lease
@@ -440,8 +457,18 @@ async fn a_batch_of_attempts_is_recorded_in_one_call_as_each_alone_would_be() {
     })
     .collect();
     let results = store.record_attempts(&token, &endpoint, shard, &batch).await;
-    assert_eq!(results.len(), 5);
-    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let outcomes: Vec<Recorded> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Recorded::AsDecided,
+            Recorded::AsDecided,
+            Recorded::AsDecided,
+            Recorded::Requeued,
+            Recorded::AsDecided
+        ],
+        "the replay that won is told to the actor (it pulls again)"
+    );
 
     let status = |i: usize| {
         let store = store.clone();

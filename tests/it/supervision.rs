@@ -47,7 +47,7 @@ impl EndpointStore for PanicOnce {
         e: &EndpointConfig,
         s: u32,
         f: &[FinishedAttempt],
-    ) -> Vec<StoreResult<()>> {
+    ) -> Vec<StoreResult<hookline_actors::store::Recorded>> {
         if *self.target.lock().unwrap() == e.id {
             if self.armed.swap(false, Ordering::SeqCst) {
                 panic!("injected crash of the endpoint actor");

@@ -67,7 +67,7 @@ pub enum EndpointMsg {
     Recorded {
         batch: Vec<(FinishedAttempt, Outcome)>,
         tenant: String,
-        results: Result<Vec<StoreResult<()>>, String>,
+        results: Result<Vec<StoreResult<crate::store::Recorded>>, String>,
     },
     /// Start nothing new; answer once nothing is in flight, then stop.
     Drain(RpcReplyPort<()>),
@@ -119,6 +119,8 @@ impl Actor for EndpointActor {
             token_confirmed: false,
             timer: None,
             idle_since: None,
+            worked: false,
+            drained: false,
             drain_waiters: Vec::new(),
             draining: false,
             probe: None,
@@ -137,6 +139,7 @@ impl Actor for EndpointActor {
         match msg {
             EndpointMsg::Wake => {
                 state.timer = None;
+                state.drained = false;
                 state.fill(&myself).await;
             }
             EndpointMsg::ConfigChanged => {
@@ -154,7 +157,7 @@ impl Actor for EndpointActor {
                         state.probe = None;
                     }
                 }
-                state.window.clear();
+                state.drop_window();
                 state.fill(&myself).await;
             }
             EndpointMsg::AttemptDone {

@@ -10,7 +10,7 @@ use crate::breaker::BreakerState;
 use crate::model::{AttemptRecord, DeadReason, EndpointConfig, FinishedAttempt, Next};
 use crate::names::MetricLabels;
 use crate::outcome::{classify, Outcome};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{Recorded, StoreError, StoreResult};
 use crate::transport::AttemptResponse;
 use ractor::ActorRef;
 
@@ -283,7 +283,7 @@ impl EndpointState {
         myself: &ActorRef<EndpointMsg>,
         batch: Vec<(FinishedAttempt, Outcome)>,
         tenant: String,
-        results: Vec<StoreResult<()>>,
+        results: Vec<StoreResult<Recorded>>,
     ) {
         self.recording = None;
         let mut failed = false;
@@ -311,8 +311,11 @@ impl EndpointState {
             };
             let delivery_id = crate::model::delivery_id(&cfg.id, &event_id);
             match result {
-                Ok(()) => {
+                Ok(recorded) => {
                     self.token_confirmed = true;
+                    if recorded == Recorded::Requeued {
+                        self.drained = false;
+                    }
                     self.count_recorded(&outcome, &next, &event_id, attempts, labels, &cfg.tenant);
                     if let Next::Dead(reason) = &next {
                         *dead.entry(reason.to_string()).or_default() += 1;
@@ -350,7 +353,7 @@ impl EndpointState {
             self.note_dead_letters(dead.into_iter().collect()).await;
         }
         if failed {
-            self.window.clear();
+            self.drop_window();
             self.retry_soon(myself);
             self.finish_drain_if_idle(myself);
             return;

@@ -67,6 +67,15 @@ pub struct EndpointState {
     pub(super) timer: Option<(u64, Timer)>,
     /// Since when the queue has been empty and nothing busy (`idle_linger_ms`), if it is.
     pub(super) idle_since: Option<u64>,
+    /// It has started an attempt since it started: only then does it linger when the queue
+    /// empties (an actor started for nothing, e.g. by a config change, settles at once).
+    pub(super) worked: bool,
+    /// Its last pull took everything then due (fewer than it asked for), and nothing has
+    /// woken it since: the next fill need not ask the queue again. What adds work wakes the
+    /// actor (the router, a replay, its own retry timers, a record that a replay requeued), and
+    /// the settle at the linger's end reads the queue anyway. Never set for an ordered
+    /// endpoint (it pulls its head each time).
+    pub(super) drained: bool,
     pub(super) drain_waiters: Vec<RpcReplyPort<()>>,
     pub(super) draining: bool,
     /// The breaker and the rate limiter.
@@ -188,6 +197,13 @@ impl EndpointState {
         self.timer = Some((due_ms, handle));
     }
 
+    /// Drop the deliveries pulled but not started: they are still queued, so the next fill
+    /// pulls again.
+    pub(super) fn drop_window(&mut self) {
+        self.window.clear();
+        self.drained = false;
+    }
+
     /// Try again after the store failed.
     pub(super) fn retry_soon(&mut self, myself: &ActorRef<EndpointMsg>) {
         let at = self.now() + STORE_RETRY_MS;
@@ -213,7 +229,7 @@ impl EndpointState {
             return;
         };
         if cfg.disabled {
-            self.window.clear();
+            self.drop_window();
             if !self.busy() {
                 self.go_idle(myself, true, 0, None).await;
             }
@@ -228,7 +244,7 @@ impl EndpointState {
                 self.go_idle(myself, false, 0, None).await;
                 return;
             }
-            if !self.pull(myself, &cfg, max).await {
+            if !self.drained && !self.pull(myself, &cfg, max).await {
                 return;
             }
         }
@@ -265,12 +281,12 @@ impl EndpointState {
     async fn may_pull(&mut self, myself: &ActorRef<EndpointMsg>) -> bool {
         let now = self.now();
         if !self.lease_valid(now) {
-            self.window.clear();
+            self.drop_window();
             self.wake_at(myself, now + LEASE_RECHECK_MS);
             return false;
         }
         if let Admit::NotBefore(t) = self.gates.breaker.peek(now) {
-            self.window.clear();
+            self.drop_window();
             if !self.busy() && t > now + self.ctx.settings.idle_keepalive_ms {
                 self.go_idle(myself, false, t, None).await;
             } else {
@@ -294,6 +310,7 @@ impl EndpointState {
             .await
         {
             Ok(pulled) => {
+                self.drained = !cfg.ordered && pulled.deliveries.len() < limit;
                 let max_hold = self.ctx.settings.ordered_hold_max_ms();
                 self.window.extend(ordered::hold_head(pulled, now, max_hold, &cfg.id));
                 true
@@ -339,7 +356,7 @@ impl EndpointState {
                 blocked => {
                     let head = front.event_id.clone();
                     if !ask.lease_valid || matches!(blocked, Admission::Head(_)) {
-                        self.window.clear();
+                        self.drop_window();
                     }
                     return Some((blocked, head));
                 }
@@ -355,7 +372,7 @@ impl EndpointState {
         match blocked {
             Some((Admission::Until(t), _)) if !self.busy() && t > now + keepalive => {
                 // Long wait (an open breaker): stop, and let the due set bring us back then.
-                self.window.clear();
+                self.drop_window();
                 self.go_idle(myself, false, t, None).await;
             }
             Some((Admission::Head(t), head)) if t > now + keepalive => {
@@ -365,6 +382,9 @@ impl EndpointState {
             }
             Some((Admission::Until(t) | Admission::Head(t), _)) => self.wake_at(myself, t),
             Some((Admission::AwaitProbe | Admission::Start { .. }, _)) => {}
+            None if !self.busy() && self.window.is_empty() && !self.worked => {
+                self.go_idle(myself, false, 0, None).await;
+            }
             None if !self.busy() && self.window.is_empty() => self.linger(myself).await,
             None => {}
         }
@@ -391,6 +411,7 @@ impl EndpointState {
     fn start_attempt(&mut self, myself: &ActorRef<EndpointMsg>, cfg: &EndpointConfig, delivery: QueuedDelivery) {
         let Some(mut body) = delivery.body else { return };
         self.idle_since = None;
+        self.worked = true;
         let transform = cfg.transform.as_ref().map(|program| TransformSpec {
             program: program.clone(),
             event: body.clone(),
@@ -524,7 +545,7 @@ impl EndpointState {
         let (event_id, number) = (&finished.event_id, finished.number);
         let delivery_id = crate::model::delivery_id(&cfg.id, event_id);
         match written {
-            Ok(()) => {
+            Ok(_) => {
                 super::record::count_dead_letter(self.ctx.settings.metric_labels, &cfg.tenant, "expired");
                 self.note_dead_letters(vec![(DeadReason::EventExpired.to_string(), 1)])
                     .await;

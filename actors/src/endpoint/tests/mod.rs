@@ -120,7 +120,7 @@ impl EndpointStore for Memory {
         _: &EndpointConfig,
         _: u32,
         finished: &[FinishedAttempt],
-    ) -> Vec<StoreResult<()>> {
+    ) -> Vec<StoreResult<crate::store::Recorded>> {
         let delay = *self.record_delay_ms.lock().unwrap();
         tokio::time::sleep(Duration::from_millis(delay)).await;
         if let Err(e) = self.fence() {
@@ -138,7 +138,7 @@ impl EndpointStore for Memory {
             }
             self.records.lock().unwrap().push(f.clone());
         }
-        finished.iter().map(|_| Ok(())).collect()
+        finished.iter().map(|_| Ok(crate::store::Recorded::AsDecided)).collect()
     }
 
     async fn settle_idle(
