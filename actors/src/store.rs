@@ -122,6 +122,11 @@ pub struct PulledWindow {
     /// `endpoint::ordered`.
     pub routing_mark: Option<String>,
     pub head_order: Option<f64>,
+    /// Not ordered: when the earliest delivery not due yet (and not excluded) comes due, if the
+    /// pull saw one (it reads on past the due ones in the same command). A pull that took all
+    /// due work relies on it: a retry inherited from an earlier owner, or a delivery whose
+    /// ingest time is ahead of this node's clock, gets a timer, not a wait for a wake.
+    pub next_due_ms: Option<u64>,
 }
 
 /// What an endpoint actor needs: its config, its queue, its records, its health.
@@ -135,8 +140,9 @@ pub trait EndpointStore: Send + Sync + 'static {
     async fn get_endpoint(&self, endpoint_id: &str) -> StoreResult<Option<EndpointConfig>>;
 
     /// Up to `limit` deliveries of the endpoint that are due at `now_ms`, oldest first,
-    /// skipping the ones in `exclude` (in flight). An ordered endpoint gets its head only, due
-    /// or not (`not_before_ms` is its retry time), with the routing mark.
+    /// skipping the ones in `exclude` (in flight), and when the next one comes due if fewer
+    /// than `limit` are (`next_due_ms`). An ordered endpoint gets its head only, due or not
+    /// (`not_before_ms` is its retry time), with the routing mark.
     async fn pull_window(
         &self,
         endpoint: &EndpointConfig,

@@ -29,7 +29,10 @@ impl RedisStore {
             let _: () = pipeline.get(self.keys.lease(shard)).await?;
         }
         let holders: Vec<Value> = pipeline.all().await?;
-        Ok(holders.iter().map(text).collect())
+        Ok(holders
+            .iter()
+            .map(|token| text(token).map(|t| super::leases::lease_node(&t).to_string()))
+            .collect())
     }
 
     /// How many deliveries each `(shard, endpoint id)` has queued, in order.

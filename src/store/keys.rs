@@ -47,8 +47,8 @@
 //! | `P:nodes` | zset | node id → last heartbeat (ms) |
 //! | `P:changes` | pub/sub channel | endpoint ids whose config changed |
 //! | `P:work` | pub/sub channel | `<shard>:<endpoint id>` lines: new work for shards another node holds (routing, replays) |
-//! | `P:{shN}:lease` | string, PX TTL | holder node id |
-//! | `P:{shN}:epoch` | counter | lease acquisitions of shard N: with the holder, the fencing token `node#epoch` |
+//! | `P:{shN}:lease` | string, PX TTL | the holder's fencing token `node#epoch` (the fence of an actor's writes is one GET) |
+//! | `P:{shN}:epoch` | counter | lease acquisitions of shard N: the epoch of the next holder's token |
 //! | `P:{shN}:due` | zset | endpoint id → earliest due time of its queue (ms) |
 //! | `P:{shN}:ep:<ep>:q` | zset | event ids of pending deliveries → due time (ms) |
 //! | `P:{shN}:ep:<ep>:d:<evt>` | hash, TTL retention | delivery status, attempts, `a<N>` attempt logs, `created_ms`, `order`; written by the first recorded attempt (a delivery only queued has none: the log lists it) |

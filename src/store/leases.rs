@@ -6,50 +6,68 @@ use fred::types::scripts::Script;
 use fred::types::Value;
 use std::sync::LazyLock;
 
+/// A shard's lease holds its holder's fencing token, `node#epoch` (`LeaseClock::token`): the
+/// fence of every write under it (`scripts::fenced`) is then one GET. The epoch is counted in
+/// the shard's epoch key, which outlives the lease. This Lua function, put before each lease
+/// script, reads the holder's node id from the lease (nil when free).
+const HOLDER: &str = r#"
+local function holder_of(lease)
+  local token = redis.call('GET', lease)
+  if not token then return nil, nil end
+  local node, epoch = string.match(token, '^(.*)#(%d+)$')
+  return node or token, epoch
+end
+"#;
+
 /// KEYS: lease, epoch. ARGV: node id, ttl ms. Takes a free lease (a new epoch) or renews our
 /// own (the same epoch). Returns the epoch while held, nil when another node holds it.
 pub static HOLD_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
+    Script::from_lua(format!(
+        r#"{HOLDER}
+local node, epoch = holder_of(KEYS[1])
+if node == ARGV[1] and epoch then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  local epoch = redis.call('GET', KEYS[2])
-  if epoch then return tonumber(epoch) end
-  return redis.call('INCR', KEYS[2])
+  return tonumber(epoch)
 end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return redis.call('INCR', KEYS[2])
+if not node then
+  local next_epoch = redis.call('INCR', KEYS[2])
+  redis.call('SET', KEYS[1], ARGV[1] .. '#' .. next_epoch, 'PX', ARGV[2])
+  return next_epoch
 end
 return false
-"#,
-    )
+"#
+    ))
 });
 
 /// KEYS: lease. ARGV: node id, ttl ms. Renews the lease only if we hold it (a lease that
 /// lapsed is not silently taken again: the work done under it must stop first). 1 = renewed.
 pub static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
+    Script::from_lua(format!(
+        r#"{HOLDER}
+local node, epoch = holder_of(KEYS[1])
+if node == ARGV[1] and epoch then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   return 1
 end
 return 0
-"#,
-    )
+"#
+    ))
 });
 
 /// KEYS: lease. ARGV: node id. Deletes the lease only if we hold it.
 pub static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+    Script::from_lua(format!(
+        r#"{HOLDER}
+if holder_of(KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-"#,
-    )
+"#
+    ))
 });
+
+/// The node id in a lease's value (`node#epoch`).
+pub(super) fn lease_node(token: &str) -> &str {
+    token.rsplit_once('#').map_or(token, |(node, _)| node)
+}
 
 /// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns {live nodes, this node's rank among
 /// their ids in sorted order} (the rank decides who holds one shard more; see `fair_share`).

@@ -85,12 +85,12 @@ return used
 });
 
 /// The lease fence every write of an endpoint actor passes (RECORD_ATTEMPT, SETTLE_IDLE,
-/// FENCED_SET): `body` runs only if the token in ARGV[`token`] is `holder#epoch` as read from
-/// KEYS[`lease`] and KEYS[`epoch`]; otherwise the script returns -1 and writes nothing.
-fn fenced(lease: usize, epoch: usize, token: usize, body: &str) -> Script {
+/// FENCED_SET): `body` runs only if the token in ARGV[`token`] is the lease's value in
+/// KEYS[`lease`], `holder#epoch` (`leases.rs`): one GET; otherwise the script returns -1 and
+/// writes nothing.
+fn fenced(lease: usize, token: usize, body: &str) -> Script {
     Script::from_lua(format!(
-        "if ((redis.call('GET', KEYS[{lease}]) or '') .. '#' .. (redis.call('GET', KEYS[{epoch}]) or '')) \
-         ~= ARGV[{token}] then return -1 end\n{body}"
+        "if redis.call('GET', KEYS[{lease}]) ~= ARGV[{token}] then return -1 end\n{body}"
     ))
 }
 
@@ -178,43 +178,64 @@ return acked
     )
 });
 
-/// KEYS: queue, due, delivery log. ARGV: endpoint id, retention s, now ms, then (event id,
-/// score) × n. Creates each delivery only if the endpoint's delivery log (for
+/// KEYS: the shard's due set, then for each endpoint of the shard in the batch: its queue, its
+/// delivery log. ARGV: retention s, now ms, then for each endpoint: its id, n, and n (event id,
+/// score) pairs. One call per shard per routed batch (every key shares the shard's hash tag),
+/// so a batch spread over many endpoints costs one script call and one due-set write per
+/// shard, not per endpoint. Creates each delivery only if the endpoint's delivery log (for
 /// `GET …/deliveries`) does not list it yet, so routing an event twice queues nothing twice:
 /// the log lists every delivery for as long as the stream keeps its event (both are trimmed by
 /// retention), and only a stream entry can be routed again. A delivery is its log entry and
 /// its place in the queue: its record (`status`, attempts, …) is written by its first
 /// recorded attempt (RECORD_ATTEMPT), and until then readers take a delivery the log lists
-/// without a record as pending (`deliveries::pending_row`). Keeps a busy endpoint's log
-/// bounded between janitor visits: one call in eight (those whose earliest new delivery's
-/// ingest ms is a multiple of 8, so spread like the events) trims up to sixteen times as many
-/// log entries older than retention as it adds, twice as many on average, and the other calls
-/// spare the ZCOUNT. Returns the number created.
+/// without a record as pending (`deliveries::pending_row`). Each endpoint with new work gets
+/// its due entry lowered to its earliest new delivery (all in one ZADD). Keeps a busy
+/// endpoint's log bounded between janitor visits: one endpoint's part in eight (those whose
+/// earliest new delivery's ingest ms is a multiple of 8, so spread like the events) trims up to
+/// sixteen times as many log entries older than retention as it adds, twice as many on
+/// average, and the others spare the ZCOUNT. Returns the number created.
 pub static ROUTE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local created = 0
-local earliest = nil
-for j = 4, #ARGV, 2 do
-  if redis.call('ZADD', KEYS[3], 'NX', ARGV[j + 1], ARGV[j]) == 1 then
-    redis.call('ZADD', KEYS[1], ARGV[j + 1], ARGV[j])
-    created = created + 1
-    local score = tonumber(ARGV[j + 1])
-    if earliest == nil or score < earliest then earliest = score end
+local due = {}
+local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[1]) * 1000
+local a = 3
+for e = 2, #KEYS, 2 do
+  local queue, log = KEYS[e], KEYS[e + 1]
+  local endpoint, n = ARGV[a], tonumber(ARGV[a + 1])
+  a = a + 2
+  local added = 0
+  local earliest = nil
+  for j = a, a + 2 * n - 1, 2 do
+    if redis.call('ZADD', log, 'NX', ARGV[j + 1], ARGV[j]) == 1 then
+      redis.call('ZADD', queue, ARGV[j + 1], ARGV[j])
+      added = added + 1
+      local score = tonumber(ARGV[j + 1])
+      if earliest == nil or score < earliest then earliest = score end
+    end
   end
+  a = a + 2 * n
+  if earliest then
+    due[#due + 1] = earliest
+    due[#due + 1] = endpoint
+    if math.floor(earliest) % 8 == 0 then
+      local old = redis.call('ZCOUNT', log, '-inf', cutoff)
+      if old > 16 * added then old = 16 * added end
+      if old > 0 then redis.call('ZREMRANGEBYRANK', log, 0, old - 1) end
+    end
+  end
+  created = created + added
 end
-if earliest then redis.call('ZADD', KEYS[2], 'LT', earliest, ARGV[1]) end
-if created > 0 and math.floor(earliest) % 8 == 0 then
-  local old = redis.call('ZCOUNT', KEYS[3], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[2]) * 1000)
-  if old > 16 * created then old = 16 * created end
-  if old > 0 then redis.call('ZREMRANGEBYRANK', KEYS[3], 0, old - 1) end
+for first = 1, #due, 1000 do
+  redis.call('ZADD', KEYS[1], 'LT', unpack(due, first, math.min(first + 999, #due)))
 end
 return created
 "#,
     )
 });
 
-/// KEYS: queue, dead letters, shard lease, lease epoch, delivery record × n, unrolled stats
+/// KEYS: queue, dead letters, shard lease, delivery record × n, unrolled stats
 /// bucket × m, the shard's stats dirty set. ARGV: fencing token `node#epoch`, retention s, keep
 /// place 0|1, then for each record 8 values: event id, status (delivered|failed|dead),
 /// attempts, attempt JSON, attempt start ms, next due ms, reason, and the queue score of a
@@ -248,16 +269,15 @@ return created
 pub static RECORD_ATTEMPT: LazyLock<Script> = LazyLock::new(|| {
     fenced(
         3,
-        4,
         1,
         r#"
 local retention = ARGV[2]
 local keep_place = ARGV[3]
 local nstats = tonumber(ARGV[#ARGV])
-local nrec = #KEYS - 5 - nstats
+local nrec = #KEYS - 4 - nstats
 local codes = {}
-for i = 5, 4 + nrec do
-  local a = 3 + (i - 5) * 8
+for i = 4, 3 + nrec do
+  local a = 3 + (i - 4) * 8
   local record = KEYS[i]
   local id, status, n, json, at, next_ms, reason, new =
     ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8]
@@ -322,7 +342,7 @@ end
 local a = 4 + nrec * 8
 local dirty, ttl, endpoint = KEYS[#KEYS], ARGV[#ARGV - 2], ARGV[#ARGV - 1]
 for j = 1, nstats do
-  local key = KEYS[4 + nrec + j]
+  local key = KEYS[3 + nrec + j]
   local minute = tonumber(ARGV[a])
   local n = tonumber(ARGV[a + 1])
   a = a + 2
@@ -341,7 +361,7 @@ return codes
     )
 });
 
-/// KEYS: queue, due, shard lease, lease epoch[, head delivery record]. ARGV: endpoint id,
+/// KEYS: queue, due, shard lease[, head delivery record]. ARGV: endpoint id,
 /// paused 0|1, not-before ms (0: none), fencing token `node#epoch`[, head event id]. Fenced
 /// like RECORD_ATTEMPT: -1 and nothing written unless the token is the current holder's. Sets the endpoint's due entry to its earliest queued delivery
 /// (but not before not-before), or removes it, in the same step as reading the queue, so work
@@ -352,7 +372,6 @@ pub static SETTLE_IDLE: LazyLock<Script> = LazyLock::new(|| {
     fenced(
         3,
         4,
-        4,
         r#"
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #head == 0 or ARGV[2] == '1' then
@@ -362,10 +381,10 @@ if #head == 0 or ARGV[2] == '1' then
 end
 local due = tonumber(head[2])
 local not_before = tonumber(ARGV[3])
-if #KEYS == 5 then
+if #KEYS == 4 then
   not_before = 0
   if head[1] == ARGV[5] then
-    not_before = tonumber(redis.call('HGET', KEYS[5], 'next_ms') or '0')
+    not_before = tonumber(redis.call('HGET', KEYS[4], 'next_ms') or '0')
   end
 end
 if not_before > due then due = not_before end
@@ -375,14 +394,13 @@ return tostring(due)
     )
 });
 
-/// KEYS: key, shard lease, lease epoch. ARGV: value, fencing token `node#epoch`, expiry in ms
+/// KEYS: key, shard lease. ARGV: value, fencing token `node#epoch`, expiry in ms
 /// (0: none). SET for an endpoint actor's state between owners (its health: breaker and failure
 /// run; its rate limiter's bucket), only for the shard's current holder: -1 and nothing written
 /// otherwise, so a node that lost the shard cannot overwrite what the new owner works with.
 pub static FENCED_SET: LazyLock<Script> = LazyLock::new(|| {
     fenced(
         2,
-        3,
         2,
         r#"
 if ARGV[3] ~= '0' then

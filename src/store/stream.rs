@@ -132,12 +132,15 @@ impl RedisStore {
         use std::collections::BTreeMap;
         let started = std::time::SystemTime::now();
         let now = hookline_actors::now_ms();
-        // One script call per endpoint for the whole batch.
-        let mut per_endpoint: BTreeMap<(&str, u32), Vec<&StreamEvent>> = BTreeMap::new();
+        // One script call per shard for the whole batch, its endpoints' events grouped.
+        type PerEndpoint<'a> = BTreeMap<&'a str, Vec<&'a StreamEvent>>;
+        let mut per_shard: BTreeMap<u32, PerEndpoint> = BTreeMap::new();
         for routed in events {
             for (endpoint_id, shard) in &routed.endpoints {
-                per_endpoint
-                    .entry((endpoint_id.as_str(), *shard))
+                per_shard
+                    .entry(*shard)
+                    .or_default()
+                    .entry(endpoint_id.as_str())
                     .or_default()
                     .push(&routed.event);
             }
@@ -149,22 +152,25 @@ impl RedisStore {
         let replicated = self.replicated();
         let waiting = replicated.as_ref().map(|r| r.client);
         let routed_slots: Vec<u16> = match waiting {
-            Some(_) => per_endpoint
+            Some(_) => per_shard
                 .keys()
-                .map(|(endpoint_id, shard)| fred::util::redis_keyslot(self.keys.queue(*shard, endpoint_id).as_bytes()))
+                .map(|shard| fred::util::redis_keyslot(self.keys.due(*shard).as_bytes()))
                 .collect(),
             None => Vec::new(),
         };
-        let calls = per_endpoint.into_iter().map(|((endpoint_id, shard), evts)| {
-            let keys = vec![
-                self.keys.queue(shard, endpoint_id),
-                self.keys.due(shard),
-                self.keys.delivery_log(shard, endpoint_id),
-            ];
-            let mut args = vec![endpoint_id.to_string(), self.retention_s.to_string(), now.to_string()];
-            for evt in evts {
-                args.push(evt.event_id.clone());
-                args.push(evt.order_score().to_string());
+        let calls = per_shard.into_iter().map(|(shard, endpoints)| {
+            let mut keys = Vec::with_capacity(1 + 2 * endpoints.len());
+            keys.push(self.keys.due(shard));
+            let mut args = vec![self.retention_s.to_string(), now.to_string()];
+            for (endpoint_id, evts) in endpoints {
+                keys.push(self.keys.queue(shard, endpoint_id));
+                keys.push(self.keys.delivery_log(shard, endpoint_id));
+                args.push(endpoint_id.to_string());
+                args.push(evts.len().to_string());
+                for evt in evts {
+                    args.push(evt.event_id.clone());
+                    args.push(evt.order_score().to_string());
+                }
             }
             self.eval_on(waiting.unwrap_or_else(|| self.client()), &scripts::ROUTE, keys, args)
         });

@@ -40,21 +40,25 @@ impl RedisStore {
             window.head_order = head.first().map(|(_, score)| *score);
             head
         } else {
-            client
+            // Read on past the due ones (one entry more than a full window), so that when all
+            // due work fits, the window also says when the next delivery comes due.
+            let mut read: Vec<(String, f64)> = client
                 .zrangebyscore(
                     &queue,
                     "-inf".to_string(),
-                    now_ms as i64,
+                    "+inf".to_string(),
                     true,
-                    Some((0, (limit + exclude.len()) as i64)),
+                    Some((0, (limit + exclude.len() + 1) as i64)),
                 )
-                .await?
+                .await?;
+            read.retain(|(id, _)| !exclude.contains(id));
+            let due = read.iter().take_while(|(_, score)| *score <= now_ms as f64).count();
+            if due < limit {
+                window.next_due_ms = read.get(due).map(|(_, score)| score.ceil() as u64);
+            }
+            read.truncate(due.min(limit));
+            read
         };
-        let scored: Vec<(String, f64)> = scored
-            .into_iter()
-            .filter(|(id, _)| !exclude.contains(id))
-            .take(limit)
-            .collect();
         if scored.is_empty() {
             return Ok(window);
         }
@@ -216,12 +220,11 @@ impl RedisStore {
         shard: u32,
         finished: &[FinishedAttempt],
     ) -> Result<(Vec<String>, Vec<String>)> {
-        let mut keys = Vec::with_capacity(4 + finished.len());
+        let mut keys = Vec::with_capacity(3 + finished.len());
         keys.extend([
             self.keys.queue(shard, &endpoint.id),
             self.keys.dead_letters(shard, &endpoint.id),
             self.keys.lease(shard),
-            self.keys.lease_epoch(shard),
         ]);
         let mut args = Vec::with_capacity(3 + 8 * finished.len());
         args.extend([
@@ -280,7 +283,6 @@ impl RedisStore {
             self.keys.queue(shard, endpoint_id),
             self.keys.due(shard),
             self.keys.lease(shard),
-            self.keys.lease_epoch(shard),
         ];
         let mut args = vec![
             endpoint_id.to_string(),
@@ -345,7 +347,7 @@ impl RedisStore {
 
     /// SET `key` for the holder of `shard`'s lease only (FENCED_SET); `px_ms` 0: no expiry.
     pub async fn fenced_set(&self, owner: &str, shard: u32, key: String, value: String, px_ms: u64) -> Result<()> {
-        let keys = vec![key, self.keys.lease(shard), self.keys.lease_epoch(shard)];
+        let keys = vec![key, self.keys.lease(shard)];
         let args = vec![value, owner.to_string(), px_ms.to_string()];
         match self.eval(&scripts::FENCED_SET, keys, args).await?.as_i64() {
             Some(-1) => Err(Error::Fenced(shard)),

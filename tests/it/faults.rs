@@ -502,8 +502,9 @@ async fn shards_spread_evenly_over_three_nodes() {
     // Redis agrees: each shard's lease names one of the nodes, in the same numbers.
     let mut held = std::collections::BTreeMap::<String, u64>::new();
     for shard in 0..16 {
-        let holder = redis_cli(&redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
-        *held.entry(holder.trim().to_string()).or_default() += 1;
+        *held
+            .entry(lease_holder(&redis, &prefix, shard).unwrap_or_default())
+            .or_default() += 1;
     }
     let mut from_redis: Vec<u64> = (1..=3)
         .map(|i| held.get(&format!("spread-{i}")).copied().unwrap_or(0))

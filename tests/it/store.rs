@@ -336,6 +336,68 @@ async fn routing_trims_the_delivery_log_as_it_grows() {
     assert_eq!(left[0], "evt_old32");
 }
 
+/// A batch is routed with one call per shard: each endpoint of the shard gets its deliveries,
+/// in its queue and its log, and its due entry at its earliest new delivery (lowered only).
+#[tokio::test]
+async fn one_route_call_serves_every_endpoint_of_a_shard() {
+    let (cfg, store, client) = connect(&unique_prefix("routeshard")).await;
+    let first = hookline::ids::new_endpoint_id();
+    let shard = hookline_actors::shard::shard_of(&first, cfg.shards.count);
+    let second = std::iter::repeat_with(hookline::ids::new_endpoint_id)
+        .find(|id| hookline_actors::shard::shard_of(id, cfg.shards.count) == shard)
+        .unwrap();
+    let ms = hookline_actors::now_ms();
+    let event = |i: u64, endpoint: &str| hookline_actors::RoutedEvent {
+        event: hookline_actors::StreamEvent {
+            partition: 0,
+            stream_id: format!("{}-0", ms + i),
+            event_id: hookline::ids::new_event_id(ms + i),
+            tenant: "t".into(),
+            event_type: "a.b".into(),
+            only_endpoint: None,
+            trace: None,
+        },
+        endpoints: vec![(endpoint.to_string(), shard)],
+    };
+    // Interleaved: the second endpoint's earliest is the batch's second event.
+    let batch = vec![event(3, &first), event(1, &second), event(2, &first), event(4, &second)];
+    let due_of = |id: String| {
+        let (client, due) = (client.clone(), store.keys().due(shard));
+        async move { client.zscore::<Option<f64>, _, _>(due, id).await.unwrap() }
+    };
+    // A due entry already earlier than the new work stays where it is.
+    let _: () = client
+        .zadd(
+            store.keys().due(shard),
+            None,
+            None,
+            false,
+            false,
+            (1.0, second.as_str()),
+        )
+        .await
+        .unwrap();
+    store.route(&batch).await.unwrap();
+    for (endpoint, mine) in [(&first, [0, 2]), (&second, [1, 3])] {
+        let mut want: Vec<String> = mine.iter().map(|&i| batch[i].event.event_id.clone()).collect();
+        want.sort();
+        for key in [
+            store.keys().queue(shard, endpoint),
+            store.keys().delivery_log(shard, endpoint),
+        ] {
+            let mut got: Vec<String> = client.zrange(&key, 0, -1, None, false, None, false).await.unwrap();
+            got.sort();
+            assert_eq!(got, want, "{key}");
+        }
+    }
+    assert_eq!(due_of(first.clone()).await, Some(batch[2].event.order_score()));
+    assert_eq!(due_of(second.clone()).await, Some(1.0), "lowered only");
+    // Routed again: nothing new, nothing moved.
+    store.route(&batch).await.unwrap();
+    let queued: u64 = client.zcard(store.keys().queue(shard, &first)).await.unwrap();
+    assert_eq!(queued, 2);
+}
+
 /// A store on a fresh prefix with `n` deliveries routed to one endpoint, and the shard's lease
 /// held: (store, a plain client, the endpoint, its shard, the event ids, the fencing token).
 async fn leased_deliveries(

@@ -29,16 +29,6 @@ async fn quiet_node_and_switch(prefix: &str, node_id: &str, name: &str, status: 
     (node, sink)
 }
 
-/// The holders of every shard's lease (`None` for a free one).
-fn lease_holders(redis: &str, prefix: &str, shards: u32) -> Vec<Option<String>> {
-    (0..shards)
-        .map(|shard| {
-            let holder = redis_cli(redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
-            Some(holder.trim().to_string()).filter(|h| !h.is_empty())
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn work_routed_for_a_shard_held_elsewhere_wakes_its_owner_at_once() {
     let redis = shared_redis_url();
@@ -49,7 +39,13 @@ async fn work_routed_for_a_shard_held_elsewhere_wakes_its_owner_at_once() {
     let b = Node::start_ready(&quiet(&redis, &prefix, "wake-b", 60_000)).await;
     let holders = last_reading(
         Duration::from_secs(30),
-        || std::future::ready(lease_holders(&redis, &prefix, 16)),
+        || {
+            std::future::ready(
+                (0..16)
+                    .map(|shard| lease_holder(&redis, &prefix, shard))
+                    .collect::<Vec<_>>(),
+            )
+        },
         |holders| {
             let held: HashSet<&str> = holders.iter().flatten().map(String::as_str).collect();
             holders.iter().all(Option::is_some) && held.len() == 2

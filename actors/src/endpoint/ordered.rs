@@ -21,6 +21,7 @@ pub fn hold_head(pulled: PulledWindow, now_ms: u64, max_hold_ms: u64, endpoint_i
         mut deliveries,
         routing_mark,
         head_order,
+        ..
     } = pulled;
     let (Some(mark), Some(order), Some(head)) = (routing_mark, head_order, deliveries.first_mut()) else {
         return deliveries;
@@ -88,6 +89,7 @@ mod tests {
             deliveries: vec![head(not_before)],
             routing_mark: Some(format!("{}-0", now - 100)),
             head_order: Some(head_order),
+            next_due_ms: None,
         };
         let mark_order = (now - 100) as f64;
         // Before the mark: every earlier event is queued already; it goes at once.

@@ -311,6 +311,9 @@ impl EndpointState {
         {
             Ok(pulled) => {
                 self.drained = !cfg.ordered && pulled.deliveries.len() < limit;
+                if let Some(next_due) = pulled.next_due_ms.filter(|_| self.drained) {
+                    self.wake_at(myself, next_due);
+                }
                 let max_hold = self.ctx.settings.ordered_hold_max_ms();
                 self.window.extend(ordered::hold_head(pulled, now, max_hold, &cfg.id));
                 true

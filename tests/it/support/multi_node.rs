@@ -91,13 +91,20 @@ pub fn assert_no_duplicates(sink: &Sink, names: &[String]) {
     }
 }
 
+/// The node holding a shard's lease, as Redis has it (`None`: free). The lease holds its
+/// holder's fencing token, `node#epoch`.
+pub fn lease_holder(redis: &str, prefix: &str, shard: u32) -> Option<String> {
+    let token = redis_cli(redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
+    let (node, _epoch) = token.trim().rsplit_once('#')?;
+    Some(node.to_string())
+}
+
 /// Hand a shard over: SIGTERM the node holding its lease (`nodes[i]` runs as `{name}-{i + 1}`),
 /// and start a fresh node of the same name in its place. Returns the stopped node (its logs).
 pub async fn hand_over(nodes: &mut [Node], redis: &str, prefix: &str, shard: u32, name: &str) -> Node {
-    let owner = redis_cli(redis, &["GET", &format!("{prefix}:{{sh{shard}}}:lease")]);
-    let i = owner
-        .trim()
-        .strip_prefix(&format!("{name}-"))
+    let i = lease_holder(redis, prefix, shard)
+        .as_deref()
+        .and_then(|owner| owner.strip_prefix(&format!("{name}-")))
         .and_then(|n| n.parse::<usize>().ok())
         .expect("a node holds the lease")
         - 1;

@@ -94,6 +94,11 @@ impl EndpointStore for Memory {
                 .collect(),
         };
         due.sort();
+        let next_due_ms = (queue.iter())
+            .filter(|(id, (at, _))| *at > now_ms && !exclude.contains(id) && !endpoint.ordered)
+            .map(|(_, (at, _))| *at)
+            .min()
+            .filter(|_| due.len() < limit);
         let deliveries = due
             .into_iter()
             .take(limit)
@@ -110,6 +115,7 @@ impl EndpointStore for Memory {
             .collect();
         Ok(PulledWindow {
             deliveries,
+            next_due_ms,
             ..Default::default()
         })
     }

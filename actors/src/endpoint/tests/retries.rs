@@ -60,3 +60,25 @@ async fn a_retry_due_past_the_keepalive_but_within_a_long_linger_is_made_on_time
     })
     .await;
 }
+
+/// Deliveries queued for later by someone else (retries inherited from an earlier owner, or
+/// events stamped ahead of this node's clock) are made at their times: a pull that took all
+/// due work does not pull again until woken, so it must set a timer for the next one.
+#[tokio::test(start_paused = true)]
+async fn work_queued_for_later_by_another_is_made_at_its_time() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 0);
+    let due = [START_MS, START_MS + 300, START_MS + 700, START_MS + 4_000];
+    for (i, at) in due.iter().enumerate() {
+        memory.queue.lock().unwrap().insert(format!("evt_{i:03}"), (*at, 1));
+    }
+    let receiver = Receiver::new(clock.clone(), &[200], Duration::from_millis(5));
+    let (_, stopped) = run(memory.clone(), receiver.clone(), clock, Duration::from_secs(3600)).await;
+    assert!(stopped, "the actor stops by itself once idle");
+    let starts = receiver.starts();
+    assert_eq!(starts.len(), due.len(), "{starts:?}");
+    for (start, at) in starts.iter().zip(due) {
+        assert!(*start >= at, "made {} ms early", at - start);
+        assert!(*start <= at + 50, "made {} ms late", start - at);
+    }
+}
