@@ -18,8 +18,10 @@
 //!   accept latency (`ingest_request_p99_ms`) and e2e to one endpoint.
 //!
 //! Cost figures, when the node's pid and its Redis are given: Redis commands per delivered
-//! event (`INFO commandstats` before and after), node and Redis CPU seconds per 10,000 deliveries, node
-//! peak RSS. The raw ceiling (optional) is the same driver posting straight to a sink.
+//! event (`INFO commandstats` before and after; `redis_commands_by_name` says which), node and
+//! Redis CPU seconds per 10,000 deliveries, node peak RSS; always, how busy the whole machine
+//! was during the run (`machine_busy`, 0–1). The raw ceiling (optional) is the same driver
+//! posting straight to a sink.
 
 use crate::sink::{percentile, Sink};
 use serde_json::{json, Value};
@@ -235,6 +237,23 @@ fn redis_cpu_seconds(url: &str) -> Option<f64> {
             .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':')?.parse::<f64>().ok())
     };
     Some(field("used_cpu_sys")? + field("used_cpu_user")?)
+}
+
+/// The whole machine's busy and total CPU time so far, in ticks (`/proc/stat`: idle and iowait
+/// are not busy; steal is, as a share the machine could not use).
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4).copied().unwrap_or(0);
+    Some((total - idle, total))
 }
 
 /// User plus system CPU time of a process, in seconds.
@@ -454,6 +473,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     let calls_before = opts.redis_url.as_deref().and_then(redis_calls);
     let redis_cpu_before = opts.redis_url.as_deref().and_then(redis_cpu_seconds);
     let cpu_before = opts.node_pid.map(cpu_seconds);
+    let machine_before = machine_ticks();
 
     let types: Vec<String> = {
         let mut seen = Vec::new();
@@ -624,6 +644,11 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
             .map(|(name, n)| (name.clone(), json!((n * 100.0).round() / 100.0)))
             .collect();
         summary["redis_commands_by_name"] = Value::Object(by_name);
+    }
+    if let (Some((busy0, total0)), Some((busy1, total1))) = (machine_before, machine_ticks()) {
+        // How busy the whole machine was (node, Redis, driver and sink), 0–1: what the node
+        // leaves idle is what it waits on.
+        summary["machine_busy"] = json!((busy1 - busy0) as f64 / (total1 - total0).max(1) as f64);
     }
     if let (Some(before), Some(after)) = (redis_cpu_before, opts.redis_url.as_deref().and_then(redis_cpu_seconds)) {
         summary["redis_cpu_s_per_10k"] = json!((after - before) * 10_000.0 / delivered.max(1) as f64);
