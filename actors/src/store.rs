@@ -188,8 +188,10 @@ pub trait EndpointStore: Send + Sync + 'static {
         health: &HealthRecord,
     ) -> StoreResult<()>;
 
-    /// The rate limiter's bucket the last actor of the endpoint left, if it is not full yet.
-    async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> StoreResult<Option<BucketRecord>>;
+    /// What a starting actor resumes, in one read: the endpoint's health (as `load_health`)
+    /// and the rate limiter's bucket the last actor of the endpoint left, if it is not full yet
+    /// (`None` too if it cannot be read: the limit then holds less tightly across the restart).
+    async fn load_saved(&self, endpoint_id: &str, shard: u32) -> StoreResult<(HealthRecord, Option<BucketRecord>)>;
     /// Save the bucket for the next actor, kept `ttl_ms` (until it would be full). Fenced.
     async fn save_bucket(
         &self,

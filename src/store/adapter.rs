@@ -121,8 +121,8 @@ impl EndpointStore for RedisStore {
     ) -> StoreResult<()> {
         Ok(RedisStore::save_health(self, owner, endpoint_id, shard, health).await?)
     }
-    async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> StoreResult<Option<BucketRecord>> {
-        Ok(RedisStore::load_bucket(self, endpoint_id, shard).await?)
+    async fn load_saved(&self, endpoint_id: &str, shard: u32) -> StoreResult<(HealthRecord, Option<BucketRecord>)> {
+        Ok(RedisStore::load_saved(self, endpoint_id, shard).await?)
     }
     async fn save_bucket(
         &self,

@@ -306,8 +306,19 @@ impl RedisStore {
 
     pub async fn load_health(&self, endpoint_id: &str, shard: u32) -> Result<HealthRecord> {
         let json: Option<String> = self.client().get(self.keys.health(shard, endpoint_id)).await?;
-        // A record this version cannot read starts the endpoint healthy rather than stuck.
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default())
+        Ok(health_from(json))
+    }
+
+    /// The endpoint's health and its rate limiter's saved bucket, in one MGET (both keys are
+    /// in the shard's slot).
+    pub async fn load_saved(&self, endpoint_id: &str, shard: u32) -> Result<(HealthRecord, Option<BucketRecord>)> {
+        let keys = vec![
+            self.keys.health(shard, endpoint_id),
+            self.keys.bucket(shard, endpoint_id),
+        ];
+        let [health, bucket]: [Option<String>; 2] = self.client().mget(keys).await?;
+        // One this version cannot read starts a full bucket, as after expiry.
+        Ok((health_from(health), bucket.and_then(|j| serde_json::from_str(&j).ok())))
     }
 
     pub async fn save_health(
@@ -324,12 +335,6 @@ impl RedisStore {
             return Ok(());
         };
         self.fenced_set(owner, shard, key, json, 0).await
-    }
-
-    pub async fn load_bucket(&self, endpoint_id: &str, shard: u32) -> Result<Option<BucketRecord>> {
-        let json: Option<String> = self.client().get(self.keys.bucket(shard, endpoint_id)).await?;
-        // One this version cannot read starts a full bucket, as after expiry.
-        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 
     pub async fn save_bucket(
@@ -354,4 +359,10 @@ impl RedisStore {
             _ => Ok(()),
         }
     }
+}
+
+/// A stored health record; one this version cannot read starts the endpoint healthy rather
+/// than stuck.
+fn health_from(json: Option<String>) -> HealthRecord {
+    json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default()
 }

@@ -398,6 +398,42 @@ async fn one_route_call_serves_every_endpoint_of_a_shard() {
     assert_eq!(queued, 2);
 }
 
+/// A starting actor reads what the last one saved, health and rate-limiter bucket, in one
+/// read; an unreadable bucket reads as none (a full bucket), and nothing saved as healthy.
+#[tokio::test]
+async fn a_starting_actor_reads_the_saved_health_and_bucket_at_once() {
+    let (cfg, store, client) = connect(&unique_prefix("saved")).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    assert_eq!(
+        store.load_saved(&endpoint.id, shard).await.unwrap(),
+        (Default::default(), None)
+    );
+    let epoch = store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held");
+    let token = format!("n#{epoch}");
+    let health = hookline_actors::model::HealthRecord {
+        failing_since_ms: Some(1_234),
+        ..Default::default()
+    };
+    store
+        .save_health(Some(&token), &endpoint.id, shard, &health)
+        .await
+        .unwrap();
+    let bucket = hookline_actors::limiter::BucketRecord { tokens: 2.5, at_ms: 99 };
+    store
+        .save_bucket(&token, &endpoint.id, shard, &bucket, 60_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_saved(&endpoint.id, shard).await.unwrap(),
+        (health.clone(), Some(bucket))
+    );
+    let _: () = client
+        .set(store.keys().bucket(shard, &endpoint.id), "not json", None, None, false)
+        .await
+        .unwrap();
+    assert_eq!(store.load_saved(&endpoint.id, shard).await.unwrap(), (health, None));
+}
+
 /// A store on a fresh prefix with `n` deliveries routed to one endpoint, and the shard's lease
 /// held: (store, a plain client, the endpoint, its shard, the event ids, the fencing token).
 async fn leased_deliveries(

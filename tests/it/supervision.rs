@@ -73,8 +73,8 @@ impl EndpointStore for PanicOnce {
     async fn save_health(&self, o: Option<&str>, id: &str, s: u32, h: &HealthRecord) -> StoreResult<()> {
         EndpointStore::save_health(&*self.inner, o, id, s, h).await
     }
-    async fn load_bucket(&self, id: &str, s: u32) -> StoreResult<Option<BucketRecord>> {
-        EndpointStore::load_bucket(&*self.inner, id, s).await
+    async fn load_saved(&self, id: &str, s: u32) -> StoreResult<(HealthRecord, Option<BucketRecord>)> {
+        EndpointStore::load_saved(&*self.inner, id, s).await
     }
     async fn save_bucket(&self, o: &str, id: &str, s: u32, b: &BucketRecord, ttl: u64) -> StoreResult<()> {
         EndpointStore::save_bucket(&*self.inner, o, id, s, b, ttl).await

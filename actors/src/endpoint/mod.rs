@@ -94,10 +94,13 @@ impl Actor for EndpointActor {
         args: EndpointArgs,
     ) -> Result<EndpointState, ActorProcessingErr> {
         let store = &args.ctx.stores.endpoints;
-        let cfg = store.get_endpoint(&args.endpoint_id).await?;
-        let health = store.load_health(&args.endpoint_id, args.shard).await?;
-        // Without it the limit still holds, only less tightly across this restart.
-        let saved_bucket = store.load_bucket(&args.endpoint_id, args.shard).await.ok().flatten();
+        // One round trip's wait: the config (in the endpoints hash) and what the last actor
+        // saved (in the shard's slot) are read at once.
+        let (cfg, saved) = tokio::join!(
+            store.get_endpoint(&args.endpoint_id),
+            store.load_saved(&args.endpoint_id, args.shard)
+        );
+        let (cfg, (health, saved_bucket)) = (cfg?, saved?);
         myself.send_message(EndpointMsg::Wake)?;
         let lease_epoch = args.epoch;
         Ok(EndpointState {

@@ -182,8 +182,8 @@ impl EndpointStore for Memory {
         Ok(())
     }
 
-    async fn load_bucket(&self, _: &str, _: u32) -> StoreResult<Option<BucketRecord>> {
-        Ok(None)
+    async fn load_saved(&self, _: &str, _: u32) -> StoreResult<(HealthRecord, Option<BucketRecord>)> {
+        Ok((self.health.lock().unwrap().clone(), None))
     }
 
     async fn save_bucket(&self, _: &str, _: &str, _: u32, _: &BucketRecord, _: u64) -> StoreResult<()> {
