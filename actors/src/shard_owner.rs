@@ -128,12 +128,13 @@ impl ShardOwnerState {
                             next = next.min(due);
                             break 'pages;
                         }
-                        // A running actor's entry is left as it is (it settles the entry when
-                        // it stops): the actor looks at its queue itself whenever work is added
-                        // (the router's and replays' wakes, its own timers, the settle at the
-                        // end of its linger), so a wake from here would only cost it an empty
-                        // pull. Nor does it hide the entries after it.
-                        if !self.endpoints.contains_key(&id) {
+                        // A running actor looks at its queue itself when work is added (the
+                        // router's and replays' wakes, its timers, the settle at the end of its
+                        // linger), and settles its entry when it stops: a wake from here mostly
+                        // costs it an empty pull. So it is woken only once its entry has been due
+                        // for `due_poll_max_ms` (a wake announced from another node was lost,
+                        // and the actor has been busy since). Nor does it hide the entries after it.
+                        if !self.endpoints.contains_key(&id) || due + max_gap <= now {
                             self.ensure_running(myself, &id).await;
                         }
                     }

@@ -635,11 +635,16 @@ pub async fn run(opts: &Options) -> anyhow::Result<Value> {
     if let (Some(before), Some(after)) = (calls_before, opts.redis_url.as_deref().and_then(redis_calls)) {
         let per_delivery = |n: u64| n as f64 / delivered.max(1) as f64;
         let total = |calls: &std::collections::BTreeMap<String, u64>| calls.values().sum::<u64>();
-        summary["redis_commands_per_delivery"] = json!(per_delivery(total(&after) - total(&before)));
+        summary["redis_commands_per_delivery"] = json!(per_delivery(total(&after).saturating_sub(total(&before))));
         // Which commands they were (those at ≥ 0.01 per delivery): where to look for the next cut.
         let by_name: serde_json::Map<String, Value> = after
             .iter()
-            .map(|(name, n)| (name, per_delivery(n - before.get(name).copied().unwrap_or(0))))
+            .map(|(name, n)| {
+                (
+                    name,
+                    per_delivery(n.saturating_sub(before.get(name).copied().unwrap_or(0))),
+                )
+            })
             .filter(|(_, n)| *n >= 0.01)
             .map(|(name, n)| (name.clone(), json!((n * 100.0).round() / 100.0)))
             .collect();

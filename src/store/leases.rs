@@ -64,9 +64,13 @@ return 0
     ))
 });
 
-/// The node id in a lease's value (`node#epoch`).
+/// The node id in a lease's value (`node#epoch`, as HOLDER reads it: digits after the last
+/// `#`; a value without them is an older version's, the node id alone).
 pub(super) fn lease_node(token: &str) -> &str {
-    token.rsplit_once('#').map_or(token, |(node, _)| node)
+    token
+        .rsplit_once('#')
+        .filter(|(_, epoch)| !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(token, |(node, _)| node)
 }
 
 /// KEYS: nodes. ARGV: node id, now ms, ttl ms. Returns {live nodes, this node's rank among
@@ -157,5 +161,19 @@ impl RedisStore {
             .publish(self.keys.work_channel(), lines.join("\n"))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The node of a lease as the lease scripts read it (the digits after the last `#` are the
+    /// epoch), and an older version's value (the node id alone) as it is.
+    #[test]
+    fn the_node_is_read_from_a_lease_as_the_scripts_read_it() {
+        assert_eq!(super::lease_node("node-1#12"), "node-1");
+        assert_eq!(super::lease_node("a#b#3"), "a#b");
+        assert_eq!(super::lease_node("old-node"), "old-node");
+        assert_eq!(super::lease_node("x#y"), "x#y");
+        assert_eq!(super::lease_node("x#"), "x#");
     }
 }

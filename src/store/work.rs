@@ -298,9 +298,10 @@ impl RedisStore {
         if reply.as_i64() == Some(-1) {
             return Err(Error::Fenced(shard));
         }
+        // Rounded up: the first ms at which the delivery (scored `ms + seq/4096`) is due.
         Ok(text(&reply)
             .and_then(|s| s.parse::<f64>().ok())
-            .map(|f| f as u64)
+            .map(|f| f.ceil() as u64)
             .or(reply.as_u64()))
     }
 

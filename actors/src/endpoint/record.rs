@@ -325,13 +325,12 @@ impl EndpointState {
                             reason = %reason, "delivery dead-lettered"
                         );
                     }
-                    // A retry the actor may still be running for (kept alive, or lingering
-                    // past the keep-alive) gets its own wake-up, not the linger's end.
-                    let settings = &self.ctx.settings;
+                    // A retry gets its own wake-up while the actor runs (kept alive, lingering,
+                    // or busy with other attempts after a drained pull), not the linger's end;
+                    // the sooner timer is kept, and one past the actor's stop is dropped with it
+                    // (the settle leaves the retry's time in the due set).
                     if let Next::RetryAt(at) = next {
-                        if at.saturating_sub(self.now()) <= settings.idle_keepalive_ms.max(settings.idle_linger_ms) {
-                            self.wake_at(myself, at);
-                        }
+                        self.wake_at(myself, at);
                     }
                 }
                 Err(e) => {

@@ -548,7 +548,12 @@ impl EndpointState {
         let (event_id, number) = (&finished.event_id, finished.number);
         let delivery_id = crate::model::delivery_id(&cfg.id, event_id);
         match written {
-            Ok(_) => {
+            Ok(crate::store::Recorded::Requeued) => {
+                // Replayed meanwhile: queued again, and this actor pulls it again.
+                self.drained = false;
+            }
+            Ok(crate::store::Recorded::KeptDead) => {}
+            Ok(crate::store::Recorded::AsDecided) => {
                 super::record::count_dead_letter(self.ctx.settings.metric_labels, &cfg.tenant, "expired");
                 self.note_dead_letters(vec![(DeadReason::EventExpired.to_string(), 1)])
                     .await;
