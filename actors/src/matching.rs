@@ -9,13 +9,20 @@ use std::sync::{Arc, OnceLock, RwLock};
 /// `*` matches every type; `a.*` matches every type that starts with `a.` (any depth);
 /// anything else matches itself exactly.
 pub fn type_matches(pattern: &str, event_type: &str) -> bool {
+    match wildcard_prefix(pattern) {
+        Some("") => !OPT_IN_TYPES.contains(&event_type),
+        Some(prefix) => event_type.len() > prefix.len() && event_type.starts_with(prefix),
+        None => pattern == event_type,
+    }
+}
+
+/// What a wildcard pattern's types start with: `*` any (`""`), `a.b.*` `a.b.`; `None` for a
+/// pattern that names one type (`a.b*` included: only a whole segment is a wildcard).
+fn wildcard_prefix(pattern: &str) -> Option<&str> {
     if pattern == "*" {
-        return !OPT_IN_TYPES.contains(&event_type);
+        return Some("");
     }
-    match pattern.strip_suffix('*') {
-        Some(prefix) if prefix.ends_with('.') => event_type.len() > prefix.len() && event_type.starts_with(prefix),
-        _ => pattern == event_type,
-    }
+    pattern.strip_suffix('*').filter(|prefix| prefix.ends_with('.'))
 }
 
 /// The node's operational events that only endpoints asking for them get (a pattern or type
@@ -98,11 +105,6 @@ struct TypeIndex {
     wildcard: Vec<usize>,
 }
 
-/// A pattern [`type_matches`] treats as a wildcard (anything else matches only itself).
-fn is_wildcard(pattern: &str) -> bool {
-    pattern == "*" || pattern.strip_suffix('*').is_some_and(|prefix| prefix.ends_with('.'))
-}
-
 impl Tenant {
     fn new(subs: Vec<Subscription>) -> Self {
         Tenant {
@@ -117,10 +119,10 @@ impl Tenant {
         let index = self.by_type.get_or_init(|| {
             let mut index = TypeIndex::default();
             for (i, sub) in self.subs.iter().enumerate() {
-                if sub.patterns.iter().any(|p| is_wildcard(p)) {
+                if sub.patterns.iter().any(|p| wildcard_prefix(p).is_some()) {
                     index.wildcard.push(i);
                 }
-                for p in sub.patterns.iter().filter(|p| !is_wildcard(p)) {
+                for p in sub.patterns.iter().filter(|p| wildcard_prefix(p).is_none()) {
                     let at = index.exact.entry(p.clone()).or_default();
                     if at.last() != Some(&i) {
                         at.push(i);
