@@ -265,3 +265,6 @@ impl Actor for ShardOwner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,7 +35,7 @@ pub mod ordered;
 mod record;
 mod state;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::breaker::Breaker;
 use crate::ctx::Ctx;

@@ -16,21 +16,22 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod due_set;
 mod linger;
-mod offline;
+pub(crate) mod offline;
 mod pipelined;
-mod receiver;
+pub(crate) mod receiver;
 mod retries;
 
-const START_MS: u64 = 1_763_870_000_000;
-const SHARD: u32 = 3;
+pub(crate) const START_MS: u64 = 1_763_870_000_000;
+pub(crate) const SHARD: u32 = 3;
 
 /// An endpoint's queue, records and health, in memory.
 #[derive(Default)]
-struct Memory {
+pub(crate) struct Memory {
     endpoint: Mutex<Option<EndpointConfig>>,
     /// event id → (due ms, attempts so far)
-    queue: Mutex<BTreeMap<String, (u64, u32)>>,
+    pub(crate) queue: Mutex<BTreeMap<String, (u64, u32)>>,
     records: Mutex<Vec<FinishedAttempt>>,
     health: Mutex<HealthRecord>,
     /// Refuse every fenced write, as for a node that lost the shard.
@@ -43,10 +44,12 @@ struct Memory {
     dead_gate: Mutex<bool>,
     /// How long each record batch takes to write (virtual ms).
     record_delay_ms: Mutex<u64>,
+    /// The endpoint's due entry, and when it was looked at and the queue pulled (`due_set`).
+    pub(crate) shard: Mutex<due_set::Seen>,
 }
 
 impl Memory {
-    fn with(endpoint: EndpointConfig, deliveries: usize) -> Arc<Self> {
+    pub(crate) fn with(endpoint: EndpointConfig, deliveries: usize) -> Arc<Self> {
         let memory = Memory::default();
         *memory.endpoint.lock().unwrap() = Some(endpoint);
         let mut queue = memory.queue.lock().unwrap();
@@ -85,6 +88,7 @@ impl EndpointStore for Memory {
         limit: usize,
         exclude: &[String],
     ) -> StoreResult<PulledWindow> {
+        self.shard.lock().unwrap().pulls.push(now_ms);
         let queue = self.queue.lock().unwrap();
         let mut due: Vec<(u64, String, u32)> = match queue.iter().next() {
             Some((id, (at, attempts))) if endpoint.ordered => vec![(*at, id.clone(), *attempts)],
@@ -167,7 +171,9 @@ impl EndpointStore for Memory {
             Some(head) => queue.get(head).map(|(at, _)| *at),
             None => queue.values().map(|(at, _)| *at).min(),
         };
-        Ok(earliest.filter(|_| !paused).map(|at| at.max(not_before)))
+        let due = earliest.filter(|_| !paused).map(|at| at.max(not_before));
+        self.shard.lock().unwrap().due = due; // as SETTLE_IDLE leaves the due entry
+        Ok(due)
     }
 
     async fn load_health(&self, _: &str, _: u32) -> StoreResult<HealthRecord> {
@@ -224,7 +230,7 @@ impl EndpointStore for Memory {
     }
 }
 
-fn settings() -> NodeSettings {
+pub(crate) fn settings() -> NodeSettings {
     NodeSettings {
         node_id: "unit".into(),
         shard_count: 8,
@@ -250,7 +256,7 @@ fn settings() -> NodeSettings {
     }
 }
 
-fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
+pub(crate) fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
     let mut cfg = EndpointConfig::new(
         "ep_unit".into(),
         "t".into(),

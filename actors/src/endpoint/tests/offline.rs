@@ -4,7 +4,7 @@
 use crate::model::{EndpointConfig, RoutedEvent, StreamEvent};
 use crate::store::{LeaseStore, RouterStore, StoreError, StoreResult};
 
-pub(super) struct Offline;
+pub(crate) struct Offline;
 
 fn offline<T>() -> StoreResult<T> {
     Err(StoreError::unavailable("not part of an endpoint actor test"))

@@ -12,7 +12,7 @@ pub(super) const CANCELLED: u16 = 1;
 
 /// A receiver answering the scripted statuses in order (then 200), each after `delay`, and
 /// noting when each attempt started and how many ran at once.
-pub(super) struct Receiver {
+pub(crate) struct Receiver {
     clock: Arc<TokioClock>,
     script: Mutex<VecDeque<u16>>,
     delay: Duration,
@@ -22,7 +22,7 @@ pub(super) struct Receiver {
 }
 
 impl Receiver {
-    pub(super) fn new(clock: Arc<TokioClock>, script: &[u16], delay: Duration) -> Arc<Self> {
+    pub(crate) fn new(clock: Arc<TokioClock>, script: &[u16], delay: Duration) -> Arc<Self> {
         Arc::new(Receiver {
             clock,
             script: Mutex::new(script.iter().copied().collect()),
@@ -32,7 +32,7 @@ impl Receiver {
         })
     }
 
-    pub(super) fn starts(&self) -> Vec<u64> {
+    pub(crate) fn starts(&self) -> Vec<u64> {
         self.started.lock().unwrap().iter().map(|(_, at)| *at).collect()
     }
 
