@@ -54,6 +54,9 @@ pub struct ShardOwnerState {
     endpoints: HashMap<String, ActorRef<EndpointMsg>>,
     by_actor: HashMap<ActorId, String>,
     failures: HashMap<String, (u32, Instant)>,
+    /// When a look last woke each running actor whose due entry was long overdue (the safety
+    /// net): at most once per `due_poll_max_ms` each.
+    overdue_woken: HashMap<String, u64>,
     draining: bool,
     /// The next planned look at the due set: its number, when (ms), and its timer.
     next_poll: Option<PlannedPoll>,
@@ -134,7 +137,15 @@ impl ShardOwnerState {
                         // costs it an empty pull. So it is woken only once its entry has been due
                         // for `due_poll_max_ms` (a wake announced from another node was lost,
                         // and the actor has been busy since). Nor does it hide the entries after it.
-                        if !self.endpoints.contains_key(&id) || due + max_gap <= now {
+                        if !self.endpoints.contains_key(&id) {
+                            self.ensure_running(myself, &id).await;
+                        } else if due.saturating_add(max_gap) <= now
+                            && self
+                                .overdue_woken
+                                .get(&id)
+                                .is_none_or(|at| at.saturating_add(max_gap) <= now)
+                        {
+                            self.overdue_woken.insert(id.clone(), now);
                             self.ensure_running(myself, &id).await;
                         }
                     }
@@ -157,6 +168,7 @@ impl ShardOwnerState {
 
     fn forget(&mut self, id: &ActorId) -> Option<String> {
         let endpoint_id = self.by_actor.remove(id)?;
+        self.overdue_woken.remove(&endpoint_id);
         if self.endpoints.get(&endpoint_id).is_some_and(|a| a.get_id() == *id) {
             self.endpoints.remove(&endpoint_id);
             metrics::gauge!(crate::names::ENDPOINT_ACTORS).decrement(1.0);
@@ -183,6 +195,7 @@ impl Actor for ShardOwner {
             endpoints: HashMap::new(),
             by_actor: HashMap::new(),
             failures: HashMap::new(),
+            overdue_woken: HashMap::new(),
             draining: false,
             next_poll: None,
             polls: 0,

@@ -387,9 +387,12 @@ if #KEYS == 4 then
     not_before = tonumber(redis.call('HGET', KEYS[4], 'next_ms') or '0')
   end
 end
-if not_before > due then due = not_before end
-redis.call('ZADD', KEYS[2], due, ARGV[1])
-return tostring(due)
+-- The head's score as Redis wrote it (a Lua number prints only 14 digits: `ms + seq/4096`
+-- would lose its fraction), or the later not-before.
+local score = head[2]
+if not_before > due then score = string.format('%.0f', not_before) end
+redis.call('ZADD', KEYS[2], score, ARGV[1])
+return score
 "#,
     )
 });

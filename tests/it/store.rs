@@ -434,6 +434,27 @@ async fn a_starting_actor_reads_the_saved_health_and_bucket_at_once() {
     assert_eq!(store.load_saved(&endpoint.id, shard).await.unwrap(), (health, None));
 }
 
+/// Settling reads the head's score exactly (`ms + seq/4096`): the due entry keeps it, and the
+/// actor is told the first ms at which it is due, not one before (Lua prints a number with 14
+/// digits only: the fraction was lost, and the actor woke to pull nothing).
+#[tokio::test]
+async fn settling_keeps_the_head_score_exactly_and_answers_its_first_due_ms() {
+    let (cfg, store, client) = connect(&unique_prefix("settlescore")).await;
+    let (endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let ms = hookline_actors::now_ms() + 60_000;
+    let mut routed = routed_to(&endpoint.id, shard, &[hookline::ids::new_event_id(ms)]);
+    routed[0].event.stream_id = format!("{ms}-5");
+    store.route(&routed).await.unwrap();
+    let epoch = store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held");
+    let due = store
+        .settle_idle(&format!("n#{epoch}"), &endpoint.id, shard, false, 0, None)
+        .await
+        .unwrap();
+    assert_eq!(due, Some(ms + 1));
+    let entry: Option<f64> = client.zscore(store.keys().due(shard), &endpoint.id).await.unwrap();
+    assert_eq!(entry, Some(routed[0].event.order_score()));
+}
+
 /// A store on a fresh prefix with `n` deliveries routed to one endpoint, and the shard's lease
 /// held: (store, a plain client, the endpoint, its shard, the event ids, the fencing token).
 async fn leased_deliveries(
