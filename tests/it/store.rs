@@ -350,7 +350,7 @@ async fn one_route_call_serves_every_endpoint_of_a_shard() {
     let event = |i: u64, endpoint: &str| hookline_actors::RoutedEvent {
         event: hookline_actors::StreamEvent {
             partition: 0,
-            stream_id: format!("{}-0", ms + i),
+            stream_id: format!("{}-{i}", ms + i),
             event_id: hookline::ids::new_event_id(ms + i),
             tenant: "t".into(),
             event_type: "a.b".into(),
@@ -359,7 +359,8 @@ async fn one_route_call_serves_every_endpoint_of_a_shard() {
         },
         endpoints: vec![(endpoint.to_string(), shard)],
     };
-    // Interleaved: the second endpoint's earliest is the batch's second event.
+    // Interleaved: the second endpoint's earliest is the batch's second event (scores with
+    // fractions of a ms, which the due entry keeps).
     let batch = vec![event(3, &first), event(1, &second), event(2, &first), event(4, &second)];
     let due_of = |id: String| {
         let (client, due) = (client.clone(), store.keys().due(shard));
