@@ -150,6 +150,14 @@ pub(crate) fn routed_to(endpoint_id: &str, shard: u32, event_ids: &[String]) -> 
         .collect()
 }
 
+/// Set an endpoint's entry in its shard's due set, as a test's starting point.
+async fn put_due(client: &fred::clients::Client, store: &RedisStore, shard: u32, endpoint_id: &str, score: f64) {
+    let _: () = client
+        .zadd(store.keys().due(shard), None, None, false, false, (score, endpoint_id))
+        .await
+        .unwrap();
+}
+
 pub(crate) fn config(prefix: &str) -> Config {
     let mut cfg = Config::default();
     cfg.redis.url = shared_redis_url();
@@ -367,17 +375,7 @@ async fn one_route_call_serves_every_endpoint_of_a_shard() {
         async move { client.zscore::<Option<f64>, _, _>(due, id).await.unwrap() }
     };
     // A due entry already earlier than the new work stays where it is.
-    let _: () = client
-        .zadd(
-            store.keys().due(shard),
-            None,
-            None,
-            false,
-            false,
-            (1.0, second.as_str()),
-        )
-        .await
-        .unwrap();
+    put_due(&client, &store, shard, &second, 1.0).await;
     store.route(&batch).await.unwrap();
     for (endpoint, mine) in [(&first, [0, 2]), (&second, [1, 3])] {
         let mut want: Vec<String> = mine.iter().map(|&i| batch[i].event.event_id.clone()).collect();
@@ -925,17 +923,7 @@ async fn an_endpoint_actor_whose_settle_is_refused_gives_up_the_shard() {
     };
     for (holder, refused) in [("other-node", true), ("this-node", false)] {
         // A due entry with nothing queued, as a crashed owner may leave it.
-        let _: () = client
-            .zadd(
-                store.keys().due(shard),
-                None,
-                None,
-                false,
-                false,
-                (1.0, endpoint.id.as_str()),
-            )
-            .await
-            .unwrap();
+        put_due(&client, &store, shard, &endpoint.id, 1.0).await;
         redis_cli(&shared_redis_url(), &["DEL", &store.keys().lease(shard)]);
         let epoch = store.hold_lease(shard, holder, 60_000).await.unwrap().expect("held");
         let ctx = Arc::new(Ctx::new(

@@ -15,6 +15,21 @@ use ractor::Actor;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `Memory` over `endpoint` with deliveries queued at these times (ms from the start) and its
+/// due entry at `due_ms`.
+fn queued(endpoint: crate::model::EndpointConfig, at_ms: &[u64], due_ms: u64) -> Arc<Memory> {
+    let memory = Memory::with(endpoint, 0);
+    for (i, at) in at_ms.iter().enumerate() {
+        memory
+            .queue
+            .lock()
+            .unwrap()
+            .insert(format!("evt_{i:03}"), (START_MS + at, 0));
+    }
+    memory.shard.lock().unwrap().due = Some(START_MS + due_ms);
+    memory
+}
+
 /// Run a shard owner over `memory` for `for_ms` of virtual time (started by its first look,
 /// or `woken` at once as the router would); what it saw, and when the receiver was asked.
 async fn owner_over(memory: Arc<Memory>, delay_ms: u64, woken: bool, for_ms: u64) -> (Vec<u64>, Vec<u64>, Vec<u64>) {
@@ -59,13 +74,7 @@ async fn owner_over(memory: Arc<Memory>, delay_ms: u64, woken: bool, for_ms: u64
 /// (its linger, 5 s, after the delivery), then every `due_poll_max_ms` (10 s) with nothing due.
 #[tokio::test(start_paused = true)]
 async fn the_owner_looks_when_the_entry_comes_due_and_after_its_actor_stops() {
-    let memory = Memory::with(endpoint(|_| {}), 0);
-    memory
-        .queue
-        .lock()
-        .unwrap()
-        .insert("evt_000".into(), (START_MS + 2_500, 0));
-    memory.shard.lock().unwrap().due = Some(START_MS + 2_500);
+    let memory = queued(endpoint(|_| {}), &[2_500], 2_500);
     let (looks, _, starts) = owner_over(memory.clone(), 5, false, 30_000).await;
     assert_eq!(starts, [2_500], "the delivery, made when due");
     assert_eq!(looks[..2], [0, 2_500], "{looks:?}");
@@ -83,17 +92,9 @@ async fn the_owner_looks_when_the_entry_comes_due_and_after_its_actor_stops() {
 /// entry has been due for `due_poll_max_ms`: then once per look, a safety net for a lost wake.
 #[tokio::test(start_paused = true)]
 async fn a_running_actor_is_woken_by_a_look_only_once_its_entry_is_long_overdue() {
-    // (Its timeout is above the receiver's 25 s.)
-    let memory = Memory::with(endpoint(|c| c.timeout_ms = Some(60_000)), 0);
-    // The first delivery takes 25 s to answer; the second comes due at 2 s (the owner's first
-    // look plans its next one then).
-    memory.queue.lock().unwrap().insert("evt_000".into(), (START_MS, 0));
-    memory
-        .queue
-        .lock()
-        .unwrap()
-        .insert("evt_001".into(), (START_MS + 2_000, 0));
-    memory.shard.lock().unwrap().due = Some(START_MS + 2_000);
+    // The first delivery takes 25 s to answer (its timeout is above that); the second comes
+    // due at 2 s (the owner's first look plans its next one then).
+    let memory = queued(endpoint(|c| c.timeout_ms = Some(60_000)), &[0, 2_000], 2_000);
     let (looks, pulls, starts) = owner_over(memory, 25_000, true, 24_000).await;
     assert_eq!(
         starts,
