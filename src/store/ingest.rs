@@ -1,9 +1,11 @@
 //! Ingest: store an event durably and append it for routing (the INGEST script), and read
 //! events back.
 
+use super::event_record::{self, Extras, Read};
 use super::{text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
+use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use fred::types::scripts::Script;
 use fred::types::Value;
 use std::sync::LazyLock;
@@ -31,10 +33,9 @@ pub struct StoredEvent {
 
 /// KEYS: stream, rate counter, the record of each event, then the dedup key (idempotency or
 /// inbound) of each event that has one, in the same order. ARGV: tenant, retention s, oldest
-/// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, body,
-/// only-endpoint id ('' for normal routing), dedup window s, '1' if it has a dedup key, schema
-/// errors ('' for none: else kept in the record's `se`), metadata ('' for none: else in `md`),
-/// trace context ('' for none: else in the record's `tc` and the entry's `c`). Returns per
+/// stream id to keep, tenant rate limit per s (0: none), then per event: id, type, its record
+/// (`event_record::encode`), only-endpoint id ('' for normal routing), dedup window s, '1' if
+/// it has a dedup key, trace context ('' for none: else also in the entry's `c`). Returns per
 /// event, in
 /// order: {event id, 0} when stored, {first event id, 1} for a duplicate, {'', 2} when the
 /// tenant's limit for this second is spent (nothing stored). The idempotency check, the limit
@@ -46,7 +47,7 @@ pub static INGEST: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 local limit = tonumber(ARGV[4])
-local function one(record, dedup, id, kind, body, only, window, errors, metadata, trace)
+local function one(record, dedup, id, kind, stored, only, window, trace)
   if dedup then
     local existing = redis.call('GET', dedup)
     if existing then return existing, 1 end
@@ -56,16 +57,7 @@ local function one(record, dedup, id, kind, body, only, window, errors, metadata
     if used == 1 then redis.call('EXPIRE', KEYS[2], 2) end
     if used > limit then return '', 2 end
   end
-  if errors == '' and metadata == '' and trace == '' then
-    redis.call('HSET', record, 'body', body)
-  else
-    local fields = {'body', body}
-    if errors ~= '' then fields[#fields + 1] = 'se'; fields[#fields + 1] = errors end
-    if metadata ~= '' then fields[#fields + 1] = 'md'; fields[#fields + 1] = metadata end
-    if trace ~= '' then fields[#fields + 1] = 'tc'; fields[#fields + 1] = trace end
-    redis.call('HSET', record, unpack(fields))
-  end
-  redis.call('EXPIRE', record, ARGV[2])
+  redis.call('SET', record, stored, 'EX', ARGV[2])
   if only == '' and trace == '' then
     redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[3], '*', 'e', id, 't', ARGV[1], 'y', kind)
   else
@@ -77,18 +69,18 @@ local function one(record, dedup, id, kind, body, only, window, errors, metadata
   if dedup then redis.call('SET', dedup, id, 'EX', window) end
   return id, 0
 end
-local n = (#ARGV - 4) / 9
+local n = (#ARGV - 4) / 7
 local keyed = 2 + n
 local out = {}
 for i = 0, n - 1 do
-  local a = 5 + 9 * i
+  local a = 5 + 7 * i
   local dedup = nil
   if ARGV[a + 5] == '1' then
     keyed = keyed + 1
     dedup = KEYS[keyed]
   end
   out[2 * i + 1], out[2 * i + 2] = one(KEYS[3 + i], dedup, ARGV[a], ARGV[a + 1], ARGV[a + 2],
-    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
+    ARGV[a + 3], ARGV[a + 4], ARGV[a + 6])
 end
 return out
 "#,
@@ -108,7 +100,7 @@ impl RedisStore {
             self.keys.events_stream(self.keys.partition_of(tenant)),
             self.keys.tenant_rate(tenant, now / 1000),
         ]);
-        let mut args = Vec::with_capacity(4 + 9 * events.len());
+        let mut args = Vec::with_capacity(4 + 7 * events.len());
         args.extend([
             tenant.to_string(),
             self.retention_s.to_string(),
@@ -134,17 +126,71 @@ impl RedisStore {
             args.extend([
                 event.event_id.clone(),
                 event.event_type.clone(),
-                event.body.clone(),
+                Self::event_record(event),
                 event.only_endpoint.clone().unwrap_or_default(),
                 window_s.to_string(),
                 keyed.to_string(),
-                event.schema_errors.clone().unwrap_or_default(),
-                event.metadata.clone().unwrap_or_default(),
                 event.trace.clone().unwrap_or_default(),
             ]);
         }
         keys.extend(dedups);
         (keys, args)
+    }
+
+    /// The string an event's record holds (`event_record`).
+    fn event_record(event: &NewEvent) -> String {
+        let extras = Extras {
+            se: event.schema_errors.clone(),
+            md: event.metadata.clone(),
+            tc: event.trace.clone(),
+        };
+        event_record::encode(&event.body, &extras)
+    }
+
+    /// Is storing this event a write and nothing else (no dedup key, no tenant limit to check)?
+    fn nothing_to_check(&self, event: &NewEvent) -> bool {
+        event.provider_dedup.is_none() && event.idempotency_key.is_none() && self.tenant_rate_limit_per_s == 0
+    }
+
+    /// Store a lone event with nothing to check without the script: its record (`SET … EX`) and
+    /// its stream entry, pipelined on one connection in that order, two commands where INGEST
+    /// takes four. Nothing is read between them, so nothing needs a script's atomicity: the
+    /// call succeeds only if both did (a record whose entry failed expires unread), and an entry
+    /// whose record failed is taken back, so the router never meets an entry without its
+    /// record.
+    async fn ingest_plain(&self, client: &Client, event: &NewEvent) -> Result<Ingested> {
+        let started = std::time::Instant::now();
+        let now = hookline_actors::now_ms();
+        let oldest_kept = format!("{}-0", now.saturating_sub(self.retention_s * 1000));
+        let stream = self.keys.events_stream(self.keys.partition_of(&event.tenant));
+        let mut entry = vec![("e", event.event_id.as_str()), ("t", &event.tenant), ("y", &event.event_type)];
+        entry.extend(event.only_endpoint.as_deref().map(|o| ("o", o)));
+        entry.extend(event.trace.as_deref().map(|c| ("c", c)));
+        let pipeline = client.pipeline();
+        let record = self.keys.event(&event.tenant, &event.event_id);
+        let expiry = Some(Expiration::EX(self.retention_s as i64));
+        let _: () = pipeline.set(&record, Self::event_record(event), expiry, None, false).await?;
+        let cap = XCap::try_from((XCapKind::MinID, XCapTrim::AlmostExact, oldest_kept))?;
+        let _: () = pipeline.xadd(&stream, false, cap, XID::Auto, entry).await?;
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let (set, added) = (replies.next(), replies.next());
+        metrics::histogram!(hookline_actors::names::REDIS_LATENCY, "op" => "ingest")
+            .record(started.elapsed().as_secs_f64());
+        match (set, added) {
+            (Some(Ok(_)), Some(Ok(_))) => Ok(Ingested {
+                event_id: event.event_id.clone(),
+                duplicate: false,
+                rate_limited: false,
+            }),
+            (Some(Err(e)), Some(Ok(id))) => {
+                if let Some(id) = text(&id) {
+                    let _: std::result::Result<u64, _> = client.xdel(&stream, id).await;
+                }
+                Err(e.into())
+            }
+            (_, Some(Err(e))) | (Some(Err(e)), _) => Err(e.into()),
+            _ => Err(Error::corrupt("ingest reply")),
+        }
     }
 
     /// INGEST's reply: one `Ingested` per event of the call, in order.
@@ -188,9 +234,15 @@ impl RedisStore {
         let mut results = Vec::with_capacity(events.len());
         let mut failed = None;
         for chunk in events.chunks(INGEST_CHUNK) {
-            let (keys, args) = self.ingest_call(tenant, chunk);
-            let reply = self.eval_on(client, &INGEST, keys, args).await;
-            match reply.and_then(|reply| Self::ingest_reply(reply, chunk.len())) {
+            let stored = match chunk {
+                [event] if self.nothing_to_check(event) => self.ingest_plain(client, event).await.map(|i| vec![i]),
+                _ => {
+                    let (keys, args) = self.ingest_call(tenant, chunk);
+                    let reply = self.eval_on(client, &INGEST, keys, args).await;
+                    reply.and_then(|reply| Self::ingest_reply(reply, chunk.len()))
+                }
+            };
+            match stored {
                 Ok(stored) => results.extend(stored.into_iter().map(Ok)),
                 Err(e) => {
                     failed = Some(e);
@@ -225,47 +277,49 @@ impl RedisStore {
     /// (with the event's `metadata`, `event::with_metadata`), in order, in one pipelined round
     /// trip; `None` for one that is gone.
     pub async fn event_bodies(&self, events: &[(String, String)]) -> Result<Vec<Option<String>>> {
-        let client = self.client();
-        let calls = events.iter().map(|(tenant, id)| {
-            client.hmget::<Vec<Option<String>>, _, _>(self.keys.event(tenant, id), vec!["body", "md"])
-        });
-        super::join_all(calls)
-            .await
+        let keys: Vec<String> = events.iter().map(|(tenant, id)| self.keys.event(tenant, id)).collect();
+        Ok(self
+            .event_records(&keys)
+            .await?
             .into_iter()
-            .map(|fields| {
-                let mut fields = fields?.into_iter();
-                let (body, metadata) = (fields.next().flatten(), fields.next().flatten());
-                Ok(body.map(|b| crate::event::with_metadata(&b, metadata.as_deref()).into_owned()))
+            .map(|record| {
+                record.map(|r| crate::event::with_metadata(&r.body, r.extras.md.as_deref()).into_owned())
             })
-            .collect()
+            .collect())
     }
 
     pub async fn get_event(&self, tenant: &str, event_id: &str) -> Result<Option<StoredEvent>> {
         // Where it went is in its partition's routed lists for the minute of its id (ACK_ROUTED);
         // an event stored before those lists has it in its own `eps`.
+        let record = self.keys.event(tenant, event_id);
         let pipeline = self.client().pipeline();
-        let _: () = pipeline
-            .hmget(self.keys.event(tenant, event_id), vec!["body", "eps", "se", "md"])
-            .await?;
+        let _: () = pipeline.get(&record).await?;
         let routed = self
             .keys
             .routed(self.keys.partition_of(tenant), super::stream::routed_minute(event_id));
         let _: () = pipeline.hget(routed, event_id).await?;
-        let (fields, routed): (Vec<Option<String>>, Option<String>) = pipeline.all().await?;
-        let mut it = fields.into_iter();
-        let Some(Some(body)) = it.next() else { return Ok(None) };
-        let endpoint_ids = it
-            .next()
-            .flatten()
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let stored = replies.next().unwrap_or(Ok(Value::Null));
+        let routed = text(&replies.next().unwrap_or(Ok(Value::Null))?);
+        let record = match event_record::read(stored)? {
+            Read::Found(record) => record,
+            Read::Gone => return Ok(None),
+            Read::Legacy => match self.legacy_records(&[record]).await?.pop().flatten() {
+                Some(record) => record,
+                None => return Ok(None),
+            },
+        };
+        let endpoint_ids = record
+            .eps
             .filter(|eps| !eps.is_empty())
             .or(routed)
             .map(|s| s.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default();
         Ok(Some(StoredEvent {
-            body,
+            body: record.body,
             endpoint_ids,
-            schema_errors: it.next().flatten(),
-            metadata: it.next().flatten(),
+            schema_errors: record.extras.se,
+            metadata: record.extras.md,
         }))
     }
 

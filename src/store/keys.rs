@@ -12,7 +12,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P:{evP}:events` | stream | `e` event id, `t` tenant, `y` type, `o` only endpoint (test sends), `c` trace context (traced events); consumer group `router` |
-//! | `P:{evP}:evt:<evt>` | hash, TTL retention | `body` (the exact JSON receivers get), `eps` (routed endpoint ids, events stored before `routed` lists), `se` (schema errors flagged under `validation: warn`), `md` (metadata), `tc` (a traced event's trace context, `traces::Stored`) |
+//! | `P:{evP}:evt:<evt>` | string, TTL retention | the exact JSON body receivers get, or `#` + JSON `{se, md, tc}` + newline + the body when the event has schema errors flagged under `validation: warn` (`se`), metadata (`md`) or a trace context (`tc`, `traces::Stored`) (`event_record.rs`); events stored before this layout are hashes of those fields plus `eps` (routed endpoint ids, events stored before `routed` lists), read as such |
 //! | `P:{evP}:routed:<minute>` | hash, TTL retention + 2 min | event id (ingested in that minute, by its id's time) → the endpoint ids it was routed to (ACK_ROUTED) |
 //! | `P:{evP}:idem:<tenant>:<sha256(key)>` | string, TTL window | the event id first stored under the key |
 //! | `P:{evP}:rate:<tenant>:<unix second>` | counter, TTL 2 s | events the tenant ingested that second (ingest limit) |

@@ -38,6 +38,7 @@ mod console;
 mod deliveries;
 pub mod endpoints;
 mod error;
+mod event_record;
 mod ingest;
 mod janitor;
 pub mod keys;

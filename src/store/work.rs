@@ -2,6 +2,7 @@
 //! commit), settling when idle (SETTLE_IDLE), its health and rate-limit bucket. Every write is
 //! fenced by the actor's lease token (RECORD_ATTEMPT, FENCED_SET, SETTLE_IDLE).
 
+use super::event_record::{self, EventRecord, Read};
 use super::{join_all, scripts, text, Error, RedisStore, Result};
 use fred::prelude::*;
 use fred::types::Value;
@@ -63,16 +64,9 @@ impl RedisStore {
             return Ok(window);
         }
         // A transform's program sees the event's metadata, and a traced event's attempts join
-        // its trace: those fields are read only then (the plain path reads the body alone).
-        let mut fields = vec!["body"];
+        // its trace: those are kept only then (the plain path keeps the body alone).
         let with_metadata = endpoint.transform.is_some();
-        if with_metadata {
-            fields.push("md");
-        }
         let with_trace = crate::traces::get().is_some();
-        if with_trace {
-            fields.push("tc");
-        }
         let records: Vec<String> = scored
             .iter()
             .map(|(id, _)| self.keys.delivery(shard, &endpoint.id, id))
@@ -87,24 +81,37 @@ impl RedisStore {
             let _: () = pipeline.exists(records.clone()).await?;
         }
         // The plain path takes the body from this node's recent ones when it stored the event
-        // (`bodies.rs`), else reads it.
-        let mut cached: Vec<Option<Arc<str>>> = Vec::with_capacity(scored.len());
+        // (`bodies.rs`), else reads the event's record (`event_record.rs`).
+        let plain = !with_metadata && !with_trace && self.bodies.enabled();
         let stored_since = hookline_actors::now_ms();
+        let mut events: Vec<(String, Option<Arc<str>>, Option<EventRecord>)> = Vec::with_capacity(scored.len());
         for (id, _) in &scored {
             let event = self.keys.event(&endpoint.tenant, id);
-            let body = (fields.len() == 1 && self.bodies.enabled())
-                .then(|| self.bodies.get(&event, stored_since))
-                .flatten();
-            match (&body, fields.len()) {
-                (Some(_), _) => {}
-                (None, 1) => pipeline.hget::<(), _, _>(event, "body").await?,
-                (None, _) => pipeline.hmget::<(), _, _>(event, fields.clone()).await?,
+            let cached = plain.then(|| self.bodies.get(&event, stored_since)).flatten();
+            if cached.is_none() {
+                let _: () = pipeline.get(&event).await?;
             }
-            cached.push(body);
+            events.push((event, cached, None));
         }
-        let mut replies: Vec<Value> = pipeline.all().await?;
-        let first = replies.remove(0);
-        let mut read = replies.into_iter();
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let first = replies.next().unwrap_or(Ok(Value::Null))?;
+        let mut legacy = Vec::new();
+        for (i, (_, cached, record)) in events.iter_mut().enumerate() {
+            if cached.is_some() {
+                continue;
+            }
+            match event_record::read(replies.next().unwrap_or(Ok(Value::Null)))? {
+                Read::Found(found) => *record = Some(found),
+                Read::Gone => {}
+                Read::Legacy => legacy.push(i),
+            }
+        }
+        if !legacy.is_empty() {
+            let keys: Vec<String> = legacy.iter().map(|&i| events[i].0.clone()).collect();
+            for (i, record) in legacy.into_iter().zip(self.legacy_records(&keys).await?) {
+                events[i].2 = record;
+            }
+        }
         let counts: Vec<Vec<Option<String>>> = if endpoint.ordered {
             vec![first.into_array().iter().map(text).collect()]
         } else if first.as_u64() == Some(0) {
@@ -122,8 +129,8 @@ impl RedisStore {
         window.deliveries = scored
             .into_iter()
             .zip(counts)
-            .zip(cached)
-            .map(|(((event_id, score), counts), cached)| {
+            .zip(events)
+            .map(|(((event_id, score), counts), (_, cached, record))| {
                 let count = |i: usize| {
                     counts
                         .get(i)
@@ -132,19 +139,14 @@ impl RedisStore {
                         .and_then(|a| a.parse::<u64>().ok())
                         .unwrap_or(0)
                 };
-                let (body, metadata, trace) = match cached {
-                    Some(body) => (Some(body), None, None),
-                    None => match read.next().unwrap_or(Value::Null) {
-                        Value::Array(values) => {
-                            let field = |i: usize| values.get(i).and_then(text).map(Arc::<str>::from);
-                            (
-                                field(0),
-                                if with_metadata { field(1) } else { None },
-                                if with_trace { field(fields.len() - 1) } else { None },
-                            )
-                        }
-                        other => (text(&other).map(Arc::from), None, None),
-                    },
+                let (body, metadata, trace) = match (cached, record) {
+                    (Some(body), _) => (Some(body), None, None),
+                    (None, Some(r)) => (
+                        Some(Arc::<str>::from(r.body)),
+                        r.extras.md.filter(|_| with_metadata).map(Arc::from),
+                        r.extras.tc.filter(|_| with_trace).map(Arc::from),
+                    ),
+                    (None, None) => (None, None, None),
                 };
                 QueuedDelivery {
                     event_id,
