@@ -26,6 +26,7 @@ use crate::model::{RoutedEvent, StreamEvent};
 use crate::shards::ShardsMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -160,10 +161,16 @@ impl Router {
             })
             .collect();
         state.ctx.stores.router.route(&routed).await?;
-        // Each endpoint once, however many of the batch's events it takes.
-        let mut woken: Vec<(String, u32)> = routed.into_iter().flat_map(|r| r.endpoints).collect();
-        woken.sort_unstable();
-        woken.dedup();
+        // Each endpoint once, however many of the batch's events it takes, with their ids (an
+        // actor that pulled them all already need not look again: `endpoint/recent.rs`).
+        let mut by_endpoint: HashMap<(String, u32), Vec<String>> = HashMap::new();
+        for r in routed {
+            for endpoint in r.endpoints {
+                by_endpoint.entry(endpoint).or_default().push(r.event.event_id.clone());
+            }
+        }
+        let woken: Vec<(String, u32, Vec<String>)> =
+            by_endpoint.into_iter().map(|((id, shard), events)| (id, shard, events)).collect();
         if !woken.is_empty() {
             state.shards.send_message(ShardsMsg::Wake(woken)).ok();
         }

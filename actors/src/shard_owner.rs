@@ -23,7 +23,9 @@ const DUE_BATCH: usize = 1_000;
 const DUE_PAGES: usize = 20;
 
 pub enum ShardOwnerMsg {
-    Wake(String),
+    /// New work for this endpoint; the ids of the new deliveries when this node's router
+    /// queued them (none: look at the queue).
+    Wake(String, Vec<String>),
     /// Look at the due set; only the look planned last (its number) is made.
     Poll(u64),
     ConfigChanged(String),
@@ -65,12 +67,15 @@ pub struct ShardOwnerState {
 }
 
 impl ShardOwnerState {
-    async fn ensure_running(&mut self, myself: &ActorRef<ShardOwnerMsg>, endpoint_id: &str) {
+    /// Start the endpoint's actor, or wake it (with the ids of new deliveries routed to it by
+    /// this node, if that is why: `endpoint/recent.rs`).
+    async fn ensure_running(&mut self, myself: &ActorRef<ShardOwnerMsg>, endpoint_id: &str, routed: Vec<String>) {
         if self.draining {
             return;
         }
         if let Some(actor) = self.endpoints.get(endpoint_id) {
-            actor.send_message(EndpointMsg::Wake).ok();
+            let wake = if routed.is_empty() { EndpointMsg::Wake } else { EndpointMsg::Routed(routed) };
+            actor.send_message(wake).ok();
             return;
         }
         if let Some((count, since)) = self.failures.get(endpoint_id) {
@@ -138,7 +143,7 @@ impl ShardOwnerState {
                         // for `due_poll_max_ms` (a wake announced from another node was lost,
                         // and the actor has been busy since). Nor does it hide the entries after it.
                         if !self.endpoints.contains_key(&id) {
-                            self.ensure_running(myself, &id).await;
+                            self.ensure_running(myself, &id, Vec::new()).await;
                         } else if due.saturating_add(max_gap) <= now
                             && self
                                 .overdue_woken
@@ -146,7 +151,7 @@ impl ShardOwnerState {
                                 .is_none_or(|at| at.saturating_add(max_gap) <= now)
                         {
                             self.overdue_woken.insert(id.clone(), now);
-                            self.ensure_running(myself, &id).await;
+                            self.ensure_running(myself, &id, Vec::new()).await;
                         }
                     }
                     if !full {
@@ -210,7 +215,7 @@ impl Actor for ShardOwner {
         state: &mut ShardOwnerState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            ShardOwnerMsg::Wake(endpoint_id) => state.ensure_running(&myself, &endpoint_id).await,
+            ShardOwnerMsg::Wake(endpoint_id, routed) => state.ensure_running(&myself, &endpoint_id, routed).await,
             ShardOwnerMsg::Poll(number) if !state.draining && number == state.polls => {
                 state.next_poll = None;
                 state.poll(&myself).await;
@@ -223,7 +228,7 @@ impl Actor for ShardOwner {
                 // Not running: start it, so that an endpoint that was just enabled (whose due
                 // entry was removed while it was disabled) looks at its queue again. With
                 // nothing due it settles and stops at once.
-                None => state.ensure_running(&myself, &endpoint_id).await,
+                None => state.ensure_running(&myself, &endpoint_id, Vec::new()).await,
             },
             ShardOwnerMsg::Drain(reply) => {
                 state.draining = true;
@@ -270,7 +275,7 @@ impl Actor for ShardOwner {
                         *entry = (0, Instant::now());
                     }
                     entry.0 += 1;
-                    state.ensure_running(&myself, &endpoint_id).await;
+                    state.ensure_running(&myself, &endpoint_id, Vec::new()).await;
                 }
             }
             _ => {}

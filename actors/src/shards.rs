@@ -20,9 +20,9 @@ use std::time::Duration;
 
 pub enum ShardsMsg {
     Tick,
-    /// New work for these `(endpoint id, shard)` pairs, routed by this node: the owners of
+    /// New work for these `(endpoint id, shard, event ids)`, routed by this node: the owners of
     /// shards held elsewhere are told through the store (`LeaseStore::announce_work`).
-    Wake(Vec<(String, u32)>),
+    Wake(Vec<(String, u32, Vec<String>)>),
     /// New work another node announced: only shards held here are woken.
     Woken(Vec<(String, u32)>),
     ConfigChanged(String, u32),
@@ -51,13 +51,14 @@ async fn drain(owner: ActorRef<ShardOwnerMsg>, timeout: Duration) {
 }
 
 impl ShardsState {
-    /// Wake the endpoints of the shards held here; returns the pairs of shards held elsewhere.
-    fn wake(&self, pairs: Vec<(String, u32)>) -> Vec<(String, u32)> {
+    /// Wake the endpoints of the shards held here (with the ids of the new deliveries, when
+    /// known); returns the pairs of shards held elsewhere.
+    fn wake(&self, work: Vec<(String, u32, Vec<String>)>) -> Vec<(String, u32)> {
         let mut elsewhere = Vec::new();
-        for (endpoint_id, shard) in pairs {
+        for (endpoint_id, shard, routed) in work {
             match self.owned.get(&shard) {
                 Some(owner) => {
-                    owner.send_message(ShardOwnerMsg::Wake(endpoint_id)).ok();
+                    owner.send_message(ShardOwnerMsg::Wake(endpoint_id, routed)).ok();
                 }
                 None => elsewhere.push((endpoint_id, shard)),
             }
@@ -250,7 +251,7 @@ impl Actor for Shards {
                 }
             }
             ShardsMsg::Woken(pairs) => {
-                state.wake(pairs);
+                state.wake(pairs.into_iter().map(|(id, shard)| (id, shard, Vec::new())).collect());
             }
             ShardsMsg::ConfigChanged(endpoint_id, shard) => {
                 if let Some(owner) = state.owned.get(&shard) {

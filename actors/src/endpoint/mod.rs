@@ -32,8 +32,10 @@
 pub mod admission;
 pub mod notices;
 pub mod ordered;
+mod recent;
 mod record;
 mod state;
+mod timer;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -53,7 +55,12 @@ use std::sync::Arc;
 pub const ENDPOINT_DISABLED_EVENT: &str = "hookline.endpoint.disabled";
 
 pub enum EndpointMsg {
+    /// Work may have come: look at the queue.
     Wake,
+    /// This node's router queued new deliveries of these events here (`recent.rs`).
+    Routed(Vec<String>),
+    /// The actor's timer set for this time (ms) fired (`EndpointState::on_timer`).
+    Timer(u64),
     ConfigChanged,
     AttemptDone {
         event_id: String,
@@ -124,6 +131,8 @@ impl Actor for EndpointActor {
             idle_since: None,
             worked: false,
             drained: false,
+            next_due: None,
+            recent: Default::default(),
             drain_waiters: Vec::new(),
             draining: false,
             probe: None,
@@ -140,11 +149,12 @@ impl Actor for EndpointActor {
         state: &mut EndpointState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            EndpointMsg::Wake => {
-                state.timer = None;
+            EndpointMsg::Routed(events) if state.recent.pulled_all(&events) => {}
+            EndpointMsg::Wake | EndpointMsg::Routed(_) => {
                 state.drained = false;
                 state.fill(&myself).await;
             }
+            EndpointMsg::Timer(at) => state.on_timer(&myself, at).await,
             EndpointMsg::ConfigChanged => {
                 let store = state.ctx.stores.endpoints.clone();
                 match store.get_endpoint(&state.endpoint_id).await {

@@ -330,6 +330,7 @@ impl EndpointState {
                     // the sooner timer is kept, and one past the actor's stop is dropped with it
                     // (the settle leaves the retry's time in the due set).
                     if let Next::RetryAt(at) = next {
+                        self.next_due = Some(self.next_due.map_or(at, |due| due.min(at)));
                         self.wake_at(myself, at);
                     }
                 }

@@ -76,6 +76,11 @@ pub struct EndpointState {
     /// the settle at the linger's end reads the queue anyway. Never set for an ordered
     /// endpoint (it pulls its head each time).
     pub(super) drained: bool,
+    /// With `drained`: when the earliest queued delivery it has not pulled comes due, as far as
+    /// it knows (its last pull's `next_due_ms`, and the retries it recorded since).
+    pub(super) next_due: Option<u64>,
+    /// The ids it pulled lately (`recent.rs`).
+    pub(super) recent: super::recent::Recent,
     pub(super) drain_waiters: Vec<RpcReplyPort<()>>,
     pub(super) draining: bool,
     /// The breaker and the rate limiter.
@@ -184,19 +189,6 @@ impl EndpointState {
         }
     }
 
-    /// Wake at `due_ms` unless a timer already wakes the actor sooner.
-    pub(super) fn wake_at(&mut self, myself: &ActorRef<EndpointMsg>, due_ms: u64) {
-        let now = self.now();
-        if let Some((at, handle)) = &self.timer {
-            if *at <= due_ms && *at > now {
-                return;
-            }
-            handle.abort();
-        }
-        let handle = myself.send_after(Duration::from_millis(due_ms.saturating_sub(now)), || EndpointMsg::Wake);
-        self.timer = Some((due_ms, handle));
-    }
-
     /// Drop the deliveries pulled but not started: they are still queued, so the next fill
     /// pulls again.
     pub(super) fn drop_window(&mut self) {
@@ -206,6 +198,7 @@ impl EndpointState {
 
     /// Try again after the store failed.
     pub(super) fn retry_soon(&mut self, myself: &ActorRef<EndpointMsg>) {
+        self.drained = false;
         let at = self.now() + STORE_RETRY_MS;
         self.wake_at(myself, at);
     }
@@ -311,6 +304,10 @@ impl EndpointState {
         {
             Ok(pulled) => {
                 self.drained = !cfg.ordered && pulled.deliveries.len() < limit;
+                self.next_due = pulled.next_due_ms.filter(|_| self.drained);
+                if !cfg.ordered {
+                    pulled.deliveries.iter().for_each(|d| self.recent.note(&d.event_id));
+                }
                 if let Some(next_due) = pulled.next_due_ms.filter(|_| self.drained) {
                     self.wake_at(myself, next_due);
                 }

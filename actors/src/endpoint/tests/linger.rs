@@ -34,3 +34,63 @@ async fn an_actor_whose_queue_went_empty_lingers_for_the_next_wake_then_settles_
     assert_eq!(memory.settled.lock().unwrap().len(), 1, "one settle as it stopped");
     assert_eq!(receiver.starts().len(), 2);
 }
+
+/// The router's wake names the new deliveries (`recent.rs`): one the actor has pulled already
+/// (its pull came first) costs no pull; one it has not pulled, among them or alone, is pulled
+/// and sent.
+#[tokio::test(start_paused = true)]
+async fn a_wake_naming_only_deliveries_already_pulled_costs_no_pull() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 1);
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(30));
+    let (_, actor, _join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(memory.records().len(), 1);
+    let pulls = || memory.shard.lock().unwrap().pulls.len();
+    let before = pulls();
+    actor.send_message(EndpointMsg::Routed(vec!["evt_000".into()])).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pulls(), before, "a wake for what it pulled already made it pull");
+
+    let queued_now = |id: &str| {
+        memory.queue.lock().unwrap().insert(id.into(), (clock.now_ms(), 0));
+    };
+    queued_now("evt_100");
+    actor
+        .send_message(EndpointMsg::Routed(vec!["evt_000".into(), "evt_100".into()]))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(pulls(), before + 1, "one named delivery not pulled yet: one pull");
+    queued_now("evt_200");
+    actor.send_message(EndpointMsg::Routed(vec!["evt_200".into()])).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ids: Vec<String> = memory.records().into_iter().map(|r| r.event_id).collect();
+    assert_eq!(ids, ["evt_000", "evt_100", "evt_200"]);
+    assert_eq!(receiver.starts().len(), 3, "each sent once");
+    actor.stop_and_wait(None, None).await.unwrap();
+}
+
+/// A timer that fires with nothing new due (here the linger's end, come while the next attempt
+/// runs) costs no pull: the last pull took all due work and nothing has woken the actor since.
+#[tokio::test(start_paused = true)]
+async fn a_linger_ending_during_an_attempt_costs_no_pull() {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 1);
+    let receiver = Receiver::new(clock.clone(), &[], Duration::from_secs(3));
+    let (_, actor, join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
+    let pulls = || memory.shard.lock().unwrap().pulls.len();
+    // Delivered at 3 s, then lingering until 8 s.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(memory.records().len(), 1);
+    memory.queue.lock().unwrap().insert("evt_100".into(), (clock.now_ms(), 0));
+    actor.send_message(EndpointMsg::Routed(vec!["evt_100".into()])).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(receiver.starts().len(), 2, "the second attempt runs past the linger's end");
+    assert_eq!(pulls(), 2, "the linger's end pulled again while the attempt ran");
+    tokio::time::timeout(Duration::from_secs(20), join)
+        .await
+        .expect("the actor stops once the next linger is over")
+        .unwrap();
+    assert_eq!(memory.records().len(), 2);
+    assert_eq!(memory.settled.lock().unwrap().len(), 1, "one settle as it stopped");
+}
