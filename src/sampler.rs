@@ -104,7 +104,10 @@ impl Sampler {
 
         let held: HashSet<u32> = store.held_shards(node_id, shard_count).await?.into_iter().collect();
         let endpoints = index.endpoints_in(|shard| held.contains(&shard));
-        let keys: Vec<(u32, &str)> = endpoints.iter().map(|e| (e.shard, e.endpoint_id.as_str())).collect();
+        let keys: Vec<(u32, &str, bool)> = endpoints
+            .iter()
+            .map(|e| (e.shard, e.endpoint_id.as_str(), e.disabled))
+            .collect();
         let samples = store.endpoint_samples(&keys, now_ms).await?;
 
         let mut queued: BTreeMap<Series, f64> = BTreeMap::new();

@@ -169,8 +169,10 @@ impl Router {
                 by_endpoint.entry(endpoint).or_default().push(r.event.event_id.clone());
             }
         }
-        let woken: Vec<(String, u32, Vec<String>)> =
-            by_endpoint.into_iter().map(|((id, shard), events)| (id, shard, events)).collect();
+        let woken: Vec<(String, u32, Vec<String>)> = by_endpoint
+            .into_iter()
+            .map(|((id, shard), events)| (id, shard, events))
+            .collect();
         if !woken.is_empty() {
             state.shards.send_message(ShardsMsg::Wake(woken)).ok();
         }

@@ -74,7 +74,11 @@ impl ShardOwnerState {
             return;
         }
         if let Some(actor) = self.endpoints.get(endpoint_id) {
-            let wake = if routed.is_empty() { EndpointMsg::Wake } else { EndpointMsg::Routed(routed) };
+            let wake = if routed.is_empty() {
+                EndpointMsg::Wake
+            } else {
+                EndpointMsg::Routed(routed)
+            };
             actor.send_message(wake).ok();
             return;
         }

@@ -53,10 +53,17 @@ pub fn encode(body: &str, extras: &Extras) -> String {
 /// An event's record from its string; `None` if it is not one `encode` wrote.
 pub fn decode(stored: &str) -> Option<EventRecord> {
     let Some(framed) = stored.strip_prefix('#') else {
-        return Some(EventRecord { body: stored.to_string(), ..Default::default() });
+        return Some(EventRecord {
+            body: stored.to_string(),
+            ..Default::default()
+        });
     };
     let (head, body) = framed.split_once('\n')?;
-    Some(EventRecord { body: body.to_string(), extras: serde_json::from_str(head).ok()?, eps: None })
+    Some(EventRecord {
+        body: body.to_string(),
+        extras: serde_json::from_str(head).ok()?,
+        eps: None,
+    })
 }
 
 /// The fields a record stored as a hash (before this layout) is read with.
@@ -84,7 +91,10 @@ impl RedisStore {
     /// Records of these events stored as hashes by an older version (`None`: gone), in order,
     /// in one pipelined round trip.
     pub(super) async fn legacy_records(&self, keys: &[String]) -> Result<Vec<Option<EventRecord>>> {
-        let calls = keys.iter().map(|key| self.client().hmget::<Vec<Option<String>>, _, _>(key, LEGACY_FIELDS.to_vec()));
+        let calls = keys.iter().map(|key| {
+            self.client()
+                .hmget::<Vec<Option<String>>, _, _>(key, LEGACY_FIELDS.to_vec())
+        });
         super::join_all(calls)
             .await
             .into_iter()
@@ -92,7 +102,11 @@ impl RedisStore {
                 let mut f = fields?.into_iter();
                 let mut next = || f.next().flatten();
                 let body = next();
-                let extras = Extras { se: next(), md: next(), tc: next() };
+                let extras = Extras {
+                    se: next(),
+                    md: next(),
+                    tc: next(),
+                };
                 let eps = next();
                 Ok(body.map(|body| EventRecord { body, extras, eps }))
             })
@@ -137,14 +151,34 @@ mod tests {
     fn a_plain_event_is_stored_as_its_body_and_the_rest_framed_before_it() {
         let body = r##"{"id":"evt_1","type":"a","data":{"x":"#\n"}}"##;
         assert_eq!(encode(body, &Extras::default()), body);
-        assert_eq!(decode(body), Some(EventRecord { body: body.into(), ..Default::default() }));
-        let extras = Extras { se: Some(r#"[{"path":"/x"}]"#.into()), md: None, tc: Some("00-ab-cd-01".into()) };
+        assert_eq!(
+            decode(body),
+            Some(EventRecord {
+                body: body.into(),
+                ..Default::default()
+            })
+        );
+        let extras = Extras {
+            se: Some(r#"[{"path":"/x"}]"#.into()),
+            md: None,
+            tc: Some("00-ab-cd-01".into()),
+        };
         let stored = encode(body, &extras);
         assert!(stored.starts_with("#{"), "{stored}");
-        assert_eq!(decode(&stored), Some(EventRecord { body: body.into(), extras, eps: None }));
+        assert_eq!(
+            decode(&stored),
+            Some(EventRecord {
+                body: body.into(),
+                extras,
+                eps: None
+            })
+        );
         // A body that began with the frame's mark would still read back as itself.
         let odd = "#not json";
-        assert_eq!(decode(&encode(odd, &Extras::default())).map(|r| r.body), Some(odd.to_string()));
+        assert_eq!(
+            decode(&encode(odd, &Extras::default())).map(|r| r.body),
+            Some(odd.to_string())
+        );
         assert_eq!(decode("#{\"se\":1}"), None, "a frame without its body is not a record");
     }
 }

@@ -5,8 +5,8 @@ use super::event_record::{self, Extras, Read};
 use super::{text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
-use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use fred::types::scripts::Script;
+use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
 use fred::types::Value;
 use std::sync::LazyLock;
 
@@ -163,13 +163,19 @@ impl RedisStore {
         let now = hookline_actors::now_ms();
         let oldest_kept = format!("{}-0", now.saturating_sub(self.retention_s * 1000));
         let stream = self.keys.events_stream(self.keys.partition_of(&event.tenant));
-        let mut entry = vec![("e", event.event_id.as_str()), ("t", &event.tenant), ("y", &event.event_type)];
+        let mut entry = vec![
+            ("e", event.event_id.as_str()),
+            ("t", &event.tenant),
+            ("y", &event.event_type),
+        ];
         entry.extend(event.only_endpoint.as_deref().map(|o| ("o", o)));
         entry.extend(event.trace.as_deref().map(|c| ("c", c)));
         let pipeline = client.pipeline();
         let record = self.keys.event(&event.tenant, &event.event_id);
         let expiry = Some(Expiration::EX(self.retention_s as i64));
-        let _: () = pipeline.set(&record, Self::event_record(event), expiry, None, false).await?;
+        let _: () = pipeline
+            .set(&record, Self::event_record(event), expiry, None, false)
+            .await?;
         let cap = XCap::try_from((XCapKind::MinID, XCapTrim::AlmostExact, oldest_kept))?;
         let _: () = pipeline.xadd(&stream, false, cap, XID::Auto, entry).await?;
         let mut replies = pipeline.try_all::<Value>().await.into_iter();
@@ -282,9 +288,7 @@ impl RedisStore {
             .event_records(&keys)
             .await?
             .into_iter()
-            .map(|record| {
-                record.map(|r| crate::event::with_metadata(&r.body, r.extras.md.as_deref()).into_owned())
-            })
+            .map(|record| record.map(|r| crate::event::with_metadata(&r.body, r.extras.md.as_deref()).into_owned()))
             .collect())
     }
 

@@ -35,36 +35,71 @@ impl RedisStore {
     }
 
     /// Queue length, due count, queue head, due-set entry and breaker state of each
-    /// `(shard, endpoint id)`, in order.
-    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str)], now_ms: u64) -> Result<Vec<EndpointSample>> {
+    /// `(shard, endpoint id, disabled)`, in order. Two commands per shard (per 1,000 of its
+    /// endpoints) read every endpoint's due entry (ZMSCORE) and health (MGET); the queue is read
+    /// (three commands) only of an endpoint that can hold work: one with a due entry (every
+    /// queued delivery of an enabled endpoint keeps one: ROUTE writes it, and SETTLE_IDLE
+    /// removes it only with the queue empty or the endpoint paused) or a disabled one. So an
+    /// idle node's sample costs two commands per shard, not five per endpoint.
+    pub async fn endpoint_samples(&self, endpoints: &[(u32, &str, bool)], now_ms: u64) -> Result<Vec<EndpointSample>> {
         let score = |v: &Value| v.as_f64().or_else(|| text(v)?.parse().ok()).map(|s| s as u64);
-        let mut samples = Vec::with_capacity(endpoints.len());
-        for chunk in endpoints.chunks(1_000) {
+        let mut by_shard: std::collections::BTreeMap<u32, Vec<usize>> = Default::default();
+        for (i, (shard, _, _)) in endpoints.iter().enumerate() {
+            by_shard.entry(*shard).or_default().push(i);
+        }
+        let chunks: Vec<(u32, &[usize])> = by_shard
+            .iter()
+            .flat_map(|(shard, all)| all.chunks(1_000).map(move |chunk| (*shard, chunk)))
+            .collect();
+        let closed = EndpointSample {
+            breaker: "closed",
+            ..Default::default()
+        };
+        let mut samples = vec![closed; endpoints.len()];
+        let mut due_entry: Vec<Option<u64>> = vec![None; endpoints.len()];
+        let pipeline = self.client().pipeline();
+        for (shard, chunk) in &chunks {
+            let ids: Vec<&str> = chunk.iter().map(|&i| endpoints[i].1).collect();
+            let health: Vec<String> = ids.iter().map(|id| self.keys.health(*shard, id)).collect();
+            let _: () = pipeline.zmscore(self.keys.due(*shard), ids).await?;
+            let _: () = pipeline.mget(health).await?;
+        }
+        let replies: Vec<Value> = if chunks.is_empty() {
+            Vec::new()
+        } else {
+            pipeline.all().await?
+        };
+        for ((_, chunk), pair) in chunks.iter().zip(replies.chunks(2)) {
+            let [scores, healths] = pair else { continue };
+            let (scores, healths) = (scores.clone().into_array(), healths.clone().into_array());
+            for (n, &i) in chunk.iter().enumerate() {
+                due_entry[i] = scores.get(n).and_then(score);
+                samples[i].due_entry_ms = due_entry[i];
+                samples[i].breaker = healths
+                    .get(n)
+                    .and_then(text)
+                    .and_then(|h| serde_json::from_str::<HealthRecord>(&h).ok())
+                    .map_or("closed", |h| h.breaker.state.name());
+            }
+        }
+        let with_work: Vec<usize> = (0..endpoints.len())
+            .filter(|&i| due_entry[i].is_some() || endpoints[i].2)
+            .collect();
+        for chunk in with_work.chunks(1_000) {
             let pipeline = self.client().pipeline();
-            for (shard, id) in chunk {
-                let queue = self.keys.queue(*shard, id);
+            for &i in chunk {
+                let queue = self.keys.queue(endpoints[i].0, endpoints[i].1);
                 let _: () = pipeline.zcard(&queue).await?;
                 let _: () = pipeline.zcount(&queue, f64::NEG_INFINITY, now_ms as f64).await?;
                 let _: () = pipeline.zrange(&queue, 0, 0, None, false, None, true).await?;
-                let _: () = pipeline.zscore(self.keys.due(*shard), *id).await?;
-                let _: () = pipeline.get(self.keys.health(*shard, id)).await?;
             }
             let replies: Vec<Value> = pipeline.all().await?;
-            for reply in replies.chunks(5) {
-                let [queued, due_now, head, due_entry, health] = reply else {
-                    continue;
-                };
+            for (&i, reply) in chunk.iter().zip(replies.chunks(3)) {
+                let [queued, due_now, head] = reply else { continue };
                 let head = head.clone().into_array();
-                let breaker = text(health)
-                    .and_then(|h| serde_json::from_str::<HealthRecord>(&h).ok())
-                    .map_or("closed", |h| h.breaker.state.name());
-                samples.push(EndpointSample {
-                    queued: queued.as_u64().unwrap_or(0),
-                    due_now: due_now.as_u64().unwrap_or(0),
-                    head_due_ms: head.get(1).and_then(score),
-                    due_entry_ms: score(due_entry),
-                    breaker,
-                });
+                samples[i].queued = queued.as_u64().unwrap_or(0);
+                samples[i].due_now = due_now.as_u64().unwrap_or(0);
+                samples[i].head_due_ms = head.get(1).and_then(score);
             }
         }
         Ok(samples)

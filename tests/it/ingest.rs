@@ -315,7 +315,10 @@ async fn events_are_stored_as_one_string_and_older_hash_records_still_read() {
     let node = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     let endpoint = node.api.create_endpoint("r", json!({"url": sink.url("ok/rec")})).await;
-    let (status, posted) = node.api.post("/v1/tenants/r/events", json!({"type": "a.b", "payload": {"n": 1}})).await;
+    let (status, posted) = node
+        .api
+        .post("/v1/tenants/r/events", json!({"type": "a.b", "payload": {"n": 1}}))
+        .await;
     assert_eq!(status, 202, "{posted}");
     let keys = hookline::store::keys::Keys::new(&prefix);
     let key = keys.event("r", posted["id"].as_str().unwrap());
@@ -323,25 +326,52 @@ async fn events_are_stored_as_one_string_and_older_hash_records_still_read() {
     let ttl: i64 = redis_cli(&redis, &["ttl", &key]).trim().parse().unwrap();
     assert!(ttl > 0, "the record expires with retention: {ttl}");
     let stored = redis_cli(&redis, &["--raw", "get", &key]);
-    assert!(stored.starts_with(r#"{"id":""#), "a plain event's record is its body: {stored}");
+    assert!(
+        stored.starts_with(r#"{"id":""#),
+        "a plain event's record is its body: {stored}"
+    );
 
     // An older version's record: a hash, and its stream entry as that version appended it.
     let old = hookline::ids::new_event_id(hookline_actors::now_ms());
-    let body =
-        format!(r#"{{"id":"{old}","type":"a.b","timestamp":"2026-12-05T00:00:00Z","tenant":"r","data":{{"old":true}}}}"#);
+    let body = format!(
+        r#"{{"id":"{old}","type":"a.b","timestamp":"2026-12-05T00:00:00Z","tenant":"r","data":{{"old":true}}}}"#
+    );
     let old_key = keys.event("r", &old);
     let errors = r#"[{"path":"/old","problem":"flagged"}]"#;
     let ep = endpoint["id"].as_str().unwrap();
-    redis_cli(&redis, &["hset", &old_key, "body", &body, "se", errors, "md", r#"{"k":"v"}"#, "eps", ep]);
+    redis_cli(
+        &redis,
+        &[
+            "hset",
+            &old_key,
+            "body",
+            &body,
+            "se",
+            errors,
+            "md",
+            r#"{"k":"v"}"#,
+            "eps",
+            ep,
+        ],
+    );
     redis_cli(&redis, &["expire", &old_key, "3600"]);
-    redis_cli(&redis, &["xadd", &keys.events_stream(0), "*", "e", &old, "t", "r", "y", "a.b"]);
+    redis_cli(
+        &redis,
+        &["xadd", &keys.events_stream(0), "*", "e", &old, "t", "r", "y", "a.b"],
+    );
     wait_for(Duration::from_secs(20), "both events delivered", || sink.count() == 2).await;
     let bodies: Vec<String> = sink.received().iter().map(|r| r.body.clone()).collect();
-    assert!(bodies.contains(&body), "the older record's body, byte for byte: {bodies:?}");
+    assert!(
+        bodies.contains(&body),
+        "the older record's body, byte for byte: {bodies:?}"
+    );
     let (status, event) = node.api.get(&format!("/v1/tenants/r/events/{old}")).await;
     assert_eq!(status, 200, "{event}");
     assert_eq!(event["payload"], json!({"old": true}), "{event}");
     assert_eq!(event["metadata"], json!({"k": "v"}), "{event}");
     assert_eq!(event["schema_errors"][0]["path"], "/old", "{event}");
-    assert_eq!(event["deliveries"][0]["endpoint_id"], ep, "the older record's endpoint list: {event}");
+    assert_eq!(
+        event["deliveries"][0]["endpoint_id"], ep,
+        "the older record's endpoint list: {event}"
+    );
 }

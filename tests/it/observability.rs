@@ -553,3 +553,109 @@ async fn the_cluster_view_lists_nodes_shard_holders_and_the_backlog_by_tenant() 
         assert!(page.contains(wanted), "{wanted} is missing from {page}");
     }
 }
+
+/// The metrics sampler reads every endpoint's due entry and health with two commands per shard,
+/// and the queue only of an endpoint that can hold work (a due entry, or disabled: a paused
+/// endpoint's settle removes its entry): here 200 idle endpoints cost nothing more, and the
+/// three that matter read as they are. Counted on a Redis of its own.
+#[tokio::test]
+async fn the_sampler_reads_the_queues_of_endpoints_with_work_only() {
+    use fred::prelude::*;
+    let redis = RedisServer::start(false);
+    let mut cfg = crate::store::config(&unique_prefix("sample"));
+    cfg.redis.url = redis.url();
+    let (_, store, client) = crate::store::connect_with(cfg).await;
+    let keys = store.keys();
+    let now = hookline_actors::now_ms();
+    // a: two queued (one due), its due entry; b: disabled, one queued, no due entry; c: an open
+    // breaker, nothing queued.
+    let _: () = client
+        .zadd(
+            keys.queue(1, "ep_a"),
+            None,
+            None,
+            false,
+            false,
+            vec![(now as f64 - 5.0, "evt_1"), (now as f64 + 60_000.0, "evt_2")],
+        )
+        .await
+        .unwrap();
+    let _: () = client
+        .zadd(keys.due(1), None, None, false, false, (now as f64 - 5.0, "ep_a"))
+        .await
+        .unwrap();
+    let _: () = client
+        .zadd(
+            keys.queue(1, "ep_b"),
+            None,
+            None,
+            false,
+            false,
+            (now as f64 - 7.0, "evt_3"),
+        )
+        .await
+        .unwrap();
+    let open = hookline_actors::model::HealthRecord {
+        breaker: hookline_actors::breaker::BreakerRecord {
+            state: hookline_actors::breaker::BreakerState::Open {
+                next_probe_ms: now + 1_000,
+                failed_probes: 0,
+            },
+            closed_at_ms: None,
+        },
+        failing_since_ms: Some(now),
+    };
+    let _: () = client
+        .set(
+            keys.health(2, "ep_c"),
+            serde_json::to_string(&open).unwrap(),
+            None,
+            None,
+            false,
+        )
+        .await
+        .unwrap();
+    let idle: Vec<String> = (0..200).map(|n| format!("ep_idle{n}")).collect();
+    let mut endpoints: Vec<(u32, &str, bool)> = vec![(1, "ep_a", false), (1, "ep_b", true), (2, "ep_c", false)];
+    endpoints.extend(
+        idle.iter()
+            .enumerate()
+            .map(|(n, id)| ((n % 8) as u32, id.as_str(), false)),
+    );
+
+    let calls = || {
+        let stats = redis_cli(&redis.url(), &["info", "commandstats"]);
+        stats
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_") && !l.starts_with("cmdstat_info"))
+            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let before = calls();
+    let samples = store.endpoint_samples(&endpoints, now).await.unwrap();
+    let used = calls() - before;
+    assert_eq!(
+        used,
+        2 * 8 + 3 * 2,
+        "two per shard (8 shards), three per endpoint with work (a, b)"
+    );
+    let a = &samples[0];
+    assert_eq!(
+        (a.queued, a.due_now, a.head_due_ms, a.due_entry_ms, a.breaker),
+        (2, 1, Some(now - 5), Some(now - 5), "closed")
+    );
+    let b = &samples[1];
+    assert_eq!(
+        (b.queued, b.due_now, b.head_due_ms, b.due_entry_ms),
+        (1, 1, Some(now - 7), None),
+        "a disabled endpoint's queue"
+    );
+    let c = &samples[2];
+    assert_eq!((c.queued, c.breaker), (0, "open"));
+    assert!(samples[3..].iter().all(|s| *s
+        == hookline::store::EndpointSample {
+            breaker: "closed",
+            ..Default::default()
+        }));
+    assert_eq!(samples.len(), 203);
+}

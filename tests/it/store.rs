@@ -1157,7 +1157,10 @@ async fn an_events_endpoint_list_is_read_from_the_routed_lists_or_its_own_record
     // Stored by the layout before the routed lists (a hash record then): the event's own `eps`.
     let record = store.keys().event("t", &events[2]);
     let _: () = client.del(&record).await.unwrap();
-    let _: () = client.hset(&record, [("body", "{}"), ("eps", b.as_str())]).await.unwrap();
+    let _: () = client
+        .hset(&record, [("body", "{}"), ("eps", b.as_str())])
+        .await
+        .unwrap();
     assert_eq!(listed(events[2].clone()).await, vec![b]);
 }
 

@@ -35,9 +35,9 @@ pub mod ordered;
 mod recent;
 mod record;
 mod state;
-mod timer;
 #[cfg(test)]
 pub(crate) mod tests;
+mod timer;
 
 use crate::breaker::Breaker;
 use crate::ctx::Ctx;

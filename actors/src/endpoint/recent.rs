@@ -50,7 +50,10 @@ mod tests {
         // 523 noted: the first 11 are forgotten.
         assert!(recent.pulled_all(&["evt_11".into(), "evt_521".into(), "evt_600".into()]));
         assert!(!recent.pulled_all(&["evt_10".into()]), "forgotten: pull");
-        assert!(!recent.pulled_all(&["evt_11".into(), "evt_x".into()]), "one not pulled: pull");
+        assert!(
+            !recent.pulled_all(&["evt_11".into(), "evt_x".into()]),
+            "one not pulled: pull"
+        );
         assert_eq!(recent.order.len(), RECENT);
         assert_eq!(recent.ids.len(), RECENT);
     }

@@ -17,7 +17,9 @@ impl EndpointState {
             }
             handle.abort();
         }
-        let handle = myself.send_after(Duration::from_millis(due_ms.saturating_sub(now)), move || EndpointMsg::Timer(due_ms));
+        let handle = myself.send_after(Duration::from_millis(due_ms.saturating_sub(now)), move || {
+            EndpointMsg::Timer(due_ms)
+        });
         self.timer = Some((due_ms, handle));
     }
 
@@ -36,5 +38,4 @@ impl EndpointState {
         }
         self.fill(myself).await;
     }
-
 }

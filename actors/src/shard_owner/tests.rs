@@ -56,7 +56,9 @@ async fn owner_over(memory: Arc<Memory>, delay_ms: u64, woken: bool, for_ms: u64
     };
     let (owner, join) = Actor::spawn(None, ShardOwner, args).await.unwrap();
     if woken {
-        owner.send_message(ShardOwnerMsg::Wake("ep_unit".into(), Vec::new())).unwrap();
+        owner
+            .send_message(ShardOwnerMsg::Wake("ep_unit".into(), Vec::new()))
+            .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(for_ms)).await;
     owner.stop(None);

@@ -82,10 +82,18 @@ async fn a_linger_ending_during_an_attempt_costs_no_pull() {
     // Delivered at 3 s, then lingering until 8 s.
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(memory.records().len(), 1);
-    memory.queue.lock().unwrap().insert("evt_100".into(), (clock.now_ms(), 0));
+    memory
+        .queue
+        .lock()
+        .unwrap()
+        .insert("evt_100".into(), (clock.now_ms(), 0));
     actor.send_message(EndpointMsg::Routed(vec!["evt_100".into()])).unwrap();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    assert_eq!(receiver.starts().len(), 2, "the second attempt runs past the linger's end");
+    assert_eq!(
+        receiver.starts().len(),
+        2,
+        "the second attempt runs past the linger's end"
+    );
     assert_eq!(pulls(), 2, "the linger's end pulled again while the attempt ran");
     tokio::time::timeout(Duration::from_secs(20), join)
         .await
