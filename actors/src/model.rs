@@ -152,6 +152,11 @@ pub struct EndpointConfig {
     pub headers: BTreeMap<String, String>,
     #[serde(default)]
     pub ordered: bool,
+    /// When it last stopped being ordered (ms): until an hour past it, a pull reads whether its
+    /// deliveries have records (an ordered head keeps its fractional queue score after a failed
+    /// attempt; see `order_score`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unordered_since_ms: Option<u64>,
     #[serde(default)]
     pub disabled: bool,
     #[serde(default)]
@@ -198,6 +203,7 @@ impl EndpointConfig {
             retry_schedule_s: None,
             headers: BTreeMap::new(),
             ordered: false,
+            unordered_since_ms: None,
             disabled: false,
             disabled_reason: None,
             tls: None,
@@ -244,10 +250,14 @@ pub struct StreamEvent {
 
 impl StreamEvent {
     /// The queue score of a new delivery of this event: the ingest time in ms (so it is due at
-    /// once) plus the stream sequence number in 1/4096 ms, so deliveries of one endpoint sort in
-    /// exact ingest order. The sum is exactly representable in an f64 for any date before
-    /// 2039 (41 bits of ms + 12 bits of sequence); sequences past 4095 within one ms share the
-    /// last slot (ties then sort by event id, whose first part is the ingest time too).
+    /// once) plus the stream sequence number + 1 in 1/4096 ms, so deliveries of one endpoint
+    /// sort in exact ingest order. The sum is exactly representable in an f64 for any date
+    /// before 2039 (41 bits of ms + 12 bits of sequence); sequences past 4094 within one ms
+    /// share the last slot (ties then sort by event id, whose first part is the ingest time
+    /// too). It is never a whole number, and a delivery's queue score becomes one only when a
+    /// record is written for it (a retry's due time, a replay's time): so a pull of an
+    /// endpoint that is not ordered knows a delivery with a fractional score has no record
+    /// (`has_no_record`), without reading.
     pub fn order_score(&self) -> f64 {
         order_score(&self.stream_id)
     }
@@ -257,7 +267,19 @@ impl StreamEvent {
 pub fn order_score(stream_id: &str) -> f64 {
     let ms = stream_id_ms(stream_id).unwrap_or(0);
     let seq: u64 = stream_id.split('-').nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
-    ms as f64 + seq.min(4095) as f64 / 4096.0
+    ms as f64 + (seq.min(4094) + 1) as f64 / 4096.0
+}
+
+/// Does a queued delivery of this (not ordered) endpoint with this queue score have no record
+/// yet? Yes if its score is fractional (see `order_score`), unless the endpoint was ordered
+/// until lately (`unordered_since_ms`, with an hour's margin for clocks): an ordered endpoint's
+/// failed head keeps its place, so its record sits under a fractional score.
+pub fn has_no_record(endpoint: &EndpointConfig, score: f64) -> bool {
+    score.fract() != 0.0
+        && !endpoint.ordered
+        && endpoint
+            .unordered_since_ms
+            .is_none_or(|since| score >= since.saturating_add(3_600_000) as f64)
 }
 
 /// The time part (ms, on Redis's clock) of a stream id `ms-seq`.
@@ -433,7 +455,12 @@ mod tests {
         ];
         let scores: Vec<f64> = ids.iter().map(|id| event(id).order_score()).collect();
         assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
-        assert_eq!(event("1763870000000-1").order_score(), 1763870000000.0 + 1.0 / 4096.0);
+        assert_eq!(event("1763870000000-0").order_score(), 1763870000000.0 + 1.0 / 4096.0);
+        assert_eq!(event("1763870000000-1").order_score(), 1763870000000.0 + 2.0 / 4096.0);
+        assert!(
+            ids.iter().all(|id| event(id).order_score().fract() != 0.0),
+            "never whole"
+        );
         // The score is due when its ms is: the fraction never reaches the next ms.
         assert!(event("1763870000000-9999").order_score() < 1763870000001.0);
         // And it survives the trip through text to Redis and back.

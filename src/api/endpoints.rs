@@ -262,6 +262,9 @@ impl EndpointFields {
             cfg.headers = v;
         }
         if let Some(v) = self.ordered {
+            if cfg.ordered && !v {
+                cfg.unordered_since_ms = Some(hookline_actors::now_ms());
+            }
             cfg.ordered = v;
         }
         if let Some(disabled) = self.disabled {

@@ -387,7 +387,7 @@ if #KEYS == 4 then
     not_before = tonumber(redis.call('HGET', KEYS[4], 'next_ms') or '0')
   end
 end
--- The head's score as Redis wrote it (Lua's tostring prints 14 digits: `ms + seq/4096` would
+-- The head's score as Redis wrote it (Lua's tostring prints 14 digits: `ms + (seq + 1)/4096` would
 -- lose its fraction), or the later not-before.
 local score = head[2]
 if not_before > due then score = string.format('%.0f', not_before) end

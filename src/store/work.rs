@@ -71,13 +71,19 @@ impl RedisStore {
             .iter()
             .map(|(id, _)| self.keys.delivery(shard, &endpoint.id, id))
             .collect();
-        // Routing writes no record (see ROUTE), so a window of new deliveries has none: one
-        // EXISTS over the window says so, and only a window with some (retries, replays, an
-        // ordered head: read always) reads them, one HMGET each, in a second round trip.
+        // Routing writes no record (see ROUTE), so a window of new deliveries has none, and
+        // their queue scores say so (`model::has_no_record`): such a window reads nothing of
+        // them. Otherwise one EXISTS over the window says whether any has one, and only a window
+        // with some (retries, replays, an ordered head: read always) reads them, one HMGET
+        // each, in a second round trip.
         let pipeline = client.pipeline();
+        let all_new = !endpoint.ordered
+            && scored
+                .iter()
+                .all(|(_, score)| hookline_actors::model::has_no_record(endpoint, *score));
         if endpoint.ordered {
             let _: () = pipeline.hmget(&records[0], RECORD_FIELDS.to_vec()).await?;
-        } else {
+        } else if !all_new {
             let _: () = pipeline.exists(records.clone()).await?;
         }
         // The plain path takes the body from this node's recent ones when it stored the event
@@ -93,8 +99,18 @@ impl RedisStore {
             }
             events.push((event, cached, None));
         }
-        let mut replies = pipeline.try_all::<Value>().await.into_iter();
-        let first = replies.next().unwrap_or(Ok(Value::Null))?;
+        let sent = !all_new || events.iter().any(|(_, cached, _)| cached.is_none());
+        let replies = if sent {
+            pipeline.try_all::<Value>().await
+        } else {
+            Vec::new()
+        };
+        let mut replies = replies.into_iter();
+        let first = if all_new {
+            Value::Integer(0)
+        } else {
+            replies.next().unwrap_or(Ok(Value::Null))?
+        };
         let mut legacy = Vec::new();
         for (i, (_, cached, record)) in events.iter_mut().enumerate() {
             if cached.is_some() {
@@ -300,7 +316,7 @@ impl RedisStore {
         if reply.as_i64() == Some(-1) {
             return Err(Error::Fenced(shard));
         }
-        // Rounded up: the first ms at which the delivery (scored `ms + seq/4096`) is due.
+        // Rounded up: the first ms at which the delivery (scored `ms + (seq + 1)/4096`) is due.
         Ok(text(&reply)
             .and_then(|s| s.parse::<f64>().ok())
             .map(|f| f.ceil() as u64)

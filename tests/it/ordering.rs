@@ -84,3 +84,34 @@ async fn a_routing_mark_read_before_new_events_holds_them_back() {
     let score = hookline_actors::model::order_score;
     assert!(score(&mark) > score(&second.stream_id), "mark {mark}");
 }
+
+/// An endpoint that stops being ordered notes when (`unordered_since_ms` in its stored config):
+/// its pulls read whether deliveries have records again (`model::has_no_record`).
+#[tokio::test]
+async fn an_endpoint_that_stops_being_ordered_notes_when() {
+    let (redis, prefix) = (shared_redis_url(), unique_prefix("unordered"));
+    let node = Node::start_ready(&NodeOpts::new(&redis, &prefix)).await;
+    let created = node
+        .api
+        .create_endpoint("u", serde_json::json!({"url": "http://127.0.0.1:9/x", "ordered": true}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let stored = || {
+        let raw = redis_cli(&redis, &["--raw", "hget", &format!("{prefix}:endpoints"), &id]);
+        serde_json::from_str::<serde_json::Value>(raw.trim()).unwrap()
+    };
+    assert!(stored().get("unordered_since_ms").is_none(), "{}", stored());
+    let before = hookline_actors::now_ms();
+    let (status, body, _) = node
+        .api
+        .raw(
+            reqwest::Method::PATCH,
+            &format!("/v1/tenants/u/endpoints/{id}"),
+            Some(r#"{"ordered": false}"#),
+            Some("application/json"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let since = stored()["unordered_since_ms"].as_u64().expect("noted");
+    assert!(since >= before && since <= hookline_actors::now_ms());
+}

@@ -433,7 +433,7 @@ async fn a_starting_actor_reads_the_saved_health_and_bucket_at_once() {
     assert_eq!(store.load_saved(&endpoint.id, shard).await.unwrap(), (health, None));
 }
 
-/// Settling reads the head's score exactly (`ms + seq/4096`): the due entry keeps it, and the
+/// Settling reads the head's score exactly (`ms + (seq + 1)/4096`): the due entry keeps it, and the
 /// actor is told the first ms at which it is due, not one before (Lua prints a number with 14
 /// digits only: the fraction was lost, and the actor woke to pull nothing).
 #[tokio::test]
@@ -1218,4 +1218,93 @@ async fn a_pull_takes_the_body_of_an_event_its_node_stored_from_memory() {
         [changed.clone(), changed, None],
         "read from Redis"
     );
+}
+
+/// A new delivery's queue score is never a whole number, and a record only comes with a whole
+/// one (a retry's due time, a replay's time), so a pull of new deliveries reads nothing of
+/// their records (no EXISTS: counted on a Redis of its own) while a retried one is read. An
+/// ordered endpoint's failed head keeps its fractional score with its record: once the
+/// endpoint stops being ordered (`unordered_since_ms`), its pulls read records again.
+#[tokio::test]
+async fn a_pull_reads_records_only_where_a_queue_score_says_one_may_exist() {
+    use hookline_actors::model::Next;
+
+    let redis = RedisServer::start(false);
+    let mut cfg = config(&unique_prefix("noexists"));
+    cfg.redis.url = redis.url();
+    let (cfg, store, _) = connect_with(cfg).await;
+    let (mut endpoint, shard) = stored_endpoint(&store, &cfg).await;
+    let now = hookline_actors::now_ms();
+    let events: Vec<String> = (0..3).map(|_| hookline::ids::new_event_id(now)).collect();
+    store.route(&routed_to(&endpoint.id, shard, &events)).await.unwrap();
+    let token = format!(
+        "n#{}",
+        store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held")
+    );
+    let exists_calls = || -> u64 {
+        let stats = redis_cli(&redis.url(), &["info", "commandstats"]);
+        let line = stats.lines().find(|l| l.starts_with("cmdstat_exists:"));
+        line.and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let pull = |endpoint: hookline_actors::EndpointConfig, exclude: Vec<String>| {
+        let store = store.clone();
+        async move {
+            let window = store
+                .pull_window(&endpoint, shard, now + 1_000, 10, &exclude)
+                .await
+                .unwrap();
+            window
+                .deliveries
+                .into_iter()
+                .map(|d| (d.event_id, (d.attempts, d.new_record.is_some())))
+                .collect::<std::collections::HashMap<_, _>>()
+        }
+    };
+    let before = exists_calls();
+    let pulled = pull(endpoint.clone(), Vec::new()).await;
+    assert!(events.iter().all(|id| pulled[id] == (0, true)), "{pulled:?}");
+    assert_eq!(exists_calls(), before, "new deliveries: nothing read of their records");
+
+    let failed = answered(503, 1, now);
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[0],
+        1,
+        &failed,
+        &Next::RetryAt(now + 10),
+    )
+    .await
+    .unwrap();
+    let pulled = pull(endpoint.clone(), Vec::new()).await;
+    assert_eq!(pulled[&events[0]], (1, false), "a retried delivery's record is read");
+    assert_eq!(exists_calls(), before + 1);
+
+    // An ordered endpoint's head fails: it keeps its place and its fractional score.
+    endpoint.ordered = true;
+    record(
+        &store,
+        &token,
+        &endpoint,
+        shard,
+        &events[1],
+        1,
+        &failed,
+        &Next::RetryAt(now + 10),
+    )
+    .await
+    .unwrap();
+    endpoint.ordered = false;
+    endpoint.unordered_since_ms = Some(now);
+    // (The retried events[0] left out: a window of fractional scores alone.)
+    let pulled = pull(endpoint.clone(), vec![events[0].clone()]).await;
+    assert_eq!(
+        pulled[&events[1]],
+        (1, false),
+        "the once-ordered head's record is read: {pulled:?}"
+    );
+    assert_eq!(pulled[&events[2]], (0, true));
 }

@@ -91,7 +91,7 @@ mod tests {
             head_order: Some(head_order),
             next_due_ms: None,
         };
-        let mark_order = (now - 100) as f64;
+        let mark_order = order_score(&format!("{}-0", now - 100));
         // Before the mark: every earlier event is queued already; it goes at once.
         assert_eq!(
             hold_head(window(mark_order - 1.0, 0), now, 90_000, "ep")[0].not_before_ms,
