@@ -375,3 +375,24 @@ async fn events_are_stored_as_one_string_and_older_hash_records_still_read() {
         "the older record's endpoint list: {event}"
     );
 }
+
+/// A lone event is stored by SET and XADD pipelined (no script): if its record is refused, the
+/// call fails and its stream entry is taken back, so the router never meets an entry without
+/// its record. Provoked on a Redis of its own, with a user who may not SET.
+#[tokio::test]
+async fn a_lone_event_whose_record_is_refused_leaves_no_stream_entry() {
+    let redis = RedisServer::start(false);
+    redis_cli(
+        &redis.url(),
+        &["acl", "setuser", "noset", "on", ">pw", "~*", "&*", "+@all", "-set"],
+    );
+    let prefix = unique_prefix("noset");
+    let mut cfg = crate::store::config(&prefix);
+    cfg.redis.url = format!("redis://noset:pw@{}", redis.hostport());
+    let (_, store, _) = crate::store::connect_with(cfg).await;
+    let event = stored_event("t", &hookline::ids::new_event_id(hookline_actors::now_ms()), "{}");
+    let refused = store.ingest(&event).await.expect_err("the record was refused");
+    assert!(refused.to_string().contains("NOPERM"), "{refused}");
+    let entries = redis_cli(&redis.url(), &["xlen", &format!("{prefix}:{{ev0}}:events")]);
+    assert_eq!(entries.trim(), "0", "the entry was taken back");
+}

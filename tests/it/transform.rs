@@ -277,7 +277,13 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
     };
     let looping = create("loop", "until(false; .) | {}").await;
     let recursing = create("deep", "def f: [f]; f").await;
-    let exploding = create("big", r#"{payload: [range(200000) | "abcdefgh"]}"#).await;
+    // Past the 1 MiB output bound (12,000 × 99 bytes) in few elements, so a slow machine
+    // reaches the bound well within the time bound (200,000 short strings took over 1 s there).
+    let exploding = create(
+        "big",
+        r#"{payload: [range(12000) | "abcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefgh"]}"#,
+    )
+    .await;
     // A gibibyte string, well within the time: the worker's memory limit (512 MiB) ends it.
     let hogging = create("hog", r#"reduce range(31) as $_ ("x"; . + .) | {payload: length}"#).await;
     let fine = create("fine", "{payload: {n: .payload.n}}").await;
