@@ -156,8 +156,9 @@ impl RedisStore {
     /// its stream entry, pipelined on one connection in that order, two commands where INGEST
     /// takes four. Nothing is read between them, so nothing needs a script's atomicity: the
     /// call succeeds only if both did (a record whose entry failed expires unread), and an entry
-    /// whose record failed is taken back, so the router never meets an entry without its
-    /// record.
+    /// whose record was refused is taken back (a router that read it in between routes an event
+    /// without a record: its deliveries are dead-lettered as expired, and the producer got an
+    /// error, so nothing it was promised is lost).
     async fn ingest_plain(&self, client: &Client, event: &NewEvent) -> Result<Ingested> {
         let started = std::time::Instant::now();
         let now = hookline_actors::now_ms();
@@ -190,7 +191,10 @@ impl RedisStore {
             }),
             (Some(Err(e)), Some(Ok(id))) => {
                 if let Some(id) = text(&id) {
-                    let _: std::result::Result<u64, _> = client.xdel(&stream, id).await;
+                    let taken: std::result::Result<u64, _> = client.xdel(&stream, &id).await;
+                    if let Err(x) = taken {
+                        tracing::warn!(stream, entry = id, error = %x, "an entry whose record was refused stays");
+                    }
                 }
                 Err(e.into())
             }

@@ -122,7 +122,9 @@ fn replica_caught_up(master: &RedisServer, replica: &RedisServer) -> bool {
 async fn a_node_follows_a_sentinel_failover() {
     let mut master = RedisServer::start(false);
     let replica = RedisServer::start_replica_of(&master);
-    let sentinel = Sentinel::start(&master);
+    // Down after 5 s: no master answers for longer than a refused post takes
+    // (`redis.command_timeout_ms`, 3 s) even on a slow machine, so the refusal is seen.
+    let sentinel = Sentinel::start_after(&master, 5_000);
     let url = format!("redis-sentinel://127.0.0.1:{}/mymaster", sentinel.port);
     let node = Node::start_ready(&NodeOpts::new(&url, "failover")).await;
     let sink = hookline_loadtest::sink::Sink::start("127.0.0.1:0").await.unwrap();

@@ -561,6 +561,8 @@ impl EndpointState {
                 );
             }
             Err(e) => {
+                // Still queued and due: the next fill (or timer) pulls it again.
+                self.drained = false;
                 self.note_store_error(&e);
                 tracing::warn!(
                     tenant = %cfg.tenant, endpoint_id = %cfg.id, event_id = %event_id,

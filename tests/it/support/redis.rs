@@ -341,7 +341,8 @@ impl Drop for RedisCluster {
     }
 }
 
-/// A private Redis Sentinel watching one master as `mymaster` (quorum 1, down after 1 s), on a
+/// A private Redis Sentinel watching one master as `mymaster` (quorum 1, down after 1 s unless
+/// told otherwise), on a
 /// free port with its config in a temp dir (Sentinel rewrites it). Killed on drop.
 pub struct Sentinel {
     pub port: u16,
@@ -351,6 +352,11 @@ pub struct Sentinel {
 
 impl Sentinel {
     pub fn start(master: &RedisServer) -> Sentinel {
+        Sentinel::start_after(master, 1_000)
+    }
+
+    /// A Sentinel that takes the master for down after `down_after_ms` without an answer.
+    pub fn start_after(master: &RedisServer, down_after_ms: u64) -> Sentinel {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -362,7 +368,7 @@ impl Sentinel {
             &conf,
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
-                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                 sentinel down-after-milliseconds mymaster {down_after_ms}\nsentinel failover-timeout mymaster 5000\n",
                 dir.path().display(),
                 master.port
             ),
