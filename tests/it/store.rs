@@ -1241,12 +1241,7 @@ async fn a_pull_reads_records_only_where_a_queue_score_says_one_may_exist() {
         "n#{}",
         store.hold_lease(shard, "n", 60_000).await.unwrap().expect("held")
     );
-    let exists_calls = || -> u64 {
-        let stats = redis_cli(&redis.url(), &["info", "commandstats"]);
-        let line = stats.lines().find(|l| l.starts_with("cmdstat_exists:"));
-        line.and_then(|l| l.split("calls=").nth(1)?.split(',').next()?.parse().ok())
-            .unwrap_or(0)
-    };
+    let exists_calls = || command_calls(&redis.url()).get("exists").copied().unwrap_or(0);
     let pull = |endpoint: hookline_actors::EndpointConfig, exclude: Vec<String>| {
         let store = store.clone();
         async move {

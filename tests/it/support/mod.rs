@@ -195,6 +195,19 @@ pub fn max_in_window(mut arrivals: Vec<u64>, window_ms: u64) -> usize {
         .unwrap_or(0)
 }
 
+/// Calls of each command Redis at `url` has run (`INFO commandstats`, lower-case names; `info`
+/// itself left out). For a Redis of the test's own: the shared one counts other tests too.
+pub fn command_calls(url: &str) -> std::collections::BTreeMap<String, u64> {
+    redis_cli(url, &["info", "commandstats"])
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split("calls=").nth(1)?.split(',').next()?.parse().ok()?;
+            (name != "info").then(|| (name.to_string(), calls))
+        })
+        .collect()
+}
+
 /// Run `redis-cli -u url args…`; panics on an error reply. Returns its output.
 pub fn redis_cli(url: &str, args: &[&str]) -> String {
     let out = std::process::Command::new("redis-cli")
