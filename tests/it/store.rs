@@ -1261,37 +1261,33 @@ async fn a_pull_reads_records_only_where_a_queue_score_says_one_may_exist() {
     assert!(events.iter().all(|id| pulled[id] == (0, true)), "{pulled:?}");
     assert_eq!(exists_calls(), before, "new deliveries: nothing read of their records");
 
-    let failed = answered(503, 1, now);
-    record(
-        &store,
-        &token,
-        &endpoint,
-        shard,
-        &events[0],
-        1,
-        &failed,
-        &Next::RetryAt(now + 10),
-    )
-    .await
-    .unwrap();
+    // One failed attempt recorded, its retry at a whole ms.
+    let fail_once = |endpoint: hookline_actors::EndpointConfig, event: String| {
+        let (store, token) = (store.clone(), token.clone());
+        async move {
+            let failed = answered(503, 1, now);
+            record(
+                &store,
+                &token,
+                &endpoint,
+                shard,
+                &event,
+                1,
+                &failed,
+                &Next::RetryAt(now + 10),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    fail_once(endpoint.clone(), events[0].clone()).await;
     let pulled = pull(endpoint.clone(), Vec::new()).await;
     assert_eq!(pulled[&events[0]], (1, false), "a retried delivery's record is read");
     assert_eq!(exists_calls(), before + 1);
 
     // An ordered endpoint's head fails: it keeps its place and its fractional score.
     endpoint.ordered = true;
-    record(
-        &store,
-        &token,
-        &endpoint,
-        shard,
-        &events[1],
-        1,
-        &failed,
-        &Next::RetryAt(now + 10),
-    )
-    .await
-    .unwrap();
+    fail_once(endpoint.clone(), events[1].clone()).await;
     endpoint.ordered = false;
     endpoint.unordered_since_ms = Some(now);
     // (The retried events[0] left out: a window of fractional scores alone.)

@@ -2,15 +2,29 @@
 
 use super::*;
 
+/// One actor started on one queued delivery (`evt_000`), its receiver answering after `latency`.
+async fn one_delivery(
+    latency: Duration,
+) -> (
+    Arc<TokioClock>,
+    Arc<Memory>,
+    Arc<Receiver>,
+    ActorRef<EndpointMsg>,
+    tokio::task::JoinHandle<()>,
+) {
+    let clock = Arc::new(TokioClock::starting_at(START_MS));
+    let memory = Memory::with(endpoint(|_| {}), 1);
+    let receiver = Receiver::new(clock.clone(), &[], latency);
+    let (_, actor, join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
+    (clock, memory, receiver, actor, join)
+}
+
 /// An actor whose queue went empty stays `idle_linger_ms` (5 s here) for more: work routed
 /// meanwhile is sent by the same actor at its wake, with no settle between; only once the
 /// linger is over does it settle, once, and stop.
 #[tokio::test(start_paused = true)]
 async fn an_actor_whose_queue_went_empty_lingers_for_the_next_wake_then_settles_once() {
-    let clock = Arc::new(TokioClock::starting_at(START_MS));
-    let memory = Memory::with(endpoint(|_| {}), 1);
-    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(30));
-    let (_, actor, join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
+    let (clock, memory, receiver, actor, join) = one_delivery(Duration::from_millis(30)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(memory.records().len(), 1);
     assert!(memory.settled.lock().unwrap().is_empty(), "settled while lingering");
@@ -40,10 +54,7 @@ async fn an_actor_whose_queue_went_empty_lingers_for_the_next_wake_then_settles_
 /// and sent.
 #[tokio::test(start_paused = true)]
 async fn a_wake_naming_only_deliveries_already_pulled_costs_no_pull() {
-    let clock = Arc::new(TokioClock::starting_at(START_MS));
-    let memory = Memory::with(endpoint(|_| {}), 1);
-    let receiver = Receiver::new(clock.clone(), &[], Duration::from_millis(30));
-    let (_, actor, _join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
+    let (clock, memory, receiver, actor, _join) = one_delivery(Duration::from_millis(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(memory.records().len(), 1);
     let pulls = || memory.shard.lock().unwrap().pulls.len();
@@ -74,10 +85,7 @@ async fn a_wake_naming_only_deliveries_already_pulled_costs_no_pull() {
 /// runs) costs no pull: the last pull took all due work and nothing has woken the actor since.
 #[tokio::test(start_paused = true)]
 async fn a_linger_ending_during_an_attempt_costs_no_pull() {
-    let clock = Arc::new(TokioClock::starting_at(START_MS));
-    let memory = Memory::with(endpoint(|_| {}), 1);
-    let receiver = Receiver::new(clock.clone(), &[], Duration::from_secs(3));
-    let (_, actor, join) = start(memory.clone(), receiver.clone(), clock.clone(), false).await;
+    let (clock, memory, receiver, actor, join) = one_delivery(Duration::from_secs(3)).await;
     let pulls = || memory.shard.lock().unwrap().pulls.len();
     // Delivered at 3 s, then lingering until 8 s.
     tokio::time::sleep(Duration::from_secs(7)).await;
