@@ -2,11 +2,12 @@
 //! events back.
 
 use super::event_record::{self, Extras, Read};
+use super::ingest_commit::{self, Write};
 use super::{text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
+
 use fred::types::Value;
 use std::sync::LazyLock;
 
@@ -154,53 +155,39 @@ impl RedisStore {
 
     /// Store a lone event with nothing to check without the script: its record (`SET … EX`) and
     /// its stream entry, pipelined on one connection in that order, two commands where INGEST
-    /// takes four. Nothing is read between them, so nothing needs a script's atomicity: the
+    /// takes four, with the other lone events waiting at the moment (`ingest_commit`: one round
+    /// trip for all). Nothing is read between them, so nothing needs a script's atomicity: the
     /// call succeeds only if both did (a record whose entry failed expires unread), and an entry
     /// whose record was refused is taken back (a router that read it in between routes an event
     /// without a record: its deliveries are dead-lettered as expired, and the producer got an
-    /// error, so nothing it was promised is lost).
-    async fn ingest_plain(&self, client: &Client, event: &NewEvent) -> Result<Ingested> {
-        let started = std::time::Instant::now();
-        let now = hookline_actors::now_ms();
-        let oldest_kept = format!("{}-0", now.saturating_sub(self.retention_s * 1000));
-        let stream = self.keys.events_stream(self.keys.partition_of(&event.tenant));
+    /// error, so nothing it was promised is lost). With `redis.wait_replicas` (`replicated`:
+    /// the connection the `WAIT` will follow on) it is written alone on that connection.
+    async fn ingest_plain(&self, replicated: Option<&Client>, event: &NewEvent) -> Result<Ingested> {
         let mut entry = vec![
-            ("e", event.event_id.as_str()),
-            ("t", &event.tenant),
-            ("y", &event.event_type),
+            ("e", event.event_id.clone()),
+            ("t", event.tenant.clone()),
+            ("y", event.event_type.clone()),
         ];
-        entry.extend(event.only_endpoint.as_deref().map(|o| ("o", o)));
-        entry.extend(event.trace.as_deref().map(|c| ("c", c)));
-        let pipeline = client.pipeline();
-        let record = self.keys.event(&event.tenant, &event.event_id);
-        let expiry = Some(Expiration::EX(self.retention_s as i64));
-        let _: () = pipeline
-            .set(&record, Self::event_record(event), expiry, None, false)
-            .await?;
-        let cap = XCap::try_from((XCapKind::MinID, XCapTrim::AlmostExact, oldest_kept))?;
-        let _: () = pipeline.xadd(&stream, false, cap, XID::Auto, entry).await?;
-        let mut replies = pipeline.try_all::<Value>().await.into_iter();
-        let (set, added) = (replies.next(), replies.next());
-        metrics::histogram!(hookline_actors::names::REDIS_LATENCY, "op" => "ingest")
-            .record(started.elapsed().as_secs_f64());
-        match (set, added) {
-            (Some(Ok(_)), Some(Ok(_))) => Ok(Ingested {
-                event_id: event.event_id.clone(),
-                duplicate: false,
-                rate_limited: false,
-            }),
-            (Some(Err(e)), Some(Ok(id))) => {
-                if let Some(id) = text(&id) {
-                    let taken: std::result::Result<u64, _> = client.xdel(&stream, &id).await;
-                    if let Err(x) = taken {
-                        tracing::warn!(stream, entry = id, error = %x, "an entry whose record was refused stays");
-                    }
-                }
-                Err(e.into())
-            }
-            (_, Some(Err(e))) | (Some(Err(e)), _) => Err(e.into()),
-            _ => Err(Error::corrupt("ingest reply")),
+        entry.extend(event.only_endpoint.clone().map(|o| ("o", o)));
+        entry.extend(event.trace.clone().map(|c| ("c", c)));
+        let write = Write {
+            record_key: self.keys.event(&event.tenant, &event.event_id),
+            record: Self::event_record(event),
+            stream: self.keys.events_stream(self.keys.partition_of(&event.tenant)),
+            entry,
+        };
+        match replicated {
+            Some(client) => ingest_commit::write_all(client, self.retention_s, std::slice::from_ref(&write))
+                .await
+                .pop()
+                .unwrap_or_else(|| Err(Error::corrupt("ingest reply")))?,
+            None => self.committer.commit(write).await?,
         }
+        Ok(Ingested {
+            event_id: event.event_id.clone(),
+            duplicate: false,
+            rate_limited: false,
+        })
     }
 
     /// INGEST's reply: one `Ingested` per event of the call, in order.
@@ -245,7 +232,10 @@ impl RedisStore {
         let mut failed = None;
         for chunk in events.chunks(INGEST_CHUNK) {
             let stored = match chunk {
-                [event] if self.nothing_to_check(event) => self.ingest_plain(client, event).await.map(|i| vec![i]),
+                [event] if self.nothing_to_check(event) => {
+                    let replicated = replicated.as_ref().map(|r| r.client);
+                    self.ingest_plain(replicated, event).await.map(|i| vec![i])
+                }
                 _ => {
                     let (keys, args) = self.ingest_call(tenant, chunk);
                     let reply = self.eval_on(client, &INGEST, keys, args).await;

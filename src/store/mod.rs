@@ -40,6 +40,7 @@ pub mod endpoints;
 mod error;
 mod event_record;
 mod ingest;
+mod ingest_commit;
 mod janitor;
 pub mod keys;
 mod leases;
@@ -165,6 +166,8 @@ pub struct RedisStore {
     wait_timeout_ms: u64,
     /// Bodies of the events this node stored lately, for its own pulls.
     bodies: bodies::RecentBodies,
+    /// Writes lone events in groups (`ingest_commit`).
+    committer: ingest_commit::Committer,
 }
 
 impl RedisStore {
@@ -208,6 +211,7 @@ impl RedisStore {
             fred::error::Error::new(fred::error::ErrorKind::Config, format!("security.encryption_keys: {e}"))
         })?;
         Ok(Arc::new(RedisStore {
+            committer: ingest_commit::Committer::start(pool.clone(), cfg.retention_s),
             bodies: bodies::RecentBodies::new(cfg.body_cache_bytes, cfg.retention_s),
             sealer,
             wait_replicas: cfg.wait_replicas,

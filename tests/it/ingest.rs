@@ -396,3 +396,45 @@ async fn a_lone_event_whose_record_is_refused_leaves_no_stream_entry() {
     let entries = redis_cli(&redis.url(), &["xlen", &format!("{prefix}:{{ev0}}:events")]);
     assert_eq!(entries.trim(), "0", "the entry was taken back");
 }
+
+/// Lone events that come while one is being written go together in the next round trip
+/// (`store/ingest_commit.rs`), each with its own answer and each delivered. Redis holds writes
+/// for 500 ms, so the first event's round trip waits and the other 39 queue behind it: a few
+/// round trips for 40 events (one each without the group commit).
+#[tokio::test]
+async fn lone_events_that_wait_for_a_write_are_written_together() {
+    let redis = RedisServer::start(false);
+    let node = Node::start_ready(&NodeOpts::new(&redis.url(), &unique_prefix("group"))).await;
+    let sink = Sink::start("127.0.0.1:0").await.unwrap();
+    node.api
+        .create_endpoint("g", json!({"url": sink.url("ok/group")}))
+        .await;
+    let round_trips = r#"hookline_redis_command_seconds_count{op="ingest""#;
+    let before = node.api.metric(round_trips).await;
+    redis_cli(&redis.url(), &["client", "pause", "500", "write"]);
+    let posts: Vec<_> = (0..40)
+        .map(|n| {
+            let api = node.api.clone();
+            tokio::spawn(async move {
+                api.post("/v1/tenants/g/events", json!({"type": "a.b", "payload": {"n": n}}))
+                    .await
+            })
+        })
+        .collect();
+    let mut ids = HashSet::new();
+    for post in posts {
+        let (status, body) = post.await.unwrap();
+        assert_eq!(status, 202, "{body}");
+        ids.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 40, "one event each");
+    let trips = node.api.metric(round_trips).await - before;
+    assert!(
+        (1.0..=4.0).contains(&trips),
+        "40 waiting events took {trips} round trips"
+    );
+    wait_for(Duration::from_secs(20), "every event delivered", || {
+        sink.delivered_ids("group") == ids
+    })
+    .await;
+}

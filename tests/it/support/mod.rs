@@ -163,7 +163,8 @@ impl Api {
             .is_ok_and(|r| r.status() == 200)
     }
 
-    /// The sum of every series of the metric `name` in a scrape of `/metrics` (0 if absent).
+    /// The sum of every series of the metric `name` in a scrape of `/metrics` (0 if absent);
+    /// `name` may go on with its first labels (`name{op="ingest"`) to sum only those series.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = self
             .http
@@ -175,7 +176,10 @@ impl Api {
             .await
             .unwrap();
         text.lines()
-            .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with([' ', '{', ',', '}']))
+            })
             .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
             .sum()
     }

@@ -1,0 +1,119 @@
+//! Group commit of lone events (`RedisStore::ingest_plain`): the requests that each store one
+//! event with nothing to check hand their two writes (the record's `SET … EX`, the entry's
+//! `XADD`) to one committer task, which pipelines all the writes waiting at that moment in one
+//! round trip, at most `MAX_EVENTS`, and answers each request with its own event's result. With
+//! nothing in flight an event goes at once (no added wait); under load the events that came
+//! during one round trip go together in the next, so many producers cost Redis one read and one
+//! reply per round trip instead of one per event, and the node one pipeline and one socket
+//! write. Each event keeps its own outcome: it is stored only if both its writes were, and an
+//! entry whose record was refused is taken back (`XDEL`), as for an event written alone.
+//!
+//! A producer's next event is sent after its last was answered, so the stream keeps each
+//! producer's order; events of one round trip are appended in the order they were handed over.
+
+use super::{text, Error, Result};
+use fred::clients::Pool;
+use fred::prelude::*;
+use fred::types::streams::{XCap, XCapKind, XCapTrim, XID};
+use fred::types::Value;
+use tokio::sync::{mpsc, oneshot};
+
+/// At most this many events in one round trip; the rest go in the next.
+const MAX_EVENTS: usize = 256;
+
+/// One event's two writes, built by the request that stores it.
+pub(super) struct Write {
+    /// The event record's key and its value (`event_record::encode`).
+    pub record_key: String,
+    pub record: String,
+    /// The partition's stream and the entry's fields.
+    pub stream: String,
+    pub entry: Vec<(&'static str, String)>,
+}
+
+type Queued = (Write, oneshot::Sender<Result<()>>);
+
+/// The handle of the committer task; the task ends when the store (holding this) is dropped.
+pub(super) struct Committer {
+    queue: mpsc::Sender<Queued>,
+}
+
+impl Committer {
+    /// Start the committer on this pool (it must run inside the Tokio runtime).
+    pub fn start(pool: Pool, retention_s: u64) -> Committer {
+        let (queue, queued) = mpsc::channel(4 * MAX_EVENTS);
+        tokio::spawn(run(pool, retention_s, queued));
+        Committer { queue }
+    }
+
+    /// Store one event's writes with whatever else is waiting; its own result.
+    pub async fn commit(&self, write: Write) -> Result<()> {
+        let stopped = || {
+            Error::from(fred::error::Error::new(
+                ErrorKind::Canceled,
+                "the ingest committer stopped",
+            ))
+        };
+        let (reply, answer) = oneshot::channel();
+        self.queue.send((write, reply)).await.map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+async fn run(pool: Pool, retention_s: u64, mut queued: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_EVENTS);
+    while queued.recv_many(&mut batch, MAX_EVENTS).await > 0 {
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+        let results = write_all(pool.next(), retention_s, &writes).await;
+        for (reply, result) in replies.into_iter().zip(results) {
+            reply.send(result).ok();
+        }
+    }
+}
+
+/// Pipeline the writes of these events on one connection, in order, and say for each whether
+/// both of its writes were made (an entry whose record was refused is deleted again).
+pub(super) async fn write_all(client: &Client, retention_s: u64, writes: &[Write]) -> Vec<Result<()>> {
+    let started = std::time::Instant::now();
+    let now = hookline_actors::now_ms();
+    let oldest_kept = format!("{}-0", now.saturating_sub(retention_s * 1000));
+    let cap = match XCap::try_from((XCapKind::MinID, XCapTrim::AlmostExact, oldest_kept)) {
+        Ok(cap) => cap,
+        Err(e) => return writes.iter().map(|_| Err(e.clone().into())).collect(),
+    };
+    let pipeline = client.pipeline();
+    let expiry = Some(Expiration::EX(retention_s as i64));
+    for write in writes {
+        // Queueing in a pipeline only buffers the command: it fails on nothing these carry.
+        let queued: std::result::Result<(), _> = pipeline
+            .set(&write.record_key, write.record.as_str(), expiry.clone(), None, false)
+            .await;
+        let appended: std::result::Result<(), _> = pipeline
+            .xadd(&write.stream, false, cap.clone(), XID::Auto, write.entry.clone())
+            .await;
+        if let Err(e) = queued.and(appended) {
+            return writes.iter().map(|_| Err(e.clone().into())).collect();
+        }
+    }
+    let mut replies = pipeline.try_all::<Value>().await.into_iter();
+    metrics::histogram!(hookline_actors::names::REDIS_LATENCY, "op" => "ingest")
+        .record(started.elapsed().as_secs_f64());
+    let mut results = Vec::with_capacity(writes.len());
+    for write in writes {
+        results.push(match (replies.next(), replies.next()) {
+            (Some(Ok(_)), Some(Ok(_))) => Ok(()),
+            (Some(Err(e)), Some(Ok(id))) => {
+                if let Some(id) = text(&id) {
+                    let taken: std::result::Result<u64, _> = client.xdel(&write.stream, &id).await;
+                    if let Err(x) = taken {
+                        tracing::warn!(stream = write.stream, entry = id, error = %x, "an entry whose record was refused stays");
+                    }
+                }
+                Err(e.into())
+            }
+            (_, Some(Err(e))) | (Some(Err(e)), _) => Err(e.into()),
+            _ => Err(Error::corrupt("ingest reply")),
+        });
+    }
+    results
+}
