@@ -7,6 +7,7 @@
 //! | file | what |
 //! |---|---|
 //! | `ingest.rs` | ingest (INGEST), events read back |
+//! | `ingest_commit.rs` | lone events written in groups (one round trip for those waiting) |
 //! | `bodies.rs` | the bodies of events this node stored lately, kept for its own pulls |
 //! | `endpoints.rs` | endpoint configs (compare-and-set changes), tenant index and version, change notifications |
 //! | `audit.rs` | the audit log: a change and its entry in one script (AUDITED), the merged listing |
