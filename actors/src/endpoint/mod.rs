@@ -159,7 +159,14 @@ impl Actor for EndpointActor {
                 let store = state.ctx.stores.endpoints.clone();
                 match store.get_endpoint(&state.endpoint_id).await {
                     Ok(cfg) => state.cfg = cfg,
-                    Err(e) => tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "config reload failed"),
+                    Err(e) => {
+                        // The change is not lost with the read: it is read again until a read
+                        // succeeds (or the actor stops; the next one reads the config at start).
+                        tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "config reload failed; retrying");
+                        myself.send_after(std::time::Duration::from_millis(state::STORE_RETRY_MS), || {
+                            EndpointMsg::ConfigChanged
+                        });
+                    }
                 }
                 // Enabling an endpoint resets its health in Redis: take that reset, and only
                 // that (the stored record lags the live breaker, e.g. during a probe).

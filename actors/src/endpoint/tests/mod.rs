@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod config;
 mod due_set;
 mod linger;
 pub(crate) mod offline;
@@ -44,6 +45,8 @@ pub(crate) struct Memory {
     dead_gate: Mutex<bool>,
     /// How long each record batch takes to write (virtual ms).
     record_delay_ms: Mutex<u64>,
+    /// Fail this many reads of the config from now on (Redis away).
+    config_read_failures: Mutex<u32>,
     /// The endpoint's due entry, and when it was looked at and the queue pulled (`due_set`).
     pub(crate) shard: Mutex<due_set::Seen>,
 }
@@ -75,6 +78,11 @@ impl Memory {
 #[async_trait::async_trait]
 impl EndpointStore for Memory {
     async fn get_endpoint(&self, _: &str) -> StoreResult<Option<EndpointConfig>> {
+        let mut failures = self.config_read_failures.lock().unwrap();
+        if *failures > 0 {
+            *failures -= 1;
+            return Err(StoreError::unavailable("config read refused by the test"));
+        }
         Ok(self.endpoint.lock().unwrap().clone())
     }
 
