@@ -95,9 +95,18 @@ pub(super) async fn write_all(client: &Client, retention_s: u64, writes: &[Write
             return writes.iter().map(|_| Err(e.clone().into())).collect();
         }
     }
-    let mut replies = pipeline.try_all::<Value>().await.into_iter();
+    let replies = pipeline.try_all::<Value>().await;
     metrics::histogram!(hookline_actors::names::REDIS_LATENCY, "op" => "ingest")
         .record(started.elapsed().as_secs_f64());
+    if replies.len() != 2 * writes.len() {
+        // The pipeline failed as a whole (no connection, a timeout): one error for all of it.
+        let error = match replies.into_iter().find_map(|r| r.err()) {
+            Some(e) => Error::from(e),
+            None => Error::corrupt("ingest reply"),
+        };
+        return writes.iter().map(|_| Err(error.clone())).collect();
+    }
+    let mut replies = replies.into_iter();
     let mut results = Vec::with_capacity(writes.len());
     for write in writes {
         results.push(match (replies.next(), replies.next()) {

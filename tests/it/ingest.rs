@@ -438,3 +438,29 @@ async fn lone_events_that_wait_for_a_write_are_written_together() {
     })
     .await;
 }
+
+/// When Redis goes away under lone events waiting to be written together, every one of them is
+/// answered 503 `store_unavailable` (a round trip that fails as a whole is one error for all of
+/// its events), none a 500.
+#[tokio::test]
+async fn lone_events_written_together_when_redis_goes_away_each_get_a_503() {
+    let mut redis = RedisServer::start(false);
+    let node = Node::start_ready(&NodeOpts::new(&redis.url(), &unique_prefix("groupdown"))).await;
+    redis_cli(&redis.url(), &["client", "pause", "10000", "write"]);
+    let posts: Vec<_> = (0..20)
+        .map(|n| {
+            let api = node.api.clone();
+            tokio::spawn(async move {
+                api.post("/v1/tenants/g/events", json!({"type": "a.b", "payload": {"n": n}}))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.kill9();
+    for post in posts {
+        let (status, body) = post.await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    }
+}

@@ -22,6 +22,10 @@ async fn a_config_change_whose_read_fails_is_read_again() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!paused(), "the first read failed: nothing changed yet");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(*memory.config_read_failures.lock().unwrap(), 0, "read again after each failure");
+    assert_eq!(
+        *memory.config_read_failures.lock().unwrap(),
+        0,
+        "read again after each failure"
+    );
     assert!(paused(), "the change was taken: {:?}", memory.settled.lock().unwrap());
 }
