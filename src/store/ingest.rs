@@ -170,10 +170,11 @@ impl RedisStore {
         ];
         entry.extend(event.only_endpoint.clone().map(|o| ("o", o)));
         entry.extend(event.trace.clone().map(|c| ("c", c)));
+        let partition = self.keys.partition_of(&event.tenant);
         let write = Write {
             record_key: self.keys.event(&event.tenant, &event.event_id),
             record: Self::event_record(event),
-            stream: self.keys.events_stream(self.keys.partition_of(&event.tenant)),
+            stream: self.keys.events_stream(partition),
             entry,
         };
         match replicated {
@@ -181,7 +182,7 @@ impl RedisStore {
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(Error::corrupt("ingest reply")))?,
-            None => self.committer.commit(write).await?,
+            None => self.committer.commit(partition, write).await?,
         }
         Ok(Ingested {
             event_id: event.event_id.clone(),

@@ -1,12 +1,18 @@
 //! Group commit of lone events (`RedisStore::ingest_plain`): the requests that each store one
 //! event with nothing to check hand their two writes (the record's `SET … EX`, the entry's
-//! `XADD`) to one committer task, which pipelines all the writes waiting at that moment in one
-//! round trip, at most `MAX_EVENTS`, and answers each request with its own event's result. With
-//! nothing in flight an event goes at once (no added wait); under load the events that came
-//! during one round trip go together in the next, so many producers cost Redis one read and one
-//! reply per round trip instead of one per event, and the node one pipeline and one socket
-//! write. Each event keeps its own outcome: it is stored only if both its writes were, and an
-//! entry whose record was refused is taken back (`XDEL`), as for an event written alone.
+//! `XADD`) to their events partition's committer task, which pipelines all the writes waiting at
+//! that moment in one round trip, at most `MAX_EVENTS`, and answers each request with its own
+//! event's result. With nothing in flight an event goes at once (no added wait); under load the
+//! events that came during one round trip go together in the next, so many producers cost Redis
+//! one read and one reply per round trip instead of one per event, and the node one pipeline and
+//! one socket write. Each event keeps its own outcome: it is stored only if both its writes were,
+//! and an entry whose record was refused is taken back (`XDEL`), as for an event written alone.
+//!
+//! One committer per partition: a partition's keys share one hash tag, so on Redis Cluster a
+//! round trip goes to one master, and a master that fails or is slow holds up only its own
+//! partitions' events, as it did when each event went alone. A round trip that fails as a whole
+//! (no connection, the command timeout) fails each of its events; while one is in flight the
+//! next group waits, so an event may wait up to two command timeouts when Redis is away.
 //!
 //! A producer's next event is sent after its last was answered, so the stream keeps each
 //! producer's order; events of one round trip are appended in the order they were handed over.
@@ -33,30 +39,52 @@ pub(super) struct Write {
 
 type Queued = (Write, oneshot::Sender<Result<()>>);
 
-/// The handle of the committer task; the task ends when the store (holding this) is dropped.
+/// The handles of the committer tasks, one per events partition; the tasks end when the store
+/// (holding this) is dropped.
 pub(super) struct Committer {
-    queue: mpsc::Sender<Queued>,
+    queues: Vec<mpsc::Sender<Queued>>,
+    pool: Pool,
+    retention_s: u64,
 }
 
 impl Committer {
-    /// Start the committer on this pool (it must run inside the Tokio runtime).
-    pub fn start(pool: Pool, retention_s: u64) -> Committer {
-        let (queue, queued) = mpsc::channel(4 * MAX_EVENTS);
-        tokio::spawn(run(pool, retention_s, queued));
-        Committer { queue }
+    /// Start a committer per partition on this pool (it must run inside the Tokio runtime).
+    pub fn start(pool: Pool, retention_s: u64, partitions: u32) -> Committer {
+        let queues = (0..partitions.max(1))
+            .map(|_| {
+                let (queue, queued) = mpsc::channel(4 * MAX_EVENTS);
+                tokio::spawn(run(pool.clone(), retention_s, queued));
+                queue
+            })
+            .collect();
+        Committer {
+            queues,
+            pool,
+            retention_s,
+        }
     }
 
-    /// Store one event's writes with whatever else is waiting; its own result.
-    pub async fn commit(&self, write: Write) -> Result<()> {
-        let stopped = || {
-            Error::from(fred::error::Error::new(
-                ErrorKind::Canceled,
-                "the ingest committer stopped",
-            ))
-        };
+    /// Store one event's writes (for this partition) with whatever else is waiting; its own
+    /// result. Should the partition's committer be gone (it cannot panic on anything it is
+    /// given, but if it did), the event is written alone.
+    pub async fn commit(&self, partition: u32, write: Write) -> Result<()> {
+        let queue = &self.queues[partition as usize % self.queues.len()];
         let (reply, answer) = oneshot::channel();
-        self.queue.send((write, reply)).await.map_err(|_| stopped())?;
-        answer.await.unwrap_or_else(|_| Err(stopped()))
+        if let Err(mpsc::error::SendError((write, _))) = queue.send((write, reply)).await {
+            tracing::error!(partition, "the ingest committer is gone; writing alone");
+            let written = write_all(self.pool.next(), self.retention_s, std::slice::from_ref(&write)).await;
+            return written
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Err(Error::corrupt("ingest reply")));
+        }
+        // Gone with the event in hand: whether it was written is unknown, as for a lost reply.
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::from(fred::error::Error::new(
+                ErrorKind::Canceled,
+                "the ingest committer stopped during the write",
+            )))
+        })
     }
 }
 

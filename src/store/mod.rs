@@ -167,7 +167,7 @@ pub struct RedisStore {
     wait_timeout_ms: u64,
     /// Bodies of the events this node stored lately, for its own pulls.
     bodies: bodies::RecentBodies,
-    /// Writes lone events in groups (`ingest_commit`).
+    /// Writes lone events in groups, per events partition (`ingest_commit`).
     committer: ingest_commit::Committer,
 }
 
@@ -212,7 +212,7 @@ impl RedisStore {
             fred::error::Error::new(fred::error::ErrorKind::Config, format!("security.encryption_keys: {e}"))
         })?;
         Ok(Arc::new(RedisStore {
-            committer: ingest_commit::Committer::start(pool.clone(), cfg.retention_s),
+            committer: ingest_commit::Committer::start(pool.clone(), cfg.retention_s, cfg.partitions),
             bodies: bodies::RecentBodies::new(cfg.body_cache_bytes, cfg.retention_s),
             sealer,
             wait_replicas: cfg.wait_replicas,

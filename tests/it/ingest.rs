@@ -397,21 +397,66 @@ async fn a_lone_event_whose_record_is_refused_leaves_no_stream_entry() {
     assert_eq!(entries.trim(), "0", "the entry was taken back");
 }
 
+/// In one round trip, a lone event whose record is refused fails alone: the events written
+/// with it are stored and answered as such, and only its entry is taken back. The three are
+/// handed to the committer before it runs (this test's runtime has one thread), so they go
+/// together. A Redis of its own, with a user who may SET only the records of `evt_ok…` events.
+#[tokio::test]
+async fn in_one_round_trip_a_refused_record_fails_only_its_own_event() {
+    let redis = RedisServer::start(false);
+    redis_cli(
+        &redis.url(),
+        &[
+            "acl",
+            "setuser",
+            "someset",
+            "on",
+            ">pw",
+            "~*",
+            "&*",
+            "+@all",
+            "-set",
+            "(~*:evt:evt_ok* +set)",
+        ],
+    );
+    let prefix = unique_prefix("someset");
+    let mut cfg = crate::store::config(&prefix);
+    cfg.redis.url = format!("redis://someset:pw@{}", redis.hostport());
+    let (_, store, _) = crate::store::connect_with(cfg).await;
+    let events = ["evt_ok1", "evt_refused", "evt_ok2"].map(|id| stored_event("t", id, "{}"));
+    let (first, refused, last) = tokio::join!(
+        store.ingest(&events[0]),
+        store.ingest(&events[1]),
+        store.ingest(&events[2])
+    );
+    assert_eq!(first.expect("stored").event_id, "evt_ok1");
+    let refused = refused.expect_err("its record was refused");
+    assert!(refused.to_string().contains("NOPERM"), "{refused}");
+    assert_eq!(last.expect("stored").event_id, "evt_ok2");
+    let entries = redis_cli(&redis.url(), &["xrange", &format!("{prefix}:{{ev0}}:events"), "-", "+"]);
+    assert!(
+        entries.contains("evt_ok1") && entries.contains("evt_ok2") && !entries.contains("evt_refused"),
+        "{entries}"
+    );
+}
+
 /// Lone events that come while one is being written go together in the next round trip
 /// (`store/ingest_commit.rs`), each with its own answer and each delivered. Redis holds writes
-/// for 500 ms, so the first event's round trip waits and the other 39 queue behind it: a few
-/// round trips for 40 events (one each without the group commit).
+/// until all 40 requests have had 2 s to reach the node (its command timeout raised above
+/// that), so the first event's round trip waits and the others queue behind it: a few round
+/// trips for 40 events (one each without the group commit).
 #[tokio::test]
 async fn lone_events_that_wait_for_a_write_are_written_together() {
     let redis = RedisServer::start(false);
-    let node = Node::start_ready(&NodeOpts::new(&redis.url(), &unique_prefix("group"))).await;
+    let opts = NodeOpts::new(&redis.url(), &unique_prefix("group")).set("redis__command_timeout_ms", "6000");
+    let node = Node::start_ready(&opts).await;
     let sink = Sink::start("127.0.0.1:0").await.unwrap();
     node.api
         .create_endpoint("g", json!({"url": sink.url("ok/group")}))
         .await;
     let round_trips = r#"hookline_redis_command_seconds_count{op="ingest""#;
     let before = node.api.metric(round_trips).await;
-    redis_cli(&redis.url(), &["client", "pause", "500", "write"]);
+    redis_cli(&redis.url(), &["client", "pause", "20000", "write"]);
     let posts: Vec<_> = (0..40)
         .map(|n| {
             let api = node.api.clone();
@@ -421,6 +466,8 @@ async fn lone_events_that_wait_for_a_write_are_written_together() {
             })
         })
         .collect();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis_cli(&redis.url(), &["client", "unpause"]);
     let mut ids = HashSet::new();
     for post in posts {
         let (status, body) = post.await.unwrap();
