@@ -43,7 +43,7 @@ use crate::breaker::Breaker;
 use crate::ctx::Ctx;
 use crate::model::{FinishedAttempt, HealthRecord};
 use crate::outcome::Outcome;
-use crate::store::StoreResult;
+use crate::store::{StoreError, StoreResult};
 use crate::transport::AttemptResponse;
 use admission::Gates;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -128,6 +128,7 @@ impl Actor for EndpointActor {
             answered: Default::default(),
             token_confirmed: false,
             timer: None,
+            config_retry: None,
             idle_since: None,
             worked: false,
             drained: false,
@@ -156,16 +157,22 @@ impl Actor for EndpointActor {
             }
             EndpointMsg::Timer(at) => state.on_timer(&myself, at).await,
             EndpointMsg::ConfigChanged => {
+                if let Some(retry) = state.config_retry.take() {
+                    retry.abort();
+                }
                 let store = state.ctx.stores.endpoints.clone();
                 match store.get_endpoint(&state.endpoint_id).await {
                     Ok(cfg) => state.cfg = cfg,
                     Err(e) => {
-                        // The change is not lost with the read: it is read again until a read
-                        // succeeds (or the actor stops; the next one reads the config at start).
-                        tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "config reload failed; retrying");
-                        myself.send_after(std::time::Duration::from_millis(state::STORE_RETRY_MS), || {
-                            EndpointMsg::ConfigChanged
-                        });
+                        tracing::warn!(endpoint_id = %state.endpoint_id, error = %e, "config reload failed");
+                        // The change is not lost with the read: while Redis is away it is read
+                        // again every second until a read succeeds (or the actor stops; the next
+                        // one reads the config at start). A config that cannot be read for
+                        // another reason stays as it was until the next change.
+                        if matches!(e, StoreError::Unavailable(_)) {
+                            let retry = std::time::Duration::from_millis(state::STORE_RETRY_MS);
+                            state.config_retry = Some(myself.send_after(retry, || EndpointMsg::ConfigChanged));
+                        }
                     }
                 }
                 // Enabling an endpoint resets its health in Redis: take that reset, and only
@@ -212,6 +219,9 @@ impl Actor for EndpointActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some((_, handle)) = state.timer.take() {
             handle.abort();
+        }
+        if let Some(retry) = state.config_retry.take() {
+            retry.abort();
         }
         state.save_bucket().await;
         for waiter in state.drain_waiters.drain(..) {

@@ -22,7 +22,7 @@ pub(super) const STORE_RETRY_MS: u64 = 1_000;
 pub(super) const ANSWERED_PER_SLOT: usize = 4;
 
 /// A pending `send_after` wake-up.
-type Timer = tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>;
+pub(super) type Timer = tokio::task::JoinHandle<Result<(), ractor::MessagingErr<EndpointMsg>>>;
 
 /// An attempt's task, aborted if the actor goes away before the attempt ends (its state is
 /// dropped when it stops or is killed): once the node gives the shard up, nothing it started
@@ -65,6 +65,9 @@ pub struct EndpointState {
     /// more attempts than before pipelining.
     pub(super) token_confirmed: bool,
     pub(super) timer: Option<(u64, Timer)>,
+    /// A config reload that failed while Redis was away is tried again by this timer (one at a
+    /// time: a later change's reload replaces it).
+    pub(super) config_retry: Option<Timer>,
     /// Since when the queue has been empty and nothing busy (`idle_linger_ms`), if it is.
     pub(super) idle_since: Option<u64>,
     /// It has started an attempt since it started: only then does it linger when the queue

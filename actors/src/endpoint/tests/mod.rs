@@ -9,6 +9,7 @@ use crate::limiter::BucketRecord;
 use crate::matching::SubscriptionIndex;
 use crate::model::{EndpointConfig, FinishedAttempt, HealthRecord, Next, QueuedDelivery};
 use crate::store::{EndpointStore, PulledWindow, StoreError, StoreResult};
+pub(crate) use fixtures::{endpoint, settings};
 use offline::Offline;
 use ractor::{Actor, ActorRef};
 use receiver::Receiver;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 mod config;
 mod due_set;
+mod fixtures;
 mod linger;
 pub(crate) mod offline;
 mod pipelined;
@@ -47,6 +49,8 @@ pub(crate) struct Memory {
     record_delay_ms: Mutex<u64>,
     /// Fail this many reads of the config from now on (Redis away).
     config_read_failures: Mutex<u32>,
+    /// Reads of the config, failed ones included.
+    config_reads: Mutex<u32>,
     /// The endpoint's due entry, and when it was looked at and the queue pulled (`due_set`).
     pub(crate) shard: Mutex<due_set::Seen>,
 }
@@ -78,6 +82,7 @@ impl Memory {
 #[async_trait::async_trait]
 impl EndpointStore for Memory {
     async fn get_endpoint(&self, _: &str) -> StoreResult<Option<EndpointConfig>> {
+        *self.config_reads.lock().unwrap() += 1;
         let mut failures = self.config_read_failures.lock().unwrap();
         if *failures > 0 {
             *failures -= 1;
@@ -236,44 +241,6 @@ impl EndpointStore for Memory {
         }
         Ok(endpoint.clone())
     }
-}
-
-pub(crate) fn settings() -> NodeSettings {
-    NodeSettings {
-        node_id: "unit".into(),
-        shard_count: 8,
-        lease_ttl_ms: 1_000_000_000,
-        due_poll_ms: 1_000,
-        due_poll_max_ms: 10_000,
-        router_batch: 100,
-        router_block_ms: 100,
-        router_claim_idle_ms: 30_000,
-        stream_partitions: 1,
-        resync_interval_ms: 60_000,
-        default_timeout_ms: 10_000,
-        default_retry_schedule_s: vec![10, 60],
-        default_max_in_flight: 10,
-        window: 100,
-        idle_keepalive_ms: 120_000,
-        idle_linger_ms: 5_000,
-        drain_timeout_ms: 10_000,
-        breaker: BreakerSettings::default(),
-        disable_after_ms: 3_600_000,
-        dead_letter_notice_interval_s: 3_600,
-        metric_labels: Default::default(),
-    }
-}
-
-pub(crate) fn endpoint(tweak: impl FnOnce(&mut EndpointConfig)) -> EndpointConfig {
-    let mut cfg = EndpointConfig::new(
-        "ep_unit".into(),
-        "t".into(),
-        "http://r/".into(),
-        "whsec_x".into(),
-        START_MS,
-    );
-    tweak(&mut cfg);
-    cfg
 }
 
 /// Start one endpoint actor on a node that holds its shard's lease (epoch 0). `stale`: the
