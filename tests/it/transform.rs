@@ -284,8 +284,10 @@ async fn a_program_that_loops_recurses_or_explodes_fails_alone_and_the_workers_e
         r#"{payload: [range(12000) | "abcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefghabcdefgh"]}"#,
     )
     .await;
-    // A gibibyte string, well within the time: the worker's memory limit (512 MiB) ends it.
-    let hogging = create("hog", r#"reduce range(31) as $_ ("x"; . + .) | {payload: length}"#).await;
+    // A gibibyte string asked for at once: the worker's memory limit (512 MiB) refuses the
+    // allocation and ends it, without touching memory first (building it by doubling took longer
+    // than the time bound on a busy machine).
+    let hogging = create("hog", r#"{payload: ("x" * 1073741824 | length)}"#).await;
     let fine = create("fine", "{payload: {n: .payload.n}}").await;
     assert!(workers_of(node.pid()).len() <= 2, "at most transform.workers");
     let first = post(&api, "tfl", json!({"n": 1}), json!({})).await;
