@@ -440,6 +440,21 @@ async fn in_one_round_trip_a_refused_record_fails_only_its_own_event() {
     );
 }
 
+/// Redis holds writes (`CLIENT PAUSE … WRITE`, up to 20 s) while `count` lone events are posted
+/// to tenant `g` at once: their answers, to come.
+fn post_while_writes_wait(redis: &RedisServer, api: &Api, count: u32) -> Vec<tokio::task::JoinHandle<(u16, Value)>> {
+    redis_cli(&redis.url(), &["client", "pause", "20000", "write"]);
+    (0..count)
+        .map(|n| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                api.post("/v1/tenants/g/events", json!({"type": "a.b", "payload": {"n": n}}))
+                    .await
+            })
+        })
+        .collect()
+}
+
 /// Lone events that come while one is being written go together in the next round trip
 /// (`store/ingest_commit.rs`), each with its own answer and each delivered. Redis holds writes
 /// until all 40 requests have had 2 s to reach the node (its command timeout raised above
@@ -456,16 +471,7 @@ async fn lone_events_that_wait_for_a_write_are_written_together() {
         .await;
     let round_trips = r#"hookline_redis_command_seconds_count{op="ingest""#;
     let before = node.api.metric(round_trips).await;
-    redis_cli(&redis.url(), &["client", "pause", "20000", "write"]);
-    let posts: Vec<_> = (0..40)
-        .map(|n| {
-            let api = node.api.clone();
-            tokio::spawn(async move {
-                api.post("/v1/tenants/g/events", json!({"type": "a.b", "payload": {"n": n}}))
-                    .await
-            })
-        })
-        .collect();
+    let posts = post_while_writes_wait(&redis, &node.api, 40);
     tokio::time::sleep(Duration::from_secs(2)).await;
     redis_cli(&redis.url(), &["client", "unpause"]);
     let mut ids = HashSet::new();
@@ -493,16 +499,7 @@ async fn lone_events_that_wait_for_a_write_are_written_together() {
 async fn lone_events_written_together_when_redis_goes_away_each_get_a_503() {
     let mut redis = RedisServer::start(false);
     let node = Node::start_ready(&NodeOpts::new(&redis.url(), &unique_prefix("groupdown"))).await;
-    redis_cli(&redis.url(), &["client", "pause", "10000", "write"]);
-    let posts: Vec<_> = (0..20)
-        .map(|n| {
-            let api = node.api.clone();
-            tokio::spawn(async move {
-                api.post("/v1/tenants/g/events", json!({"type": "a.b", "payload": {"n": n}}))
-                    .await
-            })
-        })
-        .collect();
+    let posts = post_while_writes_wait(&redis, &node.api, 20);
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.kill9();
     for post in posts {
