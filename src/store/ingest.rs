@@ -7,7 +7,6 @@ use super::{text, Error, RedisStore, Result};
 use crate::event::NewEvent;
 use fred::prelude::*;
 use fred::types::scripts::Script;
-
 use fred::types::Value;
 use std::sync::LazyLock;
 
@@ -171,14 +170,14 @@ impl RedisStore {
         entry.extend(event.only_endpoint.clone().map(|o| ("o", o)));
         entry.extend(event.trace.clone().map(|c| ("c", c)));
         let partition = self.keys.partition_of(&event.tenant);
-        let write = Write {
+        let mut write = Write {
             record_key: self.keys.event(&event.tenant, &event.event_id),
             record: Self::event_record(event),
             stream: self.keys.events_stream(partition),
             entry,
         };
         match replicated {
-            Some(client) => ingest_commit::write_all(client, self.retention_s, std::slice::from_ref(&write))
+            Some(client) => ingest_commit::write_all(client, self.retention_s, std::slice::from_mut(&mut write))
                 .await
                 .pop()
                 .unwrap_or_else(|| Err(Error::corrupt("ingest reply")))?,

@@ -72,7 +72,8 @@ impl Committer {
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError((write, _))) = queue.send((write, reply)).await {
             tracing::error!(partition, "the ingest committer is gone; writing alone");
-            let written = write_all(self.pool.next(), self.retention_s, std::slice::from_ref(&write)).await;
+            let mut write = write;
+            let written = write_all(self.pool.next(), self.retention_s, std::slice::from_mut(&mut write)).await;
             return written
                 .into_iter()
                 .next()
@@ -91,8 +92,8 @@ impl Committer {
 async fn run(pool: Pool, retention_s: u64, mut queued: mpsc::Receiver<Queued>) {
     let mut batch = Vec::with_capacity(MAX_EVENTS);
     while queued.recv_many(&mut batch, MAX_EVENTS).await > 0 {
-        let (writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
-        let results = write_all(pool.next(), retention_s, &writes).await;
+        let (mut writes, replies): (Vec<Write>, Vec<_>) = batch.drain(..).unzip();
+        let results = write_all(pool.next(), retention_s, &mut writes).await;
         for (reply, result) in replies.into_iter().zip(results) {
             reply.send(result).ok();
         }
@@ -100,8 +101,9 @@ async fn run(pool: Pool, retention_s: u64, mut queued: mpsc::Receiver<Queued>) {
 }
 
 /// Pipeline the writes of these events on one connection, in order, and say for each whether
-/// both of its writes were made (an entry whose record was refused is deleted again).
-pub(super) async fn write_all(client: &Client, retention_s: u64, writes: &[Write]) -> Vec<Result<()>> {
+/// both of its writes were made (an entry whose record was refused is deleted again). The
+/// records and entries are moved into the pipeline (a record holds the event's body: no copy).
+pub(super) async fn write_all(client: &Client, retention_s: u64, writes: &mut [Write]) -> Vec<Result<()>> {
     let started = std::time::Instant::now();
     let now = hookline_actors::now_ms();
     let oldest_kept = format!("{}-0", now.saturating_sub(retention_s * 1000));
@@ -111,14 +113,15 @@ pub(super) async fn write_all(client: &Client, retention_s: u64, writes: &[Write
     };
     let pipeline = client.pipeline();
     let expiry = Some(Expiration::EX(retention_s as i64));
-    for write in writes {
+    for write in writes.iter_mut() {
         // Queueing in a pipeline only buffers the command: it fails on nothing these carry.
+        let record = std::mem::take(&mut write.record);
         let queued: std::result::Result<(), _> = pipeline
-            .set(&write.record_key, write.record.as_str(), expiry.clone(), None, false)
+            .set(&write.record_key, record, expiry.clone(), None, false)
             .await;
-        let appended: std::result::Result<(), _> = pipeline
-            .xadd(&write.stream, false, cap.clone(), XID::Auto, write.entry.clone())
-            .await;
+        let entry = std::mem::take(&mut write.entry);
+        let appended: std::result::Result<(), _> =
+            pipeline.xadd(&write.stream, false, cap.clone(), XID::Auto, entry).await;
         if let Err(e) = queued.and(appended) {
             return writes.iter().map(|_| Err(e.clone().into())).collect();
         }
@@ -136,7 +139,7 @@ pub(super) async fn write_all(client: &Client, retention_s: u64, writes: &[Write
     }
     let mut replies = replies.into_iter();
     let mut results = Vec::with_capacity(writes.len());
-    for write in writes {
+    for write in writes.iter() {
         results.push(match (replies.next(), replies.next()) {
             (Some(Ok(_)), Some(Ok(_))) => Ok(()),
             (Some(Err(e)), Some(Ok(id))) => {
