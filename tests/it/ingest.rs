@@ -376,20 +376,30 @@ async fn events_are_stored_as_one_string_and_older_hash_records_still_read() {
     );
 }
 
+/// A store on `redis` (a Redis of the test's own) as a user `name` who may do everything but
+/// what `rules` take away (ACL rules after `+@all`); with its key prefix.
+async fn store_as(
+    redis: &RedisServer,
+    name: &str,
+    rules: &[&str],
+) -> (String, std::sync::Arc<hookline::store::RedisStore>) {
+    let mut acl = vec!["acl", "setuser", name, "on", ">pw", "~*", "&*", "+@all"];
+    acl.extend_from_slice(rules);
+    redis_cli(&redis.url(), &acl);
+    let prefix = unique_prefix(name);
+    let mut cfg = crate::store::config(&prefix);
+    cfg.redis.url = format!("redis://{name}:pw@{}", redis.hostport());
+    let (_, store, _) = crate::store::connect_with(cfg).await;
+    (prefix, store)
+}
+
 /// A lone event is stored by SET and XADD pipelined (no script): if its record is refused, the
 /// call fails and its stream entry is taken back, so the router never meets an entry without
 /// its record. Provoked on a Redis of its own, with a user who may not SET.
 #[tokio::test]
 async fn a_lone_event_whose_record_is_refused_leaves_no_stream_entry() {
     let redis = RedisServer::start(false);
-    redis_cli(
-        &redis.url(),
-        &["acl", "setuser", "noset", "on", ">pw", "~*", "&*", "+@all", "-set"],
-    );
-    let prefix = unique_prefix("noset");
-    let mut cfg = crate::store::config(&prefix);
-    cfg.redis.url = format!("redis://noset:pw@{}", redis.hostport());
-    let (_, store, _) = crate::store::connect_with(cfg).await;
+    let (prefix, store) = store_as(&redis, "noset", &["-set"]).await;
     let event = stored_event("t", &hookline::ids::new_event_id(hookline_actors::now_ms()), "{}");
     let refused = store.ingest(&event).await.expect_err("the record was refused");
     assert!(refused.to_string().contains("NOPERM"), "{refused}");
@@ -404,25 +414,7 @@ async fn a_lone_event_whose_record_is_refused_leaves_no_stream_entry() {
 #[tokio::test]
 async fn in_one_round_trip_a_refused_record_fails_only_its_own_event() {
     let redis = RedisServer::start(false);
-    redis_cli(
-        &redis.url(),
-        &[
-            "acl",
-            "setuser",
-            "someset",
-            "on",
-            ">pw",
-            "~*",
-            "&*",
-            "+@all",
-            "-set",
-            "(~*:evt:evt_ok* +set)",
-        ],
-    );
-    let prefix = unique_prefix("someset");
-    let mut cfg = crate::store::config(&prefix);
-    cfg.redis.url = format!("redis://someset:pw@{}", redis.hostport());
-    let (_, store, _) = crate::store::connect_with(cfg).await;
+    let (prefix, store) = store_as(&redis, "someset", &["-set", "(~*:evt:evt_ok* +set)"]).await;
     let events = ["evt_ok1", "evt_refused", "evt_ok2"].map(|id| stored_event("t", id, "{}"));
     let (first, refused, last) = tokio::join!(
         store.ingest(&events[0]),
